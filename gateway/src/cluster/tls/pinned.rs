@@ -1,0 +1,188 @@
+//! Shared-mode peer verification: the peer must present exactly our cluster certificate (compared
+//! by SHA-256 of its DER, as Kong does), still within its validity, and must prove it holds the key
+//! through the handshake signature. No chain building and no name check: the pin is the identity.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, OtherError, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use sha2::{Digest, Sha256};
+
+/// SHA-256 of a certificate's DER.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Pin([u8; 32]);
+
+impl Pin {
+    pub fn of(cert: &CertificateDer<'_>) -> Pin {
+        Pin(Sha256::digest(cert.as_ref()).into())
+    }
+}
+
+impl fmt::Debug for Pin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a presented certificate is refused; carried inside the rustls error so logs can say it.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    #[error("the peer's certificate (sha256 {presented:?}) is not the pinned cluster certificate (sha256 {pinned:?})")]
+    Mismatch { presented: Pin, pinned: Pin },
+}
+
+fn check(pin: Pin, end_entity: &CertificateDer<'_>, now: UnixTime) -> Result<(), Error> {
+    let presented = Pin::of(end_entity);
+    if presented != pin {
+        let error = PinError::Mismatch { presented, pinned: pin };
+        return Err(Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(error)))));
+    }
+    let (_, cert) = x509_parser::parse_x509_certificate(end_entity.as_ref())
+        .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let now = now.as_secs() as i64;
+    let validity = cert.validity();
+    if now < validity.not_before.timestamp() {
+        return Err(Error::InvalidCertificate(CertificateError::NotValidYet));
+    }
+    if now > validity.not_after.timestamp() {
+        return Err(Error::InvalidCertificate(CertificateError::Expired));
+    }
+    Ok(())
+}
+
+/// The data plane's check of the control plane.
+#[derive(Debug)]
+pub struct PinnedServerVerifier {
+    pin: Pin,
+    provider: Arc<CryptoProvider>,
+}
+
+impl PinnedServerVerifier {
+    pub fn new(pin: Pin, provider: Arc<CryptoProvider>) -> Self {
+        Self { pin, provider }
+    }
+}
+
+impl ServerCertVerifier for PinnedServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        check(self.pin, end_entity, now).map(|()| ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The control plane's check of a data plane. A client certificate is mandatory.
+#[derive(Debug)]
+pub struct PinnedClientVerifier {
+    pin: Pin,
+    provider: Arc<CryptoProvider>,
+}
+
+impl PinnedClientVerifier {
+    pub fn new(pin: Pin, provider: Arc<CryptoProvider>) -> Self {
+        Self { pin, provider }
+    }
+}
+
+impl ClientCertVerifier for PinnedClientVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        check(self.pin, end_entity, now).map(|()| ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::cluster_pair;
+    use crate::conf::PemSource;
+
+    fn der(days: u32) -> CertificateDer<'static> {
+        PemSource::Inline(cluster_pair(days).unwrap().cert_pem).load_certs().unwrap().remove(0)
+    }
+
+    #[test]
+    fn only_the_pinned_certificate_passes() {
+        let ours = der(1);
+        let theirs = der(1);
+        let now = UnixTime::now();
+        assert!(check(Pin::of(&ours), &ours, now).is_ok());
+        let err = check(Pin::of(&ours), &theirs, now).unwrap_err().to_string();
+        assert!(err.contains("Mismatch"), "{err}");
+    }
+
+    #[test]
+    fn an_expired_pinned_certificate_is_refused() {
+        let ours = der(1);
+        let in_three_days =
+            UnixTime::since_unix_epoch(std::time::Duration::from_secs(UnixTime::now().as_secs() + 3 * 86_400));
+        assert_eq!(
+            check(Pin::of(&ours), &ours, in_three_days),
+            Err(Error::InvalidCertificate(CertificateError::Expired))
+        );
+    }
+}

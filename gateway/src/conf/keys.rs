@@ -1,0 +1,314 @@
+//! Every kong.conf key the gateway reads, with Kong's default, its type and what it does. This
+//! table is the single source for the built-in defaults, for unknown-key detection and for
+//! `docs/configuration.md` (a test keeps the two in step).
+
+use figment::value::{Dict, Map, Value};
+use figment::{Metadata, Profile, Provider};
+
+pub struct Key {
+    pub name: &'static str,
+    /// Kong's default, as kong.conf would spell it; `None` is Kong's `NONE` (unset).
+    pub default: Option<&'static str>,
+    pub kind: &'static str,
+    pub doc: &'static str,
+}
+
+const LISTEN: &str = "listen list";
+
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "role",
+        default: Some("traditional"),
+        kind: "`traditional` | `control_plane` | `data_plane`",
+        doc: "What the node serves: proxy and Admin API; Admin API and the cluster listeners; or proxy fed by a control plane.",
+    },
+    Key {
+        name: "database",
+        default: Some("lmdb"),
+        kind: "`lmdb` | `off`",
+        doc: "Where a traditional node or control plane keeps its entities: the embedded LMDB store under `prefix`, or `off` (DB-less, from `declarative_config`). Data planes must use `off`. Kong's `postgres` is not supported yet.",
+    },
+    Key {
+        name: "prefix",
+        default: Some("/usr/local/kong/"),
+        kind: "path",
+        doc: "The node's working directory, created 0700 when missing. Everything the node writes lives under it.",
+    },
+    Key {
+        name: "log_level",
+        default: Some("notice"),
+        kind: "`debug` | `info` | `notice` | `warn` | `error` | `crit` | `alert` | `emerg`",
+        doc: "Lowest level logged to stderr. `notice` logs what `info` does; `crit`, `alert` and `emerg` log what `error` does.",
+    },
+    Key {
+        name: "proxy_listen",
+        default: Some("0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 http2 ssl reuseport backlog=16384"),
+        kind: LISTEN,
+        doc: "Addresses the proxy accepts traffic on, each `host:port` followed by flags (`ssl`, `http2`, `proxy_protocol`, `deferred`, `bind`, `reuseport`, `backlog=N`, `ipv6only=on|off`, `so_keepalive=...`). `off` disables the proxy. Required on a data plane.",
+    },
+    Key {
+        name: "admin_listen",
+        default: Some("127.0.0.1:8001 reuseport backlog=16384, 127.0.0.1:8444 http2 ssl reuseport backlog=16384"),
+        kind: LISTEN,
+        doc: "Addresses of the Admin API. Loopback by default: expose it only behind something that authenticates. Required on a control plane; ignored on a data plane.",
+    },
+    Key {
+        name: "status_listen",
+        default: Some("127.0.0.1:8007 reuseport backlog=16384"),
+        kind: LISTEN,
+        doc: "Addresses of the status API (`/status`, `/status/ready`). `off` disables it.",
+    },
+    Key {
+        name: "cluster_listen",
+        default: Some("0.0.0.0:8005"),
+        kind: LISTEN,
+        doc: "Control plane: where data planes connect for configuration (always mutual TLS).",
+    },
+    Key {
+        name: "cluster_telemetry_listen",
+        default: Some("0.0.0.0:8006"),
+        kind: LISTEN,
+        doc: "Control plane: where data planes send telemetry (always mutual TLS).",
+    },
+    Key {
+        name: "cluster_control_plane",
+        default: Some("127.0.0.1:8005"),
+        kind: "`host:port`",
+        doc: "Data plane: the control plane's cluster listener, without a scheme.",
+    },
+    Key {
+        name: "cluster_telemetry_endpoint",
+        default: Some("127.0.0.1:8006"),
+        kind: "`host:port`",
+        doc: "Data plane: the control plane's telemetry listener, without a scheme.",
+    },
+    Key {
+        name: "cluster_mtls",
+        default: Some("shared"),
+        kind: "`shared` | `pki`",
+        doc: "How control plane and data planes authenticate each other: one shared certificate pinned by both sides, or certificates issued by `cluster_ca_cert`.",
+    },
+    Key {
+        name: "cluster_cert",
+        default: None,
+        kind: "path or inline PEM",
+        doc: "The node's cluster certificate (and, in `pki` mode, its intermediates). Required on control and data planes.",
+    },
+    Key {
+        name: "cluster_cert_key",
+        default: None,
+        kind: "path or inline PEM",
+        doc: "The private key of `cluster_cert`. Required on control and data planes. Never logged.",
+    },
+    Key {
+        name: "cluster_ca_cert",
+        default: None,
+        kind: "path or inline PEM",
+        doc: "`pki` mode: the CA that issues cluster certificates. Required on a `pki` control plane; a data plane adds it to the roots it trusts for the control plane.",
+    },
+    Key {
+        name: "cluster_server_name",
+        default: None,
+        kind: "string",
+        doc: "`pki` mode: the SNI a data plane sends and the name it requires in the control plane's certificate. Unset: the host of `cluster_control_plane`. Shared mode always uses `kong_clustering`.",
+    },
+    Key {
+        name: "cluster_telemetry_server_name",
+        default: None,
+        kind: "string",
+        doc: "`pki` mode: the SNI for the telemetry link. Unset: `cluster_server_name`.",
+    },
+    Key {
+        name: "cluster_ocsp",
+        default: Some("off"),
+        kind: "`on` | `off` | `optional`",
+        doc: "Control plane, `pki` mode: check data plane certificates with the OCSP responder named in their AIA extension. `on` rejects on any responder error; `optional` only on a revoked answer.",
+    },
+    Key {
+        name: "cluster_use_proxy",
+        default: Some("off"),
+        kind: "boolean",
+        doc: "Data plane: reach the control plane through the CONNECT proxy in `proxy_server`.",
+    },
+    Key {
+        name: "proxy_server",
+        default: None,
+        kind: "`http[s]://[user:pass@]host[:port]`",
+        doc: "The forward proxy for `cluster_use_proxy`. Userinfo is percent-decoded (write `#` as `%23`). No path, query or fragment. Credentials are never logged.",
+    },
+    Key {
+        name: "proxy_server_ssl_verify",
+        default: Some("on"),
+        kind: "boolean",
+        doc: "Verify an `https://` proxy's certificate against `lua_ssl_trusted_certificate`. Kong's code defaults to `on` (its docs say `off`); we keep the safe one.",
+    },
+    Key {
+        name: "lua_ssl_trusted_certificate",
+        default: Some("system"),
+        kind: "list of `system`, paths or inline PEM",
+        doc: "Roots trusted for outbound TLS (the forward proxy; in `pki` mode, the control plane). `system` is the operating system's store.",
+    },
+    Key {
+        name: "lua_ssl_verify_depth",
+        default: Some("1"),
+        kind: "integer",
+        doc: "Kong's chain depth for outbound TLS. Accepted for compatibility; our verifier checks whole chains.",
+    },
+    Key {
+        name: "cluster_max_payload",
+        default: Some("16777216"),
+        kind: "integer (bytes, ≥ 4194304)",
+        doc: "Largest cluster message accepted or sent, in either direction.",
+    },
+    Key {
+        name: "cluster_dp_labels",
+        default: None,
+        kind: "list of `key:value`",
+        doc: "Data plane: up to 10 labels reported to the control plane. Keys and values are 1–63 characters of letters, digits, `_`, `.`, `:` or `-`, starting and ending with a letter or digit; keys may not start with `kong`, `konnect`, `insomnia`, `mesh` or `kic`.",
+    },
+    Key {
+        name: "cluster_data_plane_purge_delay",
+        default: Some("1209600"),
+        kind: "integer (seconds, ≥ 60)",
+        doc: "Control plane: how long a data plane that stopped reporting stays listed.",
+    },
+    Key {
+        name: "analytics_flush_interval",
+        default: Some("1"),
+        kind: "number (seconds, > 0)",
+        doc: "Data plane: how often analytics are sent to the control plane.",
+    },
+    Key {
+        name: "analytics_buffer_size_limit",
+        default: Some("100000"),
+        kind: "integer (> 0)",
+        doc: "Data plane: analytics records kept while the telemetry link is down; the oldest are dropped and counted beyond it.",
+    },
+    Key {
+        name: "declarative_config",
+        default: None,
+        kind: "path",
+        doc: "A declarative file (`_format_version: \"3.0\"`, YAML or JSON) served by a DB-less node, or by a data plane until its control plane answers.",
+    },
+    Key {
+        name: "lmdb_map_size",
+        default: Some("2048m"),
+        kind: "size (`k`, `m`, `g` suffixes)",
+        doc: "The largest the LMDB store (or a data plane's cache) may grow.",
+    },
+];
+
+/// Kong settings the gateway knows but does not use: a file with them still loads, with a warning
+/// that they have no effect (rather than a confusing "unknown key").
+pub const KONG_ONLY: &[&str] = &[
+    "admin_access_log",
+    "admin_error_log",
+    "admin_ssl_cert",
+    "admin_ssl_cert_key",
+    "anonymous_reports",
+    "client_body_buffer_size",
+    "client_max_body_size",
+    "cluster_cjson",
+    "cluster_rpc",
+    "cluster_rpc_sync",
+    "db_cache_ttl",
+    "db_update_frequency",
+    "db_update_propagation",
+    "declarative_config_string",
+    "dedicated_config_processing",
+    "dns_order",
+    "dns_resolver",
+    "error_default_type",
+    "headers",
+    "konnect_mode",
+    "lmdb_environment_path",
+    "lua_package_path",
+    "lua_socket_pool_size",
+    "lua_ssl_protocols",
+    "mem_cache_size",
+    "node_id",
+    "plugins",
+    "proxy_access_log",
+    "proxy_error_log",
+    "real_ip_header",
+    "real_ip_recursive",
+    "router_flavor",
+    "ssl_cert",
+    "ssl_cert_key",
+    "ssl_cipher_suite",
+    "ssl_protocols",
+    "status_access_log",
+    "status_error_log",
+    "status_ssl_cert",
+    "status_ssl_cert_key",
+    "stream_listen",
+    "trusted_ips",
+    "untrusted_lua",
+    "upstream_keepalive_idle_timeout",
+    "upstream_keepalive_max_requests",
+    "upstream_keepalive_pool_size",
+    "vitals",
+    "wasm",
+    "wasm_filters_path",
+    "worker_state_update_frequency",
+];
+
+/// Families of Kong settings (nginx directive injection, PostgreSQL, Cassandra, the GUI) we do not use.
+pub const KONG_ONLY_PREFIXES: &[&str] =
+    &["nginx_", "pg_", "cassandra_", "admin_gui_", "vitals_", "portal_", "tracing_"];
+
+pub fn find(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+pub fn is_kong_only(name: &str) -> bool {
+    KONG_ONLY.contains(&name) || KONG_ONLY_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// The known key closest to a misspelt one, when it is close enough to be a likely typo.
+pub fn suggest(name: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .map(|k| (strsim::damerau_levenshtein(name, k.name), k.name))
+        .filter(|&(distance, known)| distance <= 2 + known.len() / 12)
+        .min()
+        .map(|(_, known)| known)
+}
+
+/// The metadata name of the built-in defaults in the figment merge.
+pub const DEFAULTS_SOURCE: &str = "built-in defaults";
+
+/// Kong's defaults as the lowest figment layer.
+pub struct Defaults;
+
+impl Provider for Defaults {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(DEFAULTS_SOURCE)
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let dict: Dict =
+            KEYS.iter().filter_map(|k| k.default.map(|d| (k.name.to_string(), Value::from(d.to_string())))).collect();
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_suggest_the_known_key() {
+        assert_eq!(suggest("cluster_contol_plane"), Some("cluster_control_plane"));
+        assert_eq!(suggest("proxy_lisen"), Some("proxy_listen"));
+        assert_eq!(suggest("rol"), Some("role"));
+        assert_eq!(suggest("something_else_entirely"), None);
+    }
+
+    #[test]
+    fn keys_are_unique_and_not_also_kong_only() {
+        for (i, k) in KEYS.iter().enumerate() {
+            assert!(KEYS[i + 1..].iter().all(|o| o.name != k.name), "{} twice", k.name);
+            assert!(!is_kong_only(k.name), "{} is both ours and Kong-only", k.name);
+        }
+    }
+}

@@ -1,0 +1,459 @@
+//! kong.conf and `KONG_*` environment variables become one typed [`Settings`]. Values are merged
+//! with figment (built-in defaults < file < environment); every value is then parsed into its type,
+//! and every problem found is reported at once with where the value came from.
+
+pub mod env;
+pub mod keys;
+pub mod listen;
+pub mod syntax;
+pub mod values;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+
+pub use env::Environment;
+pub use listen::ListenSpec;
+pub use syntax::ConfFile;
+pub use values::{
+    ClusterMtls, ClusterOcsp, Credentials, Database, HostPort, LogLevel, PemSource, ProxyScheme, ProxyServer, Role,
+    TrustSource,
+};
+
+/// Where Kong looks for a configuration file when none is given.
+pub const DEFAULT_PATHS: &[&str] = &["/etc/kong/kong.conf", "/etc/kong.conf"];
+
+/// The node's configuration, typed. Nothing downstream re-checks these values.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub role: Role,
+    pub database: Database,
+    pub prefix: PathBuf,
+    pub log_level: LogLevel,
+    pub proxy_listen: Vec<ListenSpec>,
+    pub admin_listen: Vec<ListenSpec>,
+    pub status_listen: Vec<ListenSpec>,
+    pub cluster_listen: Vec<ListenSpec>,
+    pub cluster_telemetry_listen: Vec<ListenSpec>,
+    pub cluster_control_plane: HostPort,
+    pub cluster_telemetry_endpoint: HostPort,
+    pub cluster_mtls: ClusterMtls,
+    pub cluster_cert: Option<PemSource>,
+    pub cluster_cert_key: Option<PemSource>,
+    pub cluster_ca_cert: Option<PemSource>,
+    pub cluster_server_name: Option<String>,
+    pub cluster_telemetry_server_name: Option<String>,
+    pub cluster_ocsp: ClusterOcsp,
+    pub cluster_use_proxy: bool,
+    pub proxy_server: Option<ProxyServer>,
+    pub proxy_server_ssl_verify: bool,
+    pub lua_ssl_trusted_certificate: Vec<TrustSource>,
+    pub lua_ssl_verify_depth: u64,
+    pub cluster_max_payload: u64,
+    pub cluster_dp_labels: BTreeMap<String, String>,
+    pub cluster_data_plane_purge_delay: Duration,
+    pub analytics_flush_interval: Duration,
+    pub analytics_buffer_size_limit: u64,
+    pub declarative_config: Option<PathBuf>,
+    pub lmdb_map_size: u64,
+    /// The file these settings were read from, if any.
+    pub source: Option<PathBuf>,
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    File {
+        path: PathBuf,
+        line: usize,
+    },
+    /// The whole file, for problems that belong to no single line.
+    FileAsWhole {
+        path: PathBuf,
+    },
+    Env {
+        var: String,
+    },
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File { path, line } => write!(f, "{}:{line}", path.display()),
+            Origin::FileAsWhole { path } => write!(f, "{}", path.display()),
+            Origin::Env { var } => write!(f, "environment variable {var}"),
+            Origin::Default => f.write_str("built-in defaults"),
+        }
+    }
+}
+
+/// A value that cannot be used, or a rule the settings break together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub origin: Origin,
+    pub key: String,
+    /// The offending value as safe to print (secrets redacted); `None` when the key is unset.
+    pub value: Option<String>,
+    pub reason: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Some(value) => write!(f, "{}: {} = \"{value}\": {}", self.origin, self.key, self.reason),
+            None if self.key.is_empty() => write!(f, "{}: {}", self.origin, self.reason),
+            None => write!(f, "{}: {}: {}", self.origin, self.key, self.reason),
+        }
+    }
+}
+
+/// Something worth telling the user that does not stop the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub origin: Origin,
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.origin, self.message)
+    }
+}
+
+#[derive(Debug)]
+pub struct Loaded {
+    pub settings: Settings,
+    pub warnings: Vec<Warning>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfError {
+    #[error("cannot read configuration file {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}", render_problems(problems))]
+    Invalid { problems: Vec<Problem>, warnings: Vec<Warning> },
+}
+
+fn render_problems(problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems.iter().map(Problem::to_string).collect();
+    format!(
+        "invalid configuration ({} problem{}):\n{}",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" },
+        lines.join("\n")
+    )
+}
+
+/// The file to read when the command line names none: the first of [`DEFAULT_PATHS`] that exists.
+pub fn default_file() -> Option<PathBuf> {
+    DEFAULT_PATHS.iter().map(PathBuf::from).find(|p| p.is_file())
+}
+
+/// Reads `file` (if any) and the process environment.
+pub fn load(file: Option<&Path>) -> Result<Loaded, ConfError> {
+    let conf = match file {
+        Some(path) => {
+            Some(ConfFile::read(path).map_err(|source| ConfError::Read { path: path.to_path_buf(), source })?)
+        }
+        None => None,
+    };
+    load_from(conf, Environment::from_process())
+}
+
+/// Merges and checks already-read sources; what [`load`] does after reading.
+pub fn load_from(file: Option<ConfFile>, env: Environment) -> Result<Loaded, ConfError> {
+    let mut figment = Figment::from(keys::Defaults);
+    if let Some(file) = &file {
+        figment = figment.merge(file.clone());
+    }
+    figment = figment.merge(env);
+    let raw: BTreeMap<String, String> = figment.extract().map_err(|e| ConfError::Invalid {
+        problems: vec![Problem { origin: Origin::Default, key: String::new(), value: None, reason: e.to_string() }],
+        warnings: vec![],
+    })?;
+    let mut cx = Checker { figment, file: file.as_ref(), raw, problems: Vec::new(), warnings: Vec::new() };
+    cx.check_file();
+    let settings = cx.settings();
+    cx.check_roles(&settings);
+    if cx.problems.is_empty() {
+        Ok(Loaded { settings, warnings: cx.warnings })
+    } else {
+        Err(ConfError::Invalid { problems: cx.problems, warnings: cx.warnings })
+    }
+}
+
+struct Checker<'a> {
+    figment: Figment,
+    file: Option<&'a ConfFile>,
+    raw: BTreeMap<String, String>,
+    problems: Vec<Problem>,
+    warnings: Vec<Warning>,
+}
+
+impl Checker<'_> {
+    fn origin(&self, key: &str) -> Origin {
+        let source = self.figment.find_metadata(key).map(|m| m.name.as_ref());
+        match (source, self.file) {
+            (Some(syntax::FILE_SOURCE), Some(file)) => match file.get(key) {
+                Some(entry) => Origin::File { path: file.path.clone(), line: entry.line },
+                None => Origin::FileAsWhole { path: file.path.clone() },
+            },
+            (Some(env::ENV_SOURCE), _) => Origin::Env { var: env::var_name(key) },
+            _ => Origin::Default,
+        }
+    }
+
+    /// The trimmed value of `key`; an empty value means unset, as in Kong.
+    fn value(&self, key: &str) -> Option<String> {
+        self.raw.get(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    fn problem(&mut self, key: &str, value: Option<&str>, reason: impl Into<String>) {
+        let value = value.map(|v| printable(key, v));
+        self.problems.push(Problem { origin: self.origin(key), key: key.to_string(), value, reason: reason.into() });
+    }
+
+    /// A problem with `key` caused by the value of `cause` (for example a role that needs a key left
+    /// unset): it points at where `cause` was set.
+    fn problem_because(&mut self, cause: &str, key: &str, reason: impl Into<String>) {
+        self.problems.push(Problem {
+            origin: self.origin(cause),
+            key: key.to_string(),
+            value: None,
+            reason: reason.into(),
+        });
+    }
+
+    fn optional<T>(&mut self, key: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
+        let value = self.value(key)?;
+        match parse(&value) {
+            Ok(t) => Some(t),
+            Err(reason) => {
+                self.problem(key, Some(&value), reason);
+                None
+            }
+        }
+    }
+
+    /// A key with a built-in default that must not be left empty. On a problem, the default stands
+    /// in so checking can go on and report everything.
+    fn required<T>(&mut self, key: &str, parse: impl Fn(&str) -> Result<T, String>) -> T {
+        let default = || {
+            let text = keys::find(key).and_then(|k| k.default).expect("required keys have a default");
+            parse(text).expect("built-in defaults parse")
+        };
+        if self.value(key).is_none() {
+            self.problem(key, None, "must not be empty");
+            return default();
+        }
+        self.optional(key, &parse).unwrap_or_else(default)
+    }
+
+    fn check_file(&mut self) {
+        let Some(file) = self.file else { return };
+        for error in &file.errors {
+            self.problems.push(Problem {
+                origin: Origin::File { path: file.path.clone(), line: error.line },
+                key: String::new(),
+                value: None,
+                reason: format!("{}: `{}`", error.reason, error.text),
+            });
+        }
+        for entry in &file.entries {
+            let origin = Origin::File { path: file.path.clone(), line: entry.line };
+            if keys::find(&entry.key).is_some() {
+                continue;
+            }
+            let message = if keys::is_kong_only(&entry.key) {
+                format!("{} is a Kong setting that gateway does not use; ignored", entry.key)
+            } else if let Some(known) = keys::suggest(&entry.key) {
+                format!("unknown key {} (did you mean {known}?); ignored", entry.key)
+            } else {
+                format!("unknown key {}; ignored", entry.key)
+            };
+            self.warnings.push(Warning { origin, message });
+        }
+        for (key, first, last) in file.duplicates() {
+            self.warnings.push(Warning {
+                origin: Origin::File { path: file.path.clone(), line: last },
+                message: format!("{key} is also set on line {first}; this line wins"),
+            });
+        }
+    }
+
+    fn settings(&mut self) -> Settings {
+        use values::*;
+        let prefix = self.required("prefix", |v| Ok(PathBuf::from(v)));
+        let prefix = std::path::absolute(&prefix).unwrap_or(prefix);
+        Settings {
+            role: self.required("role", parse_role),
+            database: self.required("database", parse_database),
+            prefix,
+            log_level: self.required("log_level", parse_log_level),
+            proxy_listen: self.optional("proxy_listen", listen::parse_listen_list).unwrap_or_default(),
+            admin_listen: self.optional("admin_listen", listen::parse_listen_list).unwrap_or_default(),
+            status_listen: self.optional("status_listen", listen::parse_listen_list).unwrap_or_default(),
+            cluster_listen: self.optional("cluster_listen", listen::parse_listen_list).unwrap_or_default(),
+            cluster_telemetry_listen: self
+                .optional("cluster_telemetry_listen", listen::parse_listen_list)
+                .unwrap_or_default(),
+            cluster_control_plane: self.required("cluster_control_plane", parse_host_port),
+            cluster_telemetry_endpoint: self.required("cluster_telemetry_endpoint", parse_host_port),
+            cluster_mtls: self.required("cluster_mtls", parse_cluster_mtls),
+            cluster_cert: self.optional("cluster_cert", |v| {
+                let source = PemSource::parse(v);
+                source.load_certs().map(|_| source)
+            }),
+            cluster_cert_key: self.optional("cluster_cert_key", |v| {
+                let source = PemSource::parse(v);
+                source.load_key().map(|_| source)
+            }),
+            cluster_ca_cert: self.optional("cluster_ca_cert", |v| {
+                let source = PemSource::parse(v);
+                source.load_certs().map(|_| source)
+            }),
+            cluster_server_name: self.optional("cluster_server_name", parse_server_name),
+            cluster_telemetry_server_name: self.optional("cluster_telemetry_server_name", parse_server_name),
+            cluster_ocsp: self.required("cluster_ocsp", parse_cluster_ocsp),
+            cluster_use_proxy: self.required("cluster_use_proxy", parse_bool),
+            proxy_server: self.optional("proxy_server", parse_proxy_server),
+            proxy_server_ssl_verify: self.required("proxy_server_ssl_verify", parse_bool),
+            lua_ssl_trusted_certificate: self
+                .optional("lua_ssl_trusted_certificate", parse_trust_list)
+                .unwrap_or_default(),
+            lua_ssl_verify_depth: self.required("lua_ssl_verify_depth", |v| parse_integer(v, 0)),
+            cluster_max_payload: self.required("cluster_max_payload", |v| parse_integer(v, 4 * 1024 * 1024)),
+            cluster_dp_labels: self.optional("cluster_dp_labels", parse_labels).unwrap_or_default(),
+            cluster_data_plane_purge_delay: Duration::from_secs(
+                self.required("cluster_data_plane_purge_delay", |v| parse_integer(v, 60)),
+            ),
+            analytics_flush_interval: self.required("analytics_flush_interval", parse_seconds),
+            analytics_buffer_size_limit: self.required("analytics_buffer_size_limit", |v| parse_integer(v, 1)),
+            declarative_config: self.optional("declarative_config", |v| {
+                let path = PathBuf::from(v);
+                if path.is_file() { Ok(path) } else { Err(format!("no such file: {}", path.display())) }
+            }),
+            lmdb_map_size: self.required("lmdb_map_size", parse_size),
+            source: self.file.map(|f| f.path.clone()),
+        }
+    }
+
+    /// Kong's rules for what each role needs and forbids.
+    fn check_roles(&mut self, s: &Settings) {
+        let role = self.value("role").unwrap_or_default();
+        let hybrid = s.role != Role::Traditional;
+        match s.role {
+            Role::ControlPlane => {
+                if s.admin_listen.is_empty() {
+                    self.problem(
+                        "admin_listen",
+                        None,
+                        "a control plane needs the Admin API: it must not be empty or off",
+                    );
+                }
+                if s.cluster_listen.is_empty() {
+                    self.problem(
+                        "cluster_listen",
+                        None,
+                        "a control plane needs cluster_listen: it must not be empty or off",
+                    );
+                }
+                if s.cluster_telemetry_listen.is_empty() {
+                    self.problem(
+                        "cluster_telemetry_listen",
+                        None,
+                        "a control plane needs cluster_telemetry_listen: it must not be empty or off",
+                    );
+                }
+                if s.database == Database::Off {
+                    self.problem("database", Some("off"), "a control plane needs a store: set database = lmdb");
+                }
+                if s.cluster_use_proxy {
+                    self.problem(
+                        "cluster_use_proxy",
+                        self.value("cluster_use_proxy").as_deref(),
+                        "only data planes reach their control plane through a proxy: turn it off on a control plane",
+                    );
+                }
+                if s.cluster_mtls == ClusterMtls::Pki && s.cluster_ca_cert.is_none() {
+                    self.problem_because(
+                        "cluster_mtls",
+                        "cluster_ca_cert",
+                        "cluster_mtls = pki on a control plane needs cluster_ca_cert",
+                    );
+                }
+            }
+            Role::DataPlane => {
+                if s.proxy_listen.is_empty() {
+                    self.problem("proxy_listen", None, "a data plane needs proxy_listen: it must not be empty or off");
+                }
+                if s.database != Database::Off {
+                    let value = self.value("database");
+                    self.problem(
+                        "database",
+                        value.as_deref(),
+                        "a data plane keeps its config in memory and its cache: set database = off",
+                    );
+                }
+            }
+            Role::Traditional => {
+                if s.cluster_use_proxy {
+                    self.warnings.push(Warning {
+                        origin: self.origin("cluster_use_proxy"),
+                        message: "cluster_use_proxy has no effect unless role = data_plane".into(),
+                    });
+                }
+            }
+        }
+        if s.role != Role::DataPlane && !s.cluster_dp_labels.is_empty() {
+            let value = self.value("cluster_dp_labels");
+            self.problem("cluster_dp_labels", value.as_deref(), "only data planes have labels");
+        }
+        if hybrid {
+            for key in ["cluster_cert", "cluster_cert_key"] {
+                if self.value(key).is_none() {
+                    self.problem_because(
+                        "role",
+                        key,
+                        format!(
+                            "role = {role} needs cluster_cert and cluster_cert_key (make a pair with `gateway hybrid gen_cert`)"
+                        ),
+                    );
+                }
+            }
+            if let (Some(cert), Some(key)) = (&s.cluster_cert, &s.cluster_cert_key)
+                && let Err(reason) = crate::certs::check_pair(cert, key)
+            {
+                self.problem("cluster_cert_key", None, reason);
+            }
+        }
+        if s.cluster_use_proxy && s.proxy_server.is_none() && self.value("proxy_server").is_none() {
+            self.problem("cluster_use_proxy", Some("on"), "cluster_use_proxy is on but no proxy_server is configured");
+        }
+    }
+}
+
+/// A TLS server name: a DNS name (no scheme, port or spaces).
+fn parse_server_name(v: &str) -> Result<String, String> {
+    rustls_pki_types::ServerName::try_from(v)
+        .map(|_| v.to_string())
+        .map_err(|_| "must be a DNS name or IP address, without a scheme or port".into())
+}
+
+/// A value as it may be printed: URLs lose their credentials and inline keys are not shown.
+fn printable(key: &str, value: &str) -> String {
+    if value.contains("-----BEGIN") {
+        "<inline PEM>".into()
+    } else if key == "proxy_server" {
+        values::redact_url(value)
+    } else {
+        value.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests;

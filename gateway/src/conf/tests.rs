@@ -1,0 +1,323 @@
+use std::path::Path;
+
+use super::*;
+
+fn load_text(text: &str) -> Result<Loaded, ConfError> {
+    load_text_env(text, &[])
+}
+
+fn load_text_env(text: &str, env: &[(&str, &str)]) -> Result<Loaded, ConfError> {
+    let file = ConfFile::parse(Path::new("test.conf"), text);
+    let env = Environment::from_vars(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    load_from(Some(file), env)
+}
+
+fn problems(text: &str) -> Vec<String> {
+    problems_env(text, &[])
+}
+
+fn problems_env(text: &str, env: &[(&str, &str)]) -> Vec<String> {
+    match load_text_env(text, env) {
+        Ok(_) => panic!("expected problems in:\n{text}"),
+        Err(ConfError::Invalid { problems, .. }) => problems.iter().map(ToString::to_string).collect(),
+        Err(e) => panic!("unexpected {e}"),
+    }
+}
+
+fn cert_files(dir: &Path) -> (String, String) {
+    let pair = crate::certs::cluster_pair(30).unwrap();
+    let cert = dir.join("cluster.crt");
+    let key = dir.join("cluster.key");
+    std::fs::write(&cert, pair.cert_pem).unwrap();
+    std::fs::write(&key, pair.key_pem).unwrap();
+    (cert.display().to_string(), key.display().to_string())
+}
+
+#[test]
+fn built_in_defaults_are_kongs() {
+    let s = load_from(None, Environment::default()).unwrap().settings;
+    assert_eq!(s.role, Role::Traditional);
+    assert_eq!(s.database, Database::Lmdb);
+    assert_eq!(s.prefix, Path::new("/usr/local/kong/"));
+    assert_eq!(s.log_level, LogLevel::Notice);
+    assert_eq!(s.proxy_listen.len(), 2);
+    assert!(s.proxy_listen[1].ssl && s.proxy_listen[1].http2);
+    assert_eq!(s.admin_listen[0].authority(), "127.0.0.1:8001");
+    assert_eq!(s.status_listen[0].authority(), "127.0.0.1:8007");
+    assert_eq!(s.cluster_listen[0].authority(), "0.0.0.0:8005");
+    assert_eq!(s.cluster_telemetry_listen[0].authority(), "0.0.0.0:8006");
+    assert_eq!(s.cluster_control_plane.to_string(), "127.0.0.1:8005");
+    assert_eq!(s.cluster_telemetry_endpoint.to_string(), "127.0.0.1:8006");
+    assert_eq!(s.cluster_mtls, ClusterMtls::Shared);
+    assert_eq!(s.cluster_ocsp, ClusterOcsp::Off);
+    assert!(!s.cluster_use_proxy);
+    assert!(s.proxy_server_ssl_verify);
+    assert_eq!(s.lua_ssl_trusted_certificate, vec![TrustSource::System]);
+    assert_eq!(s.cluster_max_payload, 16_777_216);
+    assert_eq!(s.cluster_data_plane_purge_delay, Duration::from_secs(1_209_600));
+    assert_eq!(s.analytics_flush_interval, Duration::from_secs(1));
+    assert_eq!(s.analytics_buffer_size_limit, 100_000);
+    assert_eq!(s.lmdb_map_size, 2048 << 20);
+    assert!(s.cluster_cert.is_none() && s.declarative_config.is_none() && s.proxy_server.is_none());
+}
+
+#[test]
+fn every_default_in_the_key_table_parses() {
+    // `required` relies on this to keep checking after a bad value.
+    let loaded = load_from(None, Environment::default()).unwrap();
+    assert!(loaded.warnings.is_empty());
+}
+
+#[test]
+fn file_values_override_defaults() {
+    let s = load_text("log_level = debug\nproxy_listen = 127.0.0.1:9000\nlmdb_map_size = 64m\n").unwrap().settings;
+    assert_eq!(s.log_level, LogLevel::Debug);
+    assert_eq!(s.proxy_listen.len(), 1);
+    assert_eq!(s.lmdb_map_size, 64 << 20);
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let s = load_text_env("log_level = debug\n", &[("KONG_LOG_LEVEL", "error")]).unwrap().settings;
+    assert_eq!(s.log_level, LogLevel::Error);
+}
+
+#[test]
+fn environment_values_are_not_comment_stripped() {
+    let err = problems_env("", &[("KONG_LOG_LEVEL", "warn # loud")]);
+    assert_eq!(
+        err,
+        vec![
+            "environment variable KONG_LOG_LEVEL: log_level = \"warn # loud\": must be one of: debug, info, notice, warn, error, crit, alert, emerg"
+        ]
+    );
+}
+
+#[test]
+fn a_bad_value_names_file_line_key_value_and_reason() {
+    let err = problems("# comment\n\ncluster_mtls = mutual\n");
+    assert_eq!(err, vec!["test.conf:3: cluster_mtls = \"mutual\": must be one of: shared, pki"]);
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let err = problems("log_level = loud\nlmdb_map_size = big\nrole = boss\ncluster_max_payload = 10\n");
+    assert_eq!(err.len(), 4, "{err:#?}");
+    assert!(err[0].starts_with("test.conf:3: role = \"boss\""), "{err:#?}");
+    assert!(err.iter().any(|e| e.starts_with("test.conf:1: log_level = \"loud\"")));
+    assert!(err.iter().any(|e| e.starts_with("test.conf:2: lmdb_map_size = \"big\": must be a size")));
+    assert!(err.iter().any(|e| e == "test.conf:4: cluster_max_payload = \"10\": must be at least 4194304"));
+}
+
+#[test]
+fn syntax_errors_are_problems_with_their_line() {
+    let err = problems("role = traditional\nthis is not a setting\n");
+    assert_eq!(err, vec!["test.conf:2: expected `key = value`: `this is not a setting`"]);
+}
+
+#[test]
+fn quotes_are_kept_so_a_quoted_enum_is_wrong() {
+    let err = problems("role = \"data_plane\"\n");
+    assert!(err[0].contains("role = \"\"data_plane\"\": must be one of"), "{err:?}");
+}
+
+#[test]
+fn a_trailing_comment_does_not_reach_the_value() {
+    let s = load_text("role = traditional # the default\n").unwrap().settings;
+    assert_eq!(s.role, Role::Traditional);
+}
+
+#[test]
+fn unknown_keys_warn_and_suggest() {
+    let loaded = load_text("cluster_contol_plane = cp:8005\nfoo_bar_baz = 1\npg_host = db\n").unwrap();
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        vec![
+            "test.conf:1: unknown key cluster_contol_plane (did you mean cluster_control_plane?); ignored",
+            "test.conf:2: unknown key foo_bar_baz; ignored",
+            "test.conf:3: pg_host is a Kong setting that gateway does not use; ignored",
+        ]
+    );
+}
+
+#[test]
+fn a_key_set_twice_warns_and_the_last_wins() {
+    let loaded = load_text("log_level = debug\nlog_level = warn\n").unwrap();
+    assert_eq!(loaded.settings.log_level, LogLevel::Warn);
+    assert_eq!(loaded.warnings[0].to_string(), "test.conf:2: log_level is also set on line 1; this line wins");
+}
+
+#[test]
+fn an_empty_value_unsets_and_required_keys_say_so() {
+    let err = problems("role =\n");
+    assert_eq!(err, vec!["test.conf:1: role: must not be empty"]);
+}
+
+#[test]
+fn comma_lists_drop_empty_items() {
+    let s = load_text("cluster_dp_labels = a:b, ,c:d,\n").unwrap_err();
+    // Labels are DP-only; the list itself parsed into two labels.
+    assert!(s.to_string().contains("only data planes have labels"), "{s}");
+    let s = load_text("status_listen = 127.0.0.1:1, ,127.0.0.1:2,\n").unwrap().settings;
+    assert_eq!(s.status_listen.len(), 2);
+}
+
+#[test]
+fn listen_off_disables() {
+    let s = load_text("status_listen = off\n").unwrap().settings;
+    assert!(s.status_listen.is_empty());
+}
+
+#[test]
+fn booleans_accept_on_off_true_false_only() {
+    assert!(load_text("proxy_server_ssl_verify = false\n").unwrap().settings.proxy_server_ssl_verify == false);
+    assert!(load_text("proxy_server_ssl_verify = on\n").unwrap().settings.proxy_server_ssl_verify);
+    let err = problems("proxy_server_ssl_verify = nope\n");
+    assert_eq!(err, vec!["test.conf:1: proxy_server_ssl_verify = \"nope\": must be on, off, true or false"]);
+}
+
+#[test]
+fn a_hash_in_a_proxy_password_is_written_percent_23() {
+    let s = load_text("proxy_server = http://u:p%23w@proxy:3128 # corporate proxy\n").unwrap().settings;
+    assert_eq!(s.proxy_server.unwrap().credentials.unwrap().password, "p#w");
+    // `\#` reaches the value as a literal `#`, which a URL cannot hold: the error says what to write.
+    let err = problems("proxy_server = http://u:p\\#w@proxy:3128\n");
+    assert_eq!(
+        err,
+        vec![
+            "test.conf:1: proxy_server = \"http://<credentials>@proxy:3128\": must not contain `#` (it would start a fragment): write it as %23"
+        ]
+    );
+}
+
+#[test]
+fn proxy_credentials_never_appear_in_errors() {
+    let err = problems("proxy_server = http://user:hunter2@proxy:3128/path\n");
+    assert_eq!(err, vec!["test.conf:1: proxy_server = \"http://<credentials>@proxy:3128/path\": must not have a path"]);
+}
+
+#[test]
+fn data_plane_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = cert_files(dir.path());
+    let good = format!("role = data_plane\ndatabase = off\ncluster_cert = {cert}\ncluster_cert_key = {key}\n");
+    let s = load_text(&good).unwrap().settings;
+    assert_eq!(s.role, Role::DataPlane);
+
+    let err = problems("role = data_plane\nproxy_listen = off\n");
+    assert!(
+        err.contains(
+            &"test.conf:2: proxy_listen: a data plane needs proxy_listen: it must not be empty or off".to_string()
+        ),
+        "{err:#?}"
+    );
+    assert!(err.contains(&"built-in defaults: database = \"lmdb\": a data plane keeps its config in memory and its cache: set database = off".to_string()), "{err:#?}");
+    assert!(
+        err.iter()
+            .any(|e| e
+                .starts_with("test.conf:1: cluster_cert: role = data_plane needs cluster_cert and cluster_cert_key")),
+        "{err:#?}"
+    );
+    assert!(err.iter().any(|e| e.starts_with("test.conf:1: cluster_cert_key: role = data_plane needs")), "{err:#?}");
+}
+
+#[test]
+fn control_plane_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = cert_files(dir.path());
+    let base = format!("role = control_plane\ncluster_cert = {cert}\ncluster_cert_key = {key}\n");
+    load_text(&base).unwrap();
+
+    let err = problems(&format!(
+        "{base}database = off\ncluster_listen = off\ncluster_use_proxy = on\nproxy_server = http://p:1\ncluster_dp_labels = a:b\ncluster_mtls = pki\nadmin_listen = off\n"
+    ));
+    for needle in [
+        "test.conf:4: database = \"off\": a control plane needs a store",
+        "test.conf:5: cluster_listen: a control plane needs cluster_listen",
+        "test.conf:6: cluster_use_proxy = \"on\": only data planes reach their control plane through a proxy",
+        "test.conf:8: cluster_dp_labels = \"a:b\": only data planes have labels",
+        "test.conf:9: cluster_ca_cert: cluster_mtls = pki on a control plane needs cluster_ca_cert",
+        "test.conf:10: admin_listen: a control plane needs the Admin API",
+    ] {
+        assert!(err.iter().any(|e| e.starts_with(needle)), "missing {needle} in {err:#?}");
+    }
+}
+
+#[test]
+fn hybrid_certificate_files_must_exist_and_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, _) = cert_files(dir.path());
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let (_, other_key) = cert_files(&other);
+    let err = problems(&format!(
+        "role = data_plane\ndatabase = off\ncluster_cert = {cert}\ncluster_cert_key = {other_key}\n"
+    ));
+    assert_eq!(err.len(), 1, "{err:#?}");
+    assert!(err[0].contains("is not the private key of"), "{err:#?}");
+
+    let err = problems("cluster_cert = /nonexistent/cluster.crt\n");
+    assert!(
+        err[0].starts_with(
+            "test.conf:1: cluster_cert = \"/nonexistent/cluster.crt\": cannot read /nonexistent/cluster.crt"
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn use_proxy_needs_a_proxy_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = cert_files(dir.path());
+    let err = problems(&format!(
+        "role = data_plane\ndatabase = off\ncluster_cert = {cert}\ncluster_cert_key = {key}\ncluster_use_proxy = on\n"
+    ));
+    assert_eq!(
+        err,
+        vec!["test.conf:5: cluster_use_proxy = \"on\": cluster_use_proxy is on but no proxy_server is configured"]
+    );
+}
+
+#[test]
+fn inline_keys_are_never_printed() {
+    let pair = crate::certs::cluster_pair(1).unwrap();
+    let inline = pair.key_pem.replace('\n', "\\n");
+    let other = crate::certs::cluster_pair(1).unwrap().cert_pem.replace('\n', "\\n");
+    let err = load_text_env(
+        "role = data_plane\ndatabase = off\n",
+        &[("KONG_CLUSTER_CERT_KEY", &inline), ("KONG_CLUSTER_CERT", &other)],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(!err.contains("PRIVATE KEY"), "{err}");
+    assert!(err.contains("is not the private key of"), "{err}");
+}
+
+#[test]
+fn declarative_config_must_exist() {
+    let err = problems("database = off\ndeclarative_config = /nonexistent/kong.yml\n");
+    assert_eq!(
+        err,
+        vec!["test.conf:2: declarative_config = \"/nonexistent/kong.yml\": no such file: /nonexistent/kong.yml"]
+    );
+}
+
+#[test]
+fn the_shipped_configs_are_valid() {
+    let conf_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
+    let file = ConfFile::read(&conf_dir.join("kong.conf")).unwrap();
+    let loaded = load_from(Some(file), Environment::default()).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn configuration_doc_lists_every_key_with_its_default() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md")).unwrap();
+    for key in keys::KEYS {
+        assert!(doc.contains(&format!("`{}`", key.name)), "docs/configuration.md misses {}", key.name);
+        if let Some(default) = key.default {
+            assert!(doc.contains(&format!("`{default}`")), "docs/configuration.md misses the default of {}", key.name);
+        }
+    }
+}

@@ -1,0 +1,543 @@
+//! Typed values of kong.conf: each parser turns one raw string into a type that carries its rules,
+//! or says in one phrase why it cannot. The loader adds where the value came from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::listen::split_host_port;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Traditional,
+    ControlPlane,
+    DataPlane,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Database {
+    Lmdb,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterMtls {
+    Shared,
+    Pki,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterOcsp {
+    Off,
+    On,
+    Optional,
+}
+
+/// Kong's (nginx's) log levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Notice,
+    Warn,
+    Error,
+    Crit,
+    Alert,
+    Emerg,
+}
+
+impl LogLevel {
+    /// tracing has five levels: `notice` shares `info`, and the levels above `error` share `error`.
+    pub fn tracing_level(self) -> tracing::Level {
+        match self {
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Info | LogLevel::Notice => tracing::Level::INFO,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Error | LogLevel::Crit | LogLevel::Alert | LogLevel::Emerg => tracing::Level::ERROR,
+        }
+    }
+}
+
+pub fn parse_role(v: &str) -> Result<Role, String> {
+    one_of(
+        v,
+        &[("traditional", Role::Traditional), ("control_plane", Role::ControlPlane), ("data_plane", Role::DataPlane)],
+    )
+}
+
+pub fn parse_database(v: &str) -> Result<Database, String> {
+    match v {
+        "postgres" | "cassandra" => Err(format!("`{v}` is not supported yet; use lmdb (embedded) or off (DB-less)")),
+        _ => one_of(v, &[("lmdb", Database::Lmdb), ("off", Database::Off)]),
+    }
+}
+
+pub fn parse_cluster_mtls(v: &str) -> Result<ClusterMtls, String> {
+    match v {
+        "pki_check_cn" => Err("`pki_check_cn` is a Kong Enterprise mode; use pki".into()),
+        _ => one_of(v, &[("shared", ClusterMtls::Shared), ("pki", ClusterMtls::Pki)]),
+    }
+}
+
+pub fn parse_cluster_ocsp(v: &str) -> Result<ClusterOcsp, String> {
+    one_of(v, &[("off", ClusterOcsp::Off), ("on", ClusterOcsp::On), ("optional", ClusterOcsp::Optional)])
+}
+
+pub fn parse_log_level(v: &str) -> Result<LogLevel, String> {
+    one_of(
+        v,
+        &[
+            ("debug", LogLevel::Debug),
+            ("info", LogLevel::Info),
+            ("notice", LogLevel::Notice),
+            ("warn", LogLevel::Warn),
+            ("error", LogLevel::Error),
+            ("crit", LogLevel::Crit),
+            ("alert", LogLevel::Alert),
+            ("emerg", LogLevel::Emerg),
+        ],
+    )
+}
+
+fn one_of<T: Copy>(v: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    choices.iter().find(|(name, _)| *name == v).map(|&(_, t)| t).ok_or_else(|| {
+        let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+        format!("must be one of: {}", names.join(", "))
+    })
+}
+
+/// `on`/`true` and `off`/`false`. Kong reads anything else as false; we refuse it, since a typo
+/// silently turning a security setting off is worse than a failed start.
+pub fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err("must be on, off, true or false".into()),
+    }
+}
+
+/// A size such as `2048m`: digits with an optional `k`, `m` or `g` suffix (powers of 1024).
+pub fn parse_size(v: &str) -> Result<u64, String> {
+    const HINT: &str = "must be a size such as 2048m (a number with an optional k, m or g suffix)";
+    let (digits, factor) = match v.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&v[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&v[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&v[..i], 1 << 30),
+        _ => (v, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(HINT.into());
+    }
+    let n: u64 = digits.parse().map_err(|_| HINT.to_string())?;
+    let bytes = n.checked_mul(factor).ok_or("is too large")?;
+    if bytes == 0 {
+        return Err("must be greater than zero".into());
+    }
+    Ok(bytes)
+}
+
+/// A whole number no smaller than `min`.
+pub fn parse_integer(v: &str, min: u64) -> Result<u64, String> {
+    let n: u64 = v.parse().map_err(|_| "must be a whole number".to_string())?;
+    if n < min {
+        return Err(format!("must be at least {min}"));
+    }
+    Ok(n)
+}
+
+/// A positive number of seconds, fractions allowed.
+pub fn parse_seconds(v: &str) -> Result<Duration, String> {
+    let secs: f64 = v.parse().map_err(|_| "must be a number of seconds".to_string())?;
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err("must be greater than zero".into());
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| "is too large".to_string())
+}
+
+/// `host:port` with no scheme or path, as `cluster_control_plane` is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+pub fn parse_host_port(v: &str) -> Result<HostPort, String> {
+    if v.contains('/') && !v.contains("://") {
+        return Err("write host:port, without a path".into());
+    }
+    let (host, port) = split_host_port(v)?;
+    if host == "*" {
+        return Err("`*` is not an address to connect to".into());
+    }
+    Ok(HostPort { host, port })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyScheme {
+    Http,
+    Https,
+}
+
+/// `proxy_server`: where a data plane's CONNECT tunnel starts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProxyServer {
+    pub scheme: ProxyScheme,
+    pub host: String,
+    pub port: u16,
+    pub credentials: Option<Credentials>,
+}
+
+/// Basic-auth credentials for the forward proxy, percent-decoded. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credentials(<redacted>)")
+    }
+}
+
+/// The URL without its password: safe for logs and errors.
+impl fmt::Display for ProxyServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self.scheme {
+            ProxyScheme::Http => "http",
+            ProxyScheme::Https => "https",
+        };
+        write!(f, "{scheme}://")?;
+        if self.credentials.is_some() {
+            f.write_str("<credentials>@")?;
+        }
+        write!(f, "{}", HostPort { host: self.host.clone(), port: self.port })
+    }
+}
+
+impl fmt::Debug for ProxyServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProxyServer({self})")
+    }
+}
+
+pub fn parse_proxy_server(v: &str) -> Result<ProxyServer, String> {
+    if v.contains('#') {
+        return Err("must not contain `#` (it would start a fragment): write it as %23".into());
+    }
+    let url = url::Url::parse(v).map_err(|e| format!("is not a URL ({e})"))?;
+    let scheme = match url.scheme() {
+        "http" => ProxyScheme::Http,
+        "https" => ProxyScheme::Https,
+        other => return Err(format!("the scheme must be http or https, not `{other}`")),
+    };
+    let host = match url.host() {
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        Some(host) => host.to_string(),
+        None => return Err("a host is required".into()),
+    };
+    if host.is_empty() {
+        return Err("a host is required".into());
+    }
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err("must not have a path".into());
+    }
+    if url.query().is_some() {
+        return Err("must not have a query".into());
+    }
+    if url.fragment().is_some() {
+        return Err("must not have a fragment (write `#` in a password as %23)".into());
+    }
+    let decode =
+        |s: &str| percent_decode(s).ok_or_else(|| "the credentials are not valid percent-encoded UTF-8".to_string());
+    let credentials = match (url.username(), url.password()) {
+        ("", None) => None,
+        (user, password) => Some(Credentials { user: decode(user)?, password: decode(password.unwrap_or(""))? }),
+    };
+    let port = url.port_or_known_default().ok_or("a port is required")?;
+    Ok(ProxyServer { scheme, host, port, credentials })
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The value with any password in a URL replaced, for error messages about `proxy_server`.
+pub fn redact_url(v: &str) -> String {
+    match (v.find("://"), v.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}<credentials>{}", &v[..scheme_end + 3], &v[at..])
+        }
+        _ => v.to_string(),
+    }
+}
+
+/// Certificates and keys are given as a file path or inline PEM, as Kong accepts them.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PemSource {
+    File(PathBuf),
+    Inline(String),
+}
+
+impl fmt::Debug for PemSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PemSource::File(path) => write!(f, "File({})", path.display()),
+            PemSource::Inline(pem) => write!(f, "Inline({} bytes)", pem.len()),
+        }
+    }
+}
+
+impl fmt::Display for PemSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PemSource::File(path) => write!(f, "{}", path.display()),
+            PemSource::Inline(_) => f.write_str("inline PEM"),
+        }
+    }
+}
+
+impl PemSource {
+    pub fn parse(v: &str) -> PemSource {
+        if v.contains("-----BEGIN") {
+            PemSource::Inline(v.replace("\\n", "\n"))
+        } else {
+            PemSource::File(PathBuf::from(v))
+        }
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        match self {
+            PemSource::File(path) => std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display())),
+            PemSource::Inline(pem) => Ok(pem.as_bytes().to_vec()),
+        }
+    }
+
+    /// Every certificate in the source, in order; at least one.
+    pub fn load_certs(&self) -> Result<Vec<CertificateDer<'static>>, String> {
+        let bytes = self.bytes()?;
+        let certs = CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{self} is not valid PEM ({e})"))?;
+        if certs.is_empty() {
+            return Err(format!("{self} holds no PEM certificate"));
+        }
+        Ok(certs)
+    }
+
+    /// The first private key in the source.
+    pub fn load_key(&self) -> Result<PrivateKeyDer<'static>, String> {
+        let bytes = self.bytes()?;
+        PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
+            rustls_pki_types::pem::Error::NoItemsFound => {
+                format!("{self} holds no PEM private key")
+            }
+            e => format!("{self} is not a valid PEM private key ({e})"),
+        })
+    }
+}
+
+/// One entry of `lua_ssl_trusted_certificate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustSource {
+    System,
+    Pem(PemSource),
+}
+
+pub fn parse_trust_list(v: &str) -> Result<Vec<TrustSource>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            if item == "system" {
+                return Ok(TrustSource::System);
+            }
+            let source = PemSource::parse(item);
+            source.load_certs()?;
+            Ok(TrustSource::Pem(source))
+        })
+        .collect()
+}
+
+/// `cluster_dp_labels`: `key:value` pairs under Kong's rules.
+pub fn parse_labels(v: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut labels = BTreeMap::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (key, value) = item.split_once(':').ok_or_else(|| format!("label `{item}` must be written key:value"))?;
+        check_label_part(key).map_err(|e| format!("label key `{key}` {e}"))?;
+        check_label_part(value).map_err(|e| format!("label value `{value}` {e}"))?;
+        let lower = key.to_ascii_lowercase();
+        if let Some(reserved) = ["kong", "konnect", "insomnia", "mesh", "kic"].iter().find(|p| lower.starts_with(**p)) {
+            return Err(format!("label key `{key}` must not start with `{reserved}` (reserved)"));
+        }
+        if labels.insert(key.to_string(), value.to_string()).is_some() {
+            return Err(format!("label key `{key}` is given twice"));
+        }
+    }
+    if labels.len() > 10 {
+        return Err(format!("at most 10 labels are allowed, not {}", labels.len()));
+    }
+    Ok(labels)
+}
+
+fn check_label_part(s: &str) -> Result<(), &'static str> {
+    const RULE: &str =
+        "must be 1-63 characters of letters, digits, _ . : -, starting and ending with a letter or digit";
+    let bytes = s.as_bytes();
+    let edge_ok = |b: u8| b.is_ascii_alphanumeric();
+    let inner_ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-');
+    let ok = !bytes.is_empty()
+        && bytes.len() <= 63
+        && edge_ok(bytes[0])
+        && edge_ok(bytes[bytes.len() - 1])
+        && bytes.iter().all(|&b| inner_ok(b));
+    if ok { Ok(()) } else { Err(RULE) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn booleans_are_on_off_true_false() {
+        for (v, b) in [("on", true), ("true", true), ("ON", true), ("off", false), ("false", false)] {
+            assert_eq!(parse_bool(v), Ok(b), "{v}");
+        }
+        assert!(parse_bool("yes").unwrap_err().contains("on, off, true or false"));
+        assert!(parse_bool("1").is_err());
+    }
+
+    #[test]
+    fn sizes_take_k_m_g_suffixes() {
+        assert_eq!(parse_size("2048m"), Ok(2048 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        for bad in ["", "m", "12x", "1.5g", "-1m", "0", "99999999999999999999g"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn enums_list_their_choices() {
+        assert_eq!(parse_role("data_plane"), Ok(Role::DataPlane));
+        assert_eq!(parse_role("dp").unwrap_err(), "must be one of: traditional, control_plane, data_plane");
+        assert!(parse_database("postgres").unwrap_err().contains("not supported yet"));
+        assert_eq!(parse_database("off"), Ok(Database::Off));
+        assert!(parse_cluster_mtls("pki_check_cn").unwrap_err().contains("Enterprise"));
+        assert_eq!(parse_cluster_ocsp("optional"), Ok(ClusterOcsp::Optional));
+    }
+
+    #[test]
+    fn notice_logs_like_info() {
+        assert_eq!(parse_log_level("notice").unwrap().tracing_level(), tracing::Level::INFO);
+        assert_eq!(parse_log_level("crit").unwrap().tracing_level(), tracing::Level::ERROR);
+        assert!(parse_log_level("verbose").is_err());
+    }
+
+    #[test]
+    fn numbers_have_minimums() {
+        assert_eq!(parse_integer("4194304", 4194304), Ok(4194304));
+        assert_eq!(parse_integer("100", 4194304).unwrap_err(), "must be at least 4194304");
+        assert!(parse_integer("1e6", 0).is_err());
+        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("soon").is_err());
+    }
+
+    #[test]
+    fn host_port_has_no_scheme_or_path() {
+        assert_eq!(parse_host_port("cp.example:8005"), Ok(HostPort { host: "cp.example".into(), port: 8005 }));
+        assert_eq!(parse_host_port("[::1]:8005").unwrap().to_string(), "[::1]:8005");
+        assert!(parse_host_port("wss://cp:8005").unwrap_err().contains("without a scheme"));
+        assert!(parse_host_port("cp:8005/x").unwrap_err().contains("without a path"));
+        assert!(parse_host_port("cp").unwrap_err().contains("port is required"));
+    }
+
+    #[test]
+    fn proxy_server_urls() {
+        let p = parse_proxy_server("http://proxy.corp").unwrap();
+        assert_eq!((p.scheme, p.host.as_str(), p.port, p.credentials), (ProxyScheme::Http, "proxy.corp", 80, None));
+        let p = parse_proxy_server("https://proxy.corp").unwrap();
+        assert_eq!(p.port, 443);
+        let p = parse_proxy_server("https://us%40er:p%23ss@10.0.0.1:3128/").unwrap();
+        let c = p.credentials.clone().unwrap();
+        assert_eq!((c.user.as_str(), c.password.as_str(), p.port), ("us@er", "p#ss", 3128));
+        assert_eq!(p.to_string(), "https://<credentials>@10.0.0.1:3128");
+        assert!(!format!("{p:?}").contains("p#ss"));
+        for (bad, needle) in [
+            ("socks5://h:1", "scheme must be http or https"),
+            ("http://h:1/path", "must not have a path"),
+            ("http://h:1?x=1", "must not have a query"),
+            ("http://u:a#b@h:1", "write it as %23"),
+            ("h:3128", "scheme must be http or https"),
+            ("http://", "is not a URL"),
+        ] {
+            let err = parse_proxy_server(bad).unwrap_err();
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn urls_are_redacted_for_errors() {
+        assert_eq!(redact_url("http://u:secret@h:1/x"), "http://<credentials>@h:1/x");
+        assert_eq!(redact_url("http://h:1"), "http://h:1");
+    }
+
+    #[test]
+    fn labels_follow_kongs_rules() {
+        let labels = parse_labels("region:eu-west-1, tier:gold").unwrap();
+        assert_eq!(labels.get("region").map(String::as_str), Some("eu-west-1"));
+        for (bad, needle) in [
+            ("region", "key:value"),
+            ("kong_x:y", "reserved"),
+            ("a:-b", "must be 1-63"),
+            ("a:b,a:c", "twice"),
+            (&(0..11).map(|i| format!("k{i}:v")).collect::<Vec<_>>().join(","), "at most 10"),
+            (&format!("k:{}", "v".repeat(64)), "must be 1-63"),
+        ] {
+            let err = parse_labels(bad).unwrap_err();
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn pem_sources_are_paths_or_inline() {
+        assert_eq!(PemSource::parse("/etc/x.crt"), PemSource::File("/etc/x.crt".into()));
+        assert!(
+            matches!(PemSource::parse("-----BEGIN CERTIFICATE-----\\nAA"), PemSource::Inline(p) if p.contains('\n'))
+        );
+        let missing = PemSource::File("/nonexistent/x.crt".into()).load_certs().unwrap_err();
+        assert!(missing.contains("cannot read /nonexistent/x.crt"), "{missing}");
+        let no_cert = PemSource::Inline("-----BEGIN NOTHING-----\n-----END NOTHING-----\n".into());
+        assert!(no_cert.load_certs().unwrap_err().contains("holds no PEM certificate"));
+        assert!(no_cert.load_key().unwrap_err().contains("holds no PEM private key"));
+    }
+}

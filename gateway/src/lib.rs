@@ -1,0 +1,15 @@
+//! `gateway`: an API gateway with Kong's configuration, a control plane / data plane split and
+//! WebAssembly components for routing and plugins. `main.rs` is only the command line; everything
+//! else lives here, one module per part.
+
+#![forbid(unsafe_code)]
+
+pub mod certs;
+pub mod cluster;
+pub mod conf;
+pub mod node;
+pub mod status;
+pub mod wasm;
+
+/// The gateway's version, as `gateway version` prints it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,135 @@
+//! The `gateway` command line: parses arguments and hands each command to the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gateway::{certs, conf, node};
+
+#[derive(Parser)]
+#[command(
+    name = "gateway",
+    version,
+    about = "An API gateway that reads Kong's configuration",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    /// Configuration file (kong.conf syntax). Default: /etc/kong/kong.conf if it exists, else built-in defaults.
+    #[arg(short = 'c', long = "conf", value_name = "FILE")]
+    conf: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the node in the foreground (what `gateway -c FILE` does).
+    Start {
+        /// Configuration file (kong.conf syntax).
+        #[arg(short = 'c', long = "conf", value_name = "FILE")]
+        conf: Option<PathBuf>,
+    },
+    /// Check a configuration file and report every problem in it.
+    Check {
+        /// The kong.conf file to check.
+        file: PathBuf,
+    },
+    /// Hybrid mode (control plane / data plane) tools.
+    Hybrid {
+        #[command(subcommand)]
+        command: Hybrid,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Subcommand)]
+enum Hybrid {
+    /// Generate the certificate and key shared by control plane and data planes (cluster_mtls = shared).
+    #[command(name = "gen_cert")]
+    GenCert {
+        /// Where to write the certificate (default ./cluster.crt).
+        #[arg(requires = "key")]
+        cert: Option<PathBuf>,
+        /// Where to write the private key (default ./cluster.key).
+        key: Option<PathBuf>,
+        /// Days the certificate stays valid.
+        #[arg(short = 'd', long, default_value_t = certs::DEFAULT_DAYS)]
+        days: u32,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Start { conf: cli.conf }) {
+        Command::Start { conf } => start(conf.as_deref()),
+        Command::Check { file } => check(&file),
+        Command::Hybrid { command: Hybrid::GenCert { cert, key, days } } => {
+            let cert = cert.unwrap_or_else(|| PathBuf::from("cluster.crt"));
+            let key = key.unwrap_or_else(|| PathBuf::from("cluster.key"));
+            match certs::gen_cert(&cert, &key, days) {
+                Ok(()) => {
+                    println!("wrote certificate {} and key {} (valid {days} days)", cert.display(), key.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.to_string()),
+            }
+        }
+        Command::Version => {
+            println!("gateway {}", gateway::VERSION);
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn check(file: &Path) -> ExitCode {
+    match conf::load(Some(file)) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                eprintln!("warning: {warning}");
+            }
+            println!("configuration at {} is valid", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            if let conf::ConfError::Invalid { warnings, .. } = &error {
+                for warning in warnings {
+                    eprintln!("warning: {warning}");
+                }
+            }
+            fail(&error.to_string())
+        }
+    }
+}
+
+fn start(file: Option<&Path>) -> ExitCode {
+    let file = file.map(Path::to_path_buf).or_else(conf::default_file);
+    let loaded = match conf::load(file.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(error) => return fail(&error.to_string()),
+    };
+    node::logging::init(loaded.settings.log_level);
+    match &file {
+        Some(path) => tracing::info!(file = %path.display(), "configuration loaded"),
+        None => tracing::info!("no configuration file given and none in /etc/kong: running on built-in defaults"),
+    }
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("gateway").build() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(node::run(loaded.settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("Error: {message}");
+    ExitCode::FAILURE
+}

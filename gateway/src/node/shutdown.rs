@@ -1,0 +1,55 @@
+//! One shutdown signal for the whole node: every task that accepts or serves holds a [`Shutdown`]
+//! and stops when it fires.
+
+use tokio::sync::watch;
+
+/// Fires the shutdown.
+#[derive(Debug)]
+pub struct Trigger(watch::Sender<bool>);
+
+/// Waits for the shutdown.
+#[derive(Debug, Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+pub fn channel() -> (Trigger, Shutdown) {
+    let (tx, rx) = watch::channel(false);
+    (Trigger(tx), Shutdown(rx))
+}
+
+impl Trigger {
+    pub fn fire(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl Shutdown {
+    /// Resolves once the shutdown fired (at once if it already has).
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|fired| *fired).await;
+    }
+
+    pub fn fired(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
+/// SIGINT and SIGTERM, caught from the moment they are installed.
+pub struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+    }
+
+    /// Resolves on the next SIGINT or SIGTERM, naming it.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The status API on `status_listen`: `/status` (what the node is and has served) and
+//! `/status/ready` (200 only once the node has a configuration to serve).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::conf::{Role, Settings};
+
+#[derive(Clone)]
+pub struct StatusApi {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    role: Role,
+    started: Instant,
+    total_requests: AtomicU64,
+}
+
+impl StatusApi {
+    pub fn new(settings: &Settings) -> Self {
+        StatusApi {
+            inner: Arc::new(Inner { role: settings.role, started: Instant::now(), total_requests: AtomicU64::new(0) }),
+        }
+    }
+
+    pub fn service(
+        &self,
+    ) -> impl hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<Full<Bytes>>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + use<>,
+    >
+    + Clone
+    + Send
+    + Sync
+    + 'static
+    + use<> {
+        let api = self.clone();
+        hyper::service::service_fn(move |req| {
+            let response = api.answer(&req);
+            async move { Ok(response) }
+        })
+    }
+
+    fn answer(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        let total = self.inner.total_requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return json(StatusCode::METHOD_NOT_ALLOWED, serde_json::json!({ "message": "Method not allowed" }));
+        }
+        match req.uri().path() {
+            "/status" => json(
+                StatusCode::OK,
+                serde_json::json!({
+                    "version": crate::VERSION,
+                    "role": role_name(self.inner.role),
+                    "uptime_seconds": self.inner.started.elapsed().as_secs(),
+                    "server": { "total_requests": total },
+                    "configuration_hash": null,
+                }),
+            ),
+            // No configuration can be loaded yet, so the node is never ready to proxy.
+            "/status/ready" => {
+                json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({ "message": "no configuration available" }))
+            }
+            _ => json(StatusCode::NOT_FOUND, serde_json::json!({ "message": "Not found" })),
+        }
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Traditional => "traditional",
+        Role::ControlPlane => "control_plane",
+        Role::DataPlane => "data_plane",
+    }
+}
+
+fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json; charset=utf-8")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a static response is valid")
+}
