@@ -1,1 +1,5 @@
+//! End-to-end tests: each drives the real `gateway` binary the way a user would.
 
+mod check;
+mod gen_cert;
+mod lifecycle;

@@ -228,6 +228,11 @@ impl Checker<'_> {
         });
     }
 
+    /// Whether `key` already has a problem, so rules about it do not report it twice.
+    fn failed(&self, key: &str) -> bool {
+        self.problems.iter().any(|p| p.key == key)
+    }
+
     fn optional<T>(&mut self, key: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
         let value = self.value(key)?;
         match parse(&value) {
@@ -348,21 +353,21 @@ impl Checker<'_> {
         let hybrid = s.role != Role::Traditional;
         match s.role {
             Role::ControlPlane => {
-                if s.admin_listen.is_empty() {
+                if s.admin_listen.is_empty() && !self.failed("admin_listen") {
                     self.problem(
                         "admin_listen",
                         None,
                         "a control plane needs the Admin API: it must not be empty or off",
                     );
                 }
-                if s.cluster_listen.is_empty() {
+                if s.cluster_listen.is_empty() && !self.failed("cluster_listen") {
                     self.problem(
                         "cluster_listen",
                         None,
                         "a control plane needs cluster_listen: it must not be empty or off",
                     );
                 }
-                if s.cluster_telemetry_listen.is_empty() {
+                if s.cluster_telemetry_listen.is_empty() && !self.failed("cluster_telemetry_listen") {
                     self.problem(
                         "cluster_telemetry_listen",
                         None,
@@ -388,7 +393,7 @@ impl Checker<'_> {
                 }
             }
             Role::DataPlane => {
-                if s.proxy_listen.is_empty() {
+                if s.proxy_listen.is_empty() && !self.failed("proxy_listen") {
                     self.problem("proxy_listen", None, "a data plane needs proxy_listen: it must not be empty or off");
                 }
                 if s.database != Database::Off {

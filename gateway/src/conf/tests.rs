@@ -171,7 +171,7 @@ fn listen_off_disables() {
 
 #[test]
 fn booleans_accept_on_off_true_false_only() {
-    assert!(load_text("proxy_server_ssl_verify = false\n").unwrap().settings.proxy_server_ssl_verify == false);
+    assert!(!load_text("proxy_server_ssl_verify = false\n").unwrap().settings.proxy_server_ssl_verify);
     assert!(load_text("proxy_server_ssl_verify = on\n").unwrap().settings.proxy_server_ssl_verify);
     let err = problems("proxy_server_ssl_verify = nope\n");
     assert_eq!(err, vec!["test.conf:1: proxy_server_ssl_verify = \"nope\": must be on, off, true or false"]);
