@@ -74,12 +74,16 @@ fn build_plugins(plugins: &Path, target_dir: &Path) {
             cmd.env_remove(key.as_ref());
         }
     }
-    let status = cmd.status().unwrap_or_else(|e| panic!("running cargo for plugins/: {e}"));
-    if !status.success() {
+    // Our stdout is read by cargo as build directives: keep the nested build's output to ourselves
+    // and show it only when it fails.
+    let output = cmd.output().unwrap_or_else(|e| panic!("running cargo for plugins/: {e}"));
+    if !output.status.success() {
         panic!(
-            "building the bundled components in {} failed ({status}); \
-             is the target installed? run: rustup target add {WASM_TARGET}",
-            plugins.display()
+            "building the bundled components in {} failed ({}); \
+             is the target installed? run: rustup target add {WASM_TARGET}\n{}",
+            plugins.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
         );
     }
 }

@@ -18,6 +18,23 @@ pub enum Role {
     DataPlane,
 }
 
+impl Role {
+    /// The name kong.conf uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Traditional => "traditional",
+            Role::ControlPlane => "control_plane",
+            Role::DataPlane => "data_plane",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Database {
     Lmdb,

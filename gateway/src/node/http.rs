@@ -25,6 +25,7 @@ where
 {
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -33,7 +34,7 @@ where
                     let builder = builder.clone();
                     let service = service.clone();
                     let watcher = graceful.watcher();
-                    tokio::spawn(async move {
+                    connections.spawn(async move {
                         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                         if let Err(error) = watcher.watch(conn).await {
                             tracing::debug!(%peer, %error, "{name}: connection ended with an error");
@@ -46,6 +47,7 @@ where
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             () = shutdown.wait() => break,
         }
     }
@@ -53,7 +55,93 @@ where
     let open = graceful.count();
     if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
         tracing::warn!("{name}: connections still busy after {drain:?}; closing them");
+        connections.abort_all();
     } else if open > 0 {
         tracing::debug!("{name}: {open} connection(s) drained");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::Arc;
+
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::node::shutdown;
+
+    /// A service that signals when a request arrives, then answers after `delay` (never if `None`).
+    fn slow(
+        arrived: Arc<Notify>,
+        delay: Option<Duration>,
+    ) -> impl hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<Full<Bytes>>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send,
+    > + Clone
+    + Send
+    + Sync
+    + 'static {
+        hyper::service::service_fn(move |_req| {
+            let arrived = arrived.clone();
+            async move {
+                arrived.notify_one();
+                match delay {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => std::future::pending::<()>().await,
+                }
+                Ok(Response::new(Full::new(Bytes::from_static(b"finished"))))
+            }
+        })
+    }
+
+    async fn request(addr: std::net::SocketAddr) -> TcpStream {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+        stream
+    }
+
+    #[tokio::test]
+    async fn an_in_flight_request_finishes_after_the_stop_and_new_connections_are_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (trigger, stop) = shutdown::channel();
+        let arrived = Arc::new(Notify::new());
+        let service = slow(arrived.clone(), Some(Duration::from_millis(300)));
+        let server = tokio::spawn(serve("test", listener, service, stop, Duration::from_secs(10)));
+
+        let mut client = request(addr).await;
+        arrived.notified().await;
+        trigger.fire();
+
+        let mut response = String::new();
+        client.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200") && response.ends_with("finished"), "{response}");
+        tokio::time::timeout(Duration::from_secs(5), server).await.expect("serve returns once drained").unwrap();
+        assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
+    }
+
+    #[tokio::test]
+    async fn a_request_that_never_finishes_is_cut_at_the_drain_bound() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (trigger, stop) = shutdown::channel();
+        let arrived = Arc::new(Notify::new());
+        let server =
+            tokio::spawn(serve("test", listener, slow(arrived.clone(), None), stop, Duration::from_millis(200)));
+
+        let mut client = request(addr).await;
+        arrived.notified().await;
+        trigger.fire();
+        tokio::time::timeout(Duration::from_secs(5), server).await.expect("serve gives up after the bound").unwrap();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest)).await;
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the connection is closed without an answer: {read:?}");
     }
 }

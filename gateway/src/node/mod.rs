@@ -59,7 +59,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         tracing::info!(listen = %spec, "status API listening");
         tasks.spawn(http::serve("status", listener, status.service(), shutdown.clone(), DRAIN_TIMEOUT));
     }
-    tracing::info!(role = ?settings.role, version = crate::VERSION, "gateway started");
+    tracing::info!(role = %settings.role, version = crate::VERSION, "gateway started");
 
     let signal = signals.recv().await;
     tracing::info!(signal, "stopping: no new connections; in-flight requests get up to {DRAIN_TIMEOUT:?}");

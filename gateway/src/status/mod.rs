@@ -60,7 +60,7 @@ impl StatusApi {
                 StatusCode::OK,
                 serde_json::json!({
                     "version": crate::VERSION,
-                    "role": role_name(self.inner.role),
+                    "role": self.inner.role.as_str(),
                     "uptime_seconds": self.inner.started.elapsed().as_secs(),
                     "server": { "total_requests": total },
                     "configuration_hash": null,
@@ -72,14 +72,6 @@ impl StatusApi {
             }
             _ => json(StatusCode::NOT_FOUND, serde_json::json!({ "message": "Not found" })),
         }
-    }
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Traditional => "traditional",
-        Role::ControlPlane => "control_plane",
-        Role::DataPlane => "data_plane",
     }
 }
 
