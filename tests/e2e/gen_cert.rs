@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use gateway::cluster::tls::pinned::{Pin, PinnedServerVerifier};
+use gateway::cluster::tls::pinned::{Pin, PinnedVerifier};
 use gateway::cluster::tls::{provider, shared_client_config, shared_server_config, shared_server_name};
 use gateway::conf::PemSource;
 use gateway_tests::{run, stderr};
@@ -163,7 +163,7 @@ async fn a_data_plane_with_another_certificate_is_refused_by_the_control_plane()
     let cp = made_by_the_cli(dir.path(), "cp");
     let dp = made_by_the_cli(dir.path(), "dp");
     // The data plane trusts the control plane's certificate but presents its own.
-    let trusts_cp = Arc::new(PinnedServerVerifier::new(Pin::of(&cp.chain[0]), provider()));
+    let trusts_cp = Arc::new(PinnedVerifier::new(Pin::of(&cp.chain[0]), provider()));
     let client = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .unwrap()

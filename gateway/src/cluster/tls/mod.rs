@@ -28,7 +28,7 @@ pub fn shared_server_config(
     key: PrivateKeyDer<'static>,
 ) -> Result<ServerConfig, rustls::Error> {
     let pin = pinned::Pin::of(&chain[0]);
-    let verifier = Arc::new(pinned::PinnedClientVerifier::new(pin, provider()));
+    let verifier = Arc::new(pinned::PinnedVerifier::new(pin, provider()));
     ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
@@ -42,7 +42,7 @@ pub fn shared_client_config(
     key: PrivateKeyDer<'static>,
 ) -> Result<ClientConfig, rustls::Error> {
     let pin = pinned::Pin::of(&chain[0]);
-    let verifier = Arc::new(pinned::PinnedServerVerifier::new(pin, provider()));
+    let verifier = Arc::new(pinned::PinnedVerifier::new(pin, provider()));
     ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .dangerous()

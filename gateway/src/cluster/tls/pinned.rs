@@ -57,20 +57,36 @@ fn check(pin: Pin, end_entity: &CertificateDer<'_>, now: UnixTime) -> Result<(),
     Ok(())
 }
 
-/// The data plane's check of the control plane.
+/// Accepts only the pinned certificate. The same verifier serves the data plane's check of the
+/// control plane (`ServerCertVerifier`) and the control plane's check of a data plane
+/// (`ClientCertVerifier`, certificate mandatory).
 #[derive(Debug)]
-pub struct PinnedServerVerifier {
+pub struct PinnedVerifier {
     pin: Pin,
     provider: Arc<CryptoProvider>,
 }
 
-impl PinnedServerVerifier {
+impl PinnedVerifier {
     pub fn new(pin: Pin, provider: Arc<CryptoProvider>) -> Self {
         Self { pin, provider }
     }
+
+    fn tls12(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> SignatureResult {
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn tls13(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> SignatureResult {
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
 }
 
-impl ServerCertVerifier for PinnedServerVerifier {
+type SignatureResult = Result<HandshakeSignatureValid, Error>;
+
+impl ServerCertVerifier for PinnedVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -82,43 +98,20 @@ impl ServerCertVerifier for PinnedServerVerifier {
         check(self.pin, end_entity, now).map(|()| ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> SignatureResult {
+        self.tls12(m, c, d)
     }
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> SignatureResult {
+        self.tls13(m, c, d)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.schemes()
     }
 }
 
-/// The control plane's check of a data plane. A client certificate is mandatory.
-#[derive(Debug)]
-pub struct PinnedClientVerifier {
-    pin: Pin,
-    provider: Arc<CryptoProvider>,
-}
-
-impl PinnedClientVerifier {
-    pub fn new(pin: Pin, provider: Arc<CryptoProvider>) -> Self {
-        Self { pin, provider }
-    }
-}
-
-impl ClientCertVerifier for PinnedClientVerifier {
+impl ClientCertVerifier for PinnedVerifier {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         &[]
     }
@@ -132,26 +125,16 @@ impl ClientCertVerifier for PinnedClientVerifier {
         check(self.pin, end_entity, now).map(|()| ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> SignatureResult {
+        self.tls12(m, c, d)
     }
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> SignatureResult {
+        self.tls13(m, c, d)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.schemes()
     }
 }
 
