@@ -1,0 +1,873 @@
+//! Kong's declarative format (`_format_version: "3.0"`, YAML or JSON) into a validated [`Config`].
+//! Entities may nest under their parent or stand flat with references by name or id. Every error
+//! is collected with its entity path; a file with any error yields no config at all.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::schema::{Errors, FieldError, Obj, index, join};
+use super::types::*;
+use super::validate;
+
+/// Ids of entities that have none are UUIDv5 in this namespace, from the entity's natural key, so
+/// the same file always gives the same ids.
+const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_3c2e_9b7d_4e0a_8c55_0d2b_7e4f_a913);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeclarativeError {
+    #[error("cannot read declarative config {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("declarative config {origin} is not valid {format}: {message}")]
+    Syntax { origin: String, format: &'static str, message: String },
+    #[error("{}", render(origin, errors))]
+    Invalid { origin: String, errors: Vec<FieldError> },
+}
+
+fn render(origin: &str, errors: &[FieldError]) -> String {
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    let n = errors.len();
+    format!("declarative config {origin} is invalid ({n} error{}):\n{}", if n == 1 { "" } else { "s" }, lines.join("\n"))
+}
+
+/// Reads and validates a declarative file: JSON if the name ends in `json`, else YAML (YAML also
+/// reads JSON).
+pub fn parse_file(path: &Path) -> Result<Config, DeclarativeError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| DeclarativeError::Read { path: path.to_path_buf(), source })?;
+    let json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    parse_str(&text, json, &path.display().to_string())
+}
+
+/// Parses `text` (JSON when `json`, else YAML); `origin` names it in errors.
+pub fn parse_str(text: &str, json: bool, origin: &str) -> Result<Config, DeclarativeError> {
+    let value: Value = if json {
+        serde_json::from_str(text).map_err(|e| DeclarativeError::Syntax {
+            origin: origin.into(),
+            format: "JSON",
+            message: e.to_string(),
+        })?
+    } else {
+        yaml_serde::from_str(text).map_err(|e| DeclarativeError::Syntax {
+            origin: origin.into(),
+            format: "YAML",
+            message: e.to_string(),
+        })?
+    };
+    parse_value(&value).map_err(|errors| DeclarativeError::Invalid { origin: origin.into(), errors })
+}
+
+/// Validates an already-parsed document.
+pub fn parse_value(doc: &Value) -> Result<Config, Vec<FieldError>> {
+    let mut b = Builder::default();
+    let Some(mut top) = Obj::new(String::new(), doc, &mut b.errors) else {
+        b.errors.0[0].path = "(root)".into();
+        return Err(b.errors.0);
+    };
+    match top.string("_format_version", &mut b.errors).as_deref() {
+        Some("3.0") => {}
+        Some(other) => b.errors.push("_format_version", format!("unsupported version {other:?}: use \"3.0\"")),
+        None if top.has("_format_version") => {}
+        None => b.errors.push("_format_version", "required field missing (use \"3.0\")"),
+    }
+    top.bool("_transform", true, &mut b.errors);
+    top.accept(&["_comment", "_workspace"]);
+    for (path, v) in top.array("services", &mut b.errors) {
+        b.service(path, v);
+    }
+    for (path, v) in top.array("routes", &mut b.errors) {
+        b.route(path, v, None);
+    }
+    for (path, v) in top.array("consumers", &mut b.errors) {
+        b.consumer(path, v);
+    }
+    for (path, v) in top.array("plugins", &mut b.errors) {
+        b.plugin(path, v, Scope::Global);
+    }
+    for (path, v) in top.array("upstreams", &mut b.errors) {
+        b.upstream(path, v);
+    }
+    for (path, v) in top.array("targets", &mut b.errors) {
+        b.target(path, v, None);
+    }
+    for (path, v) in top.array("certificates", &mut b.errors) {
+        b.certificate(path, v);
+    }
+    for (path, v) in top.array("snis", &mut b.errors) {
+        b.sni(path, v, None);
+    }
+    top.finish(&mut b.errors);
+    b.finish()
+}
+
+/// A reference as written: an id, or a name.
+#[derive(Debug, Clone)]
+enum RawRef {
+    Id(Uuid),
+    Name(String),
+}
+
+impl fmt::Display for RawRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RawRef::Id(id) => write!(f, "id {id}"),
+            RawRef::Name(name) => write!(f, "name {name:?}"),
+        }
+    }
+}
+
+/// A reference not yet resolved, with the path it was written at.
+#[derive(Debug, Clone)]
+enum Link {
+    Resolved(Uuid),
+    Pending { raw: RawRef, path: String },
+}
+
+#[derive(Clone, Copy)]
+enum Scope {
+    Global,
+    Service(Uuid),
+    Route(Uuid),
+    Consumer(Uuid),
+}
+
+#[derive(Default)]
+struct Builder {
+    errors: Errors,
+    services: Vec<(String, Service)>,
+    routes: Vec<(String, Route, Option<Link>)>,
+    consumers: Vec<(String, Consumer)>,
+    plugins: Vec<(String, Plugin, [Option<Link>; 3])>,
+    upstreams: Vec<(String, Upstream)>,
+    targets: Vec<(String, Target, Link)>,
+    certificates: Vec<(String, Certificate)>,
+    snis: Vec<(String, Sni, Link)>,
+}
+
+/// Fields Kong exports or accepts that the gateway does not use yet.
+const SERVICE_ACCEPTED: &[&str] = &["tls_verify", "tls_verify_depth", "ca_certificates", "client_certificate"];
+const UPSTREAM_ACCEPTED: &[&str] = &[
+    "hash_on",
+    "hash_fallback",
+    "hash_on_header",
+    "hash_fallback_header",
+    "hash_on_cookie",
+    "hash_on_cookie_path",
+    "hash_on_query_arg",
+    "hash_fallback_query_arg",
+    "hash_on_uri_capture",
+    "hash_fallback_uri_capture",
+    "healthchecks",
+    "host_header",
+    "client_certificate",
+    "use_srv_name",
+];
+const TIMESTAMPS: &[&str] = &["created_at", "updated_at"];
+
+impl Builder {
+    /// The entity's `id`, or a UUIDv5 from `key` when it has none.
+    fn id(&mut self, obj: &mut Obj, kind: &str, key: impl FnOnce() -> String) -> Uuid {
+        match obj.string("id", &mut self.errors) {
+            Some(text) => Uuid::parse_str(&text).unwrap_or_else(|_| {
+                self.errors.push(obj.path_of("id"), "expected a valid UUID");
+                Uuid::nil()
+            }),
+            None => Uuid::new_v5(&ID_NAMESPACE, format!("{kind}:{}", key()).as_bytes()),
+        }
+    }
+
+    fn name(&mut self, obj: &mut Obj, field: &str) -> Option<String> {
+        let name = obj.string(field, &mut self.errors)?;
+        if let Err(message) = validate::name(&name) {
+            self.errors.push(obj.path_of(field), message);
+        }
+        Some(name)
+    }
+
+    fn tags(&mut self, obj: &mut Obj) -> Vec<String> {
+        obj.accept(TIMESTAMPS);
+        obj.strings("tags", &mut self.errors)
+    }
+
+    fn reference(&mut self, obj: &mut Obj, field: &str) -> Option<Link> {
+        let path = obj.path_of(field);
+        let raw = match obj.raw(field)? {
+            Value::String(s) => raw_ref(s),
+            Value::Object(map) => match (map.get("id").and_then(Value::as_str), map.get("name").and_then(Value::as_str)) {
+                (Some(id), _) => match Uuid::parse_str(id) {
+                    Ok(id) => RawRef::Id(id),
+                    Err(_) => {
+                        self.errors.push(join(&path, "id"), "expected a valid UUID");
+                        return None;
+                    }
+                },
+                (None, Some(name)) => RawRef::Name(name.to_string()),
+                _ => {
+                    self.errors.push(path, "expected {\"id\": …} or {\"name\": …}");
+                    return None;
+                }
+            },
+            _ => {
+                self.errors.push(path, "expected a name, an id, or {\"id\": …}");
+                return None;
+            }
+        };
+        Some(Link::Pending { raw, path })
+    }
+
+    fn service(&mut self, path: String, value: &Value) {
+        let Some(mut obj) = Obj::new(path.clone(), value, &mut self.errors) else { return };
+        let name = self.name(&mut obj, "name");
+        let key = name.clone().unwrap_or_else(|| canonical(value));
+        let id = self.id(&mut obj, "services", || key);
+        let mut protocol = Protocol::Http;
+        let mut host = String::new();
+        let mut port = None;
+        let mut url_path = None;
+        if let Some(url) = obj.string("url", &mut self.errors) {
+            for conflict in ["protocol", "host", "port", "path"] {
+                if obj.has(conflict) {
+                    self.errors.push(obj.path_of(conflict), "cannot be set together with url");
+                }
+            }
+            match validate::service_url(&url) {
+                Ok(parts) => (protocol, host, port, url_path) = (parts.protocol, parts.host, Some(parts.port), parts.path),
+                Err(message) => self.errors.push(obj.path_of("url"), message),
+            }
+        } else {
+            if let Some(p) = obj.string("protocol", &mut self.errors) {
+                match validate::protocol(&p) {
+                    Ok(p) => protocol = p,
+                    Err(message) => self.errors.push(obj.path_of("protocol"), message),
+                }
+            }
+            match obj.string("host", &mut self.errors) {
+                Some(h) => match validate::host(&h) {
+                    Ok(()) => host = h,
+                    Err(message) => self.errors.push(obj.path_of("host"), message),
+                },
+                None if !obj.has("host") => self.errors.push(obj.path_of("host"), "required field missing"),
+                None => {}
+            }
+            if obj.has("port") {
+                port = Some(obj.int("port", 1, 65535, 80, &mut self.errors) as u16);
+            }
+            if let Some(p) = obj.string("path", &mut self.errors) {
+                match validate::service_path(&p) {
+                    Ok(()) => url_path = Some(p),
+                    Err(message) => self.errors.push(obj.path_of("path"), message),
+                }
+            }
+        }
+        let timeout = |b: &mut Self, obj: &mut Obj, field| obj.int(field, 1, i32::MAX as i64, 60_000, &mut b.errors) as u32;
+        let service = Service {
+            id,
+            name,
+            protocol,
+            host,
+            port: port.unwrap_or(80),
+            path: url_path,
+            retries: obj.int("retries", 0, 32767, 5, &mut self.errors) as u32,
+            connect_timeout: timeout(self, &mut obj, "connect_timeout"),
+            write_timeout: timeout(self, &mut obj, "write_timeout"),
+            read_timeout: timeout(self, &mut obj, "read_timeout"),
+            enabled: obj.bool("enabled", true, &mut self.errors),
+            tags: self.tags(&mut obj),
+        };
+        obj.accept(SERVICE_ACCEPTED);
+        for (child, v) in obj.array("routes", &mut self.errors) {
+            self.route(child, v, Some(id));
+        }
+        for (child, v) in obj.array("plugins", &mut self.errors) {
+            self.plugin(child, v, Scope::Service(id));
+        }
+        obj.finish(&mut self.errors);
+        self.services.push((path, service));
+    }
+
+    fn route(&mut self, path: String, value: &Value, parent: Option<Uuid>) {
+        let Some(mut obj) = Obj::new(path.clone(), value, &mut self.errors) else { return };
+        let name = self.name(&mut obj, "name");
+        let key = match (&name, parent) {
+            (Some(name), _) => name.clone(),
+            (None, Some(service)) => format!("{service}/{}", canonical(value)),
+            (None, None) => canonical(value),
+        };
+        let id = self.id(&mut obj, "routes", || key);
+        let service = match parent {
+            Some(service) => {
+                if obj.has("service") {
+                    self.errors.push(obj.path_of("service"), "a route nested in a service belongs to that service");
+                }
+                obj.raw("service");
+                Some(Link::Resolved(service))
+            }
+            None => self.reference(&mut obj, "service"),
+        };
+        let protocols = self.protocols(&mut obj, &[Protocol::Http, Protocol::Https]);
+        let methods = obj.strings("methods", &mut self.errors);
+        for (i, m) in methods.iter().enumerate() {
+            if let Err(message) = validate::method(m) {
+                self.errors.push(index(&obj.path_of("methods"), i), message);
+            }
+        }
+        let hosts: Vec<String> = obj.strings("hosts", &mut self.errors);
+        for (i, h) in hosts.iter().enumerate() {
+            if let Err(message) = validate::route_host(h) {
+                self.errors.push(index(&obj.path_of("hosts"), i), message);
+            }
+        }
+        let hosts = hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect();
+        let paths = obj.strings("paths", &mut self.errors);
+        for (i, p) in paths.iter().enumerate() {
+            if let Err(message) = validate::route_path(p) {
+                self.errors.push(index(&obj.path_of("paths"), i), message);
+            }
+        }
+        let headers = self.headers(&mut obj);
+        let snis: Vec<String> = obj.strings("snis", &mut self.errors);
+        for (i, s) in snis.iter().enumerate() {
+            if let Err(message) = validate::sni(s) {
+                self.errors.push(index(&obj.path_of("snis"), i), message);
+            }
+        }
+        if !snis.is_empty() && !protocols.contains(&Protocol::Https) {
+            self.errors.push(obj.path_of("snis"), "'snis' can only be set when 'protocols' includes 'https'");
+        }
+        let snis = snis.into_iter().map(|s| s.trim_end_matches('.').to_ascii_lowercase()).collect();
+        for unsupported in ["sources", "destinations"] {
+            if obj.raw(unsupported).is_some_and(|v| v.as_array().is_none_or(|a| !a.is_empty())) {
+                self.errors.push(obj.path_of(unsupported), "only for tcp and tls routes, which are not supported");
+            }
+        }
+        let path_handling = match obj.string("path_handling", &mut self.errors).as_deref() {
+            None | Some("v0") => PathHandling::V0,
+            Some("v1") => PathHandling::V1,
+            Some(_) => {
+                self.errors.push(obj.path_of("path_handling"), "expected one of: v0, v1");
+                PathHandling::V0
+            }
+        };
+        let redirect = obj.int("https_redirect_status_code", 0, 999, 426, &mut self.errors) as u16;
+        if ![426, 301, 302, 307, 308].contains(&redirect) {
+            self.errors.push(obj.path_of("https_redirect_status_code"), "expected one of: 426, 301, 302, 307, 308");
+        }
+        let route = Route {
+            id,
+            name,
+            protocols,
+            methods,
+            hosts,
+            paths,
+            headers,
+            snis,
+            strip_path: obj.bool("strip_path", true, &mut self.errors),
+            preserve_host: obj.bool("preserve_host", false, &mut self.errors),
+            regex_priority: obj.int("regex_priority", i32::MIN as i64, i32::MAX as i64, 0, &mut self.errors) as i32,
+            path_handling,
+            https_redirect_status_code: redirect,
+            request_buffering: obj.bool("request_buffering", true, &mut self.errors),
+            response_buffering: obj.bool("response_buffering", true, &mut self.errors),
+            service: None,
+            tags: self.tags(&mut obj),
+        };
+        if route.methods.is_empty()
+            && route.hosts.is_empty()
+            && route.headers.is_empty()
+            && route.paths.is_empty()
+            && route.snis.is_empty()
+        {
+            self.errors.push(path.clone(), "must set one of 'methods', 'hosts', 'headers', 'paths', 'snis'");
+        }
+        for (child, v) in obj.array("plugins", &mut self.errors) {
+            self.plugin(child, v, Scope::Route(id));
+        }
+        obj.finish(&mut self.errors);
+        self.routes.push((path, route, service));
+    }
+
+    fn protocols(&mut self, obj: &mut Obj, default: &[Protocol]) -> Vec<Protocol> {
+        if !obj.has("protocols") {
+            obj.raw("protocols");
+            return default.to_vec();
+        }
+        let mut out = Vec::new();
+        for (i, p) in obj.strings("protocols", &mut self.errors).iter().enumerate() {
+            match validate::protocol(p) {
+                Ok(p) if !out.contains(&p) => out.push(p),
+                Ok(_) => {}
+                Err(message) => self.errors.push(index(&obj.path_of("protocols"), i), message),
+            }
+        }
+        if out.is_empty() && self.errors.is_empty() {
+            self.errors.push(obj.path_of("protocols"), "must not be empty");
+        }
+        out.sort();
+        out
+    }
+
+    fn headers(&mut self, obj: &mut Obj) -> BTreeMap<String, Vec<String>> {
+        let path = obj.path_of("headers");
+        let mut out = BTreeMap::new();
+        match obj.raw("headers") {
+            None => {}
+            Some(Value::Object(map)) => {
+                for (name, values) in map {
+                    let field = join(&path, name);
+                    if name.eq_ignore_ascii_case("host") {
+                        self.errors.push(field, "cannot contain 'host' header, which must be specified in the 'hosts' attribute");
+                        continue;
+                    }
+                    let values: Vec<String> = match values {
+                        Value::String(s) => vec![s.clone()],
+                        Value::Array(items) if !items.is_empty() => {
+                            items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+                        }
+                        _ => {
+                            self.errors.push(field, "expected a non-empty array of strings");
+                            continue;
+                        }
+                    };
+                    for (i, v) in values.iter().enumerate() {
+                        if let Err(message) = validate::header_value(v) {
+                            self.errors.push(index(&field, i), message);
+                        }
+                    }
+                    out.insert(name.to_ascii_lowercase(), values);
+                }
+            }
+            Some(_) => self.errors.push(path, "expected an object of header names to arrays of values"),
+        }
+        out
+    }
+
+    fn consumer(&mut self, path: String, value: &Value) {
+        let Some(mut obj) = Obj::new(path.clone(), value, &mut self.errors) else { return };
+        let username = obj.string("username", &mut self.errors);
+        let custom_id = obj.string("custom_id", &mut self.errors);
+        if username.is_none() && custom_id.is_none() {
+            self.errors.push(path.clone(), "at least one of these fields must be non-empty: 'custom_id', 'username'");
+        }
+        let key = username.clone().map(|u| format!("u:{u}")).or_else(|| custom_id.clone().map(|c| format!("c:{c}")));
+        let id = self.id(&mut obj, "consumers", || key.unwrap_or_default());
+        let consumer = Consumer { id, username, custom_id, tags: self.tags(&mut obj) };
+        for (child, v) in obj.array("plugins", &mut self.errors) {
+            self.plugin(child, v, Scope::Consumer(id));
+        }
+        obj.finish(&mut self.errors);
+        self.consumers.push((path, consumer));
+    }
+
+    fn plugin(&mut self, path: String, value: &Value, scope: Scope) {
+        let Some(mut obj) = Obj::new(path.clone(), value, &mut self.errors) else { return };
+        let name = match obj.string("name", &mut self.errors) {
+            Some(name) => name,
+            None => {
+                if !obj.has("name") {
+                    self.errors.push(obj.path_of("name"), "required field missing");
+                }
+                String::new()
+            }
+        };
+        let mut links: [Option<Link>; 3] = [None, None, None];
+        for (slot, field) in ["service", "route", "consumer"].into_iter().enumerate() {
+            let nested = matches!(
+                (scope, slot),
+                (Scope::Service(_), 0) | (Scope::Route(_), 1) | (Scope::Consumer(_), 2)
+            );
+            links[slot] = if nested {
+                if obj.has(field) {
+                    self.errors.push(obj.path_of(field), format!("a plugin nested in a {field} belongs to that {field}"));
+                }
+                obj.raw(field);
+                match scope {
+                    Scope::Service(id) | Scope::Route(id) | Scope::Consumer(id) => Some(Link::Resolved(id)),
+                    Scope::Global => None,
+                }
+            } else {
+                self.reference(&mut obj, field)
+            };
+        }
+        let instance_name = self.name(&mut obj, "instance_name");
+        let config = match obj.raw("config") {
+            None => Value::Object(Default::default()),
+            Some(v @ Value::Object(_)) => v.clone(),
+            Some(_) => {
+                self.errors.push(obj.path_of("config"), "expected an object");
+                Value::Object(Default::default())
+            }
+        };
+        let scope_key: Vec<String> = links
+            .iter()
+            .map(|l| match l {
+                Some(Link::Resolved(id)) => id.to_string(),
+                Some(Link::Pending { raw, .. }) => raw.to_string(),
+                None => String::new(),
+            })
+            .collect();
+        let key = format!("{name}|{}|{}", scope_key.join("|"), instance_name.clone().unwrap_or_default());
+        let id = self.id(&mut obj, "plugins", || key);
+        let plugin = Plugin {
+            id,
+            name,
+            instance_name,
+            config,
+            enabled: obj.bool("enabled", true, &mut self.errors),
+            protocols: self.protocols(&mut obj, &[Protocol::Http, Protocol::Https]),
+            service: None,
+            route: None,
+            consumer: None,
+            tags: self.tags(&mut obj),
+        };
+        obj.accept(&["ordering"]);
+        obj.finish(&mut self.errors);
+        self.plugins.push((path, plugin, links));
+    }
+
+    fn upstream(&mut self, path: String, value: &Value) {
+        let Some(mut obj) = Obj::new(path.clone(), value, &mut self.errors) else { return };
+        let name = match obj.string("name", &mut self.errors) {
+            Some(name) => {
+                if let Err(message) = validate::host(&name) {
+                    self.errors.push(obj.path_of("name"), message);
+                }
+                name
+            }
+            None => {
+                if !obj.has("name") {
+                    self.errors.push(obj.path_of("name"), "required field missing");
+                }
+                String::new()
+            }
+        };
+        let key = name.clone();
+        let id = self.id(&mut obj, "upstreams", || key);
+        let algorithm = obj.string("algorithm", &mut self.errors).unwrap_or_else(|| "round-robin".into());
+        if algorithm != "round-robin" {
+            self.errors.push(obj.path_of("algorithm"), "only round-robin is supported");
+        }
+        let upstream = Upstream {
+            id,
+            name,
+            algorithm,
+            slots: obj.int("slots", 10, 65536, 10_000, &mut self.errors) as u32,
+            tags: self.tags(&mut obj),
+        };
+        obj.accept(UPSTREAM_ACCEPTED);
+        for (child, v) in obj.array("targets", &mut self.errors) {
+            self.target(child, v, Some(id));
+        }
+        obj.finish(&mut self.errors);
+        self.upstreams.push((path, upstream));
+    }
+
+    fn target(&mut self, path: String, value: &Value, parent: Option<Uuid>) {
+        let Some(mut obj) = Obj::new(path.clone(), value, &mut self.errors) else { return };
+        let target = match obj.string("target", &mut self.errors) {
+            Some(t) => match validate::target(&t) {
+                Ok(normalized) => normalized,
+                Err(message) => {
+                    self.errors.push(obj.path_of("target"), message);
+                    t
+                }
+            },
+            None => {
+                if !obj.has("target") {
+                    self.errors.push(obj.path_of("target"), "required field missing");
+                }
+                String::new()
+            }
+        };
+        let upstream = match parent {
+            Some(id) => {
+                obj.raw("upstream");
+                Link::Resolved(id)
+            }
+            None => match self.reference(&mut obj, "upstream") {
+                Some(link) => link,
+                None => {
+                    self.errors.push(obj.path_of("upstream"), "required field missing");
+                    Link::Resolved(Uuid::nil())
+                }
+            },
+        };
+        let upstream_key = match &upstream {
+            Link::Resolved(id) => id.to_string(),
+            Link::Pending { raw, .. } => raw.to_string(),
+        };
+        let key = format!("{upstream_key}|{target}");
+        let id = self.id(&mut obj, "targets", || key);
+        let entity = Target {
+            id,
+            upstream: Ref { id: Uuid::nil() },
+            target,
+            weight: obj.int("weight", 0, 65535, 100, &mut self.errors) as u32,
+            tags: self.tags(&mut obj),
+        };
+        obj.finish(&mut self.errors);
+        self.targets.push((path, entity, upstream));
+    }
+
+    fn certificate(&mut self, path: String, value: &Value) {
+        let Some(mut obj) = Obj::new(path.clone(), value, &mut self.errors) else { return };
+        let mut pem = |b: &mut Self, obj: &mut Obj, field: &str, required: bool| {
+            let v = obj.string(field, &mut b.errors);
+            if v.is_none() && required && !obj.has(field) {
+                b.errors.push(obj.path_of(field), "required field missing");
+            }
+            v
+        };
+        let cert = pem(self, &mut obj, "cert", true).unwrap_or_default();
+        let key = pem(self, &mut obj, "key", true).unwrap_or_default();
+        let cert_alt = pem(self, &mut obj, "cert_alt", false);
+        let key_alt = pem(self, &mut obj, "key_alt", false);
+        if !cert.is_empty() && !key.is_empty() {
+            if let Err(message) = validate::cert_pair(&cert, &key) {
+                self.errors.push(obj.path_of("key"), message);
+            }
+        }
+        if cert_alt.is_some() != key_alt.is_some() {
+            self.errors.push(path.clone(), "cert_alt and key_alt must be given together");
+        } else if let (Some(c), Some(k)) = (&cert_alt, &key_alt) {
+            if let Err(message) = validate::cert_pair(c, k) {
+                self.errors.push(obj.path_of("key_alt"), message);
+            }
+        }
+        let digest = validate::digest(&cert);
+        let id = self.id(&mut obj, "certificates", || digest);
+        let certificate = Certificate { id, cert, key, cert_alt, key_alt, tags: self.tags(&mut obj) };
+        let snis_path = obj.path_of("snis");
+        match obj.raw("snis") {
+            None => {}
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    let item = match item {
+                        Value::String(name) => serde_json::json!({ "name": name }),
+                        other => other.clone(),
+                    };
+                    self.sni(index(&snis_path, i), &item, Some(id));
+                }
+            }
+            Some(_) => self.errors.push(snis_path, "expected an array of names"),
+        }
+        obj.finish(&mut self.errors);
+        self.certificates.push((path, certificate));
+    }
+
+    fn sni(&mut self, path: String, value: &Value, parent: Option<Uuid>) {
+        let Some(mut obj) = Obj::new(path.clone(), value, &mut self.errors) else { return };
+        let name = match obj.string("name", &mut self.errors) {
+            Some(name) => {
+                if let Err(message) = validate::sni(&name) {
+                    self.errors.push(obj.path_of("name"), message);
+                }
+                name.trim_end_matches('.').to_ascii_lowercase()
+            }
+            None => {
+                if !obj.has("name") {
+                    self.errors.push(obj.path_of("name"), "required field missing");
+                }
+                String::new()
+            }
+        };
+        let key = name.clone();
+        let id = self.id(&mut obj, "snis", || key);
+        let certificate = match parent {
+            Some(id) => {
+                obj.raw("certificate");
+                Link::Resolved(id)
+            }
+            None => self.reference(&mut obj, "certificate").unwrap_or_else(|| {
+                self.errors.push(obj.path_of("certificate"), "required field missing");
+                Link::Resolved(Uuid::nil())
+            }),
+        };
+        let sni = Sni { id, name, certificate: Ref { id: Uuid::nil() }, tags: self.tags(&mut obj) };
+        obj.finish(&mut self.errors);
+        self.snis.push((path, sni, certificate));
+    }
+
+    /// Resolves references, checks uniqueness, and sorts every list by id.
+    fn finish(self) -> Result<Config, Vec<FieldError>> {
+        let Builder { mut errors, services, routes, consumers, plugins, upstreams, targets, certificates, snis } = self;
+        let service_ids = Lookup::new(services.iter().map(|(_, s)| (s.id, s.name.as_deref())));
+        let route_ids = Lookup::new(routes.iter().map(|(_, r, _)| (r.id, r.name.as_deref())));
+        let consumer_ids = Lookup::new(consumers.iter().map(|(_, c)| (c.id, c.username.as_deref())));
+        let upstream_ids = Lookup::new(upstreams.iter().map(|(_, u)| (u.id, Some(u.name.as_str()))));
+        let certificate_ids = Lookup::new(certificates.iter().map(|(_, c)| (c.id, None)));
+
+        let routes: Vec<(String, Route)> = routes
+            .into_iter()
+            .map(|(path, mut route, link)| {
+                route.service = service_ids.resolve(link, "service", &mut errors);
+                (path, route)
+            })
+            .collect();
+        let plugins: Vec<(String, Plugin)> = plugins
+            .into_iter()
+            .map(|(path, mut plugin, [service, route, consumer])| {
+                plugin.service = service_ids.resolve(service, "service", &mut errors);
+                plugin.route = route_ids.resolve(route, "route", &mut errors);
+                plugin.consumer = consumer_ids.resolve(consumer, "consumer", &mut errors);
+                (path, plugin)
+            })
+            .collect();
+        let targets: Vec<(String, Target)> = targets
+            .into_iter()
+            .map(|(path, mut target, link)| {
+                target.upstream = upstream_ids.resolve(Some(link), "upstream", &mut errors).unwrap_or(Ref { id: Uuid::nil() });
+                (path, target)
+            })
+            .collect();
+        let snis: Vec<(String, Sni)> = snis
+            .into_iter()
+            .map(|(path, mut sni, link)| {
+                sni.certificate =
+                    certificate_ids.resolve(Some(link), "certificate", &mut errors).unwrap_or(Ref { id: Uuid::nil() });
+                (path, sni)
+            })
+            .collect();
+
+        // Unique keys, reported at the later entity with the path of the earlier one.
+        let mut unique = Unique::new(&mut errors);
+        for (path, s) in &services {
+            unique.check("service", path, "id", Some(s.id.to_string()));
+            unique.check("service", path, "name", s.name.clone());
+        }
+        for (path, r) in &routes {
+            unique.check("route", path, "id", Some(r.id.to_string()));
+            unique.check("route", path, "name", r.name.clone());
+        }
+        for (path, c) in &consumers {
+            unique.check("consumer", path, "id", Some(c.id.to_string()));
+            unique.check("consumer", path, "username", c.username.clone());
+            unique.check("consumer", path, "custom_id", c.custom_id.clone());
+        }
+        for (path, p) in &plugins {
+            unique.check("plugin", path, "id", Some(p.id.to_string()));
+            let scope = |r: Option<Ref>| r.map(|r| r.id.to_string()).unwrap_or_else(|| "-".into());
+            let key = format!(
+                "{} (service {}, route {}, consumer {})",
+                p.instance_name.as_deref().unwrap_or(&p.name),
+                scope(p.service),
+                scope(p.route),
+                scope(p.consumer)
+            );
+            unique.check("plugin", path, "name", Some(key));
+        }
+        for (path, u) in &upstreams {
+            unique.check("upstream", path, "id", Some(u.id.to_string()));
+            unique.check("upstream", path, "name", Some(u.name.clone()));
+        }
+        for (path, t) in &targets {
+            unique.check("target", path, "id", Some(t.id.to_string()));
+            unique.check("target", path, "target", Some(format!("{} of upstream {}", t.target, t.upstream.id)));
+        }
+        for (path, c) in &certificates {
+            unique.check("certificate", path, "id", Some(c.id.to_string()));
+        }
+        for (path, s) in &snis {
+            unique.check("sni", path, "id", Some(s.id.to_string()));
+            unique.check("sni", path, "name", Some(s.name.clone()));
+        }
+
+        if !errors.is_empty() {
+            return Err(errors.0);
+        }
+        fn sorted<T>(items: Vec<(String, T)>, id: impl Fn(&T) -> Uuid) -> Vec<T> {
+            let mut out: Vec<T> = items.into_iter().map(|(_, t)| t).collect();
+            out.sort_by_key(|t| id(t));
+            out
+        }
+        Ok(Config {
+            services: sorted(services, |e| e.id),
+            routes: sorted(routes, |e| e.id),
+            consumers: sorted(consumers, |e| e.id),
+            plugins: sorted(plugins, |e| e.id),
+            upstreams: sorted(upstreams, |e| e.id),
+            targets: sorted(targets, |e| e.id),
+            certificates: sorted(certificates, |e| e.id),
+            snis: sorted(snis, |e| e.id),
+        })
+    }
+}
+
+/// Ids and names of one kind of entity, for resolving references.
+struct Lookup {
+    ids: HashSet<Uuid>,
+    names: HashMap<String, Uuid>,
+}
+
+impl Lookup {
+    fn new<'a>(entries: impl Iterator<Item = (Uuid, Option<&'a str>)>) -> Lookup {
+        let mut lookup = Lookup { ids: HashSet::new(), names: HashMap::new() };
+        for (id, name) in entries {
+            lookup.ids.insert(id);
+            if let Some(name) = name {
+                lookup.names.entry(name.to_string()).or_insert(id);
+            }
+        }
+        lookup
+    }
+
+    fn resolve(&self, link: Option<Link>, kind: &str, errors: &mut Errors) -> Option<Ref> {
+        match link? {
+            Link::Resolved(id) => Some(Ref { id }),
+            Link::Pending { raw, path } => {
+                let found = match &raw {
+                    RawRef::Id(id) => self.ids.contains(id).then_some(*id),
+                    RawRef::Name(name) => self.names.get(name).copied(),
+                };
+                if found.is_none() {
+                    errors.push(path, format!("no {kind} with {raw}"));
+                }
+                found.map(|id| Ref { id })
+            }
+        }
+    }
+}
+
+/// Detects values used twice for a unique field.
+struct Unique<'e> {
+    errors: &'e mut Errors,
+    seen: HashMap<(String, String, String), String>,
+}
+
+impl<'e> Unique<'e> {
+    fn new(errors: &'e mut Errors) -> Self {
+        Unique { errors, seen: HashMap::new() }
+    }
+
+    fn check(&mut self, kind: &str, path: &str, field: &str, value: Option<String>) {
+        let Some(value) = value else { return };
+        let key = (kind.to_string(), field.to_string(), value);
+        match self.seen.get(&key) {
+            Some(first) => {
+                let message = format!("{kind} {field} {:?} is already used at {first}", key.2);
+                self.errors.push(join(path, field), message);
+            }
+            None => {
+                self.seen.insert(key, path.to_string());
+            }
+        }
+    }
+}
+
+fn raw_ref(s: &str) -> RawRef {
+    Uuid::parse_str(s).map(RawRef::Id).unwrap_or_else(|_| RawRef::Name(s.to_string()))
+}
+
+/// A stable text for an entity without a natural key: its JSON without nested children, keys sorted.
+fn canonical(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let flat: BTreeMap<&String, &Value> =
+                map.iter().filter(|(k, _)| !matches!(k.as_str(), "routes" | "plugins" | "targets" | "snis")).collect();
+            serde_json::to_string(&flat).unwrap_or_default()
+        }
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,229 @@
+//! The entities as the gateway holds them once validated: every reference resolved to an id, every
+//! default filled in. They serialise to Kong's flattened declarative shape (`service: {id: …}`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Http,
+    Https,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Https => "https",
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            Protocol::Http => 80,
+            Protocol::Https => 443,
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a service path and the rest of a request path are joined (Kong's `path_handling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathHandling {
+    V0,
+    V1,
+}
+
+/// A foreign key, serialised as Kong does: `{"id": "…"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Ref {
+    pub id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Service {
+    pub id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub protocol: Protocol,
+    pub host: String,
+    pub port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub retries: u32,
+    pub connect_timeout: u32,
+    pub write_timeout: u32,
+    pub read_timeout: u32,
+    pub enabled: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Route {
+    pub id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub protocols: Vec<Protocol>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, Vec<String>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub snis: Vec<String>,
+    pub strip_path: bool,
+    pub preserve_host: bool,
+    pub regex_priority: i32,
+    pub path_handling: PathHandling,
+    pub https_redirect_status_code: u16,
+    pub request_buffering: bool,
+    pub response_buffering: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<Ref>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Consumer {
+    pub id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plugin {
+    pub id: Uuid,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_name: Option<String>,
+    pub config: Value,
+    pub enabled: bool,
+    pub protocols: Vec<Protocol>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<Ref>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<Ref>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<Ref>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Upstream {
+    pub id: Uuid,
+    pub name: String,
+    pub algorithm: String,
+    pub slots: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Target {
+    pub id: Uuid,
+    pub upstream: Ref,
+    /// `host:port`.
+    pub target: String,
+    pub weight: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, Serialize)]
+pub struct Certificate {
+    pub id: Uuid,
+    pub cert: String,
+    pub key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_alt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_alt: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+impl fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Certificate").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sni {
+    pub id: Uuid,
+    pub name: String,
+    pub certificate: Ref,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// A whole, valid configuration. Each list is sorted by id, so equal configurations are equal
+/// values whatever order their source listed them in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Config {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<Service>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Route>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<Consumer>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<Plugin>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub upstreams: Vec<Upstream>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<Target>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<Certificate>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub snis: Vec<Sni>,
+}
+
+impl Config {
+    pub fn is_empty(&self) -> bool {
+        self == &Config::default()
+    }
+
+    pub fn service(&self, id: Uuid) -> Option<&Service> {
+        self.services.iter().find(|s| s.id == id)
+    }
+
+    pub fn upstream_named(&self, name: &str) -> Option<&Upstream> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+
+    /// Entity counts by kind, for status and logs.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        BTreeMap::from([
+            ("services", self.services.len()),
+            ("routes", self.routes.len()),
+            ("consumers", self.consumers.len()),
+            ("plugins", self.plugins.len()),
+            ("upstreams", self.upstreams.len()),
+            ("targets", self.targets.len()),
+            ("certificates", self.certificates.len()),
+            ("snis", self.snis.len()),
+        ])
+    }
+}
