@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Crates of `plugins/` that are embedded in the binary, by crate name.
-const BUNDLED: &[&str] = &["health"];
+const BUNDLED: &[&str] = &["health", "router"];
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 
