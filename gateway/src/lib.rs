@@ -7,6 +7,7 @@
 pub mod certs;
 pub mod cluster;
 pub mod conf;
+pub mod entities;
 pub mod node;
 pub mod status;
 pub mod wasm;

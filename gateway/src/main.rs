@@ -34,6 +34,11 @@ enum Command {
         /// The kong.conf file to check.
         file: PathBuf,
     },
+    /// Declarative configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Hybrid mode (control plane / data plane) tools.
     Hybrid {
         #[command(subcommand)]
@@ -41,6 +46,15 @@ enum Command {
     },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a declarative file (`_format_version: "3.0"`, YAML or JSON), listing every error.
+    Parse {
+        /// The declarative file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -75,6 +89,20 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e.to_string()),
             }
         }
+        Command::Config { command: ConfigCommand::Parse { file } } => match gateway::entities::parse_file(&file) {
+            Ok(config) => {
+                let counts: Vec<String> =
+                    config.counts().into_iter().filter(|(_, n)| *n > 0).map(|(k, n)| format!("{n} {k}")).collect();
+                let summary = if counts.is_empty() { "empty".to_string() } else { counts.join(", ") };
+                println!(
+                    "parse successful: {} ({summary}; hash {})",
+                    file.display(),
+                    gateway::entities::config_hash(&config)
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
+        },
         Command::Version => {
             println!("gateway {}", gateway::VERSION);
             ExitCode::SUCCESS

@@ -33,6 +33,16 @@ fn render(origin: &str, errors: &[FieldError]) -> String {
     format!("declarative config {origin} is invalid ({n} error{}):\n{}", if n == 1 { "" } else { "s" }, lines.join("\n"))
 }
 
+/// The config in Kong's flattened declarative form (`_format_version: "3.0"`), which
+/// [`parse_value`] reads back into an equal config.
+pub fn to_declarative(config: &Config) -> Value {
+    let mut value = serde_json::to_value(config).expect("a config always serialises");
+    if let Value::Object(map) = &mut value {
+        map.insert("_format_version".into(), Value::String("3.0".into()));
+    }
+    value
+}
+
 /// Reads and validates a declarative file: JSON if the name ends in `json`, else YAML (YAML also
 /// reads JSON).
 pub fn parse_file(path: &Path) -> Result<Config, DeclarativeError> {
@@ -229,7 +239,7 @@ impl Builder {
         let mut url_path = None;
         if let Some(url) = obj.string("url", &mut self.errors) {
             for conflict in ["protocol", "host", "port", "path"] {
-                if obj.has(conflict) {
+                if obj.raw(conflict).is_some() {
                     self.errors.push(obj.path_of(conflict), "cannot be set together with url");
                 }
             }
@@ -613,7 +623,7 @@ impl Builder {
 
     fn certificate(&mut self, path: String, value: &Value) {
         let Some(mut obj) = Obj::new(path.clone(), value, &mut self.errors) else { return };
-        let mut pem = |b: &mut Self, obj: &mut Obj, field: &str, required: bool| {
+        let pem = |b: &mut Self, obj: &mut Obj, field: &str, required: bool| {
             let v = obj.string(field, &mut b.errors);
             if v.is_none() && required && !obj.has(field) {
                 b.errors.push(obj.path_of(field), "required field missing");
@@ -734,20 +744,19 @@ impl Builder {
         // Unique keys, reported at the later entity with the path of the earlier one.
         let mut unique = Unique::new(&mut errors);
         for (path, s) in &services {
-            unique.check("service", path, "id", Some(s.id.to_string()));
             unique.check("service", path, "name", s.name.clone());
+            unique.check("service", path, "id", Some(s.id.to_string()));
         }
         for (path, r) in &routes {
-            unique.check("route", path, "id", Some(r.id.to_string()));
             unique.check("route", path, "name", r.name.clone());
+            unique.check("route", path, "id", Some(r.id.to_string()));
         }
         for (path, c) in &consumers {
-            unique.check("consumer", path, "id", Some(c.id.to_string()));
             unique.check("consumer", path, "username", c.username.clone());
             unique.check("consumer", path, "custom_id", c.custom_id.clone());
+            unique.check("consumer", path, "id", Some(c.id.to_string()));
         }
         for (path, p) in &plugins {
-            unique.check("plugin", path, "id", Some(p.id.to_string()));
             let scope = |r: Option<Ref>| r.map(|r| r.id.to_string()).unwrap_or_else(|| "-".into());
             let key = format!(
                 "{} (service {}, route {}, consumer {})",
@@ -757,23 +766,23 @@ impl Builder {
                 scope(p.consumer)
             );
             unique.check("plugin", path, "name", Some(key));
+            unique.check("plugin", path, "id", Some(p.id.to_string()));
         }
         for (path, u) in &upstreams {
-            unique.check("upstream", path, "id", Some(u.id.to_string()));
             unique.check("upstream", path, "name", Some(u.name.clone()));
+            unique.check("upstream", path, "id", Some(u.id.to_string()));
         }
         for (path, t) in &targets {
-            unique.check("target", path, "id", Some(t.id.to_string()));
             unique.check("target", path, "target", Some(format!("{} of upstream {}", t.target, t.upstream.id)));
+            unique.check("target", path, "id", Some(t.id.to_string()));
         }
         for (path, c) in &certificates {
             unique.check("certificate", path, "id", Some(c.id.to_string()));
         }
         for (path, s) in &snis {
-            unique.check("sni", path, "id", Some(s.id.to_string()));
             unique.check("sni", path, "name", Some(s.name.clone()));
+            unique.check("sni", path, "id", Some(s.id.to_string()));
         }
-
         if !errors.is_empty() {
             return Err(errors.0);
         }
@@ -834,20 +843,30 @@ impl Lookup {
 struct Unique<'e> {
     errors: &'e mut Errors,
     seen: HashMap<(String, String, String), String>,
+    /// Entities that already clash on a name: a derived id clash there says nothing new.
+    clashed: HashSet<String>,
 }
 
 impl<'e> Unique<'e> {
     fn new(errors: &'e mut Errors) -> Self {
-        Unique { errors, seen: HashMap::new() }
+        Unique { errors, seen: HashMap::new(), clashed: HashSet::new() }
     }
 
+    /// Checks the natural keys of an entity, then its id.
     fn check(&mut self, kind: &str, path: &str, field: &str, value: Option<String>) {
         let Some(value) = value else { return };
         let key = (kind.to_string(), field.to_string(), value);
         match self.seen.get(&key) {
+            Some(first) if field == "id" => {
+                if !self.clashed.contains(path) {
+                    let message = format!("duplicates {first} (same id {}): give one a distinct name or id", key.2);
+                    self.errors.push(path, message);
+                }
+            }
             Some(first) => {
                 let message = format!("{kind} {field} {:?} is already used at {first}", key.2);
                 self.errors.push(join(path, field), message);
+                self.clashed.insert(path.to_string());
             }
             None => {
                 self.seen.insert(key, path.to_string());

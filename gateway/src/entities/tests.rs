@@ -1,0 +1,228 @@
+use super::*;
+
+fn parse(yaml: &str) -> Result<Config, Vec<String>> {
+    match parse_str(yaml, false, "kong.yml") {
+        Ok(config) => Ok(config),
+        Err(DeclarativeError::Invalid { errors, .. }) => Err(errors.iter().map(ToString::to_string).collect()),
+        Err(other) => Err(vec![other.to_string()]),
+    }
+}
+
+fn errors(yaml: &str) -> Vec<String> {
+    parse(yaml).expect_err("expected the file to be rejected")
+}
+
+const GOOD: &str = r#"
+_format_version: "3.0"
+services:
+- name: users
+  url: http://users.internal:8080/v1
+  routes:
+  - name: users-api
+    paths: [/users]
+    methods: [GET, POST]
+    plugins:
+    - name: rate-limiting
+      config: {minute: 5}
+  plugins:
+  - name: key-auth
+- name: orders
+  host: orders-lb
+  port: 80
+routes:
+- name: orders-api
+  paths: ["~/orders/(?<id>\\d+)"]
+  service: orders
+  headers:
+    x-version: [v1, "~*^v2"]
+- name: orphan
+  hosts: ["*.example.com"]
+consumers:
+- username: alice
+  plugins:
+  - name: rate-limiting
+    config: {minute: 1}
+plugins:
+- name: cors
+  route: orders-api
+upstreams:
+- name: orders-lb
+  targets:
+  - target: 127.0.0.1:9001
+    weight: 10
+  - target: 127.0.0.1
+targets:
+- target: 127.0.0.1:9003
+  upstream: orders-lb
+"#;
+
+#[test]
+fn a_file_with_nested_and_flat_entities_parses() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.services.len(), 2);
+    assert_eq!(c.routes.len(), 3);
+    assert_eq!(c.plugins.len(), 4);
+    assert_eq!(c.targets.len(), 3);
+    let users = c.services.iter().find(|s| s.name.as_deref() == Some("users")).unwrap();
+    assert_eq!((users.host.as_str(), users.port, users.path.as_deref()), ("users.internal", 8080, Some("/v1")));
+    assert_eq!((users.retries, users.connect_timeout, users.enabled), (5, 60_000, true));
+    let api = c.routes.iter().find(|r| r.name.as_deref() == Some("users-api")).unwrap();
+    assert_eq!(api.service, Some(Ref { id: users.id }));
+    assert!(api.strip_path && !api.preserve_host);
+    assert_eq!(api.protocols, vec![Protocol::Http, Protocol::Https]);
+    let orders = c.services.iter().find(|s| s.name.as_deref() == Some("orders")).unwrap();
+    let orders_api = c.routes.iter().find(|r| r.name.as_deref() == Some("orders-api")).unwrap();
+    assert_eq!(orders_api.service, Some(Ref { id: orders.id }));
+    let orphan = c.routes.iter().find(|r| r.name.as_deref() == Some("orphan")).unwrap();
+    assert_eq!(orphan.service, None);
+    let cors = c.plugins.iter().find(|p| p.name == "cors").unwrap();
+    assert_eq!(cors.route, Some(Ref { id: orders_api.id }));
+    let alice = &c.consumers[0];
+    assert!(c.plugins.iter().any(|p| p.consumer == Some(Ref { id: alice.id })));
+    assert!(c.targets.iter().any(|t| t.target == "127.0.0.1:8000" && t.weight == 100));
+}
+
+#[test]
+fn the_same_file_gives_the_same_ids_and_hash() {
+    let a = parse(GOOD).unwrap();
+    let b = parse(GOOD).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(config_hash(&a), config_hash(&b));
+    assert_eq!(config_hash(&a).len(), 32);
+    assert!(config_hash(&a).bytes().all(|c| c.is_ascii_hexdigit()));
+}
+
+#[test]
+fn order_in_the_file_does_not_change_the_config() {
+    let one = "_format_version: '3.0'\nservices:\n- {name: a, host: a.test}\n- {name: b, host: b.test}\n";
+    let two = "_format_version: '3.0'\nservices:\n- {name: b, host: b.test}\n- {name: a, host: a.test}\n";
+    assert_eq!(config_hash(&parse(one).unwrap()), config_hash(&parse(two).unwrap()));
+}
+
+#[test]
+fn a_change_changes_the_hash() {
+    let one = parse("_format_version: '3.0'\nservices:\n- {name: a, host: a.test}\n").unwrap();
+    let two = parse("_format_version: '3.0'\nservices:\n- {name: a, host: a.test, retries: 4}\n").unwrap();
+    assert_ne!(config_hash(&one), config_hash(&two));
+}
+
+#[test]
+fn the_empty_config_hashes_to_zeros() {
+    assert_eq!(config_hash(&parse("_format_version: '3.0'\n").unwrap()), EMPTY_HASH);
+}
+
+#[test]
+fn exporting_and_reading_back_gives_the_same_config() {
+    let config = parse(GOOD).unwrap();
+    let exported = to_declarative(&config);
+    let again = parse_value(&exported).unwrap();
+    assert_eq!(again, config);
+}
+
+#[test]
+fn json_files_parse_too() {
+    let c = parse_str(r#"{"_format_version":"3.0","services":[{"name":"a","host":"a.test"}]}"#, true, "kong.json").unwrap();
+    assert_eq!(c.services.len(), 1);
+}
+
+#[test]
+fn every_error_is_reported_with_its_entity_path() {
+    let errs = errors(
+        r#"
+_format_version: "3.0"
+services:
+- name: ok
+  host: ok.test
+- name: bad name
+  host: h
+  port: 0
+- name: s3
+  host: s3.test
+  routes:
+  - name: r
+    paths: [/a, b, "~/(", /x//y]
+    methods: [get]
+    hosts: ["*.a.*"]
+    headers: {host: [x]}
+    protocols: [http, tcp]
+    https_redirect_status_code: 200
+    bogus: 1
+routes:
+- name: norule
+  service: missing
+"#,
+    );
+    let expected = [
+        "services[1].name: invalid value: it must only contain alphanumeric and '., -, _, ~' characters",
+        "services[1].port: value should be between 1 and 65535",
+        "services[2].routes[0].paths[1]: must start with / or ~/",
+        "services[2].routes[0].paths[2]: invalid regex",
+        "services[2].routes[0].paths[3]: non-normalized path",
+        "services[2].routes[0].methods[0]: invalid value: get",
+        "services[2].routes[0].hosts[0]: only one wildcard is allowed",
+        "services[2].routes[0].headers.host: cannot contain 'host' header",
+        "services[2].routes[0].protocols[1]: protocol \"tcp\" is not supported yet",
+        "services[2].routes[0].https_redirect_status_code: expected one of: 426, 301, 302, 307, 308",
+        "services[2].routes[0].bogus: unknown field",
+        "routes[0]: must set one of 'methods', 'hosts', 'headers', 'paths', 'snis'",
+        "routes[0].service: no service with name \"missing\"",
+    ];
+    for e in expected {
+        assert!(errs.iter().any(|got| got.starts_with(e)), "missing `{e}` in {errs:#?}");
+    }
+    assert_eq!(errs.len(), expected.len(), "{errs:#?}");
+}
+
+#[test]
+fn unique_names_are_enforced_naming_both_places() {
+    let errs = errors("_format_version: '3.0'\nservices:\n- {name: a, host: x}\n- {name: a, host: y}\n");
+    assert_eq!(errs, vec!["services[1].name: service name \"a\" is already used at services[0]"]);
+}
+
+#[test]
+fn identical_unnamed_routes_are_reported() {
+    let errs = errors("_format_version: '3.0'\nroutes:\n- {paths: [/a]}\n- {paths: [/a]}\n");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("routes[1]: duplicates routes[0]"), "{errs:?}");
+}
+
+#[test]
+fn format_version_is_required() {
+    assert_eq!(errors("services: []\n"), vec!["_format_version: required field missing (use \"3.0\")"]);
+    assert!(errors("_format_version: '2.1'\n")[0].contains("unsupported version"));
+}
+
+#[test]
+fn a_snis_route_needs_https() {
+    let errs = errors("_format_version: '3.0'\nroutes:\n- {name: r, snis: [a.test], protocols: [http]}\n");
+    assert_eq!(errs, vec!["routes[0].snis: 'snis' can only be set when 'protocols' includes 'https'"]);
+}
+
+#[test]
+fn url_and_host_conflict() {
+    let errs = errors("_format_version: '3.0'\nservices:\n- {name: a, url: 'http://a.test', host: b}\n");
+    assert_eq!(errs, vec!["services[0].host: cannot be set together with url"]);
+}
+
+#[test]
+fn certificates_must_match_their_keys() {
+    let a = crate::certs::cluster_pair(1).unwrap();
+    let b = crate::certs::cluster_pair(1).unwrap();
+    let doc = serde_json::json!({
+        "_format_version": "3.0",
+        "certificates": [
+            {"cert": a.cert_pem, "key": a.key_pem, "snis": ["a.test"]},
+            {"cert": b.cert_pem, "key": a.key_pem, "snis": [{"name": "b.test"}]},
+        ]
+    });
+    let errs: Vec<String> = parse_value(&doc).unwrap_err().iter().map(ToString::to_string).collect();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("certificates[1].key: ") && errs[0].contains("is not the private key"), "{errs:?}");
+}
+
+#[test]
+fn yaml_syntax_errors_name_the_file_and_line() {
+    let err = parse_str("_format_version: '3.0'\nservices: [\n", false, "kong.yml").unwrap_err().to_string();
+    assert!(err.starts_with("declarative config kong.yml is not valid YAML"), "{err}");
+    assert!(err.contains("line"), "{err}");
+}

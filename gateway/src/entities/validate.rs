@@ -1,0 +1,163 @@
+//! Field rules of Kong's entity schemas, each a function from a value to `Ok` or the reason.
+//! Route paths, hosts and header values use the router's own checks, so nothing the router would
+//! refuse gets into a configuration.
+
+use router_core::HostPattern;
+
+use super::types::Protocol;
+use crate::conf::PemSource;
+
+/// Kong's names: letters, digits, `.`, `-`, `_` and `~`.
+pub fn name(v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if v.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '~')) {
+        Ok(())
+    } else {
+        Err("invalid value: it must only contain alphanumeric and '., -, _, ~' characters".into())
+    }
+}
+
+pub fn protocol(v: &str) -> Result<Protocol, String> {
+    match v {
+        "http" => Ok(Protocol::Http),
+        "https" => Ok(Protocol::Https),
+        "grpc" | "grpcs" | "tcp" | "tls" | "tls_passthrough" | "udp" | "ws" | "wss" => {
+            Err(format!("protocol {v:?} is not supported yet (http, https)"))
+        }
+        _ => Err("expected one of: http, https".into()),
+    }
+}
+
+/// A host name or IP address to connect to.
+pub fn host(v: &str) -> Result<(), String> {
+    if v.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let label_ok =
+        |l: &str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !v.is_empty() && v.len() <= 253 && v.trim_end_matches('.').split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(format!("invalid host {v:?}"))
+    }
+}
+
+pub fn service_path(v: &str) -> Result<(), String> {
+    if !v.starts_with('/') {
+        return Err("should start with: /".into());
+    }
+    if v.contains('?') || v.contains('#') {
+        return Err("must not have a query or fragment".into());
+    }
+    if v.contains("//") {
+        return Err("must not have empty segments".into());
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+pub struct UrlParts {
+    pub protocol: Protocol,
+    pub host: String,
+    pub port: u16,
+    pub path: Option<String>,
+}
+
+/// A service's `url` shorthand: `http[s]://host[:port][/path]`.
+pub fn service_url(v: &str) -> Result<UrlParts, String> {
+    let url = url::Url::parse(v).map_err(|e| format!("invalid url: {e}"))?;
+    let protocol = protocol(url.scheme())?;
+    let host = match url.host() {
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        Some(h) => h.to_string(),
+        None => return Err("missing host in url".into()),
+    };
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("url must not have a query or fragment".into());
+    }
+    // The url crate always reports a path; only a path written in the URL counts.
+    let after_scheme = &v[url.scheme().len() + 3..];
+    let path = after_scheme.find('/').map(|_| url.path().to_string());
+    if let Some(p) = &path {
+        service_path(p)?;
+    }
+    Ok(UrlParts { protocol, host, port: url.port().unwrap_or(protocol.default_port()), path })
+}
+
+pub fn method(v: &str) -> Result<(), String> {
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(format!("invalid value: {v} (methods are upper-case letters)"))
+    }
+}
+
+pub fn route_host(v: &str) -> Result<(), String> {
+    HostPattern::parse(v, true).map(|_| ())
+}
+
+pub fn route_path(v: &str) -> Result<(), String> {
+    router_core::check_path(v)
+}
+
+pub fn header_value(v: &str) -> Result<(), String> {
+    router_core::check_header_value(v)
+}
+
+pub fn sni(v: &str) -> Result<(), String> {
+    HostPattern::parse(v.trim_end_matches('.'), false).map(|_| ())
+}
+
+/// A target: `host[:port]`, port 8000 by default as in Kong. Returns it with its port.
+pub fn target(v: &str) -> Result<String, String> {
+    let (h, port) = router_core::split_host_port(v);
+    let port = match port {
+        Some(p) => p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| format!("invalid port in target {v:?}"))?,
+        None => 8000,
+    };
+    host(h)?;
+    Ok(if h.contains(':') { format!("[{h}]:{port}") } else { format!("{h}:{port}") })
+}
+
+pub fn cert_pair(cert: &str, key: &str) -> Result<(), String> {
+    let cert = PemSource::Inline(cert.to_string());
+    let key = PemSource::Inline(key.to_string());
+    crate::certs::check_pair(&cert, &key).map_err(|e| e.replace("inline PEM", "the certificate"))
+}
+
+/// A stable key for a certificate without an id.
+pub fn digest(pem: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(pem.trim().as_bytes());
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u = service_url("https://api.example.com").unwrap();
+        assert_eq!((u.protocol, u.host.as_str(), u.port, u.path), (Protocol::Https, "api.example.com", 443, None));
+        let u = service_url("http://10.0.0.1:8080/v1").unwrap();
+        assert_eq!((u.port, u.path.as_deref()), (8080, Some("/v1")));
+        assert!(service_url("ftp://x").unwrap_err().contains("expected one of"));
+        assert!(service_url("http://x/?q=1").unwrap_err().contains("query"));
+    }
+
+    #[test]
+    fn names_hosts_methods_targets() {
+        assert!(name("my-service_1.v2~x").is_ok());
+        assert!(name("my service").is_err());
+        assert!(host("a.b-c.example").is_ok());
+        assert!(host("bad host").is_err());
+        assert!(method("GET").is_ok());
+        assert!(method("get").is_err());
+        assert_eq!(target("10.0.0.1").unwrap(), "10.0.0.1:8000");
+        assert_eq!(target("svc.local:9000").unwrap(), "svc.local:9000");
+        assert!(target("svc:0").is_err());
+    }
+}
