@@ -5,7 +5,16 @@ use std::process::Command;
 
 #[test]
 fn every_command_has_help() {
-    for args in [&[][..], &["start"], &["check"], &["hybrid"], &["hybrid", "gen_cert"], &["config"], &["config", "parse"], &["version"]] {
+    for args in [
+        &[][..],
+        &["start"],
+        &["check"],
+        &["hybrid"],
+        &["hybrid", "gen_cert"],
+        &["config"],
+        &["config", "parse"],
+        &["version"],
+    ] {
         let out = Command::new(env!("CARGO_BIN_EXE_gateway")).args(args).arg("--help").output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{args:?} --help failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -30,7 +30,11 @@ pub enum DeclarativeError {
 fn render(origin: &str, errors: &[FieldError]) -> String {
     let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
     let n = errors.len();
-    format!("declarative config {origin} is invalid ({n} error{}):\n{}", if n == 1 { "" } else { "s" }, lines.join("\n"))
+    format!(
+        "declarative config {origin} is invalid ({n} error{}):\n{}",
+        if n == 1 { "" } else { "s" },
+        lines.join("\n")
+    )
 }
 
 /// The config in Kong's flattened declarative form (`_format_version: "3.0"`), which
@@ -206,20 +210,22 @@ impl Builder {
         let path = obj.path_of(field);
         let raw = match obj.raw(field)? {
             Value::String(s) => raw_ref(s),
-            Value::Object(map) => match (map.get("id").and_then(Value::as_str), map.get("name").and_then(Value::as_str)) {
-                (Some(id), _) => match Uuid::parse_str(id) {
-                    Ok(id) => RawRef::Id(id),
-                    Err(_) => {
-                        self.errors.push(join(&path, "id"), "expected a valid UUID");
+            Value::Object(map) => {
+                match (map.get("id").and_then(Value::as_str), map.get("name").and_then(Value::as_str)) {
+                    (Some(id), _) => match Uuid::parse_str(id) {
+                        Ok(id) => RawRef::Id(id),
+                        Err(_) => {
+                            self.errors.push(join(&path, "id"), "expected a valid UUID");
+                            return None;
+                        }
+                    },
+                    (None, Some(name)) => RawRef::Name(name.to_string()),
+                    _ => {
+                        self.errors.push(path, "expected {\"id\": …} or {\"name\": …}");
                         return None;
                     }
-                },
-                (None, Some(name)) => RawRef::Name(name.to_string()),
-                _ => {
-                    self.errors.push(path, "expected {\"id\": …} or {\"name\": …}");
-                    return None;
                 }
-            },
+            }
             _ => {
                 self.errors.push(path, "expected a name, an id, or {\"id\": …}");
                 return None;
@@ -244,7 +250,9 @@ impl Builder {
                 }
             }
             match validate::service_url(&url) {
-                Ok(parts) => (protocol, host, port, url_path) = (parts.protocol, parts.host, Some(parts.port), parts.path),
+                Ok(parts) => {
+                    (protocol, host, port, url_path) = (parts.protocol, parts.host, Some(parts.port), parts.path)
+                }
                 Err(message) => self.errors.push(obj.path_of("url"), message),
             }
         } else {
@@ -272,7 +280,8 @@ impl Builder {
                 }
             }
         }
-        let timeout = |b: &mut Self, obj: &mut Obj, field| obj.int(field, 1, i32::MAX as i64, 60_000, &mut b.errors) as u32;
+        let timeout =
+            |b: &mut Self, obj: &mut Obj, field| obj.int(field, 1, i32::MAX as i64, 60_000, &mut b.errors) as u32;
         let service = Service {
             id,
             name,
@@ -428,7 +437,10 @@ impl Builder {
                 for (name, values) in map {
                     let field = join(&path, name);
                     if name.eq_ignore_ascii_case("host") {
-                        self.errors.push(field, "cannot contain 'host' header, which must be specified in the 'hosts' attribute");
+                        self.errors.push(
+                            field,
+                            "cannot contain 'host' header, which must be specified in the 'hosts' attribute",
+                        );
                         continue;
                     }
                     let values: Vec<String> = match values {
@@ -484,13 +496,12 @@ impl Builder {
         };
         let mut links: [Option<Link>; 3] = [None, None, None];
         for (slot, field) in ["service", "route", "consumer"].into_iter().enumerate() {
-            let nested = matches!(
-                (scope, slot),
-                (Scope::Service(_), 0) | (Scope::Route(_), 1) | (Scope::Consumer(_), 2)
-            );
+            let nested =
+                matches!((scope, slot), (Scope::Service(_), 0) | (Scope::Route(_), 1) | (Scope::Consumer(_), 2));
             links[slot] = if nested {
                 if obj.has(field) {
-                    self.errors.push(obj.path_of(field), format!("a plugin nested in a {field} belongs to that {field}"));
+                    self.errors
+                        .push(obj.path_of(field), format!("a plugin nested in a {field} belongs to that {field}"));
                 }
                 obj.raw(field);
                 match scope {
@@ -634,17 +645,18 @@ impl Builder {
         let key = pem(self, &mut obj, "key", true).unwrap_or_default();
         let cert_alt = pem(self, &mut obj, "cert_alt", false);
         let key_alt = pem(self, &mut obj, "key_alt", false);
-        if !cert.is_empty() && !key.is_empty() {
-            if let Err(message) = validate::cert_pair(&cert, &key) {
-                self.errors.push(obj.path_of("key"), message);
-            }
+        if !cert.is_empty()
+            && !key.is_empty()
+            && let Err(message) = validate::cert_pair(&cert, &key)
+        {
+            self.errors.push(obj.path_of("key"), message);
         }
         if cert_alt.is_some() != key_alt.is_some() {
             self.errors.push(path.clone(), "cert_alt and key_alt must be given together");
-        } else if let (Some(c), Some(k)) = (&cert_alt, &key_alt) {
-            if let Err(message) = validate::cert_pair(c, k) {
-                self.errors.push(obj.path_of("key_alt"), message);
-            }
+        } else if let (Some(c), Some(k)) = (&cert_alt, &key_alt)
+            && let Err(message) = validate::cert_pair(c, k)
+        {
+            self.errors.push(obj.path_of("key_alt"), message);
         }
         let digest = validate::digest(&cert);
         let id = self.id(&mut obj, "certificates", || digest);
@@ -728,7 +740,8 @@ impl Builder {
         let targets: Vec<(String, Target)> = targets
             .into_iter()
             .map(|(path, mut target, link)| {
-                target.upstream = upstream_ids.resolve(Some(link), "upstream", &mut errors).unwrap_or(Ref { id: Uuid::nil() });
+                target.upstream =
+                    upstream_ids.resolve(Some(link), "upstream", &mut errors).unwrap_or(Ref { id: Uuid::nil() });
                 (path, target)
             })
             .collect();

@@ -121,7 +121,8 @@ fn exporting_and_reading_back_gives_the_same_config() {
 
 #[test]
 fn json_files_parse_too() {
-    let c = parse_str(r#"{"_format_version":"3.0","services":[{"name":"a","host":"a.test"}]}"#, true, "kong.json").unwrap();
+    let c =
+        parse_str(r#"{"_format_version":"3.0","services":[{"name":"a","host":"a.test"}]}"#, true, "kong.json").unwrap();
     assert_eq!(c.services.len(), 1);
 }
 

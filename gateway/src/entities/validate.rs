@@ -35,8 +35,9 @@ pub fn host(v: &str) -> Result<(), String> {
     if v.parse::<std::net::IpAddr>().is_ok() {
         return Ok(());
     }
-    let label_ok =
-        |l: &str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let label_ok = |l: &str| {
+        !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
     if !v.is_empty() && v.len() <= 253 && v.trim_end_matches('.').split('.').all(label_ok) {
         Ok(())
     } else {

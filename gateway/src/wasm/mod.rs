@@ -4,6 +4,7 @@
 pub mod bundled;
 pub mod engine;
 pub mod health;
+pub mod router;
 pub mod sandbox;
 
 pub use engine::WasmRuntime;

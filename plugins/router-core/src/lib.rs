@@ -7,6 +7,7 @@
 //! whose route matches on every configured field wins. Indexes (a byte trie of prefix paths, a
 //! regex set, and a list of path-less units) keep the candidates of a request few.
 
+pub mod cases;
 mod host;
 mod normalize;
 mod trie;

@@ -1,0 +1,97 @@
+//! The shared matching cases through the real, bundled router component.
+
+use std::sync::Arc;
+
+use router_core::cases;
+
+use super::*;
+use crate::wasm::bundled;
+
+fn component() -> Arc<CompiledRouter> {
+    let runtime = WasmRuntime::new().unwrap();
+    CompiledRouter::new(&runtime, "router", bundled::ROUTER).unwrap()
+}
+
+fn spec(r: &cases::CaseRoute, port: u16) -> RouteSpec {
+    let s = r.spec(port);
+    RouteSpec {
+        methods: s.methods,
+        hosts: s.hosts,
+        paths: s.paths,
+        headers: s.headers.into_iter().map(|(name, values)| HeaderRule { name, values }).collect(),
+        snis: s.snis,
+        regex_priority: s.regex_priority,
+        strip_path: s.strip_path,
+        path_handling: match s.path_handling {
+            router_core::PathHandling::V0 => PathHandling::V0,
+            router_core::PathHandling::V1 => PathHandling::V1,
+        },
+        service_path: s.service_path,
+    }
+}
+
+#[test]
+fn every_shared_case_through_the_component() {
+    let component = component();
+    let mut failures = Vec::new();
+    for case in cases::load() {
+        let port = case.port();
+        let pool = component.load(case.routes.iter().map(|r| spec(r, port)).collect(), 1).unwrap();
+        let headers = case
+            .request
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone().into_bytes()))
+            .filter(|(k, _)| pool.header_names().contains(k))
+            .collect();
+        let request = Request {
+            method: case.request.method.clone(),
+            host: case.request.host.clone(),
+            port,
+            path: case.request.path.clone(),
+            headers,
+            sni: case.request.sni.clone(),
+        };
+        let got = pool.route(&request).unwrap().map(|m| (m.route, m.upstream_path, m.captures));
+        let wrong = cases::mismatches(&case, got);
+        if !wrong.is_empty() {
+            failures.push(format!("{}: {}", case.name, wrong.join("; ")));
+        }
+    }
+    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn a_bad_table_is_refused_with_every_error_not_a_trap() {
+    let bad = RouteSpec {
+        methods: vec![],
+        hosts: vec!["a.*.b".into()],
+        paths: vec!["~/(".into(), "nope".into()],
+        headers: vec![],
+        snis: vec![],
+        regex_priority: 0,
+        strip_path: true,
+        path_handling: PathHandling::V0,
+        service_path: None,
+    };
+    let Err(RouterLoadError::Refused(errors)) = component().load(vec![bad], 1) else { panic!("expected refusal") };
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, vec!["hosts[0]", "paths[0]", "paths[1]"]);
+}
+
+#[test]
+fn the_pool_asks_only_for_the_headers_its_routes_use() {
+    let route = RouteSpec {
+        methods: vec![],
+        hosts: vec![],
+        paths: vec![],
+        headers: vec![HeaderRule { name: "X-Version".into(), values: vec!["1".into()] }],
+        snis: vec![],
+        regex_priority: 0,
+        strip_path: true,
+        path_handling: PathHandling::V0,
+        service_path: None,
+    };
+    let pool = component().load(vec![route], 2).unwrap();
+    assert_eq!(pool.header_names(), ["x-version"]);
+}
