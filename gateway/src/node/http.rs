@@ -1,6 +1,7 @@
 //! Serving HTTP/1.1 and HTTP/2 on a bound listener until shutdown, then draining: stop accepting,
 //! let open connections finish their requests, and give up on them after a bound.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -9,14 +10,41 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use super::shutdown::Shutdown;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-pub async fn serve<S, B>(name: &'static str, listener: TcpListener, service: S, mut shutdown: Shutdown, drain: Duration)
-where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
+/// How long a client may take to complete a TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a service knows about the connection a request came on.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// Set for TLS connections: the server name the client asked for, if any.
+    pub tls: Option<TlsInfo>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsInfo {
+    pub sni: Option<String>,
+}
+
+/// Accepts on `listener` (through TLS when `tls` is set) and serves each connection with the
+/// service `make` builds for it, until shutdown; then drains.
+pub async fn serve<M, S, B>(
+    name: &'static str,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    make: M,
+    mut shutdown: Shutdown,
+    drain: Duration,
+) where
+    M: Fn(Conn) -> S + Send + Sync + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + Sync + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: hyper::body::Body + Send + 'static,
@@ -25,18 +53,42 @@ where
 {
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
+    let make = std::sync::Arc::new(make);
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
+                    let local = stream.local_addr().unwrap_or(peer);
                     let builder = builder.clone();
-                    let service = service.clone();
                     let watcher = graceful.watcher();
+                    let tls = tls.clone();
+                    let make = make.clone();
                     connections.spawn(async move {
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                        if let Err(error) = watcher.watch(conn).await {
+                        let result = match tls {
+                            None => {
+                                let service = make(Conn { peer, local, tls: None });
+                                watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service)).await
+                            }
+                            Some(acceptor) => {
+                                let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                    Ok(Ok(stream)) => stream,
+                                    Ok(Err(error)) => {
+                                        tracing::debug!(%peer, %error, "{name}: TLS handshake failed");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        tracing::debug!(%peer, "{name}: TLS handshake timed out");
+                                        return;
+                                    }
+                                };
+                                let sni = stream.get_ref().1.server_name().map(str::to_string);
+                                let service = make(Conn { peer, local, tls: Some(TlsInfo { sni }) });
+                                watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service)).await
+                            }
+                        };
+                        if let Err(error) = result {
                             tracing::debug!(%peer, %error, "{name}: connection ended with an error");
                         }
                     });
@@ -114,7 +166,7 @@ mod tests {
         let (trigger, stop) = shutdown::channel();
         let arrived = Arc::new(Notify::new());
         let service = slow(arrived.clone(), Some(Duration::from_millis(300)));
-        let server = tokio::spawn(serve("test", listener, service, stop, Duration::from_secs(10)));
+        let server = tokio::spawn(serve("test", listener, None, move |_| service.clone(), stop, Duration::from_secs(10)));
 
         let mut client = request(addr).await;
         arrived.notified().await;
@@ -134,7 +186,10 @@ mod tests {
         let (trigger, stop) = shutdown::channel();
         let arrived = Arc::new(Notify::new());
         let server =
-            tokio::spawn(serve("test", listener, slow(arrived.clone(), None), stop, Duration::from_millis(200)));
+            {
+            let service = slow(arrived.clone(), None);
+            tokio::spawn(serve("test", listener, None, move |_| service.clone(), stop, Duration::from_millis(200)))
+        };
 
         let mut client = request(addr).await;
         arrived.notified().await;

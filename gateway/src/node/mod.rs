@@ -57,7 +57,8 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     for spec in &settings.status_listen {
         let listener = listener::bind("status_listen", spec).await?;
         tracing::info!(listen = %spec, "status API listening");
-        tasks.spawn(http::serve("status", listener, status.service(), shutdown.clone(), DRAIN_TIMEOUT));
+        let status = status.clone();
+        tasks.spawn(http::serve("status", listener, None, move |_| status.service(), shutdown.clone(), DRAIN_TIMEOUT));
     }
     tracing::info!(role = %settings.role, version = crate::VERSION, "gateway started");
 
