@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod conf;
 pub mod entities;
 pub mod node;
+pub mod proxy;
 pub mod status;
 pub mod wasm;
 

@@ -58,6 +58,23 @@ pub fn cluster_pair(days: u32) -> Result<ClusterPair, GenCertError> {
     Ok(ClusterPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
 }
 
+/// A self-signed server certificate for `name` (P-256, EKU serverAuth), such as the default
+/// certificate of TLS listeners.
+pub fn self_signed(name: &str, days: u32) -> Result<ClusterPair, GenCertError> {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = CertificateParams::new(vec![name.to_string()])?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(1);
+    params.not_after = now + time::Duration::days(i64::from(days));
+    let cert = params.self_signed(&key)?;
+    Ok(ClusterPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+}
+
 /// Writes a new cluster pair to `cert` (0644) and `key` (0600). Refuses to touch either file if
 /// one exists, before writing anything.
 pub fn gen_cert(cert: &Path, key: &Path, days: u32) -> Result<(), GenCertError> {

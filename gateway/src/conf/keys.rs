@@ -191,6 +191,12 @@ pub const KEYS: &[Key] = &[
         doc: "A declarative file (`_format_version: \"3.0\"`, YAML or JSON) served by a DB-less node, or by a data plane until its control plane answers.",
     },
     Key {
+        name: "allow_debug_header",
+        default: Some("off"),
+        kind: "boolean",
+        doc: "Answer a request carrying `Kong-Debug: 1` with `Kong-Route-Id`, `Kong-Route-Name`, `Kong-Service-Id` and `Kong-Service-Name` response headers.",
+    },
+    Key {
         name: "lmdb_map_size",
         default: Some("2048m"),
         kind: "size (`k`, `m`, `g` suffixes)",

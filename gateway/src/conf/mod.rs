@@ -59,6 +59,7 @@ pub struct Settings {
     pub analytics_buffer_size_limit: u64,
     pub declarative_config: Option<PathBuf>,
     pub lmdb_map_size: u64,
+    pub allow_debug_header: bool,
     /// The file these settings were read from, if any.
     pub source: Option<PathBuf>,
 }
@@ -343,6 +344,7 @@ impl Checker<'_> {
                 if path.is_file() { Ok(path) } else { Err(format!("no such file: {}", path.display())) }
             }),
             lmdb_map_size: self.required("lmdb_map_size", parse_size),
+            allow_debug_header: self.required("allow_debug_header", parse_bool),
             source: self.file.map(|f| f.path.clone()),
         }
     }

@@ -11,8 +11,12 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use crate::conf::Settings;
+use crate::conf::{Database, Role, Settings};
+use crate::entities::DeclarativeError;
+use crate::proxy::tls::TlsSetupError;
+use crate::proxy::{Proxy, SnapshotError};
 use crate::status::StatusApi;
+use crate::wasm::router::CompiledRouter;
 use crate::wasm::{self, WasmRuntime};
 
 /// How long in-flight requests may take to finish once a stop is asked for (Kong's `quit` default).
@@ -28,6 +32,12 @@ pub enum NodeError {
     Bind(#[from] listener::BindError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error(transparent)]
+    Declarative(#[from] DeclarativeError),
+    #[error("declarative config {file}: {source}")]
+    Config { file: String, source: SnapshotError },
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
 }
 
 /// Runs the node until a signal stops it. Returns once everything has drained.
@@ -37,10 +47,11 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         tracing::info!(prefix = %settings.prefix.display(), "created prefix (mode 0700)");
     }
 
-    let (runtime, report) = tokio::task::spawn_blocking(|| -> Result<_, wasm::WasmError> {
+    let (runtime, report, router) = tokio::task::spawn_blocking(|| -> Result<_, wasm::WasmError> {
         let runtime = WasmRuntime::new()?;
         let report = wasm::health::probe(&runtime)?;
-        Ok((runtime, report))
+        let router = CompiledRouter::new(&runtime, "router", wasm::bundled::ROUTER)?;
+        Ok((runtime, report, router))
     })
     .await
     .expect("the wasm self-test does not panic")?;
@@ -51,9 +62,29 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         "wasm engine ready"
     );
 
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let proxy = Proxy::new(router, workers, settings.allow_debug_header);
+    if let (Database::Off, Some(file)) = (settings.database, &settings.declarative_config) {
+        let config = crate::entities::parse_file(file)?;
+        let snapshot = proxy
+            .apply(config)
+            .await
+            .map_err(|source| NodeError::Config { file: file.display().to_string(), source })?;
+        tracing::info!(file = %file.display(), hash = %snapshot.hash, "declarative config loaded");
+    }
+
     let (trigger, shutdown) = shutdown::channel();
     let mut tasks = JoinSet::new();
-    let status = StatusApi::new(&settings);
+    if settings.role != Role::ControlPlane {
+        for spec in &settings.proxy_listen {
+            let listener = listener::bind("proxy_listen", spec).await?;
+            let tls = if spec.ssl { Some(crate::proxy::tls::acceptor(proxy.clone(), &settings.prefix)?) } else { None };
+            tracing::info!(listen = %spec, "proxy listening");
+            let proxy = proxy.clone();
+            tasks.spawn(http::serve("proxy", listener, tls, move |conn| proxy.service(conn), shutdown.clone(), DRAIN_TIMEOUT));
+        }
+    }
+    let status = StatusApi::new(&settings, proxy.clone());
     for spec in &settings.status_listen {
         let listener = listener::bind("status_listen", spec).await?;
         tracing::info!(listen = %spec, "status API listening");

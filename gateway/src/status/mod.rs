@@ -11,6 +11,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::conf::{Role, Settings};
+use crate::proxy::Proxy;
 
 #[derive(Clone)]
 pub struct StatusApi {
@@ -19,14 +20,15 @@ pub struct StatusApi {
 
 struct Inner {
     role: Role,
+    proxy: Arc<Proxy>,
     started: Instant,
     total_requests: AtomicU64,
 }
 
 impl StatusApi {
-    pub fn new(settings: &Settings) -> Self {
+    pub fn new(settings: &Settings, proxy: Arc<Proxy>) -> Self {
         StatusApi {
-            inner: Arc::new(Inner { role: settings.role, started: Instant::now(), total_requests: AtomicU64::new(0) }),
+            inner: Arc::new(Inner { role: settings.role, proxy, started: Instant::now(), total_requests: AtomicU64::new(0) }),
         }
     }
 
@@ -55,6 +57,7 @@ impl StatusApi {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return json(StatusCode::METHOD_NOT_ALLOWED, serde_json::json!({ "message": "Method not allowed" }));
         }
+        let snapshot = self.inner.proxy.current();
         match req.uri().path() {
             "/status" => json(
                 StatusCode::OK,
@@ -63,13 +66,15 @@ impl StatusApi {
                     "role": self.inner.role.as_str(),
                     "uptime_seconds": self.inner.started.elapsed().as_secs(),
                     "server": { "total_requests": total },
-                    "configuration_hash": null,
+                    "configuration_hash": snapshot.hash,
+                    "entities": snapshot.config.counts(),
                 }),
             ),
-            // No configuration can be loaded yet, so the node is never ready to proxy.
-            "/status/ready" => {
-                json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({ "message": "no configuration available" }))
-            }
+            "/status/ready" if snapshot.is_empty() => json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({ "message": "no configuration available (empty configuration present)" }),
+            ),
+            "/status/ready" => json(StatusCode::OK, serde_json::json!({ "message": "ready" })),
             _ => json(StatusCode::NOT_FOUND, serde_json::json!({ "message": "Not found" })),
         }
     }

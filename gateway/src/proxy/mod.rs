@@ -1,0 +1,81 @@
+//! The proxy: listeners on `proxy_listen`, the request pipeline, the upstream pool, and the current
+//! configuration snapshot, swapped atomically so requests in flight finish on the one they began
+//! with and a bad configuration never replaces a good one.
+
+pub mod pipeline;
+pub mod snapshot;
+pub mod tls;
+pub mod upstream;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+
+use crate::entities::Config;
+use crate::node::http::Conn;
+use crate::wasm::router::CompiledRouter;
+pub use snapshot::{Snapshot, SnapshotError};
+use upstream::{Pool, ProxyBody};
+
+pub struct Proxy {
+    snapshot: ArcSwap<Snapshot>,
+    pool: Arc<Pool>,
+    router: Arc<CompiledRouter>,
+    /// Router instances per configuration version: one per worker thread.
+    instances: usize,
+    /// Kong's `allow_debug_header`: answer `Kong-Debug: 1` with the matched route and service.
+    pub allow_debug_header: bool,
+}
+
+impl Proxy {
+    pub fn new(router: Arc<CompiledRouter>, instances: usize, allow_debug_header: bool) -> Arc<Proxy> {
+        Arc::new(Proxy {
+            snapshot: ArcSwap::from_pointee(Snapshot::empty()),
+            pool: Arc::new(Pool::default()),
+            router,
+            instances,
+            allow_debug_header,
+        })
+    }
+
+    /// The configuration being served now.
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Compiles `config` and, if that works, makes it the one served. On error the current
+    /// configuration stays. Compiling loads wasm, so it runs on a blocking thread.
+    pub async fn apply(self: &Arc<Self>, config: Config) -> Result<Arc<Snapshot>, SnapshotError> {
+        let proxy = self.clone();
+        let snapshot = tokio::task::spawn_blocking(move || Snapshot::build(config, &proxy.router, proxy.instances))
+            .await
+            .expect("building a snapshot does not panic")?;
+        let snapshot = Arc::new(snapshot);
+        self.snapshot.store(snapshot.clone());
+        Ok(snapshot)
+    }
+
+    /// The service for one connection.
+    pub fn service(
+        self: &Arc<Self>,
+        conn: Conn,
+    ) -> impl hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<ProxyBody>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + use<>,
+    > + Send
+    + Sync
+    + 'static
+    + use<> {
+        let proxy = self.clone();
+        hyper::service::service_fn(move |req| {
+            let proxy = proxy.clone();
+            let conn = conn.clone();
+            async move { Ok(pipeline::handle(proxy, conn, req).await) }
+        })
+    }
+}

@@ -1,0 +1,224 @@
+//! One configuration version, compiled for serving: the entities, the loaded router, the balancers
+//! and the TLS certificates. Built off the request path, swapped in whole, never mutated.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rustls::sign::CertifiedKey;
+
+use crate::entities::{Config, PathHandling, Protocol, Route, Service, config_hash};
+use crate::wasm::router::{self, CompiledRouter, RouterLoadError, RouterPool};
+
+pub struct Snapshot {
+    pub config: Config,
+    pub hash: String,
+    /// `None` for the empty configuration: every request gets 404.
+    pub router: Option<RouterPool>,
+    /// Route table positions as the router reports them, to the route and its service.
+    pub routes: Vec<(Route, Option<Arc<Service>>)>,
+    pub balancers: HashMap<String, Balancer>,
+    pub certificates: Certificates,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("route {route}: {field}: {message}")]
+    Route { route: String, field: String, message: String },
+    #[error(transparent)]
+    Router(RouterLoadError),
+    #[error("certificate {id}: {message}")]
+    Certificate { id: uuid::Uuid, message: String },
+}
+
+impl Snapshot {
+    pub fn empty() -> Snapshot {
+        Snapshot {
+            hash: crate::entities::EMPTY_HASH.into(),
+            config: Config::default(),
+            router: None,
+            routes: Vec::new(),
+            balancers: HashMap::new(),
+            certificates: Certificates::default(),
+        }
+    }
+
+    /// Compiles `config`. Blocking (loads wasm): call it off the async runtime.
+    pub fn build(config: Config, component: &Arc<CompiledRouter>, instances: usize) -> Result<Snapshot, SnapshotError> {
+        let services: HashMap<uuid::Uuid, Arc<Service>> =
+            config.services.iter().map(|s| (s.id, Arc::new(s.clone()))).collect();
+        // Routes of a disabled service are not served, as in Kong.
+        let routes: Vec<(Route, Option<Arc<Service>>)> = config
+            .routes
+            .iter()
+            .map(|r| (r.clone(), r.service.and_then(|s| services.get(&s.id).cloned())))
+            .filter(|(_, service)| service.as_ref().is_none_or(|s| s.enabled))
+            .collect();
+        let table: Vec<router::RouteSpec> = routes.iter().map(|(r, s)| route_spec(r, s.as_deref())).collect();
+        let router = if table.is_empty() {
+            None
+        } else {
+            Some(component.load(table, instances).map_err(|e| match e {
+                RouterLoadError::Refused(errors) if !errors.is_empty() => {
+                    let first = &errors[0];
+                    let route = &routes[first.route as usize].0;
+                    SnapshotError::Route {
+                        route: route.name.clone().unwrap_or_else(|| route.id.to_string()),
+                        field: first.field.clone(),
+                        message: first.message.clone(),
+                    }
+                }
+                other => SnapshotError::Router(other),
+            })?)
+        };
+        let mut balancers = HashMap::new();
+        for upstream in &config.upstreams {
+            let targets: Vec<(String, u32)> = config
+                .targets
+                .iter()
+                .filter(|t| t.upstream.id == upstream.id && t.weight > 0)
+                .map(|t| (t.target.clone(), t.weight))
+                .collect();
+            balancers.insert(upstream.name.clone(), Balancer::new(targets));
+        }
+        let certificates = Certificates::from_config(&config)?;
+        Ok(Snapshot { hash: config_hash(&config), config, router, routes, balancers, certificates })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.config.is_empty()
+    }
+}
+
+fn route_spec(route: &Route, service: Option<&Service>) -> router::RouteSpec {
+    router::RouteSpec {
+        methods: route.methods.clone(),
+        hosts: route.hosts.clone(),
+        paths: route.paths.clone(),
+        headers: route
+            .headers
+            .iter()
+            .map(|(name, values)| router::HeaderRule { name: name.clone(), values: values.clone() })
+            .collect(),
+        snis: route.snis.clone(),
+        regex_priority: route.regex_priority,
+        strip_path: route.strip_path,
+        path_handling: match route.path_handling {
+            PathHandling::V0 => router::PathHandling::V0,
+            PathHandling::V1 => router::PathHandling::V1,
+        },
+        service_path: service.and_then(|s| s.path.clone()),
+    }
+}
+
+/// Weighted round-robin over an upstream's targets: each target appears in the cycle as many
+/// times as its weight divided by the weights' greatest common divisor, interleaved.
+pub struct Balancer {
+    cycle: Vec<usize>,
+    targets: Vec<String>,
+    next: AtomicUsize,
+}
+
+impl Balancer {
+    pub fn new(targets: Vec<(String, u32)>) -> Balancer {
+        let gcd = targets.iter().map(|(_, w)| *w).fold(0, gcd);
+        let slots: Vec<u32> = targets.iter().map(|(_, w)| if gcd == 0 { 0 } else { w / gcd }).collect();
+        let max = slots.iter().copied().max().unwrap_or(0);
+        let mut cycle = Vec::new();
+        // Interleave: round r takes every target whose share is larger than r.
+        for round in 0..max {
+            for (i, &share) in slots.iter().enumerate() {
+                if share > round {
+                    cycle.push(i);
+                }
+            }
+        }
+        Balancer { cycle, targets: targets.into_iter().map(|(t, _)| t).collect(), next: AtomicUsize::new(0) }
+    }
+
+    /// The next target, and how many distinct targets there are (for retries).
+    pub fn next(&self) -> Option<&str> {
+        if self.cycle.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.cycle.len();
+        Some(&self.targets[self.cycle[i]])
+    }
+
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Server certificates by SNI name: exact names, then `*.suffix` wildcards.
+#[derive(Default)]
+pub struct Certificates {
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    wildcard: Vec<(String, Arc<CertifiedKey>)>,
+}
+
+impl Certificates {
+    fn from_config(config: &Config) -> Result<Certificates, SnapshotError> {
+        let mut keys = HashMap::new();
+        for cert in &config.certificates {
+            let key = certified_key(&cert.cert, &cert.key)
+                .map_err(|message| SnapshotError::Certificate { id: cert.id, message })?;
+            keys.insert(cert.id, Arc::new(key));
+        }
+        let mut out = Certificates::default();
+        for sni in &config.snis {
+            let Some(key) = keys.get(&sni.certificate.id) else { continue };
+            match sni.name.strip_prefix('*') {
+                Some(suffix) => out.wildcard.push((suffix.to_string(), key.clone())),
+                None => {
+                    out.exact.insert(sni.name.clone(), key.clone());
+                }
+            }
+        }
+        out.wildcard.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        Ok(out)
+    }
+
+    pub fn lookup(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
+        let name = server_name.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(key) = self.exact.get(&name) {
+            return Some(key.clone());
+        }
+        self.wildcard.iter().find(|(suffix, _)| name.ends_with(suffix.as_str())).map(|(_, key)| key.clone())
+    }
+}
+
+/// A rustls signing identity from PEM texts.
+pub fn certified_key(cert_pem: &str, key_pem: &str) -> Result<CertifiedKey, String> {
+    use crate::conf::PemSource;
+    let chain = PemSource::Inline(cert_pem.to_string()).load_certs()?;
+    let key = PemSource::Inline(key_pem.to_string()).load_key()?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| format!("unsupported key: {e}"))?;
+    Ok(CertifiedKey::new(chain, signing))
+}
+
+/// Whether the route accepts the request's protocol.
+pub fn accepts(route: &Route, tls: bool) -> bool {
+    route.protocols.contains(&if tls { Protocol::Https } else { Protocol::Http })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weighted_round_robin_follows_the_weights() {
+        let b = Balancer::new(vec![("a".into(), 200), ("b".into(), 100)]);
+        let picks: Vec<&str> = (0..6).map(|_| b.next().unwrap()).collect();
+        assert_eq!(picks, vec!["a", "b", "a", "a", "b", "a"]);
+        assert!(Balancer::new(vec![]).next().is_none());
+    }
+}
