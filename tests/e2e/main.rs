@@ -3,3 +3,4 @@
 mod check;
 mod gen_cert;
 mod lifecycle;
+mod proxy;

@@ -806,7 +806,9 @@ impl Builder {
         }
         Ok(Config {
             services: sorted(services, |e| e.id),
-            routes: sorted(routes, |e| e.id),
+            // Routes keep their order: among routes of equal priority the first one wins, so their
+            // order is part of what the configuration means (and of its hash).
+            routes: routes.into_iter().map(|(_, r)| r).collect(),
             consumers: sorted(consumers, |e| e.id),
             plugins: sorted(plugins, |e| e.id),
             upstreams: sorted(upstreams, |e| e.id),

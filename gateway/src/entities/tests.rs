@@ -100,6 +100,15 @@ fn order_in_the_file_does_not_change_the_config() {
 }
 
 #[test]
+fn route_order_is_kept_because_it_breaks_ties() {
+    let one = parse("_format_version: '3.0'\nroutes:\n- {name: a, paths: [/x]}\n- {name: b, paths: [/x]}\n").unwrap();
+    let two = parse("_format_version: '3.0'\nroutes:\n- {name: b, paths: [/x]}\n- {name: a, paths: [/x]}\n").unwrap();
+    assert_eq!(one.routes[0].name.as_deref(), Some("a"));
+    assert_eq!(two.routes[0].name.as_deref(), Some("b"));
+    assert_ne!(config_hash(&one), config_hash(&two));
+}
+
+#[test]
 fn a_change_changes_the_hash() {
     let one = parse("_format_version: '3.0'\nservices:\n- {name: a, host: a.test}\n").unwrap();
     let two = parse("_format_version: '3.0'\nservices:\n- {name: a, host: a.test, retries: 4}\n").unwrap();

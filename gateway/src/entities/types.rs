@@ -179,7 +179,8 @@ pub struct Sni {
 }
 
 /// A whole, valid configuration. Each list is sorted by id, so equal configurations are equal
-/// values whatever order their source listed them in.
+/// values whatever order their source listed them in; except routes, which keep their order, since
+/// it breaks ties between routes of equal priority.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Config {
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -166,7 +166,8 @@ mod tests {
         let (trigger, stop) = shutdown::channel();
         let arrived = Arc::new(Notify::new());
         let service = slow(arrived.clone(), Some(Duration::from_millis(300)));
-        let server = tokio::spawn(serve("test", listener, None, move |_| service.clone(), stop, Duration::from_secs(10)));
+        let server =
+            tokio::spawn(serve("test", listener, None, move |_| service.clone(), stop, Duration::from_secs(10)));
 
         let mut client = request(addr).await;
         arrived.notified().await;
@@ -185,8 +186,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let (trigger, stop) = shutdown::channel();
         let arrived = Arc::new(Notify::new());
-        let server =
-            {
+        let server = {
             let service = slow(arrived.clone(), None);
             tokio::spawn(serve("test", listener, None, move |_| service.clone(), stop, Duration::from_millis(200)))
         };

@@ -81,7 +81,14 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             let tls = if spec.ssl { Some(crate::proxy::tls::acceptor(proxy.clone(), &settings.prefix)?) } else { None };
             tracing::info!(listen = %spec, "proxy listening");
             let proxy = proxy.clone();
-            tasks.spawn(http::serve("proxy", listener, tls, move |conn| proxy.service(conn), shutdown.clone(), DRAIN_TIMEOUT));
+            tasks.spawn(http::serve(
+                "proxy",
+                listener,
+                tls,
+                move |conn| proxy.service(conn),
+                shutdown.clone(),
+                DRAIN_TIMEOUT,
+            ));
         }
     }
     let status = StatusApi::new(&settings, proxy.clone());

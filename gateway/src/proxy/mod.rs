@@ -67,7 +67,8 @@ impl Proxy {
         Response = Response<ProxyBody>,
         Error = Infallible,
         Future = impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + use<>,
-    > + Send
+    >
+    + Send
     + Sync
     + 'static
     + use<> {

@@ -31,7 +31,9 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Conn, mut req: Request<Incoming>) -
     let headers: Vec<(String, Vec<u8>)> = router
         .header_names()
         .iter()
-        .flat_map(|name| req.headers().get_all(name.as_str()).iter().map(move |v| (name.clone(), v.as_bytes().to_vec())))
+        .flat_map(|name| {
+            req.headers().get_all(name.as_str()).iter().map(move |v| (name.clone(), v.as_bytes().to_vec()))
+        })
         .collect();
     let routed = router.route(&RouterRequest {
         method: req.method().as_str().to_string(),
@@ -112,8 +114,16 @@ fn service_label(service: &Service) -> String {
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 section 7.6.1).
-const HOP_BY_HOP: [&str; 8] =
-    ["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "upgrade"];
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers

@@ -122,7 +122,7 @@ pub struct Balancer {
 impl Balancer {
     pub fn new(targets: Vec<(String, u32)>) -> Balancer {
         let gcd = targets.iter().map(|(_, w)| *w).fold(0, gcd);
-        let slots: Vec<u32> = targets.iter().map(|(_, w)| if gcd == 0 { 0 } else { w / gcd }).collect();
+        let slots: Vec<u32> = targets.iter().map(|(_, w)| w.checked_div(gcd).unwrap_or(0)).collect();
         let max = slots.iter().copied().max().unwrap_or(0);
         let mut cycle = Vec::new();
         // Interleave: round r takes every target whose share is larger than r.
@@ -183,7 +183,7 @@ impl Certificates {
                 }
             }
         }
-        out.wildcard.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        out.wildcard.sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
         Ok(out)
     }
 

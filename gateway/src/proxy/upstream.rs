@@ -23,9 +23,12 @@ const MAX_IDLE_PER_ADDRESS: usize = 128;
 /// An idle connection older than this is closed rather than reused (Kong's default is 60 s).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Idle connections by `host:port`, with when they went idle.
+type IdleConnections = HashMap<String, Vec<(SendRequest<ProxyBody>, Instant)>>;
+
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<HashMap<String, Vec<(SendRequest<ProxyBody>, Instant)>>>,
+    idle: Mutex<IdleConnections>,
 }
 
 /// Why no connection could be made.
@@ -99,7 +102,13 @@ pub struct PooledBody {
 pub struct ReadTimeout(Duration);
 
 impl PooledBody {
-    pub fn new(inner: Incoming, pool: Arc<Pool>, address: String, sender: SendRequest<ProxyBody>, read_timeout: Duration) -> Self {
+    pub fn new(
+        inner: Incoming,
+        pool: Arc<Pool>,
+        address: String,
+        sender: SendRequest<ProxyBody>,
+        read_timeout: Duration,
+    ) -> Self {
         let mut body = PooledBody {
             inner,
             give_back: Some((pool, address, sender)),

@@ -28,7 +28,12 @@ struct Inner {
 impl StatusApi {
     pub fn new(settings: &Settings, proxy: Arc<Proxy>) -> Self {
         StatusApi {
-            inner: Arc::new(Inner { role: settings.role, proxy, started: Instant::now(), total_requests: AtomicU64::new(0) }),
+            inner: Arc::new(Inner {
+                role: settings.role,
+                proxy,
+                started: Instant::now(),
+                total_requests: AtomicU64::new(0),
+            }),
         }
     }
 

@@ -1,0 +1,238 @@
+//! The proxy path on a DB-less node: routing decisions (the shared matching cases), what reaches
+//! the upstream, and Kong's answers when no route, service or upstream fits.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use gateway_tests::{DEADLINE, EchoServer, Gateway, conf_dir, free_port, http_request, poll};
+use router_core::cases;
+
+/// A DB-less node serving `yaml`, with its proxy on a free port.
+struct Node {
+    gateway: Gateway,
+    proxy: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+fn dbless(yaml: &str) -> Node {
+    dbless_at(free_port(), yaml)
+}
+
+/// A temp dir with a DB-less kong.conf (proxy on `port`) and `yaml` as its kong.yml.
+fn dbless_dir(port: u16, yaml: &str) -> tempfile::TempDir {
+    let (dir, _) = conf_dir(&[
+        "database = off".into(),
+        "declarative_config = kong.yml".into(),
+        "prefix = servroot".into(),
+        format!("proxy_listen = 127.0.0.1:{port}"),
+        "admin_listen = off".into(),
+        "status_listen = off".into(),
+        "allow_debug_header = on".into(),
+    ]);
+    std::fs::write(dir.path().join("kong.yml"), yaml).unwrap();
+    dir
+}
+
+fn dbless_at(port: u16, yaml: &str) -> Node {
+    let dir = dbless_dir(port, yaml);
+    let mut gateway = Gateway::start(dir.path(), &["-c", "kong.conf"], &[]);
+    gateway.wait_for_log("gateway started");
+    Node { gateway, proxy: SocketAddr::from(([127, 0, 0, 1], port)), _dir: dir }
+}
+
+fn yaml_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap()
+}
+
+/// One case as a declarative file: a service per route, all on the echo server.
+fn case_yaml(case: &cases::Case, echo: SocketAddr, port: u16) -> String {
+    let mut out = String::from("_format_version: \"3.0\"\nservices:\n");
+    for (i, r) in case.routes.iter().enumerate() {
+        let path = r.service_path.clone().unwrap_or_default();
+        out += &format!("- name: svc{i}\n  url: http://{echo}{path}\n  routes:\n  - name: {}\n", r.name);
+        let fields = [
+            ("methods", &r.methods),
+            ("hosts", &r.hosts_for(port)),
+            ("paths", &r.paths),
+            ("snis", &r.snis),
+            ("protocols", &r.protocols),
+        ];
+        for (field, values) in fields {
+            if !values.is_empty() {
+                out += &format!("    {field}: {}\n", yaml_list(values));
+            }
+        }
+        if !r.headers.is_empty() {
+            out += &format!("    headers: {}\n", serde_json::to_string(&r.headers).unwrap());
+        }
+        out += &format!("    regex_priority: {}\n", r.regex_priority);
+        out += &format!("    strip_path: {}\n", r.strip_path.unwrap_or(true));
+        if let Some(handling) = &r.path_handling {
+            out += &format!("    path_handling: {handling}\n");
+        }
+    }
+    out
+}
+
+#[test]
+fn every_shared_matching_case_routes_the_same_through_the_binary() {
+    let echo = EchoServer::start();
+    // TLS-only cases need a client that sends SNI; the component tests cover them.
+    let all: Vec<cases::Case> = cases::load().into_iter().filter(|c| c.request.sni.is_none()).collect();
+    assert!(all.len() >= 60, "{} cases", all.len());
+    let queue = Mutex::new(all.iter().collect::<Vec<_>>());
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                while let Some(case) = queue.lock().unwrap().pop() {
+                    if let Some(failure) = run_case(case, echo.addr) {
+                        failures.lock().unwrap().push(failure);
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+fn run_case(case: &cases::Case, echo: SocketAddr) -> Option<String> {
+    let port = free_port();
+    let node = dbless_at(port, &case_yaml(case, echo, port));
+    let host = case.request.host.clone();
+    let mut headers: Vec<(&str, &str)> = vec![("Host", &host), ("Kong-Debug", "1")];
+    headers.extend(case.request.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let reply = match http_request(node.proxy, &case.request.method, &case.request.path, &headers) {
+        Ok(reply) => reply,
+        Err(e) => return Some(format!("{}: request failed: {e}", case.name)),
+    };
+    let got_route = reply.header("kong-route-name").map(str::to_string);
+    let mut wrong = Vec::new();
+    if got_route != case.expect.route {
+        wrong.push(format!("route {got_route:?} (status {}), expected {:?}", reply.status, case.expect.route));
+    }
+    if case.expect.route.is_none() && reply.status != 404 {
+        wrong.push(format!("status {}, expected 404", reply.status));
+    }
+    if let (Some(want), Some(_)) = (&case.expect.upstream_path, &got_route) {
+        let seen = reply.json()["path"].as_str().unwrap_or_default().to_string();
+        if &seen != want {
+            wrong.push(format!("upstream saw path {seen:?}, expected {want:?}"));
+        }
+    }
+    (!wrong.is_empty()).then(|| format!("{}: {}", case.name, wrong.join("; ")))
+}
+
+#[test]
+fn the_upstream_gets_the_service_host_path_and_forwarding_headers() {
+    let echo = EchoServer::start();
+    let node = dbless(&format!(
+        "_format_version: '3.0'\nservices:\n- name: api\n  url: http://{echo}/base\n  routes:\n  - {{name: strip, paths: [/api]}}\n  - {{name: keep, paths: [/keep], strip_path: false, preserve_host: true}}\n",
+        echo = echo.addr
+    ));
+    let reply = http_request(
+        node.proxy,
+        "GET",
+        "/api/items?x=1",
+        &[
+            ("Host", "client.test:1234"),
+            ("X-Forwarded-For", "10.0.0.9"),
+            ("Connection", "close, X-Drop"),
+            ("X-Drop", "1"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let seen = reply.json();
+    assert_eq!(seen["path"], "/base/items?x=1");
+    let h = &seen["headers"];
+    assert_eq!(h["host"], echo.addr.to_string());
+    assert_eq!(h["x-forwarded-for"], "10.0.0.9, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(h["x-forwarded-host"], "client.test");
+    assert_eq!(h["x-forwarded-port"], node.proxy.port().to_string());
+    assert_eq!(h["x-forwarded-path"], "/api/items");
+    assert_eq!(h["x-real-ip"], "127.0.0.1");
+    assert!(h["via"].as_str().unwrap().contains("gateway/"), "{h}");
+    assert!(h.get("x-drop").is_none(), "a header named in Connection is hop-by-hop: {h}");
+    assert!(reply.header("via").is_some_and(|v| v.contains("gateway/")));
+
+    let reply = http_request(node.proxy, "GET", "/keep/x", &[("Host", "client.test")]).unwrap();
+    let seen = reply.json();
+    assert_eq!(seen["path"], "/base/keep/x");
+    assert_eq!(seen["headers"]["host"], "client.test");
+    drop(node.gateway);
+}
+
+#[test]
+fn kong_answers_when_nothing_fits() {
+    let echo = EchoServer::start();
+    let closed = free_port();
+    let node = dbless(&format!(
+        r#"_format_version: "3.0"
+services:
+- name: down
+  url: http://127.0.0.1:{closed}
+  retries: 2
+  routes: [{{name: down, paths: [/down]}}]
+- name: slow
+  url: http://{echo}
+  read_timeout: 300
+  routes: [{{name: slow, paths: [/slow], strip_path: false}}]
+- name: secure
+  url: http://{echo}
+  routes: [{{name: secure, paths: [/secure], protocols: [https]}}]
+routes:
+- name: lonely
+  paths: [/lonely]
+"#,
+        echo = echo.addr
+    ));
+    let check = |path: &str, status: u16, message: &str| {
+        let reply = http_request(node.proxy, "GET", path, &[]).unwrap();
+        assert_eq!(reply.status, status, "{path}: {reply:?}");
+        assert_eq!(reply.json()["message"], message, "{path}");
+        reply
+    };
+    check("/nothing", 404, "no Route matched with those values");
+    check("/lonely", 503, "no Service found with those values");
+    check("/down", 502, "An invalid response was received from the upstream server");
+    check("/slow/3000", 504, "The upstream server is timing out");
+    let reply = check("/secure", 426, "Please use HTTPS protocol");
+    assert_eq!(reply.header("upgrade"), Some("TLS/1.2, HTTP/1.1"));
+    // The node keeps serving after all of that.
+    assert_eq!(http_request(node.proxy, "GET", "/slow/1", &[]).unwrap().status, 200);
+}
+
+#[test]
+fn round_robin_spreads_requests_over_weighted_targets() {
+    let (a, b) = (EchoServer::start(), EchoServer::start());
+    let node = dbless(&format!(
+        "_format_version: '3.0'\nupstreams:\n- name: pool\n  targets:\n  - {{target: '{a}', weight: 100}}\n  - {{target: '{b}', weight: 100}}\nservices:\n- name: s\n  host: pool\n  routes: [{{name: r, paths: [/]}}]\n",
+        a = a.addr,
+        b = b.addr
+    ));
+    let ports: Vec<u64> =
+        (0..4).map(|_| http_request(node.proxy, "GET", "/", &[]).unwrap().json()["port"].as_u64().unwrap()).collect();
+    let (pa, pb) = (u64::from(a.addr.port()), u64::from(b.addr.port()));
+    assert_eq!(ports.iter().filter(|&&p| p == pa).count(), 2, "{ports:?}");
+    assert_eq!(ports.iter().filter(|&&p| p == pb).count(), 2, "{ports:?}");
+    assert_ne!(ports[0], ports[1], "alternates: {ports:?}");
+}
+
+#[test]
+fn an_invalid_declarative_file_stops_the_start_naming_the_entity() {
+    let port = free_port();
+    let dir = dbless_dir(
+        port,
+        "_format_version: '3.0'\nservices:\n- name: s\n  host: h.test\n  routes:\n  - paths: [/ok, nope]\n",
+    );
+    let mut gateway = Gateway::start(dir.path(), &["-c", "kong.conf"], &[]);
+    let exit = gateway.wait_exit(DEADLINE);
+    assert_eq!(exit.code(), Some(1));
+    assert!(gateway.log().contains("services[0].routes[0].paths[1]: must start with / or ~/"), "{}", gateway.log());
+    poll("the port to stay closed", DEADLINE, || {
+        std::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).is_err().then_some(())
+    });
+}
