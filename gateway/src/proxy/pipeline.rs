@@ -220,6 +220,14 @@ async fn send(
     service: &Service,
     req: Request<ProxyBody>,
 ) -> Result<Response<ProxyBody>, Failure> {
+    if service.protocol == crate::entities::Protocol::Https {
+        // Until TLS to upstreams lands, refuse rather than send plain text to a TLS port.
+        return Err(Failure {
+            status: StatusCode::BAD_GATEWAY,
+            message: "An invalid response was received from the upstream server",
+            detail: "https upstreams are not supported yet".into(),
+        });
+    }
     let connect_timeout = Duration::from_millis(u64::from(service.connect_timeout));
     let read_timeout = Duration::from_millis(u64::from(service.read_timeout));
     let balancer = snapshot.balancers.get(&service.host);
