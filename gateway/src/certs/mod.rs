@@ -43,31 +43,36 @@ pub fn cluster_pair(days: u32) -> Result<ClusterPair, GenCertError> {
     if days == 0 {
         return Err(GenCertError::Days);
     }
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384)?;
-    let mut params = CertificateParams::new(vec![CLUSTER_NAME.to_string()])?;
-    let mut name = DistinguishedName::new();
-    name.push(DnType::CommonName, CLUSTER_NAME);
-    params.distinguished_name = name;
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::minutes(1);
-    params.not_after = now + time::Duration::days(i64::from(days));
-    let cert = params.self_signed(&key)?;
-    Ok(ClusterPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    leaf(
+        CLUSTER_NAME,
+        days,
+        &PKCS_ECDSA_P384_SHA384,
+        vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
+    )
 }
 
 /// A self-signed server certificate for `name` (P-256, EKU serverAuth), such as the default
 /// certificate of TLS listeners.
 pub fn self_signed(name: &str, days: u32) -> Result<ClusterPair, GenCertError> {
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    leaf(name, days, &rcgen::PKCS_ECDSA_P256_SHA256, vec![ExtendedKeyUsagePurpose::ServerAuth])
+}
+
+/// A self-signed end-entity certificate: CN and SAN `name`, not a CA, valid from a minute ago (for
+/// clock skew) for `days`.
+fn leaf(
+    name: &str,
+    days: u32,
+    algorithm: &'static rcgen::SignatureAlgorithm,
+    usages: Vec<ExtendedKeyUsagePurpose>,
+) -> Result<ClusterPair, GenCertError> {
+    let key = KeyPair::generate_for(algorithm)?;
     let mut params = CertificateParams::new(vec![name.to_string()])?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, name);
     params.distinguished_name = dn;
     params.is_ca = IsCa::ExplicitNoCa;
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = usages;
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::minutes(1);
     params.not_after = now + time::Duration::days(i64::from(days));
