@@ -11,6 +11,10 @@ use std::process::Command;
 /// Crates of `plugins/` that are embedded in the binary, by crate name.
 const BUNDLED: &[&str] = &["health", "router"];
 
+/// Crates of `plugins/testing/` built alongside for the end-to-end tests, never embedded; they land in
+/// `<target dir>/wasm-plugins/wasm32-wasip2/release/`.
+const TEST_FIXTURES: &[&str] = &["trap-router"];
+
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 fn main() {
@@ -56,7 +60,7 @@ fn build_plugins(plugins: &Path, target_dir: &Path) {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(plugins).args(["build", "--release", "--target", WASM_TARGET, "--target-dir"]).arg(target_dir);
-    for name in BUNDLED {
+    for name in BUNDLED.iter().chain(TEST_FIXTURES) {
         cmd.args(["-p", name]);
     }
     // The outer build's settings describe the host build, not ours: flags for the host target (for

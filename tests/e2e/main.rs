@@ -4,3 +4,6 @@ mod check;
 mod gen_cert;
 mod lifecycle;
 mod proxy;
+mod router_faults;
+mod streams;
+mod tls;

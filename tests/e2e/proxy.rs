@@ -4,40 +4,11 @@
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
-use gateway_tests::{DEADLINE, EchoServer, Gateway, conf_dir, free_port, http_request, poll};
+use gateway_tests::{DEADLINE, DbLess, EchoServer, Gateway, free_port, http_request, poll};
 use router_core::cases;
 
-/// A DB-less node serving `yaml`, with its proxy on a free port.
-struct Node {
-    gateway: Gateway,
-    proxy: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-fn dbless(yaml: &str) -> Node {
-    dbless_at(free_port(), yaml)
-}
-
-/// A temp dir with a DB-less kong.conf (proxy on `port`) and `yaml` as its kong.yml.
-fn dbless_dir(port: u16, yaml: &str) -> tempfile::TempDir {
-    let (dir, _) = conf_dir(&[
-        "database = off".into(),
-        "declarative_config = kong.yml".into(),
-        "prefix = servroot".into(),
-        format!("proxy_listen = 127.0.0.1:{port}"),
-        "admin_listen = off".into(),
-        "status_listen = off".into(),
-        "allow_debug_header = on".into(),
-    ]);
-    std::fs::write(dir.path().join("kong.yml"), yaml).unwrap();
-    dir
-}
-
-fn dbless_at(port: u16, yaml: &str) -> Node {
-    let dir = dbless_dir(port, yaml);
-    let mut gateway = Gateway::start(dir.path(), &["-c", "kong.conf"], &[]);
-    gateway.wait_for_log("gateway started");
-    Node { gateway, proxy: SocketAddr::from(([127, 0, 0, 1], port)), _dir: dir }
+fn dbless(yaml: &str) -> DbLess {
+    DbLess::start(yaml, &[])
 }
 
 fn yaml_list(items: &[String]) -> String {
@@ -99,7 +70,7 @@ fn every_shared_matching_case_routes_the_same_through_the_binary() {
 
 fn run_case(case: &cases::Case, echo: SocketAddr) -> Option<String> {
     let port = free_port();
-    let node = dbless_at(port, &case_yaml(case, echo, port));
+    let node = DbLess::start_at(port, &case_yaml(case, echo, port), &[]);
     let host = case.request.host.clone();
     let mut headers: Vec<(&str, &str)> = vec![("Host", &host), ("Kong-Debug", "1")];
     headers.extend(case.request.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -224,9 +195,10 @@ fn round_robin_spreads_requests_over_weighted_targets() {
 #[test]
 fn an_invalid_declarative_file_stops_the_start_naming_the_entity() {
     let port = free_port();
-    let dir = dbless_dir(
+    let dir = DbLess::dir(
         port,
         "_format_version: '3.0'\nservices:\n- name: s\n  host: h.test\n  routes:\n  - paths: [/ok, nope]\n",
+        &[],
     );
     let mut gateway = Gateway::start(dir.path(), &["-c", "kong.conf"], &[]);
     let exit = gateway.wait_exit(DEADLINE);

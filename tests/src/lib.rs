@@ -1,6 +1,8 @@
 //! The harness of the end-to-end tests: it owns temp dirs, free ports, the `gateway` processes a
 //! test starts (stopped by pid on drop) and their logs, so each test reads like the user's story.
 
+pub mod pki;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -185,8 +187,10 @@ pub fn conf_dir(lines: &[String]) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// A small HTTP/1.1 upstream for proxy tests, on a free port: it answers every request with JSON
-/// describing what it received (`method`, `path`, `headers`, `body_len`), keeps connections alive,
-/// and waits before answering `/slow/<ms>`. Its threads end with the test process.
+/// describing what it received (`port`, `method`, `path`, `headers`, `body_len`), keeps connections
+/// alive, reads request bodies as a stream (counting, never storing them), waits before answering
+/// `/slow/<ms>`, streams `<n>` bytes for `/bytes/<n>`, and answers a request carrying `Upgrade` with
+/// 101 and then echoes raw bytes back. Its threads end with the test process.
 pub struct EchoServer {
     pub addr: SocketAddr,
 }
@@ -216,7 +220,7 @@ fn echo_connection(stream: TcpStream, port: u16) {
         let method = parts.next().unwrap_or_default().to_string();
         let path = parts.next().unwrap_or_default().to_string();
         let mut headers = serde_json::Map::new();
-        let mut content_length = 0usize;
+        let mut content_length = 0u64;
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -240,14 +244,34 @@ fn echo_connection(stream: TcpStream, port: u16) {
                 }
             }
         }
-        let mut body = vec![0u8; content_length];
-        if reader.read_exact(&mut body).is_err() {
+        if headers.contains_key("upgrade") {
+            let protocol = headers["upgrade"].as_str().unwrap_or_default().to_string();
+            let key = headers.get("sec-websocket-key").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let head = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: {protocol}\r\nConnection: Upgrade\r\nX-Echo-Key: {key}\r\n\r\n"
+            );
+            if writer.write_all(head.as_bytes()).is_ok() {
+                let _ = std::io::copy(&mut reader, &mut writer);
+            }
             return;
         }
+        let received = match std::io::copy(&mut (&mut reader).take(content_length), &mut std::io::sink()) {
+            Ok(n) if n == content_length => n,
+            _ => return,
+        };
         if let Some(ms) = path.strip_prefix("/slow/").and_then(|ms| ms.parse::<u64>().ok()) {
             std::thread::sleep(Duration::from_millis(ms));
         }
-        let json = serde_json::json!({ "port": port, "method": method, "path": path, "headers": headers, "body_len": body.len() });
+        if let Some(n) = path.strip_prefix("/bytes/").and_then(|n| n.parse::<u64>().ok()) {
+            let head =
+                format!("HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {n}\r\n\r\n");
+            let mut body = std::io::repeat(b'x').take(n);
+            if writer.write_all(head.as_bytes()).is_err() || std::io::copy(&mut body, &mut writer).is_err() {
+                return;
+            }
+            continue;
+        }
+        let json = serde_json::json!({ "port": port, "method": method, "path": path, "headers": headers, "body_len": received });
         let json = json.to_string();
         let response = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{json}",
@@ -257,6 +281,67 @@ fn echo_connection(stream: TcpStream, port: u16) {
             return;
         }
     }
+}
+
+/// A DB-less node serving a declarative file, with its proxy on a free port.
+pub struct DbLess {
+    pub gateway: Gateway,
+    pub proxy: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl DbLess {
+    /// Starts a node serving `yaml`; `extra` kong.conf lines are appended (and win).
+    pub fn start(yaml: &str, extra: &[String]) -> DbLess {
+        DbLess::start_at(free_port(), yaml, extra)
+    }
+
+    pub fn start_at(port: u16, yaml: &str, extra: &[String]) -> DbLess {
+        let dir = DbLess::dir(port, yaml, extra);
+        let mut gateway = Gateway::start(dir.path(), &["-c", "kong.conf"], &[]);
+        gateway.wait_for_log("gateway started");
+        DbLess { gateway, proxy: SocketAddr::from(([127, 0, 0, 1], port)), dir }
+    }
+
+    /// A temp dir with a DB-less kong.conf (proxy on `port`, debug headers on) and `yaml` as kong.yml.
+    pub fn dir(port: u16, yaml: &str, extra: &[String]) -> tempfile::TempDir {
+        let mut lines = vec![
+            "database = off".into(),
+            "declarative_config = kong.yml".into(),
+            "prefix = servroot".into(),
+            format!("proxy_listen = 127.0.0.1:{port}"),
+            "admin_listen = off".into(),
+            "status_listen = off".into(),
+            "allow_debug_header = on".into(),
+        ];
+        lines.extend_from_slice(extra);
+        let (dir, _) = conf_dir(&lines);
+        std::fs::write(dir.path().join("kong.yml"), yaml).expect("writing kong.yml");
+        dir
+    }
+}
+
+/// A component from `plugins/testing/`, built by the gateway's build script beside the bundled ones.
+pub fn wasm_fixture(crate_name: &str) -> PathBuf {
+    let bin = gateway_bin();
+    let target = bin
+        .ancestors()
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .expect("the gateway binary lives in a cargo target dir");
+    let file = target.join("wasm-plugins/wasm32-wasip2/release").join(format!("{}.wasm", crate_name.replace('-', "_")));
+    assert!(file.is_file(), "{} is missing: gateway/build.rs builds it", file.display());
+    file
+}
+
+/// A process's peak resident memory (`VmHWM`), in bytes.
+pub fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("reading /proc/PID/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    kib * 1024
 }
 
 /// A response with its headers, for proxy tests.

@@ -197,6 +197,12 @@ pub const KEYS: &[Key] = &[
         doc: "Answer a request carrying `Kong-Debug: 1` with `Kong-Route-Id`, `Kong-Route-Name`, `Kong-Service-Id` and `Kong-Service-Name` response headers.",
     },
     Key {
+        name: "router_component",
+        default: None,
+        kind: "path",
+        doc: "A WebAssembly component (world `router-component` in `wit/router.wit`) that makes the route decisions instead of the bundled router. Read and compiled at start; a component that cannot be loaded stops the start.",
+    },
+    Key {
         name: "lmdb_map_size",
         default: Some("2048m"),
         kind: "size (`k`, `m`, `g` suffixes)",

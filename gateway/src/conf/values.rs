@@ -127,6 +127,12 @@ fn one_of<T: Copy>(v: &str, choices: &[(&str, T)]) -> Result<T, String> {
     })
 }
 
+/// A path that must name an existing file.
+pub fn parse_existing_file(v: &str) -> Result<std::path::PathBuf, String> {
+    let path = std::path::PathBuf::from(v);
+    if path.is_file() { Ok(path) } else { Err(format!("no such file: {}", path.display())) }
+}
+
 /// `on`/`true` and `off`/`false`. Kong reads anything else as false; we refuse it, since a typo
 /// silently turning a security setting off is worse than a failed start.
 pub fn parse_bool(v: &str) -> Result<bool, String> {

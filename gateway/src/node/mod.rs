@@ -38,6 +38,8 @@ pub enum NodeError {
     Config { file: String, source: SnapshotError },
     #[error(transparent)]
     Tls(#[from] TlsSetupError),
+    #[error("router_component {file}: {source}")]
+    RouterComponent { file: String, source: std::io::Error },
 }
 
 /// Runs the node until a signal stops it. Returns once everything has drained.
@@ -47,10 +49,21 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         tracing::info!(prefix = %settings.prefix.display(), "created prefix (mode 0700)");
     }
 
-    let (runtime, report, router) = tokio::task::spawn_blocking(|| -> Result<_, wasm::WasmError> {
+    let router_file = settings.router_component.clone();
+    let (runtime, report, router) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
         let runtime = WasmRuntime::new()?;
         let report = wasm::health::probe(&runtime)?;
-        let router = CompiledRouter::new(&runtime, "router", wasm::bundled::ROUTER)?;
+        let router = match router_file {
+            None => CompiledRouter::new(&runtime, "router", wasm::bundled::ROUTER)?,
+            Some(file) => {
+                let name = file.display().to_string();
+                let wasm =
+                    std::fs::read(&file).map_err(|source| NodeError::RouterComponent { file: name.clone(), source })?;
+                let router = CompiledRouter::new(&runtime, &name, &wasm)?;
+                tracing::info!(file = %name, "router component loaded");
+                router
+            }
+        };
         Ok((runtime, report, router))
     })
     .await
@@ -78,7 +91,11 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     if settings.role != Role::ControlPlane {
         for spec in &settings.proxy_listen {
             let listener = listener::bind("proxy_listen", spec).await?;
-            let tls = if spec.ssl { Some(crate::proxy::tls::acceptor(proxy.clone(), &settings.prefix)?) } else { None };
+            let tls = if spec.ssl {
+                Some(crate::proxy::tls::acceptor(proxy.clone(), &settings.prefix, spec.http2)?)
+            } else {
+                None
+            };
             tracing::info!(listen = %spec, "proxy listening");
             let proxy = proxy.clone();
             tasks.spawn(http::serve(

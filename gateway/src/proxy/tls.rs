@@ -37,14 +37,16 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-/// The acceptor for the proxy's `ssl` listeners: TLS 1.2 and 1.3, ALPN `h2` and `http/1.1`.
-pub fn acceptor(proxy: Arc<Proxy>, prefix: &Path) -> Result<TlsAcceptor, TlsSetupError> {
+/// The acceptor for the proxy's `ssl` listeners: TLS 1.2 and 1.3, ALPN `h2` (when the listener has
+/// Kong's `http2` flag) and `http/1.1`.
+pub fn acceptor(proxy: Arc<Proxy>, prefix: &Path, http2: bool) -> Result<TlsAcceptor, TlsSetupError> {
     let default = Arc::new(default_certificate(prefix)?);
     let mut config = rustls::ServerConfig::builder_with_provider(crate::cluster::tls::provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniResolver { proxy, default }));
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = if http2 { vec![b"h2".to_vec()] } else { Vec::new() };
+    config.alpn_protocols.push(b"http/1.1".to_vec());
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

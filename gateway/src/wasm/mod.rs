@@ -6,6 +6,7 @@ pub mod engine;
 pub mod health;
 pub mod router;
 pub mod sandbox;
+mod sync_io;
 
 pub use engine::WasmRuntime;
 

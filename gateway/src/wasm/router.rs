@@ -168,7 +168,11 @@ impl RouterPool {
             Ok(decision) => Ok(decision),
             Err(e) => {
                 // A trap leaves the instance unusable: drop it, fail this request, rebuild on next use.
-                let cause = chain(&e);
+                let mut cause = chain(&e);
+                let output = store.data().output.take();
+                if !output.is_empty() {
+                    cause = format!("{cause}; the component wrote: {output}");
+                }
                 tracing::error!(component = %self.component.name, error = %cause, "router component trapped; rebuilding its instance");
                 *guard = SlotState::Down { retry_at: Instant::now() };
                 Err(RouteFailure(cause))

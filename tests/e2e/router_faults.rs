@@ -1,0 +1,70 @@
+//! A router component that misbehaves fails only the request it was deciding: the request gets
+//! Kong's 500, the instance is rebuilt, and the next request is routed as usual.
+
+use gateway_tests::{DEADLINE, DbLess, EchoServer, Gateway, http_request, wasm_fixture};
+
+fn node_with_trap_router() -> (EchoServer, DbLess) {
+    let echo = EchoServer::start();
+    let trap = wasm_fixture("trap-router");
+    let node = DbLess::start(
+        &format!(
+            "_format_version: '3.0'\nservices:\n- name: s\n  url: http://{}\n  routes: [{{name: r, paths: [/]}}]\n",
+            echo.addr
+        ),
+        &[format!("router_component = {}", trap.display())],
+    );
+    (echo, node)
+}
+
+fn assert_routed(node: &DbLess, path: &str) {
+    let reply = http_request(node.proxy, "GET", path, &[]).unwrap();
+    assert_eq!(reply.status, 200, "{path}: {reply:?}");
+    assert_eq!(reply.json()["path"], path);
+}
+
+#[test]
+fn a_trap_in_the_router_fails_only_its_own_request() {
+    let (_echo, mut node) = node_with_trap_router();
+    assert!(node.gateway.log().contains("router component loaded"), "{}", node.gateway.log());
+    assert_routed(&node, "/before");
+
+    let reply = http_request(node.proxy, "GET", "/trap", &[]).unwrap();
+    assert_eq!(reply.status, 500, "{reply:?}");
+    assert_eq!(reply.json()["message"], "An unexpected error occurred");
+    // The component's own panic message is part of the report.
+    node.gateway.wait_for_log("asked to trap");
+    assert!(node.gateway.log().contains("router component trapped"), "{}", node.gateway.log());
+
+    // Every instance keeps working, including the one that trapped (rebuilt on its next use).
+    for i in 0..8 {
+        assert_routed(&node, &format!("/after/{i}"));
+    }
+    node.gateway.wait_for_log("router instance rebuilt");
+}
+
+#[test]
+fn a_router_call_that_never_returns_is_interrupted() {
+    let (_echo, node) = node_with_trap_router();
+    let reply = http_request(node.proxy, "GET", "/spin", &[]).unwrap();
+    assert_eq!(reply.status, 500, "{reply:?}");
+    for i in 0..4 {
+        assert_routed(&node, &format!("/after/{i}"));
+    }
+}
+
+#[test]
+fn a_router_component_that_is_not_a_component_stops_the_start() {
+    let dir =
+        DbLess::dir(gateway_tests::free_port(), "_format_version: '3.0'\n", &["router_component = kong.yml".into()]);
+    let mut gateway = Gateway::start(dir.path(), &["-c", "kong.conf"], &[]);
+    assert_eq!(gateway.wait_exit(DEADLINE).code(), Some(1));
+    let log = gateway.log();
+    assert!(log.contains("kong.yml"), "names the file: {log}");
+    assert!(log.contains("compil"), "says it could not compile it: {log}");
+
+    let dir =
+        DbLess::dir(gateway_tests::free_port(), "_format_version: '3.0'\n", &["router_component = nope.wasm".into()]);
+    let mut gateway = Gateway::start(dir.path(), &["-c", "kong.conf"], &[]);
+    assert_eq!(gateway.wait_exit(DEADLINE).code(), Some(1));
+    assert!(gateway.log().contains("router_component = \"nope.wasm\": no such file"), "{}", gateway.log());
+}
