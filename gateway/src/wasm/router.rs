@@ -22,6 +22,9 @@ pub use exports::gateway::api::routing::{HeaderRule, LoadError, PathHandling, Re
 const ROUTE_BUDGET: Duration = Duration::from_millis(100);
 /// How long loading a table may take.
 const LOAD_BUDGET: Duration = Duration::from_secs(30);
+/// Linear memory of one router instance: it holds the whole compiled table (10,000 routes with a
+/// thousand regexes take about 20 MiB; regexes without a literal prefix cost the most).
+const MEMORY_LIMIT: usize = 512 << 20;
 /// After a failed rebuild, how long an instance stays down before the next attempt.
 const REBUILD_BACKOFF: Duration = Duration::from_millis(200);
 
@@ -91,30 +94,30 @@ enum SlotState {
 impl Slot {
     fn build(component: &CompiledRouter, table: &[RouteSpec]) -> Result<Slot, RouterLoadError> {
         let name = &component.name;
-        let mut store = Store::new(&component.engine, Sandbox::new());
+        let mut store = Store::new(&component.engine, Sandbox::with_memory_limit(MEMORY_LIMIT));
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(WasmRuntime::deadline_ticks(LOAD_BUDGET));
         let bindings = component
             .pre
             .instantiate(&mut store)
             .map_err(|e| WasmError::Instantiate { component: name.clone(), cause: chain(&e) })?;
-        let call = |function: &str, e: wasmtime::Error| WasmError::Call {
+        let call = |function: &str, e: wasmtime::Error, store: &Store<Sandbox>| WasmError::Call {
             component: name.clone(),
             function: function.into(),
-            cause: chain(&e),
+            cause: store.data().failure(&e),
         };
         let router = bindings
             .gateway_api_routing()
             .router()
             .call_load(&mut store, table)
-            .map_err(|e| call("load", e))?
+            .map_err(|e| call("load", e, &store))?
             .map_err(RouterLoadError::Refused)?;
         store.set_epoch_deadline(WasmRuntime::deadline_ticks(ROUTE_BUDGET));
         let header_names = bindings
             .gateway_api_routing()
             .router()
             .call_header_names(&mut store, router)
-            .map_err(|e| call("header-names", e))?;
+            .map_err(|e| call("header-names", e, &store))?;
         Ok(Slot { store, bindings, router, header_names })
     }
 }
@@ -168,11 +171,7 @@ impl RouterPool {
             Ok(decision) => Ok(decision),
             Err(e) => {
                 // A trap leaves the instance unusable: drop it, fail this request, rebuild on next use.
-                let mut cause = chain(&e);
-                let output = store.data().output.take();
-                if !output.is_empty() {
-                    cause = format!("{cause}; the component wrote: {output}");
-                }
+                let cause = store.data().failure(&e);
                 tracing::error!(component = %self.component.name, error = %cause, "router component trapped; rebuilding its instance");
                 *guard = SlotState::Down { retry_at: Instant::now() };
                 Err(RouteFailure(cause))

@@ -14,7 +14,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-/// Linear memory a component may grow to.
+/// Linear memory a component may grow to, unless it says otherwise.
 pub const MEMORY_LIMIT: usize = 64 << 20;
 
 /// How much of a component's output is kept.
@@ -30,12 +30,26 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new() -> Self {
+        Self::with_memory_limit(MEMORY_LIMIT)
+    }
+
+    /// A sandbox whose component may grow its linear memory to `bytes`.
+    pub fn with_memory_limit(bytes: usize) -> Self {
         let output = OutputTail::default();
         Sandbox {
             wasi: WasiCtxBuilder::new().stdout(output.clone()).stderr(output.clone()).build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).instances(16).build(),
+            limits: StoreLimitsBuilder::new().memory_size(bytes).instances(16).build(),
             output,
+        }
+    }
+
+    /// A failed call, described with what the component last wrote (a panic message, usually).
+    pub fn failure(&self, error: &wasmtime::Error) -> String {
+        let cause = super::chain(error);
+        match self.output.take() {
+            output if output.is_empty() => cause,
+            output => format!("{cause}; the component wrote: {output}"),
         }
     }
 

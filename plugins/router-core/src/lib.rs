@@ -101,13 +101,17 @@ enum ValueMatcher {
     Regex(Regex),
 }
 
+/// Regexes per screening set.
+const REGEX_SET_SIZE: usize = 64;
+
 pub struct Router {
     routes: Vec<CompiledRoute>,
     /// Units in evaluation order: highest priority first; ties keep table order.
     units: Vec<Unit>,
     prefixes: trie::Trie,
     regex_units: Vec<u32>,
-    regex_set: Option<RegexSet>,
+    /// Sets over the regex units without a literal prefix, [`REGEX_SET_SIZE`] units each.
+    regex_sets: Vec<RegexSet>,
     pathless_units: Vec<u32>,
     header_names: Vec<String>,
 }
@@ -153,6 +157,18 @@ pub fn check_path(path: &str) -> Result<(), String> {
 /// A regex path, anchored at the start as Kong anchors it.
 pub fn compile_path_regex(regex: &str) -> Result<Regex, String> {
     Regex::new(&format!("^(?:{regex})")).map_err(|e| format!("invalid regex: {}", first_line(&e.to_string())))
+}
+
+/// The literal every match of an (anchored) path regex starts with, when there is a useful one
+/// (longer than `/`, which every path starts with).
+fn literal_prefix(anchored: &str) -> Option<Vec<u8>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::Parser::new().parse(anchored).ok()?;
+    let mut extractor = Extractor::new();
+    extractor.kind(ExtractKind::Prefix);
+    let literals = extractor.extract(&hir);
+    let prefix = literals.longest_common_prefix()?;
+    (prefix.len() > 1).then(|| prefix.to_vec())
 }
 
 /// Checks a header value rule: `~*` starts a case-insensitive regex, anything else is exact.
@@ -252,28 +268,35 @@ impl Router {
                 match &path {
                     PathMatcher::Any => pathless_units.push(rank),
                     PathMatcher::Prefix(p) => prefixes.insert(p.as_bytes(), rank),
-                    PathMatcher::Regex(r) => {
-                        regex_units.push(rank);
-                        regexes.push(r.as_str().to_string());
-                    }
+                    // A regex that can only match paths starting with some literal is a candidate
+                    // only for those paths; the rest are screened all at once by a set.
+                    PathMatcher::Regex(r) => match literal_prefix(r.as_str()) {
+                        Some(literal) => prefixes.insert(&literal, rank),
+                        None => {
+                            regex_units.push(rank);
+                            regexes.push(r.as_str().to_string());
+                        }
+                    },
                 }
                 Unit { route, path }
             })
             .collect();
-        let regex_set =
-            if regexes.is_empty() {
-                None
-            } else {
-                Some(RegexSet::new(&regexes).map_err(|e| {
+        // Several small sets rather than one: a set's compiled size grows faster than its pattern
+        // count, and one huge set would hit the regex size limit or thrash its lazy DFA.
+        let regex_sets = regexes
+            .chunks(REGEX_SET_SIZE)
+            .map(|chunk| {
+                RegexSet::new(chunk).map_err(|e| {
                     vec![LoadError { route: 0, field: "paths".into(), message: format!("regex set: {e}") }]
-                })?)
-            };
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Router {
             routes,
             units,
             prefixes,
             regex_units,
-            regex_set,
+            regex_sets,
             pathless_units,
             header_names: header_names.into_keys().collect(),
         })
@@ -289,8 +312,9 @@ impl Router {
         let path = normalize_path(req.path);
         let mut candidates: Vec<u32> = Vec::with_capacity(8);
         self.prefixes.collect(path.as_bytes(), &mut candidates);
-        if let Some(set) = &self.regex_set {
-            candidates.extend(set.matches(&path).into_iter().map(|i| self.regex_units[i]));
+        for (chunk, set) in self.regex_sets.iter().enumerate() {
+            let base = chunk * REGEX_SET_SIZE;
+            candidates.extend(set.matches(&path).into_iter().map(|i| self.regex_units[base + i]));
         }
         candidates.extend_from_slice(&self.pathless_units);
         candidates.sort_unstable();

@@ -77,3 +77,15 @@ fn host_patterns() {
     assert_eq!(split_host_port("[::1]:80"), ("::1", Some("80")));
     assert_eq!(split_host_port("a.test"), ("a.test", None));
 }
+
+#[test]
+fn regex_paths_are_indexed_by_their_literal_prefix() {
+    let prefix = |r: &str| literal_prefix(&format!("^(?:{r})")).map(|p| String::from_utf8(p).unwrap());
+    assert_eq!(prefix(r"/svc5/items/(?<id>\d+)$").as_deref(), Some("/svc5/items/"));
+    assert_eq!(prefix(r"/ab?c").as_deref(), Some("/a"));
+    assert_eq!(prefix(r"/api/(v1|v2)/x").as_deref(), Some("/api/v"));
+    assert_eq!(prefix(r"/one|/two"), None, "alternatives share only `/`");
+    assert_eq!(prefix(r"(?i)/abc"), None, "case-insensitive: no common literal beyond `/`");
+    assert_eq!(prefix(r"/\d+"), None);
+    assert_eq!(prefix(r"/a\.b/.*").as_deref(), Some("/a.b/"));
+}

@@ -95,3 +95,39 @@ fn the_pool_asks_only_for_the_headers_its_routes_use() {
     let pool = component().load(vec![route], 2).unwrap();
     assert_eq!(pool.header_names(), ["x-version"]);
 }
+
+/// Large tables load inside the sandbox: 10,000 routes, a tenth with regex paths, and 2,000 regexes
+/// without a literal prefix (case-insensitive), which can only be screened by a regex set.
+#[test]
+fn large_route_tables_load_in_the_component() {
+    let component = component();
+    let route = |path: String| RouteSpec {
+        methods: Vec::new(),
+        hosts: Vec::new(),
+        paths: vec![path],
+        headers: Vec::new(),
+        snis: Vec::new(),
+        regex_priority: 0,
+        strip_path: true,
+        path_handling: PathHandling::V0,
+        service_path: None,
+    };
+    let table: Vec<RouteSpec> = (0..10_000)
+        .map(|i| route(if i % 10 == 5 { format!(r"~/svc{i}/items/(?<id>\d+)$") } else { format!("/svc{i}") }))
+        .collect();
+    let pool = component.load(table, 1).unwrap();
+    let request = |path: &str| Request {
+        method: "GET".into(),
+        host: "x".into(),
+        port: 80,
+        path: path.into(),
+        headers: Vec::new(),
+        sni: None,
+    };
+    let hit = pool.route(&request("/svc9995/items/7")).unwrap().unwrap();
+    assert_eq!((hit.route, hit.captures.iter().find(|(k, _)| k == "id").map(|(_, v)| v.as_str())), (9995, Some("7")));
+
+    let table: Vec<RouteSpec> = (0..2_000).map(|i| route(format!(r"~/(?i)v{i}/\w+/\d+$"))).collect();
+    let pool = component.load(table, 1).unwrap();
+    assert_eq!(pool.route(&request("/V1999/abc/12")).unwrap().unwrap().route, 1999);
+}

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Proxy throughput on this machine, as ratios against nginx measured in the same run.
+#
+#   bench/proxy.sh [SECONDS_PER_RUN] [ROUNDS]        (defaults: 10 s, 3 rounds)
+#
+# Starts nginx `return 200` as the upstream, nginx `proxy_pass` (keep-alive to the upstream) as the
+# reference proxy and the gateway (release build, DB-less, one route), all on 127.0.0.1 ports picked
+# free. Then, ROUNDS times and interleaved so drift hits every target alike, runs the same wrk load
+# (keep-alive, fixed connections) against the upstream directly, through nginx and through the
+# gateway. For each run it records requests per second, p99 latency and the CPU time the proxy
+# process(es) spent per request (from /proc, user + system). The medians and ratios replace the
+# "Proxy throughput" section of docs/benchmarks.md. Needs nginx and wrk (.ci/setup installs both).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_PER_RUN=${1:-10}
+ROUNDS=${2:-3}
+CONNECTIONS=${CONNECTIONS:-50}
+WRK_THREADS=${WRK_THREADS:-1}
+NGINX_WORKERS=${NGINX_WORKERS:-$(nproc)}
+DOC=docs/benchmarks.md
+
+command -v nginx >/dev/null && command -v wrk >/dev/null || { echo "needs nginx and wrk: run .ci/setup" >&2; exit 1; }
+cargo build --release -p gateway --quiet
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+GATEWAY="$target_dir/release/gateway"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+  done
+}
+
+wait_for() { # URL: until it answers 200, at most 30 s
+  for _ in $(seq 300); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return
+    sleep 0.1
+  done
+  echo "$1 did not come up" >&2
+  exit 1
+}
+
+UPSTREAM=$(free_port); NGINX=$(free_port); GW=$(free_port)
+
+nginx_conf() { # DIR WORKERS SERVER_BLOCK
+  mkdir -p "$1"
+  cat >"$1/nginx.conf" <<EOF
+worker_processes $2;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;
+  $3
+}
+EOF
+}
+
+nginx_conf "$work/upstream" 1 "server { listen 127.0.0.1:$UPSTREAM; location / { return 200 'ok'; } }"
+nginx_conf "$work/nginx" "$NGINX_WORKERS" "upstream u { server 127.0.0.1:$UPSTREAM; keepalive 64; }
+  server { listen 127.0.0.1:$NGINX; location / { proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+nginx -p "$work/upstream" -c "$work/upstream/nginx.conf" & pids+=($!); upstream_pid=$!
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" & pids+=($!); nginx_pid=$!
+
+mkdir -p "$work/gateway"
+cat >"$work/gateway/kong.yml" <<EOF
+_format_version: "3.0"
+services:
+- name: upstream
+  url: http://127.0.0.1:$UPSTREAM
+  routes:
+  - name: all
+    paths: [/]
+EOF
+cat >"$work/gateway/kong.conf" <<EOF
+database = off
+declarative_config = $work/gateway/kong.yml
+prefix = $work/gateway/servroot
+proxy_listen = 127.0.0.1:$GW
+admin_listen = off
+status_listen = off
+log_level = warn
+EOF
+"$GATEWAY" -c "$work/gateway/kong.conf" 2>"$work/gateway/log" & pids+=($!); gateway_pid=$!
+
+wait_for "http://127.0.0.1:$UPSTREAM/"
+wait_for "http://127.0.0.1:$NGINX/"
+wait_for "http://127.0.0.1:$GW/"
+
+# CPU ticks (user + system) of a process and its children that are still running (nginx workers).
+ticks() {
+  local total=0 pid
+  for pid in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+HZ=$(getconf CLK_TCK)
+
+results="$work/results"
+: >"$results"
+run() { # NAME PORT PID_OF_THE_PROCESS_UNDER_TEST
+  local before after out rps requests p99 errors
+  wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d 2s "http://127.0.0.1:$2/" >/dev/null # warm-up: connections, pools, caches
+  before=$(ticks "$3")
+  out=$(wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "${SECONDS_PER_RUN}s" --latency "http://127.0.0.1:$2/")
+  after=$(ticks "$3")
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  requests=$(awk '/ requests in / {print $1}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  errors=$(awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {n += 1} END {print n + 0}' <<<"$out")
+  # CPU microseconds per request of the process under test.
+  cpu=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$requests" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+  echo "$1 $rps $p99 $cpu $errors" >>"$results"
+  printf '%-8s %10s req/s  p99 %-8s  %6s µs CPU/req  errors %s\n' "$1" "$rps" "$p99" "$cpu" "$errors"
+}
+
+for round in $(seq "$ROUNDS"); do
+  echo "round $round/$ROUNDS"
+  run direct "$UPSTREAM" "$upstream_pid"
+  run nginx "$NGINX" "$nginx_pid"
+  run gateway "$GW" "$gateway_pid"
+done
+
+median() { # NAME COLUMN
+  awk -v n="$1" -v c="$2" '$1 == n {print $c}' "$results" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+
+rps_direct=$(median direct 2); rps_nginx=$(median nginx 2); rps_gateway=$(median gateway 2)
+cpu_direct=$(median direct 4); cpu_nginx=$(median nginx 4); cpu_gateway=$(median gateway 4)
+errors=$(awk '{n += $5} END {print n + 0}' "$results")
+
+section="$work/section.md"
+{
+  echo "<!-- bench/proxy.sh: generated, do not edit by hand -->"
+  echo "## Proxy throughput"
+  echo
+  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)),"
+  echo "$(nginx -v 2>&1 | cut -d' ' -f3), wrk 4.1 with $WRK_THREADS thread(s) and $CONNECTIONS keep-alive connections, ${SECONDS_PER_RUN} s per"
+  echo "run after a 2 s warm-up, $ROUNDS interleaved rounds, medians. Upstream: nginx \`return 200\` (1 worker);"
+  echo "reference proxy: nginx \`proxy_pass\` with upstream keep-alive ($NGINX_WORKERS workers); gateway: release build,"
+  echo "DB-less, one route, router in WebAssembly. Everything, wrk included, shares the same cores."
+  echo "Command: \`bench/proxy.sh $SECONDS_PER_RUN $ROUNDS\`."
+  echo
+  echo "| target | requests/s | CPU µs per request (the proxy's) |"
+  echo "|---|---:|---:|"
+  echo "| upstream directly | $rps_direct | $cpu_direct (the upstream's) |"
+  echo "| nginx proxy_pass | $rps_nginx | $cpu_nginx |"
+  echo "| gateway | $rps_gateway | $cpu_gateway |"
+  echo
+  echo "- gateway ÷ nginx throughput: **$(ratio "$rps_gateway" "$rps_nginx")** (target ≥ 0.8)"
+  echo "- gateway ÷ nginx CPU per request: **$(ratio "$cpu_gateway" "$cpu_nginx")** (lower is better)"
+  echo "- gateway ÷ direct throughput: $(ratio "$rps_gateway" "$rps_direct")"
+  echo "- failed requests (non-2xx or socket errors) over all runs: $errors"
+  echo
+  echo "Every run (name, requests/s, p99 latency, CPU µs/request, errors):"
+  echo
+  echo '```'
+  cat "$results"
+  echo '```'
+  echo "<!-- /bench/proxy.sh -->"
+} >"$section"
+
+# Replace our section, keeping whatever else the document holds.
+if [ -f "$DOC" ] && grep -q '<!-- bench/proxy.sh' "$DOC"; then
+  awk -v section="$section" '
+    /<!-- bench\/proxy.sh/ { while ((getline line < section) > 0) print line; skip = 1; next }
+    /<!-- \/bench\/proxy.sh -->/ { skip = 0; next }
+    !skip { print }' "$DOC" >"$work/doc" && mv "$work/doc" "$DOC"
+else
+  [ -f "$DOC" ] || printf '# Benchmarks\n\nNumbers from this repository'"'"'s bench scripts and criterion benches, always as ratios against a\nreference measured in the same run. Rerun the command under each section to refresh it.\n\n' >"$DOC"
+  cat "$section" >>"$DOC"
+fi
+echo "wrote $DOC"
