@@ -11,6 +11,7 @@ pub mod entities;
 pub mod node;
 pub mod proxy;
 pub mod status;
+pub mod trust;
 pub mod wasm;
 
 /// The gateway's version, as `gateway version` prints it.

@@ -109,3 +109,56 @@ fn a_websocket_upgrade_is_carried_both_ways() {
     sender.join().unwrap();
     assert!(echoed == payload, "the echoed bytes differ");
 }
+
+fn node_with_timeouts(echo: &EchoServer, read_ms: u32, write_ms: u32) -> DbLess {
+    DbLess::start(
+        &format!(
+            "_format_version: '3.0'\nservices:\n- name: s\n  url: http://{}\n  read_timeout: {read_ms}\n  write_timeout: {write_ms}\n  routes: [{{name: r, paths: [/]}}]\n",
+            echo.addr
+        ),
+        &[],
+    )
+}
+
+/// Sends `head` then `chunks` of `chunk` bytes each, pausing `pause` between them; returns the status.
+fn upload(proxy: std::net::SocketAddr, path: &str, chunks: usize, chunk: usize, pause: Duration) -> u16 {
+    let stream = TcpStream::connect(proxy).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let path = path.to_string();
+    let sender = std::thread::spawn(move || {
+        let _ = write!(writer, "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", chunks * chunk);
+        for _ in 0..chunks {
+            if writer.write_all(&vec![b'w'; chunk]).is_err() {
+                return;
+            }
+            std::thread::sleep(pause);
+        }
+    });
+    let mut reader = BufReader::new(stream);
+    let (status, _) = read_head(&mut reader);
+    drop(reader);
+    let _ = sender.join();
+    status
+}
+
+#[test]
+fn an_upstream_that_stops_reading_the_body_times_out_with_504() {
+    let echo = EchoServer::start();
+    let node = node_with_timeouts(&echo, 60_000, 300);
+    // The upstream reads nothing for 20 s; 64 MiB cannot all fit in socket buffers meanwhile.
+    let status = upload(node.proxy, "/noread/20000", 64, 1 << 20, Duration::ZERO);
+    assert_eq!(status, 504);
+    let mut gateway = node.gateway;
+    gateway.wait_for_log("the upstream accepted nothing for write_timeout 300ms");
+}
+
+#[test]
+fn read_timeout_starts_once_the_body_is_sent() {
+    let echo = EchoServer::start();
+    let node = node_with_timeouts(&echo, 500, 60_000);
+    // A paced upload that lasts well over read_timeout is not a slow upstream.
+    assert_eq!(upload(node.proxy, "/upload", 4, 256 * 1024, Duration::from_millis(300)), 200);
+    // A slow answer after the body is.
+    assert_eq!(http_request(node.proxy, "GET", "/slow/2000", &[]).unwrap().status, 504);
+}

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use gateway_tests::pki::{Pem, TestCa};
-use gateway_tests::{DbLess, EchoServer, free_port};
+use gateway_tests::{DbLess, EchoServer, free_port, http_request};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -111,4 +111,45 @@ fn without_the_http2_flag_tls_listeners_offer_only_http1() {
         assert_eq!(answer.alpn.as_deref(), Some("http/1.1"));
         assert_eq!(answer.status, 200);
     });
+}
+
+#[test]
+fn https_upstreams_are_verified_against_the_trusted_roots() {
+    let ca = TestCa::new("upstream CA");
+    let pem = ca.server(&["localhost"]);
+    let upstream = EchoServer::start_tls(&pem.cert, &pem.key);
+    let port = upstream.addr.port();
+    let yaml = format!(
+        "_format_version: '3.0'\nservices:\n\
+         - {{name: named, url: 'https://localhost:{port}/base', routes: [{{name: named, paths: [/named]}}]}}\n\
+         - {{name: by-ip, url: 'https://127.0.0.1:{port}', routes: [{{name: by-ip, paths: [/ip]}}]}}\n"
+    );
+    let dir_lines = ["lua_ssl_trusted_certificate = upstream-ca.pem".to_string()];
+    let proxy_port = free_port();
+    let dir = DbLess::dir(proxy_port, &yaml, &dir_lines);
+    std::fs::write(dir.path().join("upstream-ca.pem"), ca.cert_pem()).unwrap();
+    let mut gateway = gateway_tests::Gateway::start(dir.path(), &["-c", "kong.conf"], &[]);
+    gateway.wait_for_log("gateway started");
+    let proxy = SocketAddr::from(([127, 0, 0, 1], proxy_port));
+
+    let reply = http_request(proxy, "GET", "/named/x", &[]).unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["path"], "/base/x");
+    assert_eq!(reply.json()["headers"]["host"], format!("localhost:{port}"));
+    // Kept alive: the second request reuses the pooled TLS connection.
+    assert_eq!(http_request(proxy, "GET", "/named/y", &[]).unwrap().status, 200);
+
+    // The certificate names localhost, not 127.0.0.1.
+    let reply = http_request(proxy, "GET", "/ip", &[]).unwrap();
+    assert_eq!(reply.status, 502, "{reply:?}");
+    gateway.wait_for_log(&format!("TLS handshake with 127.0.0.1:{port} as 127.0.0.1"));
+    assert!(gateway.log().contains("certificate not valid for name \"127.0.0.1\""), "{}", gateway.log());
+    drop(gateway);
+
+    // With only the system store, the private CA is not trusted.
+    let node = DbLess::start(&yaml, &[]);
+    let reply = http_request(node.proxy, "GET", "/named/x", &[]).unwrap();
+    assert_eq!(reply.status, 502, "{reply:?}");
+    let mut gateway = node.gateway;
+    gateway.wait_for_log("UnknownIssuer");
 }

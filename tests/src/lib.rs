@@ -188,8 +188,8 @@ pub fn conf_dir(lines: &[String]) -> (tempfile::TempDir, PathBuf) {
 
 /// A small HTTP/1.1 upstream for proxy tests, on a free port: it answers every request with JSON
 /// describing what it received (`port`, `method`, `path`, `headers`, `body_len`), keeps connections
-/// alive, reads request bodies as a stream (counting, never storing them), waits before answering
-/// `/slow/<ms>`, streams `<n>` bytes for `/bytes/<n>`, and answers a request carrying `Upgrade` with
+/// alive, reads request bodies as a stream (counting, never storing them), waits before reading
+/// the body of `/noread/<ms>` and before answering `/slow/<ms>`, streams `<n>` bytes for `/bytes/<n>`, and answers a request carrying `Upgrade` with
 /// 101 and then echoes raw bytes back. Its threads end with the test process.
 pub struct EchoServer {
     pub addr: SocketAddr,
@@ -197,20 +197,49 @@ pub struct EchoServer {
 
 impl EchoServer {
     pub fn start() -> EchoServer {
+        EchoServer::serve(|stream| Some(stream))
+    }
+
+    /// The same over TLS with `cert` (PEM chain) and `key`, speaking HTTP/1.1.
+    pub fn start_tls(cert: &str, key: &str) -> EchoServer {
+        use rustls_pki_types::pem::PemObject;
+        let chain = rustls_pki_types::CertificateDer::pem_slice_iter(cert.as_bytes()).collect::<Result<Vec<_>, _>>();
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("the echo server's key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(chain.expect("the echo server's certificate"), key)
+            .expect("the echo server's TLS config");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let config = Arc::new(config);
+        EchoServer::serve(move |stream| {
+            let conn = rustls::ServerConnection::new(config.clone()).ok()?;
+            Some(rustls::StreamOwned::new(conn, stream))
+        })
+    }
+
+    fn serve<S: Read + Write + Send + 'static>(wrap: impl Fn(TcpStream) -> Option<S> + Send + 'static) -> EchoServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding the echo server");
         let addr = listener.local_addr().unwrap();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                std::thread::spawn(move || echo_connection(stream, addr.port()));
+                if let Some(stream) = wrap(stream) {
+                    let stream: Box<dyn ReadWrite> = Box::new(stream);
+                    std::thread::spawn(move || echo_connection(stream, addr.port()));
+                }
             }
         });
         EchoServer { addr }
     }
 }
 
-fn echo_connection(stream: TcpStream, port: u16) {
-    let mut reader = BufReader::new(stream.try_clone().expect("cloning a TCP stream"));
-    let mut writer = stream;
+trait ReadWrite: Read + Write + Send {}
+impl<T: Read + Write + Send> ReadWrite for T {}
+
+fn echo_connection(stream: Box<dyn ReadWrite>, port: u16) {
+    let mut reader = BufReader::new(stream);
     loop {
         let mut request_line = String::new();
         if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
@@ -250,10 +279,19 @@ fn echo_connection(stream: TcpStream, port: u16) {
             let head = format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: {protocol}\r\nConnection: Upgrade\r\nX-Echo-Key: {key}\r\n\r\n"
             );
-            if writer.write_all(head.as_bytes()).is_ok() {
-                let _ = std::io::copy(&mut reader, &mut writer);
+            if reader.get_mut().write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            let mut chunk = vec![0u8; 64 * 1024];
+            while let Ok(n @ 1..) = reader.read(&mut chunk) {
+                if reader.get_mut().write_all(&chunk[..n]).is_err() {
+                    return;
+                }
             }
             return;
+        }
+        if let Some(ms) = path.strip_prefix("/noread/").and_then(|ms| ms.parse::<u64>().ok()) {
+            std::thread::sleep(Duration::from_millis(ms));
         }
         let received = match std::io::copy(&mut (&mut reader).take(content_length), &mut std::io::sink()) {
             Ok(n) if n == content_length => n,
@@ -266,7 +304,8 @@ fn echo_connection(stream: TcpStream, port: u16) {
             let head =
                 format!("HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {n}\r\n\r\n");
             let mut body = std::io::repeat(b'x').take(n);
-            if writer.write_all(head.as_bytes()).is_err() || std::io::copy(&mut body, &mut writer).is_err() {
+            let writer = reader.get_mut();
+            if writer.write_all(head.as_bytes()).is_err() || std::io::copy(&mut body, writer).is_err() {
                 return;
             }
             continue;
@@ -277,7 +316,7 @@ fn echo_connection(stream: TcpStream, port: u16) {
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{json}",
             json.len()
         );
-        if writer.write_all(response.as_bytes()).is_err() {
+        if reader.get_mut().write_all(response.as_bytes()).is_err() {
             return;
         }
     }

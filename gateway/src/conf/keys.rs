@@ -146,7 +146,7 @@ pub const KEYS: &[Key] = &[
         name: "lua_ssl_trusted_certificate",
         default: Some("system"),
         kind: "list of `system`, paths or inline PEM",
-        doc: "Roots trusted for outbound TLS (the forward proxy; in `pki` mode, the control plane). `system` is the operating system's store.",
+        doc: "Roots trusted for outbound TLS: `https` upstream services, the forward proxy and, in `pki` mode, the control plane. `system` is the operating system's store.",
     },
     Key {
         name: "lua_ssl_verify_depth",

@@ -38,6 +38,8 @@ pub enum NodeError {
     Config { file: String, source: SnapshotError },
     #[error(transparent)]
     Tls(#[from] TlsSetupError),
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
     #[error("router_component {file}: {source}")]
     RouterComponent { file: String, source: std::io::Error },
 }
@@ -76,7 +78,8 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     );
 
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let proxy = Proxy::new(router, workers, settings.allow_debug_header);
+    let upstream_tls = crate::trust::http1_client(&settings.lua_ssl_trusted_certificate)?;
+    let proxy = Proxy::new(router, workers, settings.allow_debug_header, upstream_tls);
     if let (Database::Off, Some(file)) = (settings.database, &settings.declarative_config) {
         let config = crate::entities::parse_file(file)?;
         let snapshot = proxy

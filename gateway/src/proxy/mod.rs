@@ -31,10 +31,16 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(router: Arc<CompiledRouter>, instances: usize, allow_debug_header: bool) -> Arc<Proxy> {
+    /// `upstream_tls` verifies the certificates of `https` services.
+    pub fn new(
+        router: Arc<CompiledRouter>,
+        instances: usize,
+        allow_debug_header: bool,
+        upstream_tls: Arc<rustls::ClientConfig>,
+    ) -> Arc<Proxy> {
         Arc::new(Proxy {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
-            pool: Arc::new(Pool::default()),
+            pool: Arc::new(Pool::new(upstream_tls)),
             router,
             instances,
             allow_debug_header,

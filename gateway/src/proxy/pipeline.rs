@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::{Body as _, Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
 use super::Proxy;
 use super::snapshot::{Snapshot, accepts};
-use super::upstream::{ConnectError, Pool, PooledBody, ProxyBody};
+use rustls_pki_types::ServerName;
+
+use super::upstream::{ConnectError, Pool, PooledBody, ProxyBody, pool_key};
 use crate::entities::{Route, Service};
 use crate::node::http::Conn;
 use crate::wasm::router::Request as RouterRequest;
@@ -220,14 +222,10 @@ async fn send(
     service: &Service,
     req: Request<ProxyBody>,
 ) -> Result<Response<ProxyBody>, Failure> {
-    if service.protocol == crate::entities::Protocol::Https {
-        // Until TLS to upstreams lands, refuse rather than send plain text to a TLS port.
-        return Err(Failure {
-            status: StatusCode::BAD_GATEWAY,
-            message: "An invalid response was received from the upstream server",
-            detail: "https upstreams are not supported yet".into(),
-        });
-    }
+    let tls_name = match service.protocol {
+        crate::entities::Protocol::Https => Some(upstream_server_name(&req, service)?),
+        _ => None,
+    };
     let connect_timeout = Duration::from_millis(u64::from(service.connect_timeout));
     let read_timeout = Duration::from_millis(u64::from(service.read_timeout));
     let balancer = snapshot.balancers.get(&service.host);
@@ -246,19 +244,20 @@ async fn send(
             None if service.host.contains(':') => format!("[{}]:{}", service.host, service.port),
             None => format!("{}:{}", service.host, service.port),
         };
-        if let Some(sender) = pool.checkout(&address) {
-            connected = Some((address, sender));
+        let key = pool_key(&address, tls_name.as_ref());
+        if let Some(upstream) = pool.checkout(&key) {
+            connected = Some((key, upstream));
             break;
         }
-        match Pool::connect(&address, connect_timeout).await {
-            Ok(sender) => {
-                connected = Some((address, sender));
+        match pool.connect(&address, tls_name.as_ref(), connect_timeout).await {
+            Ok(upstream) => {
+                connected = Some((key, upstream));
                 break;
             }
             Err(e) => last = Some(e),
         }
     }
-    let Some((address, mut sender)) = connected else {
+    let Some((address, mut upstream)) = connected else {
         let error = last.expect("at least one attempt was made");
         let status = match error {
             ConnectError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -271,13 +270,32 @@ async fn send(
         };
         return Err(Failure { status, message, detail: error.to_string() });
     };
-    let response = match tokio::time::timeout(read_timeout, sender.send_request(req)).await {
+    upstream.set_write_timeout(Duration::from_millis(u64::from(service.write_timeout)));
+    // read_timeout runs from the end of the request body (a long upload is not a slow upstream).
+    let sent = Arc::new(tokio::sync::Notify::new());
+    let req = req.map(|body| NotifyEnd::new(body, sent.clone()).boxed());
+    let head_deadline = async {
+        sent.notified().await;
+        tokio::time::sleep(read_timeout).await;
+    };
+    let response = tokio::select! {
+        response = upstream.sender.send_request(req) => Ok(response),
+        () = head_deadline => Err(()),
+    };
+    let response = match response {
         Ok(Ok(response)) => response,
+        Ok(Err(error)) if timed_out(&error) => {
+            return Err(Failure {
+                status: StatusCode::GATEWAY_TIMEOUT,
+                message: "The upstream server is timing out",
+                detail: format!("{address}: {}", error_chain(&error)),
+            });
+        }
         Ok(Err(error)) => {
             return Err(Failure {
                 status: StatusCode::BAD_GATEWAY,
                 message: "An invalid response was received from the upstream server",
-                detail: format!("{address}: {error}"),
+                detail: format!("{address}: {}", error_chain(&error)),
             });
         }
         Err(_) => {
@@ -292,9 +310,88 @@ async fn send(
     let body = if parts.status == StatusCode::SWITCHING_PROTOCOLS {
         body.map_err(Into::into).boxed()
     } else {
-        PooledBody::new(body, pool.clone(), address, sender, read_timeout).boxed()
+        PooledBody::new(body, pool.clone(), address, upstream, read_timeout).boxed()
     };
     Ok(Response::from_parts(parts, body))
+}
+
+/// Whether a failed exchange was a timeout of ours (the write deadline).
+fn timed_out(error: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// An error with its causes, `: `-separated.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(&format!(": {e}"));
+        source = e.source();
+    }
+    text
+}
+
+/// A request body that signals when it has been sent whole.
+struct NotifyEnd {
+    inner: ProxyBody,
+    sent: Option<Arc<tokio::sync::Notify>>,
+}
+
+impl NotifyEnd {
+    fn new(inner: ProxyBody, sent: Arc<tokio::sync::Notify>) -> NotifyEnd {
+        // An empty body may never be polled.
+        if inner.is_end_stream() {
+            sent.notify_one();
+            return NotifyEnd { inner, sent: None };
+        }
+        NotifyEnd { inner, sent: Some(sent) }
+    }
+}
+
+impl hyper::body::Body for NotifyEnd {
+    type Data = Bytes;
+    type Error = super::upstream::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || self.inner.is_end_stream() {
+            if let Some(sent) = self.sent.take() {
+                sent.notify_one();
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The name an https upstream must prove: the host of the Host header sent to it (the service's
+/// host, or the client's with `preserve_host`), as Kong sets the upstream SNI.
+fn upstream_server_name(req: &Request<ProxyBody>, service: &Service) -> Result<ServerName<'static>, Failure> {
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(&service.host);
+    let (bare, _) = router_core::split_host_port(host);
+    let bare = bare.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(bare.to_string()).map_err(|e| Failure {
+        status: StatusCode::BAD_GATEWAY,
+        message: "An invalid response was received from the upstream server",
+        detail: format!("{bare:?} cannot be a TLS server name: {e}"),
+    })
 }
 
 /// After a 101, copies bytes both ways between the client and the upstream connection.

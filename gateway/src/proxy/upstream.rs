@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use http_body_util::combinators::BoxBody;
 use hyper::body::{Body, Bytes, Frame, Incoming};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
 use tokio::time::Sleep;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -23,12 +25,39 @@ const MAX_IDLE_PER_ADDRESS: usize = 128;
 /// An idle connection older than this is closed rather than reused (Kong's default is 60 s).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Idle connections by `host:port`, with when they went idle.
-type IdleConnections = HashMap<String, Vec<(SendRequest<ProxyBody>, Instant)>>;
+/// Idle connections by pool key, with when they went idle.
+type IdleConnections = HashMap<String, Vec<(Upstream, Instant)>>;
 
-#[derive(Default)]
+/// A connection to an upstream, ready to send a request.
+pub struct Upstream {
+    pub sender: SendRequest<ProxyBody>,
+    /// The connection's write timeout in milliseconds, set by whichever service uses it.
+    write_timeout: Arc<AtomicU64>,
+}
+
+impl Upstream {
+    /// Kong's `write_timeout`: the longest a write to the upstream may wait.
+    pub fn set_write_timeout(&self, timeout: Duration) {
+        self.write_timeout.store(timeout.as_millis().try_into().unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
+
 pub struct Pool {
     idle: Mutex<IdleConnections>,
+    /// For `https` services: verifies upstream certificates against `lua_ssl_trusted_certificate`.
+    tls: Arc<rustls::ClientConfig>,
+}
+
+/// A connection to an upstream, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// Where a pooled connection goes: the address, and for TLS the server name it was verified for.
+pub fn pool_key(address: &str, tls_name: Option<&ServerName<'static>>) -> String {
+    match tls_name {
+        None => address.to_string(),
+        Some(name) => format!("{address} tls {}", name.to_str()),
+    }
 }
 
 /// Why no connection could be made.
@@ -38,42 +67,54 @@ pub enum ConnectError {
     Timeout { address: String, timeout: Duration },
     #[error("connecting to {address}: {source}")]
     Io { address: String, source: std::io::Error },
+    #[error("TLS handshake with {address} as {name}: {source}")]
+    Tls { address: String, name: String, source: std::io::Error },
     #[error("HTTP handshake with {address}: {source}")]
     Handshake { address: String, source: hyper::Error },
 }
 
 impl Pool {
+    pub fn new(tls: Arc<rustls::ClientConfig>) -> Pool {
+        Pool { idle: Mutex::default(), tls }
+    }
+
     /// A ready idle connection to `address`, if one is kept.
-    pub fn checkout(&self, address: &str) -> Option<SendRequest<ProxyBody>> {
+    pub fn checkout(&self, key: &str) -> Option<Upstream> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.get_mut(address)?;
-        while let Some((sender, since)) = list.pop() {
-            if sender.is_ready() && since.elapsed() < IDLE_TIMEOUT {
-                return Some(sender);
+        let list = idle.get_mut(key)?;
+        while let Some((upstream, since)) = list.pop() {
+            if upstream.sender.is_ready() && since.elapsed() < IDLE_TIMEOUT {
+                return Some(upstream);
             }
         }
         None
     }
 
-    pub fn checkin(&self, address: String, sender: SendRequest<ProxyBody>) {
-        if !sender.is_ready() {
+    pub fn checkin(&self, key: String, upstream: Upstream) {
+        if !upstream.sender.is_ready() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.entry(address).or_default();
+        let list = idle.entry(key).or_default();
         if list.len() < MAX_IDLE_PER_ADDRESS {
-            list.push((sender, Instant::now()));
+            list.push((upstream, Instant::now()));
         }
     }
 
-    /// A new connection to `address` (`host:port`).
-    pub async fn connect(address: &str, timeout: Duration) -> Result<SendRequest<ProxyBody>, ConnectError> {
-        let stream = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(source)) => return Err(ConnectError::Io { address: address.into(), source }),
+    /// A new connection to `address` (`host:port`), over TLS verified for `tls_name` when given.
+    /// `timeout` bounds the TCP connect and the TLS handshake together.
+    pub async fn connect(
+        &self,
+        address: &str,
+        tls_name: Option<&ServerName<'static>>,
+        timeout: Duration,
+    ) -> Result<Upstream, ConnectError> {
+        let stream = match tokio::time::timeout(timeout, self.open(address, tls_name)).await {
+            Ok(result) => result?,
             Err(_) => return Err(ConnectError::Timeout { address: address.into(), timeout }),
         };
-        let _ = stream.set_nodelay(true);
+        let write_timeout = Arc::new(AtomicU64::new(u64::MAX));
+        let stream = WriteDeadline { inner: stream, timeout: write_timeout.clone(), stalled: None };
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
@@ -84,7 +125,19 @@ impl Pool {
                 tracing::debug!(upstream = %peer, %error, "upstream connection ended with an error");
             }
         });
-        Ok(sender)
+        Ok(Upstream { sender, write_timeout })
+    }
+
+    async fn open(&self, address: &str, tls_name: Option<&ServerName<'static>>) -> Result<Box<dyn Io>, ConnectError> {
+        let stream = tokio::net::TcpStream::connect(address)
+            .await
+            .map_err(|source| ConnectError::Io { address: address.into(), source })?;
+        let _ = stream.set_nodelay(true);
+        let Some(name) = tls_name else { return Ok(Box::new(stream)) };
+        let tls = tokio_rustls::TlsConnector::from(self.tls.clone()).connect(name.clone(), stream).await.map_err(
+            |source| ConnectError::Tls { address: address.into(), name: name.to_str().into_owned(), source },
+        )?;
+        Ok(Box::new(tls))
     }
 }
 
@@ -92,7 +145,7 @@ impl Pool {
 /// returns its connection to the pool once it has been read to the end.
 pub struct PooledBody {
     inner: Incoming,
-    give_back: Option<(Arc<Pool>, String, SendRequest<ProxyBody>)>,
+    give_back: Option<(Arc<Pool>, String, Upstream)>,
     read_timeout: Duration,
     stall: Pin<Box<Sleep>>,
 }
@@ -102,16 +155,10 @@ pub struct PooledBody {
 pub struct ReadTimeout(Duration);
 
 impl PooledBody {
-    pub fn new(
-        inner: Incoming,
-        pool: Arc<Pool>,
-        address: String,
-        sender: SendRequest<ProxyBody>,
-        read_timeout: Duration,
-    ) -> Self {
+    pub fn new(inner: Incoming, pool: Arc<Pool>, key: String, upstream: Upstream, read_timeout: Duration) -> Self {
         let mut body = PooledBody {
             inner,
-            give_back: Some((pool, address, sender)),
+            give_back: Some((pool, key, upstream)),
             read_timeout,
             stall: Box::pin(tokio::time::sleep(read_timeout)),
         };
@@ -122,8 +169,8 @@ impl PooledBody {
     }
 
     fn finish(&mut self) {
-        if let Some((pool, address, sender)) = self.give_back.take() {
-            pool.checkin(address, sender);
+        if let Some((pool, key, upstream)) = self.give_back.take() {
+            pool.checkin(key, upstream);
         }
     }
 }
@@ -165,5 +212,75 @@ impl Body for PooledBody {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// An upstream connection whose writes fail once one has waited longer than the write timeout
+/// (Kong's `write_timeout`: the upstream stopped reading what we send).
+struct WriteDeadline {
+    inner: Box<dyn Io>,
+    timeout: Arc<AtomicU64>,
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl WriteDeadline {
+    fn pending_write<T>(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<T>> {
+        let timeout = Duration::from_millis(self.timeout.load(Ordering::Relaxed));
+        let stalled = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        ready!(stalled.as_mut().poll(cx));
+        self.stalled = None;
+        Poll::Ready(Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("the upstream accepted nothing for write_timeout {timeout:?}"),
+        )))
+    }
+
+    fn wrote<T>(&mut self, result: Poll<std::io::Result<T>>, cx: &mut Context<'_>) -> Poll<std::io::Result<T>> {
+        match result {
+            Poll::Pending => self.pending_write(cx),
+            done => {
+                self.stalled = None;
+                done
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for WriteDeadline {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for WriteDeadline {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.wrote(result, cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.wrote(result, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        self.wrote(result, cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

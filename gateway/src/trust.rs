@@ -1,0 +1,56 @@
+//! The roots trusted for outbound TLS that is not the cluster link's pinned certificate: upstream
+//! services over https now, the forward proxy and PKI-mode control planes later. They come from
+//! Kong's `lua_ssl_trusted_certificate`: `system` (the operating system's store) and PEM files or
+//! inline PEM, in any mix.
+
+use std::sync::Arc;
+
+use rustls::RootCertStore;
+
+use crate::conf::TrustSource;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("lua_ssl_trusted_certificate: {0}")]
+    Pem(String),
+    #[error("lua_ssl_trusted_certificate: {0}")]
+    Rejected(String),
+}
+
+/// The root store `sources` describe.
+pub fn roots(sources: &[TrustSource]) -> Result<RootCertStore, TrustError> {
+    let mut store = RootCertStore::empty();
+    for source in sources {
+        match source {
+            TrustSource::System => {
+                let found = rustls_native_certs::load_native_certs();
+                let (added, _ignored) = store.add_parsable_certificates(found.certs);
+                if added == 0 {
+                    // Not fatal: only TLS that relies on it fails, and says why.
+                    let why = found.errors.first().map(|e| format!(" ({e})")).unwrap_or_default();
+                    tracing::warn!(
+                        "lua_ssl_trusted_certificate: the system trust store has no usable certificate{why}"
+                    );
+                }
+            }
+            TrustSource::Pem(pem) => {
+                for cert in pem.load_certs().map_err(TrustError::Pem)? {
+                    store.add(cert).map_err(|e| TrustError::Rejected(format!("{pem}: {e}")))?;
+                }
+            }
+        }
+    }
+    Ok(store)
+}
+
+/// A TLS client configuration verifying servers against `sources` (TLS 1.2 and 1.3), speaking
+/// HTTP/1.1, as the proxy does to upstreams.
+pub fn http1_client(sources: &[TrustSource]) -> Result<Arc<rustls::ClientConfig>, TrustError> {
+    let mut config = rustls::ClientConfig::builder_with_provider(crate::cluster::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TrustError::Rejected(e.to_string()))?
+        .with_root_certificates(roots(sources)?)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
