@@ -197,7 +197,7 @@ pub struct EchoServer {
 
 impl EchoServer {
     pub fn start() -> EchoServer {
-        EchoServer::serve(|stream| Some(stream))
+        EchoServer::serve(Some)
     }
 
     /// The same over TLS with `cert` (PEM chain) and `key`, speaking HTTP/1.1.

@@ -364,10 +364,10 @@ impl hyper::body::Body for NotifyEnd {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
         let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(polled, std::task::Poll::Ready(None)) || self.inner.is_end_stream() {
-            if let Some(sent) = self.sent.take() {
-                sent.notify_one();
-            }
+        if (matches!(polled, std::task::Poll::Ready(None)) || self.inner.is_end_stream())
+            && let Some(sent) = self.sent.take()
+        {
+            sent.notify_one();
         }
         polled
     }
