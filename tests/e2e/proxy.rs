@@ -208,3 +208,46 @@ fn an_invalid_declarative_file_stops_the_start_naming_the_entity() {
         std::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).is_err().then_some(())
     });
 }
+
+/// The README's DB-less example: the shipped conf/dbless.conf serving the shipped conf/kong.yml, with
+/// its ports moved to free ones (environment overrides) and its upstreams pointed at echo servers.
+#[test]
+fn the_shipped_dbless_conf_serves_the_shipped_kong_yml() {
+    let (httpbin, echo_a, echo_b) = (EchoServer::start(), EchoServer::start(), EchoServer::start());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("conf")).unwrap();
+    let root = gateway_tests::repo_root();
+    std::fs::copy(root.join("conf/dbless.conf"), dir.path().join("conf/dbless.conf")).unwrap();
+    let yaml = std::fs::read_to_string(root.join("conf/kong.yml")).unwrap();
+    assert!(yaml.contains("127.0.0.1:9000") && yaml.contains("127.0.0.1:9001") && yaml.contains("127.0.0.1:9002"));
+    let yaml = yaml
+        .replace("127.0.0.1:9000", &httpbin.addr.to_string())
+        .replace("127.0.0.1:9001", &echo_a.addr.to_string())
+        .replace("127.0.0.1:9002", &echo_b.addr.to_string());
+    std::fs::write(dir.path().join("conf/kong.yml"), yaml).unwrap();
+    let (proxy, tls, status) = (free_port(), free_port(), free_port());
+    let listen = format!("127.0.0.1:{proxy}, 127.0.0.1:{tls} http2 ssl");
+    let status_listen = format!("127.0.0.1:{status}");
+    let mut gateway = Gateway::start(
+        dir.path(),
+        &["-c", "conf/dbless.conf"],
+        &[("KONG_PROXY_LISTEN", &listen), ("KONG_STATUS_LISTEN", &status_listen)],
+    );
+    gateway.wait_for_log("gateway started");
+    let proxy = SocketAddr::from(([127, 0, 0, 1], proxy));
+    let status = SocketAddr::from(([127, 0, 0, 1], status));
+
+    let ready = gateway_tests::http_get(status, "/status/ready").unwrap();
+    assert_eq!(ready.status, 200, "{ready:?}");
+    let reply = http_request(proxy, "GET", "/httpbin/get", &[]).unwrap();
+    assert_eq!((reply.status, reply.json()["path"].as_str()), (200, Some("/anything/get")));
+    let reply = http_request(proxy, "GET", "/v2/httpbin", &[]).unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let ports: Vec<u64> = (0..2)
+        .map(|_| {
+            http_request(proxy, "GET", "/", &[("Host", "echo.localhost")]).unwrap().json()["port"].as_u64().unwrap()
+        })
+        .collect();
+    assert!(ports.contains(&u64::from(echo_a.addr.port())) && ports.contains(&u64::from(echo_b.addr.port())));
+    assert_eq!(http_request(proxy, "GET", "/nowhere", &[]).unwrap().status, 404);
+}
