@@ -2,8 +2,9 @@
 //! WebAssembly components for routing and plugins. `main.rs` is only the command line; everything
 //! else lives here, one module per part.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
+pub mod catalog;
 pub mod certs;
 pub mod cluster;
 pub mod conf;
@@ -11,6 +12,7 @@ pub mod entities;
 pub mod node;
 pub mod proxy;
 pub mod status;
+pub mod store;
 pub mod trust;
 pub mod wasm;
 

@@ -113,6 +113,9 @@ pub fn parse_value(doc: &Value) -> Result<Config, Vec<FieldError>> {
     for (path, v) in top.array("snis", &mut b.errors) {
         b.sni(path, v, None);
     }
+    for (path, v) in top.array("ca_certificates", &mut b.errors) {
+        b.ca_certificate(path, v);
+    }
     top.finish(&mut b.errors);
     b.finish()
 }
@@ -159,6 +162,7 @@ struct Builder {
     targets: Vec<(String, Target, Link)>,
     certificates: Vec<(String, Certificate)>,
     snis: Vec<(String, Sni, Link)>,
+    ca_certificates: Vec<(String, CaCertificate)>,
 }
 
 /// Fields Kong exports or accepts that the gateway does not use yet.
@@ -712,9 +716,55 @@ impl Builder {
         self.snis.push((path, sni, certificate));
     }
 
+    fn ca_certificate(&mut self, path: String, value: &Value) {
+        let Some(mut obj) = Obj::new(path.clone(), value, &mut self.errors) else { return };
+        let cert = match obj.string("cert", &mut self.errors) {
+            Some(cert) => cert,
+            None => {
+                if !obj.has("cert") {
+                    self.errors.push(obj.path_of("cert"), "required field missing");
+                }
+                String::new()
+            }
+        };
+        let cert_digest = if cert.is_empty() {
+            String::new()
+        } else {
+            match validate::ca_certificate(&cert) {
+                Ok(digest) => digest,
+                Err(message) => {
+                    self.errors.push(obj.path_of("cert"), message);
+                    String::new()
+                }
+            }
+        };
+        if let Some(given) = obj.string("cert_digest", &mut self.errors)
+            && !cert_digest.is_empty()
+            && given != cert_digest
+        {
+            self.errors.push(obj.path_of("cert_digest"), "does not match the certificate");
+        }
+        let key = cert_digest.clone();
+        let id = self.id(&mut obj, "ca_certificates", || key);
+        let entity = CaCertificate { id, cert, cert_digest, tags: self.tags(&mut obj) };
+        obj.finish(&mut self.errors);
+        self.ca_certificates.push((path, entity));
+    }
+
     /// Resolves references, checks uniqueness, and sorts every list by id.
     fn finish(self) -> Result<Config, Vec<FieldError>> {
-        let Builder { mut errors, services, routes, consumers, plugins, upstreams, targets, certificates, snis } = self;
+        let Builder {
+            mut errors,
+            services,
+            routes,
+            consumers,
+            plugins,
+            upstreams,
+            targets,
+            certificates,
+            snis,
+            ca_certificates,
+        } = self;
         let service_ids = Lookup::new(services.iter().map(|(_, s)| (s.id, s.name.as_deref())));
         let route_ids = Lookup::new(routes.iter().map(|(_, r, _)| (r.id, r.name.as_deref())));
         let consumer_ids = Lookup::new(consumers.iter().map(|(_, c)| (c.id, c.username.as_deref())));
@@ -796,6 +846,10 @@ impl Builder {
             unique.check("sni", path, "name", Some(s.name.clone()));
             unique.check("sni", path, "id", Some(s.id.to_string()));
         }
+        for (path, c) in &ca_certificates {
+            unique.check("ca_certificate", path, "cert_digest", Some(c.cert_digest.clone()));
+            unique.check("ca_certificate", path, "id", Some(c.id.to_string()));
+        }
         if !errors.is_empty() {
             return Err(errors.0);
         }
@@ -815,6 +869,7 @@ impl Builder {
             targets: sorted(targets, |e| e.id),
             certificates: sorted(certificates, |e| e.id),
             snis: sorted(snis, |e| e.id),
+            ca_certificates: sorted(ca_certificates, |e| e.id),
         })
     }
 }

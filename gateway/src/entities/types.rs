@@ -178,6 +178,17 @@ pub struct Sni {
     pub tags: Vec<String>,
 }
 
+/// A CA certificate (Kong's `ca_certificates`): trusted for upstream TLS and client verification.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaCertificate {
+    pub id: Uuid,
+    pub cert: String,
+    /// SHA-256 of the certificate's DER, hex, as Kong computes it.
+    pub cert_digest: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
 /// A whole, valid configuration. Each list is sorted by id, so equal configurations are equal
 /// values whatever order their source listed them in; except routes, which keep their order, since
 /// it breaks ties between routes of equal priority.
@@ -199,6 +210,8 @@ pub struct Config {
     pub certificates: Vec<Certificate>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub snis: Vec<Sni>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ca_certificates: Vec<CaCertificate>,
 }
 
 impl Config {
@@ -225,6 +238,7 @@ impl Config {
             ("targets", self.targets.len()),
             ("certificates", self.certificates.len()),
             ("snis", self.snis.len()),
+            ("ca_certificates", self.ca_certificates.len()),
         ])
     }
 }

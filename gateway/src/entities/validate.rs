@@ -128,6 +128,19 @@ pub fn cert_pair(cert: &str, key: &str) -> Result<(), String> {
     crate::certs::check_pair(&cert, &key).map_err(|e| e.replace("inline PEM", "the certificate"))
 }
 
+/// A CA certificate in PEM: exactly one certificate, with basic constraints CA:TRUE. Returns the
+/// SHA-256 of its DER in hex (Kong's `cert_digest`).
+pub fn ca_certificate(pem: &str) -> Result<String, String> {
+    use sha2::{Digest, Sha256};
+    let certs = PemSource::Inline(pem.to_string()).load_certs().map_err(|e| e.replace("inline PEM", "the value"))?;
+    let [der] = certs.as_slice() else { return Err("expected exactly one certificate".into()) };
+    let (_, parsed) = x509_parser::parse_x509_certificate(der).map_err(|e| format!("invalid certificate: {e}"))?;
+    if !parsed.basic_constraints().ok().flatten().is_some_and(|bc| bc.value.ca) {
+        return Err("certificate does not appear to be a CA because it is missing the \"CA\" basic constraint".into());
+    }
+    Ok(Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// A stable key for a certificate without an id.
 pub fn digest(pem: &str) -> String {
     use sha2::{Digest, Sha256};

@@ -1,0 +1,545 @@
+//! The node's entities and the one way to change them. A [`Catalog`] holds every entity as a record
+//! (its normalised JSON, creation order and timestamps) and the validated [`Config`] they make. A
+//! change is applied to a copy of the records, the whole copy is validated as one declarative
+//! document (so unique names, references and every field rule are checked exactly as for a file),
+//! the difference is written to the [`Store`] in one transaction, and only then does the new state
+//! replace the old one. Writers take turns (no lost updates); readers never wait.
+
+pub mod error;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+pub use error::ApiError;
+
+use crate::entities::{Config, FieldError, config_hash, parse_value};
+use crate::store::{Change, KINDS, Record, Store, StoreError};
+
+/// One entity as the catalog keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stored {
+    /// Creation order: routes of equal priority match in this order.
+    pub seq: u64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Kong's flat declarative shape, normalised (defaults filled, references as `{"id": …}`).
+    pub entity: Value,
+}
+
+type Key = (&'static str, Uuid);
+
+/// A consistent view: the records and the configuration they make.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    pub records: BTreeMap<Key, Stored>,
+    pub config: Arc<Config>,
+    pub hash: String,
+    /// Bumped by every change.
+    pub version: u64,
+}
+
+impl State {
+    /// The entity as the Admin API shows it: its fields plus `created_at` and `updated_at`.
+    pub fn render(&self, kind: &'static str, id: Uuid) -> Option<Value> {
+        self.records.get(&(kind, id)).map(render)
+    }
+
+    /// Records of one kind in id order, optionally only those whose `parent_field` is `parent`.
+    pub fn list(&self, kind: &'static str, parent: Option<(&str, Uuid)>) -> Vec<(Uuid, &Stored)> {
+        self.records
+            .range((kind, Uuid::nil())..=(kind, Uuid::max()))
+            .filter(|(_, s)| parent.is_none_or(|(field, id)| ref_id(&s.entity, field) == Some(id)))
+            .map(|((_, id), s)| (*id, s))
+            .collect()
+    }
+
+    /// The id of the `kind` entity that `key` names (an id, or the kind's name field), within
+    /// `parent` when given.
+    pub fn find(&self, kind: &'static str, key: &str, parent: Option<(&str, Uuid)>) -> Option<Uuid> {
+        let within = |id: Uuid| {
+            let stored = self.records.get(&(kind, id))?;
+            parent.is_none_or(|(field, p)| ref_id(&stored.entity, field) == Some(p)).then_some(id)
+        };
+        if let Ok(id) = Uuid::parse_str(key)
+            && let Some(found) = within(id)
+        {
+            return Some(found);
+        }
+        if kind == "certificates" {
+            // Kong finds a certificate by one of its SNIs too.
+            let sni = self.list("snis", None).into_iter().find(|(_, s)| s.entity["name"] == key)?;
+            return ref_id(&sni.1.entity, "certificate").and_then(within);
+        }
+        let fields = name_fields(kind);
+        self.list(kind, parent)
+            .into_iter()
+            .find(|(_, s)| fields.iter().any(|f| s.entity.get(*f).and_then(Value::as_str) == Some(key)))
+            .map(|(id, _)| id)
+    }
+}
+
+fn render(stored: &Stored) -> Value {
+    let mut value = stored.entity.clone();
+    if let Value::Object(map) = &mut value {
+        map.insert("created_at".into(), json!(stored.created_at));
+        map.insert("updated_at".into(), json!(stored.updated_at));
+    }
+    value
+}
+
+/// `entity[field].id` as a UUID.
+fn ref_id(entity: &Value, field: &str) -> Option<Uuid> {
+    entity.get(field)?.get("id")?.as_str().and_then(|s| Uuid::parse_str(s).ok())
+}
+
+/// The fields that name an entity of `kind` in URLs (`/services/{id or name}`).
+pub fn name_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "services" | "routes" | "upstreams" | "snis" => &["name"],
+        "consumers" => &["username", "custom_id"],
+        "plugins" => &["instance_name"],
+        "targets" => &["target"],
+        _ => &[],
+    }
+}
+
+/// The field of `child` that points at `parent` for nested endpoints (`/services/{}/routes`).
+pub fn parent_field(parent: &str, child: &str) -> Option<&'static str> {
+    Some(match (parent, child) {
+        ("services", "routes") | ("services", "plugins") => "service",
+        ("routes", "plugins") => "route",
+        ("consumers", "plugins") => "consumer",
+        ("upstreams", "targets") => "upstream",
+        ("certificates", "snis") => "certificate",
+        _ => return None,
+    })
+}
+
+/// What deleting an entity of `kind` takes with it (kind, field pointing at it), and what blocks it.
+fn dependents(kind: &str) -> (&'static [(&'static str, &'static str)], &'static [(&'static str, &'static str)]) {
+    match kind {
+        "services" => (&[("plugins", "service")], &[("routes", "service")]),
+        "routes" => (&[("plugins", "route")], &[]),
+        "consumers" => (&[("plugins", "consumer")], &[]),
+        "upstreams" => (&[("targets", "upstream")], &[]),
+        "certificates" => (&[("snis", "certificate")], &[]),
+        _ => (&[], &[]),
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the stored entities do not form a valid configuration: {0}")]
+    Invalid(String),
+}
+
+pub struct Catalog {
+    state: ArcSwap<State>,
+    writer: tokio::sync::Mutex<()>,
+    store: Option<Arc<dyn Store>>,
+    version: watch::Sender<u64>,
+}
+
+/// How a write names the entity it touches.
+pub struct Target<'a> {
+    pub kind: &'static str,
+    /// Nested endpoints: the parent's field and id (`/services/{id}/routes` → `("service", id)`).
+    pub parent: Option<(&'static str, Uuid)>,
+    /// The id or name in the URL, for PUT, PATCH and DELETE.
+    pub key: Option<&'a str>,
+}
+
+impl Catalog {
+    /// A catalog over `store`, loaded from it; `None` keeps entities in memory only (DB-less).
+    pub fn open(store: Option<Arc<dyn Store>>) -> Result<Catalog, CatalogError> {
+        let mut records = BTreeMap::new();
+        if let Some(store) = &store {
+            for Record { kind, id, value } in store.load()? {
+                let stored: Stored =
+                    serde_json::from_value(value).map_err(|e| CatalogError::Invalid(format!("{kind}/{id}: {e}")))?;
+                records.insert((kind, id), stored);
+            }
+        }
+        let config = build(&records).map_err(|(errors, _)| {
+            CatalogError::Invalid(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        })?;
+        let hash = config_hash(&config);
+        let state = State { records, config: Arc::new(config), hash, version: 1 };
+        Ok(Catalog {
+            state: ArcSwap::from_pointee(state),
+            writer: tokio::sync::Mutex::new(()),
+            store,
+            version: watch::channel(1).0,
+        })
+    }
+
+    pub fn current(&self) -> Arc<State> {
+        self.state.load_full()
+    }
+
+    /// Whether changes are kept (a store is attached) or the node is DB-less.
+    pub fn has_store(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// Wakes on every change; the value is the new version.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// POST: a new entity from `body`.
+    pub async fn create(&self, target: Target<'_>, body: Value) -> Result<(Arc<State>, Uuid), ApiError> {
+        let _turn = self.writer.lock().await;
+        let state = self.current();
+        let mut entity = object(body)?;
+        let id = match entity.get("id").and_then(Value::as_str) {
+            Some(text) => {
+                Uuid::parse_str(text).map_err(|_| ApiError::schema(&[("id".into(), "expected a valid UUID".into())]))?
+            }
+            None => Uuid::new_v4(),
+        };
+        if state.records.contains_key(&(target.kind, id)) {
+            return Err(ApiError::unique("id", &json!(id.to_string())));
+        }
+        entity.insert("id".into(), json!(id.to_string()));
+        if let Some((field, parent)) = target.parent {
+            entity.insert(field.into(), json!({ "id": parent.to_string() }));
+        }
+        let mut records = state.records.clone();
+        let time = now();
+        records.insert(
+            (target.kind, id),
+            Stored { seq: next_seq(&records), created_at: time, updated_at: time, entity: Value::Object(entity) },
+        );
+        let state = self.commit(&state, records, Some((target.kind, id))).await?;
+        Ok((state, id))
+    }
+
+    /// PUT: creates or wholly replaces the entity the URL names.
+    pub async fn upsert(&self, target: Target<'_>, body: Value) -> Result<(Arc<State>, Uuid), ApiError> {
+        let _turn = self.writer.lock().await;
+        let state = self.current();
+        let key = target.key.expect("PUT names its entity");
+        let mut entity = object(body)?;
+        let existing = state.find(target.kind, key, target.parent.map(|(f, p)| (f, p)));
+        let id = match (existing, Uuid::parse_str(key)) {
+            (Some(id), _) => id,
+            (None, Ok(id)) => id,
+            (None, Err(_)) => {
+                // PUT /services/{name}: the name comes from the URL.
+                if let Some(field) = name_fields(target.kind).first() {
+                    entity.entry(field.to_string()).or_insert(json!(key));
+                }
+                Uuid::new_v4()
+            }
+        };
+        if let Some(given) = entity.get("id").and_then(Value::as_str)
+            && given != id.to_string()
+        {
+            return Err(ApiError::schema(&[("id".into(), "does not match the id in the URL".into())]));
+        }
+        entity.insert("id".into(), json!(id.to_string()));
+        if let Some((field, parent)) = target.parent {
+            entity.insert(field.into(), json!({ "id": parent.to_string() }));
+        }
+        let mut records = state.records.clone();
+        let time = now();
+        let stored = match records.get(&(target.kind, id)) {
+            Some(old) => Stored { updated_at: time, entity: Value::Object(entity), ..old.clone() },
+            None => {
+                Stored { seq: next_seq(&records), created_at: time, updated_at: time, entity: Value::Object(entity) }
+            }
+        };
+        records.insert((target.kind, id), stored);
+        let state = self.commit(&state, records, Some((target.kind, id))).await?;
+        Ok((state, id))
+    }
+
+    /// PATCH: changes the given fields of an existing entity.
+    pub async fn update(&self, target: Target<'_>, body: Value) -> Result<(Arc<State>, Uuid), ApiError> {
+        let _turn = self.writer.lock().await;
+        let state = self.current();
+        let key = target.key.expect("PATCH names its entity");
+        let id = state.find(target.kind, key, target.parent).ok_or_else(ApiError::not_found)?;
+        let mut patch = object(body)?;
+        if target.kind == "services" {
+            expand_url(&mut patch)?;
+        }
+        if let Some(given) = patch.get("id").and_then(Value::as_str)
+            && given != id.to_string()
+        {
+            return Err(ApiError::schema(&[("id".into(), "cannot be changed".into())]));
+        }
+        let mut records = state.records.clone();
+        let stored = records.get_mut(&(target.kind, id)).expect("found above");
+        merge(&mut stored.entity, Value::Object(patch));
+        stored.updated_at = now();
+        let state = self.commit(&state, records, Some((target.kind, id))).await?;
+        Ok((state, id))
+    }
+
+    /// DELETE: removes the entity and what hangs on it; refuses while others reference it.
+    /// Deleting what does not exist succeeds, as in Kong.
+    pub async fn delete(&self, target: Target<'_>) -> Result<(), ApiError> {
+        let _turn = self.writer.lock().await;
+        let state = self.current();
+        let key = target.key.expect("DELETE names its entity");
+        let Some(id) = state.find(target.kind, key, target.parent) else { return Ok(()) };
+        let (cascade, blockers) = dependents(target.kind);
+        for (kind, field) in blockers {
+            if !state.list(kind, Some((field, id))).is_empty() {
+                return Err(ApiError::referenced_by(target.kind, kind));
+            }
+        }
+        let mut records = state.records.clone();
+        records.remove(&(target.kind, id));
+        for (kind, field) in cascade {
+            for (child, _) in state.list(kind, Some((field, id))) {
+                records.remove(&(*kind, child));
+                // A deleted route or service takes its plugins; a deleted upstream its targets.
+                for (grandkind, grandfield) in dependents(kind).0 {
+                    for (grandchild, _) in state.list(grandkind, Some((grandfield, child))) {
+                        records.remove(&(*grandkind, grandchild));
+                    }
+                }
+            }
+        }
+        self.commit(&state, records, None).await?;
+        Ok(())
+    }
+
+    /// POST /config: the whole configuration replaced by `config` (already validated).
+    pub async fn replace(&self, config: &Config) -> Result<Arc<State>, ApiError> {
+        let _turn = self.writer.lock().await;
+        let state = self.current();
+        let records = records_of(config, &state.records);
+        self.commit(&state, records, None).await
+    }
+
+    /// Validates `records`, writes what changed, and makes them current.
+    async fn commit(
+        &self,
+        old: &State,
+        mut records: BTreeMap<Key, Stored>,
+        touched: Option<Key>,
+    ) -> Result<Arc<State>, ApiError> {
+        let config = match build(&records) {
+            Ok(config) => config,
+            Err((errors, paths)) => {
+                return Err(explain(&errors, touched.and_then(|k| paths.get(&k).cloned()), &records, touched));
+            }
+        };
+        if let Some((kind, id)) = touched {
+            // Keep the normalised form: defaults filled, `url` expanded, references by id.
+            let normalised = entity_json(&config, kind, id).expect("a valid entity is in its config");
+            records.get_mut(&(kind, id)).expect("touched exists").entity = normalised;
+        }
+        let changes = diff(&old.records, &records);
+        if let Some(store) = self.store.clone()
+            && !changes.is_empty()
+        {
+            tokio::task::spawn_blocking(move || store.commit(&changes))
+                .await
+                .expect("a store commit does not panic")
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        let hash = config_hash(&config);
+        let state = Arc::new(State { records, config: Arc::new(config), hash, version: old.version + 1 });
+        self.state.store(state.clone());
+        self.version.send_replace(state.version);
+        Ok(state)
+    }
+
+    /// DB-less start: the catalog holds `config` (from `declarative_config`).
+    pub fn load_config(&self, config: &Config) {
+        let old = self.current();
+        let records = records_of(config, &old.records);
+        let hash = config_hash(config);
+        let state = State { records, config: Arc::new(config.clone()), hash, version: old.version + 1 };
+        self.state.store(Arc::new(state));
+        self.version.send_replace(old.version + 1);
+    }
+}
+
+fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::bad_request("the body must be an object")),
+    }
+}
+
+fn next_seq(records: &BTreeMap<Key, Stored>) -> u64 {
+    records.values().map(|s| s.seq).max().map_or(1, |m| m + 1)
+}
+
+/// `url` in a PATCH of a service stands for protocol, host, port and path.
+fn expand_url(patch: &mut Map<String, Value>) -> Result<(), ApiError> {
+    let Some(url) = patch.remove("url") else { return Ok(()) };
+    let text = url.as_str().ok_or_else(|| ApiError::schema(&[("url".into(), "expected a string".into())]))?;
+    let parts = crate::entities::validate::service_url(text).map_err(|m| ApiError::schema(&[("url".into(), m)]))?;
+    patch.insert("protocol".into(), json!(parts.protocol.as_str()));
+    patch.insert("host".into(), json!(parts.host));
+    patch.insert("port".into(), json!(parts.port));
+    patch.insert("path".into(), parts.path.map_or(Value::Null, Value::String));
+    Ok(())
+}
+
+/// JSON merge: objects merge field by field, `null` removes, anything else replaces.
+fn merge(into: &mut Value, patch: Value) {
+    match (into, patch) {
+        (Value::Object(target), Value::Object(patch)) => {
+            for (key, value) in patch {
+                if value.is_null() {
+                    target.remove(&key);
+                } else if let Some(existing) = target.get_mut(&key)
+                    && existing.is_object()
+                    && value.is_object()
+                {
+                    merge(existing, value);
+                } else {
+                    target.insert(key, value);
+                }
+            }
+        }
+        (into, patch) => *into = patch,
+    }
+}
+
+/// The declarative document the records make (each kind in creation order), and where each
+/// record sits in it.
+fn document(records: &BTreeMap<Key, Stored>) -> (Value, HashMap<Key, String>) {
+    let mut doc = Map::new();
+    doc.insert("_format_version".into(), json!("3.0"));
+    let mut paths = HashMap::new();
+    for kind in KINDS {
+        let mut items: Vec<(&Key, &Stored)> = records.iter().filter(|((k, _), _)| k == kind).collect();
+        items.sort_by_key(|(key, stored)| (stored.seq, key.1));
+        if items.is_empty() {
+            continue;
+        }
+        let mut list = Vec::with_capacity(items.len());
+        for (i, (key, stored)) in items.into_iter().enumerate() {
+            paths.insert(*key, format!("{kind}[{i}]"));
+            list.push(stored.entity.clone());
+        }
+        doc.insert(kind.to_string(), Value::Array(list));
+    }
+    (Value::Object(doc), paths)
+}
+
+fn build(records: &BTreeMap<Key, Stored>) -> Result<Config, (Vec<FieldError>, HashMap<Key, String>)> {
+    let (doc, paths) = document(records);
+    parse_value(&doc).map_err(|errors| (errors, paths))
+}
+
+/// Kong's answer for a change the validator refused.
+fn explain(
+    errors: &[FieldError],
+    path: Option<String>,
+    records: &BTreeMap<Key, Stored>,
+    touched: Option<Key>,
+) -> ApiError {
+    let Some(path) = path else {
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        return ApiError::bad_request(format!("invalid configuration: {}", text.join("; ")));
+    };
+    let (mine, others) = error::relative(errors, &path);
+    let entity = touched.and_then(|k| records.get(&k)).map(|s| &s.entity);
+    for (field, message) in &mine {
+        if message.contains(" is already used at ") {
+            let value = entity.and_then(|e| e.get(field.as_str())).cloned().unwrap_or(Value::Null);
+            return ApiError::unique(field, &value);
+        }
+        if let Some(kind) = message.strip_prefix("no ").and_then(|m| m.split(" with ").next()) {
+            let reference = entity.and_then(|e| e.get(field.as_str())).cloned().unwrap_or(Value::Null);
+            return ApiError::foreign_key(field, &reference, &format!("{kind}s"));
+        }
+    }
+    // A clash reported at the other entity (the one that comes later in the document).
+    let marker = format!(" is already used at {path}");
+    if let Some(clash) = others.iter().find(|e| e.message.ends_with(&marker)) {
+        let field = clash.path.rsplit('.').next().unwrap_or_default();
+        let value = entity.and_then(|e| e.get(field)).cloned().unwrap_or(Value::Null);
+        return ApiError::unique(field, &value);
+    }
+    if mine.is_empty() {
+        let text: Vec<String> = others.iter().map(ToString::to_string).collect();
+        return ApiError::bad_request(format!("invalid configuration: {}", text.join("; ")));
+    }
+    ApiError::schema(&mine)
+}
+
+/// The typed entity of `kind` with `id` from `config`, as JSON.
+fn entity_json(config: &Config, kind: &str, id: Uuid) -> Option<Value> {
+    fn find<T: Serialize>(items: &[T], id: Uuid, get: impl Fn(&T) -> Uuid) -> Option<Value> {
+        items.iter().find(|e| get(e) == id).map(|e| serde_json::to_value(e).expect("entities serialise"))
+    }
+    match kind {
+        "services" => find(&config.services, id, |e| e.id),
+        "routes" => find(&config.routes, id, |e| e.id),
+        "consumers" => find(&config.consumers, id, |e| e.id),
+        "plugins" => find(&config.plugins, id, |e| e.id),
+        "upstreams" => find(&config.upstreams, id, |e| e.id),
+        "targets" => find(&config.targets, id, |e| e.id),
+        "certificates" => find(&config.certificates, id, |e| e.id),
+        "snis" => find(&config.snis, id, |e| e.id),
+        "ca_certificates" => find(&config.ca_certificates, id, |e| e.id),
+        _ => None,
+    }
+}
+
+/// Records for a whole configuration; entities that are unchanged keep their timestamps.
+fn records_of(config: &Config, previous: &BTreeMap<Key, Stored>) -> BTreeMap<Key, Stored> {
+    let value = serde_json::to_value(config).expect("a config serialises");
+    let time = now();
+    let mut records = BTreeMap::new();
+    let mut seq = 0;
+    for kind in KINDS {
+        for entity in value.get(*kind).and_then(Value::as_array).into_iter().flatten() {
+            let Some(id) = entity.get("id").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()) else {
+                continue;
+            };
+            seq += 1;
+            let stored = match previous.get(&(*kind, id)) {
+                Some(old) if old.entity == *entity => Stored { seq, ..old.clone() },
+                Some(old) => Stored { seq, updated_at: time, entity: entity.clone(), ..old.clone() },
+                None => Stored { seq, created_at: time, updated_at: time, entity: entity.clone() },
+            };
+            records.insert((*kind, id), stored);
+        }
+    }
+    records
+}
+
+/// The store changes that turn `old` into `new`.
+fn diff(old: &BTreeMap<Key, Stored>, new: &BTreeMap<Key, Stored>) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for ((kind, id), stored) in new {
+        if old.get(&(*kind, *id)) != Some(stored) {
+            let value = serde_json::to_value(stored).expect("records serialise");
+            changes.push(Change::Put(Record { kind, id: *id, value }));
+        }
+    }
+    for (kind, id) in old.keys() {
+        if !new.contains_key(&(*kind, *id)) {
+            changes.push(Change::Delete { kind, id: *id });
+        }
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests;

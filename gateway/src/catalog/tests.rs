@@ -1,0 +1,106 @@
+use serde_json::json;
+
+use super::*;
+use crate::store::lmdb::LmdbStore;
+
+fn target(kind: &'static str) -> Target<'static> {
+    Target { kind, parent: None, key: None }
+}
+
+fn keyed(kind: &'static str, key: &'static str) -> Target<'static> {
+    Target { kind, parent: None, key: Some(key) }
+}
+
+#[tokio::test]
+async fn entities_are_validated_together_and_kept_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("entities.lmdb");
+    let store: Arc<dyn Store> = Arc::new(LmdbStore::open(&path, 1 << 24).unwrap());
+    let catalog = Catalog::open(Some(store)).unwrap();
+
+    let (state, service) =
+        catalog.create(target("services"), json!({"name": "api", "url": "http://a.test:81/v1"})).await.unwrap();
+    let shown = state.render("services", service).unwrap();
+    assert_eq!(
+        (shown["host"].clone(), shown["port"].clone(), shown["path"].clone()),
+        (json!("a.test"), json!(81), json!("/v1"))
+    );
+    assert!(shown["created_at"].as_i64().unwrap() > 0);
+
+    let nested = Target { kind: "routes", parent: Some(("service", service)), key: None };
+    let (_, route) = catalog.create(nested, json!({"name": "r", "paths": ["/a"]})).await.unwrap();
+
+    // A clash on a unique name is 409; a bad field is 400 naming it; a missing reference is a
+    // foreign key violation.
+    let clash = catalog.create(target("services"), json!({"name": "api", "host": "b.test"})).await.unwrap_err();
+    assert_eq!((clash.status, clash.body["name"].clone()), (409, json!("unique constraint violation")));
+    assert_eq!(clash.body["fields"], json!({"name": "api"}));
+    let bad = catalog
+        .create(target("routes"), json!({"paths": ["/ok", "nope"], "service": {"id": service.to_string()}}))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.body["fields"], json!({"paths": [null, "must start with / or ~/"]}));
+    let missing = Uuid::new_v4();
+    let dangling = catalog
+        .create(target("routes"), json!({"paths": ["/x"], "service": {"id": missing.to_string()}}))
+        .await
+        .unwrap_err();
+    assert_eq!((dangling.status, dangling.body["name"].clone()), (400, json!("foreign key violation")));
+
+    // PATCH with url; the service cannot go while a route uses it.
+    catalog.update(keyed("services", "api"), json!({"url": "https://c.test"})).await.unwrap();
+    let blocked = catalog.delete(keyed("services", "api")).await.unwrap_err();
+    assert_eq!(blocked.body["message"], "an existing 'routes' entity references this 'services' entity");
+    catalog.delete(keyed("routes", "r")).await.unwrap();
+    assert!(catalog.current().render("routes", route).is_none());
+    let hash = catalog.current().hash.clone();
+    drop(catalog);
+
+    // Reopened from the store: the same entities, the same configuration.
+    let store: Arc<dyn Store> = Arc::new(LmdbStore::open(&path, 1 << 24).unwrap());
+    let catalog = Catalog::open(Some(store)).unwrap();
+    let state = catalog.current();
+    assert_eq!(state.hash, hash);
+    let shown = state.render("services", service).unwrap();
+    assert_eq!(
+        (shown["protocol"].clone(), shown["host"].clone(), shown["port"].clone()),
+        (json!("https"), json!("c.test"), json!(443))
+    );
+}
+
+#[tokio::test]
+async fn deletes_take_plugins_and_targets_with_them() {
+    let catalog = Catalog::open(None).unwrap();
+    let (_, upstream) = catalog.create(target("upstreams"), json!({"name": "pool"})).await.unwrap();
+    let under = Target { kind: "targets", parent: Some(("upstream", upstream)), key: None };
+    catalog.create(under, json!({"target": "10.0.0.1:80"})).await.unwrap();
+    let (_, service) = catalog.create(target("services"), json!({"name": "s", "host": "pool"})).await.unwrap();
+    let on_service = Target { kind: "plugins", parent: Some(("service", service)), key: None };
+    catalog.create(on_service, json!({"name": "cors"})).await.unwrap();
+    assert_eq!(catalog.current().config.targets.len(), 1);
+    catalog.delete(keyed("upstreams", "pool")).await.unwrap();
+    catalog.delete(keyed("services", "s")).await.unwrap();
+    let state = catalog.current();
+    assert!(state.config.is_empty(), "{:?}", state.config);
+    // Deleting what is not there succeeds.
+    catalog.delete(keyed("services", "s")).await.unwrap();
+}
+
+#[tokio::test]
+async fn concurrent_writers_lose_nothing() {
+    let catalog = Arc::new(Catalog::open(None).unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let catalog = catalog.clone();
+        tasks.push(tokio::spawn(async move {
+            catalog.create(target("services"), json!({"name": format!("s{i}"), "host": "h.test"})).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let state = catalog.current();
+    assert_eq!(state.config.services.len(), 40);
+    assert_eq!(state.version, 41);
+}
