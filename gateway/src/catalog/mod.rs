@@ -123,7 +123,10 @@ pub fn parent_field(parent: &str, child: &str) -> Option<&'static str> {
 }
 
 /// What deleting an entity of `kind` takes with it (kind, field pointing at it), and what blocks it.
-fn dependents(kind: &str) -> (&'static [(&'static str, &'static str)], &'static [(&'static str, &'static str)]) {
+/// `(kind, field)` pairs: entities of `kind` whose `field` points at another entity.
+type Links = &'static [(&'static str, &'static str)];
+
+fn dependents(kind: &str) -> (Links, Links) {
     match kind {
         "services" => (&[("plugins", "service")], &[("routes", "service")]),
         "routes" => (&[("plugins", "route")], &[]),
@@ -234,7 +237,7 @@ impl Catalog {
         let state = self.current();
         let key = target.key.expect("PUT names its entity");
         let mut entity = object(body)?;
-        let existing = state.find(target.kind, key, target.parent.map(|(f, p)| (f, p)));
+        let existing = state.find(target.kind, key, target.parent);
         let id = match (existing, Uuid::parse_str(key)) {
             (Some(id), _) => id,
             (None, Ok(id)) => id,
