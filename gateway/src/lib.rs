@@ -4,6 +4,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod catalog;
 pub mod certs;
 pub mod cluster;

@@ -1,5 +1,6 @@
 //! End-to-end tests: each drives the real `gateway` binary the way a user would.
 
+mod admin;
 mod check;
 mod gen_cert;
 mod lifecycle;

@@ -403,6 +403,30 @@ impl Exchange {
 
 /// Sends one HTTP/1.1 request (`Connection: close`) with extra headers and reads the whole answer.
 pub fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Exchange> {
+    http_send(addr, method, path, headers, None)
+}
+
+/// A JSON request (`body` serialised, with its content type).
+pub fn http_json(addr: SocketAddr, method: &str, path: &str, body: &serde_json::Value) -> Exchange {
+    let text = body.to_string();
+    http_send(addr, method, path, &[("Content-Type", "application/json")], Some(text.as_bytes()))
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// A form request (`a=1&paths[]=/x`), as `curl -d` sends it.
+pub fn http_form(addr: SocketAddr, method: &str, path: &str, form: &str) -> Exchange {
+    http_send(addr, method, path, &[("Content-Type", "application/x-www-form-urlencoded")], Some(form.as_bytes()))
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// Sends one request with an optional body and reads the whole answer.
+pub fn http_send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<Exchange> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut head = format!("{method} {path} HTTP/1.1\r\n");
@@ -412,8 +436,14 @@ pub fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
+    if let Some(body) = body {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     head.push_str("Connection: close\r\n\r\n");
     stream.write_all(head.as_bytes())?;
+    if let Some(body) = body {
+        stream.write_all(body)?;
+    }
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let raw = String::from_utf8_lossy(&raw).into_owned();

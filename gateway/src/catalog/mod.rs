@@ -238,16 +238,16 @@ impl Catalog {
         let key = target.key.expect("PUT names its entity");
         let mut entity = object(body)?;
         let existing = state.find(target.kind, key, target.parent);
+        if Uuid::parse_str(key).is_err()
+            && let Some(field) = name_fields(target.kind).first()
+        {
+            // PUT /services/{name}: the name comes from the URL.
+            entity.entry(field.to_string()).or_insert(json!(key));
+        }
         let id = match (existing, Uuid::parse_str(key)) {
             (Some(id), _) => id,
             (None, Ok(id)) => id,
-            (None, Err(_)) => {
-                // PUT /services/{name}: the name comes from the URL.
-                if let Some(field) = name_fields(target.kind).first() {
-                    entity.entry(field.to_string()).or_insert(json!(key));
-                }
-                Uuid::new_v4()
-            }
+            (None, Err(_)) => Uuid::new_v4(),
         };
         if let Some(given) = entity.get("id").and_then(Value::as_str)
             && given != id.to_string()

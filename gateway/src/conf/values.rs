@@ -41,6 +41,15 @@ pub enum Database {
     Off,
 }
 
+impl Database {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Database::Lmdb => "lmdb",
+            Database::Off => "off",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClusterMtls {
     Shared,

@@ -11,13 +11,24 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::admin::AdminApi;
+use crate::catalog::{Catalog, CatalogError};
 use crate::conf::{Database, Role, Settings};
 use crate::entities::DeclarativeError;
 use crate::proxy::tls::TlsSetupError;
 use crate::proxy::{Proxy, SnapshotError};
 use crate::status::StatusApi;
+use crate::store::Store;
+use crate::store::lmdb::LmdbStore;
 use crate::wasm::router::CompiledRouter;
 use crate::wasm::{self, WasmRuntime};
+
+/// The store's directory under `prefix`.
+pub const STORE_DIR: &str = "entities.lmdb";
 
 /// How long in-flight requests may take to finish once a stop is asked for (Kong's `quit` default).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,8 +51,76 @@ pub enum NodeError {
     Tls(#[from] TlsSetupError),
     #[error(transparent)]
     Trust(#[from] crate::trust::TrustError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Catalog(#[from] CatalogError),
     #[error("router_component {file}: {source}")]
     RouterComponent { file: String, source: std::io::Error },
+}
+
+/// The node's entities: from the LMDB store under `prefix`, or in memory for DB-less nodes.
+async fn open_catalog(settings: &Settings) -> Result<Catalog, NodeError> {
+    if settings.database != Database::Lmdb || settings.role == Role::DataPlane {
+        return Ok(Catalog::open(None)?);
+    }
+    let path = settings.prefix.join(STORE_DIR);
+    let map_size = settings.lmdb_map_size;
+    tokio::task::spawn_blocking(move || -> Result<Catalog, NodeError> {
+        let store: Arc<dyn Store> = Arc::new(LmdbStore::open(&path, map_size)?);
+        tracing::info!(path = %path.display(), "store opened");
+        Ok(Catalog::open(Some(store))?)
+    })
+    .await
+    .expect("opening the store does not panic")
+}
+
+/// Serves every catalog change: the newest configuration is built and swapped into the proxy (a
+/// burst of changes builds once). Returns the catalog version the proxy serves.
+fn apply_changes(catalog: Arc<Catalog>, proxy: Arc<Proxy>) -> watch::Receiver<u64> {
+    let mut changes = catalog.subscribe();
+    let (served, receiver) = watch::channel(catalog.current().version);
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            let state = catalog.current();
+            if state.hash != proxy.current().hash {
+                match proxy.apply((*state.config).clone()).await {
+                    Ok(snapshot) => {
+                        tracing::info!(hash = %snapshot.hash, version = state.version, "configuration applied")
+                    }
+                    // The catalog validated it, so this is rare (a router that refuses a table):
+                    // the proxy keeps serving the previous configuration.
+                    Err(error) => {
+                        tracing::error!(%error, version = state.version, "configuration not applied; serving the previous one")
+                    }
+                }
+            }
+            served.send_replace(state.version);
+        }
+    });
+    receiver
+}
+
+/// What `GET /` on the Admin API shows about this node (nothing secret).
+fn node_info(settings: &Settings, node_id: uuid::Uuid) -> serde_json::Value {
+    let hostname =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let listens = |specs: &[crate::conf::ListenSpec]| specs.iter().map(ToString::to_string).collect::<Vec<_>>();
+    serde_json::json!({
+        "tagline": "Welcome to gateway",
+        "version": crate::VERSION,
+        "node_id": node_id,
+        "hostname": hostname,
+        "configuration": {
+            "role": settings.role.as_str(),
+            "database": settings.database.as_str(),
+            "prefix": settings.prefix,
+            "proxy_listen": listens(&settings.proxy_listen),
+            "admin_listen": listens(&settings.admin_listen),
+            "status_listen": listens(&settings.status_listen),
+            "lmdb_map_size": settings.lmdb_map_size,
+        },
+    })
 }
 
 /// Runs the node until a signal stops it. Returns once everything has drained.
@@ -80,15 +159,25 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let upstream_tls = crate::trust::http1_client(&settings.lua_ssl_trusted_certificate)?;
     let proxy = Proxy::new(router, workers, settings.allow_debug_header, upstream_tls);
+    let catalog = Arc::new(open_catalog(&settings).await?);
+    let serves_proxy = settings.role != Role::ControlPlane;
     if let (Database::Off, Some(file)) = (settings.database, &settings.declarative_config) {
         let config = crate::entities::parse_file(file)?;
         let snapshot = proxy
-            .apply(config)
+            .apply(config.clone())
             .await
             .map_err(|source| NodeError::Config { file: file.display().to_string(), source })?;
+        catalog.load_config(&config);
         tracing::info!(file = %file.display(), hash = %snapshot.hash, "declarative config loaded");
+    } else if settings.database == Database::Lmdb && serves_proxy {
+        let state = catalog.current();
+        let snapshot = proxy
+            .apply((*state.config).clone())
+            .await
+            .map_err(|source| NodeError::Config { file: "in the store".into(), source })?;
+        tracing::info!(hash = %snapshot.hash, entities = ?state.config.counts(), "configuration loaded from the store");
     }
-
+    let applied = serves_proxy.then(|| apply_changes(catalog.clone(), proxy.clone()));
     let (trigger, shutdown) = shutdown::channel();
     let mut tasks = JoinSet::new();
     if settings.role != Role::ControlPlane {
@@ -106,6 +195,23 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
                 listener,
                 tls,
                 move |conn| proxy.service(conn),
+                shutdown.clone(),
+                DRAIN_TIMEOUT,
+            ));
+        }
+    }
+    if settings.role != Role::DataPlane && !settings.admin_listen.is_empty() {
+        let node_id = prefix::node_id(&settings.prefix)?;
+        let admin = AdminApi::new(catalog.clone(), applied.clone(), node_info(&settings, node_id));
+        for spec in &settings.admin_listen {
+            let listener = listener::bind("admin_listen", spec).await?;
+            tracing::info!(listen = %spec, "Admin API listening");
+            let admin = admin.clone();
+            tasks.spawn(http::serve(
+                "admin",
+                listener,
+                None,
+                move |_| admin.service(),
                 shutdown.clone(),
                 DRAIN_TIMEOUT,
             ));

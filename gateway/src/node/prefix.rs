@@ -31,6 +31,23 @@ pub fn ensure(prefix: &Path) -> Result<bool, PrefixError> {
     Ok(true)
 }
 
+/// This node's id: made once (a random UUID) and kept in `<prefix>/node_id` (0600), so a node keeps
+/// its identity across restarts.
+pub fn node_id(prefix: &Path) -> Result<uuid::Uuid, PrefixError> {
+    let path = prefix.join("node_id");
+    let fail = |source| PrefixError::Create { path: path.clone(), source };
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(id) = uuid::Uuid::parse_str(text.trim())
+    {
+        return Ok(id);
+    }
+    let id = uuid::Uuid::new_v4();
+    let _ = std::fs::remove_file(&path);
+    crate::certs::write_new(&path, format!("{id}\n").as_bytes(), 0o600)
+        .map_err(|e| fail(std::io::Error::other(e.to_string())))?;
+    Ok(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,6 +59,15 @@ mod tests {
         assert!(ensure(&prefix).unwrap());
         assert_eq!(std::fs::metadata(&prefix).unwrap().permissions().mode() & 0o777, 0o700);
         assert!(!ensure(&prefix).unwrap());
+    }
+
+    #[test]
+    fn the_node_id_is_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let id = node_id(tmp.path()).unwrap();
+        assert_eq!(node_id(tmp.path()).unwrap(), id);
+        let mode = std::fs::metadata(tmp.path().join("node_id")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

@@ -1,0 +1,367 @@
+//! The Admin API on `admin_listen`, in Kong's shapes: the entity endpoints (`/services`,
+//! `/services/{id or name}`, nested ones such as `/services/{}/routes`), `/config` to export or
+//! replace everything as a declarative document, `/` and `/status`. Every write goes through the
+//! [`Catalog`]; the answer comes once the proxy serves the change.
+
+pub mod body;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::catalog::{ApiError, Catalog, State, Target, parent_field};
+use crate::store::kind;
+
+/// Largest request body accepted (a whole declarative config for `POST /config`).
+const MAX_BODY: usize = 64 << 20;
+/// Page size when `size` is not given, and the largest allowed (Kong's).
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+/// How long a write waits for the proxy to serve it before answering anyway.
+const APPLY_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub struct AdminApi {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    catalog: Arc<Catalog>,
+    /// The catalog version the proxy serves; `None` where no proxy runs (a control plane).
+    applied: Option<watch::Receiver<u64>>,
+    /// What `GET /` shows: node id, hostname, the settings that are safe to show.
+    info: Value,
+}
+
+impl AdminApi {
+    pub fn new(catalog: Arc<Catalog>, applied: Option<watch::Receiver<u64>>, info: Value) -> AdminApi {
+        AdminApi { inner: Arc::new(Inner { catalog, applied, info }) }
+    }
+
+    pub fn service(
+        &self,
+    ) -> impl hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<Full<Bytes>>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + use<>,
+    >
+    + Clone
+    + Send
+    + Sync
+    + 'static
+    + use<> {
+        let api = self.clone();
+        hyper::service::service_fn(move |req| {
+            let api = api.clone();
+            async move {
+                let response = match api.handle(req).await {
+                    Ok((status, body)) => respond(status, body),
+                    Err(e) => respond(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), Some(e.body)),
+                };
+                Ok(response)
+            }
+        })
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Result<(StatusCode, Option<Value>), ApiError> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or("").to_string();
+        let content_type =
+            req.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let bytes = Limited::new(req.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?
+            .to_bytes();
+        let segments: Vec<String> = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .collect();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        match segments.as_slice() {
+            [] => only_get(&method).map(|()| (StatusCode::OK, Some(self.root()))),
+            ["status"] => only_get(&method).map(|()| (StatusCode::OK, Some(self.status()))),
+            ["config"] => self.config(&method, content_type.as_deref(), &bytes).await,
+            [k] => {
+                let kind = kind(k).ok_or_else(ApiError::not_found)?;
+                self.collection(&method, &query, kind, None, content_type.as_deref(), &bytes).await
+            }
+            [k, key] => {
+                let kind = kind(k).ok_or_else(ApiError::not_found)?;
+                self.item(&method, Target { kind, parent: None, key: Some(key) }, content_type.as_deref(), &bytes).await
+            }
+            [p, parent_key, c] => {
+                let (parent, kind) = self.nested(p, parent_key, c)?;
+                self.collection(&method, &query, kind, Some(parent), content_type.as_deref(), &bytes).await
+            }
+            [p, parent_key, c, key] => {
+                let (parent, kind) = self.nested(p, parent_key, c)?;
+                self.item(
+                    &method,
+                    Target { kind, parent: Some(parent), key: Some(key) },
+                    content_type.as_deref(),
+                    &bytes,
+                )
+                .await
+            }
+            _ => Err(ApiError::not_found()),
+        }
+    }
+
+    /// `/{parent kind}/{parent}/{kind}`: the parent's link and the child kind.
+    fn nested(
+        &self,
+        parent_kind: &str,
+        parent_key: &str,
+        child: &str,
+    ) -> Result<((&'static str, Uuid), &'static str), ApiError> {
+        let parent_kind = kind(parent_kind).ok_or_else(ApiError::not_found)?;
+        let child = kind(child).ok_or_else(ApiError::not_found)?;
+        let field = parent_field(parent_kind, child).ok_or_else(ApiError::not_found)?;
+        let parent =
+            self.inner.catalog.current().find(parent_kind, parent_key, None).ok_or_else(ApiError::not_found)?;
+        Ok(((field, parent), child))
+    }
+
+    async fn collection(
+        &self,
+        method: &Method,
+        query: &str,
+        kind: &'static str,
+        parent: Option<(&'static str, Uuid)>,
+        content_type: Option<&str>,
+        bytes: &[u8],
+    ) -> Result<(StatusCode, Option<Value>), ApiError> {
+        match *method {
+            Method::GET | Method::HEAD => {
+                Ok((StatusCode::OK, Some(page(&self.inner.catalog.current(), kind, parent, query)?)))
+            }
+            Method::POST => {
+                self.writable(kind, "create")?;
+                let body = body::decode(kind, content_type, bytes)?;
+                let (state, id) = self.inner.catalog.create(Target { kind, parent, key: None }, body).await?;
+                self.served(&state).await;
+                Ok((StatusCode::CREATED, state.render(kind, id)))
+            }
+            _ => Err(ApiError::method_not_allowed()),
+        }
+    }
+
+    async fn item(
+        &self,
+        method: &Method,
+        target: Target<'_>,
+        content_type: Option<&str>,
+        bytes: &[u8],
+    ) -> Result<(StatusCode, Option<Value>), ApiError> {
+        let kind = target.kind;
+        match *method {
+            Method::GET | Method::HEAD => {
+                let state = self.inner.catalog.current();
+                let id =
+                    state.find(kind, target.key.unwrap_or_default(), target.parent).ok_or_else(ApiError::not_found)?;
+                Ok((StatusCode::OK, state.render(kind, id)))
+            }
+            Method::PUT => {
+                self.writable(kind, "create or update")?;
+                let body = body::decode(kind, content_type, bytes)?;
+                let (state, id) = self.inner.catalog.upsert(target, body).await?;
+                self.served(&state).await;
+                Ok((StatusCode::OK, state.render(kind, id)))
+            }
+            Method::PATCH => {
+                self.writable(kind, "update")?;
+                let body = body::decode(kind, content_type, bytes)?;
+                let (state, id) = self.inner.catalog.update(target, body).await?;
+                self.served(&state).await;
+                Ok((StatusCode::OK, state.render(kind, id)))
+            }
+            Method::DELETE => {
+                self.writable(kind, "delete")?;
+                self.inner.catalog.delete(target).await?;
+                self.served(&self.inner.catalog.current()).await;
+                Ok((StatusCode::NO_CONTENT, None))
+            }
+            _ => Err(ApiError::method_not_allowed()),
+        }
+    }
+
+    /// A DB-less node changes only through `POST /config`, as in Kong.
+    fn writable(&self, kind: &str, verb: &str) -> Result<(), ApiError> {
+        if self.inner.catalog.has_store() {
+            return Ok(());
+        }
+        Err(ApiError {
+            status: 405,
+            body: json!({ "message": format!("cannot {verb} '{kind}' entities when not using a database") }),
+        })
+    }
+
+    /// Waits (a bounded time) until the proxy serves `state`'s version or a later one.
+    async fn served(&self, state: &State) {
+        let Some(applied) = &self.inner.applied else { return };
+        let mut applied = applied.clone();
+        let wanted = state.version;
+        let _ = tokio::time::timeout(APPLY_WAIT, applied.wait_for(|v| *v >= wanted)).await;
+    }
+
+    async fn config(
+        &self,
+        method: &Method,
+        content_type: Option<&str>,
+        bytes: &[u8],
+    ) -> Result<(StatusCode, Option<Value>), ApiError> {
+        match *method {
+            Method::GET => {
+                let state = self.inner.catalog.current();
+                let doc = crate::entities::to_declarative(&state.config);
+                let yaml =
+                    yaml_serde::to_string(&doc).map_err(|e| ApiError::internal(format!("exporting YAML: {e}")))?;
+                Ok((StatusCode::OK, Some(json!({ "config": yaml, "configuration_hash": state.hash }))))
+            }
+            Method::POST => {
+                let config = declarative_body(content_type, bytes)?;
+                let state = self.inner.catalog.replace(&config).await?;
+                self.served(&state).await;
+                let mut doc = crate::entities::to_declarative(&state.config);
+                doc["configuration_hash"] = json!(state.hash);
+                Ok((StatusCode::CREATED, Some(doc)))
+            }
+            _ => Err(ApiError::method_not_allowed()),
+        }
+    }
+
+    fn root(&self) -> Value {
+        let state = self.inner.catalog.current();
+        let mut enabled: Vec<&str> = state.config.plugins.iter().map(|p| p.name.as_str()).collect();
+        enabled.sort_unstable();
+        enabled.dedup();
+        let mut info = self.inner.info.clone();
+        info["plugins"] = json!({ "available_on_server": {}, "enabled_in_cluster": enabled });
+        info
+    }
+
+    fn status(&self) -> Value {
+        let state = self.inner.catalog.current();
+        json!({
+            "database": { "reachable": true },
+            "configuration_hash": state.hash,
+            "entities": state.config.counts(),
+        })
+    }
+}
+
+fn only_get(method: &Method) -> Result<(), ApiError> {
+    if *method == Method::GET || *method == Method::HEAD { Ok(()) } else { Err(ApiError::method_not_allowed()) }
+}
+
+/// One page of a list: `{"data": […], "next": "/path?offset=…" | null, "offset": …}`.
+fn page(state: &State, kind: &'static str, parent: Option<(&str, Uuid)>, query: &str) -> Result<Value, ApiError> {
+    let mut size = DEFAULT_PAGE;
+    let mut after: Option<Uuid> = None;
+    let mut tags: Option<String> = None;
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "size" => {
+                size = value.parse().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| {
+                    ApiError::bad_request(format!("size must be an integer between 1 and {MAX_PAGE}"))
+                })?;
+            }
+            "offset" => {
+                after = Some(Uuid::parse_str(&value).map_err(|_| ApiError::bad_request("invalid offset"))?);
+            }
+            "tags" => tags = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let items: Vec<(Uuid, Value)> = state
+        .list(kind, parent)
+        .into_iter()
+        .filter(|(id, _)| after.is_none_or(|a| *id > a))
+        .filter_map(|(id, _)| state.render(kind, id).map(|v| (id, v)))
+        .filter(|(_, v)| tags.as_deref().is_none_or(|t| has_tags(v, t)))
+        .collect();
+    let more = items.len() > size;
+    let data: Vec<Value> = items.iter().take(size).map(|(_, v)| v.clone()).collect();
+    let last = items.iter().take(size).next_back().map(|(id, _)| *id);
+    let (next, offset) = match (more, last) {
+        (true, Some(id)) => (json!(format!("/{kind}?offset={id}&size={size}")), json!(id.to_string())),
+        _ => (Value::Null, Value::Null),
+    };
+    let mut out = json!({ "data": data, "next": next });
+    if !offset.is_null() {
+        out["offset"] = offset;
+    }
+    Ok(out)
+}
+
+/// Kong's tag filter: `a,b` needs both, `a/b` either.
+fn has_tags(entity: &Value, filter: &str) -> bool {
+    let tags: Vec<&str> =
+        entity.get("tags").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    if filter.contains('/') {
+        filter.split('/').any(|t| tags.contains(&t))
+    } else {
+        filter.split(',').all(|t| tags.contains(&t))
+    }
+}
+
+/// `POST /config` bodies: a declarative document as JSON or YAML, or `{"config": "<text>"}`, or a
+/// form with `config=<text>`.
+fn declarative_body(content_type: Option<&str>, bytes: &[u8]) -> Result<crate::entities::Config, ApiError> {
+    let mime = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let text = if mime == "application/x-www-form-urlencoded" {
+        url::form_urlencoded::parse(bytes)
+            .find(|(k, _)| k == "config")
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(|| ApiError::bad_request("expected a 'config' field"))?
+    } else {
+        String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?
+    };
+    let mut doc: Value =
+        yaml_serde::from_str(&text).map_err(|e| invalid_declarative(&format!("not valid YAML or JSON: {e}"), None))?;
+    if doc.get("_format_version").is_none()
+        && let Some(inner) = doc.get("config").and_then(Value::as_str)
+    {
+        doc = yaml_serde::from_str(inner)
+            .map_err(|e| invalid_declarative(&format!("not valid YAML or JSON: {e}"), None))?;
+    }
+    crate::entities::parse_value(&doc).map_err(|errors| {
+        let pairs: Vec<(String, String)> = errors.iter().map(|e| (e.path.clone(), e.message.clone())).collect();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        invalid_declarative(&text.join("; "), Some(crate::catalog::error::fields(&pairs)))
+    })
+}
+
+fn invalid_declarative(message: &str, fields: Option<Value>) -> ApiError {
+    ApiError {
+        status: 400,
+        body: json!({
+            "code": 14,
+            "name": "invalid declarative configuration",
+            "message": format!("declarative config is invalid: {message}"),
+            "fields": fields.unwrap_or_else(|| json!({})),
+        }),
+    }
+}
+
+fn respond(status: StatusCode, body: Option<Value>) -> Response<Full<Bytes>> {
+    let builder = Response::builder().status(status).header("server", concat!("gateway/", env!("CARGO_PKG_VERSION")));
+    match body {
+        Some(body) => builder
+            .header("content-type", "application/json; charset=utf-8")
+            .body(Full::new(Bytes::from(body.to_string()))),
+        None => builder.body(Full::new(Bytes::new())),
+    }
+    .expect("a response from a status and JSON is valid")
+}
