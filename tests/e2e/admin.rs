@@ -295,3 +295,27 @@ fn a_dbless_node_changes_only_through_post_config() {
     poll("the new config to be served", DEADLINE, || (get(node.proxy, "/t").status == 200).then_some(()));
     assert_eq!(get(node.proxy, "/r").status, 404);
 }
+
+#[test]
+fn a_change_does_not_disturb_requests_in_flight() {
+    let echo = EchoServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), &[]);
+    http_json(node.admin, "POST", "/services", &json!({"name": "s", "url": format!("http://{}", echo.addr)}));
+    http_json(node.admin, "POST", "/services/s/routes", &json!({"name": "r", "paths": ["/slow"], "strip_path": false}));
+    let proxy = node.proxy;
+    let before = echo.seen.load(std::sync::atomic::Ordering::SeqCst);
+    let in_flight = std::thread::spawn(move || http_request(proxy, "GET", "/slow/1500", &[]).unwrap());
+    // Once the upstream has the request, the proxy has routed it on the old configuration.
+    poll("the request to reach the upstream", DEADLINE, || {
+        (echo.seen.load(std::sync::atomic::Ordering::SeqCst) > before).then_some(())
+    });
+    assert_eq!(http_json(node.admin, "PATCH", "/routes/r", &json!({"paths": ["/other"]})).status, 200);
+    assert_eq!(get(node.proxy, "/slow/1").status, 404, "new requests see the change");
+    let reply = in_flight.join().unwrap();
+    assert_eq!(
+        (reply.status, reply.json()["path"].clone()),
+        (200, json!("/slow/1500")),
+        "the request in flight finished"
+    );
+}

@@ -193,6 +193,8 @@ pub fn conf_dir(lines: &[String]) -> (tempfile::TempDir, PathBuf) {
 /// 101 and then echoes raw bytes back. Its threads end with the test process.
 pub struct EchoServer {
     pub addr: SocketAddr,
+    /// Requests whose head has been read so far.
+    pub seen: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl EchoServer {
@@ -223,28 +225,32 @@ impl EchoServer {
     fn serve<S: Read + Write + Send + 'static>(wrap: impl Fn(TcpStream) -> Option<S> + Send + 'static) -> EchoServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding the echo server");
         let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = seen.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 if let Some(stream) = wrap(stream) {
                     let stream: Box<dyn ReadWrite> = Box::new(stream);
-                    std::thread::spawn(move || echo_connection(stream, addr.port()));
+                    let counter = counter.clone();
+                    std::thread::spawn(move || echo_connection(stream, addr.port(), &counter));
                 }
             }
         });
-        EchoServer { addr }
+        EchoServer { addr, seen }
     }
 }
 
 trait ReadWrite: Read + Write + Send {}
 impl<T: Read + Write + Send> ReadWrite for T {}
 
-fn echo_connection(stream: Box<dyn ReadWrite>, port: u16) {
+fn echo_connection(stream: Box<dyn ReadWrite>, port: u16, seen: &std::sync::atomic::AtomicUsize) {
     let mut reader = BufReader::new(stream);
     loop {
         let mut request_line = String::new();
         if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
             return;
         }
+        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut parts = request_line.split_whitespace();
         let method = parts.next().unwrap_or_default().to_string();
         let path = parts.next().unwrap_or_default().to_string();
