@@ -1,3 +1,6 @@
-//! Both ends of the CP ↔ DP link. For now: the TLS identities and verifiers the link will use.
+//! Both ends of the CP ↔ DP link: the wire protocol, the control plane's listener and registry of
+//! data planes, the data plane's dialer and its configuration cache, and the TLS they share.
 
+pub mod cache;
+pub mod protocol;
 pub mod tls;

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use heed::types::{Bytes, Str};
 use heed::{Database, Env, EnvOpenOptions};
 
+pub use heed::Error as HeedError;
+
 use super::{Change, KINDS, Record, Store, StoreError, kind};
 
 pub struct LmdbStore {
@@ -18,18 +20,7 @@ pub struct LmdbStore {
 impl LmdbStore {
     /// Opens (creating if needed) the store in directory `path`, at most `map_size` bytes.
     pub fn open(path: &Path, map_size: u64) -> Result<LmdbStore, StoreError> {
-        let fail = |message: String| StoreError::Open { path: path.display().to_string(), message };
-        crate::node::prefix::ensure(path).map_err(|e| fail(e.to_string()))?;
-        let mut options = EnvOpenOptions::new();
-        options.map_size(usize::try_from(map_size).unwrap_or(usize::MAX)).max_dbs(2);
-        // SAFETY: heed's `open` is unsafe because the map must not be modified behind LMDB's back.
-        // Only this process opens the environment (LMDB's lock file guards other processes), heed
-        // allows opening the same path twice in one process, and the files live in our 0700 prefix.
-        #[allow(unsafe_code)]
-        let env = unsafe { options.open(path) }.map_err(|e| fail(e.to_string()))?;
-        let mut txn = env.write_txn().map_err(|e| fail(e.to_string()))?;
-        let records = env.create_database(&mut txn, Some("records")).map_err(|e| fail(e.to_string()))?;
-        txn.commit().map_err(|e| fail(e.to_string()))?;
+        let (env, records) = open_env(path, map_size, "records")?;
         Ok(LmdbStore { env, records, path: path.to_path_buf(), map_size })
     }
 
@@ -43,6 +34,24 @@ impl LmdbStore {
             other => StoreError::Io(other.to_string()),
         }
     }
+}
+
+/// An LMDB environment in directory `path` (made 0700; LMDB makes its files 0600) with one named
+/// database of string keys and byte values.
+pub(crate) fn open_env(path: &Path, map_size: u64, name: &str) -> Result<(Env, Database<Str, Bytes>), StoreError> {
+    let fail = |message: String| StoreError::Open { path: path.display().to_string(), message };
+    crate::node::prefix::ensure(path).map_err(|e| fail(e.to_string()))?;
+    let mut options = EnvOpenOptions::new();
+    options.map_size(usize::try_from(map_size).unwrap_or(usize::MAX)).max_dbs(2);
+    // SAFETY: heed's `open` is unsafe because the map must not be modified behind LMDB's back.
+    // Only this process opens the environment (LMDB's lock file guards other processes), heed
+    // allows opening the same path twice in one process, and the files live in our 0700 prefix.
+    #[allow(unsafe_code)]
+    let env = unsafe { options.open(path) }.map_err(|e| fail(e.to_string()))?;
+    let mut txn = env.write_txn().map_err(|e| fail(e.to_string()))?;
+    let db = env.create_database(&mut txn, Some(name)).map_err(|e| fail(e.to_string()))?;
+    txn.commit().map_err(|e| fail(e.to_string()))?;
+    Ok((env, db))
 }
 
 fn key(kind: &str, id: &uuid::Uuid) -> String {
