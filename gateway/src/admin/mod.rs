@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::catalog::{ApiError, Catalog, State, Target, parent_field};
+use crate::cluster::cp::Registry;
 use crate::store::kind;
 
 /// Largest request body accepted (a whole declarative config for `POST /config`).
@@ -38,11 +39,18 @@ struct Inner {
     applied: Option<watch::Receiver<u64>>,
     /// What `GET /` shows: node id, hostname, the settings that are safe to show.
     info: Value,
+    /// The data planes, on a control plane.
+    registry: Option<Arc<Registry>>,
 }
 
 impl AdminApi {
-    pub fn new(catalog: Arc<Catalog>, applied: Option<watch::Receiver<u64>>, info: Value) -> AdminApi {
-        AdminApi { inner: Arc::new(Inner { catalog, applied, info }) }
+    pub fn new(
+        catalog: Arc<Catalog>,
+        applied: Option<watch::Receiver<u64>>,
+        info: Value,
+        registry: Option<Arc<Registry>>,
+    ) -> AdminApi {
+        AdminApi { inner: Arc::new(Inner { catalog, applied, info, registry }) }
     }
 
     pub fn service(
@@ -92,6 +100,26 @@ impl AdminApi {
             [] => only_get(&method).map(|()| (StatusCode::OK, Some(self.root()))),
             ["status"] => only_get(&method).map(|()| (StatusCode::OK, Some(self.status()))),
             ["config"] => self.config(&method, content_type.as_deref(), &bytes).await,
+            ["clustering", what] => {
+                only_get(&method)?;
+                let registry = self.inner.registry.as_ref().ok_or_else(ApiError::not_found)?;
+                let rows = registry.rows();
+                match *what {
+                    "data-planes" => Ok((StatusCode::OK, Some(json!({ "data": rows, "next": null })))),
+                    // Kong's older view: by node id.
+                    "status" => {
+                        let map: serde_json::Map<String, Value> = rows
+                            .iter()
+                            .map(|r| {
+                                let row = json!({ "config_hash": r.config_hash, "hostname": r.hostname, "ip": r.ip, "last_seen": r.last_seen });
+                                (r.id.to_string(), row)
+                            })
+                            .collect();
+                        Ok((StatusCode::OK, Some(Value::Object(map))))
+                    }
+                    _ => Err(ApiError::not_found()),
+                }
+            }
             [k] => {
                 let kind = kind(k).ok_or_else(ApiError::not_found)?;
                 self.collection(&method, &query, kind, None, content_type.as_deref(), &bytes).await

@@ -2,5 +2,7 @@
 //! data planes, the data plane's dialer and its configuration cache, and the TLS they share.
 
 pub mod cache;
+pub mod cp;
+pub mod dp;
 pub mod protocol;
 pub mod tls;

@@ -197,6 +197,12 @@ pub const KEYS: &[Key] = &[
         doc: "Answer a request carrying `Kong-Debug: 1` with `Kong-Route-Id`, `Kong-Route-Name`, `Kong-Service-Id` and `Kong-Service-Name` response headers.",
     },
     Key {
+        name: "plugins",
+        default: Some("bundled"),
+        kind: "list of `bundled`, `off` or plugin names",
+        doc: "The plugins this node offers. A data plane reports them to its control plane, which sends configuration only to data planes that offer every plugin the configuration uses. `bundled` stands for the plugins built into the gateway (none yet).",
+    },
+    Key {
         name: "router_component",
         default: None,
         kind: "path",
@@ -239,7 +245,6 @@ pub const KONG_ONLY: &[&str] = &[
     "lua_ssl_protocols",
     "mem_cache_size",
     "node_id",
-    "plugins",
     "proxy_access_log",
     "proxy_error_log",
     "real_ip_header",

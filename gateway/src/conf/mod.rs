@@ -60,6 +60,8 @@ pub struct Settings {
     pub declarative_config: Option<PathBuf>,
     pub lmdb_map_size: u64,
     pub allow_debug_header: bool,
+    /// The plugins this node offers (`bundled` expanded).
+    pub plugins: Vec<String>,
     /// A router component to use instead of the bundled one.
     pub router_component: Option<PathBuf>,
     /// The file these settings were read from, if any.
@@ -343,6 +345,7 @@ impl Checker<'_> {
             analytics_buffer_size_limit: self.required("analytics_buffer_size_limit", |v| parse_integer(v, 1)),
             declarative_config: self.optional("declarative_config", parse_existing_file),
             lmdb_map_size: self.required("lmdb_map_size", parse_size),
+            plugins: self.required("plugins", parse_plugins),
             router_component: self.optional("router_component", parse_existing_file),
             allow_debug_header: self.required("allow_debug_header", parse_bool),
             source: self.file.map(|f| f.path.clone()),

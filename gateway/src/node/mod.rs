@@ -17,6 +17,9 @@ use tokio::sync::watch;
 
 use crate::admin::AdminApi;
 use crate::catalog::{Catalog, CatalogError};
+use crate::cluster::cache::{Cached, ConfigCache};
+use crate::cluster::cp::{ControlPlane, Registry};
+use crate::cluster::dp::DataPlane;
 use crate::conf::{Database, Role, Settings};
 use crate::entities::DeclarativeError;
 use crate::proxy::tls::TlsSetupError;
@@ -53,6 +56,8 @@ pub enum NodeError {
     Trust(#[from] crate::trust::TrustError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Cluster(String),
     #[error("{0}")]
     Catalog(#[from] CatalogError),
     #[error("router_component {file}: {source}")]
@@ -99,6 +104,64 @@ fn apply_changes(catalog: Arc<Catalog>, proxy: Arc<Proxy>) -> watch::Receiver<u6
         }
     });
     receiver
+}
+
+/// The data plane's start sequence: a cache whose hash verifies, else `declarative_config`, else
+/// nothing (404 to every request) until the control plane sends a configuration. A cache that
+/// cannot be used is set aside and logged; it never stops the node.
+async fn data_plane_start(settings: &Settings, proxy: &Arc<Proxy>) -> Result<ConfigCache, NodeError> {
+    let prefix = settings.prefix.clone();
+    let map_size = settings.lmdb_map_size;
+    let (cache, found) = tokio::task::spawn_blocking(move || ConfigCache::open(&prefix, map_size))
+        .await
+        .expect("opening the cache does not panic")?;
+    match found {
+        Cached::Config(config, hash) => match proxy.apply(*config).await {
+            Ok(_) => {
+                tracing::info!(%hash, "serving the cached configuration until the control plane answers");
+                return Ok(cache);
+            }
+            Err(error) => tracing::error!(%error, "the cached configuration cannot be served"),
+        },
+        Cached::MovedAside { to, why } => tracing::error!(
+            cache = %settings.prefix.join(crate::cluster::cache::CACHE_DIR).display(),
+            moved_to = %to.display(),
+            reason = %why,
+            "the configuration cache was unusable: moved it aside and started without it"
+        ),
+        Cached::Empty => {}
+    }
+    match &settings.declarative_config {
+        Some(file) => {
+            let config = crate::entities::parse_file(file)?;
+            let snapshot = proxy
+                .apply(config)
+                .await
+                .map_err(|source| NodeError::Config { file: file.display().to_string(), source })?;
+            tracing::info!(file = %file.display(), hash = %snapshot.hash, "serving declarative_config until the control plane answers");
+        }
+        None => tracing::warn!("no configuration yet: answering 404 until the control plane sends one"),
+    }
+    Ok(cache)
+}
+
+/// The cluster certificate chain and key from `cluster_cert` and `cluster_cert_key`.
+fn cluster_identity(
+    settings: &Settings,
+) -> Result<(Vec<rustls_pki_types::CertificateDer<'static>>, rustls_pki_types::PrivateKeyDer<'static>), NodeError> {
+    if settings.cluster_mtls == crate::conf::ClusterMtls::Pki {
+        return Err(NodeError::Cluster("cluster_mtls = pki is not supported yet: use shared".into()));
+    }
+    let (Some(cert), Some(key)) = (&settings.cluster_cert, &settings.cluster_cert_key) else {
+        return Err(NodeError::Cluster("cluster_cert and cluster_cert_key are required in hybrid mode".into()));
+    };
+    let chain = cert.load_certs().map_err(|e| NodeError::Cluster(format!("cluster_cert: {e}")))?;
+    let key = key.load_key().map_err(|e| NodeError::Cluster(format!("cluster_cert_key: {e}")))?;
+    Ok((chain, key))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
 }
 
 /// What `GET /` on the Admin API shows about this node (nothing secret).
@@ -161,7 +224,10 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     let proxy = Proxy::new(router, workers, settings.allow_debug_header, upstream_tls);
     let catalog = Arc::new(open_catalog(&settings).await?);
     let serves_proxy = settings.role != Role::ControlPlane;
-    if let (Database::Off, Some(file)) = (settings.database, &settings.declarative_config) {
+    let dp_cache = if settings.role == Role::DataPlane { Some(Arc::new(data_plane_start(&settings, &proxy).await?)) } else { None };
+    if settings.role == Role::DataPlane {
+        // The start sequence chose what to serve.
+    } else if let (Database::Off, Some(file)) = (settings.database, &settings.declarative_config) {
         let config = crate::entities::parse_file(file)?;
         let snapshot = proxy
             .apply(config.clone())
@@ -200,9 +266,44 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             ));
         }
     }
+    let node_id = prefix::node_id(&settings.prefix)?;
+    let registry = (settings.role == Role::ControlPlane).then(|| Registry::new(settings.cluster_data_plane_purge_delay));
+    if let Some(registry) = &registry {
+        let (chain, key) = cluster_identity(&settings)?;
+        let tls = crate::cluster::tls::shared_server_config(chain, key).map_err(TlsSetupError::from)?;
+        let cp = Arc::new(ControlPlane {
+            catalog: catalog.clone(),
+            registry: registry.clone(),
+            tls: tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
+            max_payload: usize::try_from(settings.cluster_max_payload).unwrap_or(usize::MAX),
+        });
+        for spec in &settings.cluster_listen {
+            let listener = listener::bind("cluster_listen", spec).await?;
+            tracing::info!(listen = %spec, "cluster listener ready for data planes");
+            tasks.spawn(cp.clone().serve(listener, shutdown.clone()));
+        }
+    }
+    if let Some(cache) = dp_cache {
+        let (chain, key) = cluster_identity(&settings)?;
+        let tls = crate::cluster::tls::shared_client_config(chain, key).map_err(TlsSetupError::from)?;
+        let hostname = hostname();
+        let dp = Arc::new(DataPlane {
+            control_plane: settings.cluster_control_plane.clone(),
+            server_name: crate::cluster::tls::shared_server_name(),
+            tls: Arc::new(tls),
+            node_id,
+            hostname,
+            plugins: settings.plugins.clone(),
+            labels: settings.cluster_dp_labels.clone(),
+            max_payload: usize::try_from(settings.cluster_max_payload).unwrap_or(usize::MAX),
+            proxy: proxy.clone(),
+            cache: Some(cache),
+        });
+        tracing::info!(control_plane = %settings.cluster_control_plane, node = %node_id, "data plane: linking to the control plane");
+        tasks.spawn(dp.run(shutdown.clone()));
+    }
     if settings.role != Role::DataPlane && !settings.admin_listen.is_empty() {
-        let node_id = prefix::node_id(&settings.prefix)?;
-        let admin = AdminApi::new(catalog.clone(), applied.clone(), node_info(&settings, node_id));
+        let admin = AdminApi::new(catalog.clone(), applied.clone(), node_info(&settings, node_id), registry.clone());
         for spec in &settings.admin_listen {
             let listener = listener::bind("admin_listen", spec).await?;
             tracing::info!(listen = %spec, "Admin API listening");

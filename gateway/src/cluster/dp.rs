@@ -1,0 +1,199 @@
+//! The data plane's end: dials its control plane, says what it is, applies every configuration it
+//! receives (validated before it replaces the one served) and keeps it in its cache, pings with its
+//! hash, and redials after a random 5–10 s whenever the link fails, forever. A failure is logged
+//! once per attempt, naming the step that failed and why.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use uuid::Uuid;
+
+use super::cache::ConfigCache;
+use super::protocol::{self, BasicInfo, OUTLET_PATH, PING_INTERVAL, PluginInfo, REDIAL_SECONDS, SILENCE_LIMIT};
+use crate::conf::HostPort;
+use crate::entities::{config_hash, parse_value};
+use crate::node::shutdown::Shutdown;
+use crate::proxy::Proxy;
+
+/// How long connecting (TCP, TLS, WebSocket) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct DataPlane {
+    pub control_plane: HostPort,
+    pub server_name: rustls_pki_types::ServerName<'static>,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub node_id: Uuid,
+    pub hostname: String,
+    pub plugins: Vec<String>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub max_payload: usize,
+    pub proxy: Arc<Proxy>,
+    pub cache: Option<Arc<ConfigCache>>,
+}
+
+/// Why a link attempt ended, by the step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("resolving or connecting to the control plane {cp}: {cause}")]
+    Connect { cp: String, cause: String },
+    #[error("TLS handshake with the control plane {cp}: {cause}")]
+    Tls { cp: String, cause: String },
+    #[error("WebSocket handshake with the control plane {cp} at {OUTLET_PATH}: {cause}")]
+    Handshake { cp: String, cause: String },
+    #[error("the link to the control plane {cp} failed: {cause}")]
+    Link { cp: String, cause: String },
+    #[error("the control plane {cp} was silent for {SILENCE_LIMIT:?}")]
+    Silent { cp: String },
+    #[error("the control plane {cp} closed the link")]
+    Closed { cp: String },
+}
+
+impl DataPlane {
+    /// Links to the control plane until `shutdown`, redialing after every failure.
+    pub async fn run(self: Arc<Self>, mut shutdown: Shutdown) {
+        loop {
+            let outcome = tokio::select! {
+                outcome = self.session() => outcome,
+                () = shutdown.wait() => return,
+            };
+            let delay = Duration::from_secs(rand_between(REDIAL_SECONDS));
+            match outcome {
+                Ok(()) => tracing::warn!(retry_in = ?delay, "the control plane link ended; redialing"),
+                Err(error) => tracing::error!(%error, retry_in = ?delay, "cannot sync with the control plane; redialing"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shutdown.wait() => return,
+            }
+        }
+    }
+
+    async fn session(&self) -> Result<(), LinkError> {
+        let cp = self.control_plane.to_string();
+        let address = format!("{}:{}", self.control_plane.host, self.control_plane.port);
+        let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&address)).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => return Err(LinkError::Connect { cp, cause: e.to_string() }),
+            Err(_) => return Err(LinkError::Connect { cp, cause: format!("timed out after {CONNECT_TIMEOUT:?}") }),
+        };
+        let _ = tcp.set_nodelay(true);
+        let tls = match tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            TlsConnector::from(self.tls.clone()).connect(self.server_name.clone(), tcp),
+        )
+        .await
+        {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => return Err(LinkError::Tls { cp, cause: e.to_string() }),
+            Err(_) => return Err(LinkError::Tls { cp, cause: format!("timed out after {CONNECT_TIMEOUT:?}") }),
+        };
+        let url = format!(
+            "wss://{address}{OUTLET_PATH}?node_id={}&node_hostname={}&node_version={}",
+            self.node_id,
+            percent_encoding::utf8_percent_encode(&self.hostname, percent_encoding::NON_ALPHANUMERIC),
+            crate::VERSION
+        );
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(self.max_payload))
+            .max_frame_size(Some(self.max_payload));
+        let (mut ws, _) =
+            match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::client_async_with_config(url, tls, Some(config)))
+                .await
+            {
+                Ok(Ok(done)) => done,
+                Ok(Err(e)) => return Err(LinkError::Handshake { cp, cause: e.to_string() }),
+                Err(_) => return Err(LinkError::Handshake { cp, cause: format!("timed out after {CONNECT_TIMEOUT:?}") }),
+            };
+        let hello = BasicInfo {
+            kind: "basic_info".into(),
+            plugins: self.plugins.iter().map(|p| PluginInfo { name: p.clone(), version: crate::VERSION.into() }).collect(),
+            labels: self.labels.clone(),
+        };
+        let hello = serde_json::to_vec(&hello).expect("basic_info serialises");
+        ws.send(Message::Binary(hello.into())).await.map_err(|e| LinkError::Link { cp: cp.clone(), cause: e.to_string() })?;
+        tracing::info!(control_plane = %cp, node = %self.node_id, "connected to the control plane");
+
+        let mut ping = tokio::time::interval(PING_INTERVAL);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ping.tick() => {
+                    let hash = self.proxy.current().hash.clone();
+                    ws.send(Message::Ping(hash.into_bytes().into()))
+                        .await
+                        .map_err(|e| LinkError::Link { cp: cp.clone(), cause: e.to_string() })?;
+                }
+                incoming = tokio::time::timeout(SILENCE_LIMIT, ws.next()) => match incoming {
+                    Err(_) => return Err(LinkError::Silent { cp }),
+                    Ok(None) | Ok(Some(Ok(Message::Close(_)))) => return Err(LinkError::Closed { cp }),
+                    Ok(Some(Err(e))) => return Err(LinkError::Link { cp, cause: e.to_string() }),
+                    Ok(Some(Ok(Message::Binary(frame)))) => {
+                        if self.reconfigure(&frame).await {
+                            // Report the new hash at once rather than at the next ping.
+                            let hash = self.proxy.current().hash.clone();
+                            ws.send(Message::Ping(hash.into_bytes().into()))
+                                .await
+                                .map_err(|e| LinkError::Link { cp: cp.clone(), cause: e.to_string() })?;
+                        }
+                    }
+                    Ok(Some(Ok(_))) => {}
+                },
+            }
+        }
+    }
+
+    /// Applies one `reconfigure` frame; anything wrong with it is logged and the served
+    /// configuration stays. Returns whether the served configuration changed.
+    async fn reconfigure(&self, frame: &[u8]) -> bool {
+        let message = match protocol::decode_reconfigure(frame, self.max_payload) {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::error!(%error, "ignoring a configuration from the control plane");
+                return false;
+            }
+        };
+        if message.config_hash == self.proxy.current().hash {
+            return false;
+        }
+        let config = match parse_value(&message.config_table) {
+            Ok(config) => config,
+            Err(errors) => {
+                let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                tracing::error!(errors = %text.join("; "), "ignoring an invalid configuration from the control plane");
+                return false;
+            }
+        };
+        let hash = config_hash(&config);
+        if hash != message.config_hash {
+            tracing::warn!(sent = %message.config_hash, computed = %hash, "the configuration's hash differs from the control plane's");
+        }
+        match self.proxy.apply(config).await {
+            Ok(snapshot) => {
+                tracing::info!(hash = %snapshot.hash, "configuration from the control plane applied");
+                if let Some(cache) = self.cache.clone() {
+                    let doc = message.config_table;
+                    let hash = snapshot.hash.clone();
+                    let saved = tokio::task::spawn_blocking(move || cache.save(&doc, &hash)).await;
+                    if let Ok(Err(error)) = saved {
+                        tracing::error!(%error, "cannot write the configuration cache; serving on regardless");
+                    }
+                }
+                true
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot apply the configuration from the control plane; serving the previous one");
+                false
+            }
+        }
+    }
+}
+
+/// A random whole number in `range`.
+fn rand_between(range: std::ops::RangeInclusive<u64>) -> u64 {
+    let span = range.end() - range.start() + 1;
+    range.start() + (Uuid::new_v4().as_u128() % u128::from(span)) as u64
+}
