@@ -3,6 +3,7 @@
 mod admin;
 mod check;
 mod gen_cert;
+mod hybrid;
 mod lifecycle;
 mod proxy;
 mod router_faults;

@@ -40,7 +40,8 @@ impl ConfigCache {
             Ok((cache, Some((config, hash)))) => Ok((cache, Cached::Config(Box::new(config), hash))),
             Ok((cache, None)) => Ok((cache, Cached::Empty)),
             Err(why) => {
-                let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                let stamp =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
                 let mut to = prefix.join(format!("{CACHE_DIR}.corrupt-{stamp}"));
                 for n in 1.. {
                     if !to.exists() {
@@ -84,7 +85,8 @@ impl ConfigCache {
         };
         let hash = std::str::from_utf8(hash).map_err(|_| "its hash is not text".to_string())?.to_string();
         let doc: Value = serde_json::from_slice(doc).map_err(|e| format!("its configuration is not JSON: {e}"))?;
-        let config = parse_value(&doc).map_err(|errors| format!("its configuration is invalid ({} errors)", errors.len()))?;
+        let config =
+            parse_value(&doc).map_err(|errors| format!("its configuration is invalid ({} errors)", errors.len()))?;
         let actual = config_hash(&config);
         if actual != hash {
             return Err(format!("its configuration hashes to {actual}, not the stored {hash}"));
@@ -112,8 +114,12 @@ mod tests {
     use crate::entities::to_declarative;
 
     fn sample() -> Config {
-        crate::entities::parse_str("_format_version: '3.0'\nservices:\n- {name: s, host: a.test, routes: [{paths: [/a]}]}\n", false, "t")
-            .unwrap()
+        crate::entities::parse_str(
+            "_format_version: '3.0'\nservices:\n- {name: s, host: a.test, routes: [{paths: [/a]}]}\n",
+            false,
+            "t",
+        )
+        .unwrap()
     }
 
     #[test]
@@ -147,5 +153,21 @@ mod tests {
         let (cache, found) = ConfigCache::open(dir.path(), 1 << 24).unwrap();
         assert!(matches!(found, Cached::MovedAside { .. }));
         cache.save(&to_declarative(&sample()), &config_hash(&sample())).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod thread_tests {
+    use super::*;
+
+    #[test]
+    fn saving_from_another_thread_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().to_path_buf();
+        let (cache, _) = std::thread::spawn(move || ConfigCache::open(&p, 1 << 24).unwrap()).join().unwrap();
+        let cache = std::sync::Arc::new(cache);
+        let c = cache.clone();
+        let doc = serde_json::json!({"_format_version": "3.0"});
+        std::thread::spawn(move || c.save(&doc, "x")).join().unwrap().unwrap();
     }
 }

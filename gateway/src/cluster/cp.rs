@@ -107,7 +107,12 @@ impl ControlPlane {
         }
     }
 
-    async fn link(&self, stream: tokio::net::TcpStream, peer: SocketAddr, mut shutdown: Shutdown) -> Result<(), String> {
+    async fn link(
+        &self,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        mut shutdown: Shutdown,
+    ) -> Result<(), String> {
         let tls = match self.tls.accept(stream).await {
             Ok(tls) => tls,
             Err(error) => {
@@ -116,12 +121,9 @@ impl ControlPlane {
                 return Ok(());
             }
         };
-        let expiry = tls
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .and_then(|der| x509_parser::parse_x509_certificate(der).ok().map(|(_, c)| c.validity().not_after.timestamp()));
+        let expiry = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|der| {
+            x509_parser::parse_x509_certificate(der).ok().map(|(_, c)| c.validity().not_after.timestamp())
+        });
         let mut query = None;
         // The handshake library fixes this callback's signature, large error type included.
         #[allow(clippy::result_large_err)]
@@ -134,9 +136,8 @@ impl ControlPlane {
             query = Some(req.uri().query().unwrap_or("").to_string());
             Ok(resp)
         };
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(self.max_payload))
-            .max_frame_size(Some(self.max_payload));
+        let config =
+            WebSocketConfig::default().max_message_size(Some(self.max_payload)).max_frame_size(Some(self.max_payload));
         let mut ws = tokio_tungstenite::accept_hdr_async_with_config(tls, callback, Some(config))
             .await
             .map_err(|e| format!("WebSocket handshake: {e}"))?;

@@ -63,7 +63,9 @@ impl DataPlane {
             let delay = Duration::from_secs(rand_between(REDIAL_SECONDS));
             match outcome {
                 Ok(()) => tracing::warn!(retry_in = ?delay, "the control plane link ended; redialing"),
-                Err(error) => tracing::error!(%error, retry_in = ?delay, "cannot sync with the control plane; redialing"),
+                Err(error) => {
+                    tracing::error!(%error, retry_in = ?delay, "cannot sync with the control plane; redialing")
+                }
             }
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
@@ -97,24 +99,31 @@ impl DataPlane {
             percent_encoding::utf8_percent_encode(&self.hostname, percent_encoding::NON_ALPHANUMERIC),
             crate::VERSION
         );
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(self.max_payload))
-            .max_frame_size(Some(self.max_payload));
-        let (mut ws, _) =
-            match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::client_async_with_config(url, tls, Some(config)))
-                .await
-            {
-                Ok(Ok(done)) => done,
-                Ok(Err(e)) => return Err(LinkError::Handshake { cp, cause: e.to_string() }),
-                Err(_) => return Err(LinkError::Handshake { cp, cause: format!("timed out after {CONNECT_TIMEOUT:?}") }),
-            };
+        let config =
+            WebSocketConfig::default().max_message_size(Some(self.max_payload)).max_frame_size(Some(self.max_payload));
+        let (mut ws, _) = match tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio_tungstenite::client_async_with_config(url, tls, Some(config)),
+        )
+        .await
+        {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => return Err(LinkError::Handshake { cp, cause: e.to_string() }),
+            Err(_) => return Err(LinkError::Handshake { cp, cause: format!("timed out after {CONNECT_TIMEOUT:?}") }),
+        };
         let hello = BasicInfo {
             kind: "basic_info".into(),
-            plugins: self.plugins.iter().map(|p| PluginInfo { name: p.clone(), version: crate::VERSION.into() }).collect(),
+            plugins: self
+                .plugins
+                .iter()
+                .map(|p| PluginInfo { name: p.clone(), version: crate::VERSION.into() })
+                .collect(),
             labels: self.labels.clone(),
         };
         let hello = serde_json::to_vec(&hello).expect("basic_info serialises");
-        ws.send(Message::Binary(hello.into())).await.map_err(|e| LinkError::Link { cp: cp.clone(), cause: e.to_string() })?;
+        ws.send(Message::Binary(hello.into()))
+            .await
+            .map_err(|e| LinkError::Link { cp: cp.clone(), cause: e.to_string() })?;
         tracing::info!(control_plane = %cp, node = %self.node_id, "connected to the control plane");
 
         let mut ping = tokio::time::interval(PING_INTERVAL);
@@ -177,9 +186,13 @@ impl DataPlane {
                 if let Some(cache) = self.cache.clone() {
                     let doc = message.config_table;
                     let hash = snapshot.hash.clone();
-                    let saved = tokio::task::spawn_blocking(move || cache.save(&doc, &hash)).await;
-                    if let Ok(Err(error)) = saved {
-                        tracing::error!(%error, "cannot write the configuration cache; serving on regardless");
+                    let saved = tokio::task::spawn_blocking(move || cache.save(&doc, &hash).map(|()| hash)).await;
+                    match saved {
+                        Ok(Ok(hash)) => tracing::info!(%hash, "configuration cached"),
+                        Ok(Err(error)) => {
+                            tracing::error!(%error, "cannot write the configuration cache; serving on regardless")
+                        }
+                        Err(_) => tracing::error!("writing the configuration cache was interrupted"),
                     }
                 }
                 true

@@ -224,7 +224,11 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     let proxy = Proxy::new(router, workers, settings.allow_debug_header, upstream_tls);
     let catalog = Arc::new(open_catalog(&settings).await?);
     let serves_proxy = settings.role != Role::ControlPlane;
-    let dp_cache = if settings.role == Role::DataPlane { Some(Arc::new(data_plane_start(&settings, &proxy).await?)) } else { None };
+    let dp_cache = if settings.role == Role::DataPlane {
+        Some(Arc::new(data_plane_start(&settings, &proxy).await?))
+    } else {
+        None
+    };
     if settings.role == Role::DataPlane {
         // The start sequence chose what to serve.
     } else if let (Database::Off, Some(file)) = (settings.database, &settings.declarative_config) {
@@ -267,7 +271,8 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         }
     }
     let node_id = prefix::node_id(&settings.prefix)?;
-    let registry = (settings.role == Role::ControlPlane).then(|| Registry::new(settings.cluster_data_plane_purge_delay));
+    let registry =
+        (settings.role == Role::ControlPlane).then(|| Registry::new(settings.cluster_data_plane_purge_delay));
     if let Some(registry) = &registry {
         let (chain, key) = cluster_identity(&settings)?;
         let tls = crate::cluster::tls::shared_server_config(chain, key).map_err(TlsSetupError::from)?;
