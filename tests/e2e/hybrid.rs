@@ -313,3 +313,57 @@ fn a_data_plane_lacking_a_configured_plugin_is_not_sent_the_config() {
     });
     assert_eq!(get(without.proxy, "/p").status, 404);
 }
+
+/// docs/hybrid-mode.md, step by step, with the shipped conf/cp.conf and conf/dp.conf (ports moved to
+/// free ones through the environment).
+#[test]
+fn the_hybrid_walkthrough_works_with_the_shipped_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("conf")).unwrap();
+    for name in ["cp.conf", "dp.conf"] {
+        std::fs::copy(gateway_tests::repo_root().join("conf").join(name), dir.path().join("conf").join(name)).unwrap();
+    }
+    assert!(run(dir.path(), &["hybrid", "gen_cert"], &[]).status.success());
+    let listen = |p: u16| format!("127.0.0.1:{p}");
+    let (admin, cluster, telemetry, cp_status) = (free_port(), free_port(), free_port(), free_port());
+    let (proxy, tls, dp_status) = (free_port(), free_port(), free_port());
+    let cp_env = [
+        ("KONG_ADMIN_LISTEN", listen(admin)),
+        ("KONG_CLUSTER_LISTEN", listen(cluster)),
+        ("KONG_CLUSTER_TELEMETRY_LISTEN", listen(telemetry)),
+        ("KONG_STATUS_LISTEN", listen(cp_status)),
+    ];
+    let env: Vec<(&str, &str)> = cp_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut cp = Gateway::start(dir.path(), &["-c", "conf/cp.conf"], &env);
+    cp.wait_for_log("gateway started");
+    let dp_env = [
+        ("KONG_CLUSTER_CONTROL_PLANE", listen(cluster)),
+        ("KONG_CLUSTER_TELEMETRY_ENDPOINT", listen(telemetry)),
+        ("KONG_PROXY_LISTEN", format!("127.0.0.1:{proxy}, 127.0.0.1:{tls} http2 ssl")),
+        ("KONG_STATUS_LISTEN", listen(dp_status)),
+    ];
+    let env: Vec<(&str, &str)> = dp_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut dp = Gateway::start(dir.path(), &["-c", "conf/dp.conf"], &env);
+    dp.wait_for_log("connected to the control plane");
+    assert_eq!(http_get(at(dp_status), "/status/ready").unwrap().status, 503);
+
+    let admin = at(admin);
+    let service = gateway_tests::http_form(
+        admin,
+        "POST",
+        "/services",
+        &format!("name=status&url=http://127.0.0.1:{dp_status}/status"),
+    );
+    assert_eq!(service.status, 201, "{service:?}");
+    let route = gateway_tests::http_form(admin, "POST", "/services/status/routes", "name=status&paths[]=/dp-status");
+    assert_eq!(route.status, 201, "{route:?}");
+    poll("the route on the data plane", SYNC_DEADLINE, || (get(at(proxy), "/dp-status").status == 200).then_some(()));
+    let proxied = get(at(proxy), "/dp-status").json();
+    let hash = get(admin, "/status").json()["configuration_hash"].clone();
+    assert_eq!(proxied["configuration_hash"], hash);
+    assert_eq!(proxied["role"], "data_plane");
+    let rows = get(admin, "/clustering/data-planes").json()["data"].clone();
+    assert_eq!(rows[0]["sync_status"], "normal");
+    assert!(dir.path().join("servroot-dp/dbless.lmdb").is_dir());
+    assert!(dir.path().join("servroot-cp/entities.lmdb").is_dir());
+}

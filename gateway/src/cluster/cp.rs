@@ -215,7 +215,7 @@ impl ControlPlane {
                 incoming = tokio::time::timeout(SILENCE_LIMIT, ws.next()) => match incoming {
                     Err(_) => break Err(format!("node {id}: silent for {SILENCE_LIMIT:?}; dropping the link")),
                     Ok(None) => break Ok(()),
-                    Ok(Some(Err(e))) => break Err(format!("node {id}: {e}")),
+                    Ok(Some(Err(e))) => break Err(format!("node {id}: {}", protocol::describe(&e, self.max_payload))),
                     Ok(Some(Ok(Message::Ping(payload)))) => {
                         let hash = String::from_utf8_lossy(&payload).to_string();
                         self.registry.update(id, |r| {

@@ -139,7 +139,9 @@ impl DataPlane {
                 incoming = tokio::time::timeout(SILENCE_LIMIT, ws.next()) => match incoming {
                     Err(_) => return Err(LinkError::Silent { cp }),
                     Ok(None) | Ok(Some(Ok(Message::Close(_)))) => return Err(LinkError::Closed { cp }),
-                    Ok(Some(Err(e))) => return Err(LinkError::Link { cp, cause: e.to_string() }),
+                    Ok(Some(Err(e))) => {
+                        return Err(LinkError::Link { cp, cause: protocol::describe(&e, self.max_payload) });
+                    }
                     Ok(Some(Ok(Message::Binary(frame)))) => {
                         if self.reconfigure(&frame).await {
                             // Report the new hash at once rather than at the next ping.

@@ -79,6 +79,16 @@ pub fn decode_reconfigure(bytes: &[u8], limit: usize) -> Result<Reconfigure, Fra
     serde_json::from_slice(&json).map_err(FrameError::Json)
 }
 
+/// A WebSocket error in words; a frame over the size limit names `cluster_max_payload`.
+pub fn describe(error: &tokio_tungstenite::tungstenite::Error, limit: usize) -> String {
+    match error {
+        tokio_tungstenite::tungstenite::Error::Capacity(cause) => {
+            format!("the peer sent a frame larger than cluster_max_payload ({limit} bytes): {cause}")
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Kong's `sync_status` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
