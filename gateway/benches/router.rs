@@ -97,5 +97,22 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// Loading a table: what a configuration change costs per router instance.
+fn load(c: &mut Criterion) {
+    let runtime = WasmRuntime::new().expect("wasm engine");
+    let component = CompiledRouter::new(&runtime, "router", bundled::ROUTER).expect("router component");
+    let mut group = c.benchmark_group("load");
+    group.sample_size(10);
+    let routes = table(10_000);
+    let natives: Vec<router_core::RouteSpec> = routes.iter().map(native).collect();
+    group.bench_function(BenchmarkId::new("component", 10_000), |b| {
+        b.iter(|| black_box(component.load(routes.clone(), 1).expect("loads")))
+    });
+    group.bench_function(BenchmarkId::new("native", 10_000), |b| {
+        b.iter(|| black_box(router_core::Router::new(&natives).expect("loads")))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, load);
 criterion_main!(benches);

@@ -17,9 +17,12 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 /// (the `gateway` package has an integration test, which makes cargo build its binary).
 pub fn gateway_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary knows its path");
-    // <target>/<profile>/deps/e2e-<hash> → <target>/<profile>/gateway
-    let bin =
-        exe.parent().and_then(Path::parent).expect("test binaries live in <target>/<profile>/deps").join("gateway");
+    // Tests live in <target>/<profile>/deps/, binaries (the benches) in <target>/<profile>/.
+    let mut dir = exe.parent().expect("a binary lives in a directory");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent().expect("deps/ lives in a profile directory");
+    }
+    let bin = dir.join("gateway");
     assert!(bin.is_file(), "{} is missing: run the tests with `cargo test --workspace`", bin.display());
     bin
 }

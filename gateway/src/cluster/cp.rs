@@ -203,11 +203,12 @@ impl ControlPlane {
                     };
                     match protocol::encode_reconfigure(&message, self.max_payload) {
                         Ok(frame) => {
+                            let bytes = frame.len();
                             if let Err(e) = ws.send(Message::Binary(frame.into())).await {
                                 break Err(format!("node {id}: sending the configuration: {e}"));
                             }
                             sent_hash = state.hash.clone();
-                            tracing::info!(node = %id, hash = %state.hash, "configuration sent");
+                            tracing::info!(node = %id, hash = %state.hash, bytes, "configuration sent");
                         }
                         Err(e) => tracing::error!(node = %id, error = %e, "cannot send the configuration"),
                     }

@@ -160,6 +160,7 @@ impl DataPlane {
     /// Applies one `reconfigure` frame; anything wrong with it is logged and the served
     /// configuration stays. Returns whether the served configuration changed.
     async fn reconfigure(&self, frame: &[u8]) -> bool {
+        let started = std::time::Instant::now();
         let message = match protocol::decode_reconfigure(frame, self.max_payload) {
             Ok(message) => message,
             Err(error) => {
@@ -184,7 +185,8 @@ impl DataPlane {
         }
         match self.proxy.apply(config).await {
             Ok(snapshot) => {
-                tracing::info!(hash = %snapshot.hash, "configuration from the control plane applied");
+                let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                tracing::info!(hash = %snapshot.hash, routes = snapshot.config.routes.len(), elapsed_ms, "configuration from the control plane applied");
                 if let Some(cache) = self.cache.clone() {
                     let doc = message.config_table;
                     let hash = snapshot.hash.clone();

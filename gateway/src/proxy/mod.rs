@@ -61,6 +61,13 @@ impl Proxy {
             .expect("building a snapshot does not panic")?;
         let snapshot = Arc::new(snapshot);
         self.snapshot.store(snapshot.clone());
+        // Served from one router instance already; the others load in the background.
+        let filling = snapshot.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some(router) = &filling.router {
+                router.fill();
+            }
+        });
         Ok(snapshot)
     }
 

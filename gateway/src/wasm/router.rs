@@ -62,16 +62,14 @@ impl CompiledRouter {
         Ok(Arc::new(CompiledRouter { engine, pre, name: name.into() }))
     }
 
-    /// Loads `table` into `instances` fresh instances.
+    /// Loads `table` into one fresh instance, ready to route; the pool grows to `instances` when
+    /// [`RouterPool::fill`] runs (so a new configuration is served after one load, not several).
     pub fn load(self: &Arc<Self>, table: Vec<RouteSpec>, instances: usize) -> Result<RouterPool, RouterLoadError> {
         let table = Arc::new(table);
-        let mut slots = Vec::with_capacity(instances.max(1));
-        let mut header_names = Vec::new();
-        for _ in 0..instances.max(1) {
-            let slot = Slot::build(self, &table)?;
-            header_names = slot.header_names.clone();
-            slots.push(Mutex::new(SlotState::Ready(Box::new(slot))));
-        }
+        let first = Slot::build(self, &table)?;
+        let header_names = first.header_names.clone();
+        let mut slots = vec![Mutex::new(SlotState::Ready(Box::new(first)))];
+        slots.extend((1..instances.max(1)).map(|_| Mutex::new(SlotState::Pending)));
         Ok(RouterPool { component: self.clone(), table, slots, next: AtomicUsize::new(0), header_names })
     }
 }
@@ -85,6 +83,8 @@ struct Slot {
 
 enum SlotState {
     Ready(Box<Slot>),
+    /// Not built yet: [`RouterPool::fill`] builds it; requests use the other instances meanwhile.
+    Pending,
     /// Poisoned by a trap (or never rebuilt since): rebuild when `retry_at` has passed.
     Down {
         retry_at: Instant,
@@ -142,13 +142,32 @@ impl RouterPool {
         &self.header_names
     }
 
+    /// Builds the instances [`CompiledRouter::load`] left pending. Runs on a blocking thread.
+    pub fn fill(&self) {
+        for slot in &self.slots {
+            if !matches!(*slot.lock().unwrap_or_else(|p| p.into_inner()), SlotState::Pending) {
+                continue;
+            }
+            let state = match Slot::build(&self.component, &self.table) {
+                Ok(built) => SlotState::Ready(Box::new(built)),
+                Err(e) => {
+                    tracing::warn!(component = %self.component.name, error = %e, "building a router instance failed; retrying on use");
+                    SlotState::Down { retry_at: Instant::now() + REBUILD_BACKOFF }
+                }
+            };
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = state;
+        }
+    }
+
     pub fn route(&self, request: &Request) -> Result<Option<RouteMatch>, RouteFailure> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let n = self.slots.len();
-        // Take the first free instance from a rotating start; wait for one only if all are busy.
+        // Take the first free instance from a rotating start; wait for one only if all are busy
+        // (the first is never pending).
         let mut guard = (0..n)
-            .find_map(|i| self.slots[(start + i) % n].try_lock().ok())
-            .unwrap_or_else(|| self.slots[start % n].lock().unwrap_or_else(|p| p.into_inner()));
+            .filter_map(|i| self.slots[(start + i) % n].try_lock().ok())
+            .find(|g| !matches!(**g, SlotState::Pending))
+            .unwrap_or_else(|| self.slots[0].lock().unwrap_or_else(|p| p.into_inner()));
         if let SlotState::Down { retry_at } = &*guard {
             if Instant::now() < *retry_at {
                 return Err(RouteFailure("the router instance is being rebuilt after a failure".into()));
