@@ -113,6 +113,8 @@ impl ControlPlane {
         peer: SocketAddr,
         mut shutdown: Shutdown,
     ) -> Result<(), String> {
+        // Frames are written whole; waiting for more to coalesce only delays them.
+        let _ = stream.set_nodelay(true);
         let tls = match self.tls.accept(stream).await {
             Ok(tls) => tls,
             Err(error) => {
