@@ -159,6 +159,7 @@ impl ControlPlane {
             Err(_) => return Err(format!("node {id}: no basic_info within {HELLO_TIMEOUT:?}")),
         };
         let offered: Vec<String> = hello.plugins.iter().map(|p| p.name.clone()).collect();
+        let version_ok = same_release_line(&version, crate::VERSION);
         let row = DataPlaneRow {
             id,
             ip: peer.ip().to_string(),
@@ -184,6 +185,11 @@ impl ControlPlane {
                         break Ok(());
                     }
                     let state = self.catalog.current();
+                    if !version_ok {
+                        self.registry.update(id, |r| r.sync_status = SyncStatus::KongVersionIncompatible);
+                        tracing::warn!(node = %id, dp_version = %version, cp_version = crate::VERSION, "not sending the configuration: the data plane runs another release line");
+                        continue;
+                    }
                     let missing: Vec<String> = configured_plugins(&state.config)
                         .into_iter()
                         .filter(|p| !offered.contains(p))
@@ -246,10 +252,26 @@ impl ControlPlane {
     }
 }
 
+/// Whether two versions share major and minor (`0.1.x` with `0.1.y`), as Kong requires of a DP.
+fn same_release_line(a: &str, b: &str) -> bool {
+    let line = |v: &str| v.split('.').take(2).map(str::to_string).collect::<Vec<_>>();
+    line(a) == line(b) && line(a).len() == 2
+}
+
 /// The plugin names a configuration uses.
 pub fn configured_plugins(config: &crate::entities::Config) -> Vec<String> {
     let mut names: Vec<String> = config.plugins.iter().map(|p| p.name.clone()).collect();
     names.sort();
     names.dedup();
     names
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn release_lines() {
+        assert!(super::same_release_line("0.1.0", "0.1.7"));
+        assert!(!super::same_release_line("0.2.0", "0.1.0"));
+        assert!(!super::same_release_line("", "0.1.0"));
+    }
 }
