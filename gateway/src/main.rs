@@ -44,6 +44,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Cluster link tools.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Hybrid mode (control plane / data plane) tools.
     Hybrid {
         #[command(subcommand)]
@@ -59,6 +64,17 @@ enum ConfigCommand {
     Parse {
         /// The declarative file.
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Walk a data plane's path to its control plane hop by hop (resolve, proxy, CONNECT, TLS,
+    /// certificate, /v1/outlet) and say which hop fails and why. Exits 0 only if all work.
+    Check {
+        /// The data plane's configuration file.
+        #[arg(short = 'c', long = "conf", value_name = "FILE")]
+        conf: PathBuf,
     },
 }
 
@@ -108,6 +124,7 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&e.to_string()),
         },
+        Command::Cluster { command: ClusterCommand::Check { conf } } => cluster_check(&conf),
         Command::Version => {
             println!("gateway {}", gateway::VERSION);
             ExitCode::SUCCESS
@@ -132,6 +149,23 @@ fn check(file: &Path) -> ExitCode {
             }
             fail(&error.to_string())
         }
+    }
+}
+
+fn cluster_check(file: &Path) -> ExitCode {
+    let loaded = match conf::load(Some(file)) {
+        Ok(loaded) => loaded,
+        Err(error) => return fail(&error.to_string()),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    let mut out = std::io::stdout();
+    if runtime.block_on(gateway::cluster::check::run(&loaded.settings, &mut out)) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -155,6 +155,11 @@ impl ControlPlane {
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, ws.next()).await {
             Ok(Some(Ok(Message::Binary(bytes)))) => serde_json::from_slice::<BasicInfo>(&bytes)
                 .map_err(|e| format!("node {id}: basic_info is not valid: {e}"))?,
+            Ok(None | Some(Ok(Message::Close(_)))) => {
+                // `gateway cluster check` proves the path this far and leaves.
+                tracing::info!(node = %id, %hostname, "a data plane link closed before basic_info (a `cluster check`?)");
+                return Ok(());
+            }
             Ok(other) => return Err(format!("node {id}: expected basic_info first, got {other:?}")),
             Err(_) => return Err(format!("node {id}: no basic_info within {HELLO_TIMEOUT:?}")),
         };

@@ -7,25 +7,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use uuid::Uuid;
 
 use super::cache::ConfigCache;
+use super::dial::{Dialer, Hop, HopError};
 use super::protocol::{self, BasicInfo, OUTLET_PATH, PING_INTERVAL, PluginInfo, REDIAL_SECONDS, SILENCE_LIMIT};
-use crate::conf::HostPort;
 use crate::entities::{config_hash, parse_value};
 use crate::node::shutdown::Shutdown;
 use crate::proxy::Proxy;
 
-/// How long connecting (TCP, TLS, WebSocket) may take.
+/// How long each step of connecting (resolve, TCP, TLS, CONNECT, WebSocket) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct DataPlane {
-    pub control_plane: HostPort,
-    pub server_name: rustls_pki_types::ServerName<'static>,
-    pub tls: Arc<rustls::ClientConfig>,
+    /// The way to the control plane, directly or through the forward proxy.
+    pub dialer: Dialer,
     pub node_id: Uuid,
     pub hostname: String,
     pub plugins: Vec<String>,
@@ -38,12 +36,8 @@ pub struct DataPlane {
 /// Why a link attempt ended, by the step that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    #[error("resolving or connecting to the control plane {cp}: {cause}")]
-    Connect { cp: String, cause: String },
-    #[error("TLS handshake with the control plane {cp}: {cause}")]
-    Tls { cp: String, cause: String },
-    #[error("WebSocket handshake with the control plane {cp} at {OUTLET_PATH}: {cause}")]
-    Handshake { cp: String, cause: String },
+    #[error(transparent)]
+    Hop(#[from] HopError),
     #[error("the link to the control plane {cp} failed: {cause}")]
     Link { cp: String, cause: String },
     #[error("the control plane {cp} was silent for {SILENCE_LIMIT:?}")]
@@ -75,42 +69,10 @@ impl DataPlane {
     }
 
     async fn session(&self) -> Result<(), LinkError> {
-        let cp = self.control_plane.to_string();
-        let address = format!("{}:{}", self.control_plane.host, self.control_plane.port);
-        let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&address)).await {
-            Ok(Ok(tcp)) => tcp,
-            Ok(Err(e)) => return Err(LinkError::Connect { cp, cause: e.to_string() }),
-            Err(_) => return Err(LinkError::Connect { cp, cause: format!("timed out after {CONNECT_TIMEOUT:?}") }),
-        };
-        let _ = tcp.set_nodelay(true);
-        let tls = match tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            TlsConnector::from(self.tls.clone()).connect(self.server_name.clone(), tcp),
-        )
-        .await
-        {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => return Err(LinkError::Tls { cp, cause: e.to_string() }),
-            Err(_) => return Err(LinkError::Tls { cp, cause: format!("timed out after {CONNECT_TIMEOUT:?}") }),
-        };
-        let url = format!(
-            "wss://{address}{OUTLET_PATH}?node_id={}&node_hostname={}&node_version={}",
-            self.node_id,
-            percent_encoding::utf8_percent_encode(&self.hostname, percent_encoding::NON_ALPHANUMERIC),
-            crate::VERSION
-        );
-        let config =
-            WebSocketConfig::default().max_message_size(Some(self.max_payload)).max_frame_size(Some(self.max_payload));
-        let (mut ws, _) = match tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            tokio_tungstenite::client_async_with_config(url, tls, Some(config)),
-        )
-        .await
-        {
-            Ok(Ok(done)) => done,
-            Ok(Err(e)) => return Err(LinkError::Handshake { cp, cause: e.to_string() }),
-            Err(_) => return Err(LinkError::Handshake { cp, cause: format!("timed out after {CONNECT_TIMEOUT:?}") }),
-        };
+        let cp = self.dialer.control_plane.to_string();
+        let tls = self.dialer.dial(&mut |_, _| {}).await?;
+        let (mut ws, _) =
+            outlet(tls, &self.dialer.control_plane, self.node_id, &self.hostname, self.max_payload).await?;
         let hello = BasicInfo {
             kind: "basic_info".into(),
             plugins: self
@@ -213,4 +175,37 @@ impl DataPlane {
 fn rand_between(range: std::ops::RangeInclusive<u64>) -> u64 {
     let span = range.end() - range.start() + 1;
     range.start() + (Uuid::new_v4().as_u128() % u128::from(span)) as u64
+}
+
+type ClusterStream = tokio_rustls::client::TlsStream<Box<dyn super::dial::Io>>;
+
+/// The WebSocket upgrade at `/v1/outlet` on an established mTLS stream.
+pub async fn outlet(
+    tls: ClusterStream,
+    cp: &crate::conf::HostPort,
+    node_id: Uuid,
+    hostname: &str,
+    max_payload: usize,
+) -> Result<
+    (tokio_tungstenite::WebSocketStream<ClusterStream>, tokio_tungstenite::tungstenite::handshake::client::Response),
+    HopError,
+> {
+    let url = format!(
+        "wss://{cp}{OUTLET_PATH}?node_id={node_id}&node_hostname={}&node_version={}",
+        percent_encoding::utf8_percent_encode(hostname, percent_encoding::NON_ALPHANUMERIC),
+        crate::VERSION
+    );
+    let config = WebSocketConfig::default().max_message_size(Some(max_payload)).max_frame_size(Some(max_payload));
+    let failed = |cause: String| HopError {
+        hop: Hop::Outlet,
+        message: format!("WebSocket handshake with the control plane {cp} at {OUTLET_PATH}: {cause}"),
+        hint: "the control plane's cluster listener answers there; is cluster_control_plane its cluster_listen?",
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::client_async_with_config(url, tls, Some(config)))
+        .await
+    {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(e)) => Err(failed(e.to_string())),
+        Err(_) => Err(failed(format!("timed out after {CONNECT_TIMEOUT:?}"))),
+    }
 }

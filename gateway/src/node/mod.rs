@@ -19,6 +19,7 @@ use crate::admin::AdminApi;
 use crate::catalog::{Catalog, CatalogError};
 use crate::cluster::cache::{Cached, ConfigCache};
 use crate::cluster::cp::{ControlPlane, Registry};
+use crate::cluster::dial::Dialer;
 use crate::cluster::dp::DataPlane;
 use crate::conf::{Database, Role, Settings};
 use crate::entities::DeclarativeError;
@@ -160,6 +161,39 @@ fn cluster_identity(
     Ok((chain, key))
 }
 
+/// How this data plane reaches its control plane: mTLS with the cluster identity, through the
+/// forward proxy when `cluster_use_proxy` is on.
+pub fn cluster_dialer(settings: &Settings) -> Result<Dialer, NodeError> {
+    let (chain, key) = cluster_identity(settings)?;
+    let tls = crate::cluster::tls::shared_client_config(chain, key).map_err(TlsSetupError::from)?;
+    let proxy = match (&settings.proxy_server, settings.cluster_use_proxy) {
+        (Some(server), true) => {
+            let tls = match server.scheme {
+                crate::conf::ProxyScheme::Https => {
+                    if !settings.proxy_server_ssl_verify {
+                        tracing::warn!(proxy = %server, "proxy_server_ssl_verify = off: the proxy's certificate is not checked (the cluster link inside is)");
+                    }
+                    let roots = crate::trust::roots(&settings.lua_ssl_trusted_certificate)?;
+                    Some(
+                        crate::cluster::dial::proxy_tls(roots, settings.proxy_server_ssl_verify)
+                            .map_err(TlsSetupError::from)?,
+                    )
+                }
+                crate::conf::ProxyScheme::Http => None,
+            };
+            Some(crate::cluster::dial::Proxy { server: server.clone(), tls })
+        }
+        _ => None,
+    };
+    Ok(Dialer {
+        control_plane: settings.cluster_control_plane.clone(),
+        server_name: crate::cluster::tls::shared_server_name(),
+        cluster_tls: Arc::new(tls),
+        proxy,
+        timeout: std::time::Duration::from_secs(10),
+    })
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
 }
@@ -289,13 +323,9 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         }
     }
     if let Some(cache) = dp_cache {
-        let (chain, key) = cluster_identity(&settings)?;
-        let tls = crate::cluster::tls::shared_client_config(chain, key).map_err(TlsSetupError::from)?;
         let hostname = hostname();
         let dp = Arc::new(DataPlane {
-            control_plane: settings.cluster_control_plane.clone(),
-            server_name: crate::cluster::tls::shared_server_name(),
-            tls: Arc::new(tls),
+            dialer: cluster_dialer(&settings)?,
             node_id,
             hostname,
             plugins: settings.plugins.clone(),

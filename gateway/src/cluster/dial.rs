@@ -1,0 +1,360 @@
+//! How a data plane reaches its control plane, hop by hop: resolve, connect (to the CP, or to the
+//! forward proxy), TLS to an `https://` proxy, `CONNECT cp:port` with Basic auth, then the cluster
+//! mTLS handshake with the cluster SNI, exactly as without a proxy. Every failure names its hop and
+//! the addresses involved (never the proxy's credentials), so a log line or `gateway cluster check`
+//! says which hop to fix.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::conf::{HostPort, ProxyScheme, ProxyServer};
+
+/// A byte stream: TCP, or TLS to the proxy.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// The steps of the path, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hop {
+    Resolve,
+    Connect,
+    ProxyTls,
+    ProxyConnect,
+    ClusterTls,
+    ClusterCertificate,
+    Outlet,
+}
+
+impl Hop {
+    pub fn label(self) -> &'static str {
+        match self {
+            Hop::Resolve => "resolve",
+            Hop::Connect => "connect",
+            Hop::ProxyTls => "proxy TLS",
+            Hop::ProxyConnect => "CONNECT",
+            Hop::ClusterTls => "CP TLS",
+            Hop::ClusterCertificate => "CP certificate",
+            Hop::Outlet => "/v1/outlet handshake",
+        }
+    }
+}
+
+/// A failed hop: which, between what, and why.
+#[derive(Debug, Clone)]
+pub struct HopError {
+    pub hop: Hop,
+    pub message: String,
+    /// What usually fixes it.
+    pub hint: &'static str,
+}
+
+impl fmt::Display for HopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed: {}", self.hop.label(), self.message)
+    }
+}
+
+impl std::error::Error for HopError {}
+
+/// The forward proxy and how to speak TLS to it.
+pub struct Proxy {
+    pub server: ProxyServer,
+    /// For `https://` proxies.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+pub struct Dialer {
+    pub control_plane: HostPort,
+    pub server_name: ServerName<'static>,
+    pub cluster_tls: Arc<rustls::ClientConfig>,
+    pub proxy: Option<Proxy>,
+    /// Bounds each hop.
+    pub timeout: Duration,
+}
+
+/// Told of each hop that succeeded, with a detail (`cluster check` prints them).
+pub type Report<'a> = &'a mut (dyn FnMut(Hop, String) + Send);
+
+impl Dialer {
+    /// The mTLS stream to the control plane, through the proxy when there is one.
+    pub async fn dial(&self, report: Report<'_>) -> Result<TlsStream<Box<dyn Io>>, HopError> {
+        let cp = &self.control_plane;
+        let stream: Box<dyn Io> = match &self.proxy {
+            None => Box::new(self.tcp(&cp.host, cp.port, "the control plane", report).await?),
+            Some(proxy) => self.tunnel(proxy, report).await?,
+        };
+        let via = self.proxy.as_ref().map(|p| format!(" through {}", p.server)).unwrap_or_default();
+        let handshake = TlsConnector::from(self.cluster_tls.clone()).connect(self.server_name.clone(), stream);
+        match tokio::time::timeout(self.timeout, handshake).await {
+            Ok(Ok(tls)) => {
+                report(Hop::ClusterTls, format!("TLS with {cp}{via} as {}", self.server_name.to_str()));
+                report(Hop::ClusterCertificate, "the control plane presented the pinned cluster certificate".into());
+                Ok(tls)
+            }
+            Ok(Err(e)) => {
+                let certificate =
+                    e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()).is_some_and(|r| {
+                        matches!(r, rustls::Error::InvalidCertificate(_) | rustls::Error::AlertReceived(_))
+                    });
+                if certificate {
+                    Err(HopError {
+                        hop: Hop::ClusterCertificate,
+                        message: format!("the control plane {cp}{via}: {e}"),
+                        hint: "cluster_cert must be the same file on the control plane and the data planes (shared mode)",
+                    })
+                } else {
+                    Err(HopError {
+                        hop: Hop::ClusterTls,
+                        message: format!("TLS handshake with the control plane {cp}{via}: {e}"),
+                        hint: "is cluster_control_plane the control plane's cluster_listen (TLS), not another service?",
+                    })
+                }
+            }
+            Err(_) => Err(HopError {
+                hop: Hop::ClusterTls,
+                message: format!("TLS handshake with the control plane {cp}{via}: no answer within {:?}", self.timeout),
+                hint: "something accepted the connection but does not speak TLS",
+            }),
+        }
+    }
+
+    async fn tcp(
+        &self,
+        host: &str,
+        port: u16,
+        what: &str,
+        report: Report<'_>,
+    ) -> Result<tokio::net::TcpStream, HopError> {
+        let target = HostPort { host: host.to_string(), port };
+        let addresses: Vec<std::net::SocketAddr> =
+            match tokio::time::timeout(self.timeout, tokio::net::lookup_host((host, port))).await {
+                Ok(Ok(found)) => found.collect(),
+                Ok(Err(e)) => {
+                    return Err(HopError {
+                        hop: Hop::Resolve,
+                        message: format!("cannot resolve {what} {target}: {e}"),
+                        hint: "check the host name and this machine's DNS",
+                    });
+                }
+                Err(_) => {
+                    return Err(HopError {
+                        hop: Hop::Resolve,
+                        message: format!("resolving {what} {target} took longer than {:?}", self.timeout),
+                        hint: "check this machine's DNS",
+                    });
+                }
+            };
+        report(
+            Hop::Resolve,
+            format!("{what} {target} is {}", addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+        );
+        let connect = tokio::net::TcpStream::connect(&addresses[..]);
+        let failed = |cause: String| HopError {
+            hop: Hop::Connect,
+            message: format!("connecting to {what} {target}: {cause}"),
+            hint: "is it running and listening there, and does the firewall let this machine reach it?",
+        };
+        let stream = match tokio::time::timeout(self.timeout, connect).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(failed(e.to_string())),
+            Err(_) => return Err(failed(format!("no answer within {:?}", self.timeout))),
+        };
+        let _ = stream.set_nodelay(true);
+        report(Hop::Connect, format!("connected to {what} {target}"));
+        Ok(stream)
+    }
+
+    async fn tunnel(&self, proxy: &Proxy, report: Report<'_>) -> Result<Box<dyn Io>, HopError> {
+        let server = &proxy.server;
+        let tcp = self.tcp(&server.host, server.port, "the proxy", report).await?;
+        let mut stream: Box<dyn Io> = match (server.scheme, &proxy.tls) {
+            (ProxyScheme::Https, Some(tls)) => {
+                let name = ServerName::try_from(server.host.clone()).map_err(|e| HopError {
+                    hop: Hop::ProxyTls,
+                    message: format!("{:?} cannot be a TLS name: {e}", server.host),
+                    hint: "proxy_server must name the proxy by a DNS name or an IP address",
+                })?;
+                let handshake = TlsConnector::from(tls.clone()).connect(name, tcp);
+                match tokio::time::timeout(self.timeout, handshake).await {
+                    Ok(Ok(tls)) => {
+                        report(Hop::ProxyTls, format!("TLS with the proxy {server}"));
+                        Box::new(tls)
+                    }
+                    Ok(Err(e)) => {
+                        return Err(HopError {
+                            hop: Hop::ProxyTls,
+                            message: format!("TLS handshake with the proxy {server}: {}", explain_tls(&e)),
+                            hint: "the proxy's CA must be in lua_ssl_trusted_certificate and its certificate must name the host in proxy_server (or set proxy_server_ssl_verify = off)",
+                        });
+                    }
+                    Err(_) => {
+                        return Err(HopError {
+                            hop: Hop::ProxyTls,
+                            message: format!(
+                                "TLS handshake with the proxy {server}: no answer within {:?}",
+                                self.timeout
+                            ),
+                            hint: "is proxy_server an https:// proxy? a plain HTTP proxy needs http://",
+                        });
+                    }
+                }
+            }
+            _ => Box::new(tcp),
+        };
+        let cp = &self.control_plane;
+        let mut request = format!("CONNECT {cp} HTTP/1.1\r\nHost: {cp}\r\n");
+        if let Some(credentials) = &server.credentials {
+            let token = base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", credentials.user, credentials.password));
+            request.push_str(&format!("Proxy-Authorization: Basic {token}\r\n"));
+        }
+        request.push_str("\r\n");
+        let exchange = async {
+            stream.write_all(request.as_bytes()).await?;
+            stream.flush().await?;
+            read_head(&mut stream).await
+        };
+        let head = match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(Ok(head)) => head,
+            Ok(Err(e)) => {
+                return Err(HopError {
+                    hop: Hop::ProxyConnect,
+                    message: format!("CONNECT {cp} through the proxy {server}: {e}"),
+                    hint: "the proxy closed the connection: is it an HTTP proxy (and http:// vs https:// right)?",
+                });
+            }
+            Err(_) => {
+                return Err(HopError {
+                    hop: Hop::ProxyConnect,
+                    message: format!("CONNECT {cp} through the proxy {server}: no answer within {:?}", self.timeout),
+                    hint: "the proxy accepted the connection but does not answer CONNECT",
+                });
+            }
+        };
+        let status_line = head.lines().next().unwrap_or_default().to_string();
+        let status: u16 = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let refused = |message: String, hint: &'static str| HopError { hop: Hop::ProxyConnect, message, hint };
+        let said = format!("the proxy {server} answered CONNECT {cp} with \"{status_line}\"");
+        match status {
+            200..=299 => {
+                report(Hop::ProxyConnect, format!("the proxy {server} opened a tunnel to {cp} (\"{status_line}\")"));
+                Ok(stream)
+            }
+            407 if server.credentials.is_none() => Err(refused(
+                format!("{said}: the proxy wants credentials"),
+                "put user:password in proxy_server (http://user:pass@host:port)",
+            )),
+            407 | 401 => Err(refused(
+                format!("{said}: the proxy rejected the credentials"),
+                "check the user and password in proxy_server (percent-encode special characters, # as %23)",
+            )),
+            403 => Err(refused(
+                format!("{said}: the proxy forbids tunnels to this host or port"),
+                "ask the proxy's owners to allow CONNECT to the control plane's host and port",
+            )),
+            500..=599 => Err(refused(
+                format!("{said}: the proxy could not reach the control plane"),
+                "from the proxy, the control plane's address must resolve and be reachable",
+            )),
+            _ => Err(refused(said, "the proxy does not support CONNECT as expected")),
+        }
+    }
+}
+
+/// Reads an HTTP response head (up to the blank line), byte by byte so nothing of the tunnel after it
+/// is consumed.
+async fn read_head(stream: &mut Box<dyn Io>) -> std::io::Result<String> {
+    let mut head = Vec::with_capacity(256);
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 16 * 1024 {
+            return Err(std::io::Error::other("the answer's head is larger than 16 KiB"));
+        }
+        let byte = stream.read_u8().await?;
+        head.push(byte);
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// A TLS failure in words, naming the usual certificate problems.
+fn explain_tls(e: &std::io::Error) -> String {
+    use rustls::CertificateError;
+    let Some(rustls::Error::InvalidCertificate(cert)) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+    else {
+        return e.to_string();
+    };
+    match cert {
+        CertificateError::UnknownIssuer => {
+            "its certificate is not trusted (its issuer is not in lua_ssl_trusted_certificate)".into()
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            format!("its certificate does not name this host ({e})")
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            format!("its certificate has expired ({e})")
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// The TLS client for an `https://` proxy: verified against `roots` for the proxy's name, or, with
+/// `proxy_server_ssl_verify = off`, not verified at all (the handshake signature still is). The
+/// cluster link inside the tunnel is verified on its own either way.
+pub fn proxy_tls(roots: rustls::RootCertStore, verify: bool) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+    let provider = crate::cluster::tls::provider();
+    let builder =
+        rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let config = if verify {
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(UncheckedProxy(provider))).with_no_client_auth()
+    };
+    Ok(Arc::new(config))
+}
+
+/// `proxy_server_ssl_verify = off` (Kong's documented opt-out): any proxy certificate is accepted.
+#[derive(Debug)]
+struct UncheckedProxy(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for UncheckedProxy {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
