@@ -2,6 +2,7 @@
 
 mod admin;
 mod check;
+mod forward_proxy;
 mod gen_cert;
 mod hybrid;
 mod lifecycle;

@@ -1,6 +1,7 @@
 //! The harness of the end-to-end tests: it owns temp dirs, free ports, the `gateway` processes a
 //! test starts (stopped by pid on drop) and their logs, so each test reads like the user's story.
 
+pub mod peers;
 pub mod pki;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,0 +1,148 @@
+//! Real third-party peers for the tests (see ../shared/peers.md): tinyproxy, stunnel and squid,
+//! each in the foreground on a free 127.0.0.1 port with its files in the test's directory, and
+//! stopped by its pid when dropped.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::{DEADLINE, free_port, poll};
+
+/// A peer process; killed by pid on drop.
+pub struct Peer {
+    child: Child,
+    pub port: u16,
+    /// Where the peer logs (its stderr, or its own log file).
+    pub log: PathBuf,
+}
+
+impl Peer {
+    fn spawn(mut cmd: Command, port: u16, log: PathBuf, stderr_to_log: bool) -> Peer {
+        if stderr_to_log {
+            let file = std::fs::File::create(&log).expect("creating the peer's log");
+            cmd.stderr(file.try_clone().unwrap()).stdout(file);
+        } else {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        let mut child = cmd.stdin(Stdio::null()).spawn().unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        poll(&format!("{cmd:?} to listen on {port}"), DEADLINE, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{cmd:?} exited ({status}): {}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        });
+        Peer { child, port, log }
+    }
+
+    pub fn url(&self, scheme: &str, credentials: Option<&str>) -> String {
+        match credentials {
+            Some(c) => format!("{scheme}://{c}@127.0.0.1:{}", self.port),
+            None => format!("{scheme}://127.0.0.1:{}", self.port),
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops the peer now (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// tinyproxy allowing CONNECT to `connect_ports`, with Basic auth when `auth` is given.
+pub fn tinyproxy(dir: &Path, connect_ports: &[u16], auth: Option<(&str, &str)>) -> Peer {
+    tinyproxy_on(dir, free_port(), connect_ports, auth)
+}
+
+pub fn tinyproxy_on(dir: &Path, port: u16, connect_ports: &[u16], auth: Option<(&str, &str)>) -> Peer {
+    let mut lines = vec![
+        format!("Port {port}"),
+        "Listen 127.0.0.1".into(),
+        "Timeout 30".into(),
+        "MaxClients 20".into(),
+        "Allow 127.0.0.1".into(),
+        "LogLevel Info".into(),
+    ];
+    lines.extend(connect_ports.iter().map(|p| format!("ConnectPort {p}")));
+    if let Some((user, password)) = auth {
+        lines.push(format!("BasicAuth {user} {password}"));
+    }
+    let conf = dir.join(format!("tinyproxy-{port}.conf"));
+    std::fs::write(&conf, lines.join("\n") + "\n").unwrap();
+    let mut cmd = Command::new("tinyproxy");
+    cmd.arg("-d").arg("-c").arg(&conf);
+    Peer::spawn(cmd, port, dir.join(format!("tinyproxy-{port}.log")), true)
+}
+
+/// stunnel accepting TLS (with `cert`/`key` PEM files) and passing the plain stream to `target`.
+pub fn stunnel(dir: &Path, target: u16, cert: &Path, key: &Path) -> Peer {
+    let port = free_port();
+    let conf = dir.join(format!("stunnel-{port}.conf"));
+    let lines = [
+        "foreground = yes".to_string(),
+        "pid =".into(),
+        "debug = notice".into(),
+        "[proxy]".into(),
+        format!("accept = 127.0.0.1:{port}"),
+        format!("connect = 127.0.0.1:{target}"),
+        format!("cert = {}", cert.display()),
+        format!("key = {}", key.display()),
+    ];
+    std::fs::write(&conf, lines.join("\n") + "\n").unwrap();
+    let mut cmd = Command::new("stunnel4");
+    cmd.arg(&conf);
+    Peer::spawn(cmd, port, dir.join(format!("stunnel-{port}.log")), true)
+}
+
+/// squid with `basic_ncsa_auth` over one user, allowing CONNECT only to `cp_port`. Its files live in
+/// a directory the `proxy` user owns (squid drops root for it).
+pub fn squid(dir: &Path, cp_port: u16, user: &str, password: &str) -> Peer {
+    let port = free_port();
+    let home = dir.join(format!("squid-{port}"));
+    std::fs::create_dir_all(&home).unwrap();
+    let hash = Command::new("openssl").args(["passwd", "-apr1", password]).output().expect("openssl passwd");
+    let htpasswd = home.join("htpasswd");
+    std::fs::write(&htpasswd, format!("{user}:{}", String::from_utf8_lossy(&hash.stdout))).unwrap();
+    let lines = [
+        format!("http_port 127.0.0.1:{port}"),
+        format!("auth_param basic program /usr/lib/squid/basic_ncsa_auth {}", htpasswd.display()),
+        "auth_param basic realm test".into(),
+        "acl authed proxy_auth REQUIRED".into(),
+        format!("acl cp_ports port {cp_port}"),
+        "acl CONNECT method CONNECT".into(),
+        "http_access deny CONNECT !cp_ports".into(),
+        "http_access allow authed".into(),
+        "http_access deny all".into(),
+        "cache deny all".into(),
+        format!("pid_filename {}", home.join("squid.pid").display()),
+        format!("cache_log {}", home.join("cache.log").display()),
+        format!("access_log stdio:{}", home.join("access.log").display()),
+        "shutdown_lifetime 0 seconds".into(),
+    ];
+    let conf = home.join("squid.conf");
+    std::fs::write(&conf, lines.join("\n") + "\n").unwrap();
+    // squid runs as `proxy`: it must reach and own its files.
+    let mut at = Some(home.as_path());
+    while let Some(d) = at {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d).map(|m| m.permissions().mode()).unwrap_or(0);
+        let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode | 0o711));
+        at = d.parent().filter(|p| p.starts_with(dir.parent().unwrap_or(dir)));
+    }
+    let status = Command::new("chown").args(["-R", "proxy:proxy"]).arg(&home).status().expect("chown");
+    assert!(status.success());
+    let mut cmd = Command::new("squid");
+    cmd.arg("-N").arg("-f").arg(&conf);
+    Peer::spawn(cmd, port, home.join("access.log"), false)
+}
