@@ -201,3 +201,23 @@ fn cluster_check_names_the_broken_hop() {
     assert!(!ok);
     assert!(out.contains("FAIL  CP certificate"), "{out}");
 }
+
+/// The chain a firewall team builds: DP → tinyproxy → nginx `ssl_preread` (TLS passthrough, routed
+/// by SNI) → CP. Shared mode's SNI is `kong_clustering`, so that is the name nginx routes.
+#[test]
+fn through_a_proxy_and_an_sni_router_to_the_control_plane() {
+    let echo = EchoServer::start();
+    let dir = cluster_dir();
+    let cp = start_cp(dir.path(), free_port());
+    add_route(&cp, &echo, "s", "r", "/chain");
+    let router = peers::nginx_sni_router(dir.path(), "kong_clustering", cp.cluster);
+    let proxy = peers::tinyproxy(dir.path(), &[router.port], None);
+    let dp = start_dp(dir.path(), "dp", router.port, &proxy_lines(&proxy.url("http", None)));
+    wait_status(&dp, "/chain", 200);
+    assert!(proxy.log_text().contains(&format!("CONNECT 127.0.0.1:{}", router.port)), "{}", proxy.log_text());
+    // nginx logs a stream session when it ends.
+    drop(dp);
+    gateway_tests::poll("nginx's log of the SNI", gateway_tests::DEADLINE, || {
+        router.log_text().contains(&format!("sni=kong_clustering upstream=127.0.0.1:{}", cp.cluster)).then_some(())
+    });
+}

@@ -146,3 +146,30 @@ pub fn squid(dir: &Path, cp_port: u16, user: &str, password: &str) -> Peer {
     cmd.arg("-N").arg("-f").arg(&conf);
     Peer::spawn(cmd, port, home.join("access.log"), false)
 }
+
+/// nginx as an SNI router (`stream` with `ssl_preread`): TLS whose SNI is `name` goes to `backend`,
+/// anything else to a closed port. Its access log records the SNI of every connection.
+pub fn nginx_sni_router(dir: &Path, name: &str, backend: u16) -> Peer {
+    let port = free_port();
+    let home = dir.join(format!("nginx-{port}"));
+    std::fs::create_dir_all(&home).unwrap();
+    let nowhere = free_port();
+    let conf = format!(
+        "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n\
+         daemon off;\n\
+         pid {home}/nginx.pid;\n\
+         error_log {home}/error.log notice;\n\
+         events {{ worker_connections 64; }}\n\
+         stream {{\n\
+           log_format sni '$remote_addr sni=$ssl_preread_server_name upstream=$upstream_addr';\n\
+           access_log {home}/access.log sni;\n\
+           map $ssl_preread_server_name $backend {{ {name} 127.0.0.1:{backend}; default 127.0.0.1:{nowhere}; }}\n\
+           server {{ listen 127.0.0.1:{port}; ssl_preread on; proxy_pass $backend; }}\n\
+         }}\n",
+        home = home.display()
+    );
+    std::fs::write(home.join("nginx.conf"), conf).unwrap();
+    let mut cmd = Command::new("nginx");
+    cmd.arg("-p").arg(&home).arg("-c").arg(home.join("nginx.conf"));
+    Peer::spawn(cmd, port, home.join("access.log"), false)
+}
