@@ -58,7 +58,8 @@ impl DataPlane {
             match outcome {
                 Ok(()) => tracing::warn!(retry_in = ?delay, "the control plane link ended; redialing"),
                 Err(error) => {
-                    tracing::error!(%error, retry_in = ?delay, "cannot sync with the control plane; redialing")
+                    let proxy = self.dialer.proxy.as_ref().map_or_else(|| "none".into(), |p| p.server.to_string());
+                    tracing::error!(control_plane = %self.dialer.control_plane, %proxy, %error, retry_in = ?delay, "cannot sync with the control plane; redialing")
                 }
             }
             tokio::select! {
