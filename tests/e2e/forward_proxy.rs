@@ -187,6 +187,13 @@ fn cluster_check_names_the_broken_hop() {
     assert!(out.contains("FAIL  CONNECT") && out.contains("407"), "{out}");
     assert!(out.contains("hint:"), "{out}");
 
+    // The proxy cannot reach the control plane (tinyproxy answers 500 "Unable to connect").
+    let nowhere = free_port();
+    let open = peers::tinyproxy(dir.path(), &[nowhere], None);
+    let (ok, out) = check(dir.path(), nowhere, &proxy_lines(&open.url("http", None)));
+    assert!(!ok);
+    assert!(out.contains("FAIL  CONNECT") && out.contains("the proxy could not reach the control plane"), "{out}");
+
     // The CP's port answered by something that is not a CP: the CP TLS hop fails.
     let echo = EchoServer::start();
     let (ok, out) = check(dir.path(), echo.addr.port(), &[]);
