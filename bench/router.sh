@@ -9,9 +9,9 @@ DOC=docs/benchmarks.md
 
 cargo bench -p gateway --bench router -- "$@"
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-median_ns() { # KIND ROUTES
+median_ns() { # KIND ROUTES [GROUP]
   grep -o '"median":{"confidence_interval":{[^}]*},"point_estimate":[0-9.e+-]*' \
-    "$target_dir/criterion/route/$1/$2/new/estimates.json" | sed 's/.*://'
+    "$target_dir/criterion/${3:-route}/$1/$2/new/estimates.json" | sed 's/.*://'
 }
 
 work=$(mktemp -d)
@@ -37,6 +37,10 @@ section="$work/section.md"
   echo
   c=$(median_ns component 10000)
   echo "Target: ≤ 2 µs at 10,000 routes; measured $(awk -v c="$c" 'BEGIN {printf "%.2f", c / 1000}') µs."
+  echo
+  lc=$(median_ns component 10000 load); ln=$(median_ns native 10000 load)
+  echo "Loading the 10,000-route table (what each configuration change costs per router instance):"
+  awk -v c="$lc" -v n="$ln" 'BEGIN {printf "%.0f ms in the component, %.0f ms natively (%.1f×).\n", c / 1e6, n / 1e6, c / n}'
   echo "<!-- /bench/router.sh -->"
 } >"$section"
 
