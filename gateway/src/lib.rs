@@ -10,6 +10,7 @@ pub mod certs;
 pub mod cluster;
 pub mod conf;
 pub mod entities;
+pub mod io;
 pub mod node;
 pub mod proxy;
 pub mod status;

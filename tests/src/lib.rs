@@ -199,6 +199,8 @@ pub struct EchoServer {
     pub addr: SocketAddr,
     /// Requests whose head has been read so far.
     pub seen: Arc<std::sync::atomic::AtomicUsize>,
+    /// Connections open now.
+    pub open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl EchoServer {
@@ -230,17 +232,28 @@ impl EchoServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding the echo server");
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = seen.clone();
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (counter, connections) = (seen.clone(), open.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                if let Some(stream) = wrap(stream) {
-                    let stream: Box<dyn ReadWrite> = Box::new(stream);
-                    let counter = counter.clone();
-                    std::thread::spawn(move || echo_connection(stream, addr.port(), &counter));
+                connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let connections = connections.clone();
+                match wrap(stream) {
+                    Some(stream) => {
+                        let stream: Box<dyn ReadWrite> = Box::new(stream);
+                        let counter = counter.clone();
+                        std::thread::spawn(move || {
+                            echo_connection(stream, addr.port(), &counter);
+                            connections.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                        });
+                    }
+                    None => {
+                        connections.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    }
                 }
             }
         });
-        EchoServer { addr, seen }
+        EchoServer { addr, seen, open }
     }
 }
 

@@ -19,6 +19,8 @@ pub struct Peer {
 
 impl Peer {
     fn spawn(mut cmd: Command, port: u16, log: PathBuf, stderr_to_log: bool) -> Peer {
+        // Its own process group, so stopping it stops the children it forks (nginx's workers).
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         if stderr_to_log {
             let file = std::fs::File::create(&log).expect("creating the peer's log");
             cmd.stderr(file.try_clone().unwrap()).stdout(file);
@@ -47,9 +49,29 @@ impl Peer {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Stops the peer now (SIGKILL) and waits for it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the peer and every process it started: SIGTERM to its process group, then SIGKILL
+    /// to whatever of the group is left after a grace period; waits for the peer itself.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let group = format!("-{}", self.child.id());
+        let signal = |name: &str| {
+            let _ = Command::new("kill").args([name, "--", &group]).stderr(Stdio::null()).status();
+        };
+        signal("-TERM");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        signal("-KILL");
         let _ = self.child.wait();
     }
 }
@@ -172,4 +194,54 @@ pub fn nginx_sni_router(dir: &Path, name: &str, backend: u16) -> Peer {
     let mut cmd = Command::new("nginx");
     cmd.arg("-p").arg(&home).arg("-c").arg(home.join("nginx.conf"));
     Peer::spawn(cmd, port, home.join("access.log"), false)
+}
+
+/// nginx as a plain HTTP upstream answering `200 ok` (with the request's path in `X-Path`),
+/// closing idle keep-alive connections after `keepalive` seconds. Its access log shows each
+/// request with the connection it came on (`$connection`).
+pub fn nginx_upstream(dir: &Path, keepalive: u32) -> Peer {
+    let port = free_port();
+    let home = dir.join(format!("nginx-{port}"));
+    std::fs::create_dir_all(&home).unwrap();
+    let conf = format!(
+        "daemon off;\n\
+         pid {home}/nginx.pid;\n\
+         error_log {home}/error.log notice;\n\
+         worker_processes 2;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n\
+           access_log {home}/access.log;\n\
+           log_format conn '$connection $request';\n\
+           client_body_temp_path {home}/body;\n\
+           keepalive_timeout {keepalive}s;\n\
+           server {{ listen 127.0.0.1:{port}; access_log {home}/access.log conn; location / {{ add_header X-Path $uri; return 200 \"ok\"; }} }}\n\
+         }}\n",
+        home = home.display()
+    );
+    std::fs::write(home.join("nginx.conf"), conf).unwrap();
+    let mut cmd = Command::new("nginx");
+    cmd.arg("-p").arg(&home).arg("-c").arg(home.join("nginx.conf"));
+    Peer::spawn(cmd, port, home.join("access.log"), false)
+}
+
+/// The pids of `pid`'s child processes.
+pub fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(candidate) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{candidate}/stat")) else { continue };
+        // The parent pid is the second field after the parenthesised command name.
+        let parent =
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)).and_then(|p| p.parse().ok());
+        if parent == Some(pid) {
+            out.push(candidate);
+        }
+    }
+    out
+}
+
+/// Whether a process is still running (zombies count as gone).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
 }

@@ -83,6 +83,60 @@ pub const KEYS: &[Key] = &[
         doc: "Data plane: the control plane's telemetry listener, without a scheme.",
     },
     Key {
+        name: "trusted_ips",
+        default: None,
+        kind: "list of IP addresses or CIDR blocks",
+        doc: "Peers whose forwarding headers are believed: from them `X-Forwarded-For`/`Forwarded` are appended to and `X-Forwarded-Proto/Host/Port/Path/Prefix` kept, and the client address is read from `real_ip_header`. From any other peer all of these are replaced by the gateway's own values. `0.0.0.0/0, ::/0` trusts everyone. Unset: nobody.",
+    },
+    Key {
+        name: "real_ip_header",
+        default: Some("X-Real-IP"),
+        kind: "header name",
+        doc: "The header a trusted peer names the client's address in (nginx's realip module; the last address when it holds a list). `proxy_protocol` is refused: listeners do not speak the PROXY protocol.",
+    },
+    Key {
+        name: "real_ip_recursive",
+        default: Some("off"),
+        kind: "boolean",
+        doc: "With a list in `real_ip_header`: take the last address that is not in `trusted_ips` rather than the last one.",
+    },
+    Key {
+        name: "nginx_http_client_header_timeout",
+        default: Some("60s"),
+        kind: "nginx time (`60s`, `500ms`, `5m`)",
+        doc: "How long a client may take to send a whole request head. The connection is then closed.",
+    },
+    Key {
+        name: "nginx_http_client_body_timeout",
+        default: Some("60s"),
+        kind: "nginx time",
+        doc: "How long a client may pause between two reads of its request body: then the request gets 408 and its upstream connection is closed.",
+    },
+    Key {
+        name: "nginx_http_keepalive_timeout",
+        default: Some("75s"),
+        kind: "nginx time",
+        doc: "How long an idle keep-alive connection (HTTP/1.1 or HTTP/2) waits for its next request before it is closed.",
+    },
+    Key {
+        name: "nginx_http_send_timeout",
+        default: Some("60s"),
+        kind: "nginx time",
+        doc: "How long a write to a client that does not read its response may wait: then the connection is closed (and its upstream connection with it).",
+    },
+    Key {
+        name: "nginx_http_client_max_body_size",
+        default: Some("0"),
+        kind: "nginx size (`0` = unlimited, `10m`)",
+        doc: "Largest request body the proxy forwards: over it the request gets 413 (at once when `Content-Length` says so, else when the limit is crossed). Kong's default `0` is unlimited.",
+    },
+    Key {
+        name: "nginx_http_large_client_header_buffers",
+        default: Some("4 8k"),
+        kind: "number and size",
+        doc: "The largest request head is their product (32 KiB by default); a larger one gets 431.",
+    },
+    Key {
         name: "cluster_mtls",
         default: Some("shared"),
         kind: "`shared` | `pki`",
@@ -247,8 +301,6 @@ pub const KONG_ONLY: &[&str] = &[
     "node_id",
     "proxy_access_log",
     "proxy_error_log",
-    "real_ip_header",
-    "real_ip_recursive",
     "router_flavor",
     "ssl_cert",
     "ssl_cert_key",
@@ -259,7 +311,6 @@ pub const KONG_ONLY: &[&str] = &[
     "status_ssl_cert",
     "status_ssl_cert_key",
     "stream_listen",
-    "trusted_ips",
     "untrusted_lua",
     "upstream_keepalive_idle_timeout",
     "upstream_keepalive_max_requests",
@@ -279,7 +330,7 @@ pub fn find(name: &str) -> Option<&'static Key> {
 }
 
 pub fn is_kong_only(name: &str) -> bool {
-    KONG_ONLY.contains(&name) || KONG_ONLY_PREFIXES.iter().any(|p| name.starts_with(p))
+    find(name).is_none() && (KONG_ONLY.contains(&name) || KONG_ONLY_PREFIXES.iter().any(|p| name.starts_with(p)))
 }
 
 /// The known key closest to a misspelt one, when it is close enough to be a likely typo.

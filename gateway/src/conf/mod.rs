@@ -2,6 +2,7 @@
 //! with figment (built-in defaults < file < environment); every value is then parsed into its type,
 //! and every problem found is reported at once with where the value came from.
 
+pub mod client;
 pub mod env;
 pub mod keys;
 pub mod listen;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use figment::Figment;
 
+pub use client::{ClientLimits, ClientTrust};
 pub use env::Environment;
 pub use listen::ListenSpec;
 pub use syntax::ConfFile;
@@ -62,6 +64,10 @@ pub struct Settings {
     pub allow_debug_header: bool,
     /// The plugins this node offers (`bundled` expanded).
     pub plugins: Vec<String>,
+    /// What the proxy accepts from clients: timeouts and sizes.
+    pub client_limits: ClientLimits,
+    /// Whose forwarding headers the proxy believes.
+    pub client_trust: ClientTrust,
     /// A router component to use instead of the bundled one.
     pub router_component: Option<PathBuf>,
     /// The file these settings were read from, if any.
@@ -347,6 +353,19 @@ impl Checker<'_> {
             lmdb_map_size: self.required("lmdb_map_size", parse_size),
             plugins: self.required("plugins", parse_plugins),
             router_component: self.optional("router_component", parse_existing_file),
+            client_limits: ClientLimits {
+                header_timeout: self.required("nginx_http_client_header_timeout", client::parse_nginx_time),
+                body_timeout: self.required("nginx_http_client_body_timeout", client::parse_nginx_time),
+                keepalive_timeout: self.required("nginx_http_keepalive_timeout", client::parse_nginx_time),
+                send_timeout: self.required("nginx_http_send_timeout", client::parse_nginx_time),
+                max_body_size: self.required("nginx_http_client_max_body_size", client::parse_max_body_size),
+                max_header_bytes: self.required("nginx_http_large_client_header_buffers", client::parse_header_buffers),
+            },
+            client_trust: ClientTrust {
+                trusted: self.optional("trusted_ips", client::parse_trusted_ips).unwrap_or_default(),
+                real_ip_header: self.required("real_ip_header", client::parse_real_ip_header),
+                real_ip_recursive: self.required("real_ip_recursive", parse_bool),
+            },
             allow_debug_header: self.required("allow_debug_header", parse_bool),
             source: self.file.map(|f| f.path.clone()),
         }

@@ -2,22 +2,28 @@
 //! let open connections finish their requests, and give up on them after a bound.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use super::client_io::{Activity, ClientIo, Counted, InFlight};
 use super::shutdown::Shutdown;
+use crate::conf::ClientLimits;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long a client may take to complete a TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a failed accept (usually out of file descriptors), the first pause and the longest.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// What a service knows about the connection a request came on.
 #[derive(Debug, Clone)]
@@ -26,6 +32,8 @@ pub struct Conn {
     pub local: SocketAddr,
     /// Set for TLS connections: the server name the client asked for, if any.
     pub tls: Option<TlsInfo>,
+    /// The connection's requests in flight; tell it when the connection becomes a tunnel.
+    pub activity: Arc<Activity>,
 }
 
 #[derive(Debug, Clone)]
@@ -33,12 +41,23 @@ pub struct TlsInfo {
     pub sni: Option<String>,
 }
 
-/// Accepts on `listener` (through TLS when `tls` is set) and serves each connection with the
-/// service `make` builds for it, until shutdown; then drains.
+/// How a listener serves its connections.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// Serve through TLS (the listen flag `ssl`).
+    pub tls: Option<TlsAcceptor>,
+    /// Speak HTTP/2 as well (the listen flag `http2`); else HTTP/1.1 only, also in plain text.
+    pub http2: bool,
+    pub limits: ClientLimits,
+}
+
+/// Accepts on `listener` (through TLS when the options say so) and serves each connection with
+/// the service `make` builds for it, until shutdown; then drains: open connections finish their
+/// requests (HTTP/1 closes after the current one, HTTP/2 sends GOAWAY) for up to `drain`.
 pub async fn serve<M, S, B>(
     name: &'static str,
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    options: ServeOptions,
     make: M,
     mut shutdown: Shutdown,
     drain: Duration,
@@ -47,32 +66,41 @@ pub async fn serve<M, S, B>(
     S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + Sync + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
-    B: hyper::body::Body + Send + 'static,
+    B: hyper::body::Body + Send + Unpin + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    let make = std::sync::Arc::new(make);
+    let protocols = Arc::new(Protocols::new(&options));
+    let limits = options.limits.clone();
+    let (draining, drained) = watch::channel(false);
+    let make = Arc::new(make);
     let mut connections = tokio::task::JoinSet::new();
+    let mut backoff = ACCEPT_BACKOFF;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    if backoff > ACCEPT_BACKOFF {
+                        tracing::info!("{name}: accepting connections again");
+                        backoff = ACCEPT_BACKOFF;
+                    }
                     let _ = stream.set_nodelay(true);
                     let local = stream.local_addr().unwrap_or(peer);
-                    let builder = builder.clone();
-                    let watcher = graceful.watcher();
-                    let tls = tls.clone();
+                    let protocols = protocols.clone();
+                    let drained = drained.clone();
+                    let tls = options.tls.clone();
                     let make = make.clone();
+                    let limits = limits.clone();
                     connections.spawn(async move {
+                        let activity = Arc::new(Activity::default());
+                        let io = ClientIo::new(stream, activity.clone(), limits.keepalive_timeout, limits.send_timeout);
                         let result = match tls {
                             None => {
-                                let service = make(Conn { peer, local, tls: None });
-                                watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service)).await
+                                let service = Counting::new(make(Conn { peer, local, tls: None, activity: activity.clone() }), activity);
+                                protocols.serve(io, service, drained).await
                             }
                             Some(acceptor) => {
-                                let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
                                     Ok(Ok(stream)) => stream,
                                     Ok(Err(error)) => {
                                         tracing::debug!(%peer, %error, "{name}: TLS handshake failed");
@@ -84,8 +112,9 @@ pub async fn serve<M, S, B>(
                                     }
                                 };
                                 let sni = stream.get_ref().1.server_name().map(str::to_string);
-                                let service = make(Conn { peer, local, tls: Some(TlsInfo { sni }) });
-                                watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service)).await
+                                let conn = Conn { peer, local, tls: Some(TlsInfo { sni }), activity: activity.clone() };
+                                let service = Counting::new(make(conn), activity);
+                                protocols.serve(stream, service, drained).await
                             }
                         };
                         if let Err(error) = result {
@@ -94,9 +123,16 @@ pub async fn serve<M, S, B>(
                     });
                 }
                 Err(error) => {
-                    // Usually out of file descriptors: back off instead of spinning.
-                    tracing::warn!(%error, "{name}: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Usually out of file descriptors (EMFILE/ENFILE): pause, longer each time,
+                    // rather than spin on a listener that stays readable.
+                    if backoff == ACCEPT_BACKOFF {
+                        tracing::warn!(%error, "{name}: accept failed; backing off until connections can be accepted again");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = shutdown.wait() => break,
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -104,12 +140,132 @@ pub async fn serve<M, S, B>(
         }
     }
     drop(listener);
-    let open = graceful.count();
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    let open = connections.len();
+    let _ = draining.send(true);
+    let all_done = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(drain, all_done).await.is_err() {
         tracing::warn!("{name}: connections still busy after {drain:?}; closing them");
         connections.abort_all();
     } else if open > 0 {
         tracing::debug!("{name}: {open} connection(s) drained");
+    }
+}
+
+/// Resolves once `flag` is true (or its sender is gone).
+async fn until_true(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|d| *d).await;
+}
+
+/// The HTTP versions a listener speaks, with the client limits applied to each.
+struct Protocols {
+    /// HTTP/1.1 and HTTP/2 (ALPN or prior knowledge), for listeners with the `http2` flag.
+    both: Option<auto::Builder<TokioExecutor>>,
+    /// HTTP/1.1 alone. hyper-util's auto builder would still answer an HTTP/2 preface.
+    http1: hyper::server::conn::http1::Builder,
+}
+
+impl Protocols {
+    fn new(options: &ServeOptions) -> Protocols {
+        let limits = &options.limits;
+        let max_buf = limits.max_header_bytes.max(8192);
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).max_buf_size(max_buf);
+        let both = options.http2.then(|| {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).max_buf_size(max_buf);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+            builder
+        });
+        Protocols { both, http1 }
+    }
+
+    /// Serves one connection until it ends, or until `drained` turns true: then the connection
+    /// finishes what it is doing and closes.
+    async fn serve<I, S, B>(&self, io: I, service: S, mut drained: watch::Receiver<bool>) -> Result<(), BoxError>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+        S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let io = TokioIo::new(io);
+        match &self.both {
+            Some(builder) => {
+                let conn = builder.serve_connection_with_upgrades(io, service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    result = conn.as_mut() => result,
+                    () = until_true(&mut drained) => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                }
+            }
+            None => {
+                let conn = self.http1.serve_connection(io, service).with_upgrades();
+                tokio::pin!(conn);
+                tokio::select! {
+                    result = conn.as_mut() => result.map_err(Into::into),
+                    () = until_true(&mut drained) => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await.map_err(Into::into)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A connection's service that counts its requests in flight until their responses are sent.
+struct Counting<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S> Counting<S> {
+    fn new(inner: S, activity: Arc<Activity>) -> Self {
+        Counting { inner, activity }
+    }
+}
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for Counting<S>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>>,
+{
+    type Response = Response<Counted<B>>;
+    type Error = S::Error;
+    type Future = CountingFuture<S::Future>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        CountingFuture { inner: self.inner.call(req), in_flight: Some(self.activity.begin()) }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct CountingFuture<F> {
+        #[pin]
+        inner: F,
+        in_flight: Option<InFlight>,
+    }
+}
+
+impl<F, B, E> Future for CountingFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<Counted<B>>, E>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.inner.poll(cx));
+        let in_flight = this.in_flight.take().expect("polled after completion");
+        std::task::Poll::Ready(response.map(|r| r.map(|body| Counted::new(body, in_flight))))
     }
 }
 
@@ -153,6 +309,10 @@ mod tests {
         })
     }
 
+    fn plain() -> ServeOptions {
+        ServeOptions { tls: None, http2: false, limits: ClientLimits::default() }
+    }
+
     async fn request(addr: std::net::SocketAddr) -> TcpStream {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         stream.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
@@ -167,7 +327,7 @@ mod tests {
         let arrived = Arc::new(Notify::new());
         let service = slow(arrived.clone(), Some(Duration::from_millis(300)));
         let server =
-            tokio::spawn(serve("test", listener, None, move |_| service.clone(), stop, Duration::from_secs(10)));
+            tokio::spawn(serve("test", listener, plain(), move |_| service.clone(), stop, Duration::from_secs(10)));
 
         let mut client = request(addr).await;
         arrived.notified().await;
@@ -188,7 +348,7 @@ mod tests {
         let arrived = Arc::new(Notify::new());
         let server = {
             let service = slow(arrived.clone(), None);
-            tokio::spawn(serve("test", listener, None, move |_| service.clone(), stop, Duration::from_millis(200)))
+            tokio::spawn(serve("test", listener, plain(), move |_| service.clone(), stop, Duration::from_millis(200)))
         };
 
         let mut client = request(addr).await;

@@ -1,6 +1,7 @@
 //! A running node: prepares the prefix, proves the wasm engine, binds the listeners its role
 //! serves, and stops them all gracefully on SIGINT or SIGTERM.
 
+pub mod client_io;
 pub mod http;
 pub mod listener;
 pub mod logging;
@@ -255,7 +256,14 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
 
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let upstream_tls = crate::trust::http1_client(&settings.lua_ssl_trusted_certificate)?;
-    let proxy = Proxy::new(router, workers, settings.allow_debug_header, upstream_tls);
+    let proxy = Proxy::new(
+        router,
+        workers,
+        settings.allow_debug_header,
+        upstream_tls,
+        settings.client_trust.clone(),
+        settings.client_limits.clone(),
+    );
     let catalog = Arc::new(open_catalog(&settings).await?);
     let serves_proxy = settings.role != Role::ControlPlane;
     let dp_cache = if settings.role == Role::DataPlane {
@@ -294,10 +302,11 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             };
             tracing::info!(listen = %spec, "proxy listening");
             let proxy = proxy.clone();
+            let options = http::ServeOptions { tls, http2: spec.http2, limits: settings.client_limits.clone() };
             tasks.spawn(http::serve(
                 "proxy",
                 listener,
-                tls,
+                options,
                 move |conn| proxy.service(conn),
                 shutdown.clone(),
                 DRAIN_TIMEOUT,
@@ -343,10 +352,11 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             let listener = listener::bind("admin_listen", spec).await?;
             tracing::info!(listen = %spec, "Admin API listening");
             let admin = admin.clone();
+            let options = http::ServeOptions { tls: None, http2: spec.http2, limits: settings.client_limits.clone() };
             tasks.spawn(http::serve(
                 "admin",
                 listener,
-                None,
+                options,
                 move |_| admin.service(),
                 shutdown.clone(),
                 DRAIN_TIMEOUT,
@@ -358,7 +368,15 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         let listener = listener::bind("status_listen", spec).await?;
         tracing::info!(listen = %spec, "status API listening");
         let status = status.clone();
-        tasks.spawn(http::serve("status", listener, None, move |_| status.service(), shutdown.clone(), DRAIN_TIMEOUT));
+        let options = http::ServeOptions { tls: None, http2: spec.http2, limits: settings.client_limits.clone() };
+        tasks.spawn(http::serve(
+            "status",
+            listener,
+            options,
+            move |_| status.service(),
+            shutdown.clone(),
+            DRAIN_TIMEOUT,
+        ));
     }
     tracing::info!(role = %settings.role, version = crate::VERSION, "gateway started");
 

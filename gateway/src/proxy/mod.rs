@@ -2,9 +2,13 @@
 //! configuration snapshot, swapped atomically so requests in flight finish on the one they began
 //! with and a bad configuration never replaces a good one.
 
+pub mod answers;
+mod client_body;
+pub mod forwarding;
 pub mod pipeline;
 pub mod snapshot;
 pub mod tls;
+mod tunnel;
 pub mod upstream;
 
 use std::convert::Infallible;
@@ -14,6 +18,7 @@ use arc_swap::ArcSwap;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
+use crate::conf::{ClientLimits, ClientTrust};
 use crate::entities::Config;
 use crate::node::http::Conn;
 use crate::wasm::router::CompiledRouter;
@@ -28,6 +33,10 @@ pub struct Proxy {
     instances: usize,
     /// Kong's `allow_debug_header`: answer `Kong-Debug: 1` with the matched route and service.
     pub allow_debug_header: bool,
+    /// Whose forwarding headers to believe.
+    pub trust: ClientTrust,
+    /// Body size and pace limits for clients.
+    pub limits: ClientLimits,
 }
 
 impl Proxy {
@@ -37,6 +46,8 @@ impl Proxy {
         instances: usize,
         allow_debug_header: bool,
         upstream_tls: Arc<rustls::ClientConfig>,
+        trust: ClientTrust,
+        limits: ClientLimits,
     ) -> Arc<Proxy> {
         Arc::new(Proxy {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
@@ -44,6 +55,8 @@ impl Proxy {
             router,
             instances,
             allow_debug_header,
+            trust,
+            limits,
         })
     }
 

@@ -5,16 +5,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::{Body as _, Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-
-use super::Proxy;
-use super::snapshot::{Snapshot, accepts};
 use rustls_pki_types::ServerName;
 
-use super::upstream::{ConnectError, Pool, PooledBody, ProxyBody, pool_key};
+use super::Proxy;
+pub use super::answers::kong_error;
+use super::answers::{Blame, Failure};
+use super::client_body::{ClientBody, ClientBodyError};
+use super::forwarding::{self, request_host};
+use super::snapshot::{Snapshot, accepts};
+use super::tunnel;
+use super::upstream::{ConnectError, Pool, PooledBody, ProxyBody, Upstream, pool_key};
 use crate::entities::{Route, Service};
 use crate::node::http::Conn;
 use crate::wasm::router::Request as RouterRequest;
@@ -22,14 +26,44 @@ use crate::wasm::router::Request as RouterRequest;
 const VIA: &str = concat!("1.1 gateway/", env!("CARGO_PKG_VERSION"));
 
 /// Handles one request. Never fails: every problem becomes a response.
-pub async fn handle(proxy: Arc<Proxy>, conn: Conn, mut req: Request<Incoming>) -> Response<ProxyBody> {
-    let started = Instant::now();
+pub async fn handle(proxy: Arc<Proxy>, conn: Conn, req: Request<Incoming>) -> Response<ProxyBody> {
     let client_version = req.version();
+    let mut response = match forward(&proxy, &conn, req).await {
+        Ok(response) => response,
+        Err(failure) => {
+            match failure.blame {
+                Blame::Client => {
+                    tracing::debug!(peer = %conn.peer, status = failure.status.as_u16(), error = %failure.detail, "request refused")
+                }
+                Blame::Upstream => {
+                    tracing::warn!(status = failure.status.as_u16(), error = %failure.detail, "upstream request failed")
+                }
+                Blame::Gateway => tracing::error!(error = %failure.detail, "request failed in the gateway"),
+            }
+            let mut response = failure.response();
+            if failure.blame == Blame::Client && client_version < hyper::Version::HTTP_2 {
+                // What else the client sent cannot be trusted to frame a next request.
+                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
+        }
+    };
+    // The client hears our HTTP version, whatever the upstream spoke.
+    *response.version_mut() = client_version;
+    response
+}
+
+/// Routes the request and sends it upstream; a [`Failure`] says who is to blame when that fails.
+async fn forward(proxy: &Arc<Proxy>, conn: &Conn, mut req: Request<Incoming>) -> Result<Response<ProxyBody>, Failure> {
+    let started = Instant::now();
+    let host = request_host(&req).map_err(|e| Failure::new(StatusCode::BAD_REQUEST, Blame::Client, e.to_string()))?;
+    router_core::check_request_path(req.uri().path()).map_err(|e| {
+        Failure::new(StatusCode::BAD_REQUEST, Blame::Client, format!("path {:?}: {e}", req.uri().path()))
+    })?;
     let snapshot = proxy.current();
     let Some(router) = &snapshot.router else {
-        return kong_error(StatusCode::NOT_FOUND, "no Route matched with those values");
+        return Ok(kong_error(StatusCode::NOT_FOUND, "no Route matched with those values"));
     };
-    let host = request_host(&req).unwrap_or_default();
     let headers: Vec<(String, Vec<u8>)> = router
         .header_names()
         .iter()
@@ -43,51 +77,66 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Conn, mut req: Request<Incoming>) -
         port: conn.local.port(),
         path: req.uri().path().to_string(),
         headers,
-        sni: conn.tls.as_ref().and_then(|t| t.sni.clone()),
+        // A TLS request without a server name is `""`: it matches no route's `snis`.
+        sni: conn.tls.as_ref().map(|t| t.sni.clone().unwrap_or_default()),
     });
     let decision = match routed {
         Ok(Some(decision)) => decision,
-        Ok(None) => return kong_error(StatusCode::NOT_FOUND, "no Route matched with those values"),
+        Ok(None) => return Ok(kong_error(StatusCode::NOT_FOUND, "no Route matched with those values")),
         Err(failure) => {
-            tracing::error!(error = %failure, "routing failed");
-            return kong_error(StatusCode::INTERNAL_SERVER_ERROR, "An unexpected error occurred");
+            return Err(Failure::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Blame::Gateway,
+                format!("routing failed: {failure}"),
+            ));
         }
     };
     let (route, service) = &snapshot.routes[decision.route as usize];
     let tls = conn.tls.is_some();
     if !accepts(route, tls) {
         if !tls {
-            return https_required(route, &host, req.uri());
+            return Ok(https_required(route, &host, req.uri()));
         }
-        return kong_error(StatusCode::NOT_FOUND, "no Route matched with those values");
+        return Ok(kong_error(StatusCode::NOT_FOUND, "no Route matched with those values"));
     }
     let Some(service) = service.clone() else {
-        return kong_error(StatusCode::SERVICE_UNAVAILABLE, "no Service found with those values");
+        return Ok(kong_error(StatusCode::SERVICE_UNAVAILABLE, "no Service found with those values"));
     };
+    if !router_core::upstream_path_is_safe(&decision.upstream_path, service.path.as_deref()) {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            Blame::Client,
+            format!(
+                "path {:?} would reach the upstream as {:?}: outside the service path or with a dot segment",
+                req.uri().path(),
+                decision.upstream_path
+            ),
+        ));
+    }
+    if let (Some(limit), Some(length)) = (proxy.limits.max_body_size, declared_length(req.headers()))
+        && length > limit
+    {
+        return Err(Failure::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Blame::Client,
+            format!("Content-Length {length} is over nginx_http_client_max_body_size ({limit} bytes)"),
+        ));
+    }
     let debug = proxy.allow_debug_header && req.headers().get("kong-debug").is_some_and(|v| v == "1");
 
-    let upgrade = is_upgrade(req.headers());
+    let upgrade = is_websocket_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let upstream_req = match upstream_request(req, &conn, route, &service, &decision.upstream_path, &host, upgrade) {
-        Ok(r) => r,
-        Err(message) => return kong_error(StatusCode::BAD_REQUEST, &message),
-    };
+    let upstream_req = upstream_request(proxy, req, conn, route, &service, &decision.upstream_path, &host, upgrade)?;
     let proxy_latency = started.elapsed();
     let sent = Instant::now();
-    let mut response = match send(&proxy.pool, &snapshot, &service, upstream_req).await {
-        Ok(response) => response,
-        Err(failure) => {
-            tracing::warn!(service = %service_label(&service), error = %failure.detail, "upstream request failed");
-            return kong_error(failure.status, failure.message);
-        }
-    };
+    let mut response = send(&proxy.pool, &snapshot, &service, upstream_req).await?;
     let upstream_latency = sent.elapsed();
-    // The client hears our HTTP version, whatever the upstream spoke.
-    *response.version_mut() = client_version;
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_upgrade) = client_upgrade {
-            splice_upgrade(client_upgrade, &mut response);
+            conn.activity.upgraded();
+            let idle = Duration::from_millis(u64::from(service.read_timeout));
+            splice_upgrade(client_upgrade, &mut response, idle);
         }
     } else {
         strip_hop_by_hop(response.headers_mut());
@@ -99,20 +148,12 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Conn, mut req: Request<Incoming>) -
     if debug {
         add_debug_headers(headers, route, &service);
     }
-    response
+    Ok(response)
 }
 
-/// The host the client asked for: the Host header, or the authority of an HTTP/2 request.
-fn request_host(req: &Request<Incoming>) -> Option<String> {
-    req.headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))
-}
-
-fn service_label(service: &Service) -> String {
-    service.name.clone().unwrap_or_else(|| service.id.to_string())
+/// The body length a request declares, if it declares one.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 section 7.6.1).
@@ -144,16 +185,23 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::TRANSFER_ENCODING);
 }
 
-fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
+/// Whether the request asks to become a WebSocket: the only upgrade forwarded, as in Kong. Any
+/// other `Upgrade` (h2c, TLS…) is dropped with the hop-by-hop headers.
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let has = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade")
 }
 
+#[allow(clippy::too_many_arguments)]
 fn upstream_request(
+    proxy: &Proxy,
     req: Request<Incoming>,
     conn: &Conn,
     route: &Route,
@@ -161,18 +209,20 @@ fn upstream_request(
     upstream_path: &str,
     client_host: &str,
     upgrade: bool,
-) -> Result<Request<ProxyBody>, String> {
+) -> Result<Request<ProxyBody>, Failure> {
     let (parts, body) = req.into_parts();
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("{upstream_path}?{q}"),
         None => upstream_path.to_string(),
     };
     let mut headers = parts.headers;
-    let upgrade_value = headers.get(header::UPGRADE).cloned();
     strip_hop_by_hop(&mut headers);
-    if upgrade && let Some(value) = upgrade_value {
+    if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        headers.insert(header::UPGRADE, value);
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    }
+    if parts.version == hyper::Version::HTTP_2 {
+        forwarding::join_cookies(&mut headers);
     }
     let host = if route.preserve_host && !client_host.is_empty() {
         client_host.to_string()
@@ -181,41 +231,37 @@ fn upstream_request(
     } else {
         format!("{}:{}", service.host, service.port)
     };
-    headers.insert(header::HOST, HeaderValue::from_str(&host).map_err(|_| "invalid Host".to_string())?);
-
-    let client_ip = conn.peer.ip().to_string();
-    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(existing) => format!("{existing}, {client_ip}"),
-        None => client_ip.clone(),
-    };
-    let (forwarded_host, _) = router_core::split_host_port(client_host);
-    let set = |headers: &mut HeaderMap, name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            headers.insert(name, v);
-        }
-    };
-    set(&mut headers, "x-forwarded-for", &forwarded_for);
-    set(&mut headers, "x-forwarded-proto", if conn.tls.is_some() { "https" } else { "http" });
-    set(&mut headers, "x-forwarded-host", forwarded_host);
-    set(&mut headers, "x-forwarded-port", &conn.local.port().to_string());
-    set(&mut headers, "x-forwarded-path", parts.uri.path());
-    set(&mut headers, "x-real-ip", &client_ip);
+    let host = HeaderValue::from_str(&host).map_err(|_| {
+        Failure::new(StatusCode::BAD_GATEWAY, Blame::Gateway, format!("{host:?} cannot be a Host header"))
+    })?;
+    headers.insert(header::HOST, host);
+    forwarding::set_forwarding_headers(
+        &mut headers,
+        &proxy.trust,
+        &forwarding::Forwarded {
+            peer: conn.peer.ip(),
+            tls: conn.tls.is_some(),
+            host: client_host,
+            local_port: conn.local.port(),
+            path: parts.uri.path(),
+        },
+    );
     headers.append(header::VIA, HeaderValue::from_static(VIA));
 
+    let body = ClientBody::new(body, proxy.limits.max_body_size, proxy.limits.body_timeout);
     let mut builder = Request::builder().method(parts.method).uri(path_and_query).version(hyper::Version::HTTP_11);
     if let Some(h) = builder.headers_mut() {
         *h = headers;
     }
-    builder.body(body.map_err(Into::into).boxed()).map_err(|e| format!("invalid upstream request: {e}"))
+    builder
+        .body(body.boxed())
+        .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, Blame::Client, format!("invalid upstream request: {e}")))
 }
 
-struct Failure {
-    status: StatusCode,
-    message: &'static str,
-    detail: String,
-}
-
-/// Connects (with retries across targets on connect failure) and sends the request once.
+/// Connects (with retries across targets on connect failure) and sends the request. A request
+/// that fails on a reused keep-alive connection before any of its response came back (the
+/// upstream had closed the connection while it was idle) is sent once more on a fresh connection
+/// when nothing of its body had been read from the client yet, as nginx does.
 async fn send(
     pool: &Arc<Pool>,
     snapshot: &Snapshot,
@@ -226,50 +272,52 @@ async fn send(
         crate::entities::Protocol::Https => Some(upstream_server_name(&req, service)?),
         _ => None,
     };
-    let connect_timeout = Duration::from_millis(u64::from(service.connect_timeout));
     let read_timeout = Duration::from_millis(u64::from(service.read_timeout));
-    let balancer = snapshot.balancers.get(&service.host);
-    if balancer.is_some_and(|b| b.is_empty()) {
-        return Err(Failure {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: "failure to get a peer from the ring-balancer",
-            detail: format!("upstream {} has no targets", service.host),
-        });
-    }
-    let mut last: Option<ConnectError> = None;
-    let mut connected = None;
-    for _attempt in 0..=service.retries {
-        let address = match balancer.and_then(|b| b.next()) {
-            Some(target) => target.to_string(),
-            None if service.host.contains(':') => format!("[{}]:{}", service.host, service.port),
-            None => format!("{}:{}", service.host, service.port),
-        };
-        let key = pool_key(&address, tls_name.as_ref());
-        if let Some(upstream) = pool.checkout(&key) {
-            connected = Some((key, upstream));
-            break;
-        }
-        match pool.connect(&address, tls_name.as_ref(), connect_timeout).await {
-            Ok(upstream) => {
-                connected = Some((key, upstream));
-                break;
+    let (mut key, mut upstream) = connect(pool, snapshot, service, tls_name.as_ref(), true).await?;
+    let (parts, body) = req.into_parts();
+    let body = Reclaimable::new(body);
+    let mut request = Request::from_parts(parts.clone(), body.clone().boxed());
+    loop {
+        let reused = upstream.reused;
+        match exchange(&mut upstream, request, service, read_timeout).await {
+            Ok(response) => {
+                let (head, body) = response.into_parts();
+                let body = if head.status == StatusCode::SWITCHING_PROTOCOLS {
+                    body.map_err(Into::into).boxed()
+                } else {
+                    PooledBody::new(body, pool.clone(), key, upstream, read_timeout).boxed()
+                };
+                return Ok(Response::from_parts(head, body));
             }
-            Err(e) => last = Some(e),
+            Err(Exchange::Failed(error)) if reused && stale(&error) && body.unread() => {
+                tracing::debug!(upstream = %key, error = %error_chain(&error), "a reused connection was closed by the upstream; sending again on a new one");
+                (key, upstream) = connect(pool, snapshot, service, tls_name.as_ref(), false).await?;
+                request = Request::from_parts(parts.clone(), body.clone().boxed());
+            }
+            Err(Exchange::Failed(error)) => return Err(exchange_failure(&key, &error)),
+            Err(Exchange::HeadTimeout) => {
+                return Err(Failure::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    Blame::Upstream,
+                    format!("{key}: no response within read_timeout {read_timeout:?}"),
+                ));
+            }
         }
     }
-    let Some((address, mut upstream)) = connected else {
-        let error = last.expect("at least one attempt was made");
-        let status = match error {
-            ConnectError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            _ => StatusCode::BAD_GATEWAY,
-        };
-        let message = if status == StatusCode::GATEWAY_TIMEOUT {
-            "The upstream server is timing out"
-        } else {
-            "An invalid response was received from the upstream server"
-        };
-        return Err(Failure { status, message, detail: error.to_string() });
-    };
+}
+
+enum Exchange {
+    Failed(hyper::Error),
+    HeadTimeout,
+}
+
+/// Sends one request on `upstream` and waits for the response head.
+async fn exchange(
+    upstream: &mut Upstream,
+    req: Request<ProxyBody>,
+    service: &Service,
+    read_timeout: Duration,
+) -> Result<Response<Incoming>, Exchange> {
     upstream.set_write_timeout(Duration::from_millis(u64::from(service.write_timeout)));
     // read_timeout runs from the end of the request body (a long upload is not a slow upstream).
     let sent = Arc::new(tokio::sync::Notify::new());
@@ -278,53 +326,154 @@ async fn send(
         sent.notified().await;
         tokio::time::sleep(read_timeout).await;
     };
-    let response = tokio::select! {
-        response = upstream.sender.send_request(req) => Ok(response),
-        () = head_deadline => Err(()),
-    };
-    let response = match response {
-        Ok(Ok(response)) => response,
-        Ok(Err(error)) if timed_out(&error) => {
-            return Err(Failure {
-                status: StatusCode::GATEWAY_TIMEOUT,
-                message: "The upstream server is timing out",
-                detail: format!("{address}: {}", error_chain(&error)),
-            });
-        }
-        Ok(Err(error)) => {
-            return Err(Failure {
-                status: StatusCode::BAD_GATEWAY,
-                message: "An invalid response was received from the upstream server",
-                detail: format!("{address}: {}", error_chain(&error)),
-            });
-        }
-        Err(_) => {
-            return Err(Failure {
-                status: StatusCode::GATEWAY_TIMEOUT,
-                message: "The upstream server is timing out",
-                detail: format!("{address}: no response within read_timeout {read_timeout:?}"),
-            });
-        }
-    };
-    let (parts, body) = response.into_parts();
-    let body = if parts.status == StatusCode::SWITCHING_PROTOCOLS {
-        body.map_err(Into::into).boxed()
-    } else {
-        PooledBody::new(body, pool.clone(), address, upstream, read_timeout).boxed()
-    };
-    Ok(Response::from_parts(parts, body))
+    tokio::select! {
+        response = upstream.sender.send_request(req) => response.map_err(Exchange::Failed),
+        () = head_deadline => Err(Exchange::HeadTimeout),
+    }
 }
 
-/// Whether a failed exchange was a timeout of ours (the write deadline).
-fn timed_out(error: &hyper::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+/// A connection for the request: an idle pooled one when `pooled` allows it, else a new one, with
+/// Kong's retries over the balancer's targets when connecting fails.
+async fn connect(
+    pool: &Arc<Pool>,
+    snapshot: &Snapshot,
+    service: &Service,
+    tls_name: Option<&ServerName<'static>>,
+    pooled: bool,
+) -> Result<(String, Upstream), Failure> {
+    let connect_timeout = Duration::from_millis(u64::from(service.connect_timeout));
+    let balancer = snapshot.balancers.get(&service.host);
+    if balancer.is_some_and(|b| b.is_empty()) {
+        return Err(Failure {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "failure to get a peer from the ring-balancer",
+            detail: format!("upstream {} has no targets", service.host),
+            blame: Blame::Upstream,
+        });
+    }
+    let mut last: Option<ConnectError> = None;
+    for _attempt in 0..=service.retries {
+        let address = match balancer.and_then(|b| b.next()) {
+            Some(target) => target.to_string(),
+            None if service.host.contains(':') => format!("[{}]:{}", service.host, service.port),
+            None => format!("{}:{}", service.host, service.port),
+        };
+        let key = pool_key(&address, tls_name);
+        if pooled && let Some(upstream) = pool.checkout(&key) {
+            return Ok((key, upstream));
+        }
+        match pool.connect(&address, tls_name, connect_timeout).await {
+            Ok(upstream) => return Ok((key, upstream)),
+            Err(e) => last = Some(e),
+        }
+    }
+    let error = last.expect("at least one attempt was made");
+    let status = match error {
+        ConnectError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    Err(Failure::new(status, Blame::Upstream, error.to_string()))
+}
+
+/// Whether an exchange failed because the connection was gone before any response came back:
+/// closed, reset or never written to.
+fn stale(error: &hyper::Error) -> bool {
+    if error.is_canceled() || error.is_incomplete_message() {
+        return true;
+    }
+    let mut source = std::error::Error::source(error);
     while let Some(e) = source {
-        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
-            return true;
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::ConnectionAborted
+            );
         }
         source = e.source();
     }
     false
+}
+
+/// The answer to a failed exchange: the client's body (413, 408), a write deadline (504) or a
+/// bad upstream (502). Decided by the error's kinds, never its text.
+fn exchange_failure(key: &str, error: &hyper::Error) -> Failure {
+    let detail = format!("{key}: {}", error_chain(error));
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(body) = e.downcast_ref::<ClientBodyError>() {
+            let status = match body {
+                ClientBodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                ClientBodyError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
+            };
+            return Failure::new(status, Blame::Client, detail);
+        }
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
+            return Failure::new(StatusCode::GATEWAY_TIMEOUT, Blame::Upstream, detail);
+        }
+        source = e.source();
+    }
+    Failure::new(StatusCode::BAD_GATEWAY, Blame::Upstream, detail)
+}
+
+/// A request body that can be handed to a second attempt as long as the first one never read it.
+#[derive(Clone)]
+struct Reclaimable {
+    slot: Arc<std::sync::Mutex<Option<ProxyBody>>>,
+    end_stream: bool,
+}
+
+impl Reclaimable {
+    fn new(body: ProxyBody) -> Reclaimable {
+        Reclaimable { end_stream: body.is_end_stream(), slot: Arc::new(std::sync::Mutex::new(Some(body))) }
+    }
+
+    /// Nothing of the body has been read yet (or there is none).
+    fn unread(&self) -> bool {
+        self.end_stream || self.slot.lock().is_ok_and(|slot| slot.is_some())
+    }
+
+    fn boxed(self) -> ProxyBody {
+        TakeOnPoll { source: self, body: None }.boxed()
+    }
+}
+
+/// Takes the body out of its [`Reclaimable`] slot at the first poll.
+struct TakeOnPoll {
+    source: Reclaimable,
+    body: Option<ProxyBody>,
+}
+
+impl hyper::body::Body for TakeOnPoll {
+    type Data = Bytes;
+    type Error = super::upstream::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        if self.body.is_none() {
+            let taken = self.source.slot.lock().ok().and_then(|mut slot| slot.take());
+            match taken {
+                Some(body) => self.body = Some(body),
+                None => return std::task::Poll::Ready(None),
+            }
+        }
+        let body = self.body.as_mut().expect("taken above");
+        std::pin::Pin::new(body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.source.end_stream || self.body.as_ref().is_some_and(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match &self.body {
+            Some(body) => body.size_hint(),
+            None => self.source.slot.lock().ok().and_then(|s| s.as_ref().map(|b| b.size_hint())).unwrap_or_default(),
+        }
+    }
 }
 
 /// An error with its causes, `: `-separated.
@@ -387,15 +536,15 @@ fn upstream_server_name(req: &Request<ProxyBody>, service: &Service) -> Result<S
     let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(&service.host);
     let (bare, _) = router_core::split_host_port(host);
     let bare = bare.trim_start_matches('[').trim_end_matches(']');
-    ServerName::try_from(bare.to_string()).map_err(|e| Failure {
-        status: StatusCode::BAD_GATEWAY,
-        message: "An invalid response was received from the upstream server",
-        detail: format!("{bare:?} cannot be a TLS server name: {e}"),
+    ServerName::try_from(bare.to_string()).map_err(|e| {
+        Failure::new(StatusCode::BAD_GATEWAY, Blame::Upstream, format!("{bare:?} cannot be a TLS server name: {e}"))
     })
 }
 
-/// After a 101, copies bytes both ways between the client and the upstream connection.
-fn splice_upgrade(client: hyper::upgrade::OnUpgrade, response: &mut Response<ProxyBody>) {
+/// After a 101, copies bytes both ways between the client and the upstream connection, until
+/// either side closes or nothing has moved for `idle` (the service's `read_timeout`, as nginx
+/// times upgraded connections).
+fn splice_upgrade(client: hyper::upgrade::OnUpgrade, response: &mut Response<ProxyBody>, idle: Duration) {
     let upstream = hyper::upgrade::on(response);
     tokio::spawn(async move {
         let (client, upstream) = match tokio::try_join!(client, upstream) {
@@ -405,10 +554,16 @@ fn splice_upgrade(client: hyper::upgrade::OnUpgrade, response: &mut Response<Pro
                 return;
             }
         };
-        let mut client = hyper_util::rt::TokioIo::new(client);
+        let clock = Arc::new(tunnel::Clock::new());
+        let mut client = tunnel::Touched::new(hyper_util::rt::TokioIo::new(client), clock.clone());
         let mut upstream = hyper_util::rt::TokioIo::new(upstream);
-        if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-            tracing::debug!(%error, "upgraded connection ended with an error");
+        tokio::select! {
+            result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "upgraded connection ended with an error");
+                }
+            }
+            () = clock.idle_for(idle) => tracing::debug!(?idle, "upgraded connection idle; closed"),
         }
     });
 }
@@ -445,15 +600,4 @@ fn add_debug_headers(headers: &mut HeaderMap, route: &Route, service: &Service) 
     if let Some(name) = &service.name {
         set("kong-service-name", name.clone());
     }
-}
-
-/// A response the gateway makes itself, in Kong's shape: `{"message": "..."}`.
-pub fn kong_error(status: StatusCode, message: &str) -> Response<ProxyBody> {
-    let body = serde_json::json!({ "message": message }).to_string();
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
-        .header(header::SERVER, concat!("gateway/", env!("CARGO_PKG_VERSION")))
-        .body(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed())
-        .expect("a static response is valid")
 }

@@ -79,7 +79,7 @@ impl Snapshot {
                 .filter(|t| t.upstream.id == upstream.id && t.weight > 0)
                 .map(|t| (t.target.clone(), t.weight))
                 .collect();
-            balancers.insert(upstream.name.clone(), Balancer::new(targets));
+            balancers.insert(upstream.name.clone(), Balancer::new(targets, upstream.slots));
         }
         let certificates = Certificates::from_config(&config)?;
         Ok(Snapshot { hash: config_hash(&config), config, router, routes, balancers, certificates })
@@ -112,24 +112,36 @@ fn route_spec(route: &Route, service: Option<&Service>) -> router::RouteSpec {
 }
 
 /// Weighted round-robin over an upstream's targets: each target appears in the cycle as many
-/// times as its weight divided by the weights' greatest common divisor, interleaved.
+/// times as its weight divided by the weights' greatest common divisor, interleaved. Like Kong's
+/// balancer wheel, the cycle has at most `slots` entries (or one per target, if more): weights
+/// whose reduced sum is larger are scaled down to fit (every target keeps at least one entry), so
+/// memory never follows the weights (Kong allows 65535 each).
 pub struct Balancer {
-    cycle: Vec<usize>,
+    cycle: Vec<u32>,
     targets: Vec<String>,
     next: AtomicUsize,
 }
 
 impl Balancer {
-    pub fn new(targets: Vec<(String, u32)>) -> Balancer {
+    pub fn new(targets: Vec<(String, u32)>, slots: u32) -> Balancer {
         let gcd = targets.iter().map(|(_, w)| *w).fold(0, gcd);
-        let slots: Vec<u32> = targets.iter().map(|(_, w)| w.checked_div(gcd).unwrap_or(0)).collect();
-        let max = slots.iter().copied().max().unwrap_or(0);
-        let mut cycle = Vec::new();
+        let mut shares: Vec<u64> = targets.iter().map(|(_, w)| u64::from(w.checked_div(gcd).unwrap_or(0))).collect();
+        let cap = u64::from(slots).max(targets.len() as u64);
+        let total: u64 = shares.iter().sum();
+        if total > cap {
+            // Proportional shares of `cap`, at least one each (so the sum may pass `cap` by at
+            // most the number of targets).
+            for share in &mut shares {
+                *share = (*share * cap / total).max(1);
+            }
+        }
+        let max = shares.iter().copied().max().unwrap_or(0);
+        let mut cycle = Vec::with_capacity(shares.iter().sum::<u64>() as usize);
         // Interleave: round r takes every target whose share is larger than r.
         for round in 0..max {
-            for (i, &share) in slots.iter().enumerate() {
+            for (i, &share) in shares.iter().enumerate() {
                 if share > round {
-                    cycle.push(i);
+                    cycle.push(i as u32);
                 }
             }
         }
@@ -142,7 +154,7 @@ impl Balancer {
             return None;
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.cycle.len();
-        Some(&self.targets[self.cycle[i]])
+        Some(&self.targets[self.cycle[i] as usize])
     }
 
     pub fn len(&self) -> usize {
@@ -216,9 +228,27 @@ mod tests {
 
     #[test]
     fn weighted_round_robin_follows_the_weights() {
-        let b = Balancer::new(vec![("a".into(), 200), ("b".into(), 100)]);
+        let b = Balancer::new(vec![("a".into(), 200), ("b".into(), 100)], 10000);
         let picks: Vec<&str> = (0..6).map(|_| b.next().unwrap()).collect();
         assert_eq!(picks, vec!["a", "b", "a", "a", "b", "a"]);
-        assert!(Balancer::new(vec![]).next().is_none());
+        assert!(Balancer::new(vec![], 10000).next().is_none());
+    }
+
+    #[test]
+    fn the_cycle_is_bounded_by_slots_whatever_the_weights() {
+        // Co-prime weights at Kong's maximum: a reduced sum of millions without the bound.
+        let targets: Vec<(String, u32)> = (0..100).map(|i| (format!("t{i}"), 65535 - i)).collect();
+        let b = Balancer::new(targets, 10000);
+        assert!(b.cycle.len() <= 10000 + 100, "{}", b.cycle.len());
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..b.cycle.len() {
+            seen.insert(b.next().unwrap().to_string());
+        }
+        assert_eq!(seen.len(), 100, "every target keeps its turn");
+        // Very uneven weights still give the light target a turn, and the heavy one most.
+        let b = Balancer::new(vec![("heavy".into(), 65535), ("light".into(), 1)], 10);
+        let picks: Vec<&str> = (0..b.cycle.len()).map(|_| b.next().unwrap()).collect();
+        assert_eq!(picks.iter().filter(|p| **p == "light").count(), 1);
+        assert_eq!(picks.iter().filter(|p| **p == "heavy").count(), 9, "65535/65536 of 10 slots");
     }
 }

@@ -7,7 +7,9 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use http_body_util::combinators::BoxBody;
 use hyper::body::{Body, Bytes, Frame, Incoming};
@@ -15,6 +17,8 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use tokio::time::Sleep;
+
+use crate::io::WriteDeadline;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Bodies as they travel through the proxy, in either direction.
@@ -25,12 +29,25 @@ const MAX_IDLE_PER_ADDRESS: usize = 128;
 /// An idle connection older than this is closed rather than reused (Kong's default is 60 s).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Every this many check-ins, connections past the idle timeout or closed are dropped, and with
+/// them the addresses left with none: the map does not grow with every address ever used.
+const SWEEP_EVERY: u64 = 256;
+
+fn sweep(idle: &mut IdleConnections, idle_timeout: Duration) {
+    idle.retain(|_, list| {
+        list.retain(|(upstream, since)| upstream.sender.is_ready() && since.elapsed() < idle_timeout);
+        !list.is_empty()
+    });
+}
+
 /// Idle connections by pool key, with when they went idle.
 type IdleConnections = HashMap<String, Vec<(Upstream, Instant)>>;
 
 /// A connection to an upstream, ready to send a request.
 pub struct Upstream {
     pub sender: SendRequest<ProxyBody>,
+    /// Taken from the pool (it served a request before), rather than new.
+    pub reused: bool,
     /// The connection's write timeout in milliseconds, set by whichever service uses it.
     write_timeout: Arc<AtomicU64>,
 }
@@ -38,12 +55,15 @@ pub struct Upstream {
 impl Upstream {
     /// Kong's `write_timeout`: the longest a write to the upstream may wait.
     pub fn set_write_timeout(&self, timeout: Duration) {
-        self.write_timeout.store(timeout.as_millis().try_into().unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.write_timeout.store(crate::io::millis(timeout), Ordering::Relaxed);
     }
 }
 
 pub struct Pool {
     idle: Mutex<IdleConnections>,
+    idle_timeout: Duration,
+    /// Counts check-ins, to sweep the map now and then.
+    checkins: AtomicU64,
     /// For `https` services: verifies upstream certificates against `lua_ssl_trusted_certificate`.
     tls: Arc<rustls::ClientConfig>,
 }
@@ -75,19 +95,29 @@ pub enum ConnectError {
 
 impl Pool {
     pub fn new(tls: Arc<rustls::ClientConfig>) -> Pool {
-        Pool { idle: Mutex::default(), tls }
+        Pool::with_idle_timeout(tls, IDLE_TIMEOUT)
+    }
+
+    pub fn with_idle_timeout(tls: Arc<rustls::ClientConfig>, idle_timeout: Duration) -> Pool {
+        Pool { idle: Mutex::default(), idle_timeout, checkins: AtomicU64::new(0), tls }
     }
 
     /// A ready idle connection to `address`, if one is kept.
     pub fn checkout(&self, key: &str) -> Option<Upstream> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.get_mut(key)?;
-        while let Some((upstream, since)) = list.pop() {
-            if upstream.sender.is_ready() && since.elapsed() < IDLE_TIMEOUT {
-                return Some(upstream);
+        let mut found = None;
+        while let Some((mut upstream, since)) = list.pop() {
+            if upstream.sender.is_ready() && since.elapsed() < self.idle_timeout {
+                upstream.reused = true;
+                found = Some(upstream);
+                break;
             }
         }
-        None
+        if list.is_empty() {
+            idle.remove(key);
+        }
+        found
     }
 
     pub fn checkin(&self, key: String, upstream: Upstream) {
@@ -95,10 +125,19 @@ impl Pool {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let checkins = self.checkins.fetch_add(1, Ordering::Relaxed);
+        if checkins.is_multiple_of(SWEEP_EVERY) {
+            sweep(&mut idle, self.idle_timeout);
+        }
         let list = idle.entry(key).or_default();
         if list.len() < MAX_IDLE_PER_ADDRESS {
             list.push((upstream, Instant::now()));
         }
+    }
+
+    /// How many upstream addresses have idle connections kept.
+    pub fn addresses(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// A new connection to `address` (`host:port`), over TLS verified for `tls_name` when given.
@@ -114,7 +153,7 @@ impl Pool {
             Err(_) => return Err(ConnectError::Timeout { address: address.into(), timeout }),
         };
         let write_timeout = Arc::new(AtomicU64::new(u64::MAX));
-        let stream = WriteDeadline { inner: stream, timeout: write_timeout.clone(), stalled: None };
+        let stream = WriteDeadline::new(stream, write_timeout.clone(), "the upstream", "write_timeout");
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
@@ -125,7 +164,7 @@ impl Pool {
                 tracing::debug!(upstream = %peer, %error, "upstream connection ended with an error");
             }
         });
-        Ok(Upstream { sender, write_timeout })
+        Ok(Upstream { sender, reused: false, write_timeout })
     }
 
     async fn open(&self, address: &str, tls_name: Option<&ServerName<'static>>) -> Result<Box<dyn Io>, ConnectError> {
@@ -215,72 +254,50 @@ impl Body for PooledBody {
     }
 }
 
-/// An upstream connection whose writes fail once one has waited longer than the write timeout
-/// (Kong's `write_timeout`: the upstream stopped reading what we send).
-struct WriteDeadline {
-    inner: Box<dyn Io>,
-    timeout: Arc<AtomicU64>,
-    stalled: Option<Pin<Box<Sleep>>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl WriteDeadline {
-    fn pending_write<T>(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<T>> {
-        let timeout = Duration::from_millis(self.timeout.load(Ordering::Relaxed));
-        let stalled = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        ready!(stalled.as_mut().poll(cx));
-        self.stalled = None;
-        Poll::Ready(Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("the upstream accepted nothing for write_timeout {timeout:?}"),
-        )))
-    }
-
-    fn wrote<T>(&mut self, result: Poll<std::io::Result<T>>, cx: &mut Context<'_>) -> Poll<std::io::Result<T>> {
-        match result {
-            Poll::Pending => self.pending_write(cx),
-            done => {
-                self.stalled = None;
-                done
+    #[tokio::test(start_paused = true)]
+    async fn addresses_whose_connections_expired_leave_the_pool() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream);
             }
+        });
+        let tls = Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+        );
+        let pool = Pool::with_idle_timeout(tls, Duration::from_secs(1));
+        let timeout = Duration::from_secs(5);
+        let connect = || async {
+            let mut upstream = pool.connect(&address, None, timeout).await.unwrap();
+            upstream.sender.ready().await.unwrap();
+            upstream
+        };
+        for i in 0..10 {
+            pool.checkin(format!("gone-{i}"), connect().await);
         }
-    }
-}
-
-impl tokio::io::AsyncRead for WriteDeadline {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for WriteDeadline {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.wrote(result, cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.wrote(result, cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let result = Pin::new(&mut self.inner).poll_flush(cx);
-        self.wrote(result, cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        assert_eq!(pool.addresses(), 10);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let fresh = connect().await;
+        assert!(pool.checkout("gone-0").is_none(), "expired");
+        assert_eq!(pool.addresses(), 9, "an address checked out empty is forgotten");
+        // Check-ins go on on another address until the next sweep.
+        pool.checkin("fresh".into(), fresh);
+        for _ in 0..SWEEP_EVERY {
+            let mut upstream = pool.checkout("fresh").unwrap();
+            upstream.sender.ready().await.unwrap();
+            pool.checkin("fresh".into(), upstream);
+        }
+        assert_eq!(pool.addresses(), 1, "the sweep dropped every expired address");
+        held.abort();
     }
 }

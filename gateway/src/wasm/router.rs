@@ -1,11 +1,12 @@
 //! The host end of the `router-component` world. The component is compiled once per process; each
 //! configuration version gets a [`RouterPool`]: a few long-lived instances (one per worker thread),
 //! each holding the loaded table, so a request is one call and never an instantiation. A trap
-//! poisons only its instance: that request fails, and the instance is rebuilt for the next one.
+//! poisons only its instance: that request fails, and the instance is rebuilt on a thread of its
+//! own (with back-off), never by a request on a proxy worker.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use std::sync::Mutex;
 use wasmtime::Store;
@@ -25,8 +26,9 @@ const LOAD_BUDGET: Duration = Duration::from_secs(30);
 /// Linear memory of one router instance: it holds the whole compiled table (10,000 routes with a
 /// thousand regexes take about 20 MiB; regexes without a literal prefix cost the most).
 const MEMORY_LIMIT: usize = 512 << 20;
-/// After a failed rebuild, how long an instance stays down before the next attempt.
+/// After a failed rebuild, how long before the next attempt; doubled per failure up to the max.
 const REBUILD_BACKOFF: Duration = Duration::from_millis(200);
+const REBUILD_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// The compiled router component, ready to instantiate.
 pub struct CompiledRouter {
@@ -69,8 +71,9 @@ impl CompiledRouter {
         let first = Slot::build(self, &table)?;
         let header_names = first.header_names.clone();
         let mut slots = vec![Mutex::new(SlotState::Ready(Box::new(first)))];
-        slots.extend((1..instances.max(1)).map(|_| Mutex::new(SlotState::Pending)));
-        Ok(RouterPool { component: self.clone(), table, slots, next: AtomicUsize::new(0), header_names })
+        slots.extend((1..instances.max(1)).map(|_| Mutex::new(SlotState::Building)));
+        let instances = Arc::new(Instances { component: self.clone(), table, slots });
+        Ok(RouterPool { instances, next: AtomicUsize::new(0), header_names })
     }
 }
 
@@ -83,12 +86,9 @@ struct Slot {
 
 enum SlotState {
     Ready(Box<Slot>),
-    /// Not built yet: [`RouterPool::fill`] builds it; requests use the other instances meanwhile.
-    Pending,
-    /// Poisoned by a trap (or never rebuilt since): rebuild when `retry_at` has passed.
-    Down {
-        retry_at: Instant,
-    },
+    /// Being built off the request path (by [`RouterPool::fill`] or after a trap); requests use
+    /// the other instances meanwhile.
+    Building,
 }
 
 impl Slot {
@@ -122,11 +122,58 @@ impl Slot {
     }
 }
 
-/// One configuration version's router: route requests with [`RouterPool::route`].
-pub struct RouterPool {
+/// What the pool's instances and the threads rebuilding them share.
+struct Instances {
     component: Arc<CompiledRouter>,
     table: Arc<Vec<RouteSpec>>,
     slots: Vec<Mutex<SlotState>>,
+}
+
+impl Instances {
+    fn lock(&self, i: usize) -> std::sync::MutexGuard<'_, SlotState> {
+        self.slots[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Builds slot `i` until it works, backing off between failures; never holds the slot's lock
+    /// while building. Gives up when the configuration version is dropped.
+    fn rebuild(instances: std::sync::Weak<Instances>, i: usize) {
+        let mut backoff = REBUILD_BACKOFF;
+        loop {
+            let Some(this) = instances.upgrade() else { return };
+            match Slot::build(&this.component, &this.table) {
+                Ok(slot) => {
+                    *this.lock(i) = SlotState::Ready(Box::new(slot));
+                    tracing::info!(component = %this.component.name, instance = i, "router instance rebuilt");
+                    return;
+                }
+                Err(e) => tracing::warn!(
+                    component = %this.component.name,
+                    instance = i,
+                    error = %e,
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "building a router instance failed"
+                ),
+            }
+            drop(this);
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(REBUILD_BACKOFF_MAX);
+        }
+    }
+
+    /// Starts rebuilding slot `i` on a thread of its own: the request path never waits for it.
+    fn schedule_rebuild(self: &Arc<Self>, i: usize) {
+        let weak = Arc::downgrade(self);
+        let spawned =
+            std::thread::Builder::new().name("router-rebuild".into()).spawn(move || Instances::rebuild(weak, i));
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start a thread to rebuild a router instance");
+        }
+    }
+}
+
+/// One configuration version's router: route requests with [`RouterPool::route`].
+pub struct RouterPool {
+    instances: Arc<Instances>,
     next: AtomicUsize,
     header_names: Vec<String>,
 }
@@ -144,55 +191,58 @@ impl RouterPool {
 
     /// Builds the instances [`CompiledRouter::load`] left pending. Runs on a blocking thread.
     pub fn fill(&self) {
-        for slot in &self.slots {
-            if !matches!(*slot.lock().unwrap_or_else(|p| p.into_inner()), SlotState::Pending) {
+        let instances = &self.instances;
+        for i in 0..instances.slots.len() {
+            if matches!(*instances.lock(i), SlotState::Ready(_)) {
                 continue;
             }
-            let state = match Slot::build(&self.component, &self.table) {
-                Ok(built) => SlotState::Ready(Box::new(built)),
+            match Slot::build(&instances.component, &instances.table) {
+                Ok(built) => *instances.lock(i) = SlotState::Ready(Box::new(built)),
                 Err(e) => {
-                    tracing::warn!(component = %self.component.name, error = %e, "building a router instance failed; retrying on use");
-                    SlotState::Down { retry_at: Instant::now() + REBUILD_BACKOFF }
+                    tracing::warn!(component = %instances.component.name, error = %e, "building a router instance failed; retrying in the background");
+                    instances.schedule_rebuild(i);
                 }
-            };
-            *slot.lock().unwrap_or_else(|p| p.into_inner()) = state;
+            }
         }
     }
 
+    /// How many instances are ready to route now.
+    pub fn ready(&self) -> usize {
+        (0..self.instances.slots.len()).filter(|&i| matches!(*self.instances.lock(i), SlotState::Ready(_))).count()
+    }
+
     pub fn route(&self, request: &Request) -> Result<Option<RouteMatch>, RouteFailure> {
+        let instances = &self.instances;
+        let n = instances.slots.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let n = self.slots.len();
-        // Take the first free instance from a rotating start; wait for one only if all are busy
-        // (the first is never pending).
-        let mut guard = (0..n)
-            .filter_map(|i| self.slots[(start + i) % n].try_lock().ok())
-            .find(|g| !matches!(**g, SlotState::Pending))
-            .unwrap_or_else(|| self.slots[0].lock().unwrap_or_else(|p| p.into_inner()));
-        if let SlotState::Down { retry_at } = &*guard {
-            if Instant::now() < *retry_at {
-                return Err(RouteFailure("the router instance is being rebuilt after a failure".into()));
-            }
-            match Slot::build(&self.component, &self.table) {
-                Ok(slot) => {
-                    tracing::info!(component = %self.component.name, "router instance rebuilt");
-                    *guard = SlotState::Ready(Box::new(slot));
-                }
-                Err(e) => {
-                    *guard = SlotState::Down { retry_at: Instant::now() + REBUILD_BACKOFF };
-                    return Err(RouteFailure(format!("rebuilding the router instance: {e}")));
-                }
-            }
-        }
-        let SlotState::Ready(slot) = &mut *guard else { unreachable!("the slot was just made ready") };
+        // The first free ready instance from a rotating start; if all are busy, wait for a ready
+        // one (a route call takes about a microsecond). Instances being built are skipped.
+        let free = (0..n)
+            .map(|k| (start + k) % n)
+            .filter_map(|i| instances.slots[i].try_lock().ok().map(|g| (i, g)))
+            .find(|(_, g)| matches!(**g, SlotState::Ready(_)));
+        let found = free.or_else(|| {
+            (0..n)
+                .map(|k| (start + k) % n)
+                .map(|i| (i, instances.lock(i)))
+                .find(|(_, g)| matches!(**g, SlotState::Ready(_)))
+        });
+        let Some((i, mut guard)) = found else {
+            return Err(RouteFailure("every router instance is being rebuilt after a failure".into()));
+        };
+        let SlotState::Ready(slot) = &mut *guard else { unreachable!("only ready instances are chosen") };
         let Slot { store, bindings, router, .. } = &mut **slot;
         store.set_epoch_deadline(WasmRuntime::deadline_ticks(ROUTE_BUDGET));
         match bindings.gateway_api_routing().router().call_route(&mut *store, *router, request) {
             Ok(decision) => Ok(decision),
             Err(e) => {
-                // A trap leaves the instance unusable: drop it, fail this request, rebuild on next use.
+                // A trap leaves the instance unusable: drop it, fail this request, rebuild it on a
+                // thread of its own.
                 let cause = store.data().failure(&e);
-                tracing::error!(component = %self.component.name, error = %cause, "router component trapped; rebuilding its instance");
-                *guard = SlotState::Down { retry_at: Instant::now() };
+                tracing::error!(component = %instances.component.name, error = %cause, "router component trapped; rebuilding its instance");
+                *guard = SlotState::Building;
+                drop(guard);
+                instances.schedule_rebuild(i);
                 Err(RouteFailure(cause))
             }
         }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use regex::{Regex, RegexSet};
 
 pub use host::{HostPattern, split_host_port};
-pub use normalize::normalize_path;
+pub use normalize::{PathError, check_request_path, has_dot_segment, normalize_path};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathHandling {
@@ -61,7 +61,8 @@ pub struct Request<'a> {
     pub path: &'a str,
     /// Request headers; only those in [`Router::header_names`] matter.
     pub headers: &'a [(String, Vec<u8>)],
-    /// The TLS server name, for requests that came over TLS.
+    /// For requests that came over TLS, the server name they sent (`""` when they sent none);
+    /// `None` for plain-text requests.
     pub sni: Option<&'a str>,
 }
 
@@ -354,7 +355,8 @@ impl CompiledRoute {
         if !self.hosts.is_empty() && !self.hosts.iter().any(|h| h.matches(host, Some(req.port))) {
             return false;
         }
-        // A request that did not come over TLS ignores the SNI condition, as in Kong.
+        // A request that did not come over TLS (`None`) ignores the SNI condition, as in Kong; one
+        // that came over TLS without a server name (`Some("")`) matches no SNI pattern.
         if let (false, Some(sni)) = (self.snis.is_empty(), sni)
             && !self.snis.iter().any(|p| p.matches(sni, None))
         {
@@ -383,6 +385,14 @@ fn captures_of(regex: &Regex, caps: &regex::Captures<'_>) -> Vec<(String, String
         }
     }
     out
+}
+
+/// Whether an upstream path may be sent: it holds no segment an upstream could read as `.` or `..`
+/// (see [`has_dot_segment`]) and stays under the service's path. Stripping a prefix can make a dot
+/// segment where the request had none (`/public../admin` less `/public` is `../admin`).
+pub fn upstream_path_is_safe(upstream: &str, service_path: Option<&str>) -> bool {
+    let base = service_path.unwrap_or("/");
+    upstream.starts_with('/') && upstream.starts_with(base) && !has_dot_segment(upstream)
 }
 
 /// Kong's joining of the service path and the request path (`path_handling` v0 and v1). `rest` is

@@ -1,0 +1,79 @@
+//! The responses the gateway makes itself, in Kong's shape (`{"message": "..."}` with Kong's
+//! texts), and the typed failures they answer: who is to blame and whether a retry is safe.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+
+use super::upstream::ProxyBody;
+
+/// Who caused a request to fail: decides the status and what the log says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// The client sent something unacceptable, too much, or too slowly (4xx).
+    Client,
+    /// The upstream could not be reached, was too slow, or answered badly (502/503/504).
+    Upstream,
+    /// The gateway itself (a component failure): 500.
+    Gateway,
+}
+
+impl Blame {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Blame::Client => "client",
+            Blame::Upstream => "upstream",
+            Blame::Gateway => "gateway",
+        }
+    }
+}
+
+/// A request that cannot be served, and why.
+#[derive(Debug)]
+pub struct Failure {
+    pub status: StatusCode,
+    /// Kong's text for the client.
+    pub message: &'static str,
+    /// What happened, for the log (never sent to the client).
+    pub detail: String,
+    pub blame: Blame,
+}
+
+impl Failure {
+    pub fn new(status: StatusCode, blame: Blame, detail: impl Into<String>) -> Failure {
+        Failure { status, message: message_for(status), detail: detail.into(), blame }
+    }
+
+    pub fn response(&self) -> Response<ProxyBody> {
+        kong_error(self.status, self.message)
+    }
+}
+
+/// Kong's default texts for the statuses the gateway answers itself.
+pub fn message_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "Bad request",
+        404 => "Not found",
+        408 => "Request timeout",
+        413 => "Payload too large",
+        414 => "URI too long",
+        431 => "Request header or cookie too large",
+        500 => "An unexpected error occurred",
+        502 => "An invalid response was received from the upstream server",
+        503 => "The upstream server is currently unavailable",
+        504 => "The upstream server is timing out",
+        _ => "The request could not be served",
+    }
+}
+
+/// A response the gateway makes itself, in Kong's shape: `{"message": "..."}`.
+pub fn kong_error(status: StatusCode, message: &str) -> Response<ProxyBody> {
+    let body = serde_json::json!({ "message": message }).to_string();
+    let mut response = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    headers.insert(header::SERVER, HeaderValue::from_static(concat!("gateway/", env!("CARGO_PKG_VERSION"))));
+    response
+}
