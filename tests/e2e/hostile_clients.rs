@@ -367,3 +367,34 @@ fn a_route_with_snis_never_matches_a_tls_request_without_sni() {
     assert_eq!(ask(true), 200, "with SNI localhost");
     assert_eq!(ask(false), 404, "without SNI");
 }
+
+/// CPU time (user + system) a process has used, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    // Fields 14 and 15 of stat (utime, stime), counted after the command name.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn out_of_file_descriptors_the_accept_loop_backs_off_instead_of_spinning() {
+    let mut node = DbLess::start("_format_version: '3.0'\n", &[]);
+    let pid = node.gateway.pid();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let limit = format!("--nofile={}:{}", open + 8, open + 8);
+    let lowered = std::process::Command::new("prlimit").args(["--pid", &pid.to_string(), &limit]).status().unwrap();
+    assert!(lowered.success());
+    // More connections than descriptors left: the rest wait in the backlog while accept fails.
+    let clients: Vec<TcpStream> = (0..40).map(|_| TcpStream::connect(node.proxy).unwrap()).collect();
+    node.gateway.wait_for_log("accept failed; backing off");
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2)); // the window measured, not a wait for a condition
+    let spent = cpu_ticks(pid) - before;
+    // A spinning loop burns a whole core: ~200 ticks in 2 s.
+    assert!(spent < 40, "{spent} ticks of CPU in 2 s while out of descriptors");
+    assert_eq!(node.gateway.log().matches("accept failed").count(), 1, "said once: {}", node.gateway.log());
+    drop(clients);
+    let reply = poll("a request to be served again", DEADLINE, || http_request(node.proxy, "GET", "/", &[]).ok());
+    assert_eq!(reply.status, 404);
+    node.gateway.wait_for_log("accepting connections again");
+}
