@@ -418,30 +418,41 @@ fn exchange_failure(key: &str, error: &hyper::Error) -> Failure {
 }
 
 /// A request body that can be handed to a second attempt as long as the first one never read it.
+/// A bodiless request (the common case) needs no slot: a retry sends an empty body again.
 #[derive(Clone)]
-struct Reclaimable {
-    slot: Arc<std::sync::Mutex<Option<ProxyBody>>>,
-    end_stream: bool,
+enum Reclaimable {
+    Empty,
+    Unread(Arc<std::sync::Mutex<Option<ProxyBody>>>),
 }
 
 impl Reclaimable {
     fn new(body: ProxyBody) -> Reclaimable {
-        Reclaimable { end_stream: body.is_end_stream(), slot: Arc::new(std::sync::Mutex::new(Some(body))) }
+        if body.is_end_stream() {
+            Reclaimable::Empty
+        } else {
+            Reclaimable::Unread(Arc::new(std::sync::Mutex::new(Some(body))))
+        }
     }
 
     /// Nothing of the body has been read yet (or there is none).
     fn unread(&self) -> bool {
-        self.end_stream || self.slot.lock().is_ok_and(|slot| slot.is_some())
+        match self {
+            Reclaimable::Empty => true,
+            Reclaimable::Unread(slot) => slot.lock().is_ok_and(|slot| slot.is_some()),
+        }
     }
 
     fn boxed(self) -> ProxyBody {
-        TakeOnPoll { source: self, body: None }.boxed()
+        match self {
+            Reclaimable::Empty => http_body_util::Empty::new().map_err(|never| match never {}).boxed(),
+            Reclaimable::Unread(slot) => TakeOnPoll { slot, body: None }.boxed(),
+        }
     }
 }
 
 /// Takes the body out of its [`Reclaimable`] slot at the first poll.
 struct TakeOnPoll {
-    source: Reclaimable,
+    slot: Arc<std::sync::Mutex<Option<ProxyBody>>>,
     body: Option<ProxyBody>,
 }
 
@@ -454,7 +465,7 @@ impl hyper::body::Body for TakeOnPoll {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
         if self.body.is_none() {
-            let taken = self.source.slot.lock().ok().and_then(|mut slot| slot.take());
+            let taken = self.slot.lock().ok().and_then(|mut slot| slot.take());
             match taken {
                 Some(body) => self.body = Some(body),
                 None => return std::task::Poll::Ready(None),
@@ -465,13 +476,13 @@ impl hyper::body::Body for TakeOnPoll {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.source.end_stream || self.body.as_ref().is_some_and(|b| b.is_end_stream())
+        self.body.as_ref().is_some_and(|b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         match &self.body {
             Some(body) => body.size_hint(),
-            None => self.source.slot.lock().ok().and_then(|s| s.as_ref().map(|b| b.size_hint())).unwrap_or_default(),
+            None => self.slot.lock().ok().and_then(|s| s.as_ref().map(|b| b.size_hint())).unwrap_or_default(),
         }
     }
 }
