@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 pub use error::ApiError;
 
-use crate::entities::{Config, FieldError, config_hash, parse_value};
+use crate::entities::{Config, ErrorKind, FieldError, PluginRegistry, config_hash, parse_value_with};
 use crate::store::{Change, KINDS, Record, Store, StoreError};
 
 /// One entity as the catalog keeps it.
@@ -48,7 +48,18 @@ pub struct State {
 impl State {
     /// The entity as the Admin API shows it: its fields plus `created_at` and `updated_at`.
     pub fn render(&self, kind: &'static str, id: Uuid) -> Option<Value> {
-        self.records.get(&(kind, id)).map(render)
+        let mut value = self.records.get(&(kind, id)).map(render)?;
+        if kind == "certificates" {
+            // Kong shows a certificate with the names of its SNIs, sorted.
+            let mut names: Vec<&str> = self
+                .list("snis", Some(("certificate", id)))
+                .into_iter()
+                .filter_map(|(_, s)| s.entity.get("name").and_then(Value::as_str))
+                .collect();
+            names.sort_unstable();
+            value["snis"] = json!(names);
+        }
+        Some(value)
     }
 
     /// Records of one kind in id order, optionally only those whose `parent_field` is `parent`.
@@ -122,6 +133,17 @@ pub fn parent_field(parent: &str, child: &str) -> Option<&'static str> {
     })
 }
 
+/// Whether `field` of `kind` references another entity.
+fn is_reference(kind: &str, field: &str) -> bool {
+    matches!(
+        (kind, field),
+        ("routes", "service")
+            | ("plugins", "service" | "route" | "consumer")
+            | ("targets", "upstream")
+            | ("snis", "certificate")
+    )
+}
+
 /// What deleting an entity of `kind` takes with it (kind, field pointing at it), and what blocks it.
 /// `(kind, field)` pairs: entities of `kind` whose `field` points at another entity.
 type Links = &'static [(&'static str, &'static str)];
@@ -154,6 +176,8 @@ pub struct Catalog {
     writer: tokio::sync::Mutex<()>,
     store: Option<Arc<dyn Store>>,
     version: watch::Sender<u64>,
+    /// The plugins entities may use: every write is checked against them.
+    plugins: Arc<PluginRegistry>,
 }
 
 /// How a write names the entity it touches.
@@ -167,7 +191,8 @@ pub struct Target<'a> {
 
 impl Catalog {
     /// A catalog over `store`, loaded from it; `None` keeps entities in memory only (DB-less).
-    pub fn open(store: Option<Arc<dyn Store>>) -> Result<Catalog, CatalogError> {
+    /// Plugin entities must name a plugin of `plugins`.
+    pub fn open(store: Option<Arc<dyn Store>>, plugins: Arc<PluginRegistry>) -> Result<Catalog, CatalogError> {
         let mut records = BTreeMap::new();
         if let Some(store) = &store {
             for Record { kind, id, value } in store.load()? {
@@ -176,7 +201,7 @@ impl Catalog {
                 records.insert((kind, id), stored);
             }
         }
-        let config = build(&records).map_err(|(errors, _)| {
+        let config = build(&records, &plugins).map_err(|(errors, _)| {
             CatalogError::Invalid(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
         })?;
         let hash = config_hash(&config);
@@ -186,7 +211,13 @@ impl Catalog {
             writer: tokio::sync::Mutex::new(()),
             store,
             version: watch::channel(1).0,
+            plugins,
         })
+    }
+
+    /// The plugins entities may use.
+    pub fn plugins(&self) -> &PluginRegistry {
+        &self.plugins
     }
 
     pub fn current(&self) -> Arc<State> {
@@ -221,12 +252,16 @@ impl Catalog {
         if let Some((field, parent)) = target.parent {
             entity.insert(field.into(), json!({ "id": parent.to_string() }));
         }
+        let snis = take_snis(target.kind, &mut entity)?;
         let mut records = state.records.clone();
         let time = now();
         records.insert(
             (target.kind, id),
             Stored { seq: next_seq(&records), created_at: time, updated_at: time, entity: Value::Object(entity) },
         );
+        if let Some(names) = snis {
+            set_snis(&mut records, id, names)?;
+        }
         let state = self.commit(&state, records, Some((target.kind, id))).await?;
         Ok((state, id))
     }
@@ -258,6 +293,7 @@ impl Catalog {
         if let Some((field, parent)) = target.parent {
             entity.insert(field.into(), json!({ "id": parent.to_string() }));
         }
+        let snis = take_snis(target.kind, &mut entity)?;
         let mut records = state.records.clone();
         let time = now();
         let stored = match records.get(&(target.kind, id)) {
@@ -267,6 +303,9 @@ impl Catalog {
             }
         };
         records.insert((target.kind, id), stored);
+        if let Some(names) = snis {
+            set_snis(&mut records, id, names)?;
+        }
         let state = self.commit(&state, records, Some((target.kind, id))).await?;
         Ok((state, id))
     }
@@ -286,21 +325,34 @@ impl Catalog {
         {
             return Err(ApiError::schema(&[("id".into(), "cannot be changed".into())]));
         }
+        let snis = take_snis(target.kind, &mut patch)?;
         let mut records = state.records.clone();
         let stored = records.get_mut(&(target.kind, id)).expect("found above");
+        if let Value::Object(entity) = &mut stored.entity {
+            // A reference is replaced whole: `{"name": …}` must not merge into the old `{"id": …}`.
+            for field in patch.keys().filter(|f| is_reference(target.kind, f)) {
+                entity.remove(field);
+            }
+        }
         merge(&mut stored.entity, Value::Object(patch));
         stored.updated_at = now();
+        if let Some(names) = snis {
+            set_snis(&mut records, id, names)?;
+        }
         let state = self.commit(&state, records, Some((target.kind, id))).await?;
         Ok((state, id))
     }
 
     /// DELETE: removes the entity and what hangs on it; refuses while others reference it.
-    /// Deleting what does not exist succeeds, as in Kong.
+    /// Deleting what does not exist succeeds, as in Kong; except through a nested path
+    /// (`/services/{s}/routes/{r}`), where a child that is not there, or not the parent's, is 404.
     pub async fn delete(&self, target: Target<'_>) -> Result<(), ApiError> {
         let _turn = self.writer.lock().await;
         let state = self.current();
         let key = target.key.expect("DELETE names its entity");
-        let Some(id) = state.find(target.kind, key, target.parent) else { return Ok(()) };
+        let Some(id) = state.find(target.kind, key, target.parent) else {
+            return if target.parent.is_some() { Err(ApiError::not_found()) } else { Ok(()) };
+        };
         let (cascade, blockers) = dependents(target.kind);
         for (kind, field) in blockers {
             if !state.list(kind, Some((field, id))).is_empty() {
@@ -339,7 +391,7 @@ impl Catalog {
         mut records: BTreeMap<Key, Stored>,
         touched: Option<Key>,
     ) -> Result<Arc<State>, ApiError> {
-        let config = match build(&records) {
+        let config = match build(&records, &self.plugins) {
             Ok(config) => config,
             Err((errors, paths)) => {
                 return Err(explain(&errors, touched.and_then(|k| paths.get(&k).cloned()), &records, touched));
@@ -382,6 +434,81 @@ fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
         Value::Object(map) => Ok(map),
         _ => Err(ApiError::bad_request("the body must be an object")),
     }
+}
+
+/// A certificate's `snis` (Kong's transient field: the names of its SNI entities), taken out of
+/// `entity`; `None` when not given, an empty list for `null`.
+fn take_snis(kind: &str, entity: &mut Map<String, Value>) -> Result<Option<Vec<String>>, ApiError> {
+    if kind != "certificates" {
+        return Ok(None);
+    }
+    let invalid = |message: &str| ApiError::schema(&[("snis".into(), message.into())]);
+    match entity.remove("snis") {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(Vec::new())),
+        Some(Value::Array(items)) => {
+            let mut names = Vec::with_capacity(items.len());
+            let mut errors = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str() {
+                    Some(name) => match crate::entities::validate::sni(name) {
+                        Ok(()) => names.push(name.trim_end_matches('.').to_ascii_lowercase()),
+                        Err(message) => errors.push((format!("snis[{i}]"), message)),
+                    },
+                    None => errors.push((format!("snis[{i}]"), "expected a string".into())),
+                }
+            }
+            if !errors.is_empty() {
+                return Err(ApiError::schema(&errors));
+            }
+            let mut seen = std::collections::HashSet::new();
+            if let Some(twice) = names.iter().find(|n| !seen.insert(n.as_str())) {
+                return Err(invalid(&format!("{twice} is duplicated")));
+            }
+            Ok(Some(names))
+        }
+        Some(_) => Err(invalid("expected an array of names")),
+    }
+}
+
+/// Makes `names` the SNIs of certificate `id`: new names become SNI entities, names no longer
+/// listed are deleted; a name that another certificate holds is refused, as Kong does.
+fn set_snis(records: &mut BTreeMap<Key, Stored>, id: Uuid, names: Vec<String>) -> Result<(), ApiError> {
+    let kind = "snis";
+    let mut held = Vec::new();
+    for ((k, sni), stored) in records.iter() {
+        if *k != kind {
+            continue;
+        }
+        let name = stored.entity.get("name").and_then(Value::as_str).unwrap_or_default();
+        let owner = ref_id(&stored.entity, "certificate");
+        if names.iter().any(|n| n == name)
+            && let Some(owner) = owner.filter(|o| *o != id)
+        {
+            return Err(ApiError::schema(&[(
+                "snis".into(),
+                format!("{name} already associated with existing certificate '{owner}'"),
+            )]));
+        }
+        if owner == Some(id) {
+            held.push((*sni, name.to_string()));
+        }
+    }
+    for (sni, name) in &held {
+        if !names.contains(name) {
+            records.remove(&(kind, *sni));
+        }
+    }
+    let time = now();
+    for name in names {
+        if held.iter().any(|(_, n)| *n == name) {
+            continue;
+        }
+        let sni = Uuid::new_v4();
+        let entity = json!({ "id": sni.to_string(), "name": name, "certificate": { "id": id.to_string() } });
+        records.insert((kind, sni), Stored { seq: next_seq(records), created_at: time, updated_at: time, entity });
+    }
+    Ok(())
 }
 
 fn next_seq(records: &BTreeMap<Key, Stored>) -> u64 {
@@ -443,46 +570,68 @@ fn document(records: &BTreeMap<Key, Stored>) -> (Value, HashMap<Key, String>) {
     (Value::Object(doc), paths)
 }
 
-fn build(records: &BTreeMap<Key, Stored>) -> Result<Config, (Vec<FieldError>, HashMap<Key, String>)> {
+fn build(
+    records: &BTreeMap<Key, Stored>,
+    plugins: &PluginRegistry,
+) -> Result<Config, (Vec<FieldError>, HashMap<Key, String>)> {
     let (doc, paths) = document(records);
-    parse_value(&doc).map_err(|errors| (errors, paths))
+    parse_value_with(&doc, plugins).map_err(|errors| (errors, paths))
 }
 
-/// Kong's answer for a change the validator refused.
+/// Kong's answer for a change the validator refused, chosen by the errors' kinds, in Kong's order:
+/// bad fields are a 400 schema violation naming every one; then a reference to nothing is 400
+/// (unresolved when named by a unique field, a foreign key violation when by id); then a unique
+/// clash is 409.
 fn explain(
     errors: &[FieldError],
     path: Option<String>,
     records: &BTreeMap<Key, Stored>,
     touched: Option<Key>,
 ) -> ApiError {
-    let Some(path) = path else {
+    let whole = |errors: &[&FieldError]| {
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        return ApiError::bad_request(format!("invalid configuration: {}", text.join("; ")));
+        ApiError::bad_request(format!("invalid configuration: {}", text.join("; ")))
     };
+    let Some(path) = path else { return whole(&errors.iter().collect::<Vec<_>>()) };
     let (mine, others) = error::relative(errors, &path);
     let entity = touched.and_then(|k| records.get(&k)).map(|s| &s.entity);
-    for (field, message) in &mine {
-        if message.contains(" is already used at ") {
-            let value = entity.and_then(|e| e.get(field.as_str())).cloned().unwrap_or(Value::Null);
-            return ApiError::unique(field, &value);
+    let value_of = |field: &str| entity.and_then(|e| e.get(field)).cloned().unwrap_or(Value::Null);
+    let fields: Vec<(String, String)> = mine
+        .iter()
+        .filter(|(_, e)| e.kind == ErrorKind::Field)
+        .map(|(field, e)| (field.clone(), e.message.clone()))
+        .collect();
+    if !fields.is_empty() {
+        return ApiError::schema(&fields);
+    }
+    let mut unresolved = Vec::new();
+    let mut dangling = None;
+    for (field, e) in &mine {
+        match &e.kind {
+            ErrorKind::Reference { to, by: "id", .. } => dangling = dangling.or(Some((field, *to))),
+            ErrorKind::Reference { to, by, value } => unresolved.push((field.clone(), *by, value.clone(), *to)),
+            _ => {}
         }
-        if let Some(kind) = message.strip_prefix("no ").and_then(|m| m.split(" with ").next()) {
-            let reference = entity.and_then(|e| e.get(field.as_str())).cloned().unwrap_or(Value::Null);
-            return ApiError::foreign_key(field, &reference, &format!("{kind}s"));
-        }
     }
-    // A clash reported at the other entity (the one that comes later in the document).
-    let marker = format!(" is already used at {path}");
-    if let Some(clash) = others.iter().find(|e| e.message.ends_with(&marker)) {
-        let field = clash.path.rsplit('.').next().unwrap_or_default();
-        let value = entity.and_then(|e| e.get(field)).cloned().unwrap_or(Value::Null);
-        return ApiError::unique(field, &value);
+    if !unresolved.is_empty() {
+        return ApiError::unresolved(&unresolved);
     }
-    if mine.is_empty() {
-        let text: Vec<String> = others.iter().map(ToString::to_string).collect();
-        return ApiError::bad_request(format!("invalid configuration: {}", text.join("; ")));
+    if let Some((field, to)) = dangling {
+        return ApiError::foreign_key(field, &value_of(field), to);
     }
-    ApiError::schema(&mine)
+    // A clash reported here, or at the other entity (the one that comes later in the document).
+    let clash = mine
+        .iter()
+        .map(|(_, e)| *e)
+        .chain(others.iter().copied().filter(|e| matches!(&e.kind, ErrorKind::Unique { first, .. } if *first == path)))
+        .find_map(|e| match &e.kind {
+            ErrorKind::Unique { field, .. } => Some(field.clone()),
+            _ => None,
+        });
+    match clash {
+        Some(field) => ApiError::unique(&field, &value_of(&field)),
+        None => whole(&others),
+    }
 }
 
 /// The typed entity of `kind` with `id` from `config`, as JSON.

@@ -3,6 +3,10 @@ use serde_json::json;
 use super::*;
 use crate::store::lmdb::LmdbStore;
 
+fn plugins() -> Arc<crate::entities::PluginRegistry> {
+    Arc::new(crate::entities::plugins::testing::registry())
+}
+
 fn target(kind: &'static str) -> Target<'static> {
     Target { kind, parent: None, key: None }
 }
@@ -16,7 +20,7 @@ async fn entities_are_validated_together_and_kept_in_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("entities.lmdb");
     let store: Arc<dyn Store> = Arc::new(LmdbStore::open(&path, 1 << 24).unwrap());
-    let catalog = Catalog::open(Some(store)).unwrap();
+    let catalog = Catalog::open(Some(store), plugins()).unwrap();
 
     let (state, service) =
         catalog.create(target("services"), json!({"name": "api", "url": "http://a.test:81/v1"})).await.unwrap();
@@ -59,7 +63,7 @@ async fn entities_are_validated_together_and_kept_in_the_store() {
 
     // Reopened from the store: the same entities, the same configuration.
     let store: Arc<dyn Store> = Arc::new(LmdbStore::open(&path, 1 << 24).unwrap());
-    let catalog = Catalog::open(Some(store)).unwrap();
+    let catalog = Catalog::open(Some(store), plugins()).unwrap();
     let state = catalog.current();
     assert_eq!(state.hash, hash);
     let shown = state.render("services", service).unwrap();
@@ -71,7 +75,7 @@ async fn entities_are_validated_together_and_kept_in_the_store() {
 
 #[tokio::test]
 async fn deletes_take_plugins_and_targets_with_them() {
-    let catalog = Catalog::open(None).unwrap();
+    let catalog = Catalog::open(None, plugins()).unwrap();
     let (_, upstream) = catalog.create(target("upstreams"), json!({"name": "pool"})).await.unwrap();
     let under = Target { kind: "targets", parent: Some(("upstream", upstream)), key: None };
     catalog.create(under, json!({"target": "10.0.0.1:80"})).await.unwrap();
@@ -89,7 +93,7 @@ async fn deletes_take_plugins_and_targets_with_them() {
 
 #[tokio::test]
 async fn concurrent_writers_lose_nothing() {
-    let catalog = Arc::new(Catalog::open(None).unwrap());
+    let catalog = Arc::new(Catalog::open(None, plugins()).unwrap());
     let mut tasks = Vec::new();
     for i in 0..40 {
         let catalog = catalog.clone();
@@ -103,4 +107,59 @@ async fn concurrent_writers_lose_nothing() {
     let state = catalog.current();
     assert_eq!(state.config.services.len(), 40);
     assert_eq!(state.version, 41);
+}
+
+#[tokio::test]
+async fn a_plugin_the_node_cannot_run_is_refused_with_kongs_answer() {
+    let catalog = Catalog::open(None, Arc::new(crate::entities::PluginRegistry::default())).unwrap();
+    let refused = catalog.create(target("plugins"), json!({"name": "key-auth"})).await.unwrap_err();
+    let message = "plugin 'key-auth' not enabled; add it to the 'plugins' configuration property";
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        refused.body,
+        json!({
+            "code": 2,
+            "name": "schema violation",
+            "message": format!("schema violation (name: {message})"),
+            "fields": {"name": message},
+        })
+    );
+    assert!(catalog.current().config.is_empty());
+
+    // Unknown config fields of a plugin the node runs are refused too.
+    let catalog = Catalog::open(None, plugins()).unwrap();
+    let refused = catalog.create(target("plugins"), json!({"name": "cors", "config": {"origins": ["*"]}})).await;
+    assert_eq!(refused.unwrap_err().body["fields"], json!({"config": {"origins": "unknown field"}}));
+}
+
+#[tokio::test]
+async fn certificates_keep_and_show_their_snis() {
+    let catalog = Catalog::open(None, plugins()).unwrap();
+    let (a, b) = (crate::certs::cluster_pair(1).unwrap(), crate::certs::cluster_pair(1).unwrap());
+    let body = json!({"cert": a.cert_pem, "key": a.key_pem, "snis": ["b.test", "A.test."]});
+    let (state, cert) = catalog.create(target("certificates"), body).await.unwrap();
+    assert_eq!(state.render("certificates", cert).unwrap()["snis"], json!(["a.test", "b.test"]));
+    assert_eq!(state.config.snis.len(), 2);
+    assert!(state.config.snis.iter().all(|s| s.certificate.id == cert));
+    assert_eq!(state.find("certificates", "b.test", None), Some(cert));
+
+    // A name another certificate holds, or one given twice, is refused naming it.
+    let taken = json!({"cert": b.cert_pem, "key": b.key_pem, "snis": ["c.test", "a.test"]});
+    let refused = catalog.create(target("certificates"), taken).await.unwrap_err();
+    let message = format!("a.test already associated with existing certificate '{cert}'");
+    assert_eq!((refused.status, refused.body["fields"].clone()), (400, json!({"snis": message})));
+    let twice = json!({"cert": b.cert_pem, "key": b.key_pem, "snis": ["c.test", "c.test"]});
+    let refused = catalog.create(target("certificates"), twice).await.unwrap_err();
+    assert_eq!(refused.body["fields"], json!({"snis": "c.test is duplicated"}));
+
+    // PATCH replaces the list; without `snis` it keeps it; `null` clears it.
+    let key = cert.to_string();
+    let key: &'static str = Box::leak(key.into_boxed_str());
+    let (state, _) = catalog.update(keyed("certificates", key), json!({"snis": ["c.test", "a.test"]})).await.unwrap();
+    assert_eq!(state.render("certificates", cert).unwrap()["snis"], json!(["a.test", "c.test"]));
+    let (state, _) = catalog.update(keyed("certificates", key), json!({"tags": ["t"]})).await.unwrap();
+    assert_eq!(state.render("certificates", cert).unwrap()["snis"], json!(["a.test", "c.test"]));
+    let (state, _) = catalog.update(keyed("certificates", key), json!({"snis": null})).await.unwrap();
+    assert_eq!(state.render("certificates", cert).unwrap()["snis"], json!([]));
+    assert!(state.config.snis.is_empty());
 }
