@@ -303,6 +303,10 @@ fn foreign_keys_are_accepted_by_any_unique_field_in_json_forms_and_files() {
     assert_eq!((by_form.status, by_form.json()["service"].clone()), (201, json!({"id": s1})), "{by_form:?}");
     let patched = http_form(node.admin, "PATCH", "/routes/r2", "service.id=");
     assert_eq!(patched.status, 400, "an empty id is not a reference: {patched:?}");
+    // A PATCH replaces the reference whole: `{"name": …}` does not merge into the old `{"id": …}`.
+    let s2 = http_json(node.admin, "POST", "/services", &json!({"name": "s2", "host": "b.test"})).json()["id"].clone();
+    let moved = http_json(node.admin, "PATCH", "/routes/r2", &json!({"service": {"name": "s2"}}));
+    assert_eq!((moved.status, moved.json()["service"].clone()), (200, json!({"id": s2})), "{moved:?}");
 
     // A certificate by id, in JSON and in a form.
     let pem = gateway_tests::pki::TestCa::new("c").server(&["c.test"]);

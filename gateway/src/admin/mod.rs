@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::catalog::{ApiError, Catalog, State, Target, parent_field};
+use crate::catalog::{ApiError, Catalog, State, Target};
 use crate::cluster::cp::Registry;
-use crate::store::kind;
+use crate::entities::Kind;
 
 /// Largest request body accepted (a whole declarative config for `POST /config`).
 const MAX_BODY: usize = 64 << 20;
@@ -121,12 +121,12 @@ impl AdminApi {
                 }
             }
             [k] => {
-                let kind = kind(k).ok_or_else(ApiError::not_found)?;
+                let kind = Kind::from_name(k).ok_or_else(ApiError::not_found)?;
                 let base = format!("/{kind}");
                 self.collection(&method, &query, &base, kind, None, content_type.as_deref(), &bytes).await
             }
             [k, key] => {
-                let kind = kind(k).ok_or_else(ApiError::not_found)?;
+                let kind = Kind::from_name(k).ok_or_else(ApiError::not_found)?;
                 self.item(&method, Target { kind, parent: None, key: Some(key) }, content_type.as_deref(), &bytes).await
             }
             [p, parent_key, c] => {
@@ -155,10 +155,10 @@ impl AdminApi {
         parent_kind: &str,
         parent_key: &str,
         child: &str,
-    ) -> Result<((&'static str, Uuid), &'static str), ApiError> {
-        let parent_kind = kind(parent_kind).ok_or_else(ApiError::not_found)?;
-        let child = kind(child).ok_or_else(ApiError::not_found)?;
-        let field = parent_field(parent_kind, child).ok_or_else(ApiError::not_found)?;
+    ) -> Result<((&'static str, Uuid), Kind), ApiError> {
+        let parent_kind = Kind::from_name(parent_kind).ok_or_else(ApiError::not_found)?;
+        let child = Kind::from_name(child).ok_or_else(ApiError::not_found)?;
+        let field = child.link_to(parent_kind).ok_or_else(ApiError::not_found)?.field;
         let parent =
             self.inner.catalog.current().find(parent_kind, parent_key, None).ok_or_else(ApiError::not_found)?;
         Ok(((field, parent), child))
@@ -170,7 +170,7 @@ impl AdminApi {
         method: &Method,
         query: &str,
         base: &str,
-        kind: &'static str,
+        kind: Kind,
         parent: Option<(&'static str, Uuid)>,
         content_type: Option<&str>,
         bytes: &[u8],
@@ -181,7 +181,7 @@ impl AdminApi {
             }
             Method::POST => {
                 self.writable(kind, "create")?;
-                let body = body::decode(kind, content_type, bytes)?;
+                let body = body::decode(kind.name(), content_type, bytes)?;
                 let (state, id) = self.inner.catalog.create(Target { kind, parent, key: None }, body).await?;
                 self.served(&state).await;
                 Ok((StatusCode::CREATED, state.render(kind, id)))
@@ -207,14 +207,14 @@ impl AdminApi {
             }
             Method::PUT => {
                 self.writable(kind, "create or update")?;
-                let body = body::decode(kind, content_type, bytes)?;
+                let body = body::decode(kind.name(), content_type, bytes)?;
                 let (state, id) = self.inner.catalog.upsert(target, body).await?;
                 self.served(&state).await;
                 Ok((StatusCode::OK, state.render(kind, id)))
             }
             Method::PATCH => {
                 self.writable(kind, "update")?;
-                let body = body::decode(kind, content_type, bytes)?;
+                let body = body::decode(kind.name(), content_type, bytes)?;
                 let (state, id) = self.inner.catalog.update(target, body).await?;
                 self.served(&state).await;
                 Ok((StatusCode::OK, state.render(kind, id)))
@@ -230,7 +230,7 @@ impl AdminApi {
     }
 
     /// A DB-less node changes only through `POST /config`, as in Kong.
-    fn writable(&self, kind: &str, verb: &str) -> Result<(), ApiError> {
+    fn writable(&self, kind: Kind, verb: &str) -> Result<(), ApiError> {
         if self.inner.catalog.has_store() {
             return Ok(());
         }
@@ -302,13 +302,7 @@ fn only_get(method: &Method) -> Result<(), ApiError> {
 
 /// One page of a list: `{"data": […], "next": "/path?offset=…" | null, "offset": …}`. `next` is
 /// `base` (the list's own path) with the same `size` and `tags`, so following it stays in the list.
-fn page(
-    state: &State,
-    base: &str,
-    kind: &'static str,
-    parent: Option<(&str, Uuid)>,
-    query: &str,
-) -> Result<Value, ApiError> {
+fn page(state: &State, base: &str, kind: Kind, parent: Option<(&str, Uuid)>, query: &str) -> Result<Value, ApiError> {
     let mut size = DEFAULT_PAGE;
     let mut after: Option<Uuid> = None;
     let mut tags: Option<String> = None;

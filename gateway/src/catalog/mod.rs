@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 pub use error::ApiError;
 
-use crate::entities::{Config, ErrorKind, FieldError, PluginRegistry, config_hash, parse_value_with};
-use crate::store::{Change, KINDS, Record, Store, StoreError};
+use crate::entities::{Config, ErrorKind, FieldError, Kind, OnDelete, PluginRegistry, config_hash, parse_value_with};
+use crate::store::{Change, Record, Store, StoreError};
 
 /// One entity as the catalog keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,7 +33,7 @@ pub struct Stored {
     pub entity: Value,
 }
 
-type Key = (&'static str, Uuid);
+type Key = (Kind, Uuid);
 
 /// A consistent view: the records and the configuration they make.
 #[derive(Debug, Clone, Default)]
@@ -47,12 +47,12 @@ pub struct State {
 
 impl State {
     /// The entity as the Admin API shows it: its fields plus `created_at` and `updated_at`.
-    pub fn render(&self, kind: &'static str, id: Uuid) -> Option<Value> {
+    pub fn render(&self, kind: Kind, id: Uuid) -> Option<Value> {
         let mut value = self.records.get(&(kind, id)).map(render)?;
-        if kind == "certificates" {
+        if kind == Kind::Certificates {
             // Kong shows a certificate with the names of its SNIs, sorted.
             let mut names: Vec<&str> = self
-                .list("snis", Some(("certificate", id)))
+                .list(Kind::Snis, Some(("certificate", id)))
                 .into_iter()
                 .filter_map(|(_, s)| s.entity.get("name").and_then(Value::as_str))
                 .collect();
@@ -63,7 +63,7 @@ impl State {
     }
 
     /// Records of one kind in id order, optionally only those whose `parent_field` is `parent`.
-    pub fn list(&self, kind: &'static str, parent: Option<(&str, Uuid)>) -> Vec<(Uuid, &Stored)> {
+    pub fn list(&self, kind: Kind, parent: Option<(&str, Uuid)>) -> Vec<(Uuid, &Stored)> {
         self.records
             .range((kind, Uuid::nil())..=(kind, Uuid::max()))
             .filter(|(_, s)| parent.is_none_or(|(field, id)| ref_id(&s.entity, field) == Some(id)))
@@ -71,9 +71,9 @@ impl State {
             .collect()
     }
 
-    /// The id of the `kind` entity that `key` names (an id, or the kind's name field), within
-    /// `parent` when given.
-    pub fn find(&self, kind: &'static str, key: &str, parent: Option<(&str, Uuid)>) -> Option<Uuid> {
+    /// The id of the `kind` entity that `key` names (an id, or one of the kind's key fields),
+    /// within `parent` when given.
+    pub fn find(&self, kind: Kind, key: &str, parent: Option<(&str, Uuid)>) -> Option<Uuid> {
         let within = |id: Uuid| {
             let stored = self.records.get(&(kind, id))?;
             parent.is_none_or(|(field, p)| ref_id(&stored.entity, field) == Some(p)).then_some(id)
@@ -83,12 +83,12 @@ impl State {
         {
             return Some(found);
         }
-        if kind == "certificates" {
+        if kind == Kind::Certificates {
             // Kong finds a certificate by one of its SNIs too.
-            let sni = self.list("snis", None).into_iter().find(|(_, s)| s.entity["name"] == key)?;
+            let sni = self.list(Kind::Snis, None).into_iter().find(|(_, s)| s.entity["name"] == key)?;
             return ref_id(&sni.1.entity, "certificate").and_then(within);
         }
-        let fields = name_fields(kind);
+        let fields = kind.descriptor().keys;
         self.list(kind, parent)
             .into_iter()
             .find(|(_, s)| fields.iter().any(|f| s.entity.get(*f).and_then(Value::as_str) == Some(key)))
@@ -108,55 +108,6 @@ fn render(stored: &Stored) -> Value {
 /// `entity[field].id` as a UUID.
 fn ref_id(entity: &Value, field: &str) -> Option<Uuid> {
     entity.get(field)?.get("id")?.as_str().and_then(|s| Uuid::parse_str(s).ok())
-}
-
-/// The fields that name an entity of `kind` in URLs (`/services/{id or name}`).
-pub fn name_fields(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "services" | "routes" | "upstreams" | "snis" => &["name"],
-        "consumers" => &["username", "custom_id"],
-        "plugins" => &["instance_name"],
-        "targets" => &["target"],
-        _ => &[],
-    }
-}
-
-/// The field of `child` that points at `parent` for nested endpoints (`/services/{}/routes`).
-pub fn parent_field(parent: &str, child: &str) -> Option<&'static str> {
-    Some(match (parent, child) {
-        ("services", "routes") | ("services", "plugins") => "service",
-        ("routes", "plugins") => "route",
-        ("consumers", "plugins") => "consumer",
-        ("upstreams", "targets") => "upstream",
-        ("certificates", "snis") => "certificate",
-        _ => return None,
-    })
-}
-
-/// Whether `field` of `kind` references another entity.
-fn is_reference(kind: &str, field: &str) -> bool {
-    matches!(
-        (kind, field),
-        ("routes", "service")
-            | ("plugins", "service" | "route" | "consumer")
-            | ("targets", "upstream")
-            | ("snis", "certificate")
-    )
-}
-
-/// What deleting an entity of `kind` takes with it (kind, field pointing at it), and what blocks it.
-/// `(kind, field)` pairs: entities of `kind` whose `field` points at another entity.
-type Links = &'static [(&'static str, &'static str)];
-
-fn dependents(kind: &str) -> (Links, Links) {
-    match kind {
-        "services" => (&[("plugins", "service")], &[("routes", "service")]),
-        "routes" => (&[("plugins", "route")], &[]),
-        "consumers" => (&[("plugins", "consumer")], &[]),
-        "upstreams" => (&[("targets", "upstream")], &[]),
-        "certificates" => (&[("snis", "certificate")], &[]),
-        _ => (&[], &[]),
-    }
 }
 
 fn now() -> i64 {
@@ -182,7 +133,7 @@ pub struct Catalog {
 
 /// How a write names the entity it touches.
 pub struct Target<'a> {
-    pub kind: &'static str,
+    pub kind: Kind,
     /// Nested endpoints: the parent's field and id (`/services/{id}/routes` → `("service", id)`).
     pub parent: Option<(&'static str, Uuid)>,
     /// The id or name in the URL, for PUT, PATCH and DELETE.
@@ -274,7 +225,7 @@ impl Catalog {
         let mut entity = object(body)?;
         let existing = state.find(target.kind, key, target.parent);
         if Uuid::parse_str(key).is_err()
-            && let Some(field) = name_fields(target.kind).first()
+            && let Some(field) = target.kind.descriptor().keys.first()
         {
             // PUT /services/{name}: the name comes from the URL.
             entity.entry(field.to_string()).or_insert(json!(key));
@@ -317,7 +268,7 @@ impl Catalog {
         let key = target.key.expect("PATCH names its entity");
         let id = state.find(target.kind, key, target.parent).ok_or_else(ApiError::not_found)?;
         let mut patch = object(body)?;
-        if target.kind == "services" {
+        if target.kind == Kind::Services {
             expand_url(&mut patch)?;
         }
         if let Some(given) = patch.get("id").and_then(Value::as_str)
@@ -330,7 +281,7 @@ impl Catalog {
         let stored = records.get_mut(&(target.kind, id)).expect("found above");
         if let Value::Object(entity) = &mut stored.entity {
             // A reference is replaced whole: `{"name": …}` must not merge into the old `{"id": …}`.
-            for field in patch.keys().filter(|f| is_reference(target.kind, f)) {
+            for field in patch.keys().filter(|f| target.kind.is_link(f)) {
                 entity.remove(field);
             }
         }
@@ -353,25 +304,13 @@ impl Catalog {
         let Some(id) = state.find(target.kind, key, target.parent) else {
             return if target.parent.is_some() { Err(ApiError::not_found()) } else { Ok(()) };
         };
-        let (cascade, blockers) = dependents(target.kind);
-        for (kind, field) in blockers {
-            if !state.list(kind, Some((field, id))).is_empty() {
-                return Err(ApiError::referenced_by(target.kind, kind));
+        for (kind, link) in target.kind.dependents() {
+            if link.on_delete == OnDelete::Restrict && !state.list(kind, Some((link.field, id))).is_empty() {
+                return Err(ApiError::referenced_by(target.kind.name(), kind.name()));
             }
         }
         let mut records = state.records.clone();
-        records.remove(&(target.kind, id));
-        for (kind, field) in cascade {
-            for (child, _) in state.list(kind, Some((field, id))) {
-                records.remove(&(*kind, child));
-                // A deleted route or service takes its plugins; a deleted upstream its targets.
-                for (grandkind, grandfield) in dependents(kind).0 {
-                    for (grandchild, _) in state.list(grandkind, Some((grandfield, child))) {
-                        records.remove(&(*grandkind, grandchild));
-                    }
-                }
-            }
-        }
+        remove_with_dependents(&state, &mut records, target.kind, id);
         self.commit(&state, records, None).await?;
         Ok(())
     }
@@ -399,7 +338,7 @@ impl Catalog {
         };
         if let Some((kind, id)) = touched {
             // Keep the normalised form: defaults filled, `url` expanded, references by id.
-            let normalised = entity_json(&config, kind, id).expect("a valid entity is in its config");
+            let normalised = config.entity_json(kind, id).expect("a valid entity is in its config");
             records.get_mut(&(kind, id)).expect("touched exists").entity = normalised;
         }
         let changes = diff(&old.records, &records);
@@ -438,8 +377,8 @@ fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
 
 /// A certificate's `snis` (Kong's transient field: the names of its SNI entities), taken out of
 /// `entity`; `None` when not given, an empty list for `null`.
-fn take_snis(kind: &str, entity: &mut Map<String, Value>) -> Result<Option<Vec<String>>, ApiError> {
-    if kind != "certificates" {
+fn take_snis(kind: Kind, entity: &mut Map<String, Value>) -> Result<Option<Vec<String>>, ApiError> {
+    if kind != Kind::Certificates {
         return Ok(None);
     }
     let invalid = |message: &str| ApiError::schema(&[("snis".into(), message.into())]);
@@ -474,7 +413,7 @@ fn take_snis(kind: &str, entity: &mut Map<String, Value>) -> Result<Option<Vec<S
 /// Makes `names` the SNIs of certificate `id`: new names become SNI entities, names no longer
 /// listed are deleted; a name that another certificate holds is refused, as Kong does.
 fn set_snis(records: &mut BTreeMap<Key, Stored>, id: Uuid, names: Vec<String>) -> Result<(), ApiError> {
-    let kind = "snis";
+    let kind = Kind::Snis;
     let mut held = Vec::new();
     for ((k, sni), stored) in records.iter() {
         if *k != kind {
@@ -513,6 +452,19 @@ fn set_snis(records: &mut BTreeMap<Key, Stored>, id: Uuid, names: Vec<String>) -
 
 fn next_seq(records: &BTreeMap<Key, Stored>) -> u64 {
     records.values().map(|s| s.seq).max().map_or(1, |m| m + 1)
+}
+
+/// Removes `id` of `kind` from `records`, with every entity that cascades from it (a deleted
+/// service takes its plugins; a deleted route its plugins; an upstream its targets).
+fn remove_with_dependents(state: &State, records: &mut BTreeMap<Key, Stored>, kind: Kind, id: Uuid) {
+    records.remove(&(kind, id));
+    for (child_kind, link) in kind.dependents() {
+        if link.on_delete == OnDelete::Cascade {
+            for (child, _) in state.list(child_kind, Some((link.field, id))) {
+                remove_with_dependents(state, records, child_kind, child);
+            }
+        }
+    }
 }
 
 /// `url` in a PATCH of a service stands for protocol, host, port and path.
@@ -554,8 +506,8 @@ fn document(records: &BTreeMap<Key, Stored>) -> (Value, HashMap<Key, String>) {
     let mut doc = Map::new();
     doc.insert("_format_version".into(), json!("3.0"));
     let mut paths = HashMap::new();
-    for kind in KINDS {
-        let mut items: Vec<(&Key, &Stored)> = records.iter().filter(|((k, _), _)| k == kind).collect();
+    for kind in Kind::ALL {
+        let mut items: Vec<(&Key, &Stored)> = records.iter().filter(|((k, _), _)| *k == kind).collect();
         items.sort_by_key(|(key, stored)| (stored.seq, key.1));
         if items.is_empty() {
             continue;
@@ -565,7 +517,7 @@ fn document(records: &BTreeMap<Key, Stored>) -> (Value, HashMap<Key, String>) {
             paths.insert(*key, format!("{kind}[{i}]"));
             list.push(stored.entity.clone());
         }
-        doc.insert(kind.to_string(), Value::Array(list));
+        doc.insert(kind.name().to_string(), Value::Array(list));
     }
     (Value::Object(doc), paths)
 }
@@ -609,7 +561,7 @@ fn explain(
     for (field, e) in &mine {
         match &e.kind {
             ErrorKind::Reference { to, by: "id", .. } => dangling = dangling.or(Some((field, *to))),
-            ErrorKind::Reference { to, by, value } => unresolved.push((field.clone(), *by, value.clone(), *to)),
+            ErrorKind::Reference { to, by, value } => unresolved.push((field.clone(), *by, value.clone(), to.name())),
             _ => {}
         }
     }
@@ -617,7 +569,7 @@ fn explain(
         return ApiError::unresolved(&unresolved);
     }
     if let Some((field, to)) = dangling {
-        return ApiError::foreign_key(field, &value_of(field), to);
+        return ApiError::foreign_key(field, &value_of(field), to.name());
     }
     // A clash reported here, or at the other entity (the one that comes later in the document).
     let clash = mine
@@ -634,43 +586,24 @@ fn explain(
     }
 }
 
-/// The typed entity of `kind` with `id` from `config`, as JSON.
-fn entity_json(config: &Config, kind: &str, id: Uuid) -> Option<Value> {
-    fn find<T: Serialize>(items: &[T], id: Uuid, get: impl Fn(&T) -> Uuid) -> Option<Value> {
-        items.iter().find(|e| get(e) == id).map(|e| serde_json::to_value(e).expect("entities serialise"))
-    }
-    match kind {
-        "services" => find(&config.services, id, |e| e.id),
-        "routes" => find(&config.routes, id, |e| e.id),
-        "consumers" => find(&config.consumers, id, |e| e.id),
-        "plugins" => find(&config.plugins, id, |e| e.id),
-        "upstreams" => find(&config.upstreams, id, |e| e.id),
-        "targets" => find(&config.targets, id, |e| e.id),
-        "certificates" => find(&config.certificates, id, |e| e.id),
-        "snis" => find(&config.snis, id, |e| e.id),
-        "ca_certificates" => find(&config.ca_certificates, id, |e| e.id),
-        _ => None,
-    }
-}
-
 /// Records for a whole configuration; entities that are unchanged keep their timestamps.
 fn records_of(config: &Config, previous: &BTreeMap<Key, Stored>) -> BTreeMap<Key, Stored> {
     let value = serde_json::to_value(config).expect("a config serialises");
     let time = now();
     let mut records = BTreeMap::new();
     let mut seq = 0;
-    for kind in KINDS {
-        for entity in value.get(*kind).and_then(Value::as_array).into_iter().flatten() {
+    for kind in Kind::ALL {
+        for entity in value.get(kind.name()).and_then(Value::as_array).into_iter().flatten() {
             let Some(id) = entity.get("id").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()) else {
                 continue;
             };
             seq += 1;
-            let stored = match previous.get(&(*kind, id)) {
+            let stored = match previous.get(&(kind, id)) {
                 Some(old) if old.entity == *entity => Stored { seq, ..old.clone() },
                 Some(old) => Stored { seq, updated_at: time, entity: entity.clone(), ..old.clone() },
                 None => Stored { seq, created_at: time, updated_at: time, entity: entity.clone() },
             };
-            records.insert((*kind, id), stored);
+            records.insert((kind, id), stored);
         }
     }
     records
@@ -682,12 +615,12 @@ fn diff(old: &BTreeMap<Key, Stored>, new: &BTreeMap<Key, Stored>) -> Vec<Change>
     for ((kind, id), stored) in new {
         if old.get(&(*kind, *id)) != Some(stored) {
             let value = serde_json::to_value(stored).expect("records serialise");
-            changes.push(Change::Put(Record { kind, id: *id, value }));
+            changes.push(Change::Put(Record { kind: *kind, id: *id, value }));
         }
     }
     for (kind, id) in old.keys() {
         if !new.contains_key(&(*kind, *id)) {
-            changes.push(Change::Delete { kind, id: *id });
+            changes.push(Change::Delete { kind: *kind, id: *id });
         }
     }
     changes

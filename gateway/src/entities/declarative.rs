@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::kind::Kind;
 use super::plugins::{PluginRegistry, not_enabled};
 use super::schema::{ErrorKind, Errors, FieldError, Obj, index, join};
 use super::types::*;
@@ -110,32 +111,20 @@ pub fn parse_value_with(doc: &Value, plugins: &PluginRegistry) -> Result<Config,
     }
     top.bool("_transform", true, &mut b.errors);
     top.accept(&["_comment", "_workspace"]);
-    for (path, v) in top.array("services", &mut b.errors) {
-        b.service(path, v);
-    }
-    for (path, v) in top.array("routes", &mut b.errors) {
-        b.route(path, v, None);
-    }
-    for (path, v) in top.array("consumers", &mut b.errors) {
-        b.consumer(path, v);
-    }
-    for (path, v) in top.array("plugins", &mut b.errors) {
-        b.plugin(path, v, Scope::Global);
-    }
-    for (path, v) in top.array("upstreams", &mut b.errors) {
-        b.upstream(path, v);
-    }
-    for (path, v) in top.array("targets", &mut b.errors) {
-        b.target(path, v, None);
-    }
-    for (path, v) in top.array("certificates", &mut b.errors) {
-        b.certificate(path, v);
-    }
-    for (path, v) in top.array("snis", &mut b.errors) {
-        b.sni(path, v, None);
-    }
-    for (path, v) in top.array("ca_certificates", &mut b.errors) {
-        b.ca_certificate(path, v);
+    for kind in Kind::ALL {
+        for (path, v) in top.array(kind.name(), &mut b.errors) {
+            match kind {
+                Kind::Services => b.service(path, v),
+                Kind::Routes => b.route(path, v, None),
+                Kind::Consumers => b.consumer(path, v),
+                Kind::Plugins => b.plugin(path, v, None),
+                Kind::Upstreams => b.upstream(path, v),
+                Kind::Targets => b.target(path, v, None),
+                Kind::Certificates => b.certificate(path, v),
+                Kind::Snis => b.sni(path, v, None),
+                Kind::CaCertificates => b.ca_certificate(path, v),
+            }
+        }
     }
     top.finish(&mut b.errors);
     b.finish()
@@ -158,28 +147,11 @@ impl fmt::Display for RawRef {
     }
 }
 
-/// The fields besides `id` that name one entity of `kind`, for references (Kong's unique fields).
-fn unique_fields(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "services" | "routes" | "upstreams" => &["name"],
-        "consumers" => &["username", "custom_id"],
-        _ => &[],
-    }
-}
-
 /// A reference not yet resolved, with the path it was written at.
 #[derive(Debug, Clone)]
 enum Link {
     Resolved(Uuid),
     Pending { raw: RawRef, path: String },
-}
-
-#[derive(Clone, Copy)]
-enum Scope {
-    Global,
-    Service(Uuid),
-    Route(Uuid),
-    Consumer(Uuid),
 }
 
 struct Builder<'r> {
@@ -234,7 +206,7 @@ impl<'r> Builder<'r> {
     }
 
     /// The entity's `id`, or a UUIDv5 from `key` when it has none.
-    fn id(&mut self, obj: &mut Obj, kind: &str, key: impl FnOnce() -> String) -> Uuid {
+    fn id(&mut self, obj: &mut Obj, kind: Kind, key: impl FnOnce() -> String) -> Uuid {
         match obj.string("id", &mut self.errors) {
             Some(text) => Uuid::parse_str(&text).unwrap_or_else(|_| {
                 self.errors.push(obj.path_of("id"), "expected a valid UUID");
@@ -259,9 +231,9 @@ impl<'r> Builder<'r> {
 
     /// The reference in `field` to an entity of kind `to`: `{"id": …}`, `{"<unique field>": …}`,
     /// or a string (an id, or the value of the kind's first unique field).
-    fn reference(&mut self, obj: &mut Obj, field: &str, to: &str) -> Option<Link> {
+    fn reference(&mut self, obj: &mut Obj, field: &str, to: Kind) -> Option<Link> {
         let path = obj.path_of(field);
-        let fields = unique_fields(to);
+        let fields = to.descriptor().keys;
         let expected = || {
             let mut shapes = vec!["{\"id\": …}".to_string()];
             shapes.extend(fields.iter().map(|f| format!("{{\"{f}\": …}}")));
@@ -320,7 +292,7 @@ impl<'r> Builder<'r> {
         let Some(mut obj) = Obj::new(path.clone(), value, &mut self.errors) else { return };
         let name = self.name(&mut obj, "name");
         let key = name.clone().unwrap_or_else(|| canonical(value));
-        let id = self.id(&mut obj, "services", || key);
+        let id = self.id(&mut obj, Kind::Services, || key);
         let mut protocol = Protocol::Http;
         let mut host = String::new();
         let mut port = None;
@@ -383,7 +355,7 @@ impl<'r> Builder<'r> {
             self.route(child, v, Some(id));
         }
         for (child, v) in obj.array("plugins", &mut self.errors) {
-            self.plugin(child, v, Scope::Service(id));
+            self.plugin(child, v, Some((Kind::Services, id)));
         }
         obj.finish(&mut self.errors);
         self.services.push((path, service));
@@ -397,7 +369,7 @@ impl<'r> Builder<'r> {
             (None, Some(service)) => format!("{service}/{}", canonical(value)),
             (None, None) => canonical(value),
         };
-        let id = self.id(&mut obj, "routes", || key);
+        let id = self.id(&mut obj, Kind::Routes, || key);
         let service = match parent {
             Some(service) => {
                 if obj.has("service") {
@@ -406,7 +378,7 @@ impl<'r> Builder<'r> {
                 obj.raw("service");
                 Some(Link::Resolved(service))
             }
-            None => self.reference(&mut obj, "service", "services"),
+            None => self.reference(&mut obj, "service", Kind::Services),
         };
         let protocols = self.protocols(&mut obj, &[Protocol::Http, Protocol::Https]);
         let methods = obj.strings("methods", &mut self.errors);
@@ -484,7 +456,7 @@ impl<'r> Builder<'r> {
             self.errors.push(path.clone(), "must set one of 'methods', 'hosts', 'headers', 'paths', 'snis'");
         }
         for (child, v) in obj.array("plugins", &mut self.errors) {
-            self.plugin(child, v, Scope::Route(id));
+            self.plugin(child, v, Some((Kind::Routes, id)));
         }
         obj.finish(&mut self.errors);
         self.routes.push((path, route, service));
@@ -556,16 +528,17 @@ impl<'r> Builder<'r> {
             self.errors.push(path.clone(), "at least one of these fields must be non-empty: 'custom_id', 'username'");
         }
         let key = username.clone().map(|u| format!("u:{u}")).or_else(|| custom_id.clone().map(|c| format!("c:{c}")));
-        let id = self.id(&mut obj, "consumers", || key.unwrap_or_default());
+        let id = self.id(&mut obj, Kind::Consumers, || key.unwrap_or_default());
         let consumer = Consumer { id, username, custom_id, tags: self.tags(&mut obj) };
         for (child, v) in obj.array("plugins", &mut self.errors) {
-            self.plugin(child, v, Scope::Consumer(id));
+            self.plugin(child, v, Some((Kind::Consumers, id)));
         }
         obj.finish(&mut self.errors);
         self.consumers.push((path, consumer));
     }
 
-    fn plugin(&mut self, path: String, value: &Value, scope: Scope) {
+    /// A plugin; `parent` is the entity it is nested in, if any.
+    fn plugin(&mut self, path: String, value: &Value, parent: Option<(Kind, Uuid)>) {
         let Some(mut obj) = Obj::new(path.clone(), value, &mut self.errors) else { return };
         let name = match obj.string("name", &mut self.errors) {
             Some(name) => name,
@@ -577,21 +550,18 @@ impl<'r> Builder<'r> {
             }
         };
         let mut links: [Option<Link>; 3] = [None, None, None];
-        for (slot, field) in ["service", "route", "consumer"].into_iter().enumerate() {
-            let nested =
-                matches!((scope, slot), (Scope::Service(_), 0) | (Scope::Route(_), 1) | (Scope::Consumer(_), 2));
-            links[slot] = if nested {
-                if obj.has(field) {
-                    self.errors
-                        .push(obj.path_of(field), format!("a plugin nested in a {field} belongs to that {field}"));
+        for (slot, link) in Kind::Plugins.descriptor().links.iter().enumerate() {
+            let field = link.field;
+            links[slot] = match parent {
+                Some((kind, id)) if kind == link.to => {
+                    if obj.has(field) {
+                        self.errors
+                            .push(obj.path_of(field), format!("a plugin nested in a {field} belongs to that {field}"));
+                    }
+                    obj.raw(field);
+                    Some(Link::Resolved(id))
                 }
-                obj.raw(field);
-                match scope {
-                    Scope::Service(id) | Scope::Route(id) | Scope::Consumer(id) => Some(Link::Resolved(id)),
-                    Scope::Global => None,
-                }
-            } else {
-                self.reference(&mut obj, field, &format!("{field}s"))
+                _ => self.reference(&mut obj, field, link.to),
             };
         }
         let instance_name = self.name(&mut obj, "instance_name");
@@ -627,7 +597,7 @@ impl<'r> Builder<'r> {
             })
             .collect();
         let key = format!("{name}|{}|{}", scope_key.join("|"), instance_name.clone().unwrap_or_default());
-        let id = self.id(&mut obj, "plugins", || key);
+        let id = self.id(&mut obj, Kind::Plugins, || key);
         let plugin = Plugin {
             id,
             name,
@@ -662,7 +632,7 @@ impl<'r> Builder<'r> {
             }
         };
         let key = name.clone();
-        let id = self.id(&mut obj, "upstreams", || key);
+        let id = self.id(&mut obj, Kind::Upstreams, || key);
         let algorithm = obj.string("algorithm", &mut self.errors).unwrap_or_else(|| "round-robin".into());
         if algorithm != "round-robin" {
             self.errors.push(obj.path_of("algorithm"), "only round-robin is supported");
@@ -704,7 +674,7 @@ impl<'r> Builder<'r> {
                 obj.raw("upstream");
                 Link::Resolved(id)
             }
-            None => match self.reference(&mut obj, "upstream", "upstreams") {
+            None => match self.reference(&mut obj, "upstream", Kind::Upstreams) {
                 Some(link) => link,
                 None => {
                     if !obj.has("upstream") {
@@ -719,7 +689,7 @@ impl<'r> Builder<'r> {
             Link::Pending { raw, .. } => raw.to_string(),
         };
         let key = format!("{upstream_key}|{target}");
-        let id = self.id(&mut obj, "targets", || key);
+        let id = self.id(&mut obj, Kind::Targets, || key);
         let entity = Target {
             id,
             upstream: Ref { id: Uuid::nil() },
@@ -777,7 +747,7 @@ impl<'r> Builder<'r> {
             );
         }
         let digest = validate::digest(&cert);
-        let id = self.id(&mut obj, "certificates", || digest);
+        let id = self.id(&mut obj, Kind::Certificates, || digest);
         let certificate = Certificate { id, cert, key, cert_alt, key_alt, tags: self.tags(&mut obj) };
         let snis_path = obj.path_of("snis");
         match obj.raw("snis") {
@@ -814,13 +784,13 @@ impl<'r> Builder<'r> {
             }
         };
         let key = name.clone();
-        let id = self.id(&mut obj, "snis", || key);
+        let id = self.id(&mut obj, Kind::Snis, || key);
         let certificate = match parent {
             Some(id) => {
                 obj.raw("certificate");
                 Link::Resolved(id)
             }
-            None => self.reference(&mut obj, "certificate", "certificates").unwrap_or_else(|| {
+            None => self.reference(&mut obj, "certificate", Kind::Certificates).unwrap_or_else(|| {
                 if !obj.has("certificate") {
                     self.errors.push(obj.path_of("certificate"), "required field missing");
                 }
@@ -861,7 +831,7 @@ impl<'r> Builder<'r> {
             self.errors.push(obj.path_of("cert_digest"), "does not match the certificate");
         }
         let key = cert_digest.clone();
-        let id = self.id(&mut obj, "ca_certificates", || key);
+        let id = self.id(&mut obj, Kind::CaCertificates, || key);
         let entity = CaCertificate { id, cert, cert_digest, tags: self.tags(&mut obj) };
         obj.finish(&mut self.errors);
         self.ca_certificates.push((path, entity));
@@ -882,17 +852,19 @@ impl<'r> Builder<'r> {
             snis,
             ca_certificates,
         } = self;
-        let service_ids = Lookup::new("services", services.iter().map(|(_, s)| (s.id, vec![("name", s.name.clone())])));
-        let route_ids = Lookup::new("routes", routes.iter().map(|(_, r, _)| (r.id, vec![("name", r.name.clone())])));
+        let service_ids =
+            Lookup::new(Kind::Services, services.iter().map(|(_, s)| (s.id, vec![("name", s.name.clone())])));
+        let route_ids =
+            Lookup::new(Kind::Routes, routes.iter().map(|(_, r, _)| (r.id, vec![("name", r.name.clone())])));
         let consumer_ids = Lookup::new(
-            "consumers",
+            Kind::Consumers,
             consumers
                 .iter()
                 .map(|(_, c)| (c.id, vec![("username", c.username.clone()), ("custom_id", c.custom_id.clone())])),
         );
         let upstream_ids =
-            Lookup::new("upstreams", upstreams.iter().map(|(_, u)| (u.id, vec![("name", Some(u.name.clone()))])));
-        let certificate_ids = Lookup::new("certificates", certificates.iter().map(|(_, c)| (c.id, Vec::new())));
+            Lookup::new(Kind::Upstreams, upstreams.iter().map(|(_, u)| (u.id, vec![("name", Some(u.name.clone()))])));
+        let certificate_ids = Lookup::new(Kind::Certificates, certificates.iter().map(|(_, c)| (c.id, Vec::new())));
 
         let routes: Vec<(String, Route)> = routes
             .into_iter()
@@ -997,13 +969,13 @@ impl<'r> Builder<'r> {
 
 /// Ids and unique field values of one kind of entity, for resolving references.
 struct Lookup {
-    kind: &'static str,
+    kind: Kind,
     ids: HashSet<Uuid>,
     fields: HashMap<(&'static str, String), Uuid>,
 }
 
 impl Lookup {
-    fn new(kind: &'static str, entries: impl Iterator<Item = (Uuid, Vec<(&'static str, Option<String>)>)>) -> Lookup {
+    fn new(kind: Kind, entries: impl Iterator<Item = (Uuid, Vec<(&'static str, Option<String>)>)>) -> Lookup {
         let mut lookup = Lookup { kind, ids: HashSet::new(), fields: HashMap::new() };
         for (id, fields) in entries {
             lookup.ids.insert(id);
@@ -1025,7 +997,7 @@ impl Lookup {
                     RawRef::Field(field, value) => self.fields.get(&(*field, value.clone())).copied(),
                 };
                 if found.is_none() {
-                    let singular = self.kind.trim_end_matches('s');
+                    let singular = self.kind.name().trim_end_matches('s');
                     let (by, value) = match &raw {
                         RawRef::Id(id) => ("id", id.to_string()),
                         RawRef::Field(field, value) => (*field, value.clone()),

@@ -3,6 +3,7 @@
 
 pub mod declarative;
 pub mod hash;
+pub mod kind;
 pub mod plugins;
 pub mod schema;
 pub mod types;
@@ -13,6 +14,7 @@ pub use declarative::{
     to_declarative,
 };
 pub use hash::{EMPTY_HASH, config_hash};
+pub use kind::{Kind, OnDelete};
 pub use plugins::{PluginRegistry, PluginSchema};
 pub use schema::{ErrorKind, FieldError};
 pub use types::*;

@@ -7,6 +7,8 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use super::kind::Kind;
+
 /// One thing wrong with the input, at a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -23,8 +25,8 @@ pub enum ErrorKind {
     Field,
     /// A value of a unique `field` (`id` included) is already used by the entity at `first`.
     Unique { field: String, first: String },
-    /// A reference names no entity of kind `to` (`services`…) by `by` (`id`, `name`, `username`…).
-    Reference { to: &'static str, by: &'static str, value: String },
+    /// A reference names no entity of kind `to` by `by` (`id`, `name`, `username`…).
+    Reference { to: Kind, by: &'static str, value: String },
 }
 
 impl FieldError {

@@ -340,9 +340,9 @@ fn a_reference_to_nothing_is_a_typed_error() {
         vec![
             ("plugins[2].consumer.name".to_string(), ErrorKind::Field),
             ("snis[0].certificate".to_string(), ErrorKind::Field),
-            ("routes[0].service".to_string(), reference("services", "name", "nope")),
-            ("plugins[0].consumer".to_string(), reference("consumers", "username", "bob")),
-            ("plugins[1].service".to_string(), reference("services", "id", "3f0c8a52-61b1-4e8b-9d55-0c2a7a5f1e09")),
+            ("routes[0].service".to_string(), reference(Kind::Services, "name", "nope")),
+            ("plugins[0].consumer".to_string(), reference(Kind::Consumers, "username", "bob")),
+            ("plugins[1].service".to_string(), reference(Kind::Services, "id", "3f0c8a52-61b1-4e8b-9d55-0c2a7a5f1e09")),
         ]
     );
 }
