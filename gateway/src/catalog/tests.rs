@@ -164,3 +164,28 @@ async fn certificates_keep_and_show_their_snis() {
     assert_eq!(state.render(Kind::Certificates, cert).unwrap()["snis"], json!([]));
     assert!(state.config.snis.is_empty());
 }
+
+#[tokio::test]
+async fn references_name_their_entity_by_any_unique_field() {
+    let catalog = Catalog::open(None, plugins()).unwrap();
+    let (_, alice) = catalog.create(target(Kind::Consumers), json!({"username": "alice"})).await.unwrap();
+    let (_, bob) = catalog.create(target(Kind::Consumers), json!({"custom_id": "b-1"})).await.unwrap();
+    let (state, p1) = catalog
+        .create(target(Kind::Plugins), json!({"name": "cors", "consumer": {"username": "alice"}}))
+        .await
+        .unwrap();
+    assert_eq!(state.render(Kind::Plugins, p1).unwrap()["consumer"], json!({"id": alice.to_string()}));
+    let (state, p2) =
+        catalog.create(target(Kind::Plugins), json!({"name": "cors", "consumer": {"custom_id": "b-1"}})).await.unwrap();
+    assert_eq!(state.render(Kind::Plugins, p2).unwrap()["consumer"], json!({"id": bob.to_string()}));
+
+    let unresolved = catalog
+        .create(target(Kind::Plugins), json!({"name": "key-auth", "consumer": {"username": "carol"}}))
+        .await
+        .unwrap_err();
+    assert_eq!((unresolved.status, unresolved.body["code"].clone()), (400, json!(13)));
+    assert_eq!(
+        unresolved.body["fields"],
+        json!({"consumer": {"username": "the foreign key cannot be resolved with '{username=\"carol\"}' for an existing 'consumers' entity"}})
+    );
+}
