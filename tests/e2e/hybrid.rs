@@ -293,25 +293,28 @@ fn a_data_plane_with_another_certificate_is_refused() {
     assert!(data_planes(&cp).is_empty());
 }
 
+/// No plugin is implemented yet, so a control plane accepts no plugin entity (it would be stored and
+/// enforced by no node: a fail-open), even one a data plane claims in its `plugins` setting. Until a
+/// plugin exists, `plugin_set_incompatible` cannot be reached end to end; its rule is in cluster/cp.rs.
 #[test]
-fn a_data_plane_lacking_a_configured_plugin_is_not_sent_the_config() {
+fn a_control_plane_refuses_a_plugin_no_node_can_run() {
     let echo = EchoServer::start();
     let dir = cluster_dir();
     let cp = start_cp(dir.path(), free_port());
     add_route(&cp, &echo, "s", "r", "/p");
     let plugin = http_json(cp.admin, "POST", "/routes/r/plugins", &json!({"name": "my-plugin"}));
-    assert_eq!(plugin.status, 201, "{plugin:?}");
+    assert_eq!(plugin.status, 400, "{plugin:?}");
+    assert_eq!(
+        plugin.json()["fields"]["name"],
+        "plugin 'my-plugin' not enabled; add it to the 'plugins' configuration property"
+    );
     let with = start_dp(dir.path(), "with", cp.cluster, &["plugins = bundled, my-plugin".into()]);
-    let without = start_dp(dir.path(), "without", cp.cluster, &[]);
     wait_status(&with, "/p", 200);
     let hash = cp_hash(&cp);
-    poll("the statuses of both data planes", SYNC_DEADLINE, || {
+    poll("the data plane in sync", SYNC_DEADLINE, || {
         let rows = data_planes(&cp);
-        let status = |prefix: &str| rows.iter().find(|r| r["sync_status"] == prefix).map(|r| r["config_hash"].clone());
-        (rows.len() == 2 && status("normal") == Some(hash.clone()) && status("plugin_set_incompatible").is_some())
-            .then_some(())
+        (rows.len() == 1 && rows[0]["sync_status"] == "normal" && rows[0]["config_hash"] == hash).then_some(())
     });
-    assert_eq!(get(without.proxy, "/p").status, 404);
 }
 
 /// docs/hybrid-mode.md, step by step, with the shipped conf/cp.conf and conf/dp.conf (ports moved to

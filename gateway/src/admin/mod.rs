@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::catalog::{ApiError, Catalog, State, Target, parent_field};
+use crate::catalog::{ApiError, Catalog, State, Target};
 use crate::cluster::cp::Registry;
-use crate::store::kind;
+use crate::entities::Kind;
 
 /// Largest request body accepted (a whole declarative config for `POST /config`).
 const MAX_BODY: usize = 64 << 20;
@@ -121,16 +121,19 @@ impl AdminApi {
                 }
             }
             [k] => {
-                let kind = kind(k).ok_or_else(ApiError::not_found)?;
-                self.collection(&method, &query, kind, None, content_type.as_deref(), &bytes).await
+                let kind = Kind::from_name(k).ok_or_else(ApiError::not_found)?;
+                let base = format!("/{kind}");
+                self.collection(&method, &query, &base, kind, None, content_type.as_deref(), &bytes).await
             }
             [k, key] => {
-                let kind = kind(k).ok_or_else(ApiError::not_found)?;
+                let kind = Kind::from_name(k).ok_or_else(ApiError::not_found)?;
                 self.item(&method, Target { kind, parent: None, key: Some(key) }, content_type.as_deref(), &bytes).await
             }
             [p, parent_key, c] => {
                 let (parent, kind) = self.nested(p, parent_key, c)?;
-                self.collection(&method, &query, kind, Some(parent), content_type.as_deref(), &bytes).await
+                // Pages of a nested list link to the same nested list, by the parent's id.
+                let base = format!("/{p}/{}/{kind}", parent.1);
+                self.collection(&method, &query, &base, kind, Some(parent), content_type.as_deref(), &bytes).await
             }
             [p, parent_key, c, key] => {
                 let (parent, kind) = self.nested(p, parent_key, c)?;
@@ -152,31 +155,33 @@ impl AdminApi {
         parent_kind: &str,
         parent_key: &str,
         child: &str,
-    ) -> Result<((&'static str, Uuid), &'static str), ApiError> {
-        let parent_kind = kind(parent_kind).ok_or_else(ApiError::not_found)?;
-        let child = kind(child).ok_or_else(ApiError::not_found)?;
-        let field = parent_field(parent_kind, child).ok_or_else(ApiError::not_found)?;
+    ) -> Result<((&'static str, Uuid), Kind), ApiError> {
+        let parent_kind = Kind::from_name(parent_kind).ok_or_else(ApiError::not_found)?;
+        let child = Kind::from_name(child).ok_or_else(ApiError::not_found)?;
+        let field = child.link_to(parent_kind).ok_or_else(ApiError::not_found)?.field;
         let parent =
             self.inner.catalog.current().find(parent_kind, parent_key, None).ok_or_else(ApiError::not_found)?;
         Ok(((field, parent), child))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn collection(
         &self,
         method: &Method,
         query: &str,
-        kind: &'static str,
+        base: &str,
+        kind: Kind,
         parent: Option<(&'static str, Uuid)>,
         content_type: Option<&str>,
         bytes: &[u8],
     ) -> Result<(StatusCode, Option<Value>), ApiError> {
         match *method {
             Method::GET | Method::HEAD => {
-                Ok((StatusCode::OK, Some(page(&self.inner.catalog.current(), kind, parent, query)?)))
+                Ok((StatusCode::OK, Some(page(&self.inner.catalog.current(), base, kind, parent, query)?)))
             }
             Method::POST => {
                 self.writable(kind, "create")?;
-                let body = body::decode(kind, content_type, bytes)?;
+                let body = body::decode(kind.name(), content_type, bytes)?;
                 let (state, id) = self.inner.catalog.create(Target { kind, parent, key: None }, body).await?;
                 self.served(&state).await;
                 Ok((StatusCode::CREATED, state.render(kind, id)))
@@ -202,14 +207,14 @@ impl AdminApi {
             }
             Method::PUT => {
                 self.writable(kind, "create or update")?;
-                let body = body::decode(kind, content_type, bytes)?;
+                let body = body::decode(kind.name(), content_type, bytes)?;
                 let (state, id) = self.inner.catalog.upsert(target, body).await?;
                 self.served(&state).await;
                 Ok((StatusCode::OK, state.render(kind, id)))
             }
             Method::PATCH => {
                 self.writable(kind, "update")?;
-                let body = body::decode(kind, content_type, bytes)?;
+                let body = body::decode(kind.name(), content_type, bytes)?;
                 let (state, id) = self.inner.catalog.update(target, body).await?;
                 self.served(&state).await;
                 Ok((StatusCode::OK, state.render(kind, id)))
@@ -225,7 +230,7 @@ impl AdminApi {
     }
 
     /// A DB-less node changes only through `POST /config`, as in Kong.
-    fn writable(&self, kind: &str, verb: &str) -> Result<(), ApiError> {
+    fn writable(&self, kind: Kind, verb: &str) -> Result<(), ApiError> {
         if self.inner.catalog.has_store() {
             return Ok(());
         }
@@ -258,7 +263,7 @@ impl AdminApi {
                 Ok((StatusCode::OK, Some(json!({ "config": yaml, "configuration_hash": state.hash }))))
             }
             Method::POST => {
-                let config = declarative_body(content_type, bytes)?;
+                let config = declarative_body(content_type, bytes, self.inner.catalog.plugins())?;
                 let state = self.inner.catalog.replace(&config).await?;
                 self.served(&state).await;
                 let mut doc = crate::entities::to_declarative(&state.config);
@@ -275,7 +280,9 @@ impl AdminApi {
         enabled.sort_unstable();
         enabled.dedup();
         let mut info = self.inner.info.clone();
-        info["plugins"] = json!({ "available_on_server": {}, "enabled_in_cluster": enabled });
+        let available: serde_json::Map<String, Value> =
+            self.inner.catalog.plugins().names().map(|name| (name.to_string(), json!({}))).collect();
+        info["plugins"] = json!({ "available_on_server": available, "enabled_in_cluster": enabled });
         info
     }
 
@@ -293,8 +300,9 @@ fn only_get(method: &Method) -> Result<(), ApiError> {
     if *method == Method::GET || *method == Method::HEAD { Ok(()) } else { Err(ApiError::method_not_allowed()) }
 }
 
-/// One page of a list: `{"data": […], "next": "/path?offset=…" | null, "offset": …}`.
-fn page(state: &State, kind: &'static str, parent: Option<(&str, Uuid)>, query: &str) -> Result<Value, ApiError> {
+/// One page of a list: `{"data": […], "next": "/path?offset=…" | null, "offset": …}`. `next` is
+/// `base` (the list's own path) with the same `size` and `tags`, so following it stays in the list.
+fn page(state: &State, base: &str, kind: Kind, parent: Option<(&str, Uuid)>, query: &str) -> Result<Value, ApiError> {
     let mut size = DEFAULT_PAGE;
     let mut after: Option<Uuid> = None;
     let mut tags: Option<String> = None;
@@ -323,7 +331,14 @@ fn page(state: &State, kind: &'static str, parent: Option<(&str, Uuid)>, query: 
     let data: Vec<Value> = items.iter().take(size).map(|(_, v)| v.clone()).collect();
     let last = items.iter().take(size).next_back().map(|(id, _)| *id);
     let (next, offset) = match (more, last) {
-        (true, Some(id)) => (json!(format!("/{kind}?offset={id}&size={size}")), json!(id.to_string())),
+        (true, Some(id)) => {
+            let mut next = url::form_urlencoded::Serializer::new(String::new());
+            next.append_pair("offset", &id.to_string()).append_pair("size", &size.to_string());
+            if let Some(tags) = &tags {
+                next.append_pair("tags", tags);
+            }
+            (json!(format!("{base}?{}", next.finish())), json!(id.to_string()))
+        }
         _ => (Value::Null, Value::Null),
     };
     let mut out = json!({ "data": data, "next": next });
@@ -346,7 +361,11 @@ fn has_tags(entity: &Value, filter: &str) -> bool {
 
 /// `POST /config` bodies: a declarative document as JSON or YAML, or `{"config": "<text>"}`, or a
 /// form with `config=<text>`.
-fn declarative_body(content_type: Option<&str>, bytes: &[u8]) -> Result<crate::entities::Config, ApiError> {
+fn declarative_body(
+    content_type: Option<&str>,
+    bytes: &[u8],
+    plugins: &crate::entities::PluginRegistry,
+) -> Result<crate::entities::Config, ApiError> {
     let mime = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let text = if mime == "application/x-www-form-urlencoded" {
         url::form_urlencoded::parse(bytes)
@@ -364,7 +383,7 @@ fn declarative_body(content_type: Option<&str>, bytes: &[u8]) -> Result<crate::e
         doc = yaml_serde::from_str(inner)
             .map_err(|e| invalid_declarative(&format!("not valid YAML or JSON: {e}"), None))?;
     }
-    crate::entities::parse_value(&doc).map_err(|errors| {
+    crate::entities::parse_value_with(&doc, plugins).map_err(|errors| {
         let pairs: Vec<(String, String)> = errors.iter().map(|e| (e.path.clone(), e.message.clone())).collect();
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         invalid_declarative(&text.join("; "), Some(crate::catalog::error::fields(&pairs)))

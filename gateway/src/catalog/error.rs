@@ -59,16 +59,40 @@ impl ApiError {
         }
     }
 
-    /// 400: a reference to an entity that does not exist.
+    /// 400: a reference by id to an entity that does not exist.
     pub fn foreign_key(field: &str, reference: &Value, kind: &str) -> ApiError {
         ApiError {
             status: 400,
             body: json!({
-                "code": 3,
+                "code": 4,
                 "name": "foreign key violation",
                 "message": format!("the foreign key '{}' does not reference an existing '{kind}' entity.", show_ref(reference)),
                 "fields": { field: reference },
             }),
+        }
+    }
+
+    /// 400: references by a unique field (`{"name": …}`) that name no entity: each as
+    /// (field, unique field, value, referenced kind).
+    pub fn unresolved(items: &[(String, &str, String, &str)]) -> ApiError {
+        let mut fields = Map::new();
+        let mut parts = Vec::new();
+        for (field, by, value, kind) in items {
+            let reason = format!(
+                "the foreign key cannot be resolved with '{{{by}={}}}' for an existing '{kind}' entity",
+                Value::String(value.clone())
+            );
+            parts.push(format!("{field}.{by}: {reason}"));
+            let entry = fields.entry(field.clone()).or_insert_with(|| json!({}));
+            entry[*by] = Value::String(reason);
+        }
+        let message = match parts.len() {
+            1 => format!("foreign key unresolved ({})", parts[0]),
+            n => format!("{n} foreign keys unresolved ({})", parts.join("; ")),
+        };
+        ApiError {
+            status: 400,
+            body: json!({ "code": 13, "name": "foreign keys unresolved", "message": message, "fields": fields }),
         }
     }
 
@@ -96,17 +120,18 @@ fn show_ref(reference: &Value) -> String {
     }
 }
 
-/// Errors of the validator at paths under `prefix` (an entity's path in a document), relative to it.
-pub fn relative(errors: &[FieldError], prefix: &str) -> (Vec<(String, String)>, Vec<FieldError>) {
+/// Errors of the validator at paths under `prefix` (an entity's path in a document), each with
+/// its path relative to it (`@entity` for the entity itself), and the others.
+pub fn relative<'e>(errors: &'e [FieldError], prefix: &str) -> (Vec<(String, &'e FieldError)>, Vec<&'e FieldError>) {
     let mut mine = Vec::new();
     let mut others = Vec::new();
     for e in errors {
         if e.path == prefix {
-            mine.push(("@entity".to_string(), e.message.clone()));
+            mine.push(("@entity".to_string(), e));
         } else if let Some(rest) = e.path.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')) {
-            mine.push((rest.to_string(), e.message.clone()));
+            mine.push((rest.to_string(), e));
         } else {
-            others.push(e.clone());
+            others.push(e);
         }
     }
     (mine, others)

@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 pub use error::ApiError;
 
-use crate::entities::{Config, FieldError, config_hash, parse_value};
-use crate::store::{Change, KINDS, Record, Store, StoreError};
+use crate::entities::{Config, ErrorKind, FieldError, Kind, OnDelete, PluginRegistry, config_hash, parse_value_with};
+use crate::store::{Change, Record, Store, StoreError};
 
 /// One entity as the catalog keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,7 +33,7 @@ pub struct Stored {
     pub entity: Value,
 }
 
-type Key = (&'static str, Uuid);
+type Key = (Kind, Uuid);
 
 /// A consistent view: the records and the configuration they make.
 #[derive(Debug, Clone, Default)]
@@ -47,12 +47,23 @@ pub struct State {
 
 impl State {
     /// The entity as the Admin API shows it: its fields plus `created_at` and `updated_at`.
-    pub fn render(&self, kind: &'static str, id: Uuid) -> Option<Value> {
-        self.records.get(&(kind, id)).map(render)
+    pub fn render(&self, kind: Kind, id: Uuid) -> Option<Value> {
+        let mut value = self.records.get(&(kind, id)).map(render)?;
+        if kind == Kind::Certificates {
+            // Kong shows a certificate with the names of its SNIs, sorted.
+            let mut names: Vec<&str> = self
+                .list(Kind::Snis, Some(("certificate", id)))
+                .into_iter()
+                .filter_map(|(_, s)| s.entity.get("name").and_then(Value::as_str))
+                .collect();
+            names.sort_unstable();
+            value["snis"] = json!(names);
+        }
+        Some(value)
     }
 
     /// Records of one kind in id order, optionally only those whose `parent_field` is `parent`.
-    pub fn list(&self, kind: &'static str, parent: Option<(&str, Uuid)>) -> Vec<(Uuid, &Stored)> {
+    pub fn list(&self, kind: Kind, parent: Option<(&str, Uuid)>) -> Vec<(Uuid, &Stored)> {
         self.records
             .range((kind, Uuid::nil())..=(kind, Uuid::max()))
             .filter(|(_, s)| parent.is_none_or(|(field, id)| ref_id(&s.entity, field) == Some(id)))
@@ -60,9 +71,9 @@ impl State {
             .collect()
     }
 
-    /// The id of the `kind` entity that `key` names (an id, or the kind's name field), within
-    /// `parent` when given.
-    pub fn find(&self, kind: &'static str, key: &str, parent: Option<(&str, Uuid)>) -> Option<Uuid> {
+    /// The id of the `kind` entity that `key` names (an id, or one of the kind's key fields),
+    /// within `parent` when given.
+    pub fn find(&self, kind: Kind, key: &str, parent: Option<(&str, Uuid)>) -> Option<Uuid> {
         let within = |id: Uuid| {
             let stored = self.records.get(&(kind, id))?;
             parent.is_none_or(|(field, p)| ref_id(&stored.entity, field) == Some(p)).then_some(id)
@@ -72,12 +83,12 @@ impl State {
         {
             return Some(found);
         }
-        if kind == "certificates" {
+        if kind == Kind::Certificates {
             // Kong finds a certificate by one of its SNIs too.
-            let sni = self.list("snis", None).into_iter().find(|(_, s)| s.entity["name"] == key)?;
+            let sni = self.list(Kind::Snis, None).into_iter().find(|(_, s)| s.entity["name"] == key)?;
             return ref_id(&sni.1.entity, "certificate").and_then(within);
         }
-        let fields = name_fields(kind);
+        let fields = kind.descriptor().keys;
         self.list(kind, parent)
             .into_iter()
             .find(|(_, s)| fields.iter().any(|f| s.entity.get(*f).and_then(Value::as_str) == Some(key)))
@@ -99,44 +110,6 @@ fn ref_id(entity: &Value, field: &str) -> Option<Uuid> {
     entity.get(field)?.get("id")?.as_str().and_then(|s| Uuid::parse_str(s).ok())
 }
 
-/// The fields that name an entity of `kind` in URLs (`/services/{id or name}`).
-pub fn name_fields(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "services" | "routes" | "upstreams" | "snis" => &["name"],
-        "consumers" => &["username", "custom_id"],
-        "plugins" => &["instance_name"],
-        "targets" => &["target"],
-        _ => &[],
-    }
-}
-
-/// The field of `child` that points at `parent` for nested endpoints (`/services/{}/routes`).
-pub fn parent_field(parent: &str, child: &str) -> Option<&'static str> {
-    Some(match (parent, child) {
-        ("services", "routes") | ("services", "plugins") => "service",
-        ("routes", "plugins") => "route",
-        ("consumers", "plugins") => "consumer",
-        ("upstreams", "targets") => "upstream",
-        ("certificates", "snis") => "certificate",
-        _ => return None,
-    })
-}
-
-/// What deleting an entity of `kind` takes with it (kind, field pointing at it), and what blocks it.
-/// `(kind, field)` pairs: entities of `kind` whose `field` points at another entity.
-type Links = &'static [(&'static str, &'static str)];
-
-fn dependents(kind: &str) -> (Links, Links) {
-    match kind {
-        "services" => (&[("plugins", "service")], &[("routes", "service")]),
-        "routes" => (&[("plugins", "route")], &[]),
-        "consumers" => (&[("plugins", "consumer")], &[]),
-        "upstreams" => (&[("targets", "upstream")], &[]),
-        "certificates" => (&[("snis", "certificate")], &[]),
-        _ => (&[], &[]),
-    }
-}
-
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
@@ -154,11 +127,13 @@ pub struct Catalog {
     writer: tokio::sync::Mutex<()>,
     store: Option<Arc<dyn Store>>,
     version: watch::Sender<u64>,
+    /// The plugins entities may use: every write is checked against them.
+    plugins: Arc<PluginRegistry>,
 }
 
 /// How a write names the entity it touches.
 pub struct Target<'a> {
-    pub kind: &'static str,
+    pub kind: Kind,
     /// Nested endpoints: the parent's field and id (`/services/{id}/routes` → `("service", id)`).
     pub parent: Option<(&'static str, Uuid)>,
     /// The id or name in the URL, for PUT, PATCH and DELETE.
@@ -167,7 +142,8 @@ pub struct Target<'a> {
 
 impl Catalog {
     /// A catalog over `store`, loaded from it; `None` keeps entities in memory only (DB-less).
-    pub fn open(store: Option<Arc<dyn Store>>) -> Result<Catalog, CatalogError> {
+    /// Plugin entities must name a plugin of `plugins`.
+    pub fn open(store: Option<Arc<dyn Store>>, plugins: Arc<PluginRegistry>) -> Result<Catalog, CatalogError> {
         let mut records = BTreeMap::new();
         if let Some(store) = &store {
             for Record { kind, id, value } in store.load()? {
@@ -176,7 +152,7 @@ impl Catalog {
                 records.insert((kind, id), stored);
             }
         }
-        let config = build(&records).map_err(|(errors, _)| {
+        let config = build(&records, &plugins).map_err(|(errors, _)| {
             CatalogError::Invalid(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
         })?;
         let hash = config_hash(&config);
@@ -186,7 +162,13 @@ impl Catalog {
             writer: tokio::sync::Mutex::new(()),
             store,
             version: watch::channel(1).0,
+            plugins,
         })
+    }
+
+    /// The plugins entities may use.
+    pub fn plugins(&self) -> &PluginRegistry {
+        &self.plugins
     }
 
     pub fn current(&self) -> Arc<State> {
@@ -221,12 +203,16 @@ impl Catalog {
         if let Some((field, parent)) = target.parent {
             entity.insert(field.into(), json!({ "id": parent.to_string() }));
         }
+        let snis = take_snis(target.kind, &mut entity)?;
         let mut records = state.records.clone();
         let time = now();
         records.insert(
             (target.kind, id),
             Stored { seq: next_seq(&records), created_at: time, updated_at: time, entity: Value::Object(entity) },
         );
+        if let Some(names) = snis {
+            set_snis(&mut records, id, names)?;
+        }
         let state = self.commit(&state, records, Some((target.kind, id))).await?;
         Ok((state, id))
     }
@@ -239,7 +225,7 @@ impl Catalog {
         let mut entity = object(body)?;
         let existing = state.find(target.kind, key, target.parent);
         if Uuid::parse_str(key).is_err()
-            && let Some(field) = name_fields(target.kind).first()
+            && let Some(field) = target.kind.descriptor().keys.first()
         {
             // PUT /services/{name}: the name comes from the URL.
             entity.entry(field.to_string()).or_insert(json!(key));
@@ -258,6 +244,7 @@ impl Catalog {
         if let Some((field, parent)) = target.parent {
             entity.insert(field.into(), json!({ "id": parent.to_string() }));
         }
+        let snis = take_snis(target.kind, &mut entity)?;
         let mut records = state.records.clone();
         let time = now();
         let stored = match records.get(&(target.kind, id)) {
@@ -267,6 +254,9 @@ impl Catalog {
             }
         };
         records.insert((target.kind, id), stored);
+        if let Some(names) = snis {
+            set_snis(&mut records, id, names)?;
+        }
         let state = self.commit(&state, records, Some((target.kind, id))).await?;
         Ok((state, id))
     }
@@ -278,7 +268,7 @@ impl Catalog {
         let key = target.key.expect("PATCH names its entity");
         let id = state.find(target.kind, key, target.parent).ok_or_else(ApiError::not_found)?;
         let mut patch = object(body)?;
-        if target.kind == "services" {
+        if target.kind == Kind::Services {
             expand_url(&mut patch)?;
         }
         if let Some(given) = patch.get("id").and_then(Value::as_str)
@@ -286,40 +276,41 @@ impl Catalog {
         {
             return Err(ApiError::schema(&[("id".into(), "cannot be changed".into())]));
         }
+        let snis = take_snis(target.kind, &mut patch)?;
         let mut records = state.records.clone();
         let stored = records.get_mut(&(target.kind, id)).expect("found above");
+        if let Value::Object(entity) = &mut stored.entity {
+            // A reference is replaced whole: `{"name": …}` must not merge into the old `{"id": …}`.
+            for field in patch.keys().filter(|f| target.kind.is_link(f)) {
+                entity.remove(field);
+            }
+        }
         merge(&mut stored.entity, Value::Object(patch));
         stored.updated_at = now();
+        if let Some(names) = snis {
+            set_snis(&mut records, id, names)?;
+        }
         let state = self.commit(&state, records, Some((target.kind, id))).await?;
         Ok((state, id))
     }
 
     /// DELETE: removes the entity and what hangs on it; refuses while others reference it.
-    /// Deleting what does not exist succeeds, as in Kong.
+    /// Deleting what does not exist succeeds, as in Kong; except through a nested path
+    /// (`/services/{s}/routes/{r}`), where a child that is not there, or not the parent's, is 404.
     pub async fn delete(&self, target: Target<'_>) -> Result<(), ApiError> {
         let _turn = self.writer.lock().await;
         let state = self.current();
         let key = target.key.expect("DELETE names its entity");
-        let Some(id) = state.find(target.kind, key, target.parent) else { return Ok(()) };
-        let (cascade, blockers) = dependents(target.kind);
-        for (kind, field) in blockers {
-            if !state.list(kind, Some((field, id))).is_empty() {
-                return Err(ApiError::referenced_by(target.kind, kind));
+        let Some(id) = state.find(target.kind, key, target.parent) else {
+            return if target.parent.is_some() { Err(ApiError::not_found()) } else { Ok(()) };
+        };
+        for (kind, link) in target.kind.dependents() {
+            if link.on_delete == OnDelete::Restrict && !state.list(kind, Some((link.field, id))).is_empty() {
+                return Err(ApiError::referenced_by(target.kind.name(), kind.name()));
             }
         }
         let mut records = state.records.clone();
-        records.remove(&(target.kind, id));
-        for (kind, field) in cascade {
-            for (child, _) in state.list(kind, Some((field, id))) {
-                records.remove(&(*kind, child));
-                // A deleted route or service takes its plugins; a deleted upstream its targets.
-                for (grandkind, grandfield) in dependents(kind).0 {
-                    for (grandchild, _) in state.list(grandkind, Some((grandfield, child))) {
-                        records.remove(&(*grandkind, grandchild));
-                    }
-                }
-            }
-        }
+        remove_with_dependents(&state, &mut records, target.kind, id);
         self.commit(&state, records, None).await?;
         Ok(())
     }
@@ -339,7 +330,7 @@ impl Catalog {
         mut records: BTreeMap<Key, Stored>,
         touched: Option<Key>,
     ) -> Result<Arc<State>, ApiError> {
-        let config = match build(&records) {
+        let config = match build(&records, &self.plugins) {
             Ok(config) => config,
             Err((errors, paths)) => {
                 return Err(explain(&errors, touched.and_then(|k| paths.get(&k).cloned()), &records, touched));
@@ -347,7 +338,7 @@ impl Catalog {
         };
         if let Some((kind, id)) = touched {
             // Keep the normalised form: defaults filled, `url` expanded, references by id.
-            let normalised = entity_json(&config, kind, id).expect("a valid entity is in its config");
+            let normalised = config.entity_json(kind, id).expect("a valid entity is in its config");
             records.get_mut(&(kind, id)).expect("touched exists").entity = normalised;
         }
         let changes = diff(&old.records, &records);
@@ -384,8 +375,96 @@ fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
+/// A certificate's `snis` (Kong's transient field: the names of its SNI entities), taken out of
+/// `entity`; `None` when not given, an empty list for `null`.
+fn take_snis(kind: Kind, entity: &mut Map<String, Value>) -> Result<Option<Vec<String>>, ApiError> {
+    if kind != Kind::Certificates {
+        return Ok(None);
+    }
+    let invalid = |message: &str| ApiError::schema(&[("snis".into(), message.into())]);
+    match entity.remove("snis") {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(Vec::new())),
+        Some(Value::Array(items)) => {
+            let mut names = Vec::with_capacity(items.len());
+            let mut errors = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str() {
+                    Some(name) => match crate::entities::validate::sni(name) {
+                        Ok(()) => names.push(name.trim_end_matches('.').to_ascii_lowercase()),
+                        Err(message) => errors.push((format!("snis[{i}]"), message)),
+                    },
+                    None => errors.push((format!("snis[{i}]"), "expected a string".into())),
+                }
+            }
+            if !errors.is_empty() {
+                return Err(ApiError::schema(&errors));
+            }
+            let mut seen = std::collections::HashSet::new();
+            if let Some(twice) = names.iter().find(|n| !seen.insert(n.as_str())) {
+                return Err(invalid(&format!("{twice} is duplicated")));
+            }
+            Ok(Some(names))
+        }
+        Some(_) => Err(invalid("expected an array of names")),
+    }
+}
+
+/// Makes `names` the SNIs of certificate `id`: new names become SNI entities, names no longer
+/// listed are deleted; a name that another certificate holds is refused, as Kong does.
+fn set_snis(records: &mut BTreeMap<Key, Stored>, id: Uuid, names: Vec<String>) -> Result<(), ApiError> {
+    let kind = Kind::Snis;
+    let mut held = Vec::new();
+    for ((k, sni), stored) in records.iter() {
+        if *k != kind {
+            continue;
+        }
+        let name = stored.entity.get("name").and_then(Value::as_str).unwrap_or_default();
+        let owner = ref_id(&stored.entity, "certificate");
+        if names.iter().any(|n| n == name)
+            && let Some(owner) = owner.filter(|o| *o != id)
+        {
+            return Err(ApiError::schema(&[(
+                "snis".into(),
+                format!("{name} already associated with existing certificate '{owner}'"),
+            )]));
+        }
+        if owner == Some(id) {
+            held.push((*sni, name.to_string()));
+        }
+    }
+    for (sni, name) in &held {
+        if !names.contains(name) {
+            records.remove(&(kind, *sni));
+        }
+    }
+    let time = now();
+    for name in names {
+        if held.iter().any(|(_, n)| *n == name) {
+            continue;
+        }
+        let sni = Uuid::new_v4();
+        let entity = json!({ "id": sni.to_string(), "name": name, "certificate": { "id": id.to_string() } });
+        records.insert((kind, sni), Stored { seq: next_seq(records), created_at: time, updated_at: time, entity });
+    }
+    Ok(())
+}
+
 fn next_seq(records: &BTreeMap<Key, Stored>) -> u64 {
     records.values().map(|s| s.seq).max().map_or(1, |m| m + 1)
+}
+
+/// Removes `id` of `kind` from `records`, with every entity that cascades from it (a deleted
+/// service takes its plugins; a deleted route its plugins; an upstream its targets).
+fn remove_with_dependents(state: &State, records: &mut BTreeMap<Key, Stored>, kind: Kind, id: Uuid) {
+    records.remove(&(kind, id));
+    for (child_kind, link) in kind.dependents() {
+        if link.on_delete == OnDelete::Cascade {
+            for (child, _) in state.list(child_kind, Some((link.field, id))) {
+                remove_with_dependents(state, records, child_kind, child);
+            }
+        }
+    }
 }
 
 /// `url` in a PATCH of a service stands for protocol, host, port and path.
@@ -427,8 +506,8 @@ fn document(records: &BTreeMap<Key, Stored>) -> (Value, HashMap<Key, String>) {
     let mut doc = Map::new();
     doc.insert("_format_version".into(), json!("3.0"));
     let mut paths = HashMap::new();
-    for kind in KINDS {
-        let mut items: Vec<(&Key, &Stored)> = records.iter().filter(|((k, _), _)| k == kind).collect();
+    for kind in Kind::ALL {
+        let mut items: Vec<(&Key, &Stored)> = records.iter().filter(|((k, _), _)| *k == kind).collect();
         items.sort_by_key(|(key, stored)| (stored.seq, key.1));
         if items.is_empty() {
             continue;
@@ -438,69 +517,72 @@ fn document(records: &BTreeMap<Key, Stored>) -> (Value, HashMap<Key, String>) {
             paths.insert(*key, format!("{kind}[{i}]"));
             list.push(stored.entity.clone());
         }
-        doc.insert(kind.to_string(), Value::Array(list));
+        doc.insert(kind.name().to_string(), Value::Array(list));
     }
     (Value::Object(doc), paths)
 }
 
-fn build(records: &BTreeMap<Key, Stored>) -> Result<Config, (Vec<FieldError>, HashMap<Key, String>)> {
+fn build(
+    records: &BTreeMap<Key, Stored>,
+    plugins: &PluginRegistry,
+) -> Result<Config, (Vec<FieldError>, HashMap<Key, String>)> {
     let (doc, paths) = document(records);
-    parse_value(&doc).map_err(|errors| (errors, paths))
+    parse_value_with(&doc, plugins).map_err(|errors| (errors, paths))
 }
 
-/// Kong's answer for a change the validator refused.
+/// Kong's answer for a change the validator refused, chosen by the errors' kinds, in Kong's order:
+/// bad fields are a 400 schema violation naming every one; then a reference to nothing is 400
+/// (unresolved when named by a unique field, a foreign key violation when by id); then a unique
+/// clash is 409.
 fn explain(
     errors: &[FieldError],
     path: Option<String>,
     records: &BTreeMap<Key, Stored>,
     touched: Option<Key>,
 ) -> ApiError {
-    let Some(path) = path else {
+    let whole = |errors: &[&FieldError]| {
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        return ApiError::bad_request(format!("invalid configuration: {}", text.join("; ")));
+        ApiError::bad_request(format!("invalid configuration: {}", text.join("; ")))
     };
+    let Some(path) = path else { return whole(&errors.iter().collect::<Vec<_>>()) };
     let (mine, others) = error::relative(errors, &path);
     let entity = touched.and_then(|k| records.get(&k)).map(|s| &s.entity);
-    for (field, message) in &mine {
-        if message.contains(" is already used at ") {
-            let value = entity.and_then(|e| e.get(field.as_str())).cloned().unwrap_or(Value::Null);
-            return ApiError::unique(field, &value);
+    let value_of = |field: &str| entity.and_then(|e| e.get(field)).cloned().unwrap_or(Value::Null);
+    let fields: Vec<(String, String)> = mine
+        .iter()
+        .filter(|(_, e)| e.kind == ErrorKind::Field)
+        .map(|(field, e)| (field.clone(), e.message.clone()))
+        .collect();
+    if !fields.is_empty() {
+        return ApiError::schema(&fields);
+    }
+    let mut unresolved = Vec::new();
+    let mut dangling = None;
+    for (field, e) in &mine {
+        match &e.kind {
+            ErrorKind::Reference { to, by: "id", .. } => dangling = dangling.or(Some((field, *to))),
+            ErrorKind::Reference { to, by, value } => unresolved.push((field.clone(), *by, value.clone(), to.name())),
+            _ => {}
         }
-        if let Some(kind) = message.strip_prefix("no ").and_then(|m| m.split(" with ").next()) {
-            let reference = entity.and_then(|e| e.get(field.as_str())).cloned().unwrap_or(Value::Null);
-            return ApiError::foreign_key(field, &reference, &format!("{kind}s"));
-        }
     }
-    // A clash reported at the other entity (the one that comes later in the document).
-    let marker = format!(" is already used at {path}");
-    if let Some(clash) = others.iter().find(|e| e.message.ends_with(&marker)) {
-        let field = clash.path.rsplit('.').next().unwrap_or_default();
-        let value = entity.and_then(|e| e.get(field)).cloned().unwrap_or(Value::Null);
-        return ApiError::unique(field, &value);
+    if !unresolved.is_empty() {
+        return ApiError::unresolved(&unresolved);
     }
-    if mine.is_empty() {
-        let text: Vec<String> = others.iter().map(ToString::to_string).collect();
-        return ApiError::bad_request(format!("invalid configuration: {}", text.join("; ")));
+    if let Some((field, to)) = dangling {
+        return ApiError::foreign_key(field, &value_of(field), to.name());
     }
-    ApiError::schema(&mine)
-}
-
-/// The typed entity of `kind` with `id` from `config`, as JSON.
-fn entity_json(config: &Config, kind: &str, id: Uuid) -> Option<Value> {
-    fn find<T: Serialize>(items: &[T], id: Uuid, get: impl Fn(&T) -> Uuid) -> Option<Value> {
-        items.iter().find(|e| get(e) == id).map(|e| serde_json::to_value(e).expect("entities serialise"))
-    }
-    match kind {
-        "services" => find(&config.services, id, |e| e.id),
-        "routes" => find(&config.routes, id, |e| e.id),
-        "consumers" => find(&config.consumers, id, |e| e.id),
-        "plugins" => find(&config.plugins, id, |e| e.id),
-        "upstreams" => find(&config.upstreams, id, |e| e.id),
-        "targets" => find(&config.targets, id, |e| e.id),
-        "certificates" => find(&config.certificates, id, |e| e.id),
-        "snis" => find(&config.snis, id, |e| e.id),
-        "ca_certificates" => find(&config.ca_certificates, id, |e| e.id),
-        _ => None,
+    // A clash reported here, or at the other entity (the one that comes later in the document).
+    let clash = mine
+        .iter()
+        .map(|(_, e)| *e)
+        .chain(others.iter().copied().filter(|e| matches!(&e.kind, ErrorKind::Unique { first, .. } if *first == path)))
+        .find_map(|e| match &e.kind {
+            ErrorKind::Unique { field, .. } => Some(field.clone()),
+            _ => None,
+        });
+    match clash {
+        Some(field) => ApiError::unique(&field, &value_of(&field)),
+        None => whole(&others),
     }
 }
 
@@ -510,18 +592,18 @@ fn records_of(config: &Config, previous: &BTreeMap<Key, Stored>) -> BTreeMap<Key
     let time = now();
     let mut records = BTreeMap::new();
     let mut seq = 0;
-    for kind in KINDS {
-        for entity in value.get(*kind).and_then(Value::as_array).into_iter().flatten() {
+    for kind in Kind::ALL {
+        for entity in value.get(kind.name()).and_then(Value::as_array).into_iter().flatten() {
             let Some(id) = entity.get("id").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()) else {
                 continue;
             };
             seq += 1;
-            let stored = match previous.get(&(*kind, id)) {
+            let stored = match previous.get(&(kind, id)) {
                 Some(old) if old.entity == *entity => Stored { seq, ..old.clone() },
                 Some(old) => Stored { seq, updated_at: time, entity: entity.clone(), ..old.clone() },
                 None => Stored { seq, created_at: time, updated_at: time, entity: entity.clone() },
             };
-            records.insert((*kind, id), stored);
+            records.insert((kind, id), stored);
         }
     }
     records
@@ -533,12 +615,12 @@ fn diff(old: &BTreeMap<Key, Stored>, new: &BTreeMap<Key, Stored>) -> Vec<Change>
     for ((kind, id), stored) in new {
         if old.get(&(*kind, *id)) != Some(stored) {
             let value = serde_json::to_value(stored).expect("records serialise");
-            changes.push(Change::Put(Record { kind, id: *id, value }));
+            changes.push(Change::Put(Record { kind: *kind, id: *id, value }));
         }
     }
     for (kind, id) in old.keys() {
         if !new.contains_key(&(*kind, *id)) {
-            changes.push(Change::Delete { kind, id: *id });
+            changes.push(Change::Delete { kind: *kind, id: *id });
         }
     }
     changes

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::schema::{Errors, FieldError, Obj, index, join};
+use super::kind::Kind;
+use super::plugins::{PluginRegistry, not_enabled};
+use super::schema::{ErrorKind, Errors, FieldError, Obj, index, join};
 use super::types::*;
 use super::validate;
 
@@ -48,16 +50,31 @@ pub fn to_declarative(config: &Config) -> Value {
 }
 
 /// Reads and validates a declarative file: JSON if the name ends in `json`, else YAML (YAML also
-/// reads JSON).
+/// reads JSON). Plugins must be among the bundled ones.
 pub fn parse_file(path: &Path) -> Result<Config, DeclarativeError> {
+    parse_file_with(path, PluginRegistry::bundled())
+}
+
+/// [`parse_file`], accepting the plugins of `plugins`.
+pub fn parse_file_with(path: &Path, plugins: &PluginRegistry) -> Result<Config, DeclarativeError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| DeclarativeError::Read { path: path.to_path_buf(), source })?;
     let json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    parse_str(&text, json, &path.display().to_string())
+    parse_str_with(&text, json, &path.display().to_string(), plugins)
 }
 
 /// Parses `text` (JSON when `json`, else YAML); `origin` names it in errors.
 pub fn parse_str(text: &str, json: bool, origin: &str) -> Result<Config, DeclarativeError> {
+    parse_str_with(text, json, origin, PluginRegistry::bundled())
+}
+
+/// [`parse_str`], accepting the plugins of `plugins`.
+pub fn parse_str_with(
+    text: &str,
+    json: bool,
+    origin: &str,
+    plugins: &PluginRegistry,
+) -> Result<Config, DeclarativeError> {
     let value: Value = if json {
         serde_json::from_str(text).map_err(|e| DeclarativeError::Syntax {
             origin: origin.into(),
@@ -71,12 +88,17 @@ pub fn parse_str(text: &str, json: bool, origin: &str) -> Result<Config, Declara
             message: e.to_string(),
         })?
     };
-    parse_value(&value).map_err(|errors| DeclarativeError::Invalid { origin: origin.into(), errors })
+    parse_value_with(&value, plugins).map_err(|errors| DeclarativeError::Invalid { origin: origin.into(), errors })
 }
 
-/// Validates an already-parsed document.
+/// Validates an already-parsed document; plugins must be among the bundled ones.
 pub fn parse_value(doc: &Value) -> Result<Config, Vec<FieldError>> {
-    let mut b = Builder::default();
+    parse_value_with(doc, PluginRegistry::bundled())
+}
+
+/// [`parse_value`], accepting the plugins of `plugins`.
+pub fn parse_value_with(doc: &Value, plugins: &PluginRegistry) -> Result<Config, Vec<FieldError>> {
+    let mut b = Builder::new(plugins);
     let Some(mut top) = Obj::new(String::new(), doc, &mut b.errors) else {
         b.errors.0[0].path = "(root)".into();
         return Err(b.errors.0);
@@ -89,49 +111,38 @@ pub fn parse_value(doc: &Value) -> Result<Config, Vec<FieldError>> {
     }
     top.bool("_transform", true, &mut b.errors);
     top.accept(&["_comment", "_workspace"]);
-    for (path, v) in top.array("services", &mut b.errors) {
-        b.service(path, v);
-    }
-    for (path, v) in top.array("routes", &mut b.errors) {
-        b.route(path, v, None);
-    }
-    for (path, v) in top.array("consumers", &mut b.errors) {
-        b.consumer(path, v);
-    }
-    for (path, v) in top.array("plugins", &mut b.errors) {
-        b.plugin(path, v, Scope::Global);
-    }
-    for (path, v) in top.array("upstreams", &mut b.errors) {
-        b.upstream(path, v);
-    }
-    for (path, v) in top.array("targets", &mut b.errors) {
-        b.target(path, v, None);
-    }
-    for (path, v) in top.array("certificates", &mut b.errors) {
-        b.certificate(path, v);
-    }
-    for (path, v) in top.array("snis", &mut b.errors) {
-        b.sni(path, v, None);
-    }
-    for (path, v) in top.array("ca_certificates", &mut b.errors) {
-        b.ca_certificate(path, v);
+    for kind in Kind::ALL {
+        for (path, v) in top.array(kind.name(), &mut b.errors) {
+            match kind {
+                Kind::Services => b.service(path, v),
+                Kind::Routes => b.route(path, v, None),
+                Kind::Consumers => b.consumer(path, v),
+                Kind::Plugins => b.plugin(path, v, None),
+                Kind::Upstreams => b.upstream(path, v),
+                Kind::Targets => b.target(path, v, None),
+                Kind::Certificates => b.certificate(path, v),
+                Kind::Snis => b.sni(path, v, None),
+                Kind::CaCertificates => b.ca_certificate(path, v),
+            }
+        }
     }
     top.finish(&mut b.errors);
     b.finish()
 }
 
-/// A reference as written: an id, or a name.
+/// A reference as written: an id, or a unique field of the entity it names (`{"name": …}`,
+/// `{"username": …}`, or a bare string for the kind's first unique field).
 #[derive(Debug, Clone)]
 enum RawRef {
     Id(Uuid),
-    Name(String),
+    Field(&'static str, String),
 }
 
 impl fmt::Display for RawRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RawRef::Id(id) => write!(f, "id {id}"),
-            RawRef::Name(name) => write!(f, "name {name:?}"),
+            RawRef::Field(field, value) => write!(f, "{field} {value:?}"),
         }
     }
 }
@@ -143,16 +154,8 @@ enum Link {
     Pending { raw: RawRef, path: String },
 }
 
-#[derive(Clone, Copy)]
-enum Scope {
-    Global,
-    Service(Uuid),
-    Route(Uuid),
-    Consumer(Uuid),
-}
-
-#[derive(Default)]
-struct Builder {
+struct Builder<'r> {
+    plugin_schemas: &'r PluginRegistry,
     errors: Errors,
     services: Vec<(String, Service)>,
     routes: Vec<(String, Route, Option<Link>)>,
@@ -185,9 +188,25 @@ const UPSTREAM_ACCEPTED: &[&str] = &[
 ];
 const TIMESTAMPS: &[&str] = &["created_at", "updated_at"];
 
-impl Builder {
+impl<'r> Builder<'r> {
+    fn new(plugin_schemas: &'r PluginRegistry) -> Self {
+        Builder {
+            plugin_schemas,
+            errors: Errors::default(),
+            services: Vec::new(),
+            routes: Vec::new(),
+            consumers: Vec::new(),
+            plugins: Vec::new(),
+            upstreams: Vec::new(),
+            targets: Vec::new(),
+            certificates: Vec::new(),
+            snis: Vec::new(),
+            ca_certificates: Vec::new(),
+        }
+    }
+
     /// The entity's `id`, or a UUIDv5 from `key` when it has none.
-    fn id(&mut self, obj: &mut Obj, kind: &str, key: impl FnOnce() -> String) -> Uuid {
+    fn id(&mut self, obj: &mut Obj, kind: Kind, key: impl FnOnce() -> String) -> Uuid {
         match obj.string("id", &mut self.errors) {
             Some(text) => Uuid::parse_str(&text).unwrap_or_else(|_| {
                 self.errors.push(obj.path_of("id"), "expected a valid UUID");
@@ -210,28 +229,59 @@ impl Builder {
         obj.strings("tags", &mut self.errors)
     }
 
-    fn reference(&mut self, obj: &mut Obj, field: &str) -> Option<Link> {
+    /// The reference in `field` to an entity of kind `to`: `{"id": …}`, `{"<unique field>": …}`,
+    /// or a string (an id, or the value of the kind's first unique field).
+    fn reference(&mut self, obj: &mut Obj, field: &str, to: Kind) -> Option<Link> {
         let path = obj.path_of(field);
+        let fields = to.descriptor().keys;
+        let expected = || {
+            let mut shapes = vec!["{\"id\": …}".to_string()];
+            shapes.extend(fields.iter().map(|f| format!("{{\"{f}\": …}}")));
+            format!("expected {}", shapes.join(" or "))
+        };
         let raw = match obj.raw(field)? {
-            Value::String(s) => raw_ref(s),
+            Value::String(s) => match (Uuid::parse_str(s), fields.first()) {
+                (Ok(id), _) => RawRef::Id(id),
+                (Err(_), Some(first)) => RawRef::Field(first, s.clone()),
+                (Err(_), None) => {
+                    self.errors.push(path, "expected a valid UUID");
+                    return None;
+                }
+            },
             Value::Object(map) => {
-                match (map.get("id").and_then(Value::as_str), map.get("name").and_then(Value::as_str)) {
-                    (Some(id), _) => match Uuid::parse_str(id) {
-                        Ok(id) => RawRef::Id(id),
-                        Err(_) => {
+                let unknown: Vec<&String> =
+                    map.keys().filter(|k| *k != "id" && !fields.contains(&k.as_str())).collect();
+                if !unknown.is_empty() {
+                    for key in unknown {
+                        self.errors.push(join(&path, key), "unknown field");
+                    }
+                    return None;
+                }
+                if let Some(id) = map.get("id").filter(|v| !v.is_null()) {
+                    match id.as_str().map(Uuid::parse_str) {
+                        Some(Ok(id)) => RawRef::Id(id),
+                        _ => {
                             self.errors.push(join(&path, "id"), "expected a valid UUID");
                             return None;
                         }
-                    },
-                    (None, Some(name)) => RawRef::Name(name.to_string()),
-                    _ => {
-                        self.errors.push(path, "expected {\"id\": …} or {\"name\": …}");
-                        return None;
                     }
+                } else if let Some((name, value)) =
+                    fields.iter().find_map(|f| map.get(*f).filter(|v| !v.is_null()).map(|v| (*f, v)))
+                {
+                    match value.as_str() {
+                        Some(value) => RawRef::Field(name, value.to_string()),
+                        None => {
+                            self.errors.push(join(&path, name), "expected a string");
+                            return None;
+                        }
+                    }
+                } else {
+                    self.errors.push(path, expected());
+                    return None;
                 }
             }
             _ => {
-                self.errors.push(path, "expected a name, an id, or {\"id\": …}");
+                self.errors.push(path, expected());
                 return None;
             }
         };
@@ -242,7 +292,7 @@ impl Builder {
         let Some(mut obj) = Obj::new(path.clone(), value, &mut self.errors) else { return };
         let name = self.name(&mut obj, "name");
         let key = name.clone().unwrap_or_else(|| canonical(value));
-        let id = self.id(&mut obj, "services", || key);
+        let id = self.id(&mut obj, Kind::Services, || key);
         let mut protocol = Protocol::Http;
         let mut host = String::new();
         let mut port = None;
@@ -305,7 +355,7 @@ impl Builder {
             self.route(child, v, Some(id));
         }
         for (child, v) in obj.array("plugins", &mut self.errors) {
-            self.plugin(child, v, Scope::Service(id));
+            self.plugin(child, v, Some((Kind::Services, id)));
         }
         obj.finish(&mut self.errors);
         self.services.push((path, service));
@@ -319,7 +369,7 @@ impl Builder {
             (None, Some(service)) => format!("{service}/{}", canonical(value)),
             (None, None) => canonical(value),
         };
-        let id = self.id(&mut obj, "routes", || key);
+        let id = self.id(&mut obj, Kind::Routes, || key);
         let service = match parent {
             Some(service) => {
                 if obj.has("service") {
@@ -328,7 +378,7 @@ impl Builder {
                 obj.raw("service");
                 Some(Link::Resolved(service))
             }
-            None => self.reference(&mut obj, "service"),
+            None => self.reference(&mut obj, "service", Kind::Services),
         };
         let protocols = self.protocols(&mut obj, &[Protocol::Http, Protocol::Https]);
         let methods = obj.strings("methods", &mut self.errors);
@@ -406,7 +456,7 @@ impl Builder {
             self.errors.push(path.clone(), "must set one of 'methods', 'hosts', 'headers', 'paths', 'snis'");
         }
         for (child, v) in obj.array("plugins", &mut self.errors) {
-            self.plugin(child, v, Scope::Route(id));
+            self.plugin(child, v, Some((Kind::Routes, id)));
         }
         obj.finish(&mut self.errors);
         self.routes.push((path, route, service));
@@ -478,16 +528,17 @@ impl Builder {
             self.errors.push(path.clone(), "at least one of these fields must be non-empty: 'custom_id', 'username'");
         }
         let key = username.clone().map(|u| format!("u:{u}")).or_else(|| custom_id.clone().map(|c| format!("c:{c}")));
-        let id = self.id(&mut obj, "consumers", || key.unwrap_or_default());
+        let id = self.id(&mut obj, Kind::Consumers, || key.unwrap_or_default());
         let consumer = Consumer { id, username, custom_id, tags: self.tags(&mut obj) };
         for (child, v) in obj.array("plugins", &mut self.errors) {
-            self.plugin(child, v, Scope::Consumer(id));
+            self.plugin(child, v, Some((Kind::Consumers, id)));
         }
         obj.finish(&mut self.errors);
         self.consumers.push((path, consumer));
     }
 
-    fn plugin(&mut self, path: String, value: &Value, scope: Scope) {
+    /// A plugin; `parent` is the entity it is nested in, if any.
+    fn plugin(&mut self, path: String, value: &Value, parent: Option<(Kind, Uuid)>) {
         let Some(mut obj) = Obj::new(path.clone(), value, &mut self.errors) else { return };
         let name = match obj.string("name", &mut self.errors) {
             Some(name) => name,
@@ -499,25 +550,22 @@ impl Builder {
             }
         };
         let mut links: [Option<Link>; 3] = [None, None, None];
-        for (slot, field) in ["service", "route", "consumer"].into_iter().enumerate() {
-            let nested =
-                matches!((scope, slot), (Scope::Service(_), 0) | (Scope::Route(_), 1) | (Scope::Consumer(_), 2));
-            links[slot] = if nested {
-                if obj.has(field) {
-                    self.errors
-                        .push(obj.path_of(field), format!("a plugin nested in a {field} belongs to that {field}"));
+        for (slot, link) in Kind::Plugins.descriptor().links.iter().enumerate() {
+            let field = link.field;
+            links[slot] = match parent {
+                Some((kind, id)) if kind == link.to => {
+                    if obj.has(field) {
+                        self.errors
+                            .push(obj.path_of(field), format!("a plugin nested in a {field} belongs to that {field}"));
+                    }
+                    obj.raw(field);
+                    Some(Link::Resolved(id))
                 }
-                obj.raw(field);
-                match scope {
-                    Scope::Service(id) | Scope::Route(id) | Scope::Consumer(id) => Some(Link::Resolved(id)),
-                    Scope::Global => None,
-                }
-            } else {
-                self.reference(&mut obj, field)
+                _ => self.reference(&mut obj, field, link.to),
             };
         }
         let instance_name = self.name(&mut obj, "instance_name");
-        let config = match obj.raw("config") {
+        let mut config = match obj.raw("config") {
             None => Value::Object(Default::default()),
             Some(v @ Value::Object(_)) => v.clone(),
             Some(_) => {
@@ -525,6 +573,21 @@ impl Builder {
                 Value::Object(Default::default())
             }
         };
+        if !name.is_empty() {
+            match self.plugin_schemas.get(&name) {
+                None => self.errors.push(obj.path_of("name"), not_enabled(&name)),
+                Some(schema) => match schema.check(&config) {
+                    Ok(checked) => config = checked,
+                    Err(errors) => {
+                        let at = obj.path_of("config");
+                        for e in errors {
+                            let path = if e.path.is_empty() { at.clone() } else { join(&at, &e.path) };
+                            self.errors.push_kind(path, e.message, e.kind);
+                        }
+                    }
+                },
+            }
+        }
         let scope_key: Vec<String> = links
             .iter()
             .map(|l| match l {
@@ -534,7 +597,7 @@ impl Builder {
             })
             .collect();
         let key = format!("{name}|{}|{}", scope_key.join("|"), instance_name.clone().unwrap_or_default());
-        let id = self.id(&mut obj, "plugins", || key);
+        let id = self.id(&mut obj, Kind::Plugins, || key);
         let plugin = Plugin {
             id,
             name,
@@ -569,7 +632,7 @@ impl Builder {
             }
         };
         let key = name.clone();
-        let id = self.id(&mut obj, "upstreams", || key);
+        let id = self.id(&mut obj, Kind::Upstreams, || key);
         let algorithm = obj.string("algorithm", &mut self.errors).unwrap_or_else(|| "round-robin".into());
         if algorithm != "round-robin" {
             self.errors.push(obj.path_of("algorithm"), "only round-robin is supported");
@@ -611,10 +674,12 @@ impl Builder {
                 obj.raw("upstream");
                 Link::Resolved(id)
             }
-            None => match self.reference(&mut obj, "upstream") {
+            None => match self.reference(&mut obj, "upstream", Kind::Upstreams) {
                 Some(link) => link,
                 None => {
-                    self.errors.push(obj.path_of("upstream"), "required field missing");
+                    if !obj.has("upstream") {
+                        self.errors.push(obj.path_of("upstream"), "required field missing");
+                    }
                     Link::Resolved(Uuid::nil())
                 }
             },
@@ -624,7 +689,7 @@ impl Builder {
             Link::Pending { raw, .. } => raw.to_string(),
         };
         let key = format!("{upstream_key}|{target}");
-        let id = self.id(&mut obj, "targets", || key);
+        let id = self.id(&mut obj, Kind::Targets, || key);
         let entity = Target {
             id,
             upstream: Ref { id: Uuid::nil() },
@@ -649,21 +714,40 @@ impl Builder {
         let key = pem(self, &mut obj, "key", true).unwrap_or_default();
         let cert_alt = pem(self, &mut obj, "cert_alt", false);
         let key_alt = pem(self, &mut obj, "key_alt", false);
-        if !cert.is_empty()
-            && !key.is_empty()
-            && let Err(message) = validate::cert_pair(&cert, &key)
+        let mut algorithms = [None, None];
+        for (slot, (c, k, c_field, k_field, mismatch)) in [
+            (Some(&cert), Some(&key), "cert", "key", "certificate does not match key"),
+            (cert_alt.as_ref(), key_alt.as_ref(), "cert_alt", "key_alt", "alternative certificate does not match key"),
+        ]
+        .into_iter()
+        .enumerate()
         {
-            self.errors.push(obj.path_of("key"), message);
+            let (Some(c), Some(k)) = (c, k) else { continue };
+            if c.is_empty() || k.is_empty() {
+                continue;
+            }
+            match validate::cert_pair(c, k) {
+                Ok(algorithm) => algorithms[slot] = Some(algorithm),
+                Err(e) => match e.fault {
+                    validate::PairFault::Cert => self.errors.push(obj.path_of(c_field), e.message),
+                    validate::PairFault::Key => self.errors.push(obj.path_of(k_field), e.message),
+                    validate::PairFault::Mismatch => self.errors.push(path.clone(), mismatch),
+                },
+            }
         }
         if cert_alt.is_some() != key_alt.is_some() {
             self.errors.push(path.clone(), "cert_alt and key_alt must be given together");
-        } else if let (Some(c), Some(k)) = (&cert_alt, &key_alt)
-            && let Err(message) = validate::cert_pair(c, k)
+        }
+        if let [Some(a), Some(b)] = &algorithms
+            && a == b
         {
-            self.errors.push(obj.path_of("key_alt"), message);
+            self.errors.push(
+                path.clone(),
+                "certificate and alternative certificate need to have different type (e.g. RSA and ECDSA), the provided certificates were both of the same type",
+            );
         }
         let digest = validate::digest(&cert);
-        let id = self.id(&mut obj, "certificates", || digest);
+        let id = self.id(&mut obj, Kind::Certificates, || digest);
         let certificate = Certificate { id, cert, key, cert_alt, key_alt, tags: self.tags(&mut obj) };
         let snis_path = obj.path_of("snis");
         match obj.raw("snis") {
@@ -700,14 +784,16 @@ impl Builder {
             }
         };
         let key = name.clone();
-        let id = self.id(&mut obj, "snis", || key);
+        let id = self.id(&mut obj, Kind::Snis, || key);
         let certificate = match parent {
             Some(id) => {
                 obj.raw("certificate");
                 Link::Resolved(id)
             }
-            None => self.reference(&mut obj, "certificate").unwrap_or_else(|| {
-                self.errors.push(obj.path_of("certificate"), "required field missing");
+            None => self.reference(&mut obj, "certificate", Kind::Certificates).unwrap_or_else(|| {
+                if !obj.has("certificate") {
+                    self.errors.push(obj.path_of("certificate"), "required field missing");
+                }
                 Link::Resolved(Uuid::nil())
             }),
         };
@@ -745,7 +831,7 @@ impl Builder {
             self.errors.push(obj.path_of("cert_digest"), "does not match the certificate");
         }
         let key = cert_digest.clone();
-        let id = self.id(&mut obj, "ca_certificates", || key);
+        let id = self.id(&mut obj, Kind::CaCertificates, || key);
         let entity = CaCertificate { id, cert, cert_digest, tags: self.tags(&mut obj) };
         obj.finish(&mut self.errors);
         self.ca_certificates.push((path, entity));
@@ -754,6 +840,7 @@ impl Builder {
     /// Resolves references, checks uniqueness, and sorts every list by id.
     fn finish(self) -> Result<Config, Vec<FieldError>> {
         let Builder {
+            plugin_schemas: _,
             mut errors,
             services,
             routes,
@@ -765,41 +852,47 @@ impl Builder {
             snis,
             ca_certificates,
         } = self;
-        let service_ids = Lookup::new(services.iter().map(|(_, s)| (s.id, s.name.as_deref())));
-        let route_ids = Lookup::new(routes.iter().map(|(_, r, _)| (r.id, r.name.as_deref())));
-        let consumer_ids = Lookup::new(consumers.iter().map(|(_, c)| (c.id, c.username.as_deref())));
-        let upstream_ids = Lookup::new(upstreams.iter().map(|(_, u)| (u.id, Some(u.name.as_str()))));
-        let certificate_ids = Lookup::new(certificates.iter().map(|(_, c)| (c.id, None)));
+        let service_ids =
+            Lookup::new(Kind::Services, services.iter().map(|(_, s)| (s.id, vec![("name", s.name.clone())])));
+        let route_ids =
+            Lookup::new(Kind::Routes, routes.iter().map(|(_, r, _)| (r.id, vec![("name", r.name.clone())])));
+        let consumer_ids = Lookup::new(
+            Kind::Consumers,
+            consumers
+                .iter()
+                .map(|(_, c)| (c.id, vec![("username", c.username.clone()), ("custom_id", c.custom_id.clone())])),
+        );
+        let upstream_ids =
+            Lookup::new(Kind::Upstreams, upstreams.iter().map(|(_, u)| (u.id, vec![("name", Some(u.name.clone()))])));
+        let certificate_ids = Lookup::new(Kind::Certificates, certificates.iter().map(|(_, c)| (c.id, Vec::new())));
 
         let routes: Vec<(String, Route)> = routes
             .into_iter()
             .map(|(path, mut route, link)| {
-                route.service = service_ids.resolve(link, "service", &mut errors);
+                route.service = service_ids.resolve(link, &mut errors);
                 (path, route)
             })
             .collect();
         let plugins: Vec<(String, Plugin)> = plugins
             .into_iter()
             .map(|(path, mut plugin, [service, route, consumer])| {
-                plugin.service = service_ids.resolve(service, "service", &mut errors);
-                plugin.route = route_ids.resolve(route, "route", &mut errors);
-                plugin.consumer = consumer_ids.resolve(consumer, "consumer", &mut errors);
+                plugin.service = service_ids.resolve(service, &mut errors);
+                plugin.route = route_ids.resolve(route, &mut errors);
+                plugin.consumer = consumer_ids.resolve(consumer, &mut errors);
                 (path, plugin)
             })
             .collect();
         let targets: Vec<(String, Target)> = targets
             .into_iter()
             .map(|(path, mut target, link)| {
-                target.upstream =
-                    upstream_ids.resolve(Some(link), "upstream", &mut errors).unwrap_or(Ref { id: Uuid::nil() });
+                target.upstream = upstream_ids.resolve(Some(link), &mut errors).unwrap_or(Ref { id: Uuid::nil() });
                 (path, target)
             })
             .collect();
         let snis: Vec<(String, Sni)> = snis
             .into_iter()
             .map(|(path, mut sni, link)| {
-                sni.certificate =
-                    certificate_ids.resolve(Some(link), "certificate", &mut errors).unwrap_or(Ref { id: Uuid::nil() });
+                sni.certificate = certificate_ids.resolve(Some(link), &mut errors).unwrap_or(Ref { id: Uuid::nil() });
                 (path, sni)
             })
             .collect();
@@ -874,34 +967,43 @@ impl Builder {
     }
 }
 
-/// Ids and names of one kind of entity, for resolving references.
+/// Ids and unique field values of one kind of entity, for resolving references.
 struct Lookup {
+    kind: Kind,
     ids: HashSet<Uuid>,
-    names: HashMap<String, Uuid>,
+    fields: HashMap<(&'static str, String), Uuid>,
 }
 
 impl Lookup {
-    fn new<'a>(entries: impl Iterator<Item = (Uuid, Option<&'a str>)>) -> Lookup {
-        let mut lookup = Lookup { ids: HashSet::new(), names: HashMap::new() };
-        for (id, name) in entries {
+    fn new(kind: Kind, entries: impl Iterator<Item = (Uuid, Vec<(&'static str, Option<String>)>)>) -> Lookup {
+        let mut lookup = Lookup { kind, ids: HashSet::new(), fields: HashMap::new() };
+        for (id, fields) in entries {
             lookup.ids.insert(id);
-            if let Some(name) = name {
-                lookup.names.entry(name.to_string()).or_insert(id);
+            for (field, value) in fields {
+                if let Some(value) = value {
+                    lookup.fields.entry((field, value)).or_insert(id);
+                }
             }
         }
         lookup
     }
 
-    fn resolve(&self, link: Option<Link>, kind: &str, errors: &mut Errors) -> Option<Ref> {
+    fn resolve(&self, link: Option<Link>, errors: &mut Errors) -> Option<Ref> {
         match link? {
             Link::Resolved(id) => Some(Ref { id }),
             Link::Pending { raw, path } => {
                 let found = match &raw {
                     RawRef::Id(id) => self.ids.contains(id).then_some(*id),
-                    RawRef::Name(name) => self.names.get(name).copied(),
+                    RawRef::Field(field, value) => self.fields.get(&(*field, value.clone())).copied(),
                 };
                 if found.is_none() {
-                    errors.push(path, format!("no {kind} with {raw}"));
+                    let singular = self.kind.name().trim_end_matches('s');
+                    let (by, value) = match &raw {
+                        RawRef::Id(id) => ("id", id.to_string()),
+                        RawRef::Field(field, value) => (*field, value.clone()),
+                    };
+                    let kind = ErrorKind::Reference { to: self.kind, by, value };
+                    errors.push_kind(path, format!("no {singular} with {raw}"), kind);
                 }
                 found.map(|id| Ref { id })
             }
@@ -930,12 +1032,14 @@ impl<'e> Unique<'e> {
             Some(first) if field == "id" => {
                 if !self.clashed.contains(path) {
                     let message = format!("duplicates {first} (same id {}): give one a distinct name or id", key.2);
-                    self.errors.push(path, message);
+                    let clash = ErrorKind::Unique { field: "id".into(), first: first.clone() };
+                    self.errors.push_kind(path, message, clash);
                 }
             }
             Some(first) => {
                 let message = format!("{kind} {field} {:?} is already used at {first}", key.2);
-                self.errors.push(join(path, field), message);
+                let clash = ErrorKind::Unique { field: field.to_string(), first: first.clone() };
+                self.errors.push_kind(join(path, field), message, clash);
                 self.clashed.insert(path.to_string());
             }
             None => {
@@ -943,10 +1047,6 @@ impl<'e> Unique<'e> {
             }
         }
     }
-}
-
-fn raw_ref(s: &str) -> RawRef {
-    Uuid::parse_str(s).map(RawRef::Id).unwrap_or_else(|_| RawRef::Name(s.to_string()))
 }
 
 /// A stable text for an entity without a natural key: its JSON without nested children, keys sorted.

@@ -3,14 +3,23 @@
 
 pub mod declarative;
 pub mod hash;
+pub mod kind;
+pub mod plugins;
 pub mod schema;
 pub mod types;
 pub mod validate;
 
-pub use declarative::{DeclarativeError, parse_file, parse_str, parse_value, to_declarative};
+pub use declarative::{
+    DeclarativeError, parse_file, parse_file_with, parse_str, parse_str_with, parse_value, parse_value_with,
+    to_declarative,
+};
 pub use hash::{EMPTY_HASH, config_hash};
-pub use schema::FieldError;
+pub use kind::{Kind, OnDelete};
+pub use plugins::{PluginRegistry, PluginSchema};
+pub use schema::{ErrorKind, FieldError};
 pub use types::*;
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;

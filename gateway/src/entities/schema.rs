@@ -7,11 +7,33 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use super::kind::Kind;
+
 /// One thing wrong with the input, at a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
     pub path: String,
     pub message: String,
+    pub kind: ErrorKind,
+}
+
+/// What kind of fault an error is, so callers (the Admin API's 400/404/409) decide by kind, never
+/// by the message's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A value is wrong, missing, or not a known field.
+    Field,
+    /// A value of a unique `field` (`id` included) is already used by the entity at `first`.
+    Unique { field: String, first: String },
+    /// A reference names no entity of kind `to` by `by` (`id`, `name`, `username`…).
+    Reference { to: Kind, by: &'static str, value: String },
+}
+
+impl FieldError {
+    /// A field error: a wrong, missing or unknown value.
+    pub fn field(path: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError { path: path.into(), message: message.into(), kind: ErrorKind::Field }
+    }
 }
 
 impl fmt::Display for FieldError {
@@ -26,7 +48,11 @@ pub struct Errors(pub Vec<FieldError>);
 
 impl Errors {
     pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError { path: path.into(), message: message.into() });
+        self.0.push(FieldError::field(path, message));
+    }
+
+    pub fn push_kind(&mut self, path: impl Into<String>, message: impl Into<String>, kind: ErrorKind) {
+        self.0.push(FieldError { path: path.into(), message: message.into(), kind });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -34,8 +60,9 @@ impl Errors {
     }
 }
 
-/// `parent.child` (or `child` at the top).
+/// `parent.child` (or `child` at the top); an empty name shows as `""`.
 pub fn join(parent: &str, child: &str) -> String {
+    let child = if child.is_empty() { "\"\"" } else { child };
     if parent.is_empty() { child.to_string() } else { format!("{parent}.{child}") }
 }
 

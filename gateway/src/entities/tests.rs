@@ -1,7 +1,7 @@
 use super::*;
 
 fn parse(yaml: &str) -> Result<Config, Vec<String>> {
-    match parse_str(yaml, false, "kong.yml") {
+    match parse_str_with(yaml, false, "kong.yml", &plugins::testing::registry()) {
         Ok(config) => Ok(config),
         Err(DeclarativeError::Invalid { errors, .. }) => Err(errors.iter().map(ToString::to_string).collect()),
         Err(other) => Err(vec![other.to_string()]),
@@ -124,7 +124,7 @@ fn the_empty_config_hashes_to_zeros() {
 fn exporting_and_reading_back_gives_the_same_config() {
     let config = parse(GOOD).unwrap();
     let exported = to_declarative(&config);
-    let again = parse_value(&exported).unwrap();
+    let again = parse_value_with(&exported, &plugins::testing::registry()).unwrap();
     assert_eq!(again, config);
 }
 
@@ -226,8 +226,28 @@ fn certificates_must_match_their_keys() {
         ]
     });
     let errs: Vec<String> = parse_value(&doc).unwrap_err().iter().map(ToString::to_string).collect();
-    assert_eq!(errs.len(), 1, "{errs:?}");
-    assert!(errs[0].starts_with("certificates[1].key: ") && errs[0].contains("is not the private key"), "{errs:?}");
+    assert_eq!(errs, vec!["certificates[1]: certificate does not match key"]);
+}
+
+#[test]
+fn an_x509_v1_certificate_is_accepted_and_a_bad_part_is_named() {
+    let (cert, key) = (include_str!("testdata/v1.crt"), include_str!("testdata/v1.key"));
+    let doc = serde_json::json!({"_format_version": "3.0", "certificates": [{"cert": cert, "key": key, "snis": ["v1.test"]}]});
+    assert_eq!(parse_value(&doc).unwrap().certificates.len(), 1);
+    let doc = serde_json::json!({"_format_version": "3.0", "certificates": [
+        {"cert": "junk", "key": key},
+        {"cert": cert, "key": "junk", "id": "00000000-0000-4000-8000-000000000001"},
+        {"cert": cert, "key": key, "cert_alt": cert, "key_alt": key, "id": "00000000-0000-4000-8000-000000000002"},
+    ]});
+    let errs: Vec<String> = parse_value(&doc).unwrap_err().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        errs,
+        vec![
+            "certificates[0].cert: invalid certificate: no PEM certificate found",
+            "certificates[1].key: invalid key: no PEM private key found",
+            "certificates[2]: certificate and alternative certificate need to have different type (e.g. RSA and ECDSA), the provided certificates were both of the same type",
+        ]
+    );
 }
 
 #[test]
@@ -235,4 +255,103 @@ fn yaml_syntax_errors_name_the_file_and_line() {
     let err = parse_str("_format_version: '3.0'\nservices: [\n", false, "kong.yml").unwrap_err().to_string();
     assert!(err.starts_with("declarative config kong.yml is not valid YAML"), "{err}");
     assert!(err.contains("line"), "{err}");
+}
+
+#[test]
+fn a_plugin_the_node_cannot_run_is_refused_wherever_it_is_written() {
+    // The bundled set is empty: any plugin entity names something no node runs, and storing it
+    // would leave its route open (a fail-open).
+    let yaml = "_format_version: '3.0'\nplugins:\n- name: key-auth\nservices:\n- name: s\n  host: s.test\n  plugins: [{name: x}]\n";
+    let errs: Vec<String> = match parse_str(yaml, false, "kong.yml") {
+        Err(DeclarativeError::Invalid { errors, .. }) => errors.iter().map(ToString::to_string).collect(),
+        other => panic!("accepted or failed otherwise: {other:?}"),
+    };
+    assert_eq!(
+        errs,
+        vec![
+            "services[0].plugins[0].name: plugin 'x' not enabled; add it to the 'plugins' configuration property",
+            "plugins[0].name: plugin 'key-auth' not enabled; add it to the 'plugins' configuration property",
+        ]
+    );
+    // A registry that has the plugin accepts it; one restricted by the `plugins` setting does not.
+    let registry = plugins::testing::registry();
+    assert!(parse_str_with(yaml.replace("name: x", "name: cors").as_str(), false, "k", &registry).is_ok());
+    let only_cors = registry.only(&["cors".to_string()]);
+    let err = parse_str_with("_format_version: '3.0'\nplugins: [{name: key-auth}]\n", false, "k", &only_cors);
+    assert!(err.unwrap_err().to_string().contains("plugin 'key-auth' not enabled"));
+}
+
+#[test]
+fn unknown_plugin_config_fields_are_refused() {
+    let errs =
+        errors("_format_version: '3.0'\nplugins:\n- {name: rate-limiting, config: {minute: 5, hour: 1, minutes: 2}}\n");
+    assert_eq!(errs, vec!["plugins[0].config.hour: unknown field", "plugins[0].config.minutes: unknown field"]);
+    let errs = errors("_format_version: '3.0'\nplugins:\n- {name: rate-limiting, config: {minute: x}}\n");
+    assert_eq!(errs, vec!["plugins[0].config.minute: expected an integer"]);
+}
+
+#[test]
+fn references_take_any_unique_field_of_the_entity_they_name() {
+    let pair = crate::certs::cluster_pair(1).unwrap();
+    let cert_id = "3f0c8a52-61b1-4e8b-9d55-0c2a7a5f1e01";
+    let doc = serde_json::json!({
+        "_format_version": "3.0",
+        "services": [{"name": "s1", "host": "a.test"}],
+        "routes": [
+            {"name": "r1", "paths": ["/a"], "service": {"name": "s1"}},
+            {"name": "r2", "paths": ["/b"], "service": "s1"},
+        ],
+        "consumers": [{"username": "alice"}, {"custom_id": "c-2"}],
+        "plugins": [
+            {"name": "cors", "consumer": {"username": "alice"}, "route": {"name": "r1"}},
+            {"name": "cors", "consumer": {"custom_id": "c-2"}, "service": "s1"},
+            {"name": "key-auth", "consumer": "alice"},
+        ],
+        "certificates": [{"id": cert_id, "cert": pair.cert_pem, "key": pair.key_pem}],
+        "snis": [{"name": "a.test", "certificate": {"id": cert_id}}, {"name": "b.test", "certificate": cert_id}],
+    });
+    let c = parse_value_with(&doc, &plugins::testing::registry()).unwrap();
+    let s1 = c.services[0].id;
+    assert!(c.routes.iter().all(|r| r.service == Some(Ref { id: s1 })));
+    let alice = c.consumers.iter().find(|x| x.username.as_deref() == Some("alice")).unwrap().id;
+    let c2 = c.consumers.iter().find(|x| x.custom_id.as_deref() == Some("c-2")).unwrap().id;
+    assert_eq!(c.plugins.iter().filter(|p| p.consumer == Some(Ref { id: alice })).count(), 2);
+    assert!(c.plugins.iter().any(|p| p.consumer == Some(Ref { id: c2 }) && p.service == Some(Ref { id: s1 })));
+    assert!(c.snis.iter().all(|s| s.certificate.id.to_string() == cert_id));
+}
+
+#[test]
+fn a_reference_to_nothing_is_a_typed_error() {
+    let doc = serde_json::json!({
+        "_format_version": "3.0",
+        "routes": [{"paths": ["/a"], "service": {"name": "nope"}}],
+        "plugins": [
+            {"name": "cors", "consumer": {"username": "bob"}},
+            {"name": "key-auth", "service": {"id": "3f0c8a52-61b1-4e8b-9d55-0c2a7a5f1e09"}},
+            {"name": "rate-limiting", "consumer": {"name": "bob"}},
+        ],
+        "snis": [{"name": "a.test", "certificate": "by-name"}],
+    });
+    let errs = parse_value_with(&doc, &plugins::testing::registry()).unwrap_err();
+    let kinds: Vec<(String, ErrorKind)> = errs.into_iter().map(|e| (e.path, e.kind)).collect();
+    let reference = |to, by, value: &str| ErrorKind::Reference { to, by, value: value.to_string() };
+    assert_eq!(
+        kinds,
+        vec![
+            ("plugins[2].consumer.name".to_string(), ErrorKind::Field),
+            ("snis[0].certificate".to_string(), ErrorKind::Field),
+            ("routes[0].service".to_string(), reference(Kind::Services, "name", "nope")),
+            ("plugins[0].consumer".to_string(), reference(Kind::Consumers, "username", "bob")),
+            ("plugins[1].service".to_string(), reference(Kind::Services, "id", "3f0c8a52-61b1-4e8b-9d55-0c2a7a5f1e09")),
+        ]
+    );
+}
+
+#[test]
+fn a_unique_clash_is_a_typed_error_naming_the_first_entity() {
+    let doc = serde_json::json!({"_format_version": "3.0", "consumers": [{"username": "a"}, {"username": "a", "custom_id": "x"}]});
+    let errs = parse_value(&doc).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].path, "consumers[1].username");
+    assert_eq!(errs[0].kind, ErrorKind::Unique { field: "username".into(), first: "consumers[0]".into() });
 }

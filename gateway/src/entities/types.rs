@@ -8,6 +8,8 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::kind::Kind;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
@@ -229,16 +231,39 @@ impl Config {
 
     /// Entity counts by kind, for status and logs.
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
-        BTreeMap::from([
-            ("services", self.services.len()),
-            ("routes", self.routes.len()),
-            ("consumers", self.consumers.len()),
-            ("plugins", self.plugins.len()),
-            ("upstreams", self.upstreams.len()),
-            ("targets", self.targets.len()),
-            ("certificates", self.certificates.len()),
-            ("snis", self.snis.len()),
-            ("ca_certificates", self.ca_certificates.len()),
-        ])
+        Kind::ALL.into_iter().map(|kind| (kind.name(), self.len_of(kind))).collect()
+    }
+
+    /// How many entities of `kind` there are.
+    pub fn len_of(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Services => self.services.len(),
+            Kind::Routes => self.routes.len(),
+            Kind::Consumers => self.consumers.len(),
+            Kind::Plugins => self.plugins.len(),
+            Kind::Upstreams => self.upstreams.len(),
+            Kind::Targets => self.targets.len(),
+            Kind::Certificates => self.certificates.len(),
+            Kind::Snis => self.snis.len(),
+            Kind::CaCertificates => self.ca_certificates.len(),
+        }
+    }
+
+    /// The entity of `kind` with `id`, as JSON (Kong's flat declarative shape).
+    pub fn entity_json(&self, kind: Kind, id: Uuid) -> Option<Value> {
+        fn find<T: Serialize>(items: &[T], id: Uuid, get: impl Fn(&T) -> Uuid) -> Option<Value> {
+            items.iter().find(|e| get(e) == id).map(|e| serde_json::to_value(e).expect("entities serialise"))
+        }
+        match kind {
+            Kind::Services => find(&self.services, id, |e| e.id),
+            Kind::Routes => find(&self.routes, id, |e| e.id),
+            Kind::Consumers => find(&self.consumers, id, |e| e.id),
+            Kind::Plugins => find(&self.plugins, id, |e| e.id),
+            Kind::Upstreams => find(&self.upstreams, id, |e| e.id),
+            Kind::Targets => find(&self.targets, id, |e| e.id),
+            Kind::Certificates => find(&self.certificates, id, |e| e.id),
+            Kind::Snis => find(&self.snis, id, |e| e.id),
+            Kind::CaCertificates => find(&self.ca_certificates, id, |e| e.id),
+        }
     }
 }

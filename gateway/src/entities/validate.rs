@@ -122,10 +122,60 @@ pub fn target(v: &str) -> Result<String, String> {
     Ok(if h.contains(':') { format!("[{h}]:{port}") } else { format!("{h}:{port}") })
 }
 
-pub fn cert_pair(cert: &str, key: &str) -> Result<(), String> {
-    let cert = PemSource::Inline(cert.to_string());
-    let key = PemSource::Inline(key.to_string());
-    crate::certs::check_pair(&cert, &key).map_err(|e| e.replace("inline PEM", "the certificate"))
+/// Which part of a certificate entity a pair check faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairFault {
+    /// The certificate cannot be read.
+    Cert,
+    /// The key cannot be read or used.
+    Key,
+    /// Both are readable but the key is not the certificate's.
+    Mismatch,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairError {
+    pub fault: PairFault,
+    pub message: String,
+}
+
+/// Checks that `key` (PEM) is the private key of the first certificate of `cert` (PEM), by
+/// comparing public keys, so it works for every X.509 version (Kong accepts v1 certificates).
+/// Returns the OID of the certificate's public key algorithm.
+pub fn cert_pair(cert: &str, key: &str) -> Result<String, PairError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use x509_parser::prelude::FromDer;
+    use x509_parser::x509::SubjectPublicKeyInfo;
+
+    let fail = |fault, message: String| PairError { fault, message };
+    let der = match CertificateDer::pem_slice_iter(cert.as_bytes()).next() {
+        Some(Ok(der)) => der,
+        Some(Err(e)) => return Err(fail(PairFault::Cert, format!("invalid certificate: not valid PEM ({e})"))),
+        None => return Err(fail(PairFault::Cert, "invalid certificate: no PEM certificate found".into())),
+    };
+    let (_, parsed) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| fail(PairFault::Cert, format!("invalid certificate: {e}")))?;
+    let key_der = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| match e {
+        rustls_pki_types::pem::Error::NoItemsFound => {
+            fail(PairFault::Key, "invalid key: no PEM private key found".into())
+        }
+        e => fail(PairFault::Key, format!("invalid key: not valid PEM ({e})")),
+    })?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key_der)
+        .map_err(|e| fail(PairFault::Key, format!("invalid key: a key type the gateway cannot use ({e})")))?;
+    let spki = signing
+        .public_key()
+        .ok_or_else(|| fail(PairFault::Key, "invalid key: its public key cannot be derived".into()))?;
+    let (_, from_key) =
+        SubjectPublicKeyInfo::from_der(spki.as_ref()).map_err(|e| fail(PairFault::Key, format!("invalid key: {e}")))?;
+    let from_cert = parsed.public_key();
+    if from_key.algorithm.algorithm != from_cert.algorithm.algorithm
+        || from_key.subject_public_key.data != from_cert.subject_public_key.data
+    {
+        return Err(fail(PairFault::Mismatch, "certificate does not match key".into()));
+    }
+    Ok(from_cert.algorithm.algorithm.to_id_string())
 }
 
 /// A CA certificate in PEM: exactly one certificate, with basic constraints CA:TRUE. Returns the
@@ -151,6 +201,30 @@ pub fn digest(pem: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const V1_CERT: &str = include_str!("testdata/v1.crt");
+    const V1_KEY: &str = include_str!("testdata/v1.key");
+
+    #[test]
+    fn an_x509_v1_certificate_matches_its_key() {
+        assert_eq!(cert_pair(V1_CERT, V1_KEY).unwrap(), "1.2.840.10045.2.1");
+        let other = crate::certs::cluster_pair(1).unwrap();
+        assert_eq!(cert_pair(&other.cert_pem, &other.key_pem).unwrap(), "1.2.840.10045.2.1");
+    }
+
+    #[test]
+    fn each_pair_error_names_its_part() {
+        let other = crate::certs::cluster_pair(1).unwrap();
+        let fault = |c: &str, k: &str| cert_pair(c, k).unwrap_err();
+        let e = fault(V1_CERT, &other.key_pem);
+        assert_eq!((e.fault, e.message.as_str()), (PairFault::Mismatch, "certificate does not match key"));
+        let e = fault("nope", V1_KEY);
+        assert_eq!((e.fault, e.message.as_str()), (PairFault::Cert, "invalid certificate: no PEM certificate found"));
+        let e = fault(V1_CERT, "nope");
+        assert_eq!((e.fault, e.message.as_str()), (PairFault::Key, "invalid key: no PEM private key found"));
+        let garbled = V1_CERT.replace("MII", "MIX");
+        assert_eq!(fault(&garbled, V1_KEY).fault, PairFault::Cert);
+    }
 
     #[test]
     fn urls() {

@@ -68,18 +68,24 @@ pub enum NodeError {
 
 /// The node's entities: from the LMDB store under `prefix`, or in memory for DB-less nodes.
 async fn open_catalog(settings: &Settings) -> Result<Catalog, NodeError> {
+    let plugins = Arc::new(plugin_registry(settings));
     if settings.database != Database::Lmdb || settings.role == Role::DataPlane {
-        return Ok(Catalog::open(None)?);
+        return Ok(Catalog::open(None, plugins)?);
     }
     let path = settings.prefix.join(STORE_DIR);
     let map_size = settings.lmdb_map_size;
     tokio::task::spawn_blocking(move || -> Result<Catalog, NodeError> {
         let store: Arc<dyn Store> = Arc::new(LmdbStore::open(&path, map_size)?);
         tracing::info!(path = %path.display(), "store opened");
-        Ok(Catalog::open(Some(store))?)
+        Ok(Catalog::open(Some(store), plugins)?)
     })
     .await
     .expect("opening the store does not panic")
+}
+
+/// The plugins entities on this node may use: the ones it runs that the `plugins` setting enables.
+fn plugin_registry(settings: &Settings) -> crate::entities::PluginRegistry {
+    crate::entities::PluginRegistry::bundled().only(&settings.plugins)
 }
 
 /// Serves every catalog change: the newest configuration is built and swapped into the proxy (a
@@ -135,7 +141,7 @@ async fn data_plane_start(settings: &Settings, proxy: &Arc<Proxy>) -> Result<Con
     }
     match &settings.declarative_config {
         Some(file) => {
-            let config = crate::entities::parse_file(file)?;
+            let config = crate::entities::parse_file_with(file, &plugin_registry(settings))?;
             let snapshot = proxy
                 .apply(config)
                 .await
@@ -274,7 +280,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     if settings.role == Role::DataPlane {
         // The start sequence chose what to serve.
     } else if let (Database::Off, Some(file)) = (settings.database, &settings.declarative_config) {
-        let config = crate::entities::parse_file(file)?;
+        let config = crate::entities::parse_file_with(file, catalog.plugins())?;
         let snapshot = proxy
             .apply(config.clone())
             .await

@@ -8,7 +8,7 @@ use heed::{Database, Env, EnvOpenOptions};
 
 pub use heed::Error as HeedError;
 
-use super::{Change, KINDS, Record, Store, StoreError, kind};
+use super::{Change, Kind, Record, Store, StoreError};
 
 pub struct LmdbStore {
     env: Env,
@@ -54,8 +54,8 @@ pub(crate) fn open_env(path: &Path, map_size: u64, name: &str) -> Result<(Env, D
     Ok((env, db))
 }
 
-fn key(kind: &str, id: &uuid::Uuid) -> String {
-    format!("{kind}/{id}")
+fn key(kind: Kind, id: &uuid::Uuid) -> String {
+    format!("{}/{id}", kind.name())
 }
 
 impl Store for LmdbStore {
@@ -66,12 +66,12 @@ impl Store for LmdbStore {
             let (k, bytes) = item.map_err(|e| self.error(e))?;
             let corrupt = |message: String| StoreError::Corrupt { key: k.to_string(), message };
             let (kind_name, id) = k.split_once('/').ok_or_else(|| corrupt("not <kind>/<id>".into()))?;
-            let kind = kind(kind_name).ok_or_else(|| corrupt(format!("unknown kind {kind_name:?}")))?;
+            let kind = Kind::from_name(kind_name).ok_or_else(|| corrupt(format!("unknown kind {kind_name:?}")))?;
             let id = uuid::Uuid::parse_str(id).map_err(|e| corrupt(e.to_string()))?;
             let value = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
             out.push(Record { kind, id, value });
         }
-        out.sort_by_key(|r| (KINDS.iter().position(|k| *k == r.kind), r.id));
+        out.sort_by_key(|r| (r.kind, r.id));
         Ok(out)
     }
 
@@ -84,7 +84,7 @@ impl Store for LmdbStore {
                     self.records.put(&mut txn, &key(record.kind, &record.id), &bytes).map_err(|e| self.error(e))?;
                 }
                 Change::Delete { kind, id } => {
-                    self.records.delete(&mut txn, &key(kind, id)).map_err(|e| self.error(e))?;
+                    self.records.delete(&mut txn, &key(*kind, id)).map_err(|e| self.error(e))?;
                 }
             }
         }
@@ -102,7 +102,7 @@ mod tests {
 
     use super::*;
 
-    fn record(kind: &'static str, n: u128, value: serde_json::Value) -> Record {
+    fn record(kind: Kind, n: u128, value: serde_json::Value) -> Record {
         Record { kind, id: Uuid::from_u128(n), value }
     }
 
@@ -114,20 +114,23 @@ mod tests {
             let store = LmdbStore::open(&path, 1 << 20).unwrap();
             store
                 .commit(&[
-                    Change::Put(record("routes", 2, json!({"paths": ["/a"]}))),
-                    Change::Put(record("services", 1, json!({"host": "a.test"}))),
+                    Change::Put(record(Kind::Routes, 2, json!({"paths": ["/a"]}))),
+                    Change::Put(record(Kind::Services, 1, json!({"host": "a.test"}))),
                 ])
                 .unwrap();
             store
                 .commit(&[
-                    Change::Delete { kind: "routes", id: Uuid::from_u128(2) },
-                    Change::Put(record("services", 3, json!({}))),
+                    Change::Delete { kind: Kind::Routes, id: Uuid::from_u128(2) },
+                    Change::Put(record(Kind::Services, 3, json!({}))),
                 ])
                 .unwrap();
         }
         let store = LmdbStore::open(&path, 1 << 20).unwrap();
         let loaded = store.load().unwrap();
-        assert_eq!(loaded, vec![record("services", 1, json!({"host": "a.test"})), record("services", 3, json!({}))]);
+        assert_eq!(
+            loaded,
+            vec![record(Kind::Services, 1, json!({"host": "a.test"})), record(Kind::Services, 3, json!({}))]
+        );
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o700);
         for file in ["data.mdb", "lock.mdb"] {
             assert_eq!(std::fs::metadata(path.join(file)).unwrap().permissions().mode() & 0o777, 0o600, "{file}");
@@ -138,11 +141,11 @@ mod tests {
     fn a_full_store_refuses_the_whole_batch() {
         let dir = tempfile::tempdir().unwrap();
         let store = LmdbStore::open(&dir.path().join("s"), 64 * 1024).unwrap();
-        store.commit(&[Change::Put(record("services", 1, json!({"keep": true})))]).unwrap();
+        store.commit(&[Change::Put(record(Kind::Services, 1, json!({"keep": true})))]).unwrap();
         let big = json!({"blob": "x".repeat(16 * 1024)});
-        let batch: Vec<Change> = (10..30).map(|n| Change::Put(record("services", n, big.clone()))).collect();
+        let batch: Vec<Change> = (10..30).map(|n| Change::Put(record(Kind::Services, n, big.clone()))).collect();
         let error = store.commit(&batch).unwrap_err();
         assert!(error.to_string().contains("the store is full: raise lmdb_map_size"), "{error}");
-        assert_eq!(store.load().unwrap(), vec![record("services", 1, json!({"keep": true}))]);
+        assert_eq!(store.load().unwrap(), vec![record(Kind::Services, 1, json!({"keep": true}))]);
     }
 }

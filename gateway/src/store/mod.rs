@@ -12,14 +12,12 @@ pub mod lmdb;
 use serde_json::Value;
 use uuid::Uuid;
 
-/// The entity kinds the store holds, in the order a declarative document lists them.
-pub const KINDS: &[&str] =
-    &["services", "routes", "consumers", "plugins", "upstreams", "targets", "certificates", "snis", "ca_certificates"];
+pub use crate::entities::Kind;
 
 /// One stored entity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
-    pub kind: &'static str,
+    pub kind: Kind,
     pub id: Uuid,
     pub value: Value,
 }
@@ -28,7 +26,7 @@ pub struct Record {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     Put(Record),
-    Delete { kind: &'static str, id: Uuid },
+    Delete { kind: Kind, id: Uuid },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,13 +42,8 @@ pub enum StoreError {
 }
 
 pub trait Store: Send + Sync {
-    /// Every record, grouped by kind in [`KINDS`] order, each kind by id.
+    /// Every record, grouped by kind in [`Kind`] order, each kind by id.
     fn load(&self) -> Result<Vec<Record>, StoreError>;
     /// Applies the batch in one transaction: all of it or nothing.
     fn commit(&self, changes: &[Change]) -> Result<(), StoreError>;
-}
-
-/// The `&'static str` for a kind's name, if it is one.
-pub fn kind(name: &str) -> Option<&'static str> {
-    KINDS.iter().copied().find(|k| *k == name)
 }
