@@ -1,6 +1,7 @@
 //! End-to-end tests: each drives the real `gateway` binary the way a user would.
 
 mod admin;
+mod admin_hardening;
 mod check;
 mod forward_proxy;
 mod gen_cert;

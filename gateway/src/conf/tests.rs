@@ -321,3 +321,40 @@ fn configuration_doc_lists_every_key_with_its_default() {
         }
     }
 }
+
+/// Random kong.conf text never panics the loader: every problem is a value with its line.
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A line: a known key (or a near miss) with a value made of the characters values use.
+    fn line() -> impl Strategy<Value = String> {
+        let keys: Vec<&'static str> = keys::KEYS.iter().map(|k| k.name).collect();
+        let key = prop_oneof![prop::sample::select(keys).prop_map(str::to_string), "[a-z_]{1,12}"];
+        let value = "[a-zA-Z0-9 ,:.=\\[\\]#;*_\\\\-]{0,40}";
+        prop_oneof![
+            (key, value).prop_map(|(k, v)| format!("{k} = {v}")),
+            "[ -~]{0,40}",
+            Just(String::new()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn conf_files_never_panic(lines in prop::collection::vec(line(), 0..12)) {
+            let text = lines.join("\n");
+            if let Err(ConfError::Invalid { problems, .. }) = load_text(&text) {
+                prop_assert!(!problems.is_empty());
+            }
+        }
+
+        #[test]
+        fn listen_values_never_panic(value in "[a-z0-9 ,:.=\\[\\]*_-]{0,60}") {
+            let _ = listen::parse_listen_list(&value);
+            let _ = load_text_env("", &[("KONG_ADMIN_LISTEN", &value), ("KONG_PROXY_LISTEN", &value)]);
+        }
+    }
+}

@@ -34,11 +34,13 @@ pub struct TlsInfo {
 }
 
 /// Accepts on `listener` (through TLS when `tls` is set) and serves each connection with the
-/// service `make` builds for it, until shutdown; then drains.
+/// service `make` builds for it, until shutdown; then drains. HTTP/2 is spoken only when the
+/// listener has the `http2` flag (over TLS its ALPN offers it; in clear text, with prior knowledge).
 pub async fn serve<M, S, B>(
     name: &'static str,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    http2: bool,
     make: M,
     mut shutdown: Shutdown,
     drain: Duration,
@@ -52,6 +54,7 @@ pub async fn serve<M, S, B>(
     B::Error: Into<BoxError>,
 {
     let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = if http2 { builder } else { builder.http1_only() };
     let graceful = GracefulShutdown::new();
     let make = std::sync::Arc::new(make);
     let mut connections = tokio::task::JoinSet::new();
@@ -167,7 +170,7 @@ mod tests {
         let arrived = Arc::new(Notify::new());
         let service = slow(arrived.clone(), Some(Duration::from_millis(300)));
         let server =
-            tokio::spawn(serve("test", listener, None, move |_| service.clone(), stop, Duration::from_secs(10)));
+            tokio::spawn(serve("test", listener, None, false, move |_| service.clone(), stop, Duration::from_secs(10)));
 
         let mut client = request(addr).await;
         arrived.notified().await;
@@ -188,7 +191,7 @@ mod tests {
         let arrived = Arc::new(Notify::new());
         let server = {
             let service = slow(arrived.clone(), None);
-            tokio::spawn(serve("test", listener, None, move |_| service.clone(), stop, Duration::from_millis(200)))
+            tokio::spawn(serve("test", listener, None, false, move |_| service.clone(), stop, Duration::from_millis(200)))
         };
 
         let mut client = request(addr).await;
