@@ -13,7 +13,7 @@ use std::fmt;
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Bytes;
-use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value, json};
 
 use crate::catalog::ApiError;
@@ -308,7 +308,7 @@ fn form(kind: &str, bytes: &[u8]) -> Result<Value, BodyError> {
         let (key, value) = (key.into_owned(), value.into_owned());
         // `a.b.c` nests objects; a trailing `[]` or `[n]` on the last part makes an array. The
         // body, each object on the way and that array are one level each.
-        if key.split('.').count() + 2 > MAX_DEPTH {
+        if key.split('.').count() + 1 > MAX_DEPTH {
             return Err(BodyError::TooDeep { limit: MAX_DEPTH });
         }
         let mut parts: Vec<&str> = key.split('.').collect();
@@ -471,10 +471,10 @@ mod tests {
         let block = (0..MAX_DEPTH + 1).map(|i| format!("{}a:\n", "  ".repeat(i))).collect::<String>();
         assert_eq!(yaml(block.as_bytes()), Err(too_deep.clone()));
 
-        let form_key = |parts: usize| vec!["a"; parts].join(".") + "=1";
-        let value = decode("plugins", Some("application/x-www-form-urlencoded"), form_key(MAX_DEPTH - 2).as_bytes());
-        assert_eq!(depth(&value.unwrap()), MAX_DEPTH - 1);
-        let e = decode("plugins", Some("application/x-www-form-urlencoded"), form_key(MAX_DEPTH - 1).as_bytes());
+        let form_key = |parts: usize| vec!["a"; parts].join(".") + "[]=1";
+        let value = decode("plugins", Some("application/x-www-form-urlencoded"), form_key(MAX_DEPTH - 1).as_bytes());
+        assert_eq!(depth(&value.unwrap()), MAX_DEPTH);
+        let e = decode("plugins", Some("application/x-www-form-urlencoded"), form_key(MAX_DEPTH).as_bytes());
         assert_eq!(e.unwrap_err().status, 400);
         // The 100 KB key that used to overflow the stack.
         let e = decode("plugins", Some("application/x-www-form-urlencoded"), form_key(50_000).as_bytes()).unwrap_err();
@@ -535,7 +535,7 @@ mod properties {
     /// Form keys built from Kong's notation, so the interesting paths are reached often.
     fn form_body() -> impl Strategy<Value = String> {
         let part = prop_oneof!["[a-z_]{0,6}", Just("config".to_string()), Just("headers".to_string())];
-        let key = (prop::collection::vec(part, 1..6), prop_oneof![Just(""), Just("[]"), "\\[[0-9]{0,3}\\]", "\\[.{0,3}"])
+        let key = (prop::collection::vec(part, 1..6), prop_oneof![Just(String::new()), Just("[]".to_string()), "\\[[0-9]{0,3}\\]", "\\[.{0,3}"])
             .prop_map(|(parts, suffix)| parts.join(".") + &suffix);
         let pair = (key, ".{0,8}").prop_map(|(k, v)| {
             let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
@@ -625,11 +625,11 @@ mod properties {
         fn entity_bodies_never_panic_the_catalog(body in document_value(), kind in prop::sample::select(crate::store::KINDS.to_vec())) {
             let catalog = crate::catalog::Catalog::open(None).unwrap();
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-            let target = || crate::catalog::Target { kind, parent: None, key: None };
-            let _ = runtime.block_on(catalog.create(target(), body.clone()));
+            let target = |key| crate::catalog::Target { kind, parent: None, key };
+            let _ = runtime.block_on(catalog.create(target(None), body.clone()));
             let key = body.get("name").and_then(Value::as_str).unwrap_or("x").to_string();
-            let _ = runtime.block_on(catalog.update(crate::catalog::Target { key: Some(&key), ..target() }, body.clone()));
-            let _ = runtime.block_on(catalog.upsert(crate::catalog::Target { key: Some(&key), ..target() }, body));
+            let _ = runtime.block_on(catalog.update(target(Some(&key)), body.clone()));
+            let _ = runtime.block_on(catalog.upsert(target(Some(&key)), body));
         }
     }
 

@@ -102,8 +102,14 @@ mod tests {
     use super::*;
     use crate::conf::listen::parse_listen;
 
+    /// Binds `spec`, where port 0 means any free port.
     async fn bound(spec: &str) -> Result<std::net::TcpListener, BindError> {
-        bind("admin_listen", &parse_listen(spec).unwrap()).await
+        let any = spec.contains(":0");
+        let mut parsed = parse_listen(&spec.replacen(":0", ":1", 1)).unwrap();
+        if any {
+            parsed.port = 0;
+        }
+        bind("admin_listen", &parsed).await
     }
 
     #[tokio::test]
@@ -134,12 +140,13 @@ mod tests {
         let port = plain.local_addr().unwrap().port();
         assert!(bound(&format!("127.0.0.1:{port}")).await.is_err(), "without reuseport the port is taken");
 
+        // On the wildcard address only: Linux makes a socket bound to one IPv6 address v6-only anyway.
         for (flag, only) in [("on", true), ("off", false)] {
-            let v6 = bound(&format!("[::1]:0 ipv6only={flag}")).await.unwrap();
+            let v6 = bound(&format!("[::]:0 ipv6only={flag}")).await.unwrap();
             assert_eq!(SockRef::from(&v6).only_v6().unwrap(), only);
         }
         // A name that resolves to IPv4 cannot honour ipv6only: the bind says so.
-        let mut spec = parse_listen("localhost:0").unwrap();
+        let mut spec = parse_listen("localhost:1").unwrap();
         spec.host = "127.0.0.1.nip.invalid".into();
         spec.ipv6only = Some(true);
         let err = socket(&spec, "127.0.0.1:0".parse().unwrap()).unwrap_err();

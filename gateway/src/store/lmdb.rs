@@ -82,7 +82,7 @@ impl Store for LmdbStore {
                 Change::Put(record) => {
                     let bytes = serde_json::to_vec(&record.value).expect("JSON values serialise");
                     // What `load` could not read back would stop the next start: refuse it now.
-                    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+                    if let Err(e) = serde_json::from_slice::<serde_json::Value>(&bytes) {
                         let key = key(record.kind, &record.id);
                         return Err(StoreError::Unreadable { key, message: e.to_string() });
                     }
