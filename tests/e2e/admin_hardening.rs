@@ -13,14 +13,14 @@ use std::time::Duration;
 use gateway_tests::pki::TestCa;
 use gateway_tests::{DEADLINE, Exchange, Gateway, conf_dir, free_port, http_json, http_request, http_send, poll};
 use rustls_pki_types::ServerName;
+use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
 
 /// A traditional node on the embedded store, all its ports free ones on 127.0.0.1.
 struct Node {
-    gateway: Gateway,
+    _gateway: Gateway,
     proxy: SocketAddr,
     admin: SocketAddr,
-    status: SocketAddr,
 }
 
 fn at(port: u16) -> SocketAddr {
@@ -52,7 +52,7 @@ fn node(extra: &[String]) -> (tempfile::TempDir, Node) {
     let ports = (free_port(), free_port(), free_port());
     let (dir, _) = conf_dir(&conf(ports, "", "", extra));
     let gateway = start(dir.path(), &[]);
-    (dir, Node { gateway, proxy: at(ports.0), admin: at(ports.1), status: at(ports.2) })
+    (dir, Node { _gateway: gateway, proxy: at(ports.0), admin: at(ports.1) })
 }
 
 fn get(addr: SocketAddr, path: &str) -> Exchange {
@@ -149,8 +149,9 @@ fn what_is_committed_reads_back_after_a_restart() {
     let created = http_json(admin, "POST", "/plugins", &json!({"name": "deep-config", "config": config}));
     assert_eq!(created.status, 201, "{created:?}");
     let id = created.json()["id"].as_str().unwrap().to_string();
-    let form = "name=s&tags[]=t&url=http://a.test/p&port=81";
-    assert_eq!(send(admin, "POST", "/services", "application/x-www-form-urlencoded", form.as_bytes()).status, 201);
+    let form = "name=s&tags[]=t&url=http://a.test:81/p";
+    let created = send(admin, "POST", "/services", "application/x-www-form-urlencoded", form.as_bytes());
+    assert_eq!(created.status, 201, "{created:?}");
     let hash = get(status, "/status").json()["configuration_hash"].clone();
     let exported = get(admin, "/config");
     assert_eq!(exported.status, 200, "the configuration exports");
