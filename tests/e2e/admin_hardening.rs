@@ -106,7 +106,8 @@ fn bodies_over_the_size_limit_are_413_and_the_node_goes_on() {
     assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 413"), "{}", String::from_utf8_lossy(&head[..n]));
 
     // Within the limit: an ordinary answer.
-    let ok = http_json(node.admin, "POST", "/services", &json!({"name": "s", "host": "a.test", "tags": ["x".repeat(500)]}));
+    let ok =
+        http_json(node.admin, "POST", "/services", &json!({"name": "s", "host": "a.test", "tags": ["x".repeat(500)]}));
     assert_eq!(ok.status, 201, "{ok:?}");
 }
 
@@ -122,10 +123,18 @@ fn deep_bodies_are_refused_naming_the_limit_and_never_kill_the_node() {
     assert!(refused.json()["message"].as_str().unwrap().contains(limit), "{refused:?}");
     let yaml = format!("name: deep-config\nconfig: {}\n", nested(100));
     let refused = send(node.admin, "POST", "/plugins", "application/yaml", yaml.as_bytes());
-    assert_eq!((refused.status, refused.json()["message"].as_str().unwrap().contains(limit)), (400, true), "{refused:?}");
+    assert_eq!(
+        (refused.status, refused.json()["message"].as_str().unwrap().contains(limit)),
+        (400, true),
+        "{refused:?}"
+    );
     let document = json!({"_format_version": "3.0", "services": [{"host": "a.test", "tags": [nested(70)]}]});
     let refused = http_json(node.admin, "POST", "/config", &document);
-    assert_eq!((refused.status, refused.json()["message"].as_str().unwrap().contains(limit)), (400, true), "{refused:?}");
+    assert_eq!(
+        (refused.status, refused.json()["message"].as_str().unwrap().contains(limit)),
+        (400, true),
+        "{refused:?}"
+    );
 
     // A form key `config.a.a.a…` of 100 KB used to overflow the stack and kill the process.
     let form = format!("name=deep-config&config.{}=1", vec!["a"; 50_000].join("."));

@@ -535,7 +535,10 @@ mod properties {
     /// Form keys built from Kong's notation, so the interesting paths are reached often.
     fn form_body() -> impl Strategy<Value = String> {
         let part = prop_oneof!["[a-z_]{0,6}", Just("config".to_string()), Just("headers".to_string())];
-        let key = (prop::collection::vec(part, 1..6), prop_oneof![Just(String::new()), Just("[]".to_string()), "\\[[0-9]{0,3}\\]", "\\[.{0,3}"])
+        let key = (
+            prop::collection::vec(part, 1..6),
+            prop_oneof![Just(String::new()), Just("[]".to_string()), "\\[[0-9]{0,3}\\]", "\\[.{0,3}"],
+        )
             .prop_map(|(parts, suffix)| parts.join(".") + &suffix);
         let pair = (key, ".{0,8}").prop_map(|(k, v)| {
             let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
@@ -579,11 +582,47 @@ mod properties {
     /// Declarative documents shaped like Kong's, with random values where the entity fields are.
     fn document_value() -> impl Strategy<Value = Value> {
         let field = prop::sample::select(vec![
-            "name", "id", "host", "port", "path", "url", "protocol", "paths", "hosts", "methods", "snis", "service",
-            "route", "consumer", "config", "headers", "tags", "target", "weight", "upstream", "cert", "key",
-            "certificate", "username", "custom_id", "enabled", "strip_path", "regex_priority", "retries",
-            "_format_version", "services", "routes", "plugins", "upstreams", "targets", "certificates",
-            "ca_certificates", "consumers", "protocols", "slots", "instance_name",
+            "name",
+            "id",
+            "host",
+            "port",
+            "path",
+            "url",
+            "protocol",
+            "paths",
+            "hosts",
+            "methods",
+            "snis",
+            "service",
+            "route",
+            "consumer",
+            "config",
+            "headers",
+            "tags",
+            "target",
+            "weight",
+            "upstream",
+            "cert",
+            "key",
+            "certificate",
+            "username",
+            "custom_id",
+            "enabled",
+            "strip_path",
+            "regex_priority",
+            "retries",
+            "_format_version",
+            "services",
+            "routes",
+            "plugins",
+            "upstreams",
+            "targets",
+            "certificates",
+            "ca_certificates",
+            "consumers",
+            "protocols",
+            "slots",
+            "instance_name",
         ]);
         let leaf = prop_oneof![
             Just(Value::Null),

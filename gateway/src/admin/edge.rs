@@ -165,7 +165,10 @@ mod tests {
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        pairs.iter().map(|(k, v)| (hyper::header::HeaderName::from_static(k), HeaderValue::from_str(v).unwrap())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (hyper::header::HeaderName::from_static(k), HeaderValue::from_str(v).unwrap()))
+            .collect()
     }
 
     fn admit(pairs: &[(&'static str, &str)]) -> Result<(), EdgeError> {

@@ -379,7 +379,9 @@ fn has_tags(entity: &Value, filter: &str) -> bool {
 /// form with `config=<text>`.
 fn declarative_body(content_type: Option<&str>, bytes: &[u8]) -> Result<crate::entities::Config, ApiError> {
     let unreadable = |e: body::BodyError| match e {
-        body::BodyError::Syntax { message, .. } => invalid_declarative(&format!("not valid YAML or JSON: {message}"), None),
+        body::BodyError::Syntax { message, .. } => {
+            invalid_declarative(&format!("not valid YAML or JSON: {message}"), None)
+        }
         other => other.into(),
     };
     let mut doc = body::document(content_type, bytes).map_err(unreadable)?;

@@ -30,7 +30,11 @@ pub enum KeepAlive {
     /// On, with the system's timings.
     On,
     /// On, with the timings given (the system's for those left out).
-    Tuned { idle: Option<Duration>, interval: Option<Duration>, count: Option<u32> },
+    Tuned {
+        idle: Option<Duration>,
+        interval: Option<Duration>,
+        count: Option<u32>,
+    },
 }
 
 impl KeepAlive {
@@ -66,9 +70,12 @@ impl KeepAlive {
         };
         let count = match *count {
             "" => None,
-            c => Some(c.parse::<u32>().ok().filter(|n| (1..=127).contains(n)).ok_or_else(|| {
-                format!("`so_keepalive={v}`: the count must be 1 to 127")
-            })?),
+            c => Some(
+                c.parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=127).contains(n))
+                    .ok_or_else(|| format!("`so_keepalive={v}`: the count must be 1 to 127"))?,
+            ),
         };
         let (idle, interval) = (time(idle)?, time(interval)?);
         if idle.is_none() && interval.is_none() && count.is_none() {
@@ -297,7 +304,8 @@ mod tests {
 
     #[test]
     fn every_flag_round_trips_through_display() {
-        let spec = parse_listen("[::]:8000 ssl http2 bind reuseport backlog=7 ipv6only=on so_keepalive=30m:10:5").unwrap();
+        let spec =
+            parse_listen("[::]:8000 ssl http2 bind reuseport backlog=7 ipv6only=on so_keepalive=30m:10:5").unwrap();
         assert_eq!(
             spec.so_keepalive,
             Some(KeepAlive::Tuned {

@@ -342,10 +342,18 @@ impl Checker<'_> {
             database: self.required("database", parse_database),
             prefix,
             log_level: self.required("log_level", parse_log_level),
-            proxy_listen: self.optional("proxy_listen", |v| listen::parse_listen_for("proxy_listen", v)).unwrap_or_default(),
-            admin_listen: self.optional("admin_listen", |v| listen::parse_listen_for("admin_listen", v)).unwrap_or_default(),
-            status_listen: self.optional("status_listen", |v| listen::parse_listen_for("status_listen", v)).unwrap_or_default(),
-            cluster_listen: self.optional("cluster_listen", |v| listen::parse_listen_for("cluster_listen", v)).unwrap_or_default(),
+            proxy_listen: self
+                .optional("proxy_listen", |v| listen::parse_listen_for("proxy_listen", v))
+                .unwrap_or_default(),
+            admin_listen: self
+                .optional("admin_listen", |v| listen::parse_listen_for("admin_listen", v))
+                .unwrap_or_default(),
+            status_listen: self
+                .optional("status_listen", |v| listen::parse_listen_for("status_listen", v))
+                .unwrap_or_default(),
+            cluster_listen: self
+                .optional("cluster_listen", |v| listen::parse_listen_for("cluster_listen", v))
+                .unwrap_or_default(),
             cluster_telemetry_listen: self
                 .optional("cluster_telemetry_listen", |v| listen::parse_listen_for("cluster_telemetry_listen", v))
                 .unwrap_or_default(),

@@ -333,11 +333,7 @@ mod properties {
         let keys: Vec<&'static str> = keys::KEYS.iter().map(|k| k.name).collect();
         let key = prop_oneof![prop::sample::select(keys).prop_map(str::to_string), "[a-z_]{1,12}"];
         let value = "[a-zA-Z0-9 ,:.=\\[\\]#;*_\\\\-]{0,40}";
-        prop_oneof![
-            (key, value).prop_map(|(k, v)| format!("{k} = {v}")),
-            "[ -~]{0,40}",
-            Just(String::new()),
-        ]
+        prop_oneof![(key, value).prop_map(|(k, v)| format!("{k} = {v}")), "[ -~]{0,40}", Just(String::new()),]
     }
 
     proptest! {

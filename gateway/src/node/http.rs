@@ -191,7 +191,15 @@ mod tests {
         let arrived = Arc::new(Notify::new());
         let server = {
             let service = slow(arrived.clone(), None);
-            tokio::spawn(serve("test", listener, None, false, move |_| service.clone(), stop, Duration::from_millis(200)))
+            tokio::spawn(serve(
+                "test",
+                listener,
+                None,
+                false,
+                move |_| service.clone(),
+                stop,
+                Duration::from_millis(200),
+            ))
         };
 
         let mut client = request(addr).await;
