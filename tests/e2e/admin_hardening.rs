@@ -142,6 +142,12 @@ fn deep_bodies_are_refused_naming_the_limit_and_never_kill_the_node() {
     assert_eq!(refused.status, 400, "{refused:?}");
     assert!(refused.json()["message"].as_str().unwrap().contains(limit), "{refused:?}");
 
+    // Malformed values are field errors, not a dead connection.
+    for url in ["http:a", "http:", "http://", "https//a"] {
+        let answer = http_json(node.admin, "POST", "/services", &json!({"url": url}));
+        assert_eq!(answer.status, 400, "{url}: {answer:?}");
+    }
+
     assert_eq!(get(node.admin, "/").status, 200, "the node is still up");
     assert_eq!(get(node.admin, "/plugins").json()["data"], json!([]), "nothing was stored");
 }
