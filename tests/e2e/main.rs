@@ -2,6 +2,7 @@
 
 mod admin;
 mod admin_compat;
+mod admin_hardening;
 mod check;
 mod forward_proxy;
 mod gen_cert;

@@ -2,14 +2,19 @@
 //! `/services/{id or name}`, nested ones such as `/services/{}/routes`), `/config` to export or
 //! replace everything as a declarative document, `/` and `/status`. Every write goes through the
 //! [`Catalog`]; the answer comes once the proxy serves the change.
+//!
+//! A request first passes the [`edge`] (Host, Origin), then its body is read within the limits of
+//! [`body`]. A write then runs on a task of its own: a client that goes away cannot cut it between
+//! the store's commit and the in-memory state, so both always hold the same configuration.
 
 pub mod body;
+pub mod edge;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
@@ -20,8 +25,6 @@ use crate::catalog::{ApiError, Catalog, State, Target};
 use crate::cluster::cp::Registry;
 use crate::entities::Kind;
 
-/// Largest request body accepted (a whole declarative config for `POST /config`).
-const MAX_BODY: usize = 64 << 20;
 /// Page size when `size` is not given, and the largest allowed (Kong's).
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
@@ -41,6 +44,7 @@ struct Inner {
     info: Value,
     /// The data planes, on a control plane.
     registry: Option<Arc<Registry>>,
+    edge: edge::Edge,
 }
 
 impl AdminApi {
@@ -49,8 +53,9 @@ impl AdminApi {
         applied: Option<watch::Receiver<u64>>,
         info: Value,
         registry: Option<Arc<Registry>>,
+        edge: edge::Edge,
     ) -> AdminApi {
-        AdminApi { inner: Arc::new(Inner { catalog, applied, info, registry }) }
+        AdminApi { inner: Arc::new(Inner { catalog, applied, info, registry, edge }) }
     }
 
     pub fn service(
@@ -70,26 +75,52 @@ impl AdminApi {
         hyper::service::service_fn(move |req| {
             let api = api.clone();
             async move {
-                let response = match api.handle(req).await {
-                    Ok((status, body)) => respond(status, body),
-                    Err(e) => respond(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), Some(e.body)),
+                let response = match api.receive(req).await {
+                    Ok(request) => api.answer(request).await,
+                    Err(e) => error_response(e),
                 };
                 Ok(response)
             }
         })
     }
 
-    async fn handle(&self, req: Request<Incoming>) -> Result<(StatusCode, Option<Value>), ApiError> {
-        let method = req.method().clone();
-        let path = req.uri().path().to_string();
-        let query = req.uri().query().unwrap_or("").to_string();
-        let content_type =
-            req.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let bytes = Limited::new(req.into_body(), MAX_BODY)
-            .collect()
-            .await
-            .map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?
-            .to_bytes();
+    /// The door: who is asking, and the whole body within its limits.
+    async fn receive(&self, req: Request<Incoming>) -> Result<Received, ApiError> {
+        self.inner.edge.admit(req.uri().authority(), req.headers())?;
+        let header = |name| req.headers().get(name).and_then(|v: &hyper::header::HeaderValue| v.to_str().ok());
+        let content_type = header(hyper::header::CONTENT_TYPE).map(str::to_string);
+        let length = header(hyper::header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+        let (parts, incoming) = req.into_parts();
+        let bytes = body::read(incoming, length, self.inner.edge.max_body).await?;
+        Ok(Received {
+            method: parts.method,
+            path: parts.uri.path().to_string(),
+            query: parts.uri.query().unwrap_or("").to_string(),
+            content_type,
+            bytes,
+        })
+    }
+
+    /// Answers a received request. Writes run to completion on their own task whatever happens to
+    /// the connection; reads are answered in place.
+    async fn answer(&self, request: Received) -> Response<Full<Bytes>> {
+        let result = if request.method == Method::GET || request.method == Method::HEAD {
+            self.handle(request).await
+        } else {
+            let api = self.clone();
+            match tokio::spawn(async move { api.handle(request).await }).await {
+                Ok(result) => result,
+                Err(e) => Err(ApiError::internal(format!("the write failed: {e}"))),
+            }
+        };
+        match result {
+            Ok((status, body)) => respond(status, body),
+            Err(e) => error_response(e),
+        }
+    }
+
+    async fn handle(&self, request: Received) -> Result<(StatusCode, Option<Value>), ApiError> {
+        let Received { method, path, query, content_type, bytes } = request;
         let segments: Vec<String> = path
             .split('/')
             .filter(|s| !s.is_empty())
@@ -366,22 +397,17 @@ fn declarative_body(
     bytes: &[u8],
     plugins: &crate::entities::PluginRegistry,
 ) -> Result<crate::entities::Config, ApiError> {
-    let mime = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let text = if mime == "application/x-www-form-urlencoded" {
-        url::form_urlencoded::parse(bytes)
-            .find(|(k, _)| k == "config")
-            .map(|(_, v)| v.into_owned())
-            .ok_or_else(|| ApiError::bad_request("expected a 'config' field"))?
-    } else {
-        String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?
+    let unreadable = |e: body::BodyError| match e {
+        body::BodyError::Syntax { message, .. } => {
+            invalid_declarative(&format!("not valid YAML or JSON: {message}"), None)
+        }
+        other => other.into(),
     };
-    let mut doc: Value =
-        yaml_serde::from_str(&text).map_err(|e| invalid_declarative(&format!("not valid YAML or JSON: {e}"), None))?;
+    let mut doc = body::document(content_type, bytes).map_err(unreadable)?;
     if doc.get("_format_version").is_none()
         && let Some(inner) = doc.get("config").and_then(Value::as_str)
     {
-        doc = yaml_serde::from_str(inner)
-            .map_err(|e| invalid_declarative(&format!("not valid YAML or JSON: {e}"), None))?;
+        doc = body::yaml(inner.as_bytes()).map_err(unreadable)?;
     }
     crate::entities::parse_value_with(&doc, plugins).map_err(|errors| {
         let pairs: Vec<(String, String)> = errors.iter().map(|e| (e.path.clone(), e.message.clone())).collect();
@@ -402,6 +428,19 @@ fn invalid_declarative(message: &str, fields: Option<Value>) -> ApiError {
     }
 }
 
+/// A request as the handlers see it: read whole, within the limits.
+struct Received {
+    method: Method,
+    path: String,
+    query: String,
+    content_type: Option<String>,
+    bytes: Bytes,
+}
+
+fn error_response(e: ApiError) -> Response<Full<Bytes>> {
+    respond(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), Some(e.body))
+}
+
 fn respond(status: StatusCode, body: Option<Value>) -> Response<Full<Bytes>> {
     let builder = Response::builder().status(status).header("server", concat!("gateway/", env!("CARGO_PKG_VERSION")));
     match body {
@@ -412,3 +451,6 @@ fn respond(status: StatusCode, body: Option<Value>) -> Response<Full<Bytes>> {
     }
     .expect("a response from a status and JSON is valid")
 }
+
+#[cfg(test)]
+mod tests;

@@ -44,25 +44,25 @@ pub const KEYS: &[Key] = &[
         name: "proxy_listen",
         default: Some("0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 http2 ssl reuseport backlog=16384"),
         kind: LISTEN,
-        doc: "Addresses the proxy accepts traffic on, each `host:port` followed by flags (`ssl`, `http2`, `proxy_protocol`, `deferred`, `bind`, `reuseport`, `backlog=N`, `ipv6only=on|off`, `so_keepalive=...`). `off` disables the proxy. Required on a data plane.",
+        doc: "Addresses the proxy accepts traffic on, each `host:port` followed by flags (`ssl`, `http2`, `bind`, `reuseport`, `backlog=N`, `ipv6only=on|off`, `so_keepalive=on|off|idle:interval:count`; `proxy_protocol` and `deferred` are refused). `off` disables the proxy. Required on a data plane.",
     },
     Key {
         name: "admin_listen",
         default: Some("127.0.0.1:8001 reuseport backlog=16384, 127.0.0.1:8444 http2 ssl reuseport backlog=16384"),
         kind: LISTEN,
-        doc: "Addresses of the Admin API. Loopback by default: expose it only behind something that authenticates. Required on a control plane; ignored on a data plane.",
+        doc: "Addresses of the Admin API, with the flags of `proxy_listen` (`ssl` serves `admin_ssl_cert`). Loopback by default: expose it only behind something that authenticates. Required on a control plane; ignored on a data plane.",
     },
     Key {
         name: "status_listen",
         default: Some("127.0.0.1:8007 reuseport backlog=16384"),
         kind: LISTEN,
-        doc: "Addresses of the status API (`/status`, `/status/ready`). `off` disables it.",
+        doc: "Addresses of the status API (`/status`, `/status/ready`), with the flags of `proxy_listen` (`ssl` serves `status_ssl_cert`). `off` disables it.",
     },
     Key {
         name: "cluster_listen",
         default: Some("0.0.0.0:8005"),
         kind: LISTEN,
-        doc: "Control plane: where data planes connect for configuration (always mutual TLS).",
+        doc: "Control plane: where data planes connect for configuration (always mutual TLS, so `ssl` and `http2` are refused; the socket flags of `proxy_listen` apply).",
     },
     Key {
         name: "cluster_telemetry_listen",
@@ -268,6 +268,42 @@ pub const KEYS: &[Key] = &[
         kind: "size (`k`, `m`, `g` suffixes)",
         doc: "The largest the LMDB store (or a data plane's cache) may grow.",
     },
+    Key {
+        name: "admin_allowed_hosts",
+        default: None,
+        kind: "list of host names (`*.example.com` for any name under it)",
+        doc: "Names the Admin API answers to, besides IP addresses, `localhost` and the host names in `admin_listen`. A request for any other `Host` gets 403: a guard against DNS rebinding, where a web page points its own name at your Admin API.",
+    },
+    Key {
+        name: "nginx_admin_client_max_body_size",
+        default: Some("10m"),
+        kind: "size (`k`, `m`, `g` suffixes)",
+        doc: "Largest request body the Admin API reads (413 beyond it), `POST /config` included. Kong's key and default.",
+    },
+    Key {
+        name: "admin_ssl_cert",
+        default: None,
+        kind: "path or inline PEM",
+        doc: "The certificate (and chain) of `ssl` listeners in `admin_listen`. Unset: a self-signed certificate made once under `prefix/ssl`.",
+    },
+    Key {
+        name: "admin_ssl_cert_key",
+        default: None,
+        kind: "path or inline PEM",
+        doc: "The private key of `admin_ssl_cert`; set both or neither. Never logged.",
+    },
+    Key {
+        name: "status_ssl_cert",
+        default: None,
+        kind: "path or inline PEM",
+        doc: "The certificate (and chain) of `ssl` listeners in `status_listen`. Unset: a self-signed certificate made once under `prefix/ssl`.",
+    },
+    Key {
+        name: "status_ssl_cert_key",
+        default: None,
+        kind: "path or inline PEM",
+        doc: "The private key of `status_ssl_cert`; set both or neither. Never logged.",
+    },
 ];
 
 /// Kong settings the gateway knows but does not use: a file with them still loads, with a warning
@@ -275,8 +311,6 @@ pub const KEYS: &[Key] = &[
 pub const KONG_ONLY: &[&str] = &[
     "admin_access_log",
     "admin_error_log",
-    "admin_ssl_cert",
-    "admin_ssl_cert_key",
     "anonymous_reports",
     "client_body_buffer_size",
     "client_max_body_size",
@@ -308,8 +342,6 @@ pub const KONG_ONLY: &[&str] = &[
     "ssl_protocols",
     "status_access_log",
     "status_error_log",
-    "status_ssl_cert",
-    "status_ssl_cert_key",
     "stream_listen",
     "untrusted_lua",
     "upstream_keepalive_idle_timeout",

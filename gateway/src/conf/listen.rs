@@ -1,8 +1,11 @@
 //! Listen specs as Kong writes them: `127.0.0.1:8443 ssl http2 reuseport backlog=16384`, comma
-//! separated, or `off` for none.
+//! separated, or `off` for none. Every flag is either honoured where the socket is bound
+//! (`node::listener`, `node::http`) or refused here, naming the key and the flag: a listener never
+//! silently lacks what its spec asks for.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenSpec {
@@ -17,7 +20,83 @@ pub struct ListenSpec {
     pub reuseport: bool,
     pub backlog: Option<u32>,
     pub ipv6only: Option<bool>,
-    pub so_keepalive: Option<String>,
+    pub so_keepalive: Option<KeepAlive>,
+}
+
+/// nginx's `so_keepalive=on|off|[idle]:[interval]:[count]`: TCP keep-alive on accepted connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepAlive {
+    Off,
+    /// On, with the system's timings.
+    On,
+    /// On, with the timings given (the system's for those left out).
+    Tuned {
+        idle: Option<Duration>,
+        interval: Option<Duration>,
+        count: Option<u32>,
+    },
+}
+
+impl KeepAlive {
+    fn parse(v: &str) -> Result<KeepAlive, String> {
+        let hint = || format!("`so_keepalive={v}`: must be on, off or [idle]:[interval]:[count]");
+        match v {
+            "on" => return Ok(KeepAlive::On),
+            "off" => return Ok(KeepAlive::Off),
+            _ => {}
+        }
+        let parts: Vec<&str> = v.split(':').collect();
+        let [idle, interval, count] = parts.as_slice() else { return Err(hint()) };
+        let time = |t: &str| -> Result<Option<Duration>, String> {
+            if t.is_empty() {
+                return Ok(None);
+            }
+            let (digits, unit) = match t.strip_suffix('s') {
+                Some(d) => (d, 1),
+                None => match t.strip_suffix('m') {
+                    Some(d) => (d, 60),
+                    None => match t.strip_suffix('h') {
+                        Some(d) => (d, 3600),
+                        None => (t, 1),
+                    },
+                },
+            };
+            let n: u64 = digits.parse().map_err(|_| hint())?;
+            // The kernel takes whole seconds up to 32767.
+            match n.checked_mul(unit) {
+                Some(secs @ 1..=32767) => Ok(Some(Duration::from_secs(secs))),
+                _ => Err(format!("`so_keepalive={v}`: times must be 1 to 32767 seconds")),
+            }
+        };
+        let count = match *count {
+            "" => None,
+            c => Some(
+                c.parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=127).contains(n))
+                    .ok_or_else(|| format!("`so_keepalive={v}`: the count must be 1 to 127"))?,
+            ),
+        };
+        let (idle, interval) = (time(idle)?, time(interval)?);
+        if idle.is_none() && interval.is_none() && count.is_none() {
+            return Err(hint());
+        }
+        Ok(KeepAlive::Tuned { idle, interval, count })
+    }
+}
+
+impl fmt::Display for KeepAlive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeepAlive::Off => f.write_str("off"),
+            KeepAlive::On => f.write_str("on"),
+            KeepAlive::Tuned { idle, interval, count } => {
+                let secs = |d: &Option<Duration>| d.map(|d| format!("{}s", d.as_secs())).unwrap_or_default();
+                let count = count.map(|c| c.to_string()).unwrap_or_default();
+                write!(f, "{}:{}:{count}", secs(idle), secs(interval))
+            }
+        }
+    }
 }
 
 const FLAGS: &str =
@@ -57,6 +136,12 @@ impl fmt::Display for ListenSpec {
         }
         if let Some(backlog) = self.backlog {
             write!(f, " backlog={backlog}")?;
+        }
+        if let Some(only) = self.ipv6only {
+            write!(f, " ipv6only={}", if only { "on" } else { "off" })?;
+        }
+        if let Some(keepalive) = self.so_keepalive {
+            write!(f, " so_keepalive={keepalive}")?;
         }
         Ok(())
     }
@@ -113,11 +198,44 @@ pub fn parse_listen(item: &str) -> Result<ListenSpec, String> {
                     _ => return Err(format!("`ipv6only={v}`: must be on or off")),
                 })
             }
-            Some(("so_keepalive", v)) if !v.is_empty() => spec.so_keepalive = Some(v.to_string()),
+            Some(("so_keepalive", v)) => spec.so_keepalive = Some(KeepAlive::parse(v)?),
             Some(_) => return Err(format!("unknown listen flag `{flag}` (flags: {FLAGS})")),
         }
     }
     Ok(spec)
+}
+
+/// A listen value for `key`: parsed, then every flag that listener cannot honour refused with the
+/// key and the flag named.
+pub fn parse_listen_for(key: &str, value: &str) -> Result<Vec<ListenSpec>, String> {
+    let specs = parse_listen_list(value)?;
+    for spec in &specs {
+        check_flags(key, spec).map_err(|why| format!("`{spec}`: {why}"))?;
+    }
+    Ok(specs)
+}
+
+/// Whether the listener of `key` can do what `spec` asks. `bind` is always honoured (every
+/// address gets its own socket); `reuseport`, `backlog`, `ipv6only` and `so_keepalive` are set on
+/// the socket; `ssl` and `http2` are served on the proxy, Admin API and status listeners.
+fn check_flags(key: &str, spec: &ListenSpec) -> Result<(), String> {
+    if spec.proxy_protocol {
+        return Err("the `proxy_protocol` flag is not supported yet; remove it (clients would be answered as if their PROXY header were HTTP)".into());
+    }
+    if spec.deferred {
+        return Err("the `deferred` flag (TCP_DEFER_ACCEPT) is not supported; remove it".into());
+    }
+    if spec.ipv6only.is_some() && (spec.host == "*" || spec.host.parse::<std::net::Ipv4Addr>().is_ok()) {
+        return Err("the `ipv6only` flag applies to IPv6 addresses only".into());
+    }
+    let cluster = matches!(key, "cluster_listen" | "cluster_telemetry_listen");
+    if cluster && spec.ssl {
+        return Err(format!("{key} always uses mutual TLS with the cluster certificate; remove the `ssl` flag"));
+    }
+    if cluster && spec.http2 {
+        return Err(format!("{key} speaks WebSocket over HTTP/1.1; remove the `http2` flag"));
+    }
+    Ok(())
 }
 
 /// Splits `host:port`, `[v6]:port` or `*:port`. The port is required and non-zero.
@@ -185,6 +303,47 @@ mod tests {
     }
 
     #[test]
+    fn every_flag_round_trips_through_display() {
+        let spec =
+            parse_listen("[::]:8000 ssl http2 bind reuseport backlog=7 ipv6only=on so_keepalive=30m:10:5").unwrap();
+        assert_eq!(
+            spec.so_keepalive,
+            Some(KeepAlive::Tuned {
+                idle: Some(Duration::from_secs(1800)),
+                interval: Some(Duration::from_secs(10)),
+                count: Some(5)
+            })
+        );
+        assert_eq!(parse_listen(&spec.to_string()).unwrap(), spec);
+        for keepalive in ["on", "off", "::3", "10s::", ":1h:"] {
+            let spec = parse_listen(&format!("127.0.0.1:1 so_keepalive={keepalive}")).unwrap();
+            assert_eq!(parse_listen(&spec.to_string()).unwrap(), spec, "{keepalive}");
+        }
+    }
+
+    #[test]
+    fn flags_a_listener_cannot_honour_are_refused_with_key_and_flag() {
+        for (key, value, needle) in [
+            ("proxy_listen", "0.0.0.0:8000 proxy_protocol", "`proxy_protocol` flag is not supported"),
+            ("admin_listen", "127.0.0.1:8001 deferred", "`deferred` flag"),
+            ("status_listen", "127.0.0.1:8007 ipv6only=on", "`ipv6only` flag applies to IPv6 addresses only"),
+            ("cluster_listen", "0.0.0.0:8005 ssl", "cluster_listen always uses mutual TLS"),
+            ("cluster_telemetry_listen", "0.0.0.0:8006 http2", "remove the `http2` flag"),
+            ("cluster_listen", "0.0.0.0:8005 proxy_protocol", "`proxy_protocol`"),
+        ] {
+            let err = parse_listen_for(key, value).unwrap_err();
+            assert!(err.contains(needle), "{key} = {value}: {err}");
+        }
+        for (key, value) in [
+            ("proxy_listen", "0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 http2 ssl reuseport backlog=16384"),
+            ("admin_listen", "127.0.0.1:8444 http2 ssl bind so_keepalive=on"),
+            ("cluster_listen", "[::]:8005 ipv6only=off reuseport backlog=10"),
+        ] {
+            assert!(parse_listen_for(key, value).is_ok(), "{key} = {value}");
+        }
+    }
+
+    #[test]
     fn bad_specs_say_why() {
         for (input, needle) in [
             ("127.0.0.1", "a port is required"),
@@ -193,6 +352,12 @@ mod tests {
             ("127.0.0.1:80 sl", "unknown listen flag `sl`"),
             ("127.0.0.1:80 backlog=x", "backlog must be a positive integer"),
             ("127.0.0.1:80 ipv6only=yes", "must be on or off"),
+            ("127.0.0.1:80 so_keepalive=", "must be on, off or [idle]:[interval]:[count]"),
+            ("127.0.0.1:80 so_keepalive=1:2", "must be on, off or [idle]:[interval]:[count]"),
+            ("127.0.0.1:80 so_keepalive=::", "must be on, off or [idle]:[interval]:[count]"),
+            ("127.0.0.1:80 so_keepalive=x::", "must be on, off or [idle]:[interval]:[count]"),
+            ("127.0.0.1:80 so_keepalive=99999::", "1 to 32767 seconds"),
+            ("127.0.0.1:80 so_keepalive=::0", "the count must be 1 to 127"),
             ("::1:80", "IPv6 address must be written [addr]:port"),
             ("[::1:80", "IPv6 address must be written"),
             ("[zz]:80", "is not an IPv6 address"),

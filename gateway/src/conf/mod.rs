@@ -62,6 +62,14 @@ pub struct Settings {
     pub declarative_config: Option<PathBuf>,
     pub lmdb_map_size: u64,
     pub allow_debug_header: bool,
+    /// Names the Admin API answers to besides IP literals, `localhost` and its listen hosts.
+    pub admin_allowed_hosts: Vec<String>,
+    /// `nginx_admin_client_max_body_size`, in bytes.
+    pub admin_max_body: u64,
+    /// The certificate and key of `ssl` Admin API listeners (both or neither).
+    pub admin_ssl: Option<(PemSource, PemSource)>,
+    /// The certificate and key of `ssl` status listeners (both or neither).
+    pub status_ssl: Option<(PemSource, PemSource)>,
     /// The plugins this node offers (`bundled` expanded).
     pub plugins: Vec<String>,
     /// What the proxy accepts from clients: timeouts and sizes.
@@ -269,6 +277,36 @@ impl Checker<'_> {
         self.optional(key, &parse).unwrap_or_else(default)
     }
 
+    /// A certificate and its key for a TLS listener: both set and matching, or neither.
+    fn tls_pair(&mut self, cert_key: &str, key_key: &str) -> Option<(PemSource, PemSource)> {
+        let cert = self.optional(cert_key, |v| {
+            let source = PemSource::parse(v);
+            source.load_certs().map(|_| source)
+        });
+        let key = self.optional(key_key, |v| {
+            let source = PemSource::parse(v);
+            source.load_key().map(|_| source)
+        });
+        match (cert, key) {
+            (Some(cert), Some(key)) => match crate::certs::check_pair(&cert, &key) {
+                Ok(()) => Some((cert, key)),
+                Err(reason) => {
+                    self.problem(key_key, None, reason);
+                    None
+                }
+            },
+            (Some(_), None) if !self.failed(key_key) => {
+                self.problem_because(cert_key, key_key, format!("{cert_key} is set: set {key_key} too"));
+                None
+            }
+            (None, Some(_)) if !self.failed(cert_key) => {
+                self.problem_because(key_key, cert_key, format!("{key_key} is set: set {cert_key} too"));
+                None
+            }
+            _ => None,
+        }
+    }
+
     fn check_file(&mut self) {
         let Some(file) = self.file else { return };
         for error in &file.errors {
@@ -310,12 +348,20 @@ impl Checker<'_> {
             database: self.required("database", parse_database),
             prefix,
             log_level: self.required("log_level", parse_log_level),
-            proxy_listen: self.optional("proxy_listen", listen::parse_listen_list).unwrap_or_default(),
-            admin_listen: self.optional("admin_listen", listen::parse_listen_list).unwrap_or_default(),
-            status_listen: self.optional("status_listen", listen::parse_listen_list).unwrap_or_default(),
-            cluster_listen: self.optional("cluster_listen", listen::parse_listen_list).unwrap_or_default(),
+            proxy_listen: self
+                .optional("proxy_listen", |v| listen::parse_listen_for("proxy_listen", v))
+                .unwrap_or_default(),
+            admin_listen: self
+                .optional("admin_listen", |v| listen::parse_listen_for("admin_listen", v))
+                .unwrap_or_default(),
+            status_listen: self
+                .optional("status_listen", |v| listen::parse_listen_for("status_listen", v))
+                .unwrap_or_default(),
+            cluster_listen: self
+                .optional("cluster_listen", |v| listen::parse_listen_for("cluster_listen", v))
+                .unwrap_or_default(),
             cluster_telemetry_listen: self
-                .optional("cluster_telemetry_listen", listen::parse_listen_list)
+                .optional("cluster_telemetry_listen", |v| listen::parse_listen_for("cluster_telemetry_listen", v))
                 .unwrap_or_default(),
             cluster_control_plane: self.required("cluster_control_plane", parse_host_port),
             cluster_telemetry_endpoint: self.required("cluster_telemetry_endpoint", parse_host_port),
@@ -367,6 +413,10 @@ impl Checker<'_> {
                 real_ip_recursive: self.required("real_ip_recursive", parse_bool),
             },
             allow_debug_header: self.required("allow_debug_header", parse_bool),
+            admin_allowed_hosts: self.optional("admin_allowed_hosts", parse_host_names).unwrap_or_default(),
+            admin_max_body: self.required("nginx_admin_client_max_body_size", parse_size),
+            admin_ssl: self.tls_pair("admin_ssl_cert", "admin_ssl_cert_key"),
+            status_ssl: self.tls_pair("status_ssl_cert", "status_ssl_cert_key"),
             source: self.file.map(|f| f.path.clone()),
         }
     }
@@ -460,10 +510,43 @@ impl Checker<'_> {
                 self.problem("cluster_cert_key", None, reason);
             }
         }
+        for (key, listen, specs, pair) in [
+            ("admin_ssl_cert", "admin_listen", &s.admin_listen, &s.admin_ssl),
+            ("status_ssl_cert", "status_listen", &s.status_listen, &s.status_ssl),
+        ] {
+            if pair.is_some() && !specs.iter().any(|spec| spec.ssl) {
+                self.warnings.push(Warning {
+                    origin: self.origin(key),
+                    message: format!("{key} has no effect: no address in {listen} has the `ssl` flag"),
+                });
+            }
+        }
         if s.cluster_use_proxy && s.proxy_server.is_none() && self.value("proxy_server").is_none() {
             self.problem("cluster_use_proxy", Some("on"), "cluster_use_proxy is on but no proxy_server is configured");
         }
     }
+}
+
+/// `admin_allowed_hosts`: DNS names, each optionally `*.` followed by a name.
+fn parse_host_names(v: &str) -> Result<Vec<String>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let name = item.strip_prefix("*.").unwrap_or(item);
+            let valid = !name.is_empty()
+                && name.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                });
+            if valid {
+                Ok(item.to_ascii_lowercase())
+            } else {
+                Err(format!("{item:?} is not a host name (write names without scheme or port; `*.example.com` for any name under it)"))
+            }
+        })
+        .collect()
 }
 
 /// A TLS server name: a DNS name (no scheme, port or spaces).

@@ -321,3 +321,88 @@ fn configuration_doc_lists_every_key_with_its_default() {
         }
     }
 }
+
+#[test]
+fn admin_api_edge_settings() {
+    let s = load_text("admin_allowed_hosts = Admin.Example.test, *.ops.test\nnginx_admin_client_max_body_size = 2m\n")
+        .unwrap()
+        .settings;
+    assert_eq!(s.admin_allowed_hosts, vec!["admin.example.test".to_string(), "*.ops.test".into()]);
+    assert_eq!(s.admin_max_body, 2 << 20);
+    assert_eq!(load_from(None, Environment::default()).unwrap().settings.admin_max_body, 10 << 20, "Kong's 10m");
+    let p = problems("admin_allowed_hosts = http://x.test\nnginx_admin_client_max_body_size = 0\n");
+    assert!(
+        p[0].starts_with("test.conf:1: admin_allowed_hosts = \"http://x.test\": \"http://x.test\" is not a host name"),
+        "{p:?}"
+    );
+    assert!(p[1].starts_with("test.conf:2: nginx_admin_client_max_body_size"), "{p:?}");
+}
+
+#[test]
+fn listener_certificates_come_in_matching_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = cert_files(dir.path());
+    let other = crate::certs::cluster_pair(30).unwrap();
+    let other_key = dir.path().join("other.key");
+    std::fs::write(&other_key, other.key_pem).unwrap();
+
+    let ok =
+        load_text(&format!("admin_listen = 127.0.0.1:8444 ssl\nadmin_ssl_cert = {cert}\nadmin_ssl_cert_key = {key}\n"))
+            .unwrap();
+    assert!(ok.settings.admin_ssl.is_some() && ok.warnings.is_empty(), "{:?}", ok.warnings);
+
+    let p = problems(&format!("status_ssl_cert = {cert}\n"));
+    assert_eq!(p, vec!["test.conf:1: status_ssl_cert_key: status_ssl_cert is set: set status_ssl_cert_key too"]);
+    let p = problems(&format!("admin_ssl_cert = {cert}\nadmin_ssl_cert_key = {}\n", other_key.display()));
+    assert!(p[0].contains("admin_ssl_cert_key") && p[0].contains("is not the private key of"), "{p:?}");
+
+    // A certificate no listener serves is worth a warning, not a refusal.
+    let loaded =
+        load_text(&format!("admin_listen = 127.0.0.1:8001\nadmin_ssl_cert = {cert}\nadmin_ssl_cert_key = {key}\n"))
+            .unwrap();
+    assert_eq!(
+        loaded.warnings[0].to_string(),
+        "test.conf:2: admin_ssl_cert has no effect: no address in admin_listen has the `ssl` flag"
+    );
+}
+
+#[test]
+fn listen_flags_are_checked_per_listener() {
+    let p = problems("proxy_listen = 0.0.0.0:8000 proxy_protocol\ncluster_listen = 0.0.0.0:8005 ssl\n");
+    assert!(p[0].starts_with("test.conf:1: proxy_listen = \"0.0.0.0:8000 proxy_protocol\": `0.0.0.0:8000 proxy_protocol`: the `proxy_protocol` flag"), "{p:?}");
+    assert!(p[1].starts_with("test.conf:2: cluster_listen"), "{p:?}");
+    assert!(p[1].contains("remove the `ssl` flag"), "{p:?}");
+}
+
+/// Random kong.conf text never panics the loader: every problem is a value with its line.
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A line: a known key (or a near miss) with a value made of the characters values use.
+    fn line() -> impl Strategy<Value = String> {
+        let keys: Vec<&'static str> = keys::KEYS.iter().map(|k| k.name).collect();
+        let key = prop_oneof![prop::sample::select(keys).prop_map(str::to_string), "[a-z_]{1,12}"];
+        let value = "[a-zA-Z0-9 ,:.=\\[\\]#;*_\\\\-]{0,40}";
+        prop_oneof![(key, value).prop_map(|(k, v)| format!("{k} = {v}")), "[ -~]{0,40}", Just(String::new()),]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn conf_files_never_panic(lines in prop::collection::vec(line(), 0..12)) {
+            let text = lines.join("\n");
+            if let Err(ConfError::Invalid { problems, .. }) = load_text(&text) {
+                prop_assert!(!problems.is_empty());
+            }
+        }
+
+        #[test]
+        fn listen_values_never_panic(value in "[a-z0-9 ,:.=\\[\\]*_-]{0,60}") {
+            let _ = listen::parse_listen_list(&value);
+            let _ = load_text_env("", &[("KONG_ADMIN_LISTEN", &value), ("KONG_PROXY_LISTEN", &value)]);
+        }
+    }
+}

@@ -79,7 +79,9 @@ pub fn service_url(v: &str) -> Result<UrlParts, String> {
         return Err("url must not have a query or fragment".into());
     }
     // The url crate always reports a path; only a path written in the URL counts.
-    let after_scheme = &v[url.scheme().len() + 3..];
+    let Some((_, after_scheme)) = v.split_once("://") else {
+        return Err("invalid url: expected scheme://host".into());
+    };
     let path = after_scheme.find('/').map(|_| url.path().to_string());
     if let Some(p) = &path {
         service_path(p)?;

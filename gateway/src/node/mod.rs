@@ -1,5 +1,11 @@
 //! A running node: prepares the prefix, proves the wasm engine, binds the listeners its role
 //! serves, and stops them all gracefully on SIGINT or SIGTERM.
+//!
+//! The proxy owns the runtime the node starts on. Everything else that can take a while (the
+//! Admin API, the control plane's links, a data plane's link, building each new configuration)
+//! runs on a small runtime of its own ([`CONTROL_THREADS`] threads named `gw-control`, with its own
+//! blocking pool), so a large `POST /config` or a burst of data planes never holds up a proxy
+//! worker.
 
 pub mod client_io;
 pub mod http;
@@ -7,6 +13,7 @@ pub mod listener;
 pub mod logging;
 pub mod prefix;
 pub mod shutdown;
+pub mod tls;
 
 use std::time::Duration;
 
@@ -38,6 +45,12 @@ pub const STORE_DIR: &str = "entities.lmdb";
 /// How long in-flight requests may take to finish once a stop is asked for (Kong's `quit` default).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Worker threads of the control runtime (Admin API, cluster links, configuration builds).
+pub const CONTROL_THREADS: usize = 2;
+
+/// The name of the control runtime's threads, as `/proc/<pid>/task/*/comm` shows it.
+pub const CONTROL_THREAD_NAME: &str = "gw-control";
+
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error(transparent)]
@@ -54,6 +67,10 @@ pub enum NodeError {
     Config { file: String, source: SnapshotError },
     #[error(transparent)]
     Tls(#[from] TlsSetupError),
+    #[error(transparent)]
+    ListenerTls(#[from] tls::ListenerTlsError),
+    #[error("cannot start the control runtime: {0}")]
+    Runtime(std::io::Error),
     #[error(transparent)]
     Trust(#[from] crate::trust::TrustError),
     #[error(transparent)]
@@ -89,11 +106,12 @@ fn plugin_registry(settings: &Settings) -> crate::entities::PluginRegistry {
 }
 
 /// Serves every catalog change: the newest configuration is built and swapped into the proxy (a
-/// burst of changes builds once). Returns the catalog version the proxy serves.
-fn apply_changes(catalog: Arc<Catalog>, proxy: Arc<Proxy>) -> watch::Receiver<u64> {
+/// burst of changes builds once), on the control runtime `on`. Returns the catalog version the
+/// proxy serves.
+fn apply_changes(on: &tokio::runtime::Handle, catalog: Arc<Catalog>, proxy: Arc<Proxy>) -> watch::Receiver<u64> {
     let mut changes = catalog.subscribe();
     let (served, receiver) = watch::channel(catalog.current().version);
-    tokio::spawn(async move {
+    on.spawn(async move {
         while changes.changed().await.is_ok() {
             let state = catalog.current();
             if state.hash != proxy.current().hash {
@@ -227,6 +245,24 @@ fn node_info(settings: &Settings, node_id: uuid::Uuid) -> serde_json::Value {
     })
 }
 
+/// The control runtime. Dropped from async code (the node's end, or a failed start), so it stops
+/// without waiting for its threads.
+struct ControlRuntime(Option<tokio::runtime::Runtime>);
+
+impl ControlRuntime {
+    fn handle(&self) -> tokio::runtime::Handle {
+        self.0.as_ref().expect("present until dropped").handle().clone()
+    }
+}
+
+impl Drop for ControlRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// Runs the node until a signal stops it. Returns once everything has drained.
 pub async fn run(settings: Settings) -> Result<(), NodeError> {
     let mut signals = shutdown::Signals::install().map_err(NodeError::Signals)?;
@@ -295,12 +331,23 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             .map_err(|source| NodeError::Config { file: "in the store".into(), source })?;
         tracing::info!(hash = %snapshot.hash, entities = ?state.config.counts(), "configuration loaded from the store");
     }
-    let applied = serves_proxy.then(|| apply_changes(catalog.clone(), proxy.clone()));
+    let control = ControlRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(CONTROL_THREADS)
+            .thread_name(CONTROL_THREAD_NAME)
+            .enable_all()
+            .build()
+            .map_err(NodeError::Runtime)?,
+    ));
+    let on_control = control.handle();
+    let on_proxy = tokio::runtime::Handle::current();
+    let applied = serves_proxy.then(|| apply_changes(&on_control, catalog.clone(), proxy.clone()));
     let (trigger, shutdown) = shutdown::channel();
     let mut tasks = JoinSet::new();
     if settings.role != Role::ControlPlane {
         for spec in &settings.proxy_listen {
             let listener = listener::bind("proxy_listen", spec).await?;
+            let listener = listener::into_tokio(&on_proxy, "proxy_listen", spec, listener)?;
             let tls = if spec.ssl {
                 Some(crate::proxy::tls::acceptor(proxy.clone(), &settings.prefix, spec.http2)?)
             } else {
@@ -333,8 +380,9 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         });
         for spec in &settings.cluster_listen {
             let listener = listener::bind("cluster_listen", spec).await?;
+            let listener = listener::into_tokio(&on_control, "cluster_listen", spec, listener)?;
             tracing::info!(listen = %spec, "cluster listener ready for data planes");
-            tasks.spawn(cp.clone().serve(listener, shutdown.clone()));
+            tasks.spawn_on(cp.clone().serve(listener, shutdown.clone()), &on_control);
         }
     }
     if let Some(cache) = dp_cache {
@@ -350,31 +398,45 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             cache: Some(cache),
         });
         tracing::info!(control_plane = %settings.cluster_control_plane, node = %node_id, "data plane: linking to the control plane");
-        tasks.spawn(dp.run(shutdown.clone()));
+        tasks.spawn_on(dp.run(shutdown.clone()), &on_control);
     }
     if settings.role != Role::DataPlane && !settings.admin_listen.is_empty() {
-        let admin = AdminApi::new(catalog.clone(), applied.clone(), node_info(&settings, node_id), registry.clone());
+        let edge = crate::admin::edge::Edge::new(
+            &settings.admin_listen,
+            &settings.admin_allowed_hosts,
+            usize::try_from(settings.admin_max_body).unwrap_or(usize::MAX),
+        );
+        let admin =
+            AdminApi::new(catalog.clone(), applied.clone(), node_info(&settings, node_id), registry.clone(), edge);
         for spec in &settings.admin_listen {
             let listener = listener::bind("admin_listen", spec).await?;
+            let listener = listener::into_tokio(&on_control, "admin_listen", spec, listener)?;
+            let tls = if spec.ssl {
+                Some(tls::acceptor("admin_ssl_cert", settings.admin_ssl.as_ref(), &settings.prefix, spec.http2)?)
+            } else {
+                None
+            };
             tracing::info!(listen = %spec, "Admin API listening");
             let admin = admin.clone();
-            let options = http::ServeOptions { tls: None, http2: spec.http2, limits: settings.client_limits.clone() };
-            tasks.spawn(http::serve(
-                "admin",
-                listener,
-                options,
-                move |_| admin.service(),
-                shutdown.clone(),
-                DRAIN_TIMEOUT,
-            ));
+            let options = http::ServeOptions { tls, http2: spec.http2, limits: settings.client_limits.clone() };
+            tasks.spawn_on(
+                http::serve("admin", listener, options, move |_| admin.service(), shutdown.clone(), DRAIN_TIMEOUT),
+                &on_control,
+            );
         }
     }
     let status = StatusApi::new(&settings, proxy.clone());
     for spec in &settings.status_listen {
         let listener = listener::bind("status_listen", spec).await?;
+        let listener = listener::into_tokio(&on_proxy, "status_listen", spec, listener)?;
+        let tls = if spec.ssl {
+            Some(tls::acceptor("status_ssl_cert", settings.status_ssl.as_ref(), &settings.prefix, spec.http2)?)
+        } else {
+            None
+        };
         tracing::info!(listen = %spec, "status API listening");
         let status = status.clone();
-        let options = http::ServeOptions { tls: None, http2: spec.http2, limits: settings.client_limits.clone() };
+        let options = http::ServeOptions { tls, http2: spec.http2, limits: settings.client_limits.clone() };
         tasks.spawn(http::serve(
             "status",
             listener,
@@ -390,6 +452,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     tracing::info!(signal, "stopping: no new connections; in-flight requests get up to {DRAIN_TIMEOUT:?}");
     trigger.fire();
     while tasks.join_next().await.is_some() {}
+    drop(control);
     drop(runtime);
     tracing::info!("gateway stopped");
     Ok(())

@@ -51,7 +51,7 @@ pub fn acceptor(proxy: Arc<Proxy>, prefix: &Path, http2: bool) -> Result<TlsAcce
 }
 
 /// `<prefix>/ssl/default.{crt,key}`, made on first use (CN and SAN `localhost`, key 0600).
-fn default_certificate(prefix: &Path) -> Result<CertifiedKey, TlsSetupError> {
+pub(crate) fn default_certificate(prefix: &Path) -> Result<CertifiedKey, TlsSetupError> {
     let dir = prefix.join("ssl");
     let fail = |message: String| TlsSetupError::Default { dir: dir.display().to_string(), message };
     let (cert, key) = (dir.join("default.crt"), dir.join("default.key"));

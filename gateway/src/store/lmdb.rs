@@ -81,6 +81,11 @@ impl Store for LmdbStore {
             match change {
                 Change::Put(record) => {
                     let bytes = serde_json::to_vec(&record.value).expect("JSON values serialise");
+                    // What `load` could not read back would stop the next start: refuse it now.
+                    if let Err(e) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                        let key = key(record.kind, &record.id);
+                        return Err(StoreError::Unreadable { key, message: e.to_string() });
+                    }
                     self.records.put(&mut txn, &key(record.kind, &record.id), &bytes).map_err(|e| self.error(e))?;
                 }
                 Change::Delete { kind, id } => {
@@ -135,6 +140,23 @@ mod tests {
         for file in ["data.mdb", "lock.mdb"] {
             assert_eq!(std::fs::metadata(path.join(file)).unwrap().permissions().mode() & 0o777, 0o600, "{file}");
         }
+    }
+
+    #[test]
+    fn a_record_that_could_not_be_read_back_is_refused_with_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let store = LmdbStore::open(&path, 1 << 20).unwrap();
+        let mut deep = json!(1);
+        for _ in 0..200 {
+            deep = json!([deep]);
+        }
+        let error = store
+            .commit(&[Change::Put(record(Kind::Services, 1, json!({}))), Change::Put(record(Kind::Plugins, 2, deep))])
+            .unwrap_err();
+        assert!(matches!(error, StoreError::Unreadable { .. }), "{error}");
+        drop(store);
+        assert_eq!(LmdbStore::open(&path, 1 << 20).unwrap().load().unwrap(), vec![]);
     }
 
     #[test]

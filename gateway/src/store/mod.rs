@@ -39,6 +39,8 @@ pub enum StoreError {
     Io(String),
     #[error("the store holds a record it cannot read ({key}): {message}")]
     Corrupt { key: String, message: String },
+    #[error("refusing to store {key}: it could not be read back ({message})")]
+    Unreadable { key: String, message: String },
 }
 
 pub trait Store: Send + Sync {
