@@ -12,10 +12,14 @@ pub mod conf;
 pub mod entities;
 pub mod node;
 pub mod proxy;
+pub mod shutdown;
 pub mod status;
 pub mod store;
-pub mod trust;
+pub mod tls;
 pub mod wasm;
+
+#[cfg(test)]
+mod layering;
 
 /// The gateway's version, as `gateway version` prints it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

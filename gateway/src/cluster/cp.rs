@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::protocol::{self, BasicInfo, OUTLET_PATH, Reconfigure, SILENCE_LIMIT, SyncStatus};
 use crate::catalog::Catalog;
 use crate::entities::to_declarative;
-use crate::node::shutdown::Shutdown;
+use crate::shutdown::Shutdown;
 
 /// How long a new link may take to send its `basic_info`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);

@@ -15,8 +15,8 @@ use super::cache::ConfigCache;
 use super::dial::{Dialer, Hop, HopError};
 use super::protocol::{self, BasicInfo, OUTLET_PATH, PING_INTERVAL, PluginInfo, REDIAL_SECONDS, SILENCE_LIMIT};
 use crate::entities::{config_hash, parse_value};
-use crate::node::shutdown::Shutdown;
 use crate::proxy::Proxy;
+use crate::shutdown::Shutdown;
 
 /// How long each step of connecting (resolve, TCP, TLS, CONNECT, WebSocket) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
