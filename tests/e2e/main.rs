@@ -2,6 +2,7 @@
 
 mod admin;
 mod check;
+mod cluster_stalls;
 mod forward_proxy;
 mod gen_cert;
 mod hybrid;

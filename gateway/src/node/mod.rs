@@ -263,12 +263,12 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         (settings.role == Role::ControlPlane).then(|| Registry::new(settings.cluster_data_plane_purge_delay));
     if let Some(registry) = &registry {
         let tls = crate::cluster::tls::server_config(&settings)?;
-        let cp = Arc::new(ControlPlane {
-            catalog: catalog.clone(),
-            registry: registry.clone(),
-            tls: tokio_rustls::TlsAcceptor::from(tls),
-            max_payload: usize::try_from(settings.cluster_max_payload).unwrap_or(usize::MAX),
-        });
+        let cp = ControlPlane::new(
+            catalog.clone(),
+            registry.clone(),
+            tokio_rustls::TlsAcceptor::from(tls),
+            usize::try_from(settings.cluster_max_payload).unwrap_or(usize::MAX),
+        );
         for spec in &settings.cluster_listen {
             let listener = listener::bind("cluster_listen", spec).await?;
             tracing::info!(listen = %spec, "cluster listener ready for data planes");
