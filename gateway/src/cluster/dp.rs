@@ -106,14 +106,16 @@ impl DataPlane {
         let silence = tokio::time::sleep(SILENCE_LIMIT);
         tokio::pin!(silence);
         loop {
+            // In order, so that a frame already here wins over a silence timer that ran out while
+            // this process was paused.
             tokio::select! {
+                biased;
                 () = shutdown.wait() => {
                     let farewell = CloseFrame { code: CloseCode::Away, reason: "the data plane is stopping".into() };
                     let _ = tokio::time::timeout(CLOSE_DEADLINE, ws.close(Some(farewell))).await;
                     tracing::info!(control_plane = %cp, "closed the link to the control plane");
                     return Ok(());
                 }
-                _ = ping.tick() => self.ping(&mut ws, &cp).await?,
                 incoming = ws.next() => {
                     silence.as_mut().reset(tokio::time::Instant::now() + SILENCE_LIMIT);
                     match incoming {
@@ -131,6 +133,7 @@ impl DataPlane {
                         Some(Ok(_)) => {}
                     }
                 }
+                _ = ping.tick() => self.ping(&mut ws, &cp).await?,
                 () = &mut silence => return Err(LinkError::Silent { cp }),
             }
         }

@@ -208,7 +208,10 @@ impl ControlPlane {
             });
             self.registry.update(id, |r| r.sync_status = status);
 
+            // In order: a frame that is waiting wins over the silence timer, which may have run
+            // out while this process was paused rather than while the peer was silent.
             tokio::select! {
+                biased;
                 () = shutdown.wait() => {
                     // A frame still being written keeps the sink: no close then, the peer sees the end.
                     if let Some(mut writer) = sink.take() {
