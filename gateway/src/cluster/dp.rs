@@ -111,8 +111,7 @@ impl DataPlane {
             tokio::select! {
                 biased;
                 () = shutdown.wait() => {
-                    let farewell = CloseFrame { code: CloseCode::Away, reason: "the data plane is stopping".into() };
-                    let _ = tokio::time::timeout(CLOSE_DEADLINE, ws.close(Some(farewell))).await;
+                    let _ = tokio::time::timeout(CLOSE_DEADLINE, close(&mut ws)).await;
                     tracing::info!(control_plane = %cp, "closed the link to the control plane");
                     return Ok(());
                 }
@@ -191,6 +190,20 @@ impl DataPlane {
             Err(error) => {
                 tracing::error!(%error, "cannot apply the configuration from the control plane; serving the previous one");
             }
+        }
+    }
+}
+
+/// The closing handshake: our close, then frames until the control plane's close comes back, so it
+/// never writes into a socket we already dropped (it would log a broken link, not a departure).
+async fn close(ws: &mut Outlet) {
+    let farewell = CloseFrame { code: CloseCode::Away, reason: "the data plane is stopping".into() };
+    if ws.close(Some(farewell)).await.is_err() {
+        return;
+    }
+    while let Some(Ok(frame)) = ws.next().await {
+        if matches!(frame, Message::Close(_)) {
+            break;
         }
     }
 }
