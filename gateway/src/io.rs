@@ -97,3 +97,38 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<T> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+/// Pauses an accept loop after a failed accept (usually out of file descriptors, EMFILE/ENFILE):
+/// the listener stays readable, so retrying at once would spin. The pause doubles from 5 ms to
+/// 1 s while failures go on; the first failure of a run is logged, and the recovery.
+pub struct AcceptBackoff {
+    name: &'static str,
+    delay: Duration,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(5);
+    const MAX: Duration = Duration::from_secs(1);
+
+    /// `name` is the listener's, for the log.
+    pub fn new(name: &'static str) -> AcceptBackoff {
+        AcceptBackoff { name, delay: Self::FIRST }
+    }
+
+    /// A connection was accepted: the run of failures, if any, is over.
+    pub fn accepted(&mut self) {
+        if self.delay > Self::FIRST {
+            tracing::info!("{}: accepting connections again", self.name);
+            self.delay = Self::FIRST;
+        }
+    }
+
+    /// An accept failed: waits before the next one.
+    pub async fn failed(&mut self, error: &std::io::Error) {
+        if self.delay == Self::FIRST {
+            tracing::warn!(%error, "{}: accept failed; backing off until connections can be accepted again", self.name);
+        }
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(Self::MAX);
+    }
+}

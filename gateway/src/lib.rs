@@ -12,11 +12,17 @@ pub mod conf;
 pub mod entities;
 pub mod io;
 pub mod node;
+pub mod prefix;
 pub mod proxy;
+pub mod server;
+pub mod shutdown;
 pub mod status;
 pub mod store;
-pub mod trust;
+pub mod tls;
 pub mod wasm;
+
+#[cfg(test)]
+mod layering;
 
 /// The gateway's version, as `gateway version` prints it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

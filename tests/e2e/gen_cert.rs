@@ -6,9 +6,10 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use gateway::cluster::tls::pinned::{Pin, PinnedVerifier};
-use gateway::cluster::tls::{provider, shared_client_config, shared_server_config, shared_server_name};
+use gateway::cluster::tls::{shared_client_config, shared_server_config, shared_server_name};
 use gateway::conf::PemSource;
+use gateway::tls::pinned::{Pin, PinnedVerifier};
+use gateway::tls::provider;
 use gateway_tests::{run, stderr};
 use rustls::{ClientConfig, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -36,21 +36,24 @@ pub(crate) fn write_conf(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
 }
 
 pub(crate) fn start_cp(dir: &Path, cluster: u16) -> Cp {
+    start_cp_with(dir, cluster, &[])
+}
+
+/// A control plane with `extra` lines in its conf.
+pub(crate) fn start_cp_with(dir: &Path, cluster: u16, extra: &[String]) -> Cp {
     let admin = free_port();
-    write_conf(
-        dir,
-        "cp.conf",
-        &[
-            "role = control_plane".into(),
-            "cluster_cert = cluster.crt".into(),
-            "cluster_cert_key = cluster.key".into(),
-            "prefix = cp".into(),
-            format!("admin_listen = 127.0.0.1:{admin}"),
-            format!("cluster_listen = 127.0.0.1:{cluster}"),
-            format!("cluster_telemetry_listen = 127.0.0.1:{}", free_port()),
-            "status_listen = off".into(),
-        ],
-    );
+    let mut lines = vec![
+        "role = control_plane".into(),
+        "cluster_cert = cluster.crt".into(),
+        "cluster_cert_key = cluster.key".into(),
+        "prefix = cp".into(),
+        format!("admin_listen = 127.0.0.1:{admin}"),
+        format!("cluster_listen = 127.0.0.1:{cluster}"),
+        format!("cluster_telemetry_listen = 127.0.0.1:{}", free_port()),
+        "status_listen = off".into(),
+    ];
+    lines.extend_from_slice(extra);
+    write_conf(dir, "cp.conf", &lines);
     let mut gateway = Gateway::start(dir, &["-c", "cp.conf"], &[]);
     gateway.wait_for_log("gateway started");
     Cp { gateway, admin: at(admin), cluster }

@@ -4,6 +4,7 @@ mod admin;
 mod admin_compat;
 mod admin_hardening;
 mod check;
+mod cluster_stalls;
 mod forward_proxy;
 mod gen_cert;
 mod hostile_clients;

@@ -11,7 +11,7 @@ use rcgen::{
     PKCS_ECDSA_P384_SHA384,
 };
 
-use crate::conf::PemSource;
+use crate::tls::PemSource;
 
 /// The name Kong's shared mode puts in the certificate and sends as SNI.
 pub const CLUSTER_NAME: &str = "kong_clustering";

@@ -27,7 +27,7 @@ pub async fn run(settings: &Settings, out: &mut dyn std::io::Write) -> bool {
         _ => String::new(),
     };
     say(out, format!("checking the path to the control plane {}{via}", settings.cluster_control_plane));
-    let dialer = match crate::node::cluster_dialer(settings) {
+    let dialer = match super::dial::Dialer::from_settings(settings) {
         Ok(dialer) => dialer,
         Err(e) => {
             say(out, format!("FAIL  setup: {e}"));

@@ -16,7 +16,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::conf::{HostPort, ProxyScheme, ProxyServer};
+use super::tls::ClusterTlsError;
+use crate::conf::{HostPort, ProxyScheme, ProxyServer, Settings};
 
 /// A byte stream: TCP, or TLS to the proxy.
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -85,6 +86,36 @@ pub struct Dialer {
 pub type Report<'a> = &'a mut (dyn FnMut(Hop, String) + Send);
 
 impl Dialer {
+    /// How this data plane reaches its control plane: mTLS with the cluster identity, through the
+    /// forward proxy when `cluster_use_proxy` is on.
+    pub fn from_settings(settings: &Settings) -> Result<Dialer, ClusterTlsError> {
+        let (chain, key) = super::tls::identity(settings)?;
+        let tls = super::tls::shared_client_config(chain, key)?;
+        let proxy = match (&settings.proxy_server, settings.cluster_use_proxy) {
+            (Some(server), true) => {
+                let tls = match server.scheme {
+                    ProxyScheme::Https => {
+                        if !settings.proxy_server_ssl_verify {
+                            tracing::warn!(proxy = %server, "proxy_server_ssl_verify = off: the proxy's certificate is not checked (the cluster link inside is)");
+                        }
+                        let roots = crate::tls::trust::roots(&settings.lua_ssl_trusted_certificate)?;
+                        Some(proxy_tls(roots, settings.proxy_server_ssl_verify)?)
+                    }
+                    ProxyScheme::Http => None,
+                };
+                Some(Proxy { server: server.clone(), tls })
+            }
+            _ => None,
+        };
+        Ok(Dialer {
+            control_plane: settings.cluster_control_plane.clone(),
+            server_name: super::tls::shared_server_name(),
+            cluster_tls: Arc::new(tls),
+            proxy,
+            timeout: Duration::from_secs(10),
+        })
+    }
+
     /// The mTLS stream to the control plane, through the proxy when there is one.
     pub async fn dial(&self, report: Report<'_>) -> Result<TlsStream<Box<dyn Io>>, HopError> {
         let cp = &self.control_plane;
@@ -309,7 +340,7 @@ fn explain_tls(e: &std::io::Error) -> String {
 /// `proxy_server_ssl_verify = off`, not verified at all (the handshake signature still is). The
 /// cluster link inside the tunnel is verified on its own either way.
 pub fn proxy_tls(roots: rustls::RootCertStore, verify: bool) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
-    let provider = crate::cluster::tls::provider();
+    let provider = crate::tls::provider();
     let builder =
         rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
     let config = if verify {

@@ -1,22 +1,28 @@
 //! The data plane's end: dials its control plane, says what it is, applies every configuration it
 //! receives (validated before it replaces the one served) and keeps it in its cache, pings with its
-//! hash, and redials after a random 5–10 s whenever the link fails, forever. A failure is logged
-//! once per attempt, naming the step that failed and why.
+//! hash (at once after each configuration, as the control plane's cue for the next), and redials
+//! after a random 5–10 s whenever the link fails, forever: 45 s with nothing from the control plane
+//! fails it. A failure is logged once per attempt, naming the step that failed and why; a stop
+//! closes the link with a WebSocket close.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use uuid::Uuid;
 
 use super::cache::ConfigCache;
 use super::dial::{Dialer, Hop, HopError};
-use super::protocol::{self, BasicInfo, OUTLET_PATH, PING_INTERVAL, PluginInfo, REDIAL_SECONDS, SILENCE_LIMIT};
+use super::protocol::{
+    self, BasicInfo, CLOSE_DEADLINE, OUTLET_PATH, PING_INTERVAL, PluginInfo, REDIAL_SECONDS, SEND_DEADLINE,
+    SILENCE_LIMIT,
+};
 use crate::entities::{config_hash, parse_value};
-use crate::node::shutdown::Shutdown;
 use crate::proxy::Proxy;
+use crate::shutdown::Shutdown;
 
 /// How long each step of connecting (resolve, TCP, TLS, CONNECT, WebSocket) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,7 +46,7 @@ pub enum LinkError {
     Hop(#[from] HopError),
     #[error("the link to the control plane {cp} failed: {cause}")]
     Link { cp: String, cause: String },
-    #[error("the control plane {cp} was silent for {SILENCE_LIMIT:?}")]
+    #[error("the control plane {cp} was silent for {SILENCE_LIMIT:?} (nothing arrived from it)")]
     Silent { cp: String },
     #[error("the control plane {cp} closed the link")]
     Closed { cp: String },
@@ -50,10 +56,10 @@ impl DataPlane {
     /// Links to the control plane until `shutdown`, redialing after every failure.
     pub async fn run(self: Arc<Self>, mut shutdown: Shutdown) {
         loop {
-            let outcome = tokio::select! {
-                outcome = self.session() => outcome,
-                () = shutdown.wait() => return,
-            };
+            let outcome = self.session(&mut shutdown).await;
+            if shutdown.fired() {
+                return;
+            }
             let delay = Duration::from_secs(rand_between(REDIAL_SECONDS));
             match outcome {
                 Ok(()) => tracing::warn!(retry_in = ?delay, "the control plane link ended; redialing"),
@@ -69,11 +75,18 @@ impl DataPlane {
         }
     }
 
-    async fn session(&self) -> Result<(), LinkError> {
+    /// One link, from dialing to its end. On shutdown the link is closed with a WebSocket close,
+    /// so the control plane sees a clean departure.
+    async fn session(&self, shutdown: &mut Shutdown) -> Result<(), LinkError> {
         let cp = self.dialer.control_plane.to_string();
-        let tls = self.dialer.dial(&mut |_, _| {}).await?;
-        let (mut ws, _) =
-            outlet(tls, &self.dialer.control_plane, self.node_id, &self.hostname, self.max_payload).await?;
+        let connect = async {
+            let tls = self.dialer.dial(&mut |_, _| {}).await?;
+            outlet(tls, &self.dialer.control_plane, self.node_id, &self.hostname, self.max_payload).await
+        };
+        let (mut ws, _) = tokio::select! {
+            connected = connect => connected?,
+            () = shutdown.wait() => return Ok(()),
+        };
         let hello = BasicInfo {
             kind: "basic_info".into(),
             plugins: self
@@ -84,62 +97,73 @@ impl DataPlane {
             labels: self.labels.clone(),
         };
         let hello = serde_json::to_vec(&hello).expect("basic_info serialises");
-        ws.send(Message::Binary(hello.into()))
-            .await
-            .map_err(|e| LinkError::Link { cp: cp.clone(), cause: e.to_string() })?;
+        send(&mut ws, Message::Binary(hello.into()), &cp).await?;
         tracing::info!(control_plane = %cp, node = %self.node_id, "connected to the control plane");
 
         let mut ping = tokio::time::interval(PING_INTERVAL);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Only what arrives from the control plane counts: our own pings prove nothing about it.
+        let silence = tokio::time::sleep(SILENCE_LIMIT);
+        tokio::pin!(silence);
         loop {
+            // In order, so that a frame already here wins over a silence timer that ran out while
+            // this process was paused.
             tokio::select! {
-                _ = ping.tick() => {
-                    let hash = self.proxy.current().hash.clone();
-                    ws.send(Message::Ping(hash.into_bytes().into()))
-                        .await
-                        .map_err(|e| LinkError::Link { cp: cp.clone(), cause: e.to_string() })?;
+                biased;
+                () = shutdown.wait() => {
+                    let _ = tokio::time::timeout(CLOSE_DEADLINE, close(&mut ws)).await;
+                    tracing::info!(control_plane = %cp, "closed the link to the control plane");
+                    return Ok(());
                 }
-                incoming = tokio::time::timeout(SILENCE_LIMIT, ws.next()) => match incoming {
-                    Err(_) => return Err(LinkError::Silent { cp }),
-                    Ok(None) | Ok(Some(Ok(Message::Close(_)))) => return Err(LinkError::Closed { cp }),
-                    Ok(Some(Err(e))) => {
-                        return Err(LinkError::Link { cp, cause: protocol::describe(&e, self.max_payload) });
-                    }
-                    Ok(Some(Ok(Message::Binary(frame)))) => {
-                        if self.reconfigure(&frame).await {
-                            // Report the new hash at once rather than at the next ping.
-                            let hash = self.proxy.current().hash.clone();
-                            ws.send(Message::Ping(hash.into_bytes().into()))
-                                .await
-                                .map_err(|e| LinkError::Link { cp: cp.clone(), cause: e.to_string() })?;
+                incoming = ws.next() => {
+                    silence.as_mut().reset(tokio::time::Instant::now() + SILENCE_LIMIT);
+                    match incoming {
+                        None | Some(Ok(Message::Close(_))) => return Err(LinkError::Closed { cp }),
+                        Some(Err(e)) => {
+                            return Err(LinkError::Link { cp, cause: protocol::describe(&e, self.max_payload) });
                         }
+                        Some(Ok(Message::Binary(frame))) => {
+                            self.reconfigure(&frame).await;
+                            // Report at once which configuration runs now, applied or not: the
+                            // control plane sends the next one only after hearing from us.
+                            self.ping(&mut ws, &cp).await?;
+                            ping.reset();
+                        }
+                        Some(Ok(_)) => {}
                     }
-                    Ok(Some(Ok(_))) => {}
-                },
+                }
+                _ = ping.tick() => self.ping(&mut ws, &cp).await?,
+                () = &mut silence => return Err(LinkError::Silent { cp }),
             }
         }
     }
 
+    /// A ping carrying the hash of the configuration served now.
+    async fn ping(&self, ws: &mut Outlet, cp: &str) -> Result<(), LinkError> {
+        let hash = self.proxy.current().hash.clone();
+        send(ws, Message::Ping(hash.into_bytes().into()), cp).await
+    }
+
     /// Applies one `reconfigure` frame; anything wrong with it is logged and the served
-    /// configuration stays. Returns whether the served configuration changed.
-    async fn reconfigure(&self, frame: &[u8]) -> bool {
+    /// configuration stays.
+    async fn reconfigure(&self, frame: &[u8]) {
         let started = std::time::Instant::now();
         let message = match protocol::decode_reconfigure(frame, self.max_payload) {
             Ok(message) => message,
             Err(error) => {
                 tracing::error!(%error, "ignoring a configuration from the control plane");
-                return false;
+                return;
             }
         };
         if message.config_hash == self.proxy.current().hash {
-            return false;
+            return;
         }
         let config = match parse_value(&message.config_table) {
             Ok(config) => config,
             Err(errors) => {
                 let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
                 tracing::error!(errors = %text.join("; "), "ignoring an invalid configuration from the control plane");
-                return false;
+                return;
             }
         };
         let hash = config_hash(&config);
@@ -162,13 +186,37 @@ impl DataPlane {
                         Err(_) => tracing::error!("writing the configuration cache was interrupted"),
                     }
                 }
-                true
             }
             Err(error) => {
                 tracing::error!(%error, "cannot apply the configuration from the control plane; serving the previous one");
-                false
             }
         }
+    }
+}
+
+/// The closing handshake: our close, then frames until the control plane's close comes back, so it
+/// never writes into a socket we already dropped (it would log a broken link, not a departure).
+async fn close(ws: &mut Outlet) {
+    let farewell = CloseFrame { code: CloseCode::Away, reason: "the data plane is stopping".into() };
+    if ws.close(Some(farewell)).await.is_err() {
+        return;
+    }
+    while let Some(Ok(frame)) = ws.next().await {
+        if matches!(frame, Message::Close(_)) {
+            break;
+        }
+    }
+}
+
+/// Sends `message`, failing the link if the control plane does not take it in time.
+async fn send(ws: &mut Outlet, message: Message, cp: &str) -> Result<(), LinkError> {
+    match tokio::time::timeout(SEND_DEADLINE, ws.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(LinkError::Link { cp: cp.to_string(), cause: e.to_string() }),
+        Err(_) => Err(LinkError::Link {
+            cp: cp.to_string(),
+            cause: format!("the control plane took nothing for {SEND_DEADLINE:?}"),
+        }),
     }
 }
 
@@ -179,6 +227,7 @@ fn rand_between(range: std::ops::RangeInclusive<u64>) -> u64 {
 }
 
 type ClusterStream = tokio_rustls::client::TlsStream<Box<dyn super::dial::Io>>;
+type Outlet = tokio_tungstenite::WebSocketStream<ClusterStream>;
 
 /// The WebSocket upgrade at `/v1/outlet` on an established mTLS stream.
 pub async fn outlet(
@@ -187,16 +236,13 @@ pub async fn outlet(
     node_id: Uuid,
     hostname: &str,
     max_payload: usize,
-) -> Result<
-    (tokio_tungstenite::WebSocketStream<ClusterStream>, tokio_tungstenite::tungstenite::handshake::client::Response),
-    HopError,
-> {
+) -> Result<(Outlet, tokio_tungstenite::tungstenite::handshake::client::Response), HopError> {
     let url = format!(
         "wss://{cp}{OUTLET_PATH}?node_id={node_id}&node_hostname={}&node_version={}",
         percent_encoding::utf8_percent_encode(hostname, percent_encoding::NON_ALPHANUMERIC),
         crate::VERSION
     );
-    let config = WebSocketConfig::default().max_message_size(Some(max_payload)).max_frame_size(Some(max_payload));
+    let config = protocol::websocket_config(max_payload);
     let failed = |cause: String| HopError {
         hop: Hop::Outlet,
         message: format!("WebSocket handshake with the control plane {cp} at {OUTLET_PATH}: {cause}"),

@@ -1,7 +1,7 @@
 //! The wire of the CP ↔ DP link, in the shape of Kong's v1 protocol: a WebSocket at `/v1/outlet`; the
 //! DP's first frame is `basic_info` (binary JSON); the CP sends `reconfigure` frames (binary, gzip
 //! JSON) with the whole configuration and its hash; the DP pings every 30 s with its hash as the
-//! payload; either side drops a link that was silent for 45 s.
+//! payload and the CP answers pong; either side drops a link on which nothing arrived for 45 s.
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -13,8 +13,14 @@ use serde_json::Value;
 pub const OUTLET_PATH: &str = "/v1/outlet";
 /// How often a data plane pings.
 pub const PING_INTERVAL: Duration = Duration::from_secs(30);
-/// A link silent for this long is dropped by either side.
+/// A link on which nothing arrived from the peer for this long is dropped by either side (what a
+/// side sends itself never counts).
 pub const SILENCE_LIMIT: Duration = Duration::from_secs(45);
+/// A frame the peer does not take within this long (it stopped reading, or the path stalled)
+/// drops the link rather than queueing behind it.
+pub const SEND_DEADLINE: Duration = SILENCE_LIMIT;
+/// How long a side that is stopping waits for its WebSocket close to go out.
+pub const CLOSE_DEADLINE: Duration = Duration::from_secs(2);
 /// A data plane redials after a random delay in this range (whole seconds).
 pub const REDIAL_SECONDS: std::ops::RangeInclusive<u64> = 5..=10;
 
@@ -48,7 +54,7 @@ pub struct Reconfigure {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
-    #[error("the frame is {size} bytes, more than cluster_max_payload ({limit} bytes)")]
+    #[error("the configuration is {size} bytes uncompressed, more than cluster_max_payload ({limit} bytes)")]
     TooLarge { size: usize, limit: usize },
     #[error("the frame is not valid gzip: {0}")]
     Gzip(std::io::Error),
@@ -56,16 +62,24 @@ pub enum FrameError {
     Json(serde_json::Error),
 }
 
-/// A `reconfigure` frame, gzip-compressed; refused if larger than `limit` once compressed.
+/// A `reconfigure` frame, gzip-compressed; refused if its JSON is larger than `limit`
+/// (`cluster_max_payload` bounds the uncompressed size on both ends, so whatever the control plane
+/// sends, the data plane accepts).
 pub fn encode_reconfigure(message: &Reconfigure, limit: usize) -> Result<Vec<u8>, FrameError> {
     let json = serde_json::to_vec(message).map_err(FrameError::Json)?;
+    if json.len() > limit {
+        return Err(FrameError::TooLarge { size: json.len(), limit });
+    }
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     encoder.write_all(&json).map_err(FrameError::Gzip)?;
-    let bytes = encoder.finish().map_err(FrameError::Gzip)?;
-    if bytes.len() > limit {
-        return Err(FrameError::TooLarge { size: bytes.len(), limit });
-    }
-    Ok(bytes)
+    encoder.finish().map_err(FrameError::Gzip)
+}
+
+/// The largest WebSocket frame either end accepts for a `cluster_max_payload` of `max_payload`:
+/// the payload itself plus gzip's worst case on incompressible data (header, trailer and 5 bytes
+/// per stored block), so the limit that matters stays the uncompressed one.
+pub fn frame_limit(max_payload: usize) -> usize {
+    max_payload.saturating_add(max_payload / 1024).saturating_add(1024)
 }
 
 /// Reads a `reconfigure` frame; inflating stops at `limit` bytes.
@@ -79,22 +93,33 @@ pub fn decode_reconfigure(bytes: &[u8], limit: usize) -> Result<Reconfigure, Fra
     serde_json::from_slice(&json).map_err(FrameError::Json)
 }
 
+/// The WebSocket limits of both ends for a `cluster_max_payload` of `max_payload`.
+pub fn websocket_config(max_payload: usize) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    let limit = frame_limit(max_payload);
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit))
+}
+
 /// A WebSocket error in words; a frame over the size limit names `cluster_max_payload`.
 pub fn describe(error: &tokio_tungstenite::tungstenite::Error, limit: usize) -> String {
     match error {
         tokio_tungstenite::tungstenite::Error::Capacity(cause) => {
-            format!("the peer sent a frame larger than cluster_max_payload ({limit} bytes): {cause}")
+            format!("the peer sent a frame larger than cluster_max_payload allows ({limit} bytes): {cause}")
         }
         other => other.to_string(),
     }
 }
 
-/// Kong's `sync_status` values.
+/// Kong's `sync_status` values, and `out_of_sync` (ours): the data plane is compatible but has not
+/// confirmed the control plane's current configuration (a push is in flight or stalled, or the
+/// configuration is over `cluster_max_payload`). Kong says `normal` then, hiding a stale node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncStatus {
     Unknown,
     Normal,
+    OutOfSync,
     PluginSetIncompatible,
     PluginVersionIncompatible,
     KongVersionIncompatible,
@@ -115,9 +140,39 @@ mod tests {
         let bytes = encode_reconfigure(&message, 1 << 20).unwrap();
         assert_eq!(decode_reconfigure(&bytes, 1 << 20).unwrap(), message);
         let error = encode_reconfigure(&message, 10).unwrap_err();
-        assert!(error.to_string().contains("more than cluster_max_payload"), "{error}");
+        assert!(error.to_string().contains("uncompressed, more than cluster_max_payload"), "{error}");
         let error = decode_reconfigure(&bytes, 20).unwrap_err();
         assert!(matches!(error, FrameError::TooLarge { .. }), "{error}");
         assert_eq!(serde_json::to_value(SyncStatus::PluginSetIncompatible).unwrap(), "plugin_set_incompatible");
+        assert_eq!(serde_json::to_value(SyncStatus::OutOfSync).unwrap(), "out_of_sync");
+    }
+
+    /// One limit, both ends: a configuration the control plane agrees to send (JSON at most
+    /// `limit`) is a frame the data plane accepts and inflates, even when it does not compress;
+    /// one byte more is refused before it is sent.
+    #[test]
+    fn the_limit_is_the_uncompressed_size_on_both_ends() {
+        // Random-looking text that gzip cannot shrink.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let noise: String = (0..200_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                char::from(b'!' + (state % 90) as u8)
+            })
+            .collect();
+        let message = Reconfigure {
+            kind: "reconfigure".into(),
+            config_table: serde_json::json!({ "_format_version": "3.0", "noise": noise }),
+            config_hash: "0".repeat(32),
+            timestamp: 1.0,
+        };
+        let size = serde_json::to_vec(&message).unwrap().len();
+        let frame = encode_reconfigure(&message, size).unwrap();
+        assert!(frame.len() > size * 8 / 10, "the fixture compressed: {} of {size}", frame.len());
+        assert!(frame.len() <= frame_limit(size), "{} > {}", frame.len(), frame_limit(size));
+        assert_eq!(decode_reconfigure(&frame, size).unwrap(), message);
+        assert!(matches!(encode_reconfigure(&message, size - 1), Err(FrameError::TooLarge { .. })));
     }
 }

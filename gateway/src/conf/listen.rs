@@ -1,6 +1,6 @@
 //! Listen specs as Kong writes them: `127.0.0.1:8443 ssl http2 reuseport backlog=16384`, comma
 //! separated, or `off` for none. Every flag is either honoured where the socket is bound
-//! (`node::listener`, `node::http`) or refused here, naming the key and the flag: a listener never
+//! (`node::listener`, `server`) or refused here, naming the key and the flag: a listener never
 //! silently lacks what its spec asks for.
 
 use std::fmt;

@@ -16,14 +16,12 @@ use std::time::Duration;
 
 use figment::Figment;
 
+pub use crate::tls::{PemSource, TrustSource};
 pub use client::{ClientLimits, ClientTrust};
 pub use env::Environment;
 pub use listen::ListenSpec;
 pub use syntax::ConfFile;
-pub use values::{
-    ClusterMtls, ClusterOcsp, Credentials, Database, HostPort, LogLevel, PemSource, ProxyScheme, ProxyServer, Role,
-    TrustSource,
-};
+pub use values::{ClusterMtls, ClusterOcsp, Credentials, Database, HostPort, LogLevel, ProxyScheme, ProxyServer, Role};
 
 /// Where Kong looks for a configuration file when none is given.
 pub const DEFAULT_PATHS: &[&str] = &["/etc/kong/kong.conf", "/etc/kong.conf"];

@@ -7,13 +7,13 @@
 //! blocking pool), so a large `POST /config` or a burst of data planes never holds up a proxy
 //! worker.
 
-pub mod client_io;
-pub mod http;
 pub mod listener;
 pub mod logging;
-pub mod prefix;
-pub mod shutdown;
 pub mod tls;
+
+/// The node's shutdown signal lives low, in [`crate::shutdown`], so the parts it stops need not import `node`.
+pub use crate::shutdown;
+use crate::{prefix, server};
 
 use std::time::Duration;
 
@@ -72,11 +72,11 @@ pub enum NodeError {
     #[error("cannot start the control runtime: {0}")]
     Runtime(std::io::Error),
     #[error(transparent)]
-    Trust(#[from] crate::trust::TrustError),
+    Trust(#[from] crate::tls::trust::TrustError),
+    #[error(transparent)]
+    ClusterTls(#[from] crate::cluster::tls::ClusterTlsError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    #[error("{0}")]
-    Cluster(String),
     #[error("{0}")]
     Catalog(#[from] CatalogError),
     #[error("router_component {file}: {source}")]
@@ -171,54 +171,6 @@ async fn data_plane_start(settings: &Settings, proxy: &Arc<Proxy>) -> Result<Con
     Ok(cache)
 }
 
-/// The cluster certificate chain and key from `cluster_cert` and `cluster_cert_key`.
-fn cluster_identity(
-    settings: &Settings,
-) -> Result<(Vec<rustls_pki_types::CertificateDer<'static>>, rustls_pki_types::PrivateKeyDer<'static>), NodeError> {
-    if settings.cluster_mtls == crate::conf::ClusterMtls::Pki {
-        return Err(NodeError::Cluster("cluster_mtls = pki is not supported yet: use shared".into()));
-    }
-    let (Some(cert), Some(key)) = (&settings.cluster_cert, &settings.cluster_cert_key) else {
-        return Err(NodeError::Cluster("cluster_cert and cluster_cert_key are required in hybrid mode".into()));
-    };
-    let chain = cert.load_certs().map_err(|e| NodeError::Cluster(format!("cluster_cert: {e}")))?;
-    let key = key.load_key().map_err(|e| NodeError::Cluster(format!("cluster_cert_key: {e}")))?;
-    Ok((chain, key))
-}
-
-/// How this data plane reaches its control plane: mTLS with the cluster identity, through the
-/// forward proxy when `cluster_use_proxy` is on.
-pub fn cluster_dialer(settings: &Settings) -> Result<Dialer, NodeError> {
-    let (chain, key) = cluster_identity(settings)?;
-    let tls = crate::cluster::tls::shared_client_config(chain, key).map_err(TlsSetupError::from)?;
-    let proxy = match (&settings.proxy_server, settings.cluster_use_proxy) {
-        (Some(server), true) => {
-            let tls = match server.scheme {
-                crate::conf::ProxyScheme::Https => {
-                    if !settings.proxy_server_ssl_verify {
-                        tracing::warn!(proxy = %server, "proxy_server_ssl_verify = off: the proxy's certificate is not checked (the cluster link inside is)");
-                    }
-                    let roots = crate::trust::roots(&settings.lua_ssl_trusted_certificate)?;
-                    Some(
-                        crate::cluster::dial::proxy_tls(roots, settings.proxy_server_ssl_verify)
-                            .map_err(TlsSetupError::from)?,
-                    )
-                }
-                crate::conf::ProxyScheme::Http => None,
-            };
-            Some(crate::cluster::dial::Proxy { server: server.clone(), tls })
-        }
-        _ => None,
-    };
-    Ok(Dialer {
-        control_plane: settings.cluster_control_plane.clone(),
-        server_name: crate::cluster::tls::shared_server_name(),
-        cluster_tls: Arc::new(tls),
-        proxy,
-        timeout: std::time::Duration::from_secs(10),
-    })
-}
-
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
 }
@@ -297,7 +249,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     );
 
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let upstream_tls = crate::trust::http1_client(&settings.lua_ssl_trusted_certificate)?;
+    let upstream_tls = crate::tls::trust::http1_client(&settings.lua_ssl_trusted_certificate)?;
     let proxy = Proxy::new(
         router,
         workers,
@@ -355,8 +307,8 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             };
             tracing::info!(listen = %spec, "proxy listening");
             let proxy = proxy.clone();
-            let options = http::ServeOptions { tls, http2: spec.http2, limits: settings.client_limits.clone() };
-            tasks.spawn(http::serve(
+            let options = server::ServeOptions { tls, http2: spec.http2, limits: settings.client_limits.clone() };
+            tasks.spawn(server::serve(
                 "proxy",
                 listener,
                 options,
@@ -370,14 +322,13 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     let registry =
         (settings.role == Role::ControlPlane).then(|| Registry::new(settings.cluster_data_plane_purge_delay));
     if let Some(registry) = &registry {
-        let (chain, key) = cluster_identity(&settings)?;
-        let tls = crate::cluster::tls::shared_server_config(chain, key).map_err(TlsSetupError::from)?;
-        let cp = Arc::new(ControlPlane {
-            catalog: catalog.clone(),
-            registry: registry.clone(),
-            tls: tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
-            max_payload: usize::try_from(settings.cluster_max_payload).unwrap_or(usize::MAX),
-        });
+        let tls = crate::cluster::tls::server_config(&settings)?;
+        let cp = ControlPlane::new(
+            catalog.clone(),
+            registry.clone(),
+            tokio_rustls::TlsAcceptor::from(tls),
+            usize::try_from(settings.cluster_max_payload).unwrap_or(usize::MAX),
+        );
         for spec in &settings.cluster_listen {
             let listener = listener::bind("cluster_listen", spec).await?;
             let listener = listener::into_tokio(&on_control, "cluster_listen", spec, listener)?;
@@ -388,7 +339,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     if let Some(cache) = dp_cache {
         let hostname = hostname();
         let dp = Arc::new(DataPlane {
-            dialer: cluster_dialer(&settings)?,
+            dialer: Dialer::from_settings(&settings)?,
             node_id,
             hostname,
             plugins: settings.plugins.clone(),
@@ -418,9 +369,9 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             };
             tracing::info!(listen = %spec, "Admin API listening");
             let admin = admin.clone();
-            let options = http::ServeOptions { tls, http2: spec.http2, limits: settings.client_limits.clone() };
+            let options = server::ServeOptions { tls, http2: spec.http2, limits: settings.client_limits.clone() };
             tasks.spawn_on(
-                http::serve("admin", listener, options, move |_| admin.service(), shutdown.clone(), DRAIN_TIMEOUT),
+                server::serve("admin", listener, options, move |_| admin.service(), shutdown.clone(), DRAIN_TIMEOUT),
                 &on_control,
             );
         }
@@ -436,8 +387,8 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         };
         tracing::info!(listen = %spec, "status API listening");
         let status = status.clone();
-        let options = http::ServeOptions { tls, http2: spec.http2, limits: settings.client_limits.clone() };
-        tasks.spawn(http::serve(
+        let options = server::ServeOptions { tls, http2: spec.http2, limits: settings.client_limits.clone() };
+        tasks.spawn(server::serve(
             "status",
             listener,
             options,

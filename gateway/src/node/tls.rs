@@ -49,7 +49,7 @@ pub fn acceptor(
             CertifiedKey::new(chain, signing)
         }
     };
-    let mut config = rustls::ServerConfig::builder_with_provider(crate::cluster::tls::provider())
+    let mut config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(TlsSetupError::from)?
         .with_no_client_auth()

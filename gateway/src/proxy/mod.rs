@@ -20,7 +20,7 @@ use hyper::{Request, Response};
 
 use crate::conf::{ClientLimits, ClientTrust};
 use crate::entities::Config;
-use crate::node::http::Conn;
+use crate::server::Conn;
 use crate::wasm::router::CompiledRouter;
 pub use snapshot::{Snapshot, SnapshotError};
 use upstream::{Pool, ProxyBody};

@@ -20,7 +20,7 @@ use super::snapshot::{Snapshot, accepts};
 use super::tunnel;
 use super::upstream::{ConnectError, Pool, PooledBody, ProxyBody, Upstream, pool_key};
 use crate::entities::{Route, Service};
-use crate::node::http::Conn;
+use crate::server::Conn;
 use crate::wasm::router::Request as RouterRequest;
 
 const VIA: &str = concat!("1.1 gateway/", env!("CARGO_PKG_VERSION"));

@@ -41,7 +41,7 @@ impl ResolvesServerCert for SniResolver {
 /// Kong's `http2` flag) and `http/1.1`.
 pub fn acceptor(proxy: Arc<Proxy>, prefix: &Path, http2: bool) -> Result<TlsAcceptor, TlsSetupError> {
     let default = Arc::new(default_certificate(prefix)?);
-    let mut config = rustls::ServerConfig::builder_with_provider(crate::cluster::tls::provider())
+    let mut config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniResolver { proxy, default }));

@@ -40,7 +40,7 @@ impl LmdbStore {
 /// database of string keys and byte values.
 pub(crate) fn open_env(path: &Path, map_size: u64, name: &str) -> Result<(Env, Database<Str, Bytes>), StoreError> {
     let fail = |message: String| StoreError::Open { path: path.display().to_string(), message };
-    crate::node::prefix::ensure(path).map_err(|e| fail(e.to_string()))?;
+    crate::prefix::ensure(path).map_err(|e| fail(e.to_string()))?;
     let mut options = EnvOpenOptions::new();
     options.map_size(usize::try_from(map_size).unwrap_or(usize::MAX)).max_dbs(2);
     // SAFETY: heed's `open` is unsafe because the map must not be modified behind LMDB's back.

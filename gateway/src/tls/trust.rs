@@ -7,7 +7,14 @@ use std::sync::Arc;
 
 use rustls::RootCertStore;
 
-use crate::conf::TrustSource;
+use super::PemSource;
+
+/// One entry of `lua_ssl_trusted_certificate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustSource {
+    System,
+    Pem(PemSource),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
@@ -46,7 +53,7 @@ pub fn roots(sources: &[TrustSource]) -> Result<RootCertStore, TrustError> {
 /// A TLS client configuration verifying servers against `sources` (TLS 1.2 and 1.3), speaking
 /// HTTP/1.1, as the proxy does to upstreams.
 pub fn http1_client(sources: &[TrustSource]) -> Result<Arc<rustls::ClientConfig>, TrustError> {
-    let mut config = rustls::ClientConfig::builder_with_provider(crate::cluster::tls::provider())
+    let mut config = rustls::ClientConfig::builder_with_provider(super::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TrustError::Rejected(e.to_string()))?
         .with_root_certificates(roots(sources)?)

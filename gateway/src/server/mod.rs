@@ -13,17 +13,17 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::client_io::{Activity, ClientIo, Counted, InFlight};
-use super::shutdown::Shutdown;
+pub mod client_io;
+
+use crate::shutdown::Shutdown;
+use client_io::{Activity, ClientIo, Counted, InFlight};
 use crate::conf::ClientLimits;
+use crate::io::AcceptBackoff;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long a client may take to complete a TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// After a failed accept (usually out of file descriptors), the first pause and the longest.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(5);
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// What a service knows about the connection a request came on.
 #[derive(Debug, Clone)]
@@ -75,15 +75,12 @@ pub async fn serve<M, S, B>(
     let (draining, drained) = watch::channel(false);
     let make = Arc::new(make);
     let mut connections = tokio::task::JoinSet::new();
-    let mut backoff = ACCEPT_BACKOFF;
+    let mut backoff = AcceptBackoff::new(name);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    if backoff > ACCEPT_BACKOFF {
-                        tracing::info!("{name}: accepting connections again");
-                        backoff = ACCEPT_BACKOFF;
-                    }
+                    backoff.accepted();
                     let _ = stream.set_nodelay(true);
                     let local = stream.local_addr().unwrap_or(peer);
                     let protocols = protocols.clone();
@@ -122,18 +119,10 @@ pub async fn serve<M, S, B>(
                         }
                     });
                 }
-                Err(error) => {
-                    // Usually out of file descriptors (EMFILE/ENFILE): pause, longer each time,
-                    // rather than spin on a listener that stays readable.
-                    if backoff == ACCEPT_BACKOFF {
-                        tracing::warn!(%error, "{name}: accept failed; backing off until connections can be accepted again");
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
-                        () = shutdown.wait() => break,
-                    }
-                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
-                }
+                Err(error) => tokio::select! {
+                    () = backoff.failed(&error) => {}
+                    () = shutdown.wait() => break,
+                },
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             () = shutdown.wait() => break,
@@ -281,7 +270,7 @@ mod tests {
     use tokio::sync::Notify;
 
     use super::*;
-    use crate::node::shutdown;
+    use crate::shutdown;
 
     /// A service that signals when a request arrives, then answers after `delay` (never if `None`).
     fn slow(

@@ -141,11 +141,15 @@ impl ClientCertVerifier for PinnedVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certs::cluster_pair;
-    use crate::conf::PemSource;
 
-    fn der(days: u32) -> CertificateDer<'static> {
-        PemSource::Inline(cluster_pair(days).unwrap().cert_pem).load_certs().unwrap().remove(0)
+    /// A fresh self-signed certificate valid for `days` from now.
+    fn der(days: i64) -> CertificateDer<'static> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["kong_clustering".to_string()]).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(1);
+        params.not_after = now + time::Duration::days(days);
+        params.self_signed(&key).unwrap().der().clone()
     }
 
     #[test]

@@ -1,0 +1,357 @@
+//! The control plane's end: accepts data planes on `cluster_listen` over mutual TLS, reads their
+//! `basic_info`, pushes the whole configuration when they connect and after every change, records
+//! their pings, and lists them for `/clustering/data-planes`.
+//!
+//! A link never queues: at most one configuration frame is on its way to a data plane, and the next
+//! goes only once the data plane has pinged after taking it; meanwhile newer versions replace the
+//! one waiting. So a stalled path holds one frame, not every change made while it stalled. A data
+//! plane silent for 45 s, or one that does not take a frame within 45 s, is dropped.
+
+mod payload;
+mod registry;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use crate::io::AcceptBackoff;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use uuid::Uuid;
+
+use super::protocol::{self, BasicInfo, CLOSE_DEADLINE, OUTLET_PATH, SEND_DEADLINE, SILENCE_LIMIT, SyncStatus};
+use crate::catalog::Catalog;
+use crate::shutdown::Shutdown;
+pub use payload::{Payload, Payloads};
+pub use registry::{DataPlaneRow, Registry};
+
+/// How long a new link may take to send its `basic_info`.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new connection may take over its TLS handshake, and then its WebSocket upgrade.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Link = WebSocketStream<tokio_rustls::server::TlsStream<TcpStream>>;
+type LinkSink = SplitSink<Link, Message>;
+/// A frame being written; gives the sink back when done.
+type Sending = Pin<Box<dyn Future<Output = (LinkSink, Result<(), String>)> + Send>>;
+
+pub struct ControlPlane {
+    pub catalog: Arc<Catalog>,
+    pub registry: Arc<Registry>,
+    pub tls: TlsAcceptor,
+    /// `cluster_max_payload`: the largest configuration, uncompressed, sent or accepted.
+    pub max_payload: usize,
+    pub payloads: Payloads,
+}
+
+impl ControlPlane {
+    pub fn new(catalog: Arc<Catalog>, registry: Arc<Registry>, tls: TlsAcceptor, max_payload: usize) -> Arc<Self> {
+        Arc::new(ControlPlane { catalog, registry, tls, max_payload, payloads: Payloads::new(max_payload) })
+    }
+
+    /// Accepts data planes on `listener` until `shutdown`.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: Shutdown) {
+        let mut backoff = AcceptBackoff::new("cluster");
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => {
+                        backoff.accepted();
+                        accepted
+                    }
+                    Err(error) => {
+                        tokio::select! {
+                            () = backoff.failed(&error) => {}
+                            () = shutdown.wait() => return,
+                        }
+                        continue;
+                    }
+                },
+                () = shutdown.wait() => return,
+            };
+            let cp = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(error) = cp.link(stream, peer, shutdown).await {
+                    tracing::warn!(peer = %peer, %error, "data plane link ended");
+                }
+            });
+        }
+    }
+
+    async fn link(&self, stream: TcpStream, peer: SocketAddr, shutdown: Shutdown) -> Result<(), String> {
+        // Frames are written whole; waiting for more to coalesce only delays them.
+        let _ = stream.set_nodelay(true);
+        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.tls.accept(stream)).await {
+            Ok(Ok(tls)) => tls,
+            Err(_) => return Err(format!("no TLS handshake within {HANDSHAKE_TIMEOUT:?}")),
+            Ok(Err(error)) => {
+                // The pinning verifier's refusal lands here: say who and why.
+                tracing::error!(peer = %peer, %error, "refused a data plane at the TLS handshake");
+                return Ok(());
+            }
+        };
+        let expiry = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|der| {
+            x509_parser::parse_x509_certificate(der).ok().map(|(_, c)| c.validity().not_after.timestamp())
+        });
+        let mut query = None;
+        // The handshake library fixes this callback's signature, large error type included.
+        #[allow(clippy::result_large_err)]
+        let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+            if req.uri().path() != OUTLET_PATH {
+                let mut refusal = ErrorResponse::new(Some("not found".into()));
+                *refusal.status_mut() = hyper::StatusCode::NOT_FOUND;
+                return Err(refusal);
+            }
+            query = Some(req.uri().query().unwrap_or("").to_string());
+            Ok(resp)
+        };
+        let config = protocol::websocket_config(self.max_payload);
+        let mut ws = tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            tokio_tungstenite::accept_hdr_async_with_config(tls, callback, Some(config)),
+        )
+        .await
+        .map_err(|_| format!("no WebSocket handshake within {HANDSHAKE_TIMEOUT:?}"))?
+        .map_err(|e| format!("WebSocket handshake: {e}"))?;
+        let params: HashMap<String, String> =
+            url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+        let id = params
+            .get("node_id")
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .ok_or_else(|| "the data plane sent no valid node_id".to_string())?;
+        let hostname = params.get("node_hostname").cloned().unwrap_or_default();
+        let version = params.get("node_version").cloned().unwrap_or_default();
+
+        let hello = match tokio::time::timeout(HELLO_TIMEOUT, ws.next()).await {
+            Ok(Some(Ok(Message::Binary(bytes)))) => serde_json::from_slice::<BasicInfo>(&bytes)
+                .map_err(|e| format!("node {id}: basic_info is not valid: {e}"))?,
+            Ok(None | Some(Ok(Message::Close(_)))) => {
+                // `gateway cluster check` proves the path this far and leaves.
+                tracing::info!(node = %id, %hostname, "a data plane link closed before basic_info (a `cluster check`?)");
+                return Ok(());
+            }
+            Ok(other) => return Err(format!("node {id}: expected basic_info first, got {other:?}")),
+            Err(_) => return Err(format!("node {id}: no basic_info within {HELLO_TIMEOUT:?}")),
+        };
+        self.registry.insert(DataPlaneRow {
+            id,
+            ip: peer.ip().to_string(),
+            hostname: hostname.clone(),
+            version: version.clone(),
+            sync_status: SyncStatus::Unknown,
+            config_hash: String::new(),
+            last_seen: registry::now(),
+            labels: hello.labels.clone(),
+            cert_details: json!({ "expiry_timestamp": expiry }),
+            connected: true,
+        });
+        tracing::info!(node = %id, %hostname, %version, ip = %peer.ip(), "data plane connected");
+
+        let session = Session {
+            id,
+            version_ok: same_release_line(&version, crate::VERSION),
+            version,
+            offered: hello.plugins.iter().map(|p| p.name.clone()).collect(),
+        };
+        let outcome = self.converse(&session, ws, shutdown).await;
+        self.registry.update(id, |r| {
+            r.connected = false;
+            r.last_seen = registry::now();
+        });
+        if let Ok(how) = &outcome {
+            tracing::info!(node = %id, how = %how, "data plane disconnected");
+        }
+        outcome.map(|_| ())
+    }
+
+    /// The link after `basic_info`: pushes, pings, silence, until one side ends it. Returns how a
+    /// clean end came about; an error is a link that failed.
+    async fn converse(&self, session: &Session, ws: Link, mut shutdown: Shutdown) -> Result<String, String> {
+        let id = session.id;
+        let (sink, mut incoming) = ws.split();
+        let mut sink = Some(sink);
+        let mut sending: Option<(Sending, Arc<Payload>)> = None;
+        // The newest version this data plane should get, once the link is free for it.
+        let mut waiting: Option<Arc<Payload>> = None;
+        // A frame was written and the data plane has not pinged since.
+        let mut unconfirmed = false;
+        // The hash last handed to the writer, and the control plane's current one.
+        let mut queued = String::new();
+        let mut wanted = String::new();
+        let mut reported = String::new();
+        let mut blocked: Option<SyncStatus> = None;
+        let mut too_large = false;
+        let silence = tokio::time::sleep(SILENCE_LIMIT);
+        tokio::pin!(silence);
+        let mut changes = self.catalog.subscribe();
+        changes.mark_changed();
+
+        loop {
+            if sending.is_none()
+                && !unconfirmed
+                && let Some(payload) = waiting.take()
+                && let Ok(frame) = payload.frame.as_ref().map(Clone::clone)
+                && let Some(mut writer) = sink.take()
+            {
+                queued = payload.hash.clone();
+                let write: Sending = Box::pin(async move {
+                    let result = match tokio::time::timeout(SEND_DEADLINE, writer.send(Message::Binary(frame))).await {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err(format!("the data plane did not take it within {SEND_DEADLINE:?}")),
+                    };
+                    (writer, result)
+                });
+                sending = Some((write, payload));
+            }
+            let status = blocked.unwrap_or(if !too_large && !wanted.is_empty() && reported == wanted {
+                SyncStatus::Normal
+            } else {
+                SyncStatus::OutOfSync
+            });
+            self.registry.update(id, |r| r.sync_status = status);
+
+            // In order: a frame that is waiting wins over the silence timer, which may have run
+            // out while this process was paused rather than while the peer was silent.
+            tokio::select! {
+                biased;
+                () = shutdown.wait() => {
+                    // A frame still being written keeps the sink: no close then, the peer sees the end.
+                    if let Some(mut writer) = sink.take() {
+                        let farewell = CloseFrame { code: CloseCode::Away, reason: "the control plane is stopping".into() };
+                        let _ = tokio::time::timeout(CLOSE_DEADLINE, writer.send(Message::Close(Some(farewell)))).await;
+                    }
+                    return Ok("the control plane is stopping".into());
+                }
+                frame = incoming.next() => {
+                    silence.as_mut().reset(tokio::time::Instant::now() + SILENCE_LIMIT);
+                    match frame {
+                        None => return Ok("the connection ended".into()),
+                        Some(Err(e)) => return Err(format!("node {id}: {}", protocol::describe(&e, self.max_payload))),
+                        Some(Ok(Message::Ping(payload))) => {
+                            // Taken after our last frame was written: the data plane has it.
+                            unconfirmed = false;
+                            let hash = String::from_utf8_lossy(&payload).into_owned();
+                            if hash.len() == 32 {
+                                reported.clone_from(&hash);
+                            }
+                            self.registry.update(id, |r| {
+                                r.last_seen = registry::now();
+                                if hash.len() == 32 {
+                                    r.config_hash = hash;
+                                }
+                            });
+                        }
+                        Some(Ok(Message::Close(farewell))) => {
+                            let why = farewell.map(|f| format!("{} ({})", f.reason, u16::from(f.code))).unwrap_or_default();
+                            tracing::info!(node = %id, reason = %why, "the data plane closed the link");
+                            if let Some(mut writer) = sink.take() {
+                                let _ = tokio::time::timeout(CLOSE_DEADLINE, writer.close()).await;
+                            }
+                            return Ok("the data plane closed the link".into());
+                        }
+                        Some(Ok(_)) => self.registry.update(id, |r| r.last_seen = registry::now()),
+                    }
+                }
+                written = async {
+                    match sending.as_mut() {
+                        Some((write, _)) => write.as_mut().await,
+                        None => std::future::pending().await,
+                    }
+                }, if sending.is_some() => {
+                    let (writer, result) = written;
+                    let Some((_, payload)) = sending.take() else { continue };
+                    sink = Some(writer);
+                    match result {
+                        Ok(()) => {
+                            unconfirmed = true;
+                            let bytes = payload.frame.as_ref().map_or(0, bytes::Bytes::len);
+                            tracing::info!(node = %id, hash = %payload.hash, bytes, "configuration sent");
+                        }
+                        Err(e) => {
+                            return Err(format!("node {id}: sending the configuration {}: {e}; dropping the link", payload.hash));
+                        }
+                    }
+                }
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok("the catalog closed".into());
+                    }
+                    let state = self.catalog.current();
+                    if !session.version_ok {
+                        blocked = Some(SyncStatus::KongVersionIncompatible);
+                        tracing::warn!(node = %id, dp_version = %session.version, cp_version = crate::VERSION, "not sending the configuration: the data plane runs another release line");
+                        continue;
+                    }
+                    let payload = self.payloads.get(&state).await;
+                    wanted.clone_from(&payload.hash);
+                    let missing: Vec<&String> = payload.plugins.iter().filter(|p| !session.offered.contains(p)).collect();
+                    if !missing.is_empty() {
+                        blocked = Some(SyncStatus::PluginSetIncompatible);
+                        waiting = None;
+                        tracing::warn!(node = %id, missing = ?missing, "not sending the configuration: the data plane lacks plugins it uses");
+                        continue;
+                    }
+                    blocked = None;
+                    too_large = payload.frame.is_err();
+                    if let Err(error) = &payload.frame {
+                        waiting = None;
+                        tracing::error!(node = %id, hash = %payload.hash, %error, "not sending the configuration to this data plane");
+                    } else if payload.hash != queued {
+                        waiting = Some(payload);
+                    } else {
+                        waiting = None;
+                    }
+                }
+                () = &mut silence => {
+                    return Err(format!("node {id}: nothing arrived from the data plane for {SILENCE_LIMIT:?}; dropping the link"));
+                }
+            }
+        }
+    }
+}
+
+/// What a link learned from the data plane's handshake and `basic_info`.
+struct Session {
+    id: Uuid,
+    version: String,
+    version_ok: bool,
+    offered: Vec<String>,
+}
+
+/// Whether two versions share major and minor (`0.1.x` with `0.1.y`), as Kong requires of a DP.
+fn same_release_line(a: &str, b: &str) -> bool {
+    let line = |v: &str| v.split('.').take(2).map(str::to_string).collect::<Vec<_>>();
+    line(a) == line(b) && line(a).len() == 2
+}
+
+/// The plugin names a configuration uses.
+pub fn configured_plugins(config: &crate::entities::Config) -> Vec<String> {
+    let mut names: Vec<String> = config.plugins.iter().map(|p| p.name.clone()).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn release_lines() {
+        assert!(super::same_release_line("0.1.0", "0.1.7"));
+        assert!(!super::same_release_line("0.2.0", "0.1.0"));
+        assert!(!super::same_release_line("", "0.1.0"));
+    }
+}
