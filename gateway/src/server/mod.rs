@@ -15,10 +15,10 @@ use tokio_rustls::TlsAcceptor;
 
 pub mod client_io;
 
-use crate::shutdown::Shutdown;
-use client_io::{Activity, ClientIo, Counted, InFlight};
 use crate::conf::ClientLimits;
 use crate::io::AcceptBackoff;
+use crate::shutdown::Shutdown;
+use client_io::{Activity, ClientIo, Counted, InFlight};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
