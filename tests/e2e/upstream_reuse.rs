@@ -88,6 +88,12 @@ fn a_request_on_a_connection_the_upstream_closed_is_sent_again_on_a_new_one() {
     assert_eq!(post.status, 502, "{post:?}");
     let thirds = upstream.seen.lock().unwrap().iter().filter(|(_, l)| l.starts_with("POST /third")).count();
     assert_eq!(thirds, 1);
+    // Nor is a complete bodiless POST: the upstream may have acted on it.
+    assert_eq!(http_request(node.proxy, "GET", "/fresh", &[]).unwrap().status, 200);
+    let post = http_send(node.proxy, "POST", "/fourth", &[], None).unwrap();
+    assert_eq!(post.status, 502, "{post:?}");
+    let fourths = upstream.seen.lock().unwrap().iter().filter(|(_, l)| l.starts_with("POST /fourth")).count();
+    assert_eq!(fourths, 1);
 }
 
 #[test]

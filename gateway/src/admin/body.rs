@@ -30,7 +30,7 @@ pub enum BodyError {
     TooLarge { limit: usize },
     #[error("the request body nests deeper than {limit} levels (the Admin API's nesting limit)")]
     TooDeep { limit: usize },
-    #[error("the request body holds more values than its {limit} bytes can (YAML aliases expand too far)")]
+    #[error("the request body expands to more than {limit} values and bytes of text (YAML aliases repeat too much)")]
     TooManyValues { limit: usize },
     #[error("{0}")]
     MediaType(String),
@@ -158,14 +158,20 @@ struct Budget {
 }
 
 impl Budget {
-    /// A document of `len` bytes holds at most `len` values unless aliases repeat parts of it.
+    /// A document of `len` bytes holds at most about `len` values and bytes of text unless
+    /// aliases repeat parts of it: each value costs one, each string (keys too) its length more.
+    /// Twice the length leaves room for any honest document.
     fn new(len: usize) -> Budget {
-        let limit = len.saturating_add(16);
+        let limit = len.saturating_mul(2).saturating_add(16);
         Budget { values: Cell::new(limit), limit, hit: Cell::new(None) }
     }
 
     fn spend<E: serde::de::Error>(&self) -> Result<(), E> {
-        match self.values.get().checked_sub(1) {
+        self.spend_n(1)
+    }
+
+    fn spend_n<E: serde::de::Error>(&self, n: usize) -> Result<(), E> {
+        match self.values.get().checked_sub(n) {
             Some(left) => {
                 self.values.set(left);
                 Ok(())
@@ -231,11 +237,13 @@ impl<'de> Visitor<'de> for Bounded<'_> {
         Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+        self.budget.spend_n(v.len())?;
         Ok(Value::String(v.to_string()))
     }
 
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Value, E> {
+        self.budget.spend_n(v.len())?;
         Ok(Value::String(v))
     }
 
@@ -264,6 +272,7 @@ impl<'de> Visitor<'de> for Bounded<'_> {
         let depth = self.open()?;
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
+            self.budget.spend_n(key.len())?;
             let value = map.next_value_seed(Bounded { depth, budget: self.budget })?;
             out.insert(key, value);
         }
@@ -496,7 +505,11 @@ mod tests {
         for (name, prev) in [("b", "a"), ("c", "b"), ("d", "c"), ("e", "d"), ("f", "e"), ("g", "f")] {
             doc.push_str(&format!("{name}: &{name} [{}]\n", vec![format!("*{prev}"); 10].join(", ")));
         }
-        assert_eq!(yaml(doc.as_bytes()), Err(BodyError::TooManyValues { limit: doc.len() + 16 }));
+        assert_eq!(yaml(doc.as_bytes()), Err(BodyError::TooManyValues { limit: 2 * doc.len() + 16 }));
+        // Aliases of one long string, each copied again: refused by the bytes they would take.
+        let long = "x".repeat(10_000);
+        let doc = format!("a: &a \"{long}\"\nb: [{}]\n", vec!["*a"; 100].join(", "));
+        assert_eq!(yaml(doc.as_bytes()), Err(BodyError::TooManyValues { limit: 2 * doc.len() + 16 }));
         // A few aliases are fine.
         assert_eq!(yaml(b"a: &x [1]\nb: *x\n").unwrap(), json!({"a": [1], "b": [1]}));
     }

@@ -1,5 +1,6 @@
 //! The responses the gateway makes itself, in Kong's shape (`{"message": "..."}` with Kong's
-//! texts), and the typed failures they answer: who is to blame and whether a retry is safe.
+//! texts), and the typed failures they answer, with who is to blame. (Whether a retry is safe is
+//! decided where the retry is: `pipeline::retry_is_safe`.)
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -17,16 +18,6 @@ pub enum Blame {
     Upstream,
     /// The gateway itself (a component failure): 500.
     Gateway,
-}
-
-impl Blame {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Blame::Client => "client",
-            Blame::Upstream => "upstream",
-            Blame::Gateway => "gateway",
-        }
-    }
 }
 
 /// A request that cannot be served, and why.

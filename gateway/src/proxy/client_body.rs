@@ -25,12 +25,14 @@ pub struct ClientBody {
     limit: Option<u64>,
     received: u64,
     timeout: Duration,
-    stall: Pin<Box<Sleep>>,
+    /// Armed at the first read: the wait before it (connecting upstream, `100-continue`) is not
+    /// the client's.
+    stall: Option<Pin<Box<Sleep>>>,
 }
 
 impl ClientBody {
     pub fn new(inner: Incoming, limit: Option<u64>, timeout: Duration) -> Self {
-        ClientBody { inner, limit, received: 0, timeout, stall: Box::pin(tokio::time::sleep(timeout)) }
+        ClientBody { inner, limit, received: 0, timeout, stall: None }
     }
 }
 
@@ -49,14 +51,17 @@ impl Body for ClientBody {
                 {
                     return Poll::Ready(Some(Err(Box::new(ClientBodyError::TooLarge { limit }))));
                 }
-                let deadline = tokio::time::Instant::now() + this.timeout;
-                this.stall.as_mut().reset(deadline);
+                if let Some(stall) = this.stall.as_mut() {
+                    stall.as_mut().reset(tokio::time::Instant::now() + this.timeout);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
-                ready!(this.stall.as_mut().poll(cx));
+                let timeout = this.timeout;
+                let stall = this.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                ready!(stall.as_mut().poll(cx));
                 Poll::Ready(Some(Err(Box::new(ClientBodyError::Stalled(this.timeout)))))
             }
         }

@@ -96,15 +96,22 @@ pub struct Forwarded<'a> {
 /// Sets the forwarding headers on `headers` (the client's, on their way upstream).
 pub fn set_forwarding_headers(headers: &mut HeaderMap, trust: &ClientTrust, request: &Forwarded<'_>) {
     let trusted = trust.trusts(request.peer);
-    let client_ip =
-        trust.client_ip(request.peer, headers.get(trust.real_ip_header.as_str()).map(HeaderValue::as_bytes));
     let peer = request.peer.to_string();
-    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(existing) if trusted => format!("{existing}, {peer}"),
-        _ => peer,
+    let (client_ip, forwarded_for) = if trusted {
+        // A list header may come as several lines (each proxy adding its own): read them all,
+        // in order, as one list.
+        let real_ip = joined(headers, &trust.real_ip_header);
+        let client_ip = trust.client_ip(request.peer, real_ip.as_deref().map(str::as_bytes));
+        let forwarded_for = match joined(headers, "x-forwarded-for") {
+            Some(existing) => format!("{existing}, {peer}"),
+            None => peer.clone(),
+        };
+        (client_ip.to_string(), forwarded_for)
+    } else {
+        (peer.clone(), peer)
     };
+    set(headers, "x-real-ip", &client_ip);
     set(headers, "x-forwarded-for", &forwarded_for);
-    set(headers, "x-real-ip", &client_ip.to_string());
     let (bare_host, _) = router_core::split_host_port(request.host);
     let port = request.local_port.to_string();
     let ours = [
@@ -134,6 +141,12 @@ fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
             headers.remove(name);
         }
     }
+}
+
+/// Every line of a header, joined with `, `; `None` when absent or not text.
+fn joined(headers: &HeaderMap, name: &str) -> Option<String> {
+    let lines: Vec<&str> = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+    (!lines.is_empty()).then(|| lines.join(", "))
 }
 
 /// HTTP/2 lets a client split `cookie` into several fields; HTTP/1.1 wants one, joined by `; `
@@ -227,6 +240,22 @@ mod tests {
         assert_eq!(h["x-forwarded-prefix"], "/evil");
         assert_eq!(h["x-real-ip"], "6.6.6.6", "from real_ip_header");
         assert_eq!(h["forwarded"], "for=6.6.6.6");
+    }
+
+    #[test]
+    fn list_headers_on_several_lines_are_read_as_one_list() {
+        let trust = ClientTrust {
+            trusted: vec!["127.0.0.0/8".parse().unwrap(), "10.0.0.0/8".parse().unwrap()],
+            real_ip_header: "x-forwarded-for".into(),
+            real_ip_recursive: true,
+        };
+        let request =
+            Forwarded { peer: "127.0.0.1".parse().unwrap(), tls: false, host: "a.test", local_port: 80, path: "/" };
+        // The client forged the first line; the trusted balancer added the second.
+        let mut h = headers(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "7.7.7.7, 10.0.0.2")]);
+        set_forwarding_headers(&mut h, &trust, &request);
+        assert_eq!(h["x-forwarded-for"], "6.6.6.6, 7.7.7.7, 10.0.0.2, 127.0.0.1");
+        assert_eq!(h["x-real-ip"], "7.7.7.7", "the last untrusted address of all the lines");
     }
 
     #[test]

@@ -261,7 +261,7 @@ fn upstream_request(
 /// Connects (with retries across targets on connect failure) and sends the request. A request
 /// that fails on a reused keep-alive connection before any of its response came back (the
 /// upstream had closed the connection while it was idle) is sent once more on a fresh connection
-/// when nothing of its body had been read from the client yet, as nginx does.
+/// when that is safe ([`retry_is_safe`]), as nginx does.
 async fn send(
     pool: &Arc<Pool>,
     snapshot: &Snapshot,
@@ -273,37 +273,66 @@ async fn send(
         _ => None,
     };
     let read_timeout = Duration::from_millis(u64::from(service.read_timeout));
-    let (mut key, mut upstream) = connect(pool, snapshot, service, tls_name.as_ref(), true).await?;
+    let (key, mut upstream) = connect(pool, snapshot, service, tls_name.as_ref(), true).await?;
+    if !upstream.reused {
+        let result = exchange(&mut upstream, req, service, read_timeout).await;
+        return finish(pool, key, upstream, result, read_timeout);
+    }
     let (parts, body) = req.into_parts();
     let body = Reclaimable::new(body);
-    let mut request = Request::from_parts(parts.clone(), body.clone().boxed());
-    loop {
-        let reused = upstream.reused;
-        match exchange(&mut upstream, request, service, read_timeout).await {
-            Ok(response) => {
-                let (head, body) = response.into_parts();
-                let body = if head.status == StatusCode::SWITCHING_PROTOCOLS {
-                    body.map_err(Into::into).boxed()
-                } else {
-                    PooledBody::new(body, pool.clone(), key, upstream, read_timeout).boxed()
-                };
-                return Ok(Response::from_parts(head, body));
-            }
-            Err(Exchange::Failed(error)) if reused && stale(&error) && body.unread() => {
-                tracing::debug!(upstream = %key, error = %error_chain(&error), "a reused connection was closed by the upstream; sending again on a new one");
-                (key, upstream) = connect(pool, snapshot, service, tls_name.as_ref(), false).await?;
-                request = Request::from_parts(parts.clone(), body.clone().boxed());
-            }
-            Err(Exchange::Failed(error)) => return Err(exchange_failure(&key, &error)),
-            Err(Exchange::HeadTimeout) => {
-                return Err(Failure::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    Blame::Upstream,
-                    format!("{key}: no response within read_timeout {read_timeout:?}"),
-                ));
-            }
+    let first = Request::from_parts(parts.clone(), body.clone().boxed());
+    match exchange(&mut upstream, first, service, read_timeout).await {
+        Err(Exchange::Failed(error)) if stale(&error) && retry_is_safe(&parts.method, &body, &error) => {
+            tracing::debug!(upstream = %key, error = %error_chain(&error), "a reused connection was closed by the upstream; sending again on a new one");
+            let (key, mut upstream) = connect(pool, snapshot, service, tls_name.as_ref(), false).await?;
+            let second = Request::from_parts(parts, body.boxed());
+            let result = exchange(&mut upstream, second, service, read_timeout).await;
+            finish(pool, key, upstream, result, read_timeout)
         }
+        result => finish(pool, key, upstream, result, read_timeout),
     }
+}
+
+/// The response to hand on (its body returns the connection to the pool when it ends), or the
+/// failure to answer.
+fn finish(
+    pool: &Arc<Pool>,
+    key: String,
+    upstream: Upstream,
+    result: Result<Response<Incoming>, Exchange>,
+    read_timeout: Duration,
+) -> Result<Response<ProxyBody>, Failure> {
+    match result {
+        Ok(response) => {
+            let (head, body) = response.into_parts();
+            let body = if head.status == StatusCode::SWITCHING_PROTOCOLS {
+                body.map_err(Into::into).boxed()
+            } else {
+                PooledBody::new(body, pool.clone(), key, upstream, read_timeout).boxed()
+            };
+            Ok(Response::from_parts(head, body))
+        }
+        Err(Exchange::Failed(error)) => Err(exchange_failure(&key, &error)),
+        Err(Exchange::HeadTimeout) => Err(Failure::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            Blame::Upstream,
+            format!("{key}: no response within read_timeout {read_timeout:?}"),
+        )),
+    }
+}
+
+/// Whether a request that met a dead connection may be sent again: hyper never sent it; or a body
+/// it has was not read at all (the upstream cannot have acted on half a request); or it has none
+/// and its method is idempotent. A complete bodiless POST may have been acted on: never twice.
+fn retry_is_safe(method: &hyper::Method, body: &Reclaimable, error: &hyper::Error) -> bool {
+    use hyper::Method;
+    let idempotent =
+        matches!(*method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE);
+    error.is_canceled()
+        || match body {
+            Reclaimable::Empty => idempotent,
+            Reclaimable::Unread(_) => body.unread(),
+        }
 }
 
 enum Exchange {

@@ -33,15 +33,29 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// them the addresses left with none: the map does not grow with every address ever used.
 const SWEEP_EVERY: u64 = 256;
 
-fn sweep(idle: &mut IdleConnections, idle_timeout: Duration) {
-    idle.retain(|_, list| {
-        list.retain(|(upstream, since)| upstream.sender.is_ready() && since.elapsed() < idle_timeout);
-        !list.is_empty()
-    });
+/// Idle connections kept in all: past it a connection is closed rather than kept (whatever the
+/// number of addresses: with `preserve_host` on an https service the client's Host is part of the
+/// key).
+const MAX_IDLE: usize = 4096;
+
+/// Idle connections by pool key, with when they went idle, and how many there are in all.
+#[derive(Default)]
+struct IdleConnections {
+    by_key: HashMap<String, Vec<(Upstream, Instant)>>,
+    count: usize,
 }
 
-/// Idle connections by pool key, with when they went idle.
-type IdleConnections = HashMap<String, Vec<(Upstream, Instant)>>;
+impl IdleConnections {
+    fn sweep(&mut self, idle_timeout: Duration) {
+        let mut count = 0;
+        self.by_key.retain(|_, list| {
+            list.retain(|(upstream, since)| upstream.sender.is_ready() && since.elapsed() < idle_timeout);
+            count += list.len();
+            !list.is_empty()
+        });
+        self.count = count;
+    }
+}
 
 /// A connection to an upstream, ready to send a request.
 pub struct Upstream {
@@ -105,9 +119,11 @@ impl Pool {
     /// A ready idle connection to `address`, if one is kept.
     pub fn checkout(&self, key: &str) -> Option<Upstream> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.get_mut(key)?;
+        let list = idle.by_key.get_mut(key)?;
         let mut found = None;
+        let mut taken = 0;
         while let Some((mut upstream, since)) = list.pop() {
+            taken += 1;
             if upstream.sender.is_ready() && since.elapsed() < self.idle_timeout {
                 upstream.reused = true;
                 found = Some(upstream);
@@ -115,8 +131,9 @@ impl Pool {
             }
         }
         if list.is_empty() {
-            idle.remove(key);
+            idle.by_key.remove(key);
         }
+        idle.count -= taken;
         found
     }
 
@@ -126,18 +143,22 @@ impl Pool {
         }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let checkins = self.checkins.fetch_add(1, Ordering::Relaxed);
-        if checkins.is_multiple_of(SWEEP_EVERY) {
-            sweep(&mut idle, self.idle_timeout);
+        if checkins.is_multiple_of(SWEEP_EVERY) || idle.count >= MAX_IDLE {
+            idle.sweep(self.idle_timeout);
         }
-        let list = idle.entry(key).or_default();
+        if idle.count >= MAX_IDLE {
+            return;
+        }
+        let list = idle.by_key.entry(key).or_default();
         if list.len() < MAX_IDLE_PER_ADDRESS {
             list.push((upstream, Instant::now()));
+            idle.count += 1;
         }
     }
 
     /// How many upstream addresses have idle connections kept.
     pub fn addresses(&self) -> usize {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).by_key.len()
     }
 
     /// A new connection to `address` (`host:port`), over TLS verified for `tls_name` when given.

@@ -206,11 +206,6 @@ impl RouterPool {
         }
     }
 
-    /// How many instances are ready to route now.
-    pub fn ready(&self) -> usize {
-        (0..self.instances.slots.len()).filter(|&i| matches!(*self.instances.lock(i), SlotState::Ready(_))).count()
-    }
-
     pub fn route(&self, request: &Request) -> Result<Option<RouteMatch>, RouteFailure> {
         let instances = &self.instances;
         let n = instances.slots.len();
