@@ -411,3 +411,62 @@ fn a_client_that_never_finishes_its_tls_handshake_is_closed() {
     assert!(matches!(read, Ok(0) | Err(_)), "closed: {read:?}");
     assert!(started.elapsed() >= Duration::from_secs(9), "closed after the handshake timeout, not before");
 }
+
+#[test]
+fn keepalive_timeout_and_header_timeout_are_separate_clocks() {
+    let echo = EchoServer::start();
+    let node = strip_node(
+        &echo,
+        &["nginx_http_client_header_timeout = 1s".into(), "nginx_http_keepalive_timeout = 4s".into()],
+    );
+    let mut stream = TcpStream::connect(node.proxy).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut answer = vec![0u8; 4096];
+    for round in 0..2 {
+        if round == 1 {
+            // Idle for longer than the head timeout, well within the keep-alive timeout: this is
+            // the scenario, not a wait for a condition.
+            std::thread::sleep(Duration::from_millis(2000));
+        }
+        stream.write_all(b"GET /public/x HTTP/1.1\r\nHost: a.test\r\n\r\n").unwrap();
+        let n = stream.read(&mut answer).unwrap();
+        assert_eq!(status_of(&String::from_utf8_lossy(&answer[..n])), 200, "round {round}");
+    }
+    // A head started and never finished is still cut at the head timeout.
+    stream.write_all(b"GET /public/x HTTP/1.1\r\n").unwrap();
+    let started = Instant::now();
+    assert!(closed_by_gateway(&mut stream));
+    assert!(started.elapsed() < Duration::from_millis(3500), "cut by the head clock, not keep-alive");
+}
+
+#[test]
+fn an_http2_client_that_stops_reading_is_cut_and_frees_the_upstream_connection() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let echo = EchoServer::start();
+    let port = gateway_tests::free_port();
+    let yaml = format!(
+        "_format_version: '3.0'\nservices:\n- name: s\n  url: http://{}\n  routes: [{{name: r, paths: [/]}}]\n",
+        echo.addr
+    );
+    let node = DbLess::start_at(
+        port,
+        &yaml,
+        &[format!("proxy_listen = 127.0.0.1:{port} http2"), "nginx_http_send_timeout = 1s".into()],
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let _held = runtime.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(node.proxy).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await.unwrap();
+        tokio::spawn(conn);
+        let request = hyper::Request::get(format!("http://a.test:{port}/bytes/1000000000"))
+            .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        // The body is never read: the stream's flow-control window fills and stays full.
+        (sender, response)
+    });
+    poll("the upstream to start sending", DEADLINE, || (echo.seen.load(Ordering::SeqCst) == 1).then_some(()));
+    poll("the upstream connection to be closed", DEADLINE, || (echo.open.load(Ordering::SeqCst) == 0).then_some(()));
+}

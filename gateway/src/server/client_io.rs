@@ -1,32 +1,59 @@
-//! A client connection's clocks, below HTTP: an idle keep-alive connection is closed after
-//! `keepalive_timeout`, and a client that stops reading its response is cut after
-//! `send_timeout`. hyper times the request head itself (`header_read_timeout`); the body's pauses
-//! are timed by the proxy, which can still answer 408.
+//! A client connection's clocks, below HTTP. A request head must arrive whole within
+//! `client_header_timeout` of its first byte; an idle keep-alive connection is closed after
+//! `keepalive_timeout` (the two are separate: hyper's own head timer would start at idleness and
+//! cap one by the other); a client that stops reading its response is cut after `send_timeout`,
+//! whether its socket stops taking bytes (HTTP/1) or it stops granting flow-control window
+//! (HTTP/2, where no write ever waits). The pauses of a request body are timed by the proxy, which
+//! can still answer 408.
 
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, ready};
-
-use crate::io::WriteDeadline;
 use std::time::Duration;
 
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
+use tokio::sync::Notify;
+use tokio::time::{Instant, Sleep};
+
+use crate::io::WriteDeadline;
 
 /// What the connection is doing, shared by its I/O and its requests.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Activity {
     /// Requests whose response has not been sent whole yet.
     in_flight: AtomicUsize,
+    /// Requests begun so far: a head clock started before the latest one began is spent.
+    begun: AtomicU64,
     /// Upgraded to a tunnel (WebSocket): the tunnel has its own idle timeout.
     tunnel: AtomicBool,
+    /// When the connection was accepted; body clocks count milliseconds from it.
+    epoch: Instant,
+    /// The clocks of response bodies still sending (see [`Counted`]).
+    bodies: Mutex<Vec<Weak<AtomicU64>>>,
+    /// Wakes the send watchdog when a request begins.
+    begins: Notify,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            begun: AtomicU64::new(0),
+            tunnel: AtomicBool::new(false),
+            epoch: Instant::now(),
+            bodies: Mutex::new(Vec::new()),
+            begins: Notify::new(),
+        }
+    }
 }
 
 impl Activity {
     pub fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.begun.fetch_add(1, Ordering::Relaxed);
+        self.begins.notify_one();
         InFlight(self.clone())
     }
 
@@ -37,6 +64,39 @@ impl Activity {
 
     fn idle(&self) -> bool {
         self.in_flight.load(Ordering::Relaxed) == 0 && !self.tunnel.load(Ordering::Relaxed)
+    }
+
+    fn now_ms(&self) -> u64 {
+        crate::io::millis(self.epoch.elapsed())
+    }
+
+    fn watch(&self, clock: &Arc<AtomicU64>) {
+        let mut bodies = self.bodies.lock().unwrap_or_else(|p| p.into_inner());
+        bodies.retain(|b| b.strong_count() > 0);
+        bodies.push(Arc::downgrade(clock));
+    }
+
+    /// Resolves when a response body has had a frame ready for longer than `send_timeout`
+    /// without the connection taking it: the client stopped reading.
+    pub async fn stalled(&self, send_timeout: Duration) {
+        let tick = (send_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        let limit = crate::io::millis(send_timeout);
+        loop {
+            if self.in_flight.load(Ordering::Relaxed) == 0 {
+                self.begins.notified().await;
+                continue;
+            }
+            tokio::time::sleep(tick).await;
+            let now = self.now_ms();
+            let bodies = self.bodies.lock().unwrap_or_else(|p| p.into_inner());
+            let stuck = bodies.iter().filter_map(Weak::upgrade).any(|clock| {
+                let ready_at = clock.load(Ordering::Relaxed);
+                ready_at != 0 && now.saturating_sub(ready_at - 1) > limit
+            });
+            if stuck {
+                return;
+            }
+        }
     }
 }
 
@@ -50,15 +110,20 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that keeps its request counted as in flight until it is done.
+/// A response body that keeps its request counted as in flight until it is done, and notes when
+/// it last had a frame the connection did not come back for.
 pub struct Counted<B> {
     inner: B,
-    _in_flight: InFlight,
+    /// 0 while the body is not holding a frame ready; else 1 + the millisecond it produced one.
+    ready_at: Arc<AtomicU64>,
+    in_flight: InFlight,
 }
 
 impl<B> Counted<B> {
     pub fn new(inner: B, in_flight: InFlight) -> Self {
-        Counted { inner, _in_flight: in_flight }
+        let ready_at = Arc::new(AtomicU64::new(0));
+        in_flight.0.watch(&ready_at);
+        Counted { inner, ready_at, in_flight }
     }
 }
 
@@ -67,7 +132,14 @@ impl<B: Body + Unpin> Body for Counted<B> {
     type Error = B::Error;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let ready_at = match &polled {
+            Poll::Ready(Some(Ok(_))) => this.in_flight.0.now_ms() + 1,
+            _ => 0,
+        };
+        this.ready_at.store(ready_at, Ordering::Relaxed);
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -79,18 +151,29 @@ impl<B: Body + Unpin> Body for Counted<B> {
     }
 }
 
-/// A client stream with the keep-alive and send clocks.
+/// The timeouts a [`ClientIo`] keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Clocks {
+    pub header: Duration,
+    pub keepalive: Duration,
+    pub send: Duration,
+}
+
+/// A client stream with the head, keep-alive and send clocks.
 pub struct ClientIo<T> {
     inner: WriteDeadline<T>,
     activity: Arc<Activity>,
-    keepalive: Duration,
+    clocks: Clocks,
     idle: Option<Pin<Box<Sleep>>>,
+    /// Started at the first byte read while no request is in flight, with the count of requests
+    /// begun then: it ends when the next request begins.
+    head: Option<(u64, Pin<Box<Sleep>>)>,
 }
 
 impl<T> ClientIo<T> {
-    pub fn new(inner: T, activity: Arc<Activity>, keepalive: Duration, send_timeout: Duration) -> Self {
-        let inner = WriteDeadline::fixed(inner, send_timeout, "the client", "send_timeout");
-        ClientIo { inner, activity, keepalive, idle: None }
+    pub fn new(inner: T, activity: Arc<Activity>, clocks: Clocks) -> Self {
+        let inner = WriteDeadline::fixed(inner, clocks.send, "the client", "send_timeout");
+        ClientIo { inner, activity, clocks, idle: None, head: None }
     }
 
     pub fn get_ref(&self) -> &T {
@@ -101,9 +184,32 @@ impl<T> ClientIo<T> {
 impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
+        let begun = this.activity.begun.load(Ordering::Relaxed);
+        if this.head.as_ref().is_some_and(|(at, _)| *at != begun) {
+            this.head = None; // the head it timed has arrived
+        }
+        let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    this.idle = None;
+                    if this.activity.idle() && this.head.is_none() {
+                        let header = this.clocks.header;
+                        this.head = Some((begun, Box::pin(tokio::time::sleep(header))));
+                    }
+                }
+                Poll::Ready(Ok(()))
+            }
             Poll::Pending if this.activity.idle() => {
-                let keepalive = this.keepalive;
+                if let Some((_, head)) = this.head.as_mut() {
+                    ready!(head.as_mut().poll(cx));
+                    this.head = None;
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no whole request head within client_header_timeout {:?}", this.clocks.header),
+                    )));
+                }
+                let keepalive = this.clocks.keepalive;
                 let idle = this.idle.get_or_insert_with(|| Box::pin(tokio::time::sleep(keepalive)));
                 ready!(idle.as_mut().poll(cx));
                 this.idle = None;
@@ -114,10 +220,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
                 this.idle = None;
                 Poll::Pending
             }
-            done => {
-                this.idle = None;
-                done
-            }
+            done => done,
         }
     }
 }

@@ -18,7 +18,7 @@ pub mod client_io;
 use crate::conf::ClientLimits;
 use crate::io::AcceptBackoff;
 use crate::shutdown::Shutdown;
-use client_io::{Activity, ClientIo, Counted, InFlight};
+use client_io::{Activity, ClientIo, Clocks, Counted, InFlight};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -90,28 +90,38 @@ pub async fn serve<M, S, B>(
                     let limits = limits.clone();
                     connections.spawn(async move {
                         let activity = Arc::new(Activity::default());
-                        let io = ClientIo::new(stream, activity.clone(), limits.keepalive_timeout, limits.send_timeout);
-                        let result = match tls {
-                            None => {
-                                let service = Counting::new(make(Conn { peer, local, tls: None, activity: activity.clone() }), activity);
-                                protocols.serve(io, service, drained).await
+                        let clocks = Clocks {
+                            header: limits.header_timeout,
+                            keepalive: limits.keepalive_timeout,
+                            send: limits.send_timeout,
+                        };
+                        let io = ClientIo::new(stream, activity.clone(), clocks);
+                        let watched = activity.clone();
+                        let serving = async {
+                            match tls {
+                                None => {
+                                    let conn = Conn { peer, local, tls: None, activity: activity.clone() };
+                                    let service = Counting::new(make(conn), activity);
+                                    protocols.serve(io, service, drained).await
+                                }
+                                Some(acceptor) => {
+                                    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+                                        Ok(Ok(stream)) => stream,
+                                        Ok(Err(error)) => return Err(format!("TLS handshake failed: {error}").into()),
+                                        Err(_) => return Err("TLS handshake timed out".into()),
+                                    };
+                                    let sni = stream.get_ref().1.server_name().map(str::to_string);
+                                    let conn = Conn { peer, local, tls: Some(TlsInfo { sni }), activity: activity.clone() };
+                                    let service = Counting::new(make(conn), activity);
+                                    protocols.serve(stream, service, drained).await
+                                }
                             }
-                            Some(acceptor) => {
-                                let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
-                                    Ok(Ok(stream)) => stream,
-                                    Ok(Err(error)) => {
-                                        tracing::debug!(%peer, %error, "{name}: TLS handshake failed");
-                                        return;
-                                    }
-                                    Err(_) => {
-                                        tracing::debug!(%peer, "{name}: TLS handshake timed out");
-                                        return;
-                                    }
-                                };
-                                let sni = stream.get_ref().1.server_name().map(str::to_string);
-                                let conn = Conn { peer, local, tls: Some(TlsInfo { sni }), activity: activity.clone() };
-                                let service = Counting::new(make(conn), activity);
-                                protocols.serve(stream, service, drained).await
+                        };
+                        // Dropping the connection closes it, with every stream and upstream request on it.
+                        let result: Result<(), BoxError> = tokio::select! {
+                            result = serving => result,
+                            () = watched.stalled(limits.send_timeout) => {
+                                Err(format!("the client took no response data for send_timeout {:?}", limits.send_timeout).into())
                             }
                         };
                         if let Err(error) = result {
@@ -158,10 +168,11 @@ impl Protocols {
         let limits = &options.limits;
         let max_buf = limits.max_header_bytes.max(8192);
         let mut http1 = hyper::server::conn::http1::Builder::new();
-        http1.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).max_buf_size(max_buf);
+        // The head clock is `client_io`'s: hyper's would start when a connection turns idle.
+        http1.timer(TokioTimer::new()).header_read_timeout(None).max_buf_size(max_buf);
         let both = options.http2.then(|| {
             let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).max_buf_size(max_buf);
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(None).max_buf_size(max_buf);
             builder
                 .http2()
                 .timer(TokioTimer::new())
