@@ -11,10 +11,11 @@
 use std::cell::Cell;
 use std::fmt;
 
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Bytes;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value, json};
+use std::time::Duration;
 
 use crate::catalog::ApiError;
 
@@ -38,12 +39,15 @@ pub enum BodyError {
     Syntax { format: &'static str, message: String },
     #[error("cannot read the body: {0}")]
     Read(String),
+    #[error("the client sent nothing of its body for nginx_http_client_body_timeout {0:?}")]
+    Stalled(Duration),
 }
 
 impl From<BodyError> for ApiError {
     fn from(e: BodyError) -> ApiError {
         let status = match e {
             BodyError::TooLarge { .. } => 413,
+            BodyError::Stalled(_) => 408,
             BodyError::MediaType(_) => 415,
             _ => 400,
         };
@@ -84,9 +88,9 @@ impl Format {
     }
 }
 
-/// Reads a whole body of at most `limit` bytes. A declared `Content-Length` over the limit is
-/// refused before anything is read.
-pub async fn read<B>(body: B, content_length: Option<u64>, limit: usize) -> Result<Bytes, BodyError>
+/// Reads a whole body of at most `limit` bytes, pausing at most `stall` between two reads. A
+/// declared `Content-Length` over the limit is refused before anything is read.
+pub async fn read<B>(body: B, content_length: Option<u64>, limit: usize, stall: Duration) -> Result<Bytes, BodyError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -94,10 +98,22 @@ where
     if content_length.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge { limit });
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge { limit }),
-        Err(e) => Err(BodyError::Read(e.to_string())),
+    let mut body = std::pin::pin!(body);
+    let mut out = bytes::BytesMut::new();
+    loop {
+        match tokio::time::timeout(stall, body.as_mut().frame()).await {
+            Err(_) => return Err(BodyError::Stalled(stall)),
+            Ok(None) => return Ok(out.freeze()),
+            Ok(Some(Err(e))) => return Err(BodyError::Read(e.to_string())),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if out.len() + data.len() > limit {
+                        return Err(BodyError::TooLarge { limit });
+                    }
+                    out.extend_from_slice(&data);
+                }
+            }
+        }
     }
 }
 
@@ -517,10 +533,31 @@ mod tests {
     #[tokio::test]
     async fn bodies_over_the_limit_are_413() {
         let body = http_body_util::Full::new(Bytes::from(vec![b'x'; 100]));
-        assert_eq!(read(body.clone(), None, 100).await.unwrap().len(), 100);
-        assert_eq!(read(body.clone(), None, 99).await, Err(BodyError::TooLarge { limit: 99 }));
-        assert_eq!(read(body, Some(1 << 40), 1000).await, Err(BodyError::TooLarge { limit: 1000 }));
+        let stall = Duration::from_secs(60);
+        assert_eq!(read(body.clone(), None, 100, stall).await.unwrap().len(), 100);
+        assert_eq!(read(body.clone(), None, 99, stall).await, Err(BodyError::TooLarge { limit: 99 }));
+        assert_eq!(read(body, Some(1 << 40), 1000, stall).await, Err(BodyError::TooLarge { limit: 1000 }));
         assert_eq!(ApiError::from(BodyError::TooLarge { limit: 1 }).status, 413);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stalls_is_408() {
+        // A body that sends one chunk, then nothing: the reader gives up after the pause allowed.
+        let (sender, body) = {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(1);
+            (tx, http_body_util::StreamBody::new(tokio_stream_from(rx)))
+        };
+        sender.send(Ok(hyper::body::Frame::data(Bytes::from_static(b"{")))).await.unwrap();
+        let stall = Duration::from_secs(5);
+        let read = read(body, None, 100, stall).await;
+        assert_eq!(read, Err(BodyError::Stalled(stall)));
+        assert_eq!(ApiError::from(read.unwrap_err()).status, 408);
+        drop(sender);
+    }
+
+    /// A stream over a channel's receiver, without another dependency.
+    fn tokio_stream_from<T>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures_util::Stream<Item = T> {
+        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
     }
 
     #[test]

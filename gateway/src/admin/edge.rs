@@ -49,6 +49,8 @@ pub struct Edge {
     names: Vec<String>,
     /// `nginx_admin_client_max_body_size`.
     pub max_body: usize,
+    /// The longest pause between two reads of a body (`nginx_http_client_body_timeout`).
+    pub body_timeout: std::time::Duration,
 }
 
 impl Edge {
@@ -63,7 +65,11 @@ impl Edge {
             .collect();
         names.sort();
         names.dedup();
-        Edge { names, max_body }
+        Edge { names, max_body, body_timeout: std::time::Duration::from_secs(60) }
+    }
+
+    pub fn with_body_timeout(self, body_timeout: std::time::Duration) -> Edge {
+        Edge { body_timeout, ..self }
     }
 
     /// Admits a request whose target is `authority` (HTTP/2's `:authority`, or an absolute URI)

@@ -91,7 +91,7 @@ impl AdminApi {
         let content_type = header(hyper::header::CONTENT_TYPE).map(str::to_string);
         let length = header(hyper::header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
         let (parts, incoming) = req.into_parts();
-        let bytes = body::read(incoming, length, self.inner.edge.max_body).await?;
+        let bytes = body::read(incoming, length, self.inner.edge.max_body, self.inner.edge.body_timeout).await?;
         Ok(Received {
             method: parts.method,
             path: parts.uri.path().to_string(),

@@ -5,7 +5,7 @@
 use router_core::HostPattern;
 
 use super::types::Protocol;
-use crate::conf::PemSource;
+use crate::tls::PemSource;
 
 /// Kong's names: letters, digits, `.`, `-`, `_` and `~`.
 pub fn name(v: &str) -> Result<(), String> {

@@ -356,7 +356,8 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             &settings.admin_listen,
             &settings.admin_allowed_hosts,
             usize::try_from(settings.admin_max_body).unwrap_or(usize::MAX),
-        );
+        )
+        .with_body_timeout(settings.client_limits.body_timeout);
         let admin =
             AdminApi::new(catalog.clone(), applied.clone(), node_info(&settings, node_id), registry.clone(), edge);
         for spec in &settings.admin_listen {

@@ -210,7 +210,7 @@ impl Certificates {
 
 /// A rustls signing identity from PEM texts.
 pub fn certified_key(cert_pem: &str, key_pem: &str) -> Result<CertifiedKey, String> {
-    use crate::conf::PemSource;
+    use crate::tls::PemSource;
     let chain = PemSource::Inline(cert_pem.to_string()).load_certs()?;
     let key = PemSource::Inline(key_pem.to_string()).load_key()?;
     let signing = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| format!("unsupported key: {e}"))?;
