@@ -481,3 +481,17 @@ pub fn http_send(
         lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_string(), v.trim().to_string())).collect();
     Ok(Exchange { status, headers, body: body.to_string() })
 }
+
+/// Connects to `addr`, sends nothing, and returns how long the server kept the connection open
+/// (it must close it, by EOF or reset, within [`DEADLINE`]).
+pub fn silent_connection_lifetime(addr: SocketAddr) -> Duration {
+    let mut silent = TcpStream::connect(addr).expect("connecting");
+    silent.set_read_timeout(Some(DEADLINE)).unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let read = silent.read(&mut buf);
+    assert!(matches!(read, Ok(0) | Err(_)), "closed: {read:?}");
+    let lived = started.elapsed();
+    assert!(lived < DEADLINE, "closed within the deadline");
+    lived
+}
