@@ -178,6 +178,13 @@ pub struct Verified {
 impl TrustSet {
     /// A set trusting each of `certs`, which come from `source` (named in errors).
     pub fn new(certs: Vec<CertificateDer<'static>>, source: &str) -> Result<TrustSet, PkiError> {
+        let mut set = TrustSet { certs: Vec::new(), anchors: Vec::new(), pins: HashSet::new() };
+        set.add(certs, source)?;
+        Ok(set)
+    }
+
+    /// Adds `certs` (from `source`, named in errors); none of them if one cannot be trusted.
+    pub fn add(&mut self, certs: Vec<CertificateDer<'static>>, source: &str) -> Result<(), PkiError> {
         let mut anchors = Vec::with_capacity(certs.len());
         for cert in &certs {
             let anchor = webpki::anchor_from_trusted_cert(cert).map_err(|e| PkiError::BadTrusted {
@@ -186,8 +193,10 @@ impl TrustSet {
             })?;
             anchors.push(anchor.to_owned());
         }
-        let pins = certs.iter().map(|c| Sha256::digest(c.as_ref()).into()).collect();
-        Ok(TrustSet { certs, anchors, pins })
+        self.anchors.extend(anchors);
+        self.pins.extend(certs.iter().map(|c| <[u8; 32]>::from(Sha256::digest(c.as_ref()))));
+        self.certs.extend(certs);
+        Ok(())
     }
 
     /// Adds `certs`, skipping (and counting) those that cannot be trust anchors, as an operating
