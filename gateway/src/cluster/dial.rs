@@ -348,8 +348,7 @@ fn pki_hint(e: &PkiError) -> &'static str {
 /// TLS 1.3 on the first read after it, as an alert. The alert names the reason.
 pub fn refused_by_control_plane(e: &std::io::Error, cp: &str) -> Option<HopError> {
     use rustls::AlertDescription as A;
-    let Some(rustls::Error::AlertReceived(alert)) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
-    else {
+    let Some(rustls::Error::AlertReceived(alert)) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
         return None;
     };
     let (why, hint) = match alert {

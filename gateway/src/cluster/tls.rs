@@ -173,7 +173,9 @@ impl CpTls {
                 if ca.is_empty() {
                     return Err(ClusterTlsError::NoCa);
                 }
-                Some(Arc::new(DpTrust::new(ca).map_err(|source| ClusterTlsError::Pki { key: "cluster_ca_cert", source })?))
+                Some(Arc::new(
+                    DpTrust::new(ca).map_err(|source| ClusterTlsError::Pki { key: "cluster_ca_cert", source })?,
+                ))
             }
         };
         let config = Self::build(&material, trust.as_ref())?;
@@ -242,7 +244,9 @@ impl DpTls {
         let material = Material::of(settings);
         let server_name = match material.mode {
             ClusterMtls::Shared => shared_server_name(),
-            ClusterMtls::Pki => pki_server_name(settings.cluster_server_name.as_deref(), &settings.cluster_control_plane)?,
+            ClusterMtls::Pki => {
+                pki_server_name(settings.cluster_server_name.as_deref(), &settings.cluster_control_plane)?
+            }
         };
         let config = Self::build(&material)?;
         Ok(DpTls { material, server_name, config: ArcSwap::from_pointee(config) })
@@ -306,7 +310,9 @@ fn cp_trust(material: &Material) -> Result<TrustSet, ClusterTlsError> {
         }
     }
     if set.is_empty() {
-        tracing::warn!("cluster_mtls = pki: no certificate is trusted for the control plane (cluster_ca_cert is unset and lua_ssl_trusted_certificate yields none)");
+        tracing::warn!(
+            "cluster_mtls = pki: no certificate is trusted for the control plane (cluster_ca_cert is unset and lua_ssl_trusted_certificate yields none)"
+        );
     }
     Ok(set)
 }

@@ -28,8 +28,8 @@ use crate::catalog::{Catalog, CatalogError};
 use crate::cluster::cache::{Cached, ConfigCache};
 use crate::cluster::cp::{ControlPlane, Registry};
 use crate::cluster::dial::Dialer;
-use crate::cluster::tls::{CpTls, DpTls};
 use crate::cluster::dp::DataPlane;
+use crate::cluster::tls::{CpTls, DpTls};
 use crate::conf::{Database, Role, Settings};
 use crate::entities::DeclarativeError;
 use crate::proxy::tls::TlsSetupError;
@@ -237,8 +237,12 @@ impl Reloadable {
             }
         };
         match result {
-            Ok(Ok(())) => tracing::info!("SIGHUP: cluster certificate, key and trust reloaded; new links use them, links up now stay as they are"),
-            Ok(Err(error)) => tracing::error!(%error, "SIGHUP: cannot reload the cluster TLS files; keeping the previous ones"),
+            Ok(Ok(())) => tracing::info!(
+                "SIGHUP: cluster certificate, key and trust reloaded; new links use them, links up now stay as they are"
+            ),
+            Ok(Err(error)) => {
+                tracing::error!(%error, "SIGHUP: cannot reload the cluster TLS files; keeping the previous ones")
+            }
             Err(_) => tracing::error!("SIGHUP: the reload was interrupted; keeping the previous cluster TLS"),
         }
     }

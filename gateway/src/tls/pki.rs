@@ -104,23 +104,23 @@ pub enum PkiError {
     #[error("the certificate cannot be read: {reason}")]
     Unreadable { reason: String },
     #[error("{cert} is not trusted: its chain ends at the CA \"{top}\", which is not among the trusted certificates")]
-    Untrusted { cert: CertInfo, top: String },
+    Untrusted { cert: Box<CertInfo>, top: String },
     #[error(
         "{cert}: the chain is incomplete: \"{top}\" was issued by \"{issuer}\", which the peer did not send and which is not trusted (the peer must send its intermediates, or \"{issuer}\" is not a trusted CA)"
     )]
-    Incomplete { cert: CertInfo, top: String, issuer: String },
+    Incomplete { cert: Box<CertInfo>, top: String, issuer: String },
     #[error("{cert} lacks the extended key usage {purpose} (it must be issued for TLS {role} authentication)")]
-    MissingEku { cert: CertInfo, purpose: &'static str, role: &'static str },
+    MissingEku { cert: Box<CertInfo>, purpose: &'static str, role: &'static str },
     #[error("{cert} is not valid for the name {name} (it names: {names})")]
-    NameMismatch { cert: CertInfo, name: String, names: String },
+    NameMismatch { cert: Box<CertInfo>, name: String, names: String },
     #[error("{cert}: {which} expired at {at}")]
-    Expired { cert: CertInfo, which: &'static str, at: String },
+    Expired { cert: Box<CertInfo>, which: &'static str, at: String },
     #[error("{cert}: {which} is not yet valid: valid from {from}")]
-    NotYetValid { cert: CertInfo, which: &'static str, from: String },
+    NotYetValid { cert: Box<CertInfo>, which: &'static str, from: String },
     #[error("{cert}: the chain has more than {MAX_INTERMEDIATES} intermediates ({count})")]
-    TooManyIntermediates { cert: CertInfo, count: usize },
+    TooManyIntermediates { cert: Box<CertInfo>, count: usize },
     #[error("{cert} is refused: {reason}")]
-    Invalid { cert: CertInfo, reason: String },
+    Invalid { cert: Box<CertInfo>, reason: String },
 }
 
 impl PkiError {
@@ -187,10 +187,8 @@ impl TrustSet {
     pub fn add(&mut self, certs: Vec<CertificateDer<'static>>, source: &str) -> Result<(), PkiError> {
         let mut anchors = Vec::with_capacity(certs.len());
         for cert in &certs {
-            let anchor = webpki::anchor_from_trusted_cert(cert).map_err(|e| PkiError::BadTrusted {
-                source_name: source.to_string(),
-                reason: format!("{e:?}"),
-            })?;
+            let anchor = webpki::anchor_from_trusted_cert(cert)
+                .map_err(|e| PkiError::BadTrusted { source_name: source.to_string(), reason: format!("{e:?}") })?;
             anchors.push(anchor.to_owned());
         }
         self.anchors.extend(anchors);
@@ -234,7 +232,8 @@ impl TrustSet {
         purpose: Purpose,
         name: Option<&ServerName<'_>>,
     ) -> Result<Verified, PkiError> {
-        let cert = info(leaf).ok_or_else(|| PkiError::Unreadable { reason: "not an X.509 certificate".into() })?;
+        let cert =
+            Box::new(info(leaf).ok_or_else(|| PkiError::Unreadable { reason: "not an X.509 certificate".into() })?);
         let end_entity = webpki::EndEntityCert::try_from(leaf)
             .map_err(|e| PkiError::Unreadable { reason: format!("{cert}: {e:?}") })?;
         let issuer = if self.pins.contains(&<[u8; 32]>::from(Sha256::digest(leaf.as_ref()))) {
@@ -281,7 +280,7 @@ impl TrustSet {
                 cert: cert.clone(),
             })?;
         }
-        Ok(Verified { leaf: cert, issuer })
+        Ok(Verified { leaf: *cert, issuer })
     }
 
     /// The sent or trusted certificate named as `cert`'s issuer (for a pinned leaf's OCSP check).
@@ -293,7 +292,13 @@ impl TrustSet {
     }
 
     /// A webpki refusal in an operator's words.
-    fn explain(&self, e: webpki::Error, cert: CertInfo, leaf: &CertificateDer<'_>, sent: &[CertificateDer<'_>]) -> PkiError {
+    fn explain(
+        &self,
+        e: webpki::Error,
+        cert: Box<CertInfo>,
+        leaf: &CertificateDer<'_>,
+        sent: &[CertificateDer<'_>],
+    ) -> PkiError {
         use webpki::Error as W;
         let which = |not_after_or_before: i64, leaf_time: i64| {
             if not_after_or_before == leaf_time { "it" } else { "a certificate in its chain" }
@@ -301,7 +306,7 @@ impl TrustSet {
         match e {
             W::UnknownIssuer => {
                 // The top of what was sent: the last certificate that chains from the leaf by name.
-                let mut top = cert.clone();
+                let mut top = (*cert).clone();
                 let mut chain = vec![leaf.clone().into_owned()];
                 while let Some(next) = sent
                     .iter()
@@ -328,11 +333,14 @@ impl TrustSet {
                 let from = not_before.as_secs() as i64;
                 PkiError::NotYetValid { which: which(from, cert.not_before), from: when(from), cert }
             }
-            W::RequiredEkuNotFoundContext(_) => {
-                PkiError::Invalid { cert, reason: "a certificate in its chain does not allow this purpose (EKU)".into() }
-            }
+            W::RequiredEkuNotFoundContext(_) => PkiError::Invalid {
+                cert,
+                reason: "a certificate in its chain does not allow this purpose (EKU)".into(),
+            },
             W::MaximumPathDepthExceeded => PkiError::TooManyIntermediates { cert, count: sent.len() },
-            W::CaUsedAsEndEntity => PkiError::Invalid { cert, reason: "it is a CA certificate, not an end entity".into() },
+            W::CaUsedAsEndEntity => {
+                PkiError::Invalid { cert, reason: "it is a CA certificate, not an end entity".into() }
+            }
             W::InvalidSignatureForPublicKey => {
                 PkiError::Invalid { cert, reason: "a signature in its chain does not verify".into() }
             }
@@ -352,7 +360,7 @@ fn purpose_der(purpose: Purpose) -> &'static [u8] {
 /// The leaf must list the purpose's EKU: a certificate without the extension is refused too.
 fn require_eku(leaf: &CertificateDer<'_>, cert: &CertInfo, purpose: Purpose) -> Result<(), PkiError> {
     let missing = || PkiError::MissingEku {
-        cert: cert.clone(),
+        cert: Box::new(cert.clone()),
         purpose: purpose.name(),
         role: match purpose {
             Purpose::ClientAuth => "client",

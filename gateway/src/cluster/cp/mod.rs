@@ -108,7 +108,9 @@ impl ControlPlane {
                     _ => None,
                 });
                 match alert {
-                    Some(alert) => tracing::error!(peer = %peer, alert = ?alert, "a data plane refused this control plane's certificate (its log says why)"),
+                    Some(alert) => {
+                        tracing::error!(peer = %peer, alert = ?alert, "a data plane refused this control plane's certificate (its log says why)")
+                    }
                     None => tracing::error!(peer = %peer, %error, "refused a data plane at the TLS handshake"),
                 }
                 return Ok(());

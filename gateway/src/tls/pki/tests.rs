@@ -87,7 +87,7 @@ fn a_pinned_leaf_passes_alone_and_its_sibling_does_not() {
     let root = root("root");
     let mid = sub("mid", &root);
     let pinned = client(&mid);
-    let set = trust(&[pinned.clone()]);
+    let set = trust(std::slice::from_ref(&pinned));
     let verified = check(&set, &pinned, &[]).unwrap();
     assert!(verified.issuer.is_none(), "the issuer was neither sent nor trusted");
     assert!(check(&set, &pinned, &[der(&mid)]).unwrap().issuer.is_some());
@@ -125,7 +125,8 @@ fn a_server_must_be_valid_for_the_name() {
     let root = root("root");
     let server = leaf_with("cp.example", &root, vec![Eku::ServerAuth], (-1, 30));
     let other = ServerName::try_from("other.example").unwrap();
-    let err = trust(&[der(&root)]).verify(&server, &[], UnixTime::now(), Purpose::ServerAuth, Some(&other)).unwrap_err();
+    let err =
+        trust(&[der(&root)]).verify(&server, &[], UnixTime::now(), Purpose::ServerAuth, Some(&other)).unwrap_err();
     assert!(err.to_string().contains("is not valid for the name other.example (it names: cp.example)"), "{err}");
 }
 
