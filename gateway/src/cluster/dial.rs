@@ -160,14 +160,18 @@ impl Dialer {
         if let Some(refused) = refused_by_control_plane(e, &format!("{cp}{via}")) {
             return refused;
         }
-        let certificate = e
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
-        if certificate {
+        let certificate = match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            // A verifier's own error (the shared mode's pin mismatch) in its words.
+            Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) => {
+                Some(other.0.to_string())
+            }
+            Some(rustls::Error::InvalidCertificate(error)) => Some(format!("invalid peer certificate: {error}")),
+            _ => None,
+        };
+        if let Some(why) = certificate {
             HopError {
                 hop: Hop::ClusterCertificate,
-                message: format!("the control plane {cp}{via}: {e}"),
+                message: format!("the control plane {cp}{via}: {why}"),
                 hint: match self.cluster_tls.mode() {
                     ClusterMtls::Shared => {
                         "cluster_cert must be the same file on the control plane and the data planes (shared mode)"

@@ -185,6 +185,11 @@ impl CpTls {
     fn build(material: &Material, trust: Option<&Arc<DpTrust>>) -> Result<ServerConfig, ClusterTlsError> {
         let (chain, key) = material.identity()?;
         warn_if_expiring("this control plane's cluster certificate (cluster_cert)", &chain);
+        if trust.is_some() && !pki::lists_purpose(&chain[0], Purpose::ServerAuth) {
+            tracing::warn!(
+                "cluster_cert does not list the extended key usage serverAuth: pki data planes will refuse this control plane"
+            );
+        }
         Ok(match trust {
             None => shared_server_config(chain, key)?,
             Some(trust) => {
@@ -255,6 +260,11 @@ impl DpTls {
     fn build(material: &Material) -> Result<ClientConfig, ClusterTlsError> {
         let (chain, key) = material.identity()?;
         warn_if_expiring("this data plane's cluster certificate (cluster_cert)", &chain);
+        if material.mode == ClusterMtls::Pki && !pki::lists_purpose(&chain[0], Purpose::ClientAuth) {
+            tracing::warn!(
+                "cluster_cert does not list the extended key usage clientAuth: a pki control plane will refuse this data plane"
+            );
+        }
         Ok(match material.mode {
             ClusterMtls::Shared => shared_client_config(chain, key)?,
             ClusterMtls::Pki => {

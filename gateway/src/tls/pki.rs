@@ -357,6 +357,11 @@ fn purpose_der(purpose: Purpose) -> &'static [u8] {
     }
 }
 
+/// Whether `cert` lists `purpose`'s EKU (a node checks its own certificate with it at start).
+pub fn lists_purpose(cert: &CertificateDer<'_>, purpose: Purpose) -> bool {
+    info(cert).is_some_and(|facts| require_eku(cert, &facts, purpose).is_ok())
+}
+
 /// The leaf must list the purpose's EKU: a certificate without the extension is refused too.
 fn require_eku(leaf: &CertificateDer<'_>, cert: &CertInfo, purpose: Purpose) -> Result<(), PkiError> {
     let missing = || PkiError::MissingEku {
