@@ -194,10 +194,11 @@ impl CpTls {
             None => shared_server_config(chain, key)?,
             Some(trust) => {
                 let verifier = Arc::new(PkiVerifier::new(trust.shared.clone(), Purpose::ClientAuth));
-                ServerConfig::builder_with_provider(provider())
+                let config = ServerConfig::builder_with_provider(provider())
                     .with_safe_default_protocol_versions()?
                     .with_client_cert_verifier(verifier)
-                    .with_single_cert(chain, key)?
+                    .with_single_cert(chain, key)?;
+                without_resumption(config)
             }
         })
     }
@@ -270,11 +271,13 @@ impl DpTls {
             ClusterMtls::Pki => {
                 let trust = cp_trust(material)?;
                 let verifier = Arc::new(PkiVerifier::new(Arc::new(ArcSwap::from_pointee(trust)), Purpose::ServerAuth));
-                ClientConfig::builder_with_provider(provider())
+                let mut config = ClientConfig::builder_with_provider(provider())
                     .with_safe_default_protocol_versions()?
                     .dangerous()
                     .with_custom_certificate_verifier(verifier)
-                    .with_client_auth_cert(chain, key)?
+                    .with_client_auth_cert(chain, key)?;
+                config.resumption = rustls::client::Resumption::disabled();
+                config
             }
         })
     }
@@ -343,10 +346,20 @@ pub fn shared_server_name() -> ServerName<'static> {
 pub fn shared_server_config(chain: Chain, key: PrivateKeyDer<'static>) -> Result<ServerConfig, rustls::Error> {
     let pin = pinned::Pin::of(&chain[0]);
     let verifier = Arc::new(pinned::PinnedVerifier::new(pin, provider()));
-    ServerConfig::builder_with_provider(provider())
+    let config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
+        .with_single_cert(chain, key)?;
+    Ok(without_resumption(config))
+}
+
+/// A resumed session skips the client certificate's verification; the cluster link never resumes,
+/// so every link is checked against the trust of the moment (removed certificates, revocation,
+/// expiry). Links are few and long-lived: a full handshake each time costs nothing that matters.
+fn without_resumption(mut config: ServerConfig) -> ServerConfig {
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    config
 }
 
 /// The data plane's side in shared mode: presents the cluster certificate and accepts only a
@@ -354,9 +367,59 @@ pub fn shared_server_config(chain: Chain, key: PrivateKeyDer<'static>) -> Result
 pub fn shared_client_config(chain: Chain, key: PrivateKeyDer<'static>) -> Result<ClientConfig, rustls::Error> {
     let pin = pinned::Pin::of(&chain[0]);
     let verifier = Arc::new(pinned::PinnedVerifier::new(pin, provider()));
-    ClientConfig::builder_with_provider(provider())
+    let mut config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
-        .with_client_auth_cert(chain, key)
+        .with_client_auth_cert(chain, key)?;
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::{ClientConnection, ServerConnection};
+
+    use super::*;
+
+    /// Runs a full in-memory handshake and says how it went.
+    fn handshake(client: &Arc<ClientConfig>, server: &Arc<ServerConfig>) -> rustls::HandshakeKind {
+        let mut c = ClientConnection::new(client.clone(), shared_server_name()).unwrap();
+        let mut s = ServerConnection::new(server.clone()).unwrap();
+        for _ in 0..20 {
+            let mut wire = Vec::new();
+            while c.wants_write() {
+                c.write_tls(&mut wire).unwrap();
+            }
+            let mut read = &wire[..];
+            while !read.is_empty() {
+                s.read_tls(&mut read).unwrap();
+            }
+            s.process_new_packets().unwrap();
+            let mut wire = Vec::new();
+            while s.wants_write() {
+                s.write_tls(&mut wire).unwrap();
+            }
+            let mut read = &wire[..];
+            while !read.is_empty() {
+                c.read_tls(&mut read).unwrap();
+            }
+            c.process_new_packets().unwrap();
+            if !c.is_handshaking() && !s.is_handshaking() && !c.wants_write() && !s.wants_write() {
+                break;
+            }
+        }
+        s.handshake_kind().expect("the handshake finished")
+    }
+
+    #[test]
+    fn cluster_links_never_resume_a_session() {
+        let pair = crate::certs::cluster_pair(1).unwrap();
+        let chain = PemSource::Inline(pair.cert_pem).load_certs().unwrap();
+        let key = || PemSource::Inline(pair.key_pem.clone()).load_key().unwrap();
+        let server = Arc::new(shared_server_config(chain.clone(), key()).unwrap());
+        let client = Arc::new(shared_client_config(chain, key()).unwrap());
+        assert_eq!(handshake(&client, &server), rustls::HandshakeKind::Full);
+        assert_eq!(handshake(&client, &server), rustls::HandshakeKind::Full, "a second link must verify again");
+    }
 }
