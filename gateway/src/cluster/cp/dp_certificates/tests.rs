@@ -119,3 +119,40 @@ fn a_damaged_file_stops_the_start_naming_it() {
     let err = DpCertificates::open(dir.path(), trust()).err().unwrap().to_string();
     assert!(err.contains(&format!("entry 1 ({id}): not a PEM certificate")), "{err}");
 }
+
+mod hostile {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn pem_block(body: &[u8]) -> String {
+        use base64::Engine;
+        let text = base64::engine::general_purpose::STANDARD.encode(body);
+        format!("-----BEGIN CERTIFICATE-----\n{text}\n-----END CERTIFICATE-----\n")
+    }
+
+    proptest! {
+        /// Whatever a client sends as `cert` is refused or accepted, never a panic.
+        #[test]
+        fn any_text_is_answered_without_panicking(text in ".{0,400}") {
+            let _ = check_certificate(&text);
+        }
+
+        /// Arbitrary DER inside a well-formed PEM block, and a real certificate with bytes flipped.
+        #[test]
+        fn any_der_is_answered_without_panicking(
+            junk in proptest::collection::vec(any::<u8>(), 0..600),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        ) {
+            let _ = check_certificate(&pem_block(&junk));
+            let good = ca_pair("p", 1).unwrap().cert_pem;
+            let mut der = der(&good).to_vec();
+            prop_assert!(check_certificate(&pem_block(&der)).is_ok(), "the unflipped certificate passes");
+            for (at, byte) in flips {
+                let i = at.index(der.len());
+                der[i] ^= byte;
+            }
+            let _ = check_certificate(&pem_block(&der));
+        }
+    }
+}
