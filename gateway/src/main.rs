@@ -82,7 +82,7 @@ enum ClusterCommand {
 enum Hybrid {
     /// Generate the certificate and key shared by control plane and data planes (cluster_mtls = shared).
     #[command(name = "gen_cert")]
-    GenCert {
+    Cert {
         /// Where to write the certificate (default ./cluster.crt).
         #[arg(requires = "key")]
         cert: Option<PathBuf>,
@@ -92,6 +92,67 @@ enum Hybrid {
         #[arg(short = 'd', long, default_value_t = certs::DEFAULT_DAYS)]
         days: u32,
     },
+    /// Generate a cluster CA for cluster_mtls = pki: self-signed, CA:TRUE, keyCertSign and cRLSign.
+    #[command(name = "gen_ca")]
+    Ca {
+        /// Where to write the CA certificate (default ./cluster_ca.crt).
+        #[arg(requires = "key")]
+        cert: Option<PathBuf>,
+        /// Where to write the CA's private key (default ./cluster_ca.key).
+        key: Option<PathBuf>,
+        /// Days the CA stays valid (default ten years).
+        #[arg(short = 'd', long, default_value_t = certs::ca::CA_DEFAULT_DAYS)]
+        days: u32,
+        /// The CA's common name.
+        #[arg(long, default_value = certs::ca::CA_DEFAULT_NAME)]
+        name: String,
+    },
+    /// Generate a data plane certificate signed by the cluster CA (EKU clientAuth, not a CA).
+    #[command(name = "gen_dp_cert")]
+    DpCert {
+        #[command(flatten)]
+        ca: CaFiles,
+        /// Where to write the certificate (default ./cluster_dp.crt).
+        #[arg(requires = "key")]
+        cert: Option<PathBuf>,
+        /// Where to write the private key (default ./cluster_dp.key).
+        key: Option<PathBuf>,
+        /// Days the certificate stays valid.
+        #[arg(short = 'd', long, default_value_t = certs::ca::LEAF_DEFAULT_DAYS)]
+        days: u32,
+        /// The certificate's name (common name and DNS name; the control plane does not check it).
+        #[arg(long, default_value = certs::ca::DP_DEFAULT_NAME)]
+        name: String,
+    },
+    /// Generate a control plane certificate signed by the cluster CA (EKU serverAuth, not a CA).
+    #[command(name = "gen_cp_cert")]
+    CpCert {
+        #[command(flatten)]
+        ca: CaFiles,
+        /// Where to write the certificate (default ./cluster_cp.crt).
+        #[arg(requires = "key")]
+        cert: Option<PathBuf>,
+        /// Where to write the private key (default ./cluster_cp.key).
+        key: Option<PathBuf>,
+        /// Days the certificate stays valid.
+        #[arg(short = 'd', long, default_value_t = certs::ca::LEAF_DEFAULT_DAYS)]
+        days: u32,
+        /// A DNS name or IP address data planes reach the control plane by (its
+        /// cluster_server_name); repeat it or separate names by commas. The first is also the CN.
+        #[arg(long, required = true)]
+        name: Vec<String>,
+    },
+}
+
+/// The CA that signs a leaf.
+#[derive(clap::Args)]
+struct CaFiles {
+    /// The cluster CA's certificate (PEM).
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    ca_cert: PathBuf,
+    /// The cluster CA's private key (PKCS#8 PEM).
+    #[arg(long = "ca-key", value_name = "FILE")]
+    ca_key: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -99,7 +160,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Start { conf: cli.conf }) {
         Command::Start { conf } => start(conf.as_deref()),
         Command::Check { file } => check(&file),
-        Command::Hybrid { command: Hybrid::GenCert { cert, key, days } } => {
+        Command::Hybrid { command: Hybrid::Cert { cert, key, days } } => {
             let cert = cert.unwrap_or_else(|| PathBuf::from("cluster.crt"));
             let key = key.unwrap_or_else(|| PathBuf::from("cluster.key"));
             match certs::gen_cert(&cert, &key, days) {
@@ -107,6 +168,41 @@ fn main() -> ExitCode {
                     println!("wrote certificate {} and key {} (valid {days} days)", cert.display(), key.display());
                     ExitCode::SUCCESS
                 }
+                Err(e) => fail(&e.to_string()),
+            }
+        }
+        Command::Hybrid { command: Hybrid::Ca { cert, key, days, name } } => {
+            let (cert, key) = paths(cert, key, "cluster_ca");
+            match certs::ca::gen_ca(&cert, &key, &name, days) {
+                Ok(()) => wrote("CA certificate", &cert, &key, days, None),
+                Err(e) => fail(&e.to_string()),
+            }
+        }
+        Command::Hybrid { command: Hybrid::DpCert { ca, cert, key, days, name } } => {
+            let (cert, key) = paths(cert, key, "cluster_dp");
+            let made = certs::ca::gen_leaf(
+                (&ca.ca_cert, &ca.ca_key),
+                (&cert, &key),
+                certs::ca::Role::DataPlane,
+                &[name],
+                days,
+            );
+            match made {
+                Ok(warning) => wrote("data plane certificate", &cert, &key, days, warning),
+                Err(e) => fail(&e.to_string()),
+            }
+        }
+        Command::Hybrid { command: Hybrid::CpCert { ca, cert, key, days, name } } => {
+            let (cert, key) = paths(cert, key, "cluster_cp");
+            let made = certs::ca::gen_leaf(
+                (&ca.ca_cert, &ca.ca_key),
+                (&cert, &key),
+                certs::ca::Role::ControlPlane,
+                &name,
+                days,
+            );
+            match made {
+                Ok(warning) => wrote("control plane certificate", &cert, &key, days, warning),
                 Err(e) => fail(&e.to_string()),
             }
         }
@@ -194,6 +290,22 @@ fn start(file: Option<&Path>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The given certificate and key paths, or `./<stem>.crt` and `./<stem>.key`.
+fn paths(cert: Option<PathBuf>, key: Option<PathBuf>, stem: &str) -> (PathBuf, PathBuf) {
+    (
+        cert.unwrap_or_else(|| PathBuf::from(format!("{stem}.crt"))),
+        key.unwrap_or_else(|| PathBuf::from(format!("{stem}.key"))),
+    )
+}
+
+fn wrote(what: &str, cert: &Path, key: &Path, days: u32, warning: Option<String>) -> ExitCode {
+    if let Some(warning) = warning {
+        eprintln!("warning: {warning}");
+    }
+    println!("wrote {what} {} and key {} (valid {days} days)", cert.display(), key.display());
+    ExitCode::SUCCESS
 }
 
 fn fail(message: &str) -> ExitCode {

@@ -8,10 +8,11 @@
 //! the store's commit and the in-memory state, so both always hold the same configuration.
 
 pub mod body;
+mod dp_certificates;
 pub mod edge;
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -23,6 +24,7 @@ use uuid::Uuid;
 
 use crate::catalog::{ApiError, Catalog, State, Target};
 use crate::cluster::cp::Registry;
+use crate::cluster::cp::dp_certificates::DpCertificates;
 use crate::entities::Kind;
 
 /// Page size when `size` is not given, and the largest allowed (Kong's).
@@ -44,6 +46,8 @@ struct Inner {
     info: Value,
     /// The data planes, on a control plane.
     registry: Option<Arc<Registry>>,
+    /// The extra trusted data-plane certificates, on a pki control plane (unset: shared mode).
+    dp_certificates: OnceLock<Arc<DpCertificates>>,
     edge: edge::Edge,
 }
 
@@ -55,7 +59,13 @@ impl AdminApi {
         registry: Option<Arc<Registry>>,
         edge: edge::Edge,
     ) -> AdminApi {
-        AdminApi { inner: Arc::new(Inner { catalog, applied, info, registry, edge }) }
+        AdminApi { inner: Arc::new(Inner { catalog, applied, info, registry, dp_certificates: OnceLock::new(), edge }) }
+    }
+
+    /// On a pki control plane: serve `/clustering/dp-certificates` from `certs`. Without this a
+    /// control plane refuses those requests (shared mode).
+    pub fn serve_dp_certificates(&self, certs: Arc<DpCertificates>) {
+        let _ = self.inner.dp_certificates.set(certs);
     }
 
     pub fn service(
@@ -131,6 +141,11 @@ impl AdminApi {
             [] => only_get(&method).map(|()| (StatusCode::OK, Some(self.root()))),
             ["status"] => only_get(&method).map(|()| (StatusCode::OK, Some(self.status()))),
             ["config"] => self.config(&method, content_type.as_deref(), &bytes).await,
+            ["clustering", "dp-certificates", rest @ ..] => {
+                self.inner.registry.as_ref().ok_or_else(ApiError::not_found)?;
+                let certs = self.inner.dp_certificates.get().ok_or_else(dp_certificates::shared_mode)?;
+                dp_certificates::handle(certs, &method, rest, content_type.as_deref(), &bytes).await
+            }
             ["clustering", what] => {
                 only_get(&method)?;
                 let registry = self.inner.registry.as_ref().ok_or_else(ApiError::not_found)?;

@@ -1,5 +1,8 @@
-//! Certificates the gateway makes itself: the shared cluster pair of `gateway hybrid gen_cert`, and
-//! checks that a configured certificate and key belong together.
+//! Certificates the gateway makes itself: the shared cluster pair of `gateway hybrid gen_cert`, a
+//! cluster PKI for `cluster_mtls = pki` ([`ca`]), and checks that a configured certificate and key
+//! belong together.
+
+pub mod ca;
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -55,6 +58,15 @@ pub fn cluster_pair(days: u32) -> Result<ClusterPair, GenCertError> {
 /// certificate of TLS listeners.
 pub fn self_signed(name: &str, days: u32) -> Result<ClusterPair, GenCertError> {
     leaf(name, days, &rcgen::PKCS_ECDSA_P256_SHA256, vec![ExtendedKeyUsagePurpose::ServerAuth])
+}
+
+/// A self-signed data plane certificate (P-256, EKU clientAuth) for a control plane to pin: what
+/// `POST /clustering/dp-certificates/generate` hands out.
+pub fn dp_self_signed(name: &str, days: u32) -> Result<ClusterPair, GenCertError> {
+    if days == 0 {
+        return Err(GenCertError::Days);
+    }
+    leaf(name, days, &rcgen::PKCS_ECDSA_P256_SHA256, vec![ExtendedKeyUsagePurpose::ClientAuth])
 }
 
 /// A self-signed end-entity certificate: CN and SAN `name`, not a CA, valid from a minute ago (for

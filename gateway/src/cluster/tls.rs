@@ -118,7 +118,7 @@ pub struct DpTrust {
 }
 
 impl DpTrust {
-    fn new(base: Chain) -> Result<DpTrust, PkiError> {
+    pub fn new(base: Chain) -> Result<DpTrust, PkiError> {
         let set = TrustSet::new(base.clone(), "cluster_ca_cert")?;
         Ok(DpTrust { parts: Mutex::new((base, Vec::new())), shared: Arc::new(ArcSwap::from_pointee(set)) })
     }

@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use crate::admin::AdminApi;
 use crate::catalog::{Catalog, CatalogError};
 use crate::cluster::cache::{Cached, ConfigCache};
+use crate::cluster::cp::dp_certificates::{DpCertError, DpCertificates};
 use crate::cluster::cp::{ControlPlane, Registry};
 use crate::cluster::dial::Dialer;
 use crate::cluster::dp::DataPlane;
@@ -80,6 +81,8 @@ pub enum NodeError {
     Store(#[from] crate::store::StoreError),
     #[error("{0}")]
     Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    DpCertificates(#[from] DpCertError),
     #[error("router_component {file}: {source}")]
     RouterComponent { file: String, source: std::io::Error },
 }
@@ -356,8 +359,16 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         (settings.role == Role::ControlPlane).then(|| Registry::new(settings.cluster_data_plane_purge_delay));
     // What SIGHUP re-reads: the cluster certificate, key and trust files.
     let mut reloadable: Option<Reloadable> = None;
+    let mut dp_certificates = None;
     if let Some(registry) = &registry {
         let tls = CpTls::new(&settings)?;
+        if let Some(trust) = tls.trust() {
+            let (prefix, trust) = (settings.prefix.clone(), trust.clone());
+            let opened = tokio::task::spawn_blocking(move || DpCertificates::open(&prefix, trust))
+                .await
+                .expect("reading the trusted data plane certificates does not panic")?;
+            dp_certificates = Some(Arc::new(opened));
+        }
         reloadable = Some(Reloadable::ControlPlane(tls.clone()));
         let cp = ControlPlane::new(
             catalog.clone(),
@@ -398,6 +409,9 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         .with_body_timeout(settings.client_limits.body_timeout);
         let admin =
             AdminApi::new(catalog.clone(), applied.clone(), node_info(&settings, node_id), registry.clone(), edge);
+        if let Some(certs) = &dp_certificates {
+            admin.serve_dp_certificates(certs.clone());
+        }
         for spec in &settings.admin_listen {
             let listener = listener::bind("admin_listen", spec).await?;
             let listener = listener::into_tokio(&on_control, "admin_listen", spec, listener)?;

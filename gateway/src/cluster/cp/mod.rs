@@ -7,6 +7,7 @@
 //! one waiting. So a stalled path holds one frame, not every change made while it stalled. A data
 //! plane silent for 45 s, or one that does not take a frame within 45 s, is dropped.
 
+pub mod dp_certificates;
 mod payload;
 mod registry;
 
