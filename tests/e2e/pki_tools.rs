@@ -364,6 +364,7 @@ fn a_generated_dp_pair_syncs_survives_a_cp_restart_and_is_refused_once_deleted()
 
     let made = http_json(cp.admin, "POST", &format!("{DP_CERTS}/generate"), &json!({ "name": "dp-generated" }));
     assert_eq!(made.status, 201, "{made:?}");
+    assert_eq!(made.header("cache-control"), Some("no-store"), "an answer carrying a private key is never cached");
     let made = made.json();
     let id = made["id"].as_str().unwrap().to_string();
     assert!(made["key"].as_str().unwrap().contains("BEGIN PRIVATE KEY"));

@@ -457,7 +457,11 @@ fn error_response(e: ApiError) -> Response<Full<Bytes>> {
 }
 
 fn respond(status: StatusCode, body: Option<Value>) -> Response<Full<Bytes>> {
-    let builder = Response::builder().status(status).header("server", concat!("gateway/", env!("CARGO_PKG_VERSION")));
+    // Answers can carry keys (certificates, /clustering/dp-certificates/generate): never cached.
+    let builder = Response::builder()
+        .status(status)
+        .header("server", concat!("gateway/", env!("CARGO_PKG_VERSION")))
+        .header("cache-control", "no-store");
     match body {
         Some(body) => builder
             .header("content-type", "application/json; charset=utf-8")
