@@ -5,6 +5,7 @@
 pub mod ocsp;
 pub mod pem;
 pub mod pinned;
+pub mod pki;
 pub mod trust;
 
 use std::sync::Arc;
