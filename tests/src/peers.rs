@@ -245,3 +245,40 @@ pub fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
 }
+
+/// `openssl ocsp` on `port` (it binds all interfaces: `-port` takes only a number), answering
+/// from `index` (an index.txt, see peers.md) for the certificates `ca` issued, signed by
+/// `signer` (cert, key: a delegated responder or the CA), answers valid for `ndays`. Its log
+/// names every request it received ([`ocsp_requests`]). It rereads `index` one request late.
+pub fn openssl_ocsp(dir: &Path, port: u16, index: &Path, ca: &Path, signer: (&Path, &Path), ndays: u32) -> Peer {
+    let log = dir.join(format!("ocsp-{port}.log"));
+    let mut cmd = Command::new("openssl");
+    cmd.arg("ocsp")
+        .arg("-index")
+        .arg(index)
+        .args(["-port", &port.to_string()])
+        .arg("-CA")
+        .arg(ca)
+        .arg("-rsigner")
+        .arg(signer.0)
+        .arg("-rkey")
+        .arg(signer.1)
+        .args(["-ndays", &ndays.to_string()]);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let file = std::fs::File::create(&log).expect("creating the responder's log");
+    cmd.stderr(file.try_clone().unwrap()).stdout(file).stdin(Stdio::null());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    // Not probed by connecting: a connection that sends nothing makes openssl 3.0's responder spin.
+    poll("openssl ocsp to listen", DEADLINE, || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{cmd:?} exited ({status}): {}", std::fs::read_to_string(&log).unwrap_or_default());
+        }
+        std::fs::read_to_string(&log).unwrap_or_default().contains("waiting for OCSP client connections").then_some(())
+    });
+    Peer { child, port, log }
+}
+
+/// How many requests an [`openssl_ocsp`] responder has received.
+pub fn ocsp_requests(responder: &Peer) -> usize {
+    responder.log_text().matches("Received request").count()
+}

@@ -383,6 +383,41 @@ pub fn refused_by_control_plane(e: &std::io::Error, cp: &str) -> Option<HopError
     })
 }
 
+/// The control plane's 403 at the WebSocket upgrade, when it names why it refused this data
+/// plane's certificate after the handshake (OCSP): the certificate hop, with its reason.
+pub fn refused_at_upgrade(response: &hyper::Response<Option<Vec<u8>>>, cp: &str) -> Option<HopError> {
+    use super::protocol::{REFUSAL_HEADER, Refusal};
+    let refusal = response.headers().get(REFUSAL_HEADER)?.to_str().ok().and_then(Refusal::parse)?;
+    let (why, hint) = match refusal {
+        Refusal::CertificateRevoked => {
+            ("it is revoked", "its OCSP responder says this certificate is revoked: issue this data plane a new one")
+        }
+        Refusal::CertificateStatusUnknown => (
+            "its revocation status is unknown",
+            "the control plane (cluster_ocsp = on) must reach the OCSP responder named in this certificate's authority information access and get a valid answer",
+        ),
+    };
+    // The control plane's own words, when it sent them: short, printable, one line.
+    let detail: String = response
+        .body()
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(400)
+        .collect();
+    let detail = if detail.trim().is_empty() { why.to_string() } else { detail.trim().to_string() };
+    Some(HopError {
+        hop: Hop::ClusterCertificate,
+        message: format!(
+            "the control plane {cp} refused this data plane's certificate ({}): {detail}",
+            refusal.as_str()
+        ),
+        hint,
+    })
+}
+
 /// Reads an HTTP response head (up to the blank line), byte by byte so nothing of the tunnel after it
 /// is consumed.
 async fn read_head(stream: &mut Box<dyn Io>) -> std::io::Result<String> {
@@ -469,5 +504,37 @@ impl ServerCertVerifier for UncheckedProxy {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(refusal: Option<&str>, body: &str) -> hyper::Response<Option<Vec<u8>>> {
+        let mut response = hyper::Response::new(Some(body.as_bytes().to_vec()));
+        *response.status_mut() = hyper::StatusCode::FORBIDDEN;
+        if let Some(value) = refusal {
+            response.headers_mut().insert(super::super::protocol::REFUSAL_HEADER, value.parse().unwrap());
+        }
+        response
+    }
+
+    #[test]
+    fn a_refusal_at_the_upgrade_is_named_at_the_certificate_hop() {
+        let revoked = answer(Some("certificate-revoked"), "the certificate is revoked (since 2025-01-02T03:04:05Z)\n");
+        let error = refused_at_upgrade(&revoked, "cp:8005").unwrap();
+        assert_eq!(error.hop, Hop::ClusterCertificate);
+        assert_eq!(
+            error.to_string(),
+            "CP certificate failed: the control plane cp:8005 refused this data plane's certificate (certificate-revoked): the certificate is revoked (since 2025-01-02T03:04:05Z)"
+        );
+        let unknown = refused_at_upgrade(&answer(Some("certificate-status-unknown"), ""), "cp:8005").unwrap();
+        assert!(
+            unknown.message.ends_with("(certificate-status-unknown): its revocation status is unknown"),
+            "{unknown}"
+        );
+        assert!(refused_at_upgrade(&answer(Some("something-else"), "x"), "cp:8005").is_none());
+        assert!(refused_at_upgrade(&answer(None, "forbidden"), "cp:8005").is_none());
     }
 }

@@ -255,6 +255,10 @@ pub async fn outlet(
         Ok(Err(tokio_tungstenite::tungstenite::Error::Io(e))) => {
             Err(super::dial::refused_by_control_plane(&e, &cp.to_string()).unwrap_or_else(|| failed(e.to_string())))
         }
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+            Err(super::dial::refused_at_upgrade(&response, &cp.to_string())
+                .unwrap_or_else(|| failed(format!("the control plane answered HTTP {}", response.status()))))
+        }
         Ok(Err(e)) => Err(failed(e.to_string())),
         Err(_) => Err(failed(format!("timed out after {CONNECT_TIMEOUT:?}"))),
     }

@@ -24,6 +24,32 @@ pub const CLOSE_DEADLINE: Duration = Duration::from_secs(2);
 /// A data plane redials after a random delay in this range (whole seconds).
 pub const REDIAL_SECONDS: std::ops::RangeInclusive<u64> = 5..=10;
 
+/// The header of the control plane's 403 answer to a WebSocket upgrade it refuses after the TLS
+/// handshake (an OCSP check), naming why in a word the data plane maps to its hop.
+pub const REFUSAL_HEADER: &str = "x-gateway-cluster-refusal";
+
+/// Why the control plane refused a data plane's link after the TLS handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its OCSP responder says the certificate is revoked.
+    CertificateRevoked,
+    /// `cluster_ocsp = on` and the certificate's status could not be learned.
+    CertificateStatusUnknown,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::CertificateRevoked => "certificate-revoked",
+            Refusal::CertificateStatusUnknown => "certificate-status-unknown",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Refusal> {
+        [Refusal::CertificateRevoked, Refusal::CertificateStatusUnknown].into_iter().find(|r| r.as_str() == value)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PluginInfo {
     pub name: String,

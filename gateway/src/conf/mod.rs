@@ -486,6 +486,7 @@ impl Checker<'_> {
                 }
             }
         }
+        self.check_ocsp(s);
         if s.role != Role::DataPlane && !s.cluster_dp_labels.is_empty() {
             let value = self.value("cluster_dp_labels");
             self.problem("cluster_dp_labels", value.as_deref(), "only data planes have labels");
@@ -521,6 +522,29 @@ impl Checker<'_> {
         }
         if s.cluster_use_proxy && s.proxy_server.is_none() && self.value("proxy_server").is_none() {
             self.problem("cluster_use_proxy", Some("on"), "cluster_use_proxy is on but no proxy_server is configured");
+        }
+    }
+}
+
+impl Checker<'_> {
+    /// `cluster_ocsp` checks data plane certificates on a control plane in pki mode. Accepting it
+    /// where no check would run (shared mode pins one certificate) would fail open: refuse it.
+    fn check_ocsp(&mut self, s: &Settings) {
+        if s.cluster_ocsp == ClusterOcsp::Off {
+            return;
+        }
+        let value = self.value("cluster_ocsp");
+        match s.role {
+            Role::ControlPlane if s.cluster_mtls != ClusterMtls::Pki => self.problem(
+                "cluster_ocsp",
+                value.as_deref(),
+                "OCSP checks data plane certificates issued by a CA: it needs cluster_mtls = pki (shared mode pins one certificate); set cluster_ocsp = off or cluster_mtls = pki",
+            ),
+            Role::ControlPlane => {}
+            _ => self.warnings.push(Warning {
+                origin: self.origin("cluster_ocsp"),
+                message: "cluster_ocsp has no effect unless role = control_plane (the control plane checks data plane certificates)".into(),
+            }),
         }
     }
 }

@@ -245,6 +245,38 @@ fn control_plane_rules() {
 }
 
 #[test]
+fn cluster_ocsp_needs_a_pki_control_plane() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = cert_files(dir.path());
+    let cp = format!("role = control_plane\ncluster_cert = {cert}\ncluster_cert_key = {key}\n");
+    for mode in ["on", "optional"] {
+        let err = problems(&format!("{cp}cluster_ocsp = {mode}\n"));
+        assert_eq!(
+            err,
+            vec![format!(
+                "test.conf:4: cluster_ocsp = \"{mode}\": OCSP checks data plane certificates issued by a CA: it needs cluster_mtls = pki (shared mode pins one certificate); set cluster_ocsp = off or cluster_mtls = pki"
+            )]
+        );
+    }
+    let pki = load_text(&format!("{cp}cluster_mtls = pki\ncluster_ca_cert = {cert}\ncluster_ocsp = on\n")).unwrap();
+    assert_eq!(pki.settings.cluster_ocsp, ClusterOcsp::On);
+    assert!(pki.warnings.is_empty(), "{:?}", pki.warnings);
+    load_text(&format!("{cp}cluster_ocsp = off\n")).unwrap();
+
+    let dp = load_text(&format!(
+        "role = data_plane\ndatabase = off\ncluster_cert = {cert}\ncluster_cert_key = {key}\ncluster_ocsp = optional\n"
+    ))
+    .unwrap();
+    let warnings: Vec<String> = dp.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        vec![
+            "test.conf:5: cluster_ocsp has no effect unless role = control_plane (the control plane checks data plane certificates)"
+        ]
+    );
+}
+
+#[test]
 fn hybrid_certificate_files_must_exist_and_match() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, _) = cert_files(dir.path());

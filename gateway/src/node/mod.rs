@@ -375,6 +375,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             registry.clone(),
             tls,
             usize::try_from(settings.cluster_max_payload).unwrap_or(usize::MAX),
+            crate::cluster::cp::ocsp_checker(&settings)?,
         );
         for spec in &settings.cluster_listen {
             let listener = listener::bind("cluster_listen", spec).await?;

@@ -2,6 +2,7 @@
 //! roots trusted for outbound TLS and the peer verifiers. It sits low: `conf`, `certs`, `proxy`,
 //! `cluster` and the listeners use it; nothing in it uses them.
 
+pub mod ocsp;
 pub mod pem;
 pub mod pinned;
 pub mod pki;

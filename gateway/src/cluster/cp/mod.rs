@@ -35,7 +35,9 @@ use uuid::Uuid;
 
 use super::protocol::{self, BasicInfo, CLOSE_DEADLINE, OUTLET_PATH, SEND_DEADLINE, SILENCE_LIMIT, SyncStatus};
 use crate::catalog::Catalog;
+use crate::conf::{ClusterMtls, ClusterOcsp, Settings};
 use crate::shutdown::Shutdown;
+use crate::tls::ocsp::{self, Decision, Ocsp, OcspMode};
 pub use payload::{Payload, Payloads};
 pub use registry::{DataPlaneRow, Registry};
 
@@ -57,11 +59,19 @@ pub struct ControlPlane {
     /// `cluster_max_payload`: the largest configuration, uncompressed, sent or accepted.
     pub max_payload: usize,
     pub payloads: Payloads,
+    /// `cluster_ocsp` (pki mode): data plane certificates are checked with their OCSP responders.
+    pub ocsp: Option<Arc<Ocsp>>,
 }
 
 impl ControlPlane {
-    pub fn new(catalog: Arc<Catalog>, registry: Arc<Registry>, tls: Arc<CpTls>, max_payload: usize) -> Arc<Self> {
-        Arc::new(ControlPlane { catalog, registry, tls, max_payload, payloads: Payloads::new(max_payload) })
+    pub fn new(
+        catalog: Arc<Catalog>,
+        registry: Arc<Registry>,
+        tls: Arc<CpTls>,
+        max_payload: usize,
+        ocsp: Option<Arc<Ocsp>>,
+    ) -> Arc<Self> {
+        Arc::new(ControlPlane { catalog, registry, tls, max_payload, payloads: Payloads::new(max_payload), ocsp })
     }
 
     /// Accepts data planes on `listener` until `shutdown`.
@@ -132,7 +142,7 @@ impl ControlPlane {
             cert_details["days_left"] = json!(days);
         }
         // In pki mode the handshake verified the chain; again here for what the checks after it need.
-        let _verified = match self.tls.trust().map(|trust| trust.verify(&chain)) {
+        let verified = match self.tls.trust().map(|trust| trust.verify(&chain)) {
             None => None,
             Some(Ok(verified)) => Some(verified),
             Some(Err(error)) => {
@@ -141,10 +151,26 @@ impl ControlPlane {
                 return Ok(());
             }
         };
+        let refused = match (&self.ocsp, &verified, chain.first()) {
+            (Some(ocsp), Some(verified), Some(leaf)) => revocation(ocsp, leaf, verified, peer).await,
+            _ => None,
+        };
         let mut query = None;
         // The handshake library fixes this callback's signature, large error type included.
         #[allow(clippy::result_large_err)]
         let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+            if let Some((refusal, why)) = &refused {
+                // Said at the upgrade, in a header the data plane maps to its certificate hop.
+                let body = format!("{why}\n");
+                let mut answer = ErrorResponse::new(Some(body.clone()));
+                *answer.status_mut() = hyper::StatusCode::FORBIDDEN;
+                let headers = answer.headers_mut();
+                headers.insert(protocol::REFUSAL_HEADER, hyper::header::HeaderValue::from_static(refusal.as_str()));
+                headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain"));
+                headers.insert(hyper::header::CONTENT_LENGTH, body.len().into());
+                headers.insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+                return Err(answer);
+            }
             if req.uri().path() != OUTLET_PATH {
                 let mut refusal = ErrorResponse::new(Some("not found".into()));
                 *refusal.status_mut() = hyper::StatusCode::NOT_FOUND;
@@ -154,13 +180,17 @@ impl ControlPlane {
             Ok(resp)
         };
         let config = protocol::websocket_config(self.max_payload);
-        let mut ws = tokio::time::timeout(
+        let upgraded = tokio::time::timeout(
             HANDSHAKE_TIMEOUT,
             tokio_tungstenite::accept_hdr_async_with_config(tls, callback, Some(config)),
         )
         .await
-        .map_err(|_| format!("no WebSocket handshake within {HANDSHAKE_TIMEOUT:?}"))?
-        .map_err(|e| format!("WebSocket handshake: {e}"))?;
+        .map_err(|_| format!("no WebSocket handshake within {HANDSHAKE_TIMEOUT:?}"))?;
+        if refused.is_some() {
+            // Logged with its reason above; the data plane got its 403.
+            return Ok(());
+        }
+        let mut ws = upgraded.map_err(|e| format!("WebSocket handshake: {e}"))?;
         let params: HashMap<String, String> =
             url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
         let id = params
@@ -368,6 +398,47 @@ struct Session {
 }
 
 /// Whether two versions share major and minor (`0.1.x` with `0.1.y`), as Kong requires of a DP.
+/// The checker `cluster_ocsp` asks for: only in pki mode (conf refuses it with shared mode). Its
+/// `https://` responders are verified against `lua_ssl_trusted_certificate`.
+pub fn ocsp_checker(settings: &Settings) -> Result<Option<Arc<Ocsp>>, crate::tls::trust::TrustError> {
+    let mode = match settings.cluster_ocsp {
+        ClusterOcsp::Off => return Ok(None),
+        ClusterOcsp::On => OcspMode::On,
+        ClusterOcsp::Optional => OcspMode::Optional,
+    };
+    if settings.cluster_mtls != ClusterMtls::Pki {
+        return Ok(None);
+    }
+    let https = crate::tls::trust::http1_client(&settings.lua_ssl_trusted_certificate)?;
+    Ok(Some(Arc::new(Ocsp::new(mode, Some(https)))))
+}
+
+/// The OCSP check of a verified data plane certificate: None to let it in (warning when its status
+/// is unknown and `cluster_ocsp = optional`), else why it is refused, logged here.
+async fn revocation(
+    ocsp: &Ocsp,
+    leaf: &rustls::pki_types::CertificateDer<'_>,
+    verified: &crate::tls::pki::Verified,
+    peer: SocketAddr,
+) -> Option<(protocol::Refusal, String)> {
+    let cert = &verified.leaf;
+    match ocsp.check(leaf, verified.issuer.as_ref()).await {
+        Decision::Allow => None,
+        Decision::AllowUnchecked(error) => {
+            tracing::warn!(peer = %peer, serial = %cert.serial, subject = %cert.subject, reason = %error, "accepting a data plane certificate whose revocation status is unknown (cluster_ocsp = optional)");
+            None
+        }
+        Decision::Refuse(refusal) => {
+            tracing::error!(peer = %peer, serial = %cert.serial, subject = %cert.subject, reason = %refusal, "refusing a data plane certificate");
+            let kind = match refusal {
+                ocsp::Refusal::Revoked(_) => protocol::Refusal::CertificateRevoked,
+                ocsp::Refusal::Unchecked(_) => protocol::Refusal::CertificateStatusUnknown,
+            };
+            Some((kind, refusal.to_string()))
+        }
+    }
+}
+
 fn same_release_line(a: &str, b: &str) -> bool {
     let line = |v: &str| v.split('.').take(2).map(str::to_string).collect::<Vec<_>>();
     line(a) == line(b) && line(a).len() == 2
