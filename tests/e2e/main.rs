@@ -10,6 +10,7 @@ mod gen_cert;
 mod hostile_clients;
 mod hybrid;
 mod lifecycle;
+mod pki;
 mod proxy;
 mod router_faults;
 mod streams;
