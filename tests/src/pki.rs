@@ -272,3 +272,55 @@ fn dn(common_name: &str) -> DistinguishedName {
     dn.push(DnType::CommonName, common_name);
     dn
 }
+
+/// The harness's certificates are what they claim to be, as `openssl verify` sees them.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verify(dir: &Path, args: &[&str]) -> (bool, String) {
+        let out = std::process::Command::new("openssl").arg("verify").args(args).current_dir(dir).output().unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    }
+
+    #[test]
+    fn chains_ekus_and_validity_windows_check_out_with_openssl() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let root = TestCa::new("root");
+        let intermediate = root.intermediate("intermediate");
+        write_cert(&d.join("root.pem"), root.root_pem());
+        write_cert(&d.join("inter.pem"), &intermediate.cert_pem());
+        let leaf = intermediate.issue(&LeafSpec::client("dp.test"));
+        leaf.write(d, "full", Chain::WithIntermediates);
+        leaf.write(d, "alone", Chain::Leaf);
+        let key_mode = std::fs::metadata(d.join("full.key")).unwrap().permissions();
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&key_mode) & 0o777, 0o600);
+
+        let (ok, out) =
+            verify(d, &["-CAfile", "root.pem", "-untrusted", "full.crt", "-purpose", "sslclient", "alone.crt"]);
+        assert!(ok, "{out}");
+        let (ok, out) = verify(d, &["-CAfile", "root.pem", "alone.crt"]);
+        assert!(!ok, "without the intermediate: {out}");
+        let (ok, out) =
+            verify(d, &["-CAfile", "root.pem", "-untrusted", "inter.pem", "-purpose", "sslserver", "alone.crt"]);
+        assert!(!ok && out.contains("unsuitable certificate purpose"), "a client leaf is no server: {out}");
+
+        for (name, spec, error) in [
+            ("expired", LeafSpec::client("e.test").expired(), "certificate has expired"),
+            ("early", LeafSpec::client("n.test").not_yet_valid(), "certificate is not yet valid"),
+        ] {
+            root.issue(&spec).write(d, name, Chain::Leaf);
+            let (ok, out) = verify(d, &["-CAfile", "root.pem", &format!("{name}.crt")]);
+            assert!(!ok && out.contains(error), "{name}: {out}");
+        }
+        let soon = root.issue(&LeafSpec::server(&["s.test"]).expiring_in_days(5));
+        let left = soon.not_after - OffsetDateTime::now_utc().unix_timestamp();
+        assert!((4 * 86400..=5 * 86400 + 60).contains(&left), "{left}");
+        assert_eq!(soon.serial.len() % 2, 0);
+        assert_eq!(soon.serial, soon.serial.to_uppercase());
+    }
+}
