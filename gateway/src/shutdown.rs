@@ -33,23 +33,38 @@ impl Shutdown {
     }
 }
 
-/// SIGINT and SIGTERM, caught from the moment they are installed.
+/// What a caught signal asks of the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT or SIGTERM: stop, draining.
+    Stop(&'static str),
+    /// SIGHUP: re-read the cluster certificate, key and trust files.
+    Reload,
+}
+
+/// SIGINT, SIGTERM and SIGHUP, caught from the moment they are installed.
 pub struct Signals {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
     pub fn install() -> std::io::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
-        Ok(Signals { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
     }
 
-    /// Resolves on the next SIGINT or SIGTERM, naming it.
-    pub async fn recv(&mut self) -> &'static str {
+    /// Resolves on the next signal.
+    pub async fn recv(&mut self) -> Signal {
         tokio::select! {
-            _ = self.interrupt.recv() => "SIGINT",
-            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => Signal::Stop("SIGINT"),
+            _ = self.terminate.recv() => Signal::Stop("SIGTERM"),
+            _ = self.hangup.recv() => Signal::Reload,
         }
     }
 }

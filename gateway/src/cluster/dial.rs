@@ -16,8 +16,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::tls::ClusterTlsError;
-use crate::conf::{HostPort, ProxyScheme, ProxyServer, Settings};
+use super::tls::{ClusterTlsError, DpTls};
+use crate::conf::{ClusterMtls, HostPort, ProxyScheme, ProxyServer, Settings};
+use crate::tls::pki::PkiError;
 
 /// A byte stream: TCP, or TLS to the proxy.
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -75,8 +76,8 @@ pub struct Proxy {
 
 pub struct Dialer {
     pub control_plane: HostPort,
-    pub server_name: ServerName<'static>,
-    pub cluster_tls: Arc<rustls::ClientConfig>,
+    /// The cluster identity, trust and name; reloadable.
+    pub cluster_tls: Arc<DpTls>,
     pub proxy: Option<Proxy>,
     /// Bounds each hop.
     pub timeout: Duration,
@@ -89,8 +90,7 @@ impl Dialer {
     /// How this data plane reaches its control plane: mTLS with the cluster identity, through the
     /// forward proxy when `cluster_use_proxy` is on.
     pub fn from_settings(settings: &Settings) -> Result<Dialer, ClusterTlsError> {
-        let (chain, key) = super::tls::identity(settings)?;
-        let tls = super::tls::shared_client_config(chain, key)?;
+        let tls = DpTls::new(settings)?;
         let proxy = match (&settings.proxy_server, settings.cluster_use_proxy) {
             (Some(server), true) => {
                 let tls = match server.scheme {
@@ -109,7 +109,6 @@ impl Dialer {
         };
         Ok(Dialer {
             control_plane: settings.cluster_control_plane.clone(),
-            server_name: super::tls::shared_server_name(),
             cluster_tls: Arc::new(tls),
             proxy,
             timeout: Duration::from_secs(10),
@@ -124,37 +123,64 @@ impl Dialer {
             Some(proxy) => self.tunnel(proxy, report).await?,
         };
         let via = self.proxy.as_ref().map(|p| format!(" through {}", p.server)).unwrap_or_default();
-        let handshake = TlsConnector::from(self.cluster_tls.clone()).connect(self.server_name.clone(), stream);
+        let name = self.cluster_tls.server_name().clone();
+        let handshake = TlsConnector::from(self.cluster_tls.config()).connect(name.clone(), stream);
         match tokio::time::timeout(self.timeout, handshake).await {
             Ok(Ok(tls)) => {
-                report(Hop::ClusterTls, format!("TLS with {cp}{via} as {}", self.server_name.to_str()));
-                report(Hop::ClusterCertificate, "the control plane presented the pinned cluster certificate".into());
+                report(Hop::ClusterTls, format!("TLS with {cp}{via} as {}", name.to_str()));
+                let how = match self.cluster_tls.mode() {
+                    ClusterMtls::Shared => "the control plane presented the pinned cluster certificate".to_string(),
+                    ClusterMtls::Pki => format!(
+                        "the control plane's certificate chains to a trusted CA, allows serverAuth and is valid for {}",
+                        name.to_str()
+                    ),
+                };
+                report(Hop::ClusterCertificate, how);
                 Ok(tls)
             }
-            Ok(Err(e)) => {
-                let certificate =
-                    e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()).is_some_and(|r| {
-                        matches!(r, rustls::Error::InvalidCertificate(_) | rustls::Error::AlertReceived(_))
-                    });
-                if certificate {
-                    Err(HopError {
-                        hop: Hop::ClusterCertificate,
-                        message: format!("the control plane {cp}{via}: {e}"),
-                        hint: "cluster_cert must be the same file on the control plane and the data planes (shared mode)",
-                    })
-                } else {
-                    Err(HopError {
-                        hop: Hop::ClusterTls,
-                        message: format!("TLS handshake with the control plane {cp}{via}: {e}"),
-                        hint: "is cluster_control_plane the control plane's cluster_listen (TLS), not another service?",
-                    })
-                }
-            }
+            Ok(Err(e)) => Err(self.handshake_failed(&e, &via)),
             Err(_) => Err(HopError {
                 hop: Hop::ClusterTls,
                 message: format!("TLS handshake with the control plane {cp}{via}: no answer within {:?}", self.timeout),
                 hint: "something accepted the connection but does not speak TLS",
             }),
+        }
+    }
+
+    /// A failed cluster handshake, by who refused what.
+    fn handshake_failed(&self, e: &std::io::Error, via: &str) -> HopError {
+        let cp = &self.control_plane;
+        if let Some(refusal) = PkiError::from_io(e) {
+            return HopError {
+                hop: Hop::ClusterCertificate,
+                message: format!("the control plane {cp}{via} is refused: {refusal}"),
+                hint: pki_hint(refusal),
+            };
+        }
+        if let Some(refused) = refused_by_control_plane(e, &format!("{cp}{via}")) {
+            return refused;
+        }
+        let certificate = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+        if certificate {
+            HopError {
+                hop: Hop::ClusterCertificate,
+                message: format!("the control plane {cp}{via}: {e}"),
+                hint: match self.cluster_tls.mode() {
+                    ClusterMtls::Shared => {
+                        "cluster_cert must be the same file on the control plane and the data planes (shared mode)"
+                    }
+                    ClusterMtls::Pki => "check cluster_ca_cert and the control plane's certificate",
+                },
+            }
+        } else {
+            HopError {
+                hop: Hop::ClusterTls,
+                message: format!("TLS handshake with the control plane {cp}{via}: {e}"),
+                hint: "is cluster_control_plane the control plane's cluster_listen (TLS), not another service?",
+            }
         }
     }
 
@@ -299,6 +325,58 @@ impl Dialer {
             _ => Err(refused(said, "the proxy does not support CONNECT as expected")),
         }
     }
+}
+
+/// What fixes a refused control-plane certificate.
+fn pki_hint(e: &PkiError) -> &'static str {
+    match e {
+        PkiError::Untrusted { .. } | PkiError::Incomplete { .. } | PkiError::BadTrusted { .. } => {
+            "cluster_ca_cert (or lua_ssl_trusted_certificate) must hold the CA that issued the control plane's certificate, and the control plane must send its intermediates in its cluster_cert"
+        }
+        PkiError::MissingEku { .. } => "the control plane's certificate must be issued with EKU serverAuth",
+        PkiError::NameMismatch { .. } => {
+            "cluster_server_name (else the host in cluster_control_plane) must be a name in the control plane's certificate"
+        }
+        PkiError::Expired { .. } | PkiError::NotYetValid { .. } => {
+            "renew the control plane's certificate (and check both machines' clocks)"
+        }
+        _ => "check the control plane's cluster_cert",
+    }
+}
+
+/// The control plane refused this data plane's certificate: TLS 1.2 says so during the handshake,
+/// TLS 1.3 on the first read after it, as an alert. The alert names the reason.
+pub fn refused_by_control_plane(e: &std::io::Error, cp: &str) -> Option<HopError> {
+    use rustls::AlertDescription as A;
+    let Some(rustls::Error::AlertReceived(alert)) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+        return None;
+    };
+    let (why, hint) = match alert {
+        A::UnknownCA => (
+            "it does not trust its issuer (unknown_ca)",
+            "the control plane's cluster_ca_cert must hold this data plane's CA (or its certificate), and cluster_cert must include the intermediates",
+        ),
+        A::CertificateExpired => (
+            "it has expired or is not yet valid (certificate_expired)",
+            "renew this data plane's cluster_cert (and check both machines' clocks)",
+        ),
+        A::UnsupportedCertificate => (
+            "it does not allow TLS client authentication (unsupported_certificate)",
+            "issue this data plane's certificate with EKU clientAuth",
+        ),
+        A::CertificateRevoked => ("it is revoked (certificate_revoked)", "issue this data plane a new certificate"),
+        A::BadCertificate | A::CertificateUnknown | A::DecryptError => (
+            "it is not the certificate it expects",
+            "shared mode: cluster_cert must be the same file on both sides; pki: a certificate its cluster_ca_cert trusts",
+        ),
+        A::CertificateRequired => ("none was sent (certificate_required)", "set cluster_cert and cluster_cert_key"),
+        _ => return None,
+    };
+    Some(HopError {
+        hop: Hop::ClusterCertificate,
+        message: format!("the control plane {cp} refused this data plane's certificate: {why}"),
+        hint,
+    })
 }
 
 /// Reads an HTTP response head (up to the blank line), byte by byte so nothing of the tunnel after it

@@ -252,6 +252,9 @@ pub async fn outlet(
         .await
     {
         Ok(Ok(done)) => Ok(done),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Io(e))) => {
+            Err(super::dial::refused_by_control_plane(&e, &cp.to_string()).unwrap_or_else(|| failed(e.to_string())))
+        }
         Ok(Err(e)) => Err(failed(e.to_string())),
         Err(_) => Err(failed(format!("timed out after {CONNECT_TIMEOUT:?}"))),
     }

@@ -29,6 +29,7 @@ use crate::cluster::cache::{Cached, ConfigCache};
 use crate::cluster::cp::{ControlPlane, Registry};
 use crate::cluster::dial::Dialer;
 use crate::cluster::dp::DataPlane;
+use crate::cluster::tls::{CpTls, DpTls};
 use crate::conf::{Database, Role, Settings};
 use crate::entities::DeclarativeError;
 use crate::proxy::tls::TlsSetupError;
@@ -215,6 +216,38 @@ impl Drop for ControlRuntime {
     }
 }
 
+/// The cluster TLS a node re-reads on SIGHUP.
+enum Reloadable {
+    ControlPlane(Arc<CpTls>),
+    DataPlane(Arc<DpTls>),
+}
+
+impl Reloadable {
+    /// Re-reads the files; on any error keeps what it had and says why. Links already up are not
+    /// touched: the next handshake uses the new material.
+    async fn reload(&self) {
+        let result = match self {
+            Reloadable::ControlPlane(tls) => {
+                let tls = tls.clone();
+                tokio::task::spawn_blocking(move || tls.reload()).await
+            }
+            Reloadable::DataPlane(tls) => {
+                let tls = tls.clone();
+                tokio::task::spawn_blocking(move || tls.reload()).await
+            }
+        };
+        match result {
+            Ok(Ok(())) => tracing::info!(
+                "SIGHUP: cluster certificate, key and trust reloaded; new links use them, links up now stay as they are"
+            ),
+            Ok(Err(error)) => {
+                tracing::error!(%error, "SIGHUP: cannot reload the cluster TLS files; keeping the previous ones")
+            }
+            Err(_) => tracing::error!("SIGHUP: the reload was interrupted; keeping the previous cluster TLS"),
+        }
+    }
+}
+
 /// Runs the node until a signal stops it. Returns once everything has drained.
 pub async fn run(settings: Settings) -> Result<(), NodeError> {
     let mut signals = shutdown::Signals::install().map_err(NodeError::Signals)?;
@@ -321,12 +354,15 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     let node_id = prefix::node_id(&settings.prefix)?;
     let registry =
         (settings.role == Role::ControlPlane).then(|| Registry::new(settings.cluster_data_plane_purge_delay));
+    // What SIGHUP re-reads: the cluster certificate, key and trust files.
+    let mut reloadable: Option<Reloadable> = None;
     if let Some(registry) = &registry {
-        let tls = crate::cluster::tls::server_config(&settings)?;
+        let tls = CpTls::new(&settings)?;
+        reloadable = Some(Reloadable::ControlPlane(tls.clone()));
         let cp = ControlPlane::new(
             catalog.clone(),
             registry.clone(),
-            tokio_rustls::TlsAcceptor::from(tls),
+            tls,
             usize::try_from(settings.cluster_max_payload).unwrap_or(usize::MAX),
         );
         for spec in &settings.cluster_listen {
@@ -338,8 +374,10 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     }
     if let Some(cache) = dp_cache {
         let hostname = hostname();
+        let dialer = Dialer::from_settings(&settings)?;
+        reloadable = Some(Reloadable::DataPlane(dialer.cluster_tls.clone()));
         let dp = Arc::new(DataPlane {
-            dialer: Dialer::from_settings(&settings)?,
+            dialer,
             node_id,
             hostname,
             plugins: settings.plugins.clone(),
@@ -400,7 +438,15 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     }
     tracing::info!(role = %settings.role, version = crate::VERSION, "gateway started");
 
-    let signal = signals.recv().await;
+    let signal = loop {
+        match signals.recv().await {
+            shutdown::Signal::Stop(name) => break name,
+            shutdown::Signal::Reload => match &reloadable {
+                Some(what) => what.reload().await,
+                None => tracing::info!("SIGHUP: nothing to reload (no cluster link)"),
+            },
+        }
+    };
     tracing::info!(signal, "stopping: no new connections; in-flight requests get up to {DRAIN_TIMEOUT:?}");
     trigger.fire();
     while tasks.join_next().await.is_some() {}

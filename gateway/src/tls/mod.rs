@@ -4,6 +4,7 @@
 
 pub mod pem;
 pub mod pinned;
+pub mod pki;
 pub mod trust;
 
 use std::sync::Arc;

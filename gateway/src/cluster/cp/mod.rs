@@ -21,8 +21,9 @@ use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
 
+use super::tls::CpTls;
 use crate::io::AcceptBackoff;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -50,14 +51,15 @@ type Sending = Pin<Box<dyn Future<Output = (LinkSink, Result<(), String>)> + Sen
 pub struct ControlPlane {
     pub catalog: Arc<Catalog>,
     pub registry: Arc<Registry>,
-    pub tls: TlsAcceptor,
+    /// The cluster listener's TLS (and, in pki mode, the trusted data-plane certificates).
+    pub tls: Arc<CpTls>,
     /// `cluster_max_payload`: the largest configuration, uncompressed, sent or accepted.
     pub max_payload: usize,
     pub payloads: Payloads,
 }
 
 impl ControlPlane {
-    pub fn new(catalog: Arc<Catalog>, registry: Arc<Registry>, tls: TlsAcceptor, max_payload: usize) -> Arc<Self> {
+    pub fn new(catalog: Arc<Catalog>, registry: Arc<Registry>, tls: Arc<CpTls>, max_payload: usize) -> Arc<Self> {
         Arc::new(ControlPlane { catalog, registry, tls, max_payload, payloads: Payloads::new(max_payload) })
     }
 
@@ -94,18 +96,50 @@ impl ControlPlane {
     async fn link(&self, stream: TcpStream, peer: SocketAddr, shutdown: Shutdown) -> Result<(), String> {
         // Frames are written whole; waiting for more to coalesce only delays them.
         let _ = stream.set_nodelay(true);
-        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.tls.accept(stream)).await {
+        // The verifier logs its refusals inside this span, so they name the data plane's address.
+        let accept = self.tls.acceptor().accept(stream).instrument(tracing::error_span!("data_plane", peer = %peer));
+        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
             Ok(Ok(tls)) => tls,
             Err(_) => return Err(format!("no TLS handshake within {HANDSHAKE_TIMEOUT:?}")),
             Ok(Err(error)) => {
-                // The pinning verifier's refusal lands here: say who and why.
-                tracing::error!(peer = %peer, %error, "refused a data plane at the TLS handshake");
+                // A verifier's refusal lands here (its detail is logged above): say who and why.
+                let alert = error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()).and_then(|e| match e {
+                    rustls::Error::AlertReceived(alert) => Some(*alert),
+                    _ => None,
+                });
+                match alert {
+                    Some(alert) => {
+                        tracing::error!(peer = %peer, alert = ?alert, "a data plane refused this control plane's certificate (its log says why)")
+                    }
+                    None => tracing::error!(peer = %peer, %error, "refused a data plane at the TLS handshake"),
+                }
                 return Ok(());
             }
         };
-        let expiry = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|der| {
-            x509_parser::parse_x509_certificate(der).ok().map(|(_, c)| c.validity().not_after.timestamp())
-        });
+        let chain: Vec<_> = tls.get_ref().1.peer_certificates().map(<[_]>::to_vec).unwrap_or_default();
+        let leaf = chain.first().and_then(crate::tls::pki::info);
+        let expiry = leaf.as_ref().map(|c| c.not_after);
+        let mut cert_details = json!({ "expiry_timestamp": expiry });
+        if let Some(leaf) = &leaf {
+            cert_details["subject"] = json!(leaf.subject);
+            cert_details["serial"] = json!(leaf.serial);
+        }
+        if let Some(days) = chain.first().and_then(super::tls::expiring_in_days) {
+            let certificate = leaf.as_ref().map(ToString::to_string).unwrap_or_default();
+            tracing::warn!(peer = %peer, %certificate, days_left = days, "a data plane's cluster certificate expires within {} days", super::tls::EXPIRY_WARNING_DAYS);
+            cert_details["expires_soon"] = json!(true);
+            cert_details["days_left"] = json!(days);
+        }
+        // In pki mode the handshake verified the chain; again here for what the checks after it need.
+        let _verified = match self.tls.trust().map(|trust| trust.verify(&chain)) {
+            None => None,
+            Some(Ok(verified)) => Some(verified),
+            Some(Err(error)) => {
+                // The trusted set changed between the handshake and now.
+                tracing::error!(peer = %peer, reason = %error, "refusing a data plane certificate");
+                return Ok(());
+            }
+        };
         let mut query = None;
         // The handshake library fixes this callback's signature, large error type included.
         #[allow(clippy::result_large_err)]
@@ -155,7 +189,7 @@ impl ControlPlane {
             config_hash: String::new(),
             last_seen: registry::now(),
             labels: hello.labels.clone(),
-            cert_details: json!({ "expiry_timestamp": expiry }),
+            cert_details,
             connected: true,
         });
         tracing::info!(node = %id, %hostname, %version, ip = %peer.ip(), "data plane connected");
