@@ -15,9 +15,9 @@ use crate::hybrid::{Cp, Dp, SYNC_DEADLINE, add_route, at, cp_hash, data_planes, 
 const CP_REFUSES: &str = "refusing a data plane certificate";
 const DP_CANNOT_SYNC: &str = "cannot sync with the control plane";
 const DP_CONNECTED: &str = "connected to the control plane";
-const RELOADED: &str = "reloaded the cluster certificates";
-const RELOAD_FAILED: &str = "cannot reload the cluster certificates";
-const EXPIRES_SOON: &str = "expires in";
+const RELOADED: &str = "cluster certificate, key and trust reloaded";
+const RELOAD_FAILED: &str = "cannot reload the cluster TLS files";
+const EXPIRES_SOON: &str = "expires within 30 days";
 
 /// The CP's name in its certificate and in the data planes' `cluster_server_name`.
 const CP_NAME: &str = "cp.cluster.test";
@@ -422,8 +422,10 @@ fn certificates_expiring_within_30_days_are_warned_about() {
         rows.iter().find(|r| r["cert_details"]["expiry_timestamp"].as_i64() == Some(not_after)).cloned().unwrap()
     };
     let (soon_row, later_row) = (row_of(soon.not_after), row_of(later.not_after));
-    assert!(soon_row.to_string().contains(EXPIRES_SOON), "the row warns: {soon_row}");
-    assert!(!later_row.to_string().contains(EXPIRES_SOON), "{later_row}");
+    assert_eq!(soon_row["cert_details"]["expires_soon"], true, "the row warns: {soon_row}");
+    let days = soon_row["cert_details"]["days_left"].as_i64();
+    assert!(matches!(days, Some(9 | 10)), "{soon_row}");
+    assert!(later_row["cert_details"]["expires_soon"].is_null(), "{later_row}");
 }
 
 /// nginx `ssl_preread` routes by SNI between DP and CP: in PKI mode the DP sends
