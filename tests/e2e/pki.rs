@@ -584,7 +584,8 @@ fn sighup_rotates_cluster_certificates_with_a_live_data_plane() {
     let (cp_mark, dp_mark) = (cp.gateway.log().len(), dp.gateway.log().len());
 
     // Rotate everything to the new CA, in place, and tell both nodes.
-    new_ca.issue(&LeafSpec::server(&[CP_NAME])).write(d, "cp", Chain::Leaf);
+    let cp_rotated = new_ca.issue(&LeafSpec::server(&[CP_NAME]));
+    cp_rotated.write(d, "cp", Chain::Leaf);
     write_cert(&d.join("cp-trust.pem"), &new_ca.cert_pem());
     new_ca.issue(&client("dp-rotated.cluster.test")).write(d, "dp", Chain::Leaf);
     write_cert(&d.join("dp-trust.pem"), &new_ca.cert_pem());
@@ -647,4 +648,16 @@ fn sighup_rotates_cluster_certificates_with_a_live_data_plane() {
     assert!(why.contains("dp.key"), "names the file: {why}");
     add_route(&cp, &echo, "s4", "r4", "/fourth");
     wait_status(&dp, "/fourth", 200);
+    // The data plane's next link still uses the material it had: restart the CP (its file
+    // repaired) and the data plane reconnects.
+    cp_rotated.write(d, "cp", Chain::Leaf);
+    cp.gateway.signal("KILL");
+    cp.gateway.wait_exit(DEADLINE);
+    let dp_mark = dp.gateway.log().len();
+    let cp = start_pki_cp(d, "cp", cluster, &cp_files, &[]);
+    poll("the data plane to reconnect with its kept material", SYNC_DEADLINE, || {
+        dp.gateway.log()[dp_mark..].contains(DP_CONNECTED).then_some(())
+    });
+    add_route(&cp, &echo, "s5", "r5", "/fifth");
+    wait_status(&dp, "/fifth", 200);
 }
