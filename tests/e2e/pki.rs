@@ -68,14 +68,31 @@ pub(crate) fn pki_cp_lines(name: &str, cluster: u16, admin: u16, files: &Files) 
 
 /// A PKI control plane named `name` on `cluster`, with `extra` conf lines; waits until it started.
 pub(crate) fn start_pki_cp(dir: &Path, name: &str, cluster: u16, files: &Files, extra: &[String]) -> Cp {
-    let admin = free_port();
-    let mut lines = pki_cp_lines(name, cluster, admin, files);
-    lines.extend_from_slice(extra);
     let conf = format!("{name}.conf");
-    write_conf(dir, &conf, &lines);
-    let mut gateway = Gateway::start(dir, &["-c", &conf], &[]);
-    gateway.wait_for_log("gateway started");
+    let (gateway, admin) = start_node(dir, &conf, || {
+        let admin = free_port();
+        let mut lines = pki_cp_lines(name, cluster, admin, files);
+        lines.extend_from_slice(extra);
+        (lines, admin)
+    });
     Cp { gateway, admin: at(admin), cluster }
+}
+
+/// Starts `gateway -c CONF` with the lines `make` returns, until it logs that it started. A start
+/// that lost one of its free ports to another process (the suite runs many at once) is retried
+/// with fresh ones.
+fn start_node<T>(dir: &Path, conf: &str, mut make: impl FnMut() -> (Vec<String>, T)) -> (Gateway, T) {
+    let mut attempt = 0;
+    loop {
+        let (lines, ports) = make();
+        write_conf(dir, conf, &lines);
+        let mut gateway = Gateway::start(dir, &["-c", conf], &[]);
+        match gateway.try_wait_for_log("gateway started") {
+            Ok(()) => return (gateway, ports),
+            Err(log) if attempt < 3 && log.contains("Address already in use") => attempt += 1,
+            Err(log) => panic!("{conf}: the gateway exited before it started:\n{log}"),
+        }
+    }
 }
 
 /// The conf lines of a PKI data plane named `name` dialing `control_plane` (`host:port`).
@@ -93,14 +110,14 @@ pub(crate) fn pki_dp_lines(name: &str, control_plane: &str, files: &Files) -> Ve
 
 /// A PKI data plane named `name`, with `extra` conf lines; waits until it started.
 pub(crate) fn start_pki_dp(dir: &Path, name: &str, control_plane: &str, files: &Files, extra: &[String]) -> Dp {
-    let (proxy, status) = (free_port(), free_port());
-    let mut lines = pki_dp_lines(name, control_plane, files);
-    lines.extend([format!("proxy_listen = 127.0.0.1:{proxy}"), format!("status_listen = 127.0.0.1:{status}")]);
-    lines.extend_from_slice(extra);
     let conf = format!("{name}.conf");
-    write_conf(dir, &conf, &lines);
-    let mut gateway = Gateway::start(dir, &["-c", &conf], &[]);
-    gateway.wait_for_log("gateway started");
+    let (gateway, (proxy, status)) = start_node(dir, &conf, || {
+        let (proxy, status) = (free_port(), free_port());
+        let mut lines = pki_dp_lines(name, control_plane, files);
+        lines.extend([format!("proxy_listen = 127.0.0.1:{proxy}"), format!("status_listen = 127.0.0.1:{status}")]);
+        lines.extend_from_slice(extra);
+        (lines, (proxy, status))
+    });
     Dp { gateway, proxy: at(proxy), status: at(status) }
 }
 
@@ -119,14 +136,14 @@ fn local(port: u16) -> String {
 
 /// The control plane's refusal of the data plane whose certificate's subject names `cn`.
 fn refusal_of(cp: &Cp, cn: &str) -> String {
-    poll(&format!("the control plane to refuse {cn}"), DEADLINE, || {
+    poll(&format!("the control plane to refuse {cn}"), SYNC_DEADLINE, || {
         cp.gateway.log().lines().find(|l| l.contains(CP_REFUSES) && l.contains(cn)).map(str::to_string)
     })
 }
 
 /// The data plane's failed dial whose error holds `reason`.
 fn dp_failure(dp: &Dp, reason: &str) -> String {
-    poll(&format!("the data plane to fail with `{reason}`"), DEADLINE, || {
+    poll(&format!("the data plane to fail with `{reason}`"), SYNC_DEADLINE, || {
         dp.gateway.log().lines().find(|l| l.contains(DP_CANNOT_SYNC) && l.contains(reason)).map(str::to_string)
     })
 }
