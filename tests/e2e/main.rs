@@ -11,6 +11,7 @@ mod hostile_clients;
 mod hybrid;
 mod lifecycle;
 mod ocsp;
+mod pki;
 mod pki_tools;
 mod proxy;
 mod router_faults;

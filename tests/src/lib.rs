@@ -127,6 +127,23 @@ impl Gateway {
         })
     }
 
+    /// Like [`Gateway::wait_for_log`], but a process that exits first is an `Err` holding its log
+    /// (a caller may retry a start that lost a free port to another process).
+    pub fn try_wait_for_log(&mut self, needle: &str) -> Result<(), String> {
+        poll(&format!("`{needle}` in the gateway log"), DEADLINE, || {
+            if self.log().contains(needle) {
+                return Some(Ok(()));
+            }
+            if let Ok(Some(_)) = self.child.try_wait() {
+                if let Some(reader) = self.reader.take() {
+                    let _ = reader.join();
+                }
+                return Some(Err(self.log()));
+            }
+            None
+        })
+    }
+
     /// Sends a signal by name (`TERM`, `INT`, ...) to this process.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill").args(["-s", name, &self.pid().to_string()]).status().expect("running kill");
