@@ -96,34 +96,78 @@ pub fn when(unix: i64) -> String {
         .unwrap_or_else(|| format!("{unix} (unix time)"))
 }
 
-/// Why a certificate chain is refused.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Why a certificate chain is refused. Displayed as the certificate, then [`PkiError::reason`].
+#[derive(Debug, Clone)]
 pub enum PkiError {
-    #[error("a trusted certificate cannot be used ({source_name}): {reason}")]
     BadTrusted { source_name: String, reason: String },
-    #[error("the certificate cannot be read: {reason}")]
     Unreadable { reason: String },
-    #[error("{cert} is not trusted: its chain ends at the CA \"{top}\", which is not among the trusted certificates")]
     Untrusted { cert: Box<CertInfo>, top: String },
-    #[error(
-        "{cert}: the chain is incomplete: \"{top}\" was issued by \"{issuer}\", which the peer did not send and which is not trusted (the peer must send its intermediates, or \"{issuer}\" is not a trusted CA)"
-    )]
     Incomplete { cert: Box<CertInfo>, top: String, issuer: String },
-    #[error("{cert} lacks the extended key usage {purpose} (it must be issued for TLS {role} authentication)")]
     MissingEku { cert: Box<CertInfo>, purpose: &'static str, role: &'static str },
-    #[error("{cert} is not valid for the name {name} (it names: {names})")]
     NameMismatch { cert: Box<CertInfo>, name: String, names: String },
-    #[error("{cert}: {which} expired at {at}")]
     Expired { cert: Box<CertInfo>, which: &'static str, at: String },
-    #[error("{cert}: {which} is not yet valid: valid from {from}")]
     NotYetValid { cert: Box<CertInfo>, which: &'static str, from: String },
-    #[error("{cert}: the chain has more than {MAX_INTERMEDIATES} intermediates ({count})")]
     TooManyIntermediates { cert: Box<CertInfo>, count: usize },
-    #[error("{cert} is refused: {reason}")]
     Invalid { cert: Box<CertInfo>, reason: String },
 }
 
+impl std::error::Error for PkiError {}
+
+impl fmt::Display for PkiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.cert() {
+            Some(cert) => write!(f, "{cert}: {}", self.reason()),
+            None => f.write_str(&self.reason()),
+        }
+    }
+}
+
 impl PkiError {
+    /// The refused certificate, when it could be read.
+    pub fn cert(&self) -> Option<&CertInfo> {
+        match self {
+            PkiError::BadTrusted { .. } | PkiError::Unreadable { .. } => None,
+            PkiError::Untrusted { cert, .. }
+            | PkiError::Incomplete { cert, .. }
+            | PkiError::MissingEku { cert, .. }
+            | PkiError::NameMismatch { cert, .. }
+            | PkiError::Expired { cert, .. }
+            | PkiError::NotYetValid { cert, .. }
+            | PkiError::TooManyIntermediates { cert, .. }
+            | PkiError::Invalid { cert, .. } => Some(cert),
+        }
+    }
+
+    /// Why, without naming the certificate (logs carry its serial and subject as fields).
+    pub fn reason(&self) -> String {
+        match self {
+            PkiError::BadTrusted { source_name, reason } => {
+                format!("a trusted certificate cannot be used ({source_name}): {reason}")
+            }
+            PkiError::Unreadable { reason } => format!("the certificate cannot be read: {reason}"),
+            PkiError::Untrusted { top, .. } => {
+                format!(
+                    "it is not trusted: its chain ends at the CA \"{top}\", which is not among the trusted certificates"
+                )
+            }
+            PkiError::Incomplete { top, issuer, .. } => format!(
+                "the chain is incomplete: \"{top}\" was issued by \"{issuer}\", which the peer did not send and which is not trusted (the peer must send its intermediates, or \"{issuer}\" is not a trusted CA)"
+            ),
+            PkiError::MissingEku { purpose, role, .. } => {
+                format!("it lacks the extended key usage {purpose} (it must be issued for TLS {role} authentication)")
+            }
+            PkiError::NameMismatch { name, names, .. } => {
+                format!("it is not valid for the name {name} (it names: {names})")
+            }
+            PkiError::Expired { which, at, .. } => format!("{which} expired at {at}"),
+            PkiError::NotYetValid { which, from, .. } => format!("{which} is not yet valid: valid from {from}"),
+            PkiError::TooManyIntermediates { count, .. } => {
+                format!("the chain has more than {MAX_INTERMEDIATES} intermediates ({count})")
+            }
+            PkiError::Invalid { reason, .. } => format!("it is refused: {reason}"),
+        }
+    }
+
     /// The rustls error to fail a handshake with: its variant picks the TLS alert the peer gets
     /// (unknown_ca, certificate_expired, unsupported_certificate, bad_certificate).
     pub fn to_rustls(&self) -> rustls::Error {
@@ -440,7 +484,7 @@ impl ClientCertVerifier for PkiVerifier {
                 tracing::error!(
                     serial = cert.as_ref().map_or("?", |c| c.serial.as_str()),
                     subject = cert.as_ref().map_or("?", |c| c.subject.as_str()),
-                    reason = %error,
+                    reason = %error.reason(),
                     "refusing a data plane certificate"
                 );
                 Err(error.to_rustls())
