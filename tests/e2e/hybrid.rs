@@ -369,8 +369,11 @@ fn the_hybrid_walkthrough_works_with_the_shipped_files() {
     let hash = get(admin, "/status").json()["configuration_hash"].clone();
     assert_eq!(proxied["configuration_hash"], hash);
     assert_eq!(proxied["role"], "data_plane");
-    let rows = get(admin, "/clustering/data-planes").json()["data"].clone();
-    assert_eq!(rows[0]["sync_status"], "normal");
+    // The control plane learns it from the data plane's next ping, just after the route answers.
+    poll("sync_status normal", SYNC_DEADLINE, || {
+        let rows = get(admin, "/clustering/data-planes").json()["data"].clone();
+        (rows[0]["sync_status"] == "normal").then_some(())
+    });
     assert!(dir.path().join("servroot-dp/dbless.lmdb").is_dir());
     assert!(dir.path().join("servroot-cp/entities.lmdb").is_dir());
 }

@@ -2,11 +2,11 @@
 //! ticker that lets every call carry a deadline.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 use super::WasmError;
 
@@ -47,6 +47,44 @@ impl Drop for WasmRuntime {
             ticker.stop();
         }
     }
+}
+
+/// A budget of CPU time for each call into one store. The epoch deadline fires once the budget has
+/// passed in wall time; then the call goes on, tick by tick, until the calling thread has really
+/// spent the budget on it. So a call that a busy machine preempted is not taken for a runaway
+/// guest (a wall-clock deadline failed requests that way), and a guest that spins is still stopped
+/// after the budget's worth of CPU.
+#[derive(Clone)]
+pub struct CpuBudget {
+    /// The calling thread's CPU clock when the current call began, in nanoseconds.
+    started: Arc<AtomicU64>,
+    budget: Duration,
+}
+
+impl CpuBudget {
+    /// Installs the budget's deadline callback on `store`.
+    pub fn install<T: 'static>(store: &mut Store<T>, budget: Duration) -> CpuBudget {
+        let started = Arc::new(AtomicU64::new(thread_cpu_nanos()));
+        let since = started.clone();
+        let limit = u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX);
+        store.epoch_deadline_callback(move |_| {
+            let used = thread_cpu_nanos().saturating_sub(since.load(Ordering::Relaxed));
+            Ok(if used >= limit { UpdateDeadline::Interrupt } else { UpdateDeadline::Continue(1) })
+        });
+        CpuBudget { started, budget }
+    }
+
+    /// Starts the clock for a call on this thread.
+    pub fn start<T>(&self, store: &mut Store<T>) {
+        self.started.store(thread_cpu_nanos(), Ordering::Relaxed);
+        store.set_epoch_deadline(WasmRuntime::deadline_ticks(self.budget));
+    }
+}
+
+/// CPU time this thread has used.
+fn thread_cpu_nanos() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    u64::try_from(now.tv_sec).unwrap_or(0).saturating_mul(1_000_000_000).saturating_add(now.tv_nsec as u64)
 }
 
 /// One thread advancing the engine's epoch; never one per call.

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use wasmtime::Store;
 use wasmtime::component::{Component, ResourceAny};
 
+use super::engine::CpuBudget;
 use super::sandbox::Sandbox;
 use super::{WasmError, WasmRuntime, chain};
 
@@ -79,6 +80,7 @@ impl CompiledRouter {
 
 struct Slot {
     store: Store<Sandbox>,
+    budget: CpuBudget,
     bindings: RouterComponent,
     router: ResourceAny,
     header_names: Vec<String>,
@@ -112,13 +114,14 @@ impl Slot {
             .call_load(&mut store, table)
             .map_err(|e| call("load", e, &store))?
             .map_err(RouterLoadError::Refused)?;
-        store.set_epoch_deadline(WasmRuntime::deadline_ticks(ROUTE_BUDGET));
+        let budget = CpuBudget::install(&mut store, ROUTE_BUDGET);
+        budget.start(&mut store);
         let header_names = bindings
             .gateway_api_routing()
             .router()
             .call_header_names(&mut store, router)
             .map_err(|e| call("header-names", e, &store))?;
-        Ok(Slot { store, bindings, router, header_names })
+        Ok(Slot { store, budget, bindings, router, header_names })
     }
 }
 
@@ -226,8 +229,8 @@ impl RouterPool {
             return Err(RouteFailure("every router instance is being rebuilt after a failure".into()));
         };
         let SlotState::Ready(slot) = &mut *guard else { unreachable!("only ready instances are chosen") };
-        let Slot { store, bindings, router, .. } = &mut **slot;
-        store.set_epoch_deadline(WasmRuntime::deadline_ticks(ROUTE_BUDGET));
+        let Slot { store, budget, bindings, router, .. } = &mut **slot;
+        budget.start(store);
         match bindings.gateway_api_routing().router().call_route(&mut *store, *router, request) {
             Ok(decision) => Ok(decision),
             Err(e) => {

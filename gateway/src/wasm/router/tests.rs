@@ -131,3 +131,34 @@ fn large_route_tables_load_in_the_component() {
     let pool = component.load(table, 1).unwrap();
     assert_eq!(pool.route(&request("/V1999/abc/12")).unwrap().unwrap().route, 1999);
 }
+
+/// A route call whose wall-clock deadline passes while it runs (as when a busy machine preempts the
+/// thread) still completes: only CPU spent on the call counts against its budget.
+#[test]
+fn a_call_overtaken_by_wall_time_but_not_by_cpu_time_completes() {
+    let component = component();
+    let case = &cases::load()[0];
+    let port = case.port();
+    let pool = component.load(case.routes.iter().map(|r| spec(r, port)).collect(), 1).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ticker = {
+        let (engine, stop) = (component.engine.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                engine.increment_epoch();
+            }
+        })
+    };
+    let request = Request {
+        method: case.request.method.clone(),
+        host: case.request.host.clone(),
+        port,
+        path: case.request.path.clone(),
+        headers: Vec::new(),
+        sni: case.request.sni.clone(),
+    };
+    let failed = (0..200).filter(|_| pool.route(&request).is_err()).count();
+    stop.store(true, Ordering::Relaxed);
+    ticker.join().unwrap();
+    assert_eq!(failed, 0, "route calls failed only because the epoch raced past their deadline");
+}
