@@ -313,7 +313,16 @@ fn cp_trust(material: &Material) -> Result<TrustSet, ClusterTlsError> {
         match source {
             TrustSource::System => {
                 let found = rustls_native_certs::load_native_certs();
-                set.extend_lenient(found.certs);
+                let offered = found.certs.len();
+                let skipped = set.extend_lenient(found.certs);
+                if skipped > 0 || !found.errors.is_empty() {
+                    let why = found.errors.first().map(|e| format!(": {e}")).unwrap_or_default();
+                    tracing::warn!(
+                        offered,
+                        skipped,
+                        "lua_ssl_trusted_certificate = system: some of the system store was not usable{why}"
+                    );
+                }
             }
             TrustSource::Pem(pem) => {
                 let certs = pem.load_certs().map_err(TrustError::Pem)?;

@@ -39,6 +39,8 @@ pub const NO_NEXT_UPDATE_TTL: Duration = Duration::from_secs(300);
 /// request share its failure instead of each waiting out their own timeout, short enough that a
 /// responder back up is asked again soon.
 pub const ERROR_TTL: Duration = Duration::from_secs(5);
+/// The longest an answer is remembered, whatever its `nextUpdate` promises.
+pub const MAX_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// The most answers remembered.
 pub const CACHE_CAPACITY: usize = 10_000;
 /// Clock difference tolerated between us and the responder on `thisUpdate`.
@@ -125,6 +127,8 @@ pub enum ResponseFault {
     NotYetValid(String),
     #[error("it is stale: its nextUpdate {0} has passed")]
     Stale(String),
+    #[error("it is stale: it has no nextUpdate and its thisUpdate {0} is older than {NO_NEXT_UPDATE_TTL:?}")]
+    TooOld(String),
     #[error("its signature algorithm {0} is not supported for the signer's key")]
     UnsupportedAlgorithm(String),
     #[error("its signature does not verify with the key of the certificate's issuer or of a responder it authorised")]
@@ -255,7 +259,9 @@ impl Ocsp {
         let checked = match asked {
             Ok(Answer { status: AnswerStatus::Known(status), next_update }) => {
                 let now = unix_now();
-                let ttl = next_update.map_or(NO_NEXT_UPDATE_TTL, |next| Duration::from_secs(next.saturating_sub(now)));
+                let ttl = next_update
+                    .map_or(NO_NEXT_UPDATE_TTL, |next| Duration::from_secs(next.saturating_sub(now)))
+                    .min(MAX_CACHE_TTL);
                 self.remember(key.clone(), Ok(status.clone()), ttl);
                 Ok(status)
             }
@@ -459,10 +465,15 @@ pub fn evaluate(body: &[u8], id: &CertId, issuer: &Certificate, now: u64) -> Res
     if secs(&single.this_update) > now.saturating_add(SKEW) {
         return Err(ResponseFault::NotYetValid(rfc3339(&single.this_update)));
     }
-    if let Some(next) = &single.next_update
-        && secs(next) <= now
-    {
-        return Err(ResponseFault::Stale(rfc3339(next)));
+    match &single.next_update {
+        Some(next) if secs(next) <= now => return Err(ResponseFault::Stale(rfc3339(next))),
+        Some(_) => {}
+        // Without a nonce an old signed answer could be replayed: one that promises no next update
+        // counts only while it is fresh.
+        None if secs(&single.this_update).saturating_add(NO_NEXT_UPDATE_TTL.as_secs() + SKEW) < now => {
+            return Err(ResponseFault::TooOld(rfc3339(&single.this_update)));
+        }
+        None => {}
     }
     let status = match &single.cert_status {
         CertStatus::Good(_) => AnswerStatus::Known(Status::Good),

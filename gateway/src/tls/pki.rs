@@ -197,18 +197,41 @@ impl PkiError {
     }
 }
 
-/// The certificates an end of a link trusts.
+/// The certificates an end of a link trusts. A CA certificate (basicConstraints cA, allowed to
+/// sign certificates; or a version 1 root) is a trust anchor that chains lead to; any other
+/// certificate is pinned: accepted only as itself, never as an issuer, so whoever holds a pinned
+/// leaf's key cannot mint certificates with it.
 pub struct TrustSet {
     certs: Vec<CertificateDer<'static>>,
     anchors: Vec<TrustAnchor<'static>>,
+    /// For each anchor, its certificate's index in `certs` (for its dates and for OCSP).
+    anchor_certs: Vec<usize>,
     pins: HashSet<[u8; 32]>,
 }
 
 impl fmt::Debug for TrustSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TrustSet({} certificates)", self.certs.len())
+        write!(f, "TrustSet({} certificates, {} CAs)", self.certs.len(), self.anchors.len())
     }
 }
+
+/// Whether `cert` may issue certificates: a CA (basicConstraints cA, and keyCertSign when it has a
+/// key usage), or a version 1 certificate (old roots have no extensions at all).
+fn can_issue(cert: &CertificateDer<'_>) -> bool {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else { return false };
+    if parsed.version() == x509_parser::x509::X509Version::V1 {
+        return true;
+    }
+    let signs = match parsed.key_usage() {
+        Ok(Some(usage)) => usage.value.key_cert_sign(),
+        Ok(None) => true,
+        Err(_) => false,
+    };
+    parsed.is_ca() && signs
+}
+
+/// A chain longer than this is refused before any work is spent on it.
+const MAX_SENT: usize = MAX_INTERMEDIATES + 3;
 
 /// A verified chain's facts.
 #[derive(Debug, Clone)]
@@ -222,35 +245,63 @@ pub struct Verified {
 impl TrustSet {
     /// A set trusting each of `certs`, which come from `source` (named in errors).
     pub fn new(certs: Vec<CertificateDer<'static>>, source: &str) -> Result<TrustSet, PkiError> {
-        let mut set = TrustSet { certs: Vec::new(), anchors: Vec::new(), pins: HashSet::new() };
+        let mut set =
+            TrustSet { certs: Vec::new(), anchors: Vec::new(), anchor_certs: Vec::new(), pins: HashSet::new() };
         set.add(certs, source)?;
         Ok(set)
     }
 
     /// Adds `certs` (from `source`, named in errors); none of them if one cannot be trusted.
     pub fn add(&mut self, certs: Vec<CertificateDer<'static>>, source: &str) -> Result<(), PkiError> {
-        let mut anchors = Vec::with_capacity(certs.len());
+        let mut anchors = Vec::new();
         for cert in &certs {
-            let anchor = webpki::anchor_from_trusted_cert(cert)
-                .map_err(|e| PkiError::BadTrusted { source_name: source.to_string(), reason: format!("{e:?}") })?;
-            anchors.push(anchor.to_owned());
+            if info(cert).is_none() {
+                return Err(PkiError::BadTrusted {
+                    source_name: source.to_string(),
+                    reason: "not an X.509 certificate".into(),
+                });
+            }
+            if can_issue(cert) {
+                let anchor = webpki::anchor_from_trusted_cert(cert)
+                    .map_err(|e| PkiError::BadTrusted { source_name: source.to_string(), reason: format!("{e:?}") })?;
+                anchors.push(Some(anchor.to_owned()));
+            } else {
+                anchors.push(None);
+            }
         }
-        self.anchors.extend(anchors);
-        self.pins.extend(certs.iter().map(|c| <[u8; 32]>::from(Sha256::digest(c.as_ref()))));
-        self.certs.extend(certs);
+        for (cert, anchor) in certs.into_iter().zip(anchors) {
+            self.push(cert, anchor);
+        }
         Ok(())
     }
 
-    /// Adds `certs`, skipping (and counting) those that cannot be trust anchors, as an operating
-    /// system's store may hold a few.
+    fn push(&mut self, cert: CertificateDer<'static>, anchor: Option<TrustAnchor<'static>>) {
+        match anchor {
+            Some(anchor) => {
+                self.anchors.push(anchor);
+                self.anchor_certs.push(self.certs.len());
+            }
+            None => {
+                self.pins.insert(Sha256::digest(cert.as_ref()).into());
+            }
+        }
+        self.certs.push(cert);
+    }
+
+    /// Adds `certs`, skipping (and counting) those that cannot be trusted, as an operating system's
+    /// store may hold a few.
     pub fn extend_lenient(&mut self, certs: Vec<CertificateDer<'static>>) -> usize {
         let mut skipped = 0;
         for cert in certs {
+            if !can_issue(&cert) {
+                // A store of roots: anything else in it is a mistake, not something to pin.
+                skipped += 1;
+                continue;
+            }
             match webpki::anchor_from_trusted_cert(&cert) {
                 Ok(anchor) => {
-                    self.anchors.push(anchor.to_owned());
-                    self.pins.insert(Sha256::digest(cert.as_ref()).into());
-                    self.certs.push(cert);
+                    let anchor = anchor.to_owned();
+                    self.push(cert, Some(anchor));
                 }
                 Err(_) => skipped += 1,
             }
@@ -280,40 +331,62 @@ impl TrustSet {
             Box::new(info(leaf).ok_or_else(|| PkiError::Unreadable { reason: "not an X.509 certificate".into() })?);
         let end_entity = webpki::EndEntityCert::try_from(leaf)
             .map_err(|e| PkiError::Unreadable { reason: format!("{cert}: {e:?}") })?;
+        if sent.len() > MAX_SENT {
+            return Err(PkiError::TooManyIntermediates { cert, count: sent.len() });
+        }
+        let at = now.as_secs() as i64;
         let issuer = if self.pins.contains(&<[u8; 32]>::from(Sha256::digest(leaf.as_ref()))) {
             // Trusted as it is: only its own validity counts, not its issuer's.
-            let now = now.as_secs() as i64;
-            if now < cert.not_before {
+            if at < cert.not_before {
                 return Err(PkiError::NotYetValid { which: "it", from: when(cert.not_before), cert });
             }
-            if now > cert.not_after {
+            if at > cert.not_after {
                 return Err(PkiError::Expired { which: "it", at: when(cert.not_after), cert });
             }
-            self.issuer_by_name(&cert, sent)
+            self.issuer_of_pinned(&end_entity, &cert, sent, now, purpose)
         } else {
             require_eku(leaf, &cert, purpose)?;
-            let algorithms = crate::tls::provider().signature_verification_algorithms.all;
+            let short_enough = |path: &webpki::VerifiedPath<'_>| {
+                // Checked while paths are built, so a longer path found first does not hide a short one.
+                if path.intermediate_certificates().count() > MAX_INTERMEDIATES {
+                    Err(webpki::Error::MaximumPathDepthExceeded)
+                } else {
+                    Ok(())
+                }
+            };
             let path = end_entity
                 .verify_for_usage(
-                    algorithms,
+                    algorithms(),
                     &self.anchors,
                     sent,
                     now,
                     KeyUsage::required_if_present(purpose_der(purpose)),
                     None,
-                    None,
+                    Some(&short_enough),
                 )
-                .map_err(|e| self.explain(e, cert.clone(), leaf, sent))?;
-            let count = path.intermediate_certificates().count();
-            if count > MAX_INTERMEDIATES {
-                return Err(PkiError::TooManyIntermediates { cert, count });
+                .map_err(|e| self.explain(e, cert.clone(), sent))?;
+            // webpki's anchors carry no dates: the trusted CA the chain ends at must be in force too.
+            let anchor = path.anchor();
+            let trusted = self.anchors.iter().position(|a| a == anchor).map(|i| &self.certs[self.anchor_certs[i]]);
+            if let Some(top) = trusted.and_then(info) {
+                if at > top.not_after {
+                    return Err(PkiError::Expired {
+                        which: "the trusted CA it chains to",
+                        at: when(top.not_after),
+                        cert,
+                    });
+                }
+                if at < top.not_before {
+                    return Err(PkiError::NotYetValid {
+                        which: "the trusted CA it chains to",
+                        from: when(top.not_before),
+                        cert,
+                    });
+                }
             }
             match path.intermediate_certificates().next() {
                 Some(issuer) => Some(issuer.der().into_owned()),
-                None => {
-                    let anchor = path.anchor();
-                    self.anchors.iter().position(|a| a == anchor).map(|i| self.certs[i].clone())
-                }
+                None => trusted.cloned(),
             }
         };
         require_eku(leaf, &cert, purpose)?;
@@ -327,22 +400,37 @@ impl TrustSet {
         Ok(Verified { leaf: *cert, issuer })
     }
 
-    /// The sent or trusted certificate named as `cert`'s issuer (for a pinned leaf's OCSP check).
-    fn issuer_by_name(&self, cert: &CertInfo, sent: &[CertificateDer<'_>]) -> Option<CertificateDer<'static>> {
-        sent.iter()
-            .map(|c| c.clone().into_owned())
-            .chain(self.certs.iter().cloned())
-            .find(|c| info(c).is_some_and(|i| i.subject == cert.issuer && i.is_ca))
+    /// The certificate that signed a pinned leaf, for its OCSP check: a trusted CA or a sent
+    /// certificate named as its issuer whose key verifies the leaf's signature (a name alone proves
+    /// nothing: a peer could send a look-alike with a key of its own).
+    fn issuer_of_pinned(
+        &self,
+        end_entity: &webpki::EndEntityCert<'_>,
+        cert: &CertInfo,
+        sent: &[CertificateDer<'_>],
+        now: UnixTime,
+        purpose: Purpose,
+    ) -> Option<CertificateDer<'static>> {
+        let trusted = self.anchor_certs.iter().map(|i| self.certs[*i].clone());
+        let candidates = trusted.chain(sent.iter().map(|c| c.clone().into_owned()));
+        candidates.filter(|c| info(c).is_some_and(|i| i.subject == cert.issuer)).find(|candidate| {
+            let Ok(anchor) = webpki::anchor_from_trusted_cert(candidate) else { return false };
+            end_entity
+                .verify_for_usage(
+                    algorithms(),
+                    &[anchor],
+                    &[],
+                    now,
+                    KeyUsage::required_if_present(purpose_der(purpose)),
+                    None,
+                    None,
+                )
+                .is_ok()
+        })
     }
 
     /// A webpki refusal in an operator's words.
-    fn explain(
-        &self,
-        e: webpki::Error,
-        cert: Box<CertInfo>,
-        leaf: &CertificateDer<'_>,
-        sent: &[CertificateDer<'_>],
-    ) -> PkiError {
+    fn explain(&self, e: webpki::Error, cert: Box<CertInfo>, sent: &[CertificateDer<'_>]) -> PkiError {
         use webpki::Error as W;
         let which = |not_after_or_before: i64, leaf_time: i64| {
             if not_after_or_before == leaf_time { "it" } else { "a certificate in its chain" }
@@ -350,18 +438,13 @@ impl TrustSet {
         match e {
             W::UnknownIssuer => {
                 // The top of what was sent: the last certificate that chains from the leaf by name.
+                // `sent` is short (checked above) and each certificate is read once.
+                let facts: Vec<CertInfo> = sent.iter().filter_map(info).collect();
+                let mut used = vec![false; facts.len()];
                 let mut top = (*cert).clone();
-                let mut chain = vec![leaf.clone().into_owned()];
-                while let Some(next) = sent
-                    .iter()
-                    .filter_map(|c| info(c).map(|i| (c, i)))
-                    .find(|(c, i)| i.subject == top.issuer && !chain.iter().any(|seen| seen.as_ref() == c.as_ref()))
-                {
-                    chain.push(next.0.clone().into_owned());
-                    top = next.1;
-                    if chain.len() > sent.len() + 1 {
-                        break;
-                    }
+                while let Some(i) = (0..facts.len()).find(|&i| !used[i] && facts[i].subject == top.issuer) {
+                    used[i] = true;
+                    top = facts[i].clone();
                 }
                 if top.subject == top.issuer {
                     PkiError::Untrusted { cert, top: top.subject }
@@ -388,9 +471,17 @@ impl TrustSet {
             W::InvalidSignatureForPublicKey => {
                 PkiError::Invalid { cert, reason: "a signature in its chain does not verify".into() }
             }
+            W::EndEntityUsedAsCa => PkiError::Invalid {
+                cert,
+                reason: "a certificate sent as an issuer is not a CA (EndEntityUsedAsCa)".into(),
+            },
             other => PkiError::Invalid { cert, reason: format!("{other}") },
         }
     }
+}
+
+fn algorithms() -> &'static [&'static dyn rustls::pki_types::SignatureVerificationAlgorithm] {
+    rustls::crypto::ring::default_provider().signature_verification_algorithms.all
 }
 
 fn purpose_der(purpose: Purpose) -> &'static [u8] {

@@ -147,7 +147,8 @@ impl ControlPlane {
             Some(Ok(verified)) => Some(verified),
             Some(Err(error)) => {
                 // The trusted set changed between the handshake and now.
-                tracing::error!(peer = %peer, reason = %error, "refusing a data plane certificate");
+                let (serial, subject) = error.cert().map_or(("?", "?"), |c| (c.serial.as_str(), c.subject.as_str()));
+                tracing::error!(peer = %peer, serial, subject, reason = %error.reason(), "refusing a data plane certificate");
                 return Ok(());
             }
         };

@@ -579,3 +579,17 @@ proptest! {
         }
     }
 }
+
+/// An answer that promises no next update is believed only while fresh: without a nonce, an old
+/// signed "good" could otherwise be replayed after a revocation.
+#[test]
+fn an_answer_without_next_update_goes_stale() {
+    let pki = Pki::new("ca");
+    let leaf = pki.leaf(0x1010);
+    let id = id_of(&leaf, &pki);
+    let body = pki.answer(&request_der(&id).unwrap(), &pki.as_issued(), &[0x1010], &[], &[]);
+    let answer = evaluate(&body, &id, &pki.issuer(), now()).unwrap();
+    assert!(answer.next_update.is_none());
+    let fault = evaluate(&body, &id, &pki.issuer(), now() + 3600).unwrap_err();
+    assert!(matches!(fault, ResponseFault::TooOld(_)), "{fault}");
+}

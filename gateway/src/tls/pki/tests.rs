@@ -167,3 +167,53 @@ fn serials_print_as_openssl_does() {
     let serial = info(&leaf).unwrap().serial;
     assert!(!serial.starts_with("00") && serial.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase()));
 }
+
+/// A pinned leaf is trusted as itself only: a certificate signed with its key is refused.
+#[test]
+fn a_pinned_leaf_cannot_issue() {
+    let root = root("root");
+    let mut p = params("dp", (-1, 30));
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.extended_key_usages = vec![Eku::ClientAuth];
+    let key = KeyPair::generate().unwrap();
+    let pinned = CertifiedIssuer::signed_by(p, key, &root).unwrap();
+    let set = trust(&[der(&pinned)]);
+    check(&set, &der(&pinned), &[]).unwrap();
+    let minted = client(&pinned);
+    assert!(check(&set, &minted, &[]).is_err());
+    // Sent along, the pinned leaf is refused as an issuer: it is not a CA.
+    let err = check(&set, &minted, &[der(&pinned)]).unwrap_err();
+    assert!(err.to_string().contains("EndEntityUsedAsCa"), "{err}");
+}
+
+/// A trusted CA that has expired authorises nothing, though webpki's anchors carry no dates.
+#[test]
+fn an_expired_trusted_ca_authorises_nothing() {
+    let root = root("root");
+    let mut p = ca_params("mid");
+    let now = time::OffsetDateTime::now_utc();
+    p.not_before = now - time::Duration::days(10);
+    p.not_after = now - time::Duration::days(1);
+    let mid = CertifiedIssuer::signed_by(p, KeyPair::generate().unwrap(), &root).unwrap();
+    let err = check(&trust(&[der(&mid)]), &client(&mid), &[]).unwrap_err();
+    assert!(matches!(err, PkiError::Expired { which: "the trusted CA it chains to", .. }), "{err}");
+}
+
+/// For OCSP, a pinned leaf's issuer must be the key that signed it, not a look-alike by name.
+#[test]
+fn a_pinned_leafs_issuer_is_the_one_whose_key_signed_it() {
+    let real = root("ca");
+    let fake = root("ca");
+    let leaf = client(&real);
+    let set = trust(std::slice::from_ref(&leaf));
+    assert!(check(&set, &leaf, &[der(&fake)]).unwrap().issuer.is_none(), "a look-alike is not the issuer");
+    assert_eq!(check(&set, &leaf, &[der(&fake), der(&real)]).unwrap().issuer, Some(der(&real)));
+}
+
+#[test]
+fn a_long_chain_is_refused_before_any_work() {
+    let root = root("root");
+    let junk: Vec<_> = (0..MAX_SENT + 1).map(|i| der(&super::tests::root(&format!("j{i}")))).collect();
+    let err = check(&trust(&[der(&root)]), &client(&root), &junk).unwrap_err();
+    assert!(matches!(err, PkiError::TooManyIntermediates { .. }), "{err}");
+}
