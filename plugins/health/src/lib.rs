@@ -3,6 +3,10 @@
 
 wit_bindgen::generate!({ world: "health-probe", path: "../../wit" });
 
+/// Set by gateway/build.rs to a digest of `wit/`: reading it makes cargo rebuild this component when
+/// the contract changes (the macro above does not tell cargo it read those files).
+const _WIT_DIGEST: Option<&str> = option_env!("GATEWAY_WIT_HASH");
+
 use exports::gateway::api::health::{Guest, Status};
 
 struct Health;
