@@ -49,6 +49,11 @@ enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// WebAssembly plugin tools.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// Hybrid mode (control plane / data plane) tools.
     Hybrid {
         #[command(subcommand)]
@@ -64,6 +69,20 @@ enum ConfigCommand {
     Parse {
         /// The declarative file.
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Load a plugin component and print what it is: name, version, priority, phases, protocols.
+    /// Exits 1 with the reason if it does not implement the plugin world (wit/plugin.wit).
+    Check {
+        /// The component (`NAME.wasm`, built for wasm32-wasip2).
+        file: PathBuf,
+        /// Also check this configuration (JSON) with the plugin's `check-config`, printing it with
+        /// its defaults filled in, or every field at fault (exit 1).
+        #[arg(long, value_name = "JSON")]
+        config: Option<String>,
     },
 }
 
@@ -221,6 +240,7 @@ fn main() -> ExitCode {
             Err(e) => fail(&e.to_string()),
         },
         Command::Cluster { command: ClusterCommand::Check { conf } } => cluster_check(&conf),
+        Command::Plugin { command: PluginCommand::Check { file, config } } => plugin_check(&file, config.as_deref()),
         Command::Version => {
             println!("gateway {}", gateway::VERSION);
             ExitCode::SUCCESS
@@ -262,6 +282,44 @@ fn cluster_check(file: &Path) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+fn plugin_check(file: &Path, config: Option<&str>) -> ExitCode {
+    use gateway::wasm::plugin::{phase_name, protocol_name};
+    let wasm = match std::fs::read(file) {
+        Ok(wasm) => wasm,
+        Err(e) => return fail(&format!("cannot read {}: {e}", file.display())),
+    };
+    let runtime = match gateway::wasm::WasmRuntime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&e.to_string()),
+    };
+    match gateway::wasm::plugin::LoadedPlugin::load(&runtime, &file.display().to_string(), &wasm) {
+        Ok(plugin) => {
+            let d = &plugin.descriptor;
+            let list = |items: Vec<String>| if items.is_empty() { "none".to_string() } else { items.join(", ") };
+            println!("name: {}", d.name);
+            println!("version: {}", d.version);
+            println!("priority: {}", d.priority);
+            println!("phases: {}", list(d.phases.iter().map(|p| phase_name(*p).to_string()).collect()));
+            println!("protocols: {}", list(d.protocols.iter().map(|p| protocol_name(*p).to_string()).collect()));
+            let Some(config) = config else { return ExitCode::SUCCESS };
+            match plugin.check_config(config) {
+                Ok(Ok(filled)) => {
+                    println!("config: {filled}");
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(errors)) => {
+                    for error in errors {
+                        eprintln!("{}: {}", error.path, error.message);
+                    }
+                    fail("the configuration is refused")
+                }
+                Err(e) => fail(&e.to_string()),
+            }
+        }
+        Err(e) => fail(&e.to_string()),
     }
 }
 

@@ -13,6 +13,7 @@ mod lifecycle;
 mod ocsp;
 mod pki;
 mod pki_tools;
+mod plugins;
 mod proxy;
 mod router_faults;
 mod streams;

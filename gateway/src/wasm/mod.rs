@@ -4,6 +4,7 @@
 pub mod bundled;
 pub mod engine;
 pub mod health;
+pub mod plugin;
 pub mod router;
 pub mod sandbox;
 mod sync_io;

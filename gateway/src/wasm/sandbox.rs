@@ -22,7 +22,9 @@ const OUTPUT_TAIL: usize = 2048;
 
 pub struct Sandbox {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
+    /// What a plugin component's imports work on (unused by other worlds).
+    pub plugin: super::plugin::PluginHost,
     pub limits: StoreLimits,
     /// The end of what the component wrote to stdout and stderr.
     pub output: OutputTail,
@@ -39,6 +41,7 @@ impl Sandbox {
         Sandbox {
             wasi: WasiCtxBuilder::new().stdout(output.clone()).stderr(output.clone()).build(),
             table: ResourceTable::new(),
+            plugin: super::plugin::PluginHost::default(),
             limits: StoreLimitsBuilder::new().memory_size(bytes).instances(16).build(),
             output,
         }

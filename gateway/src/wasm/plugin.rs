@@ -1,0 +1,495 @@
+//! The host end of the `plugin-component` world (`wit/plugin.wit`): loading a plugin component,
+//! reading what it is (`metadata`) and checking configurations with it (`check-config`), and the
+//! host side of what plugins import: the request and response resources, logs, the per-node
+//! counters and key-value store, the clocks and the per-request shared context.
+//!
+//! Running configured instances in the request phases is the plugin runtime's job (issue 12, next
+//! step); a call made outside a request sees no route, service or consumer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::Store;
+use wasmtime::component::{Component, HasSelf, Resource};
+
+use super::sandbox::Sandbox;
+use super::{WasmError, WasmRuntime, chain};
+
+wasmtime::component::bindgen!({
+    world: "plugin-component",
+    path: "../wit",
+    with: {
+        "gateway:api/http.request": RequestHandle,
+        "gateway:api/http.response": ResponseHandle,
+    },
+});
+
+pub use gateway::api::types::{Descriptor, EntityRef, FieldError, Flow, LogLevel, Phase, Protocol};
+
+/// A phase's name as Kong writes it.
+pub fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Rewrite => "rewrite",
+        Phase::Access => "access",
+        Phase::HeaderFilter => "header_filter",
+        Phase::BodyFilter => "body_filter",
+        Phase::Log => "log",
+    }
+}
+
+/// A protocol's name as Kong writes it.
+pub fn protocol_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Http => "http",
+        Protocol::Https => "https",
+        Protocol::Grpc => "grpc",
+        Protocol::Grpcs => "grpcs",
+        Protocol::Tcp => "tcp",
+        Protocol::Tls => "tls",
+        Protocol::Udp => "udp",
+        Protocol::Ws => "ws",
+        Protocol::Wss => "wss",
+    }
+}
+
+/// How long `metadata` or `check-config` may take.
+const CHECK_BUDGET: Duration = Duration::from_secs(1);
+/// Memory a plugin instance may grow to (`wasm_plugin_max_memory`'s default).
+pub const MEMORY_LIMIT: usize = 64 << 20;
+
+/// A request as a plugin sees it, owned by the host.
+#[derive(Debug, Default)]
+pub struct RequestHandle {
+    pub method: String,
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+    pub query: String,
+    pub headers: hyper::HeaderMap,
+    pub client_ip: String,
+}
+
+/// A response as a plugin sees it, owned by the host.
+#[derive(Debug, Default)]
+pub struct ResponseHandle {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+}
+
+/// What the host knows about the call in progress: the request's route, service and consumer and
+/// its shared context. Empty outside a request (`metadata`, `check-config`).
+#[derive(Debug, Default)]
+pub struct CallContext {
+    pub plugin: String,
+    pub route: Option<EntityRef>,
+    pub service: Option<EntityRef>,
+    pub consumer: Option<EntityRef>,
+    pub shared: HashMap<String, String>,
+}
+
+/// Per-node state every plugin instance shares: counters with expiry and a small key-value store
+/// with TTLs, both bounded.
+#[derive(Debug, Default)]
+pub struct NodeShared {
+    counters: Mutex<HashMap<String, (i64, Instant)>>,
+    values: Mutex<HashMap<String, (Vec<u8>, Instant)>>,
+}
+
+/// Entries kept at most; past it, expired entries are swept and, if that is not enough, the
+/// write is dropped (a counter then restarts from zero), so no plugin can grow the node's memory
+/// without bound.
+const SHARED_CAPACITY: usize = 100_000;
+/// The largest value the key-value store keeps.
+const MAX_VALUE: usize = 64 * 1024;
+
+impl NodeShared {
+    fn incr(&self, key: String, delta: i64, window: Duration) -> i64 {
+        let now = Instant::now();
+        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        if counters.len() >= SHARED_CAPACITY && !counters.contains_key(&key) {
+            counters.retain(|_, (_, until)| *until > now);
+            if counters.len() >= SHARED_CAPACITY {
+                return delta;
+            }
+        }
+        let entry = counters.entry(key).or_insert((0, now + window));
+        if entry.1 <= now {
+            *entry = (0, now + window);
+        }
+        entry.0 = entry.0.saturating_add(delta);
+        entry.0
+    }
+
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        values.get(key).filter(|(_, until)| *until > Instant::now()).map(|(v, _)| v.clone())
+    }
+
+    fn set(&self, key: String, value: Vec<u8>, ttl: Duration) {
+        if value.len() > MAX_VALUE {
+            return;
+        }
+        let now = Instant::now();
+        let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        if values.len() >= SHARED_CAPACITY && !values.contains_key(&key) {
+            values.retain(|_, (_, until)| *until > now);
+            if values.len() >= SHARED_CAPACITY {
+                return;
+            }
+        }
+        values.insert(key, (value, now + ttl));
+    }
+}
+
+/// The plugin part of a store's host state.
+#[derive(Debug, Default)]
+pub struct PluginHost {
+    pub call: CallContext,
+    pub shared: Arc<NodeShared>,
+}
+
+fn header_name(name: &str) -> Result<hyper::header::HeaderName, String> {
+    hyper::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("{name:?} is not a header name"))
+}
+
+fn header_value(value: &str) -> Result<hyper::header::HeaderValue, String> {
+    hyper::header::HeaderValue::from_str(value).map_err(|_| "the value is not a valid header value".to_string())
+}
+
+fn first(headers: &hyper::HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+fn all(headers: &hyper::HeaderMap, name: &str) -> Vec<String> {
+    headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect()
+}
+
+fn set(headers: &mut hyper::HeaderMap, name: &str, value: &str, append: bool) -> Result<(), String> {
+    let (name, value) = (header_name(name)?, header_value(value)?);
+    if append {
+        headers.append(name, value);
+    } else {
+        headers.insert(name, value);
+    }
+    Ok(())
+}
+
+impl Sandbox {
+    fn request(&mut self, handle: &Resource<RequestHandle>) -> &mut RequestHandle {
+        self.table.get_mut(handle).expect("the host hands out only live request handles")
+    }
+
+    fn response(&mut self, handle: &Resource<ResponseHandle>) -> &mut ResponseHandle {
+        self.table.get_mut(handle).expect("the host hands out only live response handles")
+    }
+}
+
+impl gateway::api::http::HostRequest for Sandbox {
+    fn method(&mut self, r: Resource<RequestHandle>) -> String {
+        self.request(&r).method.clone()
+    }
+
+    fn set_method(&mut self, r: Resource<RequestHandle>, method: String) {
+        if hyper::Method::from_bytes(method.as_bytes()).is_ok() {
+            self.request(&r).method = method;
+        }
+    }
+
+    fn scheme(&mut self, r: Resource<RequestHandle>) -> String {
+        self.request(&r).scheme.clone()
+    }
+
+    fn host(&mut self, r: Resource<RequestHandle>) -> String {
+        self.request(&r).host.clone()
+    }
+
+    fn port(&mut self, r: Resource<RequestHandle>) -> u16 {
+        self.request(&r).port
+    }
+
+    fn path(&mut self, r: Resource<RequestHandle>) -> String {
+        self.request(&r).path.clone()
+    }
+
+    fn set_path(&mut self, r: Resource<RequestHandle>, path: String) -> Result<(), String> {
+        if !path.starts_with('/') || path.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'?') {
+            return Err(format!("{path:?} is not a request path"));
+        }
+        self.request(&r).path = path;
+        Ok(())
+    }
+
+    fn raw_query(&mut self, r: Resource<RequestHandle>) -> String {
+        self.request(&r).query.clone()
+    }
+
+    fn set_raw_query(&mut self, r: Resource<RequestHandle>, query: String) -> Result<(), String> {
+        if query.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'#') {
+            return Err("the query has characters a request line cannot carry".into());
+        }
+        self.request(&r).query = query;
+        Ok(())
+    }
+
+    fn query_arg(&mut self, r: Resource<RequestHandle>, name: String) -> Option<String> {
+        let query = &self.request(&r).query;
+        url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| *k == name).map(|(_, v)| v.into_owned())
+    }
+
+    fn header(&mut self, r: Resource<RequestHandle>, name: String) -> Option<String> {
+        first(&self.request(&r).headers, &name)
+    }
+
+    fn header_values(&mut self, r: Resource<RequestHandle>, name: String) -> Vec<String> {
+        all(&self.request(&r).headers, &name)
+    }
+
+    fn set_header(&mut self, r: Resource<RequestHandle>, name: String, value: String) -> Result<(), String> {
+        set(&mut self.request(&r).headers, &name, &value, false)
+    }
+
+    fn add_header(&mut self, r: Resource<RequestHandle>, name: String, value: String) -> Result<(), String> {
+        set(&mut self.request(&r).headers, &name, &value, true)
+    }
+
+    fn remove_header(&mut self, r: Resource<RequestHandle>, name: String) {
+        self.request(&r).headers.remove(name.as_str());
+    }
+
+    fn client_ip(&mut self, r: Resource<RequestHandle>) -> String {
+        self.request(&r).client_ip.clone()
+    }
+
+    fn drop(&mut self, r: Resource<RequestHandle>) -> wasmtime::Result<()> {
+        // The host owns requests; the guest's handle going away frees nothing of ours.
+        let _ = r;
+        Ok(())
+    }
+}
+
+impl gateway::api::http::HostResponse for Sandbox {
+    fn status(&mut self, r: Resource<ResponseHandle>) -> u16 {
+        self.response(&r).status
+    }
+
+    fn set_status(&mut self, r: Resource<ResponseHandle>, status: u16) -> Result<(), String> {
+        if !(100..=999).contains(&status) {
+            return Err(format!("{status} is not an HTTP status"));
+        }
+        self.response(&r).status = status;
+        Ok(())
+    }
+
+    fn header(&mut self, r: Resource<ResponseHandle>, name: String) -> Option<String> {
+        first(&self.response(&r).headers, &name)
+    }
+
+    fn header_values(&mut self, r: Resource<ResponseHandle>, name: String) -> Vec<String> {
+        all(&self.response(&r).headers, &name)
+    }
+
+    fn set_header(&mut self, r: Resource<ResponseHandle>, name: String, value: String) -> Result<(), String> {
+        set(&mut self.response(&r).headers, &name, &value, false)
+    }
+
+    fn add_header(&mut self, r: Resource<ResponseHandle>, name: String, value: String) -> Result<(), String> {
+        set(&mut self.response(&r).headers, &name, &value, true)
+    }
+
+    fn remove_header(&mut self, r: Resource<ResponseHandle>, name: String) {
+        self.response(&r).headers.remove(name.as_str());
+    }
+
+    fn drop(&mut self, r: Resource<ResponseHandle>) -> wasmtime::Result<()> {
+        let _ = r;
+        Ok(())
+    }
+}
+
+impl gateway::api::http::Host for Sandbox {}
+impl gateway::api::types::Host for Sandbox {}
+
+/// The most a plugin may write to the log in one line.
+const MAX_LOG_LINE: usize = 2048;
+
+impl gateway::api::host::Host for Sandbox {
+    fn log(&mut self, level: LogLevel, message: String) {
+        let mut message = message;
+        if message.len() > MAX_LOG_LINE {
+            let mut end = MAX_LOG_LINE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+        }
+        let plugin = self.plugin.call.plugin.as_str();
+        match level {
+            LogLevel::Debug => tracing::debug!(plugin, "{message}"),
+            LogLevel::Info | LogLevel::Notice => tracing::info!(plugin, "{message}"),
+            LogLevel::Warn => tracing::warn!(plugin, "{message}"),
+            LogLevel::Err | LogLevel::Crit => tracing::error!(plugin, "{message}"),
+        }
+    }
+
+    fn route(&mut self) -> Option<EntityRef> {
+        self.plugin.call.route.clone()
+    }
+
+    fn service(&mut self) -> Option<EntityRef> {
+        self.plugin.call.service.clone()
+    }
+
+    fn consumer(&mut self) -> Option<EntityRef> {
+        self.plugin.call.consumer.clone()
+    }
+
+    fn set_consumer(&mut self, consumer_id: String, _credential_id: Option<String>) -> Result<(), String> {
+        // Consumers are looked up by the runtime that runs requests; outside one there is no request.
+        Err(format!("no request is in progress to associate consumer {consumer_id} with"))
+    }
+
+    fn find_credential(&mut self, _kind: String, _key: String) -> Option<gateway::api::types::Credential> {
+        None
+    }
+
+    fn incr(&mut self, key: String, delta: i64, window_seconds: u32) -> i64 {
+        self.plugin.shared.incr(key, delta, Duration::from_secs(u64::from(window_seconds.max(1))))
+    }
+
+    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.plugin.shared.get(&key)
+    }
+
+    fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_seconds: u32) {
+        self.plugin.shared.set(key, value, Duration::from_secs(u64::from(ttl_seconds.max(1))));
+    }
+
+    fn monotonic_ns(&mut self) -> u64 {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        u64::try_from(START.get_or_init(Instant::now).elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn now(&mut self) -> f64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    }
+
+    fn ctx_get(&mut self, key: String) -> Option<String> {
+        self.plugin.call.shared.get(&key).cloned()
+    }
+
+    fn ctx_set(&mut self, key: String, value: String) {
+        self.plugin.call.shared.insert(key, value);
+    }
+}
+
+/// A compiled plugin component and what it says it is.
+pub struct LoadedPlugin {
+    pub name: String,
+    pub descriptor: Descriptor,
+    engine: wasmtime::Engine,
+    pre: PluginComponentPre<Sandbox>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin").field("name", &self.name).field("descriptor", &self.descriptor).finish()
+    }
+}
+
+impl LoadedPlugin {
+    /// Compiles `wasm`, links it against the plugin world and reads its `metadata`.
+    pub fn load(runtime: &WasmRuntime, name: &str, wasm: &[u8]) -> Result<LoadedPlugin, WasmError> {
+        let engine = runtime.engine().clone();
+        let component = Component::new(&engine, wasm)
+            .map_err(|e| WasmError::Compile { component: name.into(), cause: chain(&e) })?;
+        let instantiate = |e: wasmtime::Error| WasmError::Instantiate { component: name.into(), cause: chain(&e) };
+        let mut linker = Sandbox::linker(&engine).map_err(instantiate)?;
+        PluginComponent::add_to_linker::<Sandbox, HasSelf<Sandbox>>(&mut linker, |s| s).map_err(instantiate)?;
+        let pre = linker.instantiate_pre(&component).map_err(instantiate)?;
+        let pre = PluginComponentPre::new(pre).map_err(|e| WasmError::Instantiate {
+            component: name.into(),
+            cause: format!("it is not a plugin (it does not export gateway:api/plugin): {}", chain(&e)),
+        })?;
+        let mut this = LoadedPlugin {
+            name: name.into(),
+            descriptor: Descriptor {
+                name: String::new(),
+                version: String::new(),
+                priority: 0,
+                phases: Vec::new(),
+                protocols: Vec::new(),
+            },
+            engine,
+            pre,
+        };
+        let (mut store, bindings) = this.instance()?;
+        let descriptor = bindings.gateway_api_plugin().call_metadata(&mut store).map_err(|e| WasmError::Call {
+            component: name.into(),
+            function: "metadata".into(),
+            cause: store.data().failure(&e),
+        })?;
+        this.descriptor = descriptor;
+        Ok(this)
+    }
+
+    /// A fresh instance in a store of its own, under the check budget.
+    fn instance(&self) -> Result<(Store<Sandbox>, PluginComponent), WasmError> {
+        let mut store = Store::new(&self.engine, Sandbox::with_memory_limit(MEMORY_LIMIT));
+        store.limiter(|s| &mut s.limits);
+        store.data_mut().plugin.call.plugin.clone_from(&self.name);
+        store.set_epoch_deadline(WasmRuntime::deadline_ticks(CHECK_BUDGET));
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| WasmError::Instantiate { component: self.name.clone(), cause: chain(&e) })?;
+        Ok((store, bindings))
+    }
+
+    /// The plugin's verdict on `config` (JSON): the configuration with its defaults filled in, or
+    /// every field at fault.
+    pub fn check_config(&self, config: &str) -> Result<Result<String, Vec<FieldError>>, WasmError> {
+        let (mut store, bindings) = self.instance()?;
+        bindings.gateway_api_plugin().call_check_config(&mut store, config).map_err(|e| WasmError::Call {
+            component: self.name.clone(),
+            function: "check-config".into(),
+            cause: store.data().failure(&e),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_add_up_within_their_window_and_restart_after_it() {
+        let shared = NodeShared::default();
+        assert_eq!(shared.incr("k".into(), 2, Duration::from_secs(60)), 2);
+        assert_eq!(shared.incr("k".into(), 3, Duration::from_secs(60)), 5);
+        assert_eq!(shared.incr("short".into(), 1, Duration::ZERO), 1);
+        assert_eq!(shared.incr("short".into(), 1, Duration::ZERO), 1, "an expired window starts again at zero");
+    }
+
+    #[test]
+    fn values_expire_and_oversized_ones_are_not_kept() {
+        let shared = NodeShared::default();
+        shared.set("a".into(), b"1".to_vec(), Duration::from_secs(60));
+        assert_eq!(shared.get("a"), Some(b"1".to_vec()));
+        shared.set("gone".into(), b"1".to_vec(), Duration::ZERO);
+        assert_eq!(shared.get("gone"), None);
+        shared.set("big".into(), vec![0; MAX_VALUE + 1], Duration::from_secs(60));
+        assert_eq!(shared.get("big"), None);
+    }
+
+    #[test]
+    fn the_shared_state_is_bounded() {
+        let shared = NodeShared::default();
+        for i in 0..SHARED_CAPACITY {
+            shared.incr(format!("k{i}"), 1, Duration::from_secs(60));
+        }
+        assert_eq!(shared.incr("one-more".into(), 7, Duration::from_secs(60)), 7);
+        assert_eq!(shared.counters.lock().unwrap().len(), SHARED_CAPACITY);
+    }
+}
