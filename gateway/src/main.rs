@@ -74,6 +74,12 @@ enum ConfigCommand {
 
 #[derive(Subcommand)]
 enum PluginCommand {
+    /// Start a new plugin in the directory NAME/: the template plugin with the plugin development
+    /// kit and the contract, ready for `cargo build --release` (wasm32-wasip2).
+    New {
+        /// The plugin's name (lower-case letters, digits and '-').
+        name: String,
+    },
     /// Load a plugin component and print what it is: name, version, priority, phases, protocols.
     /// Exits 1 with the reason if it does not implement the plugin world (wit/plugin.wit).
     Check {
@@ -241,6 +247,15 @@ fn main() -> ExitCode {
         },
         Command::Cluster { command: ClusterCommand::Check { conf } } => cluster_check(&conf),
         Command::Plugin { command: PluginCommand::Check { file, config } } => plugin_check(&file, config.as_deref()),
+        Command::Plugin { command: PluginCommand::New { name } } => {
+            match gateway::wasm::scaffold::new(Path::new("."), &name) {
+                Ok(root) => {
+                    println!("created {}: cd {name} && cargo build --release", root.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.to_string()),
+            }
+        }
         Command::Version => {
             println!("gateway {}", gateway::VERSION);
             ExitCode::SUCCESS

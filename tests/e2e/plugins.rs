@@ -40,3 +40,42 @@ fn plugin_check_says_when_a_component_is_not_a_plugin() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("compiling component junk.wasm"), "{}", stderr(&out));
 }
+
+/// `gateway plugin new` makes a project that builds with plain cargo for wasm32-wasip2 (only the
+/// toolchain and crates.io: the kit and the contract come from the binary) and is a plugin
+/// `gateway plugin check` accepts under its new name.
+#[test]
+fn plugin_new_scaffolds_a_plugin_that_builds_and_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["plugin", "new", "my-header"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let project = dir.path().join("my-header");
+    for file in ["Cargo.toml", "src/lib.rs", "pdk/src/lib.rs", "pdk/wit/plugin.wit", ".cargo/config.toml"] {
+        assert!(project.join(file).is_file(), "{file} missing");
+    }
+    let again = run(dir.path(), &["plugin", "new", "my-header"], &[]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
+    let bad = run(dir.path(), &["plugin", "new", "My_Plugin"], &[]);
+    assert!(stderr(&bad).contains("cannot be a plugin name"), "{}", stderr(&bad));
+
+    // The components' target dir already holds wit-bindgen and serde_json built for wasm32-wasip2.
+    let target = wasm_fixture("template").ancestors().nth(3).unwrap().to_path_buf();
+    // The project lives outside this repository: build it with the pinned toolchain, which has the
+    // wasm32-wasip2 target (.ci/setup adds it).
+    let pinned = std::fs::read_to_string(gateway_tests::repo_root().join("rust-toolchain.toml")).unwrap();
+    let channel = pinned.lines().find_map(|l| l.strip_prefix("channel = ")).unwrap().trim_matches('"').to_string();
+    let build = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release"])
+        .current_dir(&project)
+        .env("CARGO_TARGET_DIR", &target)
+        .env("RUSTUP_TOOLCHAIN", &channel)
+        .env_remove("RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "{}", String::from_utf8_lossy(&build.stderr));
+    let wasm = target.join("wasm32-wasip2/release/my_header.wasm");
+    let out = run(dir.path(), &["plugin", "check", wasm.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).lines().any(|l| l == "name: my-header"), "{}", stdout(&out));
+}

@@ -7,6 +7,7 @@ pub mod health;
 pub mod plugin;
 pub mod router;
 pub mod sandbox;
+pub mod scaffold;
 mod sync_io;
 
 pub use engine::WasmRuntime;
