@@ -459,9 +459,200 @@ impl LoadedPlugin {
     }
 }
 
+/// Why a plugin call failed: its own error (`err` from a phase), or the sandbox stopping it (a
+/// trap, the CPU budget, the memory cap). Either fails only the request; a trap also retires the
+/// instance.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginFailure {
+    #[error("plugin {plugin} refused its configuration: {reason}")]
+    Configure { plugin: String, reason: String },
+    #[error("plugin {plugin} failed in {phase}: {reason}")]
+    Failed { plugin: String, phase: &'static str, reason: String },
+    #[error("plugin {plugin} trapped in {phase}: {cause}")]
+    Trapped { plugin: String, phase: &'static str, cause: String },
+    #[error(transparent)]
+    Wasm(#[from] WasmError),
+}
+
+impl PluginFailure {
+    /// A trap leaves the instance unusable: it must be dropped and a fresh one made.
+    pub fn retires_instance(&self) -> bool {
+        matches!(self, PluginFailure::Trapped { .. })
+    }
+}
+
+/// One configured instance of a plugin in a store of its own, called once per phase it declares.
+pub struct PluginInstance {
+    plugin: String,
+    store: Store<Sandbox>,
+    bindings: PluginComponent,
+    instance: wasmtime::component::ResourceAny,
+    budget: super::engine::CpuBudget,
+}
+
+impl LoadedPlugin {
+    /// An instance configured with `config` (a checked configuration, JSON), whose calls each get
+    /// `budget` of CPU and whose memory is capped at `memory`.
+    pub fn configure(
+        &self,
+        config: &str,
+        budget: Duration,
+        memory: usize,
+        shared: Arc<NodeShared>,
+    ) -> Result<PluginInstance, PluginFailure> {
+        let mut store = Store::new(&self.engine, Sandbox::with_memory_limit(memory));
+        store.limiter(|s| &mut s.limits);
+        store.data_mut().plugin =
+            PluginHost { call: CallContext { plugin: self.name.clone(), ..CallContext::default() }, shared };
+        let budget = super::engine::CpuBudget::install(&mut store, budget);
+        budget.start(&mut store);
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| WasmError::Instantiate { component: self.name.clone(), cause: chain(&e) })?;
+        let trapped = |e: wasmtime::Error, store: &Store<Sandbox>| PluginFailure::Trapped {
+            plugin: self.name.clone(),
+            phase: "configure",
+            cause: store.data().failure(&e),
+        };
+        let instance = match bindings.gateway_api_plugin().instance().call_configure(&mut store, config) {
+            Ok(Ok(instance)) => instance,
+            Ok(Err(reason)) => return Err(PluginFailure::Configure { plugin: self.name.clone(), reason }),
+            Err(e) => return Err(trapped(e, &store)),
+        };
+        Ok(PluginInstance { plugin: self.name.clone(), store, bindings, instance, budget })
+    }
+}
+
+impl PluginInstance {
+    /// Sets what the host tells the plugin about the request in progress.
+    pub fn set_call(&mut self, call: CallContext) {
+        let plugin = std::mem::take(&mut self.store.data_mut().plugin.call.plugin);
+        self.store.data_mut().plugin.call = CallContext { plugin, ..call };
+    }
+
+    /// The request's shared context after the calls (to carry to the next plugin or phase).
+    pub fn take_call(&mut self) -> CallContext {
+        let plugin = self.plugin.clone();
+        std::mem::replace(&mut self.store.data_mut().plugin.call, CallContext { plugin, ..CallContext::default() })
+    }
+
+    fn failure(&self, phase: &'static str, e: wasmtime::Error) -> PluginFailure {
+        PluginFailure::Trapped { plugin: self.plugin.clone(), phase, cause: self.store.data().failure(&e) }
+    }
+
+    fn failed(&self, phase: &'static str, reason: String) -> PluginFailure {
+        PluginFailure::Failed { plugin: self.plugin.clone(), phase, reason }
+    }
+
+    /// Runs `rewrite` or `access` on `req`, which the plugin may change.
+    pub fn request_phase(&mut self, phase: Phase, req: &mut RequestHandle) -> Result<Flow, PluginFailure> {
+        let name = phase_name(phase);
+        let handle =
+            self.store.data_mut().table.push(std::mem::take(req)).map_err(|e| self.failed(name, e.to_string()))?;
+        self.budget.start(&mut self.store);
+        let borrowed = Resource::new_borrow(handle.rep());
+        let api = self.bindings.gateway_api_plugin().instance();
+        let result = match phase {
+            Phase::Rewrite => api.call_rewrite(&mut self.store, self.instance, borrowed),
+            _ => api.call_access(&mut self.store, self.instance, borrowed),
+        };
+        *req = self.store.data_mut().table.delete(handle).map_err(|e| self.failed(name, e.to_string()))?;
+        match result {
+            Ok(Ok(flow)) => Ok(flow),
+            Ok(Err(reason)) => Err(self.failed(name, reason)),
+            Err(e) => Err(self.failure(name, e)),
+        }
+    }
+
+    /// Runs `header-filter` on the response head (and the request, read-only in spirit).
+    pub fn header_filter(&mut self, req: &mut RequestHandle, res: &mut ResponseHandle) -> Result<(), PluginFailure> {
+        let name = "header_filter";
+        let table = &mut self.store.data_mut().table;
+        let rq = table.push(std::mem::take(req)).map_err(|e| self.failed(name, e.to_string()))?;
+        let rs = self.store.data_mut().table.push(std::mem::take(res)).map_err(|e| self.failed(name, e.to_string()))?;
+        self.budget.start(&mut self.store);
+        let result = self.bindings.gateway_api_plugin().instance().call_header_filter(
+            &mut self.store,
+            self.instance,
+            Resource::new_borrow(rq.rep()),
+            Resource::new_borrow(rs.rep()),
+        );
+        *req = self.store.data_mut().table.delete(rq).map_err(|e| self.failed(name, e.to_string()))?;
+        *res = self.store.data_mut().table.delete(rs).map_err(|e| self.failed(name, e.to_string()))?;
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(self.failed(name, reason)),
+            Err(e) => Err(self.failure(name, e)),
+        }
+    }
+
+    /// Runs `body-filter` on one chunk; returns the chunk to send instead.
+    pub fn body_filter(&mut self, res: &mut ResponseHandle, chunk: &[u8], eof: bool) -> Result<Vec<u8>, PluginFailure> {
+        let name = "body_filter";
+        let rs = self.store.data_mut().table.push(std::mem::take(res)).map_err(|e| self.failed(name, e.to_string()))?;
+        self.budget.start(&mut self.store);
+        let result = self.bindings.gateway_api_plugin().instance().call_body_filter(
+            &mut self.store,
+            self.instance,
+            Resource::new_borrow(rs.rep()),
+            chunk,
+            eof,
+        );
+        *res = self.store.data_mut().table.delete(rs).map_err(|e| self.failed(name, e.to_string()))?;
+        match result {
+            Ok(Ok(chunk)) => Ok(chunk),
+            Ok(Err(reason)) => Err(self.failed(name, reason)),
+            Err(e) => Err(self.failure(name, e)),
+        }
+    }
+
+    /// Runs `log` once the response is done.
+    pub fn log(&mut self, req: &mut RequestHandle, res: &mut ResponseHandle) -> Result<(), PluginFailure> {
+        let name = "log";
+        let rq = self.store.data_mut().table.push(std::mem::take(req)).map_err(|e| self.failed(name, e.to_string()))?;
+        let rs = self.store.data_mut().table.push(std::mem::take(res)).map_err(|e| self.failed(name, e.to_string()))?;
+        self.budget.start(&mut self.store);
+        let result = self.bindings.gateway_api_plugin().instance().call_log(
+            &mut self.store,
+            self.instance,
+            Resource::new_borrow(rq.rep()),
+            Resource::new_borrow(rs.rep()),
+        );
+        *req = self.store.data_mut().table.delete(rq).map_err(|e| self.failed(name, e.to_string()))?;
+        *res = self.store.data_mut().table.delete(rs).map_err(|e| self.failed(name, e.to_string()))?;
+        result.map_err(|e| self.failure(name, e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The template plugin gateway/build.rs builds beside the bundled components.
+    fn template() -> LoadedPlugin {
+        let exe = std::env::current_exe().unwrap();
+        let target = exe.ancestors().find(|d| d.join("CACHEDIR.TAG").is_file()).unwrap();
+        let wasm = std::fs::read(target.join("wasm-plugins/wasm32-wasip2/release/template.wasm")).unwrap();
+        LoadedPlugin::load(&WasmRuntime::new().unwrap(), "template", &wasm).unwrap()
+    }
+
+    #[test]
+    fn a_configured_instance_changes_the_request_in_access() {
+        let plugin = template();
+        let shared = Arc::new(NodeShared::default());
+        let config = r#"{"header_name":"X-Test","header_value":"yes"}"#;
+        let mut instance = plugin.configure(config, Duration::from_millis(100), MEMORY_LIMIT, shared.clone()).unwrap();
+        let mut req = RequestHandle { method: "GET".into(), path: "/".into(), ..RequestHandle::default() };
+        for _ in 0..3 {
+            let flow = instance.request_phase(Phase::Access, &mut req).unwrap();
+            assert!(matches!(flow, Flow::Proceed));
+        }
+        assert_eq!(req.headers.get("x-test").unwrap(), "yes");
+        assert_eq!(req.path, "/", "the request comes back whole");
+        let refused = plugin.configure("{", Duration::from_millis(100), MEMORY_LIMIT, shared);
+        assert!(matches!(refused, Err(PluginFailure::Configure { .. })), "{:?}", refused.err());
+    }
 
     #[test]
     fn counters_add_up_within_their_window_and_restart_after_it() {
