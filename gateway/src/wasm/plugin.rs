@@ -25,7 +25,7 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use gateway::api::types::{Descriptor, EntityRef, FieldError, Flow, LogLevel, Phase, Protocol};
+pub use self::gateway::api::types::{Descriptor, EntityRef, FieldError, Flow, LogLevel, Phase, Protocol};
 
 /// A phase's name as Kong writes it.
 pub fn phase_name(phase: Phase) -> &'static str {
@@ -186,7 +186,7 @@ impl Sandbox {
     }
 }
 
-impl gateway::api::http::HostRequest for Sandbox {
+impl self::gateway::api::http::HostRequest for Sandbox {
     fn method(&mut self, r: Resource<RequestHandle>) -> String {
         self.request(&r).method.clone()
     }
@@ -269,7 +269,7 @@ impl gateway::api::http::HostRequest for Sandbox {
     }
 }
 
-impl gateway::api::http::HostResponse for Sandbox {
+impl self::gateway::api::http::HostResponse for Sandbox {
     fn status(&mut self, r: Resource<ResponseHandle>) -> u16 {
         self.response(&r).status
     }
@@ -308,13 +308,13 @@ impl gateway::api::http::HostResponse for Sandbox {
     }
 }
 
-impl gateway::api::http::Host for Sandbox {}
-impl gateway::api::types::Host for Sandbox {}
+impl self::gateway::api::http::Host for Sandbox {}
+impl self::gateway::api::types::Host for Sandbox {}
 
 /// The most a plugin may write to the log in one line.
 const MAX_LOG_LINE: usize = 2048;
 
-impl gateway::api::host::Host for Sandbox {
+impl self::gateway::api::host::Host for Sandbox {
     fn log(&mut self, level: LogLevel, message: String) {
         let mut message = message;
         if message.len() > MAX_LOG_LINE {
@@ -350,7 +350,7 @@ impl gateway::api::host::Host for Sandbox {
         Err(format!("no request is in progress to associate consumer {consumer_id} with"))
     }
 
-    fn find_credential(&mut self, _kind: String, _key: String) -> Option<gateway::api::types::Credential> {
+    fn find_credential(&mut self, _kind: String, _key: String) -> Option<self::gateway::api::types::Credential> {
         None
     }
 
