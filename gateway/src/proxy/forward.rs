@@ -49,7 +49,7 @@ pub async fn forward(
     let sent = Instant::now();
     let proxy_latency = sent - timings.start;
     timings.upstream_start = Some(sent);
-    let mut response = send(&proxy.pool, &**snapshot, service, upstream_req, timings).await?;
+    let mut response = send(&proxy.pool, snapshot, service, upstream_req, timings).await?;
     let first_byte = Instant::now();
     timings.first_byte = Some(first_byte);
     let upstream_latency = first_byte - sent;

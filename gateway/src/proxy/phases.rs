@@ -46,8 +46,7 @@ pub struct Exit {
 impl Exit {
     pub fn into_response(self) -> Response<ProxyBody> {
         use http_body_util::BodyExt;
-        let mut response =
-            Response::new(http_body_util::Full::new(self.body).map_err(|never| match never {}).boxed());
+        let mut response = Response::new(http_body_util::Full::new(self.body).map_err(|never| match never {}).boxed());
         *response.status_mut() = self.status;
         *response.headers_mut() = self.headers;
         response

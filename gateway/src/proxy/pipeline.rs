@@ -85,8 +85,7 @@ async fn run(
 pub fn admitted_host(req: &request::Parts) -> Result<String, Failure> {
     let host = request_host(&req.uri, &req.headers, req.version)
         .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, Blame::Client, e.to_string()))?;
-    router_core::check_request_path(req.uri.path()).map_err(|e| {
-        Failure::new(StatusCode::BAD_REQUEST, Blame::Client, format!("path {:?}: {e}", req.uri.path()))
-    })?;
+    router_core::check_request_path(req.uri.path())
+        .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, Blame::Client, format!("path {:?}: {e}", req.uri.path())))?;
     Ok(host)
 }

@@ -154,7 +154,7 @@ impl Body for PhasedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ctx.is_none() || (self.inner.is_end_stream() && !(self.filter && !self.eof_seen))
+        self.ctx.is_none() || (self.inner.is_end_stream() && (!self.filter || self.eof_seen))
     }
 
     fn size_hint(&self) -> SizeHint {

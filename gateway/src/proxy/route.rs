@@ -35,12 +35,7 @@ pub enum Routing {
 
 /// Routes `req` on the request's snapshot; a match sets `ctx.route`, even when a check then
 /// refuses the request (its later phases and log know the route).
-pub fn route(
-    proxy: &Proxy,
-    ctx: &mut RequestContext,
-    req: &request::Parts,
-    host: &str,
-) -> Result<Routing, Failure> {
+pub fn route(proxy: &Proxy, ctx: &mut RequestContext, req: &request::Parts, host: &str) -> Result<Routing, Failure> {
     let Some(router) = &ctx.snapshot.router else {
         return Ok(Routing::Answered(kong_error(StatusCode::NOT_FOUND, "no Route matched with those values")));
     };
@@ -84,7 +79,10 @@ pub fn route(
         return Ok(Routing::Answered(kong_error(StatusCode::NOT_FOUND, "no Route matched with those values")));
     }
     let Some(service) = service.clone() else {
-        return Ok(Routing::Answered(kong_error(StatusCode::SERVICE_UNAVAILABLE, "no Service found with those values")));
+        return Ok(Routing::Answered(kong_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no Service found with those values",
+        )));
     };
     if !router_core::upstream_path_is_safe(&decision.upstream_path, service.path.as_deref()) {
         return Err(Failure::new(

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::{Body, Frame};
 use hyper::Request;
+use hyper::body::{Body, Frame};
 use hyper::header::HeaderName;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -194,7 +194,9 @@ impl Upstream {
                     seen.lock().unwrap().push(path.clone());
                     async move {
                         let body: TestBody = match path.as_str() {
-                            "/chunks" => Chunks(["a", "b", "c"].map(|s| Bytes::from_static(s.as_bytes())).into()).boxed(),
+                            "/chunks" => {
+                                Chunks(["a", "b", "c"].map(|s| Bytes::from_static(s.as_bytes())).into()).boxed()
+                            }
                             "/stream" => Endless(false).boxed(),
                             _ => Full::new(Bytes::from_static(b"hello")).boxed(),
                         };
@@ -203,7 +205,9 @@ impl Upstream {
                         Ok::<_, Infallible>(response)
                     }
                 });
-                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service),
+                );
             }
         });
         Upstream { address, paths }
@@ -254,7 +258,9 @@ async fn proxy(upstream: &Upstream, phases: Option<Arc<dyn PhaseRunner>>) -> Soc
             let conn = Conn { peer, local, tls: None, activity: Arc::new(Activity::default()) };
             let service = proxy.service(conn);
             tokio::spawn(
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades(),
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades(),
             );
         }
     });
@@ -393,8 +399,7 @@ async fn log_runs_after_the_body_and_does_not_delay_it() {
     let upstream = Upstream::start().await;
     let (release, gate) = std::sync::mpsc::channel();
     let wants = [Phase::Log].into();
-    let (recorder, mut logged) =
-        Recorder::new(Script { wants, log_gate: Some(Mutex::new(gate)), ..Script::default() });
+    let (recorder, mut logged) = Recorder::new(Script { wants, log_gate: Some(Mutex::new(gate)), ..Script::default() });
     let proxy = proxy(&upstream, Some(recorder.clone())).await;
     // The log is held until the client has the whole response: were the response waiting for
     // the log, this would time out.
