@@ -1,12 +1,14 @@
 //! The responses the gateway makes itself, in Kong's shape (`{"message": "..."}` with Kong's
 //! texts), and the typed failures they answer, with who is to blame. (Whether a retry is safe is
-//! decided where the retry is: `pipeline::retry_is_safe`.)
+//! decided where the retry is: `send::retry_is_safe`.)
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 
+use super::context::RequestContext;
+use super::phases::PhaseError;
 use super::upstream::ProxyBody;
 
 /// Who caused a request to fail: decides the status and what the log says.
@@ -18,6 +20,8 @@ pub enum Blame {
     Upstream,
     /// The gateway itself (a component failure): 500.
     Gateway,
+    /// A plugin failed in one of its phases: 500, only for its request.
+    Plugin,
 }
 
 /// A request that cannot be served, and why.
@@ -36,8 +40,35 @@ impl Failure {
         Failure { status, message: message_for(status), detail: detail.into(), blame }
     }
 
+    /// A plugin's phase failed: 500 with Kong's body.
+    pub fn plugin(error: PhaseError) -> Failure {
+        Failure::new(StatusCode::INTERNAL_SERVER_ERROR, Blame::Plugin, error.to_string())
+    }
+
     pub fn response(&self) -> Response<ProxyBody> {
         kong_error(self.status, self.message)
+    }
+
+    /// Logs the failure as its blame deserves and makes its answer.
+    pub fn answer(&self, ctx: &RequestContext, client_version: hyper::Version) -> Response<ProxyBody> {
+        let status = self.status.as_u16();
+        match self.blame {
+            Blame::Client => {
+                tracing::debug!(peer = %ctx.conn.peer, status, error = %self.detail, "request refused")
+            }
+            Blame::Upstream => tracing::warn!(status, error = %self.detail, "upstream request failed"),
+            Blame::Gateway => tracing::error!(error = %self.detail, "request failed in the gateway"),
+            Blame::Plugin => {
+                let route = ctx.route().map(|r| r.name.clone().unwrap_or_else(|| r.id.to_string()));
+                tracing::error!(route = route.as_deref().unwrap_or("none"), error = %self.detail, "a plugin failed the request")
+            }
+        }
+        let mut response = self.response();
+        if self.blame == Blame::Client && client_version < hyper::Version::HTTP_2 {
+            // What else the client sent cannot be trusted to frame a next request.
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 

@@ -4,6 +4,8 @@
 //! with 413 or 408.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -28,11 +30,13 @@ pub struct ClientBody {
     /// Armed at the first read: the wait before it (connecting upstream, `100-continue`) is not
     /// the client's.
     stall: Option<Pin<Box<Sleep>>>,
+    /// Where the bytes received so far are published, when someone (the log phase) reads them.
+    counter: Option<Arc<AtomicU64>>,
 }
 
 impl ClientBody {
-    pub fn new(inner: Incoming, limit: Option<u64>, timeout: Duration) -> Self {
-        ClientBody { inner, limit, received: 0, timeout, stall: None }
+    pub fn new(inner: Incoming, limit: Option<u64>, timeout: Duration, counter: Option<Arc<AtomicU64>>) -> Self {
+        ClientBody { inner, limit, received: 0, timeout, stall: None, counter }
     }
 }
 
@@ -46,6 +50,9 @@ impl Body for ClientBody {
             Poll::Ready(Some(Ok(frame))) => {
                 let len = frame.data_ref().map_or(0, |d| d.len() as u64);
                 this.received = this.received.saturating_add(len);
+                if let Some(counter) = &this.counter {
+                    counter.store(this.received, Ordering::Relaxed);
+                }
                 if let Some(limit) = this.limit
                     && this.received > limit
                 {

@@ -23,16 +23,16 @@ pub enum HostError {
 
 /// The host the client asked for, checked: the absolute-form or HTTP/2 `:authority` when there is
 /// one (it wins over Host, RFC 9112 section 3.2.2), else the Host header. HTTP/1.0 may omit it.
-pub fn request_host<B>(req: &hyper::Request<B>) -> Result<String, HostError> {
-    let mut hosts = req.headers().get_all(header::HOST).iter();
+pub fn request_host(uri: &hyper::Uri, headers: &HeaderMap, version: hyper::Version) -> Result<String, HostError> {
+    let mut hosts = headers.get_all(header::HOST).iter();
     let header = hosts.next();
     if hosts.next().is_some() {
         return Err(HostError::Several);
     }
-    let text = match (req.uri().authority(), header) {
+    let text = match (uri.authority(), header) {
         (Some(authority), _) => authority.as_str(),
         (None, Some(value)) => value.to_str().map_err(|_| HostError::Invalid)?,
-        (None, None) if req.version() <= hyper::Version::HTTP_10 => return Ok(String::new()),
+        (None, None) if version <= hyper::Version::HTTP_10 => return Ok(String::new()),
         (None, None) => return Err(HostError::Missing),
     };
     if valid_authority(text) { Ok(text.to_string()) } else { Err(HostError::Invalid) }

@@ -1,11 +1,21 @@
-//! The proxy: listeners on `proxy_listen`, the request pipeline, the upstream pool, and the current
-//! configuration snapshot, swapped atomically so requests in flight finish on the one they began
-//! with and a bad configuration never replaces a good one.
+//! The proxy: listeners on `proxy_listen`, the request pipeline (Kong's phases, see [`pipeline`]),
+//! the upstream pool, and the current configuration snapshot (with its plugins' [`PhaseRunner`]),
+//! swapped atomically so requests in flight finish on the one they began with and a bad
+//! configuration never replaces a good one.
 
+mod access;
 pub mod answers;
 mod client_body;
+pub mod context;
+mod forward;
 pub mod forwarding;
+mod log;
+pub mod phases;
 pub mod pipeline;
+mod response;
+mod rewrite;
+mod route;
+mod send;
 pub mod snapshot;
 pub mod tls;
 mod tunnel;
@@ -22,6 +32,7 @@ use crate::conf::{ClientLimits, ClientTrust};
 use crate::entities::Config;
 use crate::server::Conn;
 use crate::wasm::router::CompiledRouter;
+pub use phases::PhaseRunner;
 pub use snapshot::{Snapshot, SnapshotError};
 use upstream::{Pool, ProxyBody};
 
@@ -68,10 +79,22 @@ impl Proxy {
     /// Compiles `config` and, if that works, makes it the one served. On error the current
     /// configuration stays. Compiling loads wasm, so it runs on a blocking thread.
     pub async fn apply(self: &Arc<Self>, config: Config) -> Result<Arc<Snapshot>, SnapshotError> {
+        self.apply_with_phases(config, None).await
+    }
+
+    /// [`Self::apply`], with `phases` running this configuration's plugins (`None`: no plugin
+    /// runs, and requests skip the phases).
+    pub async fn apply_with_phases(
+        self: &Arc<Self>,
+        config: Config,
+        phases: Option<Arc<dyn PhaseRunner>>,
+    ) -> Result<Arc<Snapshot>, SnapshotError> {
         let proxy = self.clone();
-        let snapshot = tokio::task::spawn_blocking(move || Snapshot::build(config, &proxy.router, proxy.instances))
-            .await
-            .expect("building a snapshot does not panic")?;
+        let snapshot = tokio::task::spawn_blocking(move || {
+            Snapshot::build(config, &proxy.router, proxy.instances).map(|s| Snapshot { phases, ..s })
+        })
+        .await
+        .expect("building a snapshot does not panic")?;
         let snapshot = Arc::new(snapshot);
         self.snapshot.store(snapshot.clone());
         // Served from one router instance already; the others load in the background.

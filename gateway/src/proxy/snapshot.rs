@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustls::sign::CertifiedKey;
 
+use super::phases::PhaseRunner;
 use crate::entities::{Config, PathHandling, Protocol, Route, Service, config_hash};
 use crate::wasm::router::{self, CompiledRouter, RouterLoadError, RouterPool};
 
@@ -19,6 +20,8 @@ pub struct Snapshot {
     pub routes: Vec<(Route, Option<Arc<Service>>)>,
     pub balancers: HashMap<String, Balancer>,
     pub certificates: Certificates,
+    /// Runs this version's plugins in the request's phases; `None` when no plugin is configured.
+    pub phases: Option<Arc<dyn PhaseRunner>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,7 @@ impl Snapshot {
             routes: Vec::new(),
             balancers: HashMap::new(),
             certificates: Certificates::default(),
+            phases: None,
         }
     }
 
@@ -82,7 +86,7 @@ impl Snapshot {
             balancers.insert(upstream.name.clone(), Balancer::new(targets, upstream.slots));
         }
         let certificates = Certificates::from_config(&config)?;
-        Ok(Snapshot { hash: config_hash(&config), config, router, routes, balancers, certificates })
+        Ok(Snapshot { hash: config_hash(&config), config, router, routes, balancers, certificates, phases: None })
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1,0 +1,117 @@
+//! One request's state from accept to log: what the connection says about the client, the
+//! configuration the request started on, what routing chose, who the client is (once an auth
+//! plugin says so), the phase timings Kong reports as latencies, and the map plugins share
+//! (`kong.ctx.shared`). Created once per request; moved into the response body when a phase
+//! still needs it after the head is sent.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hyper::StatusCode;
+
+use super::snapshot::Snapshot;
+use crate::entities::{Consumer, Route, Service};
+use crate::server::Conn;
+
+pub struct RequestContext {
+    /// The client's connection: peer, local address, TLS and SNI.
+    pub conn: Conn,
+    /// The configuration version the request started on; it keeps it to the end.
+    pub snapshot: Arc<Snapshot>,
+    /// Position of the matched route in `snapshot.routes`, once routed.
+    pub route: Option<usize>,
+    /// The authenticated consumer: set by an auth plugin in `access`.
+    pub consumer: Option<Arc<Consumer>>,
+    pub timings: Timings,
+    /// The status sent to the client, once the head is final (set when phases run).
+    pub status: Option<StatusCode>,
+    /// Response body bytes handed to the client (counted when `body_filter` or `log` runs).
+    pub bytes_out: u64,
+    /// Whether the response body was sent whole; false when the client went away mid-body or the
+    /// upstream failed while sending it.
+    pub body_complete: bool,
+    /// Kong's `kong.ctx.shared`: what one plugin leaves for later phases and other plugins.
+    pub shared: HashMap<String, serde_json::Value>,
+    /// Counts the request body bytes sent upstream; only when phases run (see [`Self::bytes_in`]).
+    pub(super) received: Option<Arc<AtomicU64>>,
+}
+
+/// When each step of the request happened. `start` is when the pipeline took the request.
+#[derive(Debug, Clone, Copy)]
+pub struct Timings {
+    pub start: Instant,
+    /// Routing done (a route matched).
+    pub routed: Option<Instant>,
+    /// The request went to the upstream (connecting started).
+    pub upstream_start: Option<Instant>,
+    /// A connection to the upstream was ready (new or from the pool).
+    pub upstream_connected: Option<Instant>,
+    /// The upstream's response head arrived.
+    pub first_byte: Option<Instant>,
+    /// The response body ended or the client went away.
+    pub end: Option<Instant>,
+}
+
+impl RequestContext {
+    pub fn new(conn: Conn, snapshot: Arc<Snapshot>) -> RequestContext {
+        RequestContext {
+            conn,
+            snapshot,
+            route: None,
+            consumer: None,
+            timings: Timings {
+                start: Instant::now(),
+                routed: None,
+                upstream_start: None,
+                upstream_connected: None,
+                first_byte: None,
+                end: None,
+            },
+            status: None,
+            bytes_out: 0,
+            body_complete: false,
+            shared: HashMap::new(),
+            received: None,
+        }
+    }
+
+    /// The matched route, once routed.
+    pub fn route(&self) -> Option<&Route> {
+        self.route.map(|i| &self.snapshot.routes[i].0)
+    }
+
+    /// The matched route's service, once routed (a route may have none).
+    pub fn service(&self) -> Option<&Arc<Service>> {
+        self.route.and_then(|i| self.snapshot.routes[i].1.as_ref())
+    }
+
+    /// Request body bytes sent upstream so far (counted only when phases run).
+    pub fn bytes_in(&self) -> u64 {
+        self.received.as_ref().map_or(0, |r| r.load(Ordering::Relaxed))
+    }
+}
+
+impl Timings {
+    /// Kong's `latencies.kong`: the gateway's own time, before the upstream was asked and after
+    /// its response head came back (to the end of the response when known).
+    pub fn kong(&self) -> Option<Duration> {
+        let before = self.upstream_start.unwrap_or(self.end?) - self.start;
+        let after = match (self.first_byte, self.end) {
+            (Some(first), Some(end)) => end.saturating_duration_since(first),
+            _ => Duration::ZERO,
+        };
+        Some(before + after)
+    }
+
+    /// Kong's `latencies.proxy`: the upstream's time, from asking it to its response head.
+    pub fn proxy(&self) -> Option<Duration> {
+        Some(self.first_byte?.saturating_duration_since(self.upstream_start?))
+    }
+
+    /// Kong's `latencies.request`: the whole request, from the pipeline taking it to its end.
+    pub fn request(&self) -> Option<Duration> {
+        Some(self.end?.saturating_duration_since(self.start))
+    }
+}

@@ -1,0 +1,36 @@
+//! The `rewrite` phase: before routing, so a plugin (global ones only, as in Kong) may change what
+//! is routed. What it leaves is checked again as a client's request would be.
+
+use hyper::http::request;
+use hyper::{Response, StatusCode};
+
+use super::answers::{Blame, Failure};
+use super::context::RequestContext;
+use super::phases::{Flow, Phase, PhaseRunner};
+use super::pipeline::admitted_host;
+use super::upstream::ProxyBody;
+
+/// Runs `rewrite`; `Some` is a plugin's own response. `host` follows a changed request.
+pub fn rewrite(
+    phases: &dyn PhaseRunner,
+    ctx: &mut RequestContext,
+    req: &mut request::Parts,
+    host: &mut String,
+) -> Result<Option<Response<ProxyBody>>, Failure> {
+    if !phases.wants(Phase::Rewrite, ctx) {
+        return Ok(None);
+    }
+    match phases.rewrite(ctx, req).map_err(Failure::plugin)? {
+        Flow::Respond(exit) => Ok(Some(exit.into_response())),
+        Flow::Continue => {
+            *host = admitted_host(req).map_err(|refused| {
+                Failure::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Blame::Plugin,
+                    format!("rewrite left a request that cannot be routed: {}", refused.detail),
+                )
+            })?;
+            Ok(None)
+        }
+    }
+}
