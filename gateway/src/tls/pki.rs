@@ -343,6 +343,7 @@ impl TrustSet {
             if at > cert.not_after {
                 return Err(PkiError::Expired { which: "it", at: when(cert.not_after), cert });
             }
+            require_eku(leaf, &cert, purpose)?;
             self.issuer_of_pinned(&end_entity, &cert, sent, now, purpose)
         } else {
             require_eku(leaf, &cert, purpose)?;
@@ -389,7 +390,6 @@ impl TrustSet {
                 None => trusted.cloned(),
             }
         };
-        require_eku(leaf, &cert, purpose)?;
         if let Some(name) = name {
             end_entity.verify_is_valid_for_subject_name(name).map_err(|_| PkiError::NameMismatch {
                 name: name.to_str().into_owned(),
