@@ -166,6 +166,28 @@ impl AdminApi {
                     _ => Err(ApiError::not_found()),
                 }
             }
+            ["plugins", "enabled"] => {
+                only_get(&method)?;
+                let names: Vec<&str> = self.inner.catalog.plugins().names().collect();
+                Ok((StatusCode::OK, Some(json!({ "enabled_plugins": names }))))
+            }
+            ["plugins", "schema", name] | ["schemas", "plugins", name] => {
+                only_get(&method)?;
+                let catalog = self.inner.catalog.clone();
+                let wanted = name.to_string();
+                // The plugin's check runs wasm: off the async threads.
+                let schema = tokio::task::spawn_blocking(move || {
+                    catalog.plugins().get(&wanted).map(crate::entities::describe_plugin)
+                })
+                .await
+                .map_err(|_| ApiError::internal("describing the plugin failed"))?;
+                match schema {
+                    Some(schema) => Ok((StatusCode::OK, Some(schema))),
+                    None => {
+                        Err(ApiError { status: 404, body: json!({ "message": format!("No plugin named '{name}'") }) })
+                    }
+                }
+            }
             [k] => {
                 let kind = Kind::from_name(k).ok_or_else(ApiError::not_found)?;
                 let base = format!("/{kind}");
@@ -326,8 +348,14 @@ impl AdminApi {
         enabled.sort_unstable();
         enabled.dedup();
         let mut info = self.inner.info.clone();
-        let available: serde_json::Map<String, Value> =
-            self.inner.catalog.plugins().names().map(|name| (name.to_string(), json!({}))).collect();
+        let plugins = self.inner.catalog.plugins();
+        let available: serde_json::Map<String, Value> = plugins
+            .names()
+            .filter_map(|name| {
+                let p = plugins.get(name)?;
+                Some((name.to_string(), json!({ "version": p.version(), "priority": p.priority() })))
+            })
+            .collect();
         info["plugins"] = json!({ "available_on_server": available, "enabled_in_cluster": enabled });
         info
     }

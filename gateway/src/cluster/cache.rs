@@ -9,7 +9,7 @@ use heed::types::{Bytes, Str};
 use heed::{Database, Env};
 use serde_json::Value;
 
-use crate::entities::{Config, config_hash, parse_value};
+use crate::entities::{Config, PluginRegistry, config_hash, parse_value_with};
 use crate::store::StoreError;
 use crate::store::lmdb::open_env;
 
@@ -34,9 +34,10 @@ pub enum Cached {
 
 impl ConfigCache {
     /// Opens the cache in `prefix`, setting aside one that is unusable.
-    pub fn open(prefix: &Path, map_size: u64) -> Result<(ConfigCache, Cached), StoreError> {
+    /// Plugin entities are checked against `plugins`, the node's plugins.
+    pub fn open(prefix: &Path, map_size: u64, plugins: &PluginRegistry) -> Result<(ConfigCache, Cached), StoreError> {
         let path = prefix.join(CACHE_DIR);
-        match Self::try_open(&path, map_size) {
+        match Self::try_open(&path, map_size, plugins) {
             Ok((cache, Some((config, hash)))) => Ok((cache, Cached::Config(Box::new(config), hash))),
             Ok((cache, None)) => Ok((cache, Cached::Empty)),
             Err(why) => {
@@ -53,17 +54,21 @@ impl ConfigCache {
                     path: path.display().to_string(),
                     message: format!("{why}; moving it to {} failed: {e}", to.display()),
                 })?;
-                let (cache, _) = Self::try_open(&path, map_size)
+                let (cache, _) = Self::try_open(&path, map_size, plugins)
                     .map_err(|message| StoreError::Open { path: path.display().to_string(), message })?;
                 Ok((cache, Cached::MovedAside { to, why }))
             }
         }
     }
 
-    fn try_open(path: &Path, map_size: u64) -> Result<(ConfigCache, Option<(Config, String)>), String> {
+    fn try_open(
+        path: &Path,
+        map_size: u64,
+        plugins: &PluginRegistry,
+    ) -> Result<(ConfigCache, Option<(Config, String)>), String> {
         let (env, db) = open_env(path, map_size, "config").map_err(|e| e.to_string())?;
         let cache = ConfigCache { env, db, map_size };
-        match cache.read() {
+        match cache.read(plugins) {
             Ok(found) => Ok((cache, found)),
             Err(why) => {
                 // Close the map before the directory is moved, so a new one opens fresh.
@@ -74,7 +79,7 @@ impl ConfigCache {
         }
     }
 
-    fn read(&self) -> Result<Option<(Config, String)>, String> {
+    fn read(&self, plugins: &PluginRegistry) -> Result<Option<(Config, String)>, String> {
         let txn = self.env.read_txn().map_err(|e| e.to_string())?;
         let doc = self.db.get(&txn, "config").map_err(|e| e.to_string())?;
         let hash = self.db.get(&txn, "hash").map_err(|e| e.to_string())?;
@@ -85,8 +90,8 @@ impl ConfigCache {
         };
         let hash = std::str::from_utf8(hash).map_err(|_| "its hash is not text".to_string())?.to_string();
         let doc: Value = serde_json::from_slice(doc).map_err(|e| format!("its configuration is not JSON: {e}"))?;
-        let config =
-            parse_value(&doc).map_err(|errors| format!("its configuration is invalid ({} errors)", errors.len()))?;
+        let config = parse_value_with(&doc, plugins)
+            .map_err(|errors| format!("its configuration is invalid ({} errors)", errors.len()))?;
         let actual = config_hash(&config);
         if actual != hash {
             return Err(format!("its configuration hashes to {actual}, not the stored {hash}"));
@@ -128,11 +133,11 @@ mod tests {
         let config = sample();
         let hash = config_hash(&config);
         {
-            let (cache, found) = ConfigCache::open(dir.path(), 1 << 24).unwrap();
+            let (cache, found) = ConfigCache::open(dir.path(), 1 << 24, PluginRegistry::bundled()).unwrap();
             assert!(matches!(found, Cached::Empty));
             cache.save(&to_declarative(&config), &hash).unwrap();
         }
-        let (_, found) = ConfigCache::open(dir.path(), 1 << 24).unwrap();
+        let (_, found) = ConfigCache::open(dir.path(), 1 << 24, PluginRegistry::bundled()).unwrap();
         let Cached::Config(back, back_hash) = found else { panic!("expected the cached config") };
         assert_eq!((*back, back_hash), (config, hash));
     }
@@ -141,16 +146,16 @@ mod tests {
     fn a_wrong_hash_or_garbage_is_moved_aside() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (cache, _) = ConfigCache::open(dir.path(), 1 << 24).unwrap();
+            let (cache, _) = ConfigCache::open(dir.path(), 1 << 24, PluginRegistry::bundled()).unwrap();
             cache.save(&to_declarative(&sample()), &"0".repeat(32)).unwrap();
         }
-        let (_, found) = ConfigCache::open(dir.path(), 1 << 24).unwrap();
+        let (_, found) = ConfigCache::open(dir.path(), 1 << 24, PluginRegistry::bundled()).unwrap();
         let Cached::MovedAside { to, why } = found else { panic!("expected the cache to be set aside") };
         assert!(why.contains("hashes to"), "{why}");
         assert!(to.is_dir());
 
         std::fs::write(dir.path().join(CACHE_DIR).join("data.mdb"), vec![0x5a; 64 * 1024]).unwrap();
-        let (cache, found) = ConfigCache::open(dir.path(), 1 << 24).unwrap();
+        let (cache, found) = ConfigCache::open(dir.path(), 1 << 24, PluginRegistry::bundled()).unwrap();
         assert!(matches!(found, Cached::MovedAside { .. }));
         cache.save(&to_declarative(&sample()), &config_hash(&sample())).unwrap();
     }
@@ -164,7 +169,9 @@ mod thread_tests {
     fn saving_from_another_thread_works() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().to_path_buf();
-        let (cache, _) = std::thread::spawn(move || ConfigCache::open(&p, 1 << 24).unwrap()).join().unwrap();
+        let (cache, _) = std::thread::spawn(move || ConfigCache::open(&p, 1 << 24, PluginRegistry::bundled()).unwrap())
+            .join()
+            .unwrap();
         let cache = std::sync::Arc::new(cache);
         let c = cache.clone();
         let doc = serde_json::json!({"_format_version": "3.0"});

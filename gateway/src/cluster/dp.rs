@@ -20,7 +20,7 @@ use super::protocol::{
     self, BasicInfo, CLOSE_DEADLINE, OUTLET_PATH, PING_INTERVAL, PluginInfo, REDIAL_SECONDS, SEND_DEADLINE,
     SILENCE_LIMIT,
 };
-use crate::entities::{config_hash, parse_value};
+use crate::entities::{PluginRegistry, config_hash, parse_value_with};
 use crate::proxy::Proxy;
 use crate::shutdown::Shutdown;
 
@@ -32,7 +32,10 @@ pub struct DataPlane {
     pub dialer: Dialer,
     pub node_id: Uuid,
     pub hostname: String,
-    pub plugins: Vec<String>,
+    /// The plugins this node runs, with their versions, as `basic_info` reports them.
+    pub plugins: Vec<PluginInfo>,
+    /// What configurations from the control plane are checked against.
+    pub registry: Arc<PluginRegistry>,
     pub labels: std::collections::BTreeMap<String, String>,
     pub max_payload: usize,
     pub proxy: Arc<Proxy>,
@@ -87,15 +90,7 @@ impl DataPlane {
             connected = connect => connected?,
             () = shutdown.wait() => return Ok(()),
         };
-        let hello = BasicInfo {
-            kind: "basic_info".into(),
-            plugins: self
-                .plugins
-                .iter()
-                .map(|p| PluginInfo { name: p.clone(), version: crate::VERSION.into() })
-                .collect(),
-            labels: self.labels.clone(),
-        };
+        let hello = BasicInfo { kind: "basic_info".into(), plugins: self.plugins.clone(), labels: self.labels.clone() };
         let hello = serde_json::to_vec(&hello).expect("basic_info serialises");
         send(&mut ws, Message::Binary(hello.into()), &cp).await?;
         tracing::info!(control_plane = %cp, node = %self.node_id, "connected to the control plane");
@@ -158,7 +153,7 @@ impl DataPlane {
         if message.config_hash == self.proxy.current().hash {
             return;
         }
-        let config = match parse_value(&message.config_table) {
+        let config = match parse_value_with(&message.config_table, &self.registry) {
             Ok(config) => config,
             Err(errors) => {
                 let text: Vec<String> = errors.iter().map(ToString::to_string).collect();

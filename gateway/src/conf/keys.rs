@@ -254,7 +254,25 @@ pub const KEYS: &[Key] = &[
         name: "plugins",
         default: Some("bundled"),
         kind: "list of `bundled`, `off` or plugin names",
-        doc: "The plugins this node offers. A data plane reports them to its control plane, which sends configuration only to data planes that offer every plugin the configuration uses. `bundled` stands for the plugins built into the gateway (none yet).",
+        doc: "The plugins this node offers. A data plane reports them (with their versions) to its control plane, which sends configuration only to data planes that offer every plugin the configuration uses. `bundled` stands for the plugins built into the gateway (`correlation-id`, `request-termination`); any other name must be a component `NAME.wasm` in `wasm_plugins_path`.",
+    },
+    Key {
+        name: "wasm_plugins_path",
+        default: None,
+        kind: "directory",
+        doc: "Where user plugins live: each `NAME.wasm` (a component of the `plugin-component` world in `wit/plugin.wit`) is plugin `NAME`, run once `plugins` names it. Read and compiled at start.",
+    },
+    Key {
+        name: "wasm_plugin_timeout",
+        default: Some("100"),
+        kind: "milliseconds",
+        doc: "The CPU time one plugin call (one phase of one request) may use. A call that runs longer is stopped, and only its request fails (500).",
+    },
+    Key {
+        name: "wasm_plugin_max_memory",
+        default: Some("64m"),
+        kind: "size",
+        doc: "The linear memory one plugin instance may grow to. An instance that needs more fails its request (500) and is replaced.",
     },
     Key {
         name: "router_component",

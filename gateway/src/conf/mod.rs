@@ -70,6 +70,12 @@ pub struct Settings {
     pub status_ssl: Option<(PemSource, PemSource)>,
     /// The plugins this node offers (`bundled` expanded).
     pub plugins: Vec<String>,
+    /// Where user plugins (`NAME.wasm`) live.
+    pub wasm_plugins_path: Option<PathBuf>,
+    /// The CPU time one plugin call may use.
+    pub wasm_plugin_timeout: Duration,
+    /// The linear memory one plugin instance may grow to, in bytes.
+    pub wasm_plugin_max_memory: u64,
     /// What the proxy accepts from clients: timeouts and sizes.
     pub client_limits: ClientLimits,
     /// Whose forwarding headers the proxy believes.
@@ -196,6 +202,7 @@ pub fn load_from(file: Option<ConfFile>, env: Environment) -> Result<Loaded, Con
     cx.check_file();
     let settings = cx.settings();
     cx.check_roles(&settings);
+    cx.check_plugins(&settings);
     if cx.problems.is_empty() {
         Ok(Loaded { settings, warnings: cx.warnings })
     } else {
@@ -396,6 +403,11 @@ impl Checker<'_> {
             declarative_config: self.optional("declarative_config", parse_existing_file),
             lmdb_map_size: self.required("lmdb_map_size", parse_size),
             plugins: self.required("plugins", parse_plugins),
+            wasm_plugins_path: self.optional("wasm_plugins_path", parse_existing_dir),
+            wasm_plugin_timeout: Duration::from_millis(self.required("wasm_plugin_timeout", |v| parse_integer(v, 1))),
+            wasm_plugin_max_memory: self.required("wasm_plugin_max_memory", |v| {
+                parse_size(v).and_then(|n| if n < 1 << 20 { Err("must be at least 1m".into()) } else { Ok(n) })
+            }),
             router_component: self.optional("router_component", parse_existing_file),
             client_limits: ClientLimits {
                 header_timeout: self.required("nginx_http_client_header_timeout", client::parse_nginx_time),
@@ -417,6 +429,32 @@ impl Checker<'_> {
             status_ssl: self.tls_pair("status_ssl_cert", "status_ssl_cert_key"),
             source: self.file.map(|f| f.path.clone()),
         }
+    }
+
+    /// Every name in `plugins` is a bundled plugin or a `NAME.wasm` in `wasm_plugins_path`.
+    fn check_plugins(&mut self, s: &Settings) {
+        if self.failed("plugins") || self.failed("wasm_plugins_path") {
+            return;
+        }
+        let unknown: Vec<&String> = s
+            .plugins
+            .iter()
+            .filter(|name| !crate::wasm::bundled::PLUGINS.iter().any(|(bundled, _)| bundled == name))
+            .filter(|name| s.wasm_plugins_path.as_ref().is_none_or(|dir| !dir.join(format!("{name}.wasm")).is_file()))
+            .collect();
+        if unknown.is_empty() {
+            return;
+        }
+        let names: Vec<&str> = unknown.iter().map(|n| n.as_str()).collect();
+        let hint = match &s.wasm_plugins_path {
+            Some(dir) => format!("no bundled plugin has that name and {} holds no such NAME.wasm", dir.display()),
+            None => format!(
+                "the bundled plugins are {}; a user plugin needs wasm_plugins_path set to the directory holding NAME.wasm",
+                crate::wasm::bundled::PLUGINS.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        let value = self.value("plugins");
+        self.problem("plugins", value.as_deref(), format!("unknown plugin {}: {hint}", names.join(", ")));
     }
 
     /// Kong's rules for what each role needs and forbids.

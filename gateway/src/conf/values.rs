@@ -133,16 +133,13 @@ fn one_of<T: Copy>(v: &str, choices: &[(&str, T)]) -> Result<T, String> {
     })
 }
 
-/// Plugins built into the gateway, which `plugins = bundled` stands for.
-pub const BUNDLED_PLUGINS: &[&str] = &[];
-
 /// `plugins`: names, `bundled` for the built-in ones, or `off` for none.
 pub fn parse_plugins(v: &str) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = Vec::new();
     for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match item {
             "off" => {}
-            "bundled" => out.extend(BUNDLED_PLUGINS.iter().map(|p| p.to_string())),
+            "bundled" => out.extend(crate::wasm::bundled::PLUGINS.iter().map(|(name, _)| name.to_string())),
             name if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => out.push(name.into()),
             name => return Err(format!("{name:?} is not a plugin name")),
         }
@@ -150,6 +147,12 @@ pub fn parse_plugins(v: &str) -> Result<Vec<String>, String> {
     out.sort();
     out.dedup();
     Ok(out)
+}
+
+/// A path that must name an existing directory.
+pub fn parse_existing_dir(v: &str) -> Result<std::path::PathBuf, String> {
+    let path = std::path::PathBuf::from(v);
+    if path.is_dir() { Ok(path) } else { Err(format!("no such directory: {}", path.display())) }
 }
 
 /// A path that must name an existing file.

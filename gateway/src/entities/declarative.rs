@@ -482,6 +482,38 @@ impl<'r> Builder<'r> {
         out
     }
 
+    /// A plugin's `protocols`: each one the plugin supports. When absent, Kong's default (those
+    /// of `grpc, grpcs, http, https` the plugin supports, else all it supports).
+    fn plugin_protocols(&mut self, obj: &mut Obj, supported: &[PluginProtocol]) -> Vec<PluginProtocol> {
+        if !obj.has("protocols") {
+            obj.raw("protocols");
+            let default: Vec<PluginProtocol> =
+                PluginProtocol::DEFAULT.into_iter().filter(|p| supported.contains(p)).collect();
+            return if default.is_empty() { supported.to_vec() } else { default };
+        }
+        let mut out = Vec::new();
+        let before = self.errors.0.len();
+        for (i, p) in obj.strings("protocols", &mut self.errors).iter().enumerate() {
+            match PluginProtocol::parse(p) {
+                Some(p) if supported.contains(&p) => {
+                    if !out.contains(&p) {
+                        out.push(p)
+                    }
+                }
+                _ => {
+                    let names: Vec<&str> = supported.iter().map(|p| p.as_str()).collect();
+                    self.errors
+                        .push(index(&obj.path_of("protocols"), i), format!("expected one of: {}", names.join(", ")))
+                }
+            }
+        }
+        if out.is_empty() && self.errors.0.len() == before {
+            self.errors.push(obj.path_of("protocols"), "must not be empty");
+        }
+        out.sort();
+        out
+    }
+
     fn headers(&mut self, obj: &mut Obj) -> BTreeMap<String, Vec<String>> {
         let path = obj.path_of("headers");
         let mut out = BTreeMap::new();
@@ -573,6 +605,8 @@ impl<'r> Builder<'r> {
                 Value::Object(Default::default())
             }
         };
+        let supported = self.plugin_schemas.get(&name).map_or(PluginProtocol::DEFAULT.to_vec(), |s| s.protocols());
+        let protocols = self.plugin_protocols(&mut obj, &supported);
         if !name.is_empty() {
             match self.plugin_schemas.get(&name) {
                 None => self.errors.push(obj.path_of("name"), not_enabled(&name)),
@@ -604,7 +638,7 @@ impl<'r> Builder<'r> {
             instance_name,
             config,
             enabled: obj.bool("enabled", true, &mut self.errors),
-            protocols: self.protocols(&mut obj, &[Protocol::Http, Protocol::Https]),
+            protocols,
             service: None,
             route: None,
             consumer: None,

@@ -15,7 +15,7 @@ pub use declarative::{
 };
 pub use hash::{EMPTY_HASH, config_hash};
 pub use kind::{Kind, OnDelete};
-pub use plugins::{PluginRegistry, PluginSchema};
+pub use plugins::{PluginRegistry, PluginSchema, describe as describe_plugin};
 pub use schema::{ErrorKind, FieldError};
 pub use types::*;
 

@@ -10,12 +10,94 @@ use std::sync::{Arc, LazyLock};
 use serde_json::Value;
 
 use super::schema::FieldError;
+use super::types::PluginProtocol;
 
 /// One plugin's configuration rules (the component's `check-config`, for wasm plugins).
 pub trait PluginSchema: Send + Sync {
     /// `config` checked: the configuration with its defaults filled in, or every error with its
     /// path relative to `config` (an unknown field is an error, never ignored).
     fn check(&self, config: &Value) -> Result<Value, Vec<FieldError>>;
+
+    /// The protocols the plugin can run on; a plugin entity may name only these.
+    fn protocols(&self) -> Vec<PluginProtocol> {
+        PluginProtocol::DEFAULT.to_vec()
+    }
+
+    /// The plugin's version, as the Admin API and the cluster report it.
+    fn version(&self) -> String {
+        crate::VERSION.to_string()
+    }
+
+    /// Its priority (higher runs first).
+    fn priority(&self) -> i32 {
+        0
+    }
+}
+
+/// Kong's `/plugins/schema/{name}` answer for `schema`, as far as a plugin's configuration check
+/// tells it: the plugin entity's fields, and under `config` the fields of the default
+/// configuration (with their types and defaults) and those the check requires.
+pub fn describe(schema: &dyn PluginSchema) -> Value {
+    use serde_json::json;
+    let (defaults, required) = match schema.check(&json!({})) {
+        Ok(defaults) => (defaults, Vec::new()),
+        Err(errors) => (json!({}), errors),
+    };
+    let mut config = record_fields(&defaults);
+    for error in required {
+        let name = error.path.split(['.', '[']).next().unwrap_or_default().to_string();
+        if !name.is_empty() && !config.iter().any(|f| f.get(&name).is_some()) {
+            config.push(json!({ name: { "type": "string", "required": true, "description": error.message } }));
+        }
+    }
+    let protocols: Vec<&str> = schema.protocols().iter().map(|p| p.as_str()).collect();
+    let default: Vec<&str> =
+        PluginProtocol::DEFAULT.iter().map(|p| p.as_str()).filter(|p| protocols.contains(p)).collect();
+    json!({ "fields": [
+        { "id": { "type": "string", "uuid": true, "auto": true } },
+        { "name": { "type": "string", "required": true } },
+        { "instance_name": { "type": "string" } },
+        { "consumer": { "type": "foreign", "reference": "consumers" } },
+        { "route": { "type": "foreign", "reference": "routes" } },
+        { "service": { "type": "foreign", "reference": "services" } },
+        { "protocols": {
+            "type": "set", "required": true,
+            "default": if default.is_empty() { protocols.clone() } else { default },
+            "elements": { "type": "string", "one_of": protocols },
+        } },
+        { "enabled": { "type": "boolean", "default": true } },
+        { "tags": { "type": "set", "elements": { "type": "string" } } },
+        { "config": { "type": "record", "required": true, "fields": config } },
+    ] })
+}
+
+/// Kong's schema `fields` list for an object of default values.
+fn record_fields(defaults: &Value) -> Vec<Value> {
+    use serde_json::json;
+    defaults
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, value)| {
+            let field = match value {
+                Value::Null => json!({ "type": "string" }),
+                Value::Bool(_) => json!({ "type": "boolean", "default": value }),
+                Value::Number(n) if n.is_i64() || n.is_u64() => json!({ "type": "integer", "default": value }),
+                Value::Number(_) => json!({ "type": "number", "default": value }),
+                Value::String(_) => json!({ "type": "string", "default": value }),
+                Value::Array(items) => {
+                    let elements = match items.first() {
+                        Some(Value::Number(_)) => "number",
+                        Some(Value::Bool(_)) => "boolean",
+                        _ => "string",
+                    };
+                    json!({ "type": "array", "default": value, "elements": { "type": elements } })
+                }
+                Value::Object(_) => json!({ "type": "record", "fields": record_fields(value) }),
+            };
+            json!({ name.clone(): field })
+        })
+        .collect()
 }
 
 /// The plugins a node can run, by name.

@@ -33,6 +33,58 @@ impl Protocol {
     }
 }
 
+/// The protocols a plugin entity may apply to (Kong's plugin `protocols`): the request kinds a
+/// plugin runs on. Kong's default is `grpc, grpcs, http, https`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginProtocol {
+    Grpc,
+    Grpcs,
+    Http,
+    Https,
+    Tcp,
+    Tls,
+    Udp,
+    Ws,
+    Wss,
+}
+
+impl PluginProtocol {
+    pub const ALL: [PluginProtocol; 9] = [
+        PluginProtocol::Grpc,
+        PluginProtocol::Grpcs,
+        PluginProtocol::Http,
+        PluginProtocol::Https,
+        PluginProtocol::Tcp,
+        PluginProtocol::Tls,
+        PluginProtocol::Udp,
+        PluginProtocol::Ws,
+        PluginProtocol::Wss,
+    ];
+
+    /// Kong's default for a plugin entity's `protocols`.
+    pub const DEFAULT: [PluginProtocol; 4] =
+        [PluginProtocol::Grpc, PluginProtocol::Grpcs, PluginProtocol::Http, PluginProtocol::Https];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginProtocol::Grpc => "grpc",
+            PluginProtocol::Grpcs => "grpcs",
+            PluginProtocol::Http => "http",
+            PluginProtocol::Https => "https",
+            PluginProtocol::Tcp => "tcp",
+            PluginProtocol::Tls => "tls",
+            PluginProtocol::Udp => "udp",
+            PluginProtocol::Ws => "ws",
+            PluginProtocol::Wss => "wss",
+        }
+    }
+
+    pub fn parse(v: &str) -> Option<PluginProtocol> {
+        PluginProtocol::ALL.into_iter().find(|p| p.as_str() == v)
+    }
+}
+
 impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -120,7 +172,7 @@ pub struct Plugin {
     pub instance_name: Option<String>,
     pub config: Value,
     pub enabled: bool,
-    pub protocols: Vec<Protocol>,
+    pub protocols: Vec<PluginProtocol>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<Ref>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -32,12 +32,13 @@ use crate::cluster::dial::Dialer;
 use crate::cluster::dp::DataPlane;
 use crate::cluster::tls::{CpTls, DpTls};
 use crate::conf::{Database, Role, Settings};
-use crate::entities::DeclarativeError;
+use crate::entities::{DeclarativeError, PluginRegistry};
 use crate::proxy::tls::TlsSetupError;
 use crate::proxy::{Proxy, SnapshotError};
 use crate::status::StatusApi;
 use crate::store::Store;
 use crate::store::lmdb::LmdbStore;
+use crate::wasm::plugin_set::PluginSet;
 use crate::wasm::router::CompiledRouter;
 use crate::wasm::{self, WasmRuntime};
 
@@ -85,11 +86,13 @@ pub enum NodeError {
     DpCertificates(#[from] DpCertError),
     #[error("router_component {file}: {source}")]
     RouterComponent { file: String, source: std::io::Error },
+    #[error(transparent)]
+    Plugins(#[from] wasm::plugin_set::PluginSetError),
 }
 
 /// The node's entities: from the LMDB store under `prefix`, or in memory for DB-less nodes.
-async fn open_catalog(settings: &Settings) -> Result<Catalog, NodeError> {
-    let plugins = Arc::new(plugin_registry(settings));
+async fn open_catalog(settings: &Settings, plugins: PluginRegistry) -> Result<Catalog, NodeError> {
+    let plugins = Arc::new(plugins);
     if settings.database != Database::Lmdb || settings.role == Role::DataPlane {
         return Ok(Catalog::open(None, plugins)?);
     }
@@ -102,11 +105,6 @@ async fn open_catalog(settings: &Settings) -> Result<Catalog, NodeError> {
     })
     .await
     .expect("opening the store does not panic")
-}
-
-/// The plugins entities on this node may use: the ones it runs that the `plugins` setting enables.
-fn plugin_registry(settings: &Settings) -> crate::entities::PluginRegistry {
-    crate::entities::PluginRegistry::bundled().only(&settings.plugins)
 }
 
 /// Serves every catalog change: the newest configuration is built and swapped into the proxy (a
@@ -139,10 +137,16 @@ fn apply_changes(on: &tokio::runtime::Handle, catalog: Arc<Catalog>, proxy: Arc<
 /// The data plane's start sequence: a cache whose hash verifies, else `declarative_config`, else
 /// nothing (404 to every request) until the control plane sends a configuration. A cache that
 /// cannot be used is set aside and logged; it never stops the node.
-async fn data_plane_start(settings: &Settings, proxy: &Arc<Proxy>) -> Result<ConfigCache, NodeError> {
+async fn data_plane_start(
+    settings: &Settings,
+    proxy: &Arc<Proxy>,
+    plugins: &PluginRegistry,
+) -> Result<ConfigCache, NodeError> {
+    let plugins = plugins.clone();
     let prefix = settings.prefix.clone();
     let map_size = settings.lmdb_map_size;
-    let (cache, found) = tokio::task::spawn_blocking(move || ConfigCache::open(&prefix, map_size))
+    let registry = plugins.clone();
+    let (cache, found) = tokio::task::spawn_blocking(move || ConfigCache::open(&prefix, map_size, &registry))
         .await
         .expect("opening the cache does not panic")?;
     match found {
@@ -163,7 +167,7 @@ async fn data_plane_start(settings: &Settings, proxy: &Arc<Proxy>) -> Result<Con
     }
     match &settings.declarative_config {
         Some(file) => {
-            let config = crate::entities::parse_file_with(file, &plugin_registry(settings))?;
+            let config = crate::entities::parse_file_with(file, &plugins)?;
             let snapshot = proxy
                 .apply(config)
                 .await
@@ -259,7 +263,13 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     }
 
     let router_file = settings.router_component.clone();
-    let (runtime, report, router) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (enabled, plugin_dir) = (settings.plugins.clone(), settings.wasm_plugins_path.clone());
+    let limits = wasm::plugin_set::Limits {
+        timeout: settings.wasm_plugin_timeout,
+        memory: usize::try_from(settings.wasm_plugin_max_memory).unwrap_or(usize::MAX),
+    };
+    let (runtime, report, router, plugins) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
         let runtime = WasmRuntime::new()?;
         let report = wasm::health::probe(&runtime)?;
         let router = match router_file {
@@ -273,7 +283,8 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
                 router
             }
         };
-        Ok((runtime, report, router))
+        let plugins = PluginSet::load(&runtime, &enabled, plugin_dir.as_deref(), limits, workers)?;
+        Ok((runtime, report, router, Arc::new(plugins)))
     })
     .await
     .expect("the wasm self-test does not panic")?;
@@ -284,7 +295,6 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         "wasm engine ready"
     );
 
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let upstream_tls = crate::tls::trust::http1_client(&settings.lua_ssl_trusted_certificate)?;
     let proxy = Proxy::new(
         router,
@@ -293,11 +303,12 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         upstream_tls,
         settings.client_trust.clone(),
         settings.client_limits.clone(),
+        plugins.clone(),
     );
-    let catalog = Arc::new(open_catalog(&settings).await?);
+    let catalog = Arc::new(open_catalog(&settings, plugins.registry()).await?);
     let serves_proxy = settings.role != Role::ControlPlane;
     let dp_cache = if settings.role == Role::DataPlane {
-        Some(Arc::new(data_plane_start(&settings, &proxy).await?))
+        Some(Arc::new(data_plane_start(&settings, &proxy, catalog.plugins()).await?))
     } else {
         None
     };
@@ -376,6 +387,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             tls,
             usize::try_from(settings.cluster_max_payload).unwrap_or(usize::MAX),
             crate::cluster::cp::ocsp_checker(&settings)?,
+            plugins.versions().map(|(name, version)| (name.to_string(), version.to_string())).collect(),
         );
         for spec in &settings.cluster_listen {
             let listener = listener::bind("cluster_listen", spec).await?;
@@ -392,7 +404,14 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             dialer,
             node_id,
             hostname,
-            plugins: settings.plugins.clone(),
+            plugins: plugins
+                .versions()
+                .map(|(name, version)| crate::cluster::protocol::PluginInfo {
+                    name: name.into(),
+                    version: version.into(),
+                })
+                .collect(),
+            registry: Arc::new(catalog.plugins().clone()),
             labels: settings.cluster_dp_labels.clone(),
             max_payload: usize::try_from(settings.cluster_max_payload).unwrap_or(usize::MAX),
             proxy: proxy.clone(),

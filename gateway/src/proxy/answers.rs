@@ -33,16 +33,19 @@ pub struct Failure {
     /// What happened, for the log (never sent to the client).
     pub detail: String,
     pub blame: Blame,
+    /// Already reported where it began (a plugin on back-off): logged at debug only.
+    pub quiet: bool,
 }
 
 impl Failure {
     pub fn new(status: StatusCode, blame: Blame, detail: impl Into<String>) -> Failure {
-        Failure { status, message: message_for(status), detail: detail.into(), blame }
+        Failure { status, message: message_for(status), detail: detail.into(), blame, quiet: false }
     }
 
     /// A plugin's phase failed: 500 with Kong's body.
     pub fn plugin(error: PhaseError) -> Failure {
-        Failure::new(StatusCode::INTERNAL_SERVER_ERROR, Blame::Plugin, error.to_string())
+        let quiet = error.fault == super::phases::Fault::Unavailable;
+        Failure { quiet, ..Failure::new(StatusCode::INTERNAL_SERVER_ERROR, Blame::Plugin, error.to_string()) }
     }
 
     pub fn response(&self) -> Response<ProxyBody> {
@@ -60,7 +63,12 @@ impl Failure {
             Blame::Gateway => tracing::error!(error = %self.detail, "request failed in the gateway"),
             Blame::Plugin => {
                 let route = ctx.route().map(|r| r.name.clone().unwrap_or_else(|| r.id.to_string()));
-                tracing::error!(route = route.as_deref().unwrap_or("none"), error = %self.detail, "a plugin failed the request")
+                let route = route.as_deref().unwrap_or("none");
+                if self.quiet {
+                    tracing::debug!(route, error = %self.detail, "a plugin failed the request")
+                } else {
+                    tracing::error!(route, error = %self.detail, "a plugin failed the request")
+                }
             }
         }
         let mut response = self.response();

@@ -33,7 +33,9 @@ pub struct RequestContext {
     /// upstream failed while sending it.
     pub body_complete: bool,
     /// Kong's `kong.ctx.shared`: what one plugin leaves for later phases and other plugins.
-    pub shared: HashMap<String, serde_json::Value>,
+    pub shared: HashMap<String, String>,
+    /// The plugins resolved for this request and their view of it (set by the wasm runner).
+    pub plugins: Option<Box<crate::wasm::plugin_runner::RequestPlugins>>,
     /// Counts the request body bytes sent upstream; only when phases run (see [`Self::bytes_in`]).
     pub(super) received: Option<Arc<AtomicU64>>,
 }
@@ -73,6 +75,7 @@ impl RequestContext {
             bytes_out: 0,
             body_complete: false,
             shared: HashMap::new(),
+            plugins: None,
             received: None,
         }
     }

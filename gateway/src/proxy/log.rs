@@ -8,12 +8,12 @@ use super::context::RequestContext;
 use super::phases::PhaseRunner;
 
 /// Runs `log` for the finished request `ctx`, off the response's path.
-pub fn spawn(phases: Arc<dyn PhaseRunner>, ctx: RequestContext) {
+pub fn spawn(phases: Arc<dyn PhaseRunner>, mut ctx: RequestContext) {
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
-            runtime.spawn(async move { phases.log(&ctx) });
+            runtime.spawn(async move { phases.log(&mut ctx) });
         }
         // A body dropped outside the runtime (at shutdown): log now rather than never.
-        Err(_) => phases.log(&ctx),
+        Err(_) => phases.log(&mut ctx),
     }
 }

@@ -31,6 +31,7 @@ use hyper::{Request, Response};
 use crate::conf::{ClientLimits, ClientTrust};
 use crate::entities::Config;
 use crate::server::Conn;
+use crate::wasm::plugin_set::PluginSet;
 use crate::wasm::router::CompiledRouter;
 pub use phases::PhaseRunner;
 pub use snapshot::{Snapshot, SnapshotError};
@@ -42,6 +43,8 @@ pub struct Proxy {
     router: Arc<CompiledRouter>,
     /// Router instances per configuration version: one per worker thread.
     instances: usize,
+    /// The plugins the node runs; each configuration version gets its runner from them.
+    plugins: Arc<PluginSet>,
     /// Kong's `allow_debug_header`: answer `Kong-Debug: 1` with the matched route and service.
     pub allow_debug_header: bool,
     /// Whose forwarding headers to believe.
@@ -59,12 +62,14 @@ impl Proxy {
         upstream_tls: Arc<rustls::ClientConfig>,
         trust: ClientTrust,
         limits: ClientLimits,
+        plugins: Arc<PluginSet>,
     ) -> Arc<Proxy> {
         Arc::new(Proxy {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
             pool: Arc::new(Pool::new(upstream_tls)),
             router,
             instances,
+            plugins,
             allow_debug_header,
             trust,
             limits,
@@ -82,8 +87,8 @@ impl Proxy {
         self.apply_with_phases(config, None).await
     }
 
-    /// [`Self::apply`], with `phases` running this configuration's plugins (`None`: no plugin
-    /// runs, and requests skip the phases).
+    /// [`Self::apply`], with `phases` running this configuration's plugins instead of the runner
+    /// the node's plugins make for it (`None`: theirs).
     pub async fn apply_with_phases(
         self: &Arc<Self>,
         config: Config,
@@ -91,6 +96,7 @@ impl Proxy {
     ) -> Result<Arc<Snapshot>, SnapshotError> {
         let proxy = self.clone();
         let snapshot = tokio::task::spawn_blocking(move || {
+            let phases = phases.or_else(|| proxy.plugins.runner(&config));
             Snapshot::build(config, &proxy.router, proxy.instances).map(|s| Snapshot { phases, ..s })
         })
         .await

@@ -64,6 +64,19 @@ pub struct PhaseError {
     pub plugin: String,
     pub phase: Phase,
     pub reason: String,
+    pub fault: Fault,
+}
+
+/// How a plugin failed a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The plugin said so (its phase returned an error).
+    Error,
+    /// The sandbox stopped it: a trap, its CPU deadline or its memory cap.
+    Trap,
+    /// It was not called: it is on back-off after trapping again and again, or its configuration
+    /// could not be set up. Logged when that began, not per request.
+    Unavailable,
 }
 
 /// Runs a configuration's plugins in each phase. Calls are synchronous and short (a wasm call
@@ -88,7 +101,7 @@ pub trait PhaseRunner: Send + Sync {
     fn body_filter(&self, ctx: &mut RequestContext, chunk: &mut Bytes, eof: bool) -> Result<(), PhaseError>;
 
     /// After the response ended (or the client went away), off the response's path.
-    fn log(&self, ctx: &RequestContext);
+    fn log(&self, ctx: &mut RequestContext);
 }
 
 #[cfg(test)]

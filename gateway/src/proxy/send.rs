@@ -142,6 +142,7 @@ async fn connect(
             message: "failure to get a peer from the ring-balancer",
             detail: format!("upstream {} has no targets", service.host),
             blame: Blame::Upstream,
+            quiet: false,
         });
     }
     let mut last: Option<ConnectError> = None;

@@ -3,8 +3,8 @@
 //! host side of what plugins import: the request and response resources, logs, the per-node
 //! counters and key-value store, the clocks and the per-request shared context.
 //!
-//! Running configured instances in the request phases is the plugin runtime's job (issue 12, next
-//! step); a call made outside a request sees no route, service or consumer.
+//! Running configured instances in the request phases is [`super::plugin_runner`]'s job; a call
+//! made outside a request (`metadata`, `check-config`) sees no route, service or consumer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -86,7 +86,29 @@ pub struct CallContext {
     pub route: Option<EntityRef>,
     pub service: Option<EntityRef>,
     pub consumer: Option<EntityRef>,
+    /// The plugin called `set-consumer` (the runner then updates the request's consumer).
+    pub consumer_changed: bool,
+    /// The credential the consumer was identified by, if the plugin named one.
+    pub credential: Option<String>,
     pub shared: HashMap<String, String>,
+    /// The configuration's consumers, for `set-consumer`; `None` outside a request.
+    pub directory: Option<Arc<Directory>>,
+}
+
+/// A configuration version's consumers by id, for plugins that identify them.
+#[derive(Debug, Default)]
+pub struct Directory {
+    consumers: HashMap<String, Arc<crate::entities::Consumer>>,
+}
+
+impl Directory {
+    pub fn new(consumers: &[crate::entities::Consumer]) -> Directory {
+        Directory { consumers: consumers.iter().map(|c| (c.id.to_string(), Arc::new(c.clone()))).collect() }
+    }
+
+    pub fn consumer(&self, id: &str) -> Option<Arc<crate::entities::Consumer>> {
+        self.consumers.get(id).cloned()
+    }
 }
 
 /// Per-node state every plugin instance shares: counters with expiry and a small key-value store
@@ -345,9 +367,16 @@ impl self::gateway::api::host::Host for Sandbox {
         self.plugin.call.consumer.clone()
     }
 
-    fn set_consumer(&mut self, consumer_id: String, _credential_id: Option<String>) -> Result<(), String> {
-        // Consumers are looked up by the runtime that runs requests; outside one there is no request.
-        Err(format!("no request is in progress to associate consumer {consumer_id} with"))
+    fn set_consumer(&mut self, consumer_id: String, credential_id: Option<String>) -> Result<(), String> {
+        let call = &mut self.plugin.call;
+        let Some(directory) = &call.directory else {
+            return Err(format!("no request is in progress to associate consumer {consumer_id} with"));
+        };
+        let consumer = directory.consumer(&consumer_id).ok_or_else(|| format!("no consumer has id {consumer_id}"))?;
+        call.consumer = Some(EntityRef { id: consumer.id.to_string(), name: consumer.username.clone() });
+        call.credential = credential_id;
+        call.consumer_changed = true;
+        Ok(())
     }
 
     fn find_credential(&mut self, _kind: String, _key: String) -> Option<self::gateway::api::types::Credential> {

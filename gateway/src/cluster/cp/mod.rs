@@ -61,6 +61,9 @@ pub struct ControlPlane {
     pub payloads: Payloads,
     /// `cluster_ocsp` (pki mode): data plane certificates are checked with their OCSP responders.
     pub ocsp: Option<Arc<Ocsp>>,
+    /// The control plane's plugins and their versions: a data plane must run the same major
+    /// version of each plugin the configuration uses.
+    pub plugins: HashMap<String, String>,
 }
 
 impl ControlPlane {
@@ -70,8 +73,17 @@ impl ControlPlane {
         tls: Arc<CpTls>,
         max_payload: usize,
         ocsp: Option<Arc<Ocsp>>,
+        plugins: HashMap<String, String>,
     ) -> Arc<Self> {
-        Arc::new(ControlPlane { catalog, registry, tls, max_payload, payloads: Payloads::new(max_payload), ocsp })
+        Arc::new(ControlPlane {
+            catalog,
+            registry,
+            tls,
+            max_payload,
+            payloads: Payloads::new(max_payload),
+            ocsp,
+            plugins,
+        })
     }
 
     /// Accepts data planes on `listener` until `shutdown`.
@@ -230,7 +242,7 @@ impl ControlPlane {
             id,
             version_ok: same_release_line(&version, crate::VERSION),
             version,
-            offered: hello.plugins.iter().map(|p| p.name.clone()).collect(),
+            offered: hello.plugins.iter().map(|p| (p.name.clone(), p.version.clone())).collect(),
         };
         let outcome = self.converse(&session, ws, shutdown).await;
         self.registry.update(id, |r| {
@@ -364,11 +376,26 @@ impl ControlPlane {
                     }
                     let payload = self.payloads.get(&state).await;
                     wanted.clone_from(&payload.hash);
-                    let missing: Vec<&String> = payload.plugins.iter().filter(|p| !session.offered.contains(p)).collect();
+                    let missing: Vec<&String> =
+                        payload.plugins.iter().filter(|p| !session.offered.contains_key(*p)).collect();
                     if !missing.is_empty() {
                         blocked = Some(SyncStatus::PluginSetIncompatible);
                         waiting = None;
                         tracing::warn!(node = %id, missing = ?missing, "not sending the configuration: the data plane lacks plugins it uses");
+                        continue;
+                    }
+                    let mismatched: Vec<String> = payload
+                        .plugins
+                        .iter()
+                        .filter_map(|name| {
+                            let (ours, theirs) = (self.plugins.get(name)?, session.offered.get(name)?);
+                            (major(ours) != major(theirs)).then(|| format!("{name} {theirs} (control plane: {ours})"))
+                        })
+                        .collect();
+                    if !mismatched.is_empty() {
+                        blocked = Some(SyncStatus::PluginVersionIncompatible);
+                        waiting = None;
+                        tracing::warn!(node = %id, plugins = ?mismatched, "not sending the configuration: the data plane runs another major version of plugins it uses");
                         continue;
                     }
                     blocked = None;
@@ -395,7 +422,13 @@ struct Session {
     id: Uuid,
     version: String,
     version_ok: bool,
-    offered: Vec<String>,
+    /// The data plane's plugins and their versions.
+    offered: HashMap<String, String>,
+}
+
+/// A version's major number (`1` of `1.4.2`), as plugins' compatibility is judged.
+fn major(version: &str) -> &str {
+    version.split('.').next().unwrap_or(version)
 }
 
 /// Whether two versions share major and minor (`0.1.x` with `0.1.y`), as Kong requires of a DP.

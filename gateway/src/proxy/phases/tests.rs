@@ -48,7 +48,7 @@ struct Logged {
     status: Option<u16>,
     body_complete: bool,
     bytes_out: u64,
-    shared: Option<serde_json::Value>,
+    shared: Option<String>,
     ended: bool,
 }
 
@@ -74,7 +74,12 @@ impl Recorder {
 
     fn fail(&self, phase: Phase) -> Result<(), PhaseError> {
         if self.script.fail_in == Some(phase) {
-            return Err(PhaseError { plugin: "recorder".into(), phase, reason: "scripted failure".into() });
+            return Err(PhaseError {
+                plugin: "recorder".into(),
+                phase,
+                reason: "scripted failure".into(),
+                fault: Fault::Error,
+            });
         }
         Ok(())
     }
@@ -98,7 +103,7 @@ impl PhaseRunner for Recorder {
         let route = ctx.route().and_then(|r| r.name.clone()).unwrap_or_default();
         self.event(format!("access {route}"));
         self.fail(Phase::Access)?;
-        ctx.shared.insert("seen-in".into(), serde_json::json!("access"));
+        ctx.shared.insert("seen-in".into(), "access".into());
         Ok(match &self.script.access_exit {
             Some(exit) => Flow::Respond(exit.clone()),
             None => Flow::Continue,
@@ -125,7 +130,7 @@ impl PhaseRunner for Recorder {
         Ok(())
     }
 
-    fn log(&self, ctx: &RequestContext) {
+    fn log(&self, ctx: &mut RequestContext) {
         if let Some(gate) = &self.script.log_gate {
             let _ = gate.lock().unwrap().recv_timeout(WAIT);
         }
@@ -239,7 +244,8 @@ async fn proxy(upstream: &Upstream, phases: Option<Arc<dyn PhaseRunner>>) -> Soc
             .with_root_certificates(rustls::RootCertStore::empty())
             .with_no_client_auth(),
     );
-    let proxy = Proxy::new(router, 1, false, tls, ClientTrust::default(), ClientLimits::default());
+    let plugins = Arc::new(crate::wasm::plugin_set::PluginSet::empty());
+    let proxy = Proxy::new(router, 1, false, tls, ClientTrust::default(), ClientLimits::default(), plugins);
     let config = serde_json::json!({
         "_format_version": "3.0",
         "services": [{
@@ -306,7 +312,7 @@ async fn phases_run_in_kongs_order_with_one_context() {
     assert_eq!(log.status, Some(200));
     assert!(log.body_complete && log.ended);
     assert_eq!(log.bytes_out, 5);
-    assert_eq!(log.shared, Some(serde_json::json!("access")));
+    assert_eq!(log.shared.as_deref(), Some("access"));
     let events = recorder.events();
     assert_eq!(events[..3], ["rewrite /r/x routed=false", "access r", "header_filter 200"], "{events:?}");
     let body: Vec<&String> = events[3..events.len() - 1].iter().collect();
@@ -453,6 +459,7 @@ async fn a_phase_error_fails_only_its_request_with_kongs_500() {
         plugin: "p".into(),
         phase: Phase::Access,
         reason: "r".into(),
+        fault: Fault::Error,
     });
     assert_eq!(failure.blame, Blame::Plugin);
 }

@@ -1,0 +1,608 @@
+//! Runs one configuration version's plugins in the request's phases: the proxy's [`PhaseRunner`]
+//! for wasm plugins.
+//!
+//! - **Which plugins**: each plugin name runs at most once per request, with the configuration of
+//!   its most specific plugin entity (Kong's precedence: consumer+route+service, consumer+route,
+//!   consumer+service, route+service, consumer, route, service, global), looked up in `access`
+//!   in priority order, so a consumer set by an auth plugin counts for the plugins after it.
+//!   `rewrite` runs global plugins only. The set found in `access` (or, for a request never
+//!   routed, the global plugins) runs the later phases.
+//! - **Instances**: a plugin entity's configured instances live in a pool that the next version
+//!   takes over when the entity is unchanged; calls never instantiate on the request path unless
+//!   the pool runs dry (more requests in flight than instances).
+//! - **Failures**: a trap, the CPU deadline or the memory cap fails only the request (500) and
+//!   retires the instance; a replacement is made off the request path. A plugin that traps again
+//!   and again is paused with exponential back-off: its requests get 500 without calling it, and
+//!   the log says so once per pause.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::body::Bytes;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::http::{request, response};
+use hyper::{HeaderMap, StatusCode};
+use uuid::Uuid;
+
+use super::plugin::{
+    CallContext, Directory, EntityRef, Flow as WasmFlow, LoadedPlugin, NodeShared, Phase as WasmPhase, PluginFailure,
+    PluginInstance, RequestHandle, ResponseHandle,
+};
+use super::plugin_set::Limits;
+use crate::entities::{Config, PluginProtocol};
+use crate::proxy::context::RequestContext;
+use crate::proxy::phases::{Exit, Fault, Flow, Phase, PhaseError, PhaseRunner};
+
+/// Consecutive traps after which a plugin is paused.
+const TRAPS_BEFORE_BACKOFF: u32 = 3;
+/// The first pause; each further trap after one doubles it, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Phases as bits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Phases(u8);
+
+impl Phases {
+    fn bit(phase: Phase) -> u8 {
+        match phase {
+            Phase::Rewrite => 1,
+            Phase::Access => 2,
+            Phase::HeaderFilter => 4,
+            Phase::BodyFilter => 8,
+            Phase::Log => 16,
+        }
+    }
+
+    fn has(self, phase: Phase) -> bool {
+        self.0 & Phases::bit(phase) != 0
+    }
+
+    fn of(declared: &[WasmPhase]) -> Phases {
+        Phases(declared.iter().fold(0, |bits, p| {
+            bits | Phases::bit(match p {
+                WasmPhase::Rewrite => Phase::Rewrite,
+                WasmPhase::Access => Phase::Access,
+                WasmPhase::HeaderFilter => Phase::HeaderFilter,
+                WasmPhase::BodyFilter => Phase::BodyFilter,
+                WasmPhase::Log => Phase::Log,
+            })
+        }))
+    }
+}
+
+/// A plugin with one checked configuration, and its instances.
+pub struct Configured {
+    plugin: Arc<LoadedPlugin>,
+    config: String,
+    phases: Phases,
+    limits: Limits,
+    shared: Arc<NodeShared>,
+    idle: Mutex<Vec<PluginInstance>>,
+    /// Instances kept idle at most.
+    keep: std::sync::atomic::AtomicUsize,
+    health: Mutex<Health>,
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    /// Traps since the last call that went well.
+    traps: u32,
+    /// Paused until then.
+    paused_until: Option<Instant>,
+    /// The configuration cannot be set up (the plugin's `configure` refused it): every call fails.
+    broken: Option<String>,
+}
+
+impl Configured {
+    pub fn new(plugin: Arc<LoadedPlugin>, config: String, limits: Limits, shared: Arc<NodeShared>) -> Configured {
+        Configured {
+            phases: Phases::of(&plugin.descriptor.phases),
+            plugin,
+            config,
+            limits,
+            shared,
+            idle: Mutex::new(Vec::new()),
+            keep: std::sync::atomic::AtomicUsize::new(1),
+            health: Mutex::new(Health::default()),
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.plugin.name
+    }
+
+    /// Makes the first instance now (so the configuration is known to work before requests come)
+    /// and keeps up to `pool` idle.
+    pub fn prepare(&self, pool: usize) {
+        self.keep.store(pool.max(1) * 2, std::sync::atomic::Ordering::Relaxed);
+        match self.instance() {
+            Ok(instance) => self.put(instance),
+            Err(PluginFailure::Configure { reason, .. }) => {
+                tracing::error!(plugin = %self.name(), %reason, "the plugin refused its configuration; its requests get 500");
+                self.lock_health().broken = Some(reason);
+            }
+            Err(failure) => {
+                tracing::error!(plugin = %self.name(), error = %failure, "a plugin instance could not be made; retried on its next request");
+            }
+        }
+    }
+
+    /// Fills the pool up to `pool` instances. Blocking; meant for a background thread.
+    fn fill(&self, pool: usize) {
+        while self.idle.lock().unwrap_or_else(|p| p.into_inner()).len() < pool {
+            if self.lock_health().broken.is_some() {
+                return;
+            }
+            match self.instance() {
+                Ok(instance) => self.put(instance),
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn instance(&self) -> Result<PluginInstance, PluginFailure> {
+        self.plugin.configure(&self.config, self.limits.timeout, self.limits.memory, self.shared.clone())
+    }
+
+    fn put(&self, instance: PluginInstance) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.keep.load(std::sync::atomic::Ordering::Relaxed) {
+            idle.push(instance);
+        }
+    }
+
+    fn lock_health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether calls may be made now; `Err` says why not.
+    fn available(&self) -> Result<(), String> {
+        let health = self.lock_health();
+        if let Some(reason) = &health.broken {
+            return Err(format!("its configuration was refused: {reason}"));
+        }
+        match health.paused_until {
+            Some(until) if until > Instant::now() => Err(format!("paused after {} traps in a row", health.traps)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs `f` on an instance in `phase`, with the request's `call` context.
+    fn call<R>(
+        self: &Arc<Self>,
+        phase: Phase,
+        call: &mut CallContext,
+        f: impl FnOnce(&mut PluginInstance) -> Result<R, PluginFailure>,
+    ) -> Result<R, PhaseError> {
+        let error = |reason: String, fault: Fault| PhaseError { plugin: self.name().to_string(), phase, reason, fault };
+        self.available().map_err(|reason| error(reason, Fault::Unavailable))?;
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut instance = match pooled {
+            Some(instance) => instance,
+            None => self.instance().map_err(|failure| {
+                let fault = if matches!(failure, PluginFailure::Configure { .. }) { Fault::Error } else { Fault::Trap };
+                self.trapped();
+                error(failure.to_string(), fault)
+            })?,
+        };
+        instance.set_call(std::mem::take(call));
+        let result = f(&mut instance);
+        *call = instance.take_call();
+        match result {
+            Ok(r) => {
+                self.put(instance);
+                let mut health = self.lock_health();
+                if health.traps > 0 {
+                    health.traps = 0;
+                    health.paused_until = None;
+                }
+                Ok(r)
+            }
+            Err(failure) if failure.retires_instance() => {
+                drop(instance);
+                self.trapped();
+                self.replace();
+                Err(error(failure.to_string(), Fault::Trap))
+            }
+            Err(failure) => {
+                self.put(instance);
+                Err(error(failure.to_string(), Fault::Error))
+            }
+        }
+    }
+
+    /// Counts a trap; pauses the plugin once they keep coming.
+    fn trapped(&self) {
+        let mut health = self.lock_health();
+        health.traps = health.traps.saturating_add(1);
+        if health.traps >= TRAPS_BEFORE_BACKOFF {
+            let doublings = (health.traps - TRAPS_BEFORE_BACKOFF).min(16);
+            let pause = FIRST_BACKOFF.saturating_mul(1 << doublings).min(MAX_BACKOFF);
+            health.paused_until = Some(Instant::now() + pause);
+            tracing::warn!(
+                plugin = %self.name(),
+                traps = health.traps,
+                pause_ms = pause.as_millis() as u64,
+                "plugin keeps trapping; its requests get 500 without calling it until the pause ends"
+            );
+        }
+    }
+
+    /// Makes a replacement for a retired instance off the request path.
+    fn replace(self: &Arc<Self>) {
+        let this = self.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn_blocking(move || {
+                if this.available().is_ok()
+                    && let Ok(instance) = this.instance()
+                {
+                    this.put(instance);
+                }
+            });
+        }
+    }
+}
+
+/// A plugin entity as a request may meet it: its configured plugin and its protocols.
+#[derive(Clone)]
+struct Entry {
+    configured: Arc<Configured>,
+    protocols: Vec<PluginProtocol>,
+}
+
+/// Where a plugin entity applies: `(consumer, route, service)`, each `None` when not scoped to one.
+type Scope = (Option<Uuid>, Option<Uuid>, Option<Uuid>);
+
+/// One plugin name and its entities by scope.
+struct Slot {
+    entries: HashMap<Scope, Entry>,
+    /// Which of the eight precedence levels have an entity (bit `i` for [`LEVELS`]`[i]`).
+    levels: u8,
+}
+
+/// Kong's precedence, most specific first: which of consumer, route, service a level names.
+const LEVELS: [(bool, bool, bool); 8] = [
+    (true, true, true),
+    (true, true, false),
+    (true, false, true),
+    (false, true, true),
+    (true, false, false),
+    (false, true, false),
+    (false, false, true),
+    (false, false, false),
+];
+
+fn level_of(scope: &Scope) -> usize {
+    let pattern = (scope.0.is_some(), scope.1.is_some(), scope.2.is_some());
+    LEVELS.iter().position(|l| *l == pattern).expect("every pattern is a level")
+}
+
+impl Slot {
+    /// The most specific entity for a request with these ids.
+    fn resolve(&self, consumer: Option<Uuid>, route: Option<Uuid>, service: Option<Uuid>) -> Option<&Entry> {
+        LEVELS.iter().enumerate().filter(|(i, _)| self.levels & (1 << i) != 0).find_map(|(_, &(c, r, s))| {
+            let key = (
+                if c { Some(consumer?) } else { None },
+                if r { Some(route?) } else { None },
+                if s { Some(service?) } else { None },
+            );
+            self.entries.get(&key)
+        })
+    }
+}
+
+/// One configuration version's plugins.
+pub struct WasmPhases {
+    /// Plugin names in run order (priority, higher first; then name).
+    slots: Vec<Slot>,
+    /// The global entities, in run order: `rewrite`, and the set of a request never routed.
+    globals: Vec<Entry>,
+    directory: Arc<Directory>,
+}
+
+impl WasmPhases {
+    /// The runner for `config`; `configured(name, config)` gives the configured plugin of an
+    /// entity (`None`: the node does not run that plugin, and the entity is skipped).
+    pub fn build(config: &Config, mut configured: impl FnMut(&str, &str) -> Option<Arc<Configured>>) -> WasmPhases {
+        let mut by_name: HashMap<&str, (i32, Slot)> = HashMap::new();
+        let mut fresh = Vec::new();
+        for entity in config.plugins.iter().filter(|p| p.enabled) {
+            let checked = entity.config.to_string();
+            let Some(c) = configured(&entity.name, &checked) else { continue };
+            if Arc::strong_count(&c) == 1 {
+                fresh.push(c.clone());
+            }
+            let scope = (entity.consumer.map(|r| r.id), entity.route.map(|r| r.id), entity.service.map(|r| r.id));
+            let priority = c.plugin.descriptor.priority;
+            let (_, slot) =
+                by_name.entry(&entity.name).or_insert_with(|| (priority, Slot { entries: HashMap::new(), levels: 0 }));
+            slot.levels |= 1 << level_of(&scope);
+            slot.entries.insert(scope, Entry { configured: c, protocols: entity.protocols.clone() });
+        }
+        let mut ordered: Vec<(&str, i32, Slot)> = by_name.into_iter().map(|(n, (p, s))| (n, p, s)).collect();
+        ordered.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let slots: Vec<Slot> = ordered.into_iter().map(|(_, _, s)| s).collect();
+        let globals = slots.iter().filter_map(|s| s.entries.get(&(None, None, None)).cloned()).collect();
+        if !fresh.is_empty() {
+            // The pool fills in the background, one instance per worker, as the router's does.
+            let pool = fresh.first().map_or(1, |c| c.keep.load(std::sync::atomic::Ordering::Relaxed) / 2);
+            let spawned = std::thread::Builder::new().name("plugin-fill".into()).spawn(move || {
+                for c in fresh {
+                    c.fill(pool);
+                }
+            });
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "cannot start a thread to fill plugin pools; they fill on demand");
+            }
+        }
+        let directory = Arc::new(Directory::new(&config.consumers));
+        WasmPhases { slots, globals, directory }
+    }
+
+    /// What the plugins are told about the request: its route, service, consumer and shared map.
+    fn call_context(&self, ctx: &mut RequestContext) -> CallContext {
+        CallContext {
+            plugin: String::new(),
+            route: ctx.route().map(|r| EntityRef { id: r.id.to_string(), name: r.name.clone() }),
+            service: ctx.service().map(|s| EntityRef { id: s.id.to_string(), name: s.name.clone() }),
+            consumer: ctx.consumer.as_ref().map(|c| EntityRef { id: c.id.to_string(), name: c.username.clone() }),
+            shared: std::mem::take(&mut ctx.shared),
+            directory: Some(self.directory.clone()),
+            ..CallContext::default()
+        }
+    }
+
+    /// Runs `rewrite` or `access` on `req`: the plugins `next` yields, one at a time (it sees
+    /// the consumer the plugins before it set). Every plugin it yields is kept for the later
+    /// phases, whether or not it declares this one.
+    fn request_phase(
+        &self,
+        phase: Phase,
+        ctx: &mut RequestContext,
+        req: &mut request::Parts,
+        mut next: impl FnMut(&RequestContext) -> Option<Option<Arc<Configured>>>,
+    ) -> Result<Flow, PhaseError> {
+        let wasm_phase = if phase == Phase::Rewrite { WasmPhase::Rewrite } else { WasmPhase::Access };
+        let mut handle = request_handle(ctx, req);
+        let mut call = self.call_context(ctx);
+        let mut list = Vec::with_capacity(self.slots.len());
+        let mut outcome = Ok(Flow::Continue);
+        while let Some(found) = next(ctx) {
+            let Some(c) = found else { continue };
+            list.push(c.clone());
+            if !c.phases.has(phase) {
+                continue;
+            }
+            let flow = c.call(phase, &mut call, |i| i.request_phase(wasm_phase, &mut handle));
+            if call.consumer_changed {
+                call.consumer_changed = false;
+                ctx.consumer = call.consumer.as_ref().and_then(|c| self.directory.consumer(&c.id));
+            }
+            let error = |reason| PhaseError { plugin: c.name().to_string(), phase, reason, fault: Fault::Error };
+            match flow {
+                Ok(WasmFlow::Proceed) => continue,
+                Ok(WasmFlow::Respond(exit)) => outcome = exit_of(exit).map(Flow::Respond).map_err(error),
+                Err(e) => outcome = Err(e),
+            }
+            break;
+        }
+        ctx.shared = std::mem::take(&mut call.shared);
+        let restored = restore(&handle, req);
+        let keep = list.iter().any(|c| c.phases.has(Phase::HeaderFilter) || c.phases.has(Phase::Log));
+        let state = ctx.plugins.get_or_insert_with(Box::default);
+        state.list = list;
+        if keep {
+            state.request = Some(RequestHandle { headers: req.headers.clone(), ..handle });
+        }
+        let flow = outcome?;
+        restored.map_err(|reason| PhaseError { plugin: "(plugins)".into(), phase, reason, fault: Fault::Error })?;
+        Ok(flow)
+    }
+
+    fn list(ctx: &RequestContext) -> &[Arc<Configured>] {
+        ctx.plugins.as_deref().map_or(&[], |p| p.list.as_slice())
+    }
+}
+
+/// The request's plugins (resolved in `rewrite` or `access`) and their view of the request and
+/// response, for the later phases.
+#[derive(Default)]
+pub struct RequestPlugins {
+    list: Vec<Arc<Configured>>,
+    request: Option<RequestHandle>,
+    response: Option<ResponseHandle>,
+}
+
+impl PhaseRunner for WasmPhases {
+    fn wants(&self, phase: Phase, ctx: &RequestContext) -> bool {
+        match phase {
+            Phase::Rewrite => !self.globals.is_empty(),
+            Phase::Access => !self.slots.is_empty(),
+            // header_filter also keeps the response head for body_filter and log.
+            Phase::HeaderFilter => WasmPhases::list(ctx).iter().any(|c| {
+                c.phases.has(Phase::HeaderFilter) || c.phases.has(Phase::BodyFilter) || c.phases.has(Phase::Log)
+            }),
+            _ => WasmPhases::list(ctx).iter().any(|c| c.phases.has(phase)),
+        }
+    }
+
+    fn rewrite(&self, ctx: &mut RequestContext, req: &mut request::Parts) -> Result<Flow, PhaseError> {
+        let protocol = request_protocol(ctx, &req.headers);
+        let mut globals = self.globals.iter();
+        self.request_phase(Phase::Rewrite, ctx, req, |_| {
+            let entry = globals.next()?;
+            Some(entry.protocols.contains(&protocol).then(|| entry.configured.clone()))
+        })
+    }
+
+    fn access(&self, ctx: &mut RequestContext, req: &mut request::Parts) -> Result<Flow, PhaseError> {
+        let protocol = request_protocol(ctx, &req.headers);
+        let route = ctx.route().map(|r| r.id);
+        let service = ctx.service().map(|s| s.id);
+        let mut slots = self.slots.iter();
+        self.request_phase(Phase::Access, ctx, req, |ctx| {
+            let slot = slots.next()?;
+            let entry = slot.resolve(ctx.consumer.as_ref().map(|c| c.id), route, service);
+            Some(entry.filter(|e| e.protocols.contains(&protocol)).map(|e| e.configured.clone()))
+        })
+    }
+
+    fn header_filter(&self, ctx: &mut RequestContext, res: &mut response::Parts) -> Result<(), PhaseError> {
+        let Some(mut state) = ctx.plugins.take() else { return Ok(()) };
+        let mut request = state.request.take().unwrap_or_default();
+        let mut response = ResponseHandle { status: res.status.as_u16(), headers: std::mem::take(&mut res.headers) };
+        let mut call = self.call_context(ctx);
+        let mut outcome = Ok(());
+        for c in state.list.iter().filter(|c| c.phases.has(Phase::HeaderFilter)) {
+            if let Err(e) = c.call(Phase::HeaderFilter, &mut call, |i| i.header_filter(&mut request, &mut response)) {
+                outcome = Err(e);
+                break;
+            }
+        }
+        ctx.shared = std::mem::take(&mut call.shared);
+        res.headers = response.headers;
+        if let Ok(status) = StatusCode::from_u16(response.status) {
+            res.status = status;
+        }
+        let later = state.list.iter().any(|c| c.phases.has(Phase::BodyFilter) || c.phases.has(Phase::Log));
+        if later {
+            state.response = Some(ResponseHandle { status: res.status.as_u16(), headers: res.headers.clone() });
+        }
+        state.request = Some(request);
+        ctx.plugins = Some(state);
+        outcome
+    }
+
+    fn body_filter(&self, ctx: &mut RequestContext, chunk: &mut Bytes, eof: bool) -> Result<(), PhaseError> {
+        let Some(mut state) = ctx.plugins.take() else { return Ok(()) };
+        let mut response = state.response.take().unwrap_or_default();
+        let mut call = self.call_context(ctx);
+        let mut outcome = Ok(());
+        for c in state.list.iter().filter(|c| c.phases.has(Phase::BodyFilter)) {
+            match c.call(Phase::BodyFilter, &mut call, |i| i.body_filter(&mut response, chunk, eof)) {
+                Ok(out) => *chunk = Bytes::from(out),
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+        }
+        ctx.shared = std::mem::take(&mut call.shared);
+        state.response = Some(response);
+        ctx.plugins = Some(state);
+        outcome
+    }
+
+    fn log(&self, ctx: &mut RequestContext) {
+        let Some(mut state) = ctx.plugins.take() else { return };
+        let mut request = state.request.take().unwrap_or_default();
+        let mut response = state.response.take().unwrap_or_else(|| ResponseHandle {
+            status: ctx.status.map_or(0, |s| s.as_u16()),
+            headers: HeaderMap::new(),
+        });
+        let mut call = self.call_context(ctx);
+        for c in state.list.iter().filter(|c| c.phases.has(Phase::Log)) {
+            if let Err(error) = c.call(Phase::Log, &mut call, |i| i.log(&mut request, &mut response)) {
+                let route = ctx.route().map(|r| r.name.clone().unwrap_or_else(|| r.id.to_string()));
+                if error.fault == Fault::Unavailable {
+                    tracing::debug!(route = route.as_deref().unwrap_or("none"), %error, "log phase skipped");
+                } else {
+                    tracing::error!(route = route.as_deref().unwrap_or("none"), %error, "a plugin failed in log");
+                }
+            }
+        }
+        ctx.shared = std::mem::take(&mut call.shared);
+    }
+}
+
+/// `http` or `https` as the client spoke to the gateway; `grpc`/`grpcs` for gRPC requests.
+fn request_protocol(ctx: &RequestContext, headers: &HeaderMap) -> PluginProtocol {
+    let grpc = headers.get(hyper::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    match (ctx.conn.tls.is_some(), grpc) {
+        (false, false) => PluginProtocol::Http,
+        (true, false) => PluginProtocol::Https,
+        (false, true) => PluginProtocol::Grpc,
+        (true, true) => PluginProtocol::Grpcs,
+    }
+}
+
+/// The request as plugins see it; its headers are moved out of `req` until [`restore`].
+fn request_handle(ctx: &RequestContext, req: &mut request::Parts) -> RequestHandle {
+    let host = crate::proxy::forwarding::request_host(&req.uri, &req.headers, req.version).unwrap_or_default();
+    RequestHandle {
+        method: req.method.as_str().to_string(),
+        scheme: if ctx.conn.tls.is_some() { "https" } else { "http" }.to_string(),
+        host: strip_port(&host).to_string(),
+        port: ctx.conn.local.port(),
+        path: req.uri.path().to_string(),
+        query: req.uri.query().unwrap_or_default().to_string(),
+        headers: std::mem::take(&mut req.headers),
+        client_ip: ctx.conn.peer.ip().to_string(),
+    }
+}
+
+/// Puts what the plugins left back into `req`: headers always, method, path and query when changed.
+fn restore(handle: &RequestHandle, req: &mut request::Parts) -> Result<(), String> {
+    req.headers.clone_from(&handle.headers);
+    if handle.method != req.method.as_str() {
+        req.method = hyper::Method::from_bytes(handle.method.as_bytes()).map_err(|e| e.to_string())?;
+    }
+    if handle.path != req.uri.path() || handle.query != req.uri.query().unwrap_or_default() {
+        let target =
+            if handle.query.is_empty() { handle.path.clone() } else { format!("{}?{}", handle.path, handle.query) };
+        let mut parts = req.uri.clone().into_parts();
+        parts.path_and_query = Some(target.parse().map_err(|e| format!("{target:?}: {e}"))?);
+        req.uri = hyper::Uri::from_parts(parts).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// A plugin's own response, checked.
+fn exit_of(exit: super::plugin::gateway::api::types::Exit) -> Result<Exit, String> {
+    let status = StatusCode::from_u16(exit.status).map_err(|_| format!("{} is not an HTTP status", exit.status))?;
+    let mut headers = HeaderMap::new();
+    for (name, value) in exit.headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("{name:?} is not a header name"))?;
+        let value = HeaderValue::from_str(&value).map_err(|_| format!("the value of {name} is not a header value"))?;
+        headers.append(name, value);
+    }
+    Ok(Exit { status, headers, body: Bytes::from(exit.body) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_come_off_hosts() {
+        assert_eq!(strip_port("example.com:8000"), "example.com");
+        assert_eq!(strip_port("example.com"), "example.com");
+        assert_eq!(strip_port("[::1]:8000"), "::1");
+        assert_eq!(strip_port("[::1]"), "::1");
+    }
+
+    #[test]
+    fn every_scope_pattern_has_one_level_and_they_go_from_most_to_least_specific() {
+        let id = Some(Uuid::nil());
+        for (i, level) in LEVELS.iter().enumerate() {
+            let scope =
+                (level.0.then_some(Uuid::nil()), level.1.then_some(Uuid::nil()), level.2.then_some(Uuid::nil()));
+            assert_eq!(level_of(&scope), i);
+        }
+        let named = |l: &(bool, bool, bool)| u8::from(l.0) + u8::from(l.1) + u8::from(l.2);
+        assert!(LEVELS.windows(2).all(|w| named(&w[0]) >= named(&w[1])));
+        assert_eq!(level_of(&(id, None, None)), 4, "consumer alone outranks route alone (Kong)");
+    }
+}
