@@ -18,6 +18,8 @@ use crate::FieldError;
 /// Problems listed for one configuration at most.
 const MAX_ERRORS: usize = 32;
 
+const REQUIRED: &str = "required field missing";
+
 impl FieldError {
     /// A problem at `path`, relative to `config` (empty: the configuration as a whole).
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
@@ -137,7 +139,7 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Problem::Message(message) => f.write_str(message),
-            Problem::MissingField(_) => f.write_str("required field missing"),
+            Problem::MissingField(_) => f.write_str(REQUIRED),
         }
     }
 }
@@ -149,8 +151,12 @@ impl de::Error for Problem {
         Problem::Message(message.to_string())
     }
 
-    fn invalid_type(_: Unexpected<'_>, expected: &dyn Expected) -> Self {
-        Problem::Message(format!("expected {}", noun(&expected.to_string())))
+    /// A field that takes null is an `Option`, which never gets here: null is a required field left out.
+    fn invalid_type(got: Unexpected<'_>, expected: &dyn Expected) -> Self {
+        match got {
+            Unexpected::Unit => Problem::Message(REQUIRED.into()),
+            _ => Problem::Message(format!("expected {}", noun(&expected.to_string()))),
+        }
     }
 
     fn invalid_value(got: Unexpected<'_>, expected: &dyn Expected) -> Self {
@@ -293,6 +299,7 @@ impl<'de> de::Deserializer<'de> for De<'de> {
     ) -> Result<V::Value, Problem> {
         match self.0 {
             Value::String(s) => visitor.visit_enum(s.as_str().into_deserializer()),
+            Value::Null => Err(Problem::Message(REQUIRED.into())),
             _ => Err(de::Error::unknown_variant("", variants)),
         }
     }
@@ -434,7 +441,12 @@ mod tests {
         assert_eq!(errors(r#"{"count": 70000}"#), pairs(&[("count", "value should be between 0 and 65535")]));
         assert_eq!(errors(r#"{"count": -1}"#), pairs(&[("count", "value should be between 0 and 65535")]));
         assert_eq!(errors(r#"{"count": 1.5}"#), pairs(&[("count", "expected an integer")]));
-        assert_eq!(errors(r#"{"count": null}"#), pairs(&[("count", "expected an integer")]));
+        assert_eq!(errors(r#"{"count": null}"#), pairs(&[("count", "required field missing")]));
+        assert_eq!(
+            errors(r#"{"mode": null, "header_name": null}"#),
+            pairs(&[("header_name", "required field missing")])
+        );
+        assert_eq!(errors(r#"{"rules": [null]}"#), pairs(&[("rules[0]", "required field missing")]));
         assert_eq!(errors(r#"{"header_name": ""}"#), pairs(&[("header_name", "no header name provided")]));
         assert_eq!(errors(r#"{"mode": 3}"#), pairs(&[("mode", "expected one of: fast, slow")]));
         assert_eq!(errors(r#"{"rules": {}}"#), pairs(&[("rules", "expected an array")]));
