@@ -13,7 +13,7 @@ const BUNDLED: &[&str] = &["health", "router"];
 
 /// Crates of `plugins/testing/` built alongside for the end-to-end tests, never embedded; they land in
 /// `<target dir>/wasm-plugins/wasm32-wasip2/release/`.
-const TEST_FIXTURES: &[&str] = &["trap-router", "template"];
+const TEST_FIXTURES: &[&str] = &["trap-router", "template", "hostile", "probe", "noop"];
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 
