@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::certs::{GenCertError, write_new};
 
 const PDK_LIB: &str = include_str!("../../../plugins/pdk/src/lib.rs");
+const PDK_CONFIG: &str = include_str!("../../../plugins/pdk/src/config.rs");
 const TEMPLATE_LIB: &str = include_str!("../../../plugins/template/src/lib.rs");
 const CONTRACT: &str = include_str!("../../../wit/plugin.wit");
 /// The versions the gateway's own plugins are built and tested with.
@@ -48,7 +49,7 @@ pub fn files(name: &str) -> Vec<(&'static str, String)> {
          crate-type = [\"cdylib\"]\n\n\
          [dependencies]\n\
          gateway-pdk = {{ path = \"pdk\" }}\n\
-         serde_json = \"1\"\n\n\
+         serde = {{ version = \"1\", features = [\"derive\"] }}\n\n\
          # A project of its own, not part of an enclosing workspace.\n\
          [workspace]\n\
          members = [\".\", \"pdk\"]\n\n\
@@ -67,10 +68,13 @@ pub fn files(name: &str) -> Vec<(&'static str, String)> {
          edition = \"2024\"\n\
          publish = false\n\n\
          [dependencies]\n\
+         serde = {{ version = \"1\", features = [\"derive\"] }}\n\
+         serde_json = \"1\"\n\
+         serde_path_to_error = \"0.1\"\n\
          wit-bindgen = {{ version = \"0.61\", default-features = false, features = [\"macros\", \"realloc\"] }}\n"
     );
     let lib = TEMPLATE_LIB
-        .replace("name: \"template\".into()", &format!("name: \"{name}\".into()"))
+        .replace("NAME: &'static str = \"template\";", &format!("NAME: &'static str = \"{name}\";"))
         .replace("The template plugin", &format!("The {name} plugin (made from the template)"))
         .replace("`gateway plugin new NAME` starts from this file.", "Change it to do what your plugin does.");
     let readme = format!(
@@ -92,6 +96,7 @@ pub fn files(name: &str) -> Vec<(&'static str, String)> {
         ("README.md", readme),
         ("pdk/Cargo.toml", pdk_manifest),
         ("pdk/src/lib.rs", PDK_LIB.replace("path: \"../../wit\"", "path: \"wit\"")),
+        ("pdk/src/config.rs", PDK_CONFIG.to_string()),
         ("pdk/wit/plugin.wit", CONTRACT.to_string()),
     ]
 }
@@ -133,7 +138,8 @@ mod tests {
     fn the_scaffold_names_the_plugin_and_points_the_pdk_at_its_own_contract() {
         let files = files("my-header");
         let get = |p: &str| files.iter().find(|(path, _)| *path == p).map(|(_, t)| t.clone()).unwrap();
-        assert!(get("src/lib.rs").contains("name: \"my-header\".into()"));
+        assert!(get("src/lib.rs").contains("const NAME: &'static str = \"my-header\";"));
+        assert!(get("pdk/src/config.rs").contains("pub fn check"));
         assert!(get("pdk/src/lib.rs").contains("path: \"wit\""));
         assert!(get("pdk/wit/plugin.wit").contains("world plugin-component"));
         assert!(get("Cargo.toml").contains("name = \"my-header\""));

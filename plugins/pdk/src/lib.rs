@@ -1,6 +1,9 @@
 //! The plugin development kit: implement [`Plugin`] for a type and name it in [`plugin!`]; the
 //! result, built with `cargo build --release --target wasm32-wasip2`, is a component the gateway
-//! loads from `wasm_plugins_path`. The contract itself is `wit/plugin.wit`.
+//! loads from `wasm_plugins_path`. The contract itself is `wit/plugin.wit`. A plugin's configuration
+//! is a serde type: the kit reads, checks and fills it in (see [`config`]).
+
+pub mod config;
 
 wit_bindgen::generate!({
     world: "plugin-component",
@@ -8,29 +11,42 @@ wit_bindgen::generate!({
     pub_export_macro: true,
     export_macro_name: "export_component",
     default_bindings_module: "gateway_pdk",
+    additional_derives: [PartialEq],
 });
 
 /// Set by the gateway's build to a digest of `wit/`, so a contract change rebuilds this crate.
 const _WIT_DIGEST: Option<&str> = option_env!("GATEWAY_WIT_HASH");
 
+pub use config::HeaderName;
 pub use gateway::api::host;
 pub use gateway::api::http::{Request, Response};
 pub use gateway::api::types::{Descriptor, Exit, FieldError, Flow, LogLevel, Phase, Protocol};
 
-/// A plugin: what it is, how it checks and takes its configuration, and what it does in the
-/// phases it declares in [`Plugin::descriptor`] (the others are never called).
+/// A plugin: what it is, its configuration, and what it does in the phases it declares in
+/// [`Plugin::PHASES`] (the others are never called). Its version is its crate's.
 pub trait Plugin: Sized + 'static {
-    /// Name, version, priority (higher runs first), phases and protocols.
-    fn descriptor() -> Descriptor;
+    /// Kong's plugin name: lower-case letters, digits and `-`.
+    const NAME: &'static str;
+    /// Higher runs first (Kong's `PRIORITY`).
+    const PRIORITY: i32;
+    const PHASES: &'static [Phase];
+    /// Kong's default for plugins: every HTTP protocol.
+    const PROTOCOLS: &'static [Protocol] = &[Protocol::Grpc, Protocol::Grpcs, Protocol::Http, Protocol::Https];
 
-    /// Checks a configuration (JSON) when a plugin entity is written, and returns it with the
-    /// defaults filled in. List every problem: the Admin API shows them all.
-    fn check_config(config: &str) -> Result<String, Vec<FieldError>> {
-        Ok(config.to_string())
+    /// The configuration: a serde type with `#[serde(default, deny_unknown_fields)]` and a
+    /// `Default` holding the defaults. The kit checks a plugin entity's `config` by reading it into
+    /// this type (every problem reported at its field's path, relative to `config`), then
+    /// [`Plugin::validate`]; it answers with the configuration written back, defaults filled in.
+    type Config: serde::de::DeserializeOwned + serde::Serialize;
+
+    /// Checks across fields, or beyond what the types say, on a configuration that reads. Paths are
+    /// relative to `config`; an empty path means the configuration as a whole.
+    fn validate(_config: &Self::Config) -> Vec<FieldError> {
+        Vec::new()
     }
 
     /// Builds an instance for a checked configuration, once per configuration version.
-    fn configure(config: &str) -> Result<Self, String>;
+    fn configure(config: Self::Config) -> Result<Self, String>;
 
     fn rewrite(&self, _req: &Request) -> Result<Flow, String> {
         Ok(Flow::Proceed)
@@ -56,6 +72,27 @@ pub fn log(level: LogLevel, message: &str) {
     host::log(level, message);
 }
 
+#[doc(hidden)]
+pub fn __descriptor<P: Plugin>(version: &str) -> Descriptor {
+    Descriptor {
+        name: P::NAME.into(),
+        version: version.into(),
+        priority: P::PRIORITY,
+        phases: P::PHASES.to_vec(),
+        protocols: P::PROTOCOLS.to_vec(),
+    }
+}
+
+#[doc(hidden)]
+pub fn __check_config<P: Plugin>(json: &str) -> Result<String, Vec<FieldError>> {
+    config::check(json, P::validate)
+}
+
+#[doc(hidden)]
+pub fn __configure<P: Plugin>(json: &str) -> Result<P, String> {
+    P::configure(config::parse_valid(json, P::validate).map_err(|errors| config::describe(&errors))?)
+}
+
 /// Exports `$plugin` (a type implementing [`Plugin`]) as the component's plugin.
 #[macro_export]
 macro_rules! plugin {
@@ -66,11 +103,11 @@ macro_rules! plugin {
             type Instance = __GatewayInstance;
 
             fn metadata() -> $crate::Descriptor {
-                <$plugin as $crate::Plugin>::descriptor()
+                $crate::__descriptor::<$plugin>(env!("CARGO_PKG_VERSION"))
             }
 
             fn check_config(config: String) -> Result<String, Vec<$crate::FieldError>> {
-                <$plugin as $crate::Plugin>::check_config(&config)
+                $crate::__check_config::<$plugin>(&config)
             }
         }
 
@@ -78,7 +115,7 @@ macro_rules! plugin {
 
         impl $crate::exports::gateway::api::plugin::GuestInstance for __GatewayInstance {
             fn configure(config: String) -> Result<$crate::exports::gateway::api::plugin::Instance, String> {
-                <$plugin as $crate::Plugin>::configure(&config)
+                $crate::__configure::<$plugin>(&config)
                     .map(|p| $crate::exports::gateway::api::plugin::Instance::new(__GatewayInstance(p)))
             }
 

@@ -1,0 +1,62 @@
+//! A plugin that shows the end-to-end tests what ran (never bundled). `access` sets the request
+//! header `X-Probe: <tag>` (so the upstream sees which scope's configuration won) and the shared
+//! context's `probe` to the tag, and with `exit_status` ends the request with that status,
+//! `exit_body` and `X-Probe-Exit: 1`; `header_filter` sets the response header `X-Probe-Seen` to the
+//! context's `probe`; `log` writes `probe log status=<status> tag=<tag>` at info.
+
+use gateway_pdk::{Exit, FieldError, Flow, LogLevel, Phase, Plugin, Request, Response, host};
+use serde::{Deserialize, Serialize};
+
+#[derive(Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Probe {
+    exit_status: Option<u16>,
+    exit_body: Option<String>,
+    tag: Option<String>,
+}
+
+impl Plugin for Probe {
+    type Config = Self;
+    const NAME: &'static str = "probe";
+    const PRIORITY: i32 = 500;
+    const PHASES: &'static [Phase] = &[Phase::Access, Phase::HeaderFilter, Phase::Log];
+
+    fn validate(config: &Self) -> Vec<FieldError> {
+        match config.exit_status {
+            Some(status) if !(100..=599).contains(&status) => {
+                vec![FieldError::new("exit_status", "value should be between 100 and 599")]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn configure(config: Self) -> Result<Self, String> {
+        Ok(config)
+    }
+
+    fn access(&self, req: &Request) -> Result<Flow, String> {
+        if let Some(tag) = &self.tag {
+            req.set_header("X-Probe", tag)?;
+            host::ctx_set("probe", tag);
+        }
+        Ok(match self.exit_status {
+            Some(status) => Flow::Respond(Exit {
+                status,
+                headers: vec![("X-Probe-Exit".into(), "1".into())],
+                body: self.exit_body.clone().unwrap_or_default().into_bytes(),
+            }),
+            None => Flow::Proceed,
+        })
+    }
+
+    fn header_filter(&self, _req: &Request, res: &Response) -> Result<(), String> {
+        res.set_header("X-Probe-Seen", &host::ctx_get("probe").unwrap_or_default())
+    }
+
+    fn log(&self, _req: &Request, res: &Response) {
+        let tag = self.tag.as_deref().unwrap_or_default();
+        host::log(LogLevel::Info, &format!("probe log status={} tag={tag}", res.status()));
+    }
+}
+
+gateway_pdk::plugin!(Probe);
