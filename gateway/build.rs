@@ -9,15 +9,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Crates of `plugins/` that are embedded in the binary, by crate name.
-const BUNDLED: &[&str] = &["health", "router", "correlation-id", "request-termination"];
+const BUNDLED: &[&str] = &["health", "router"];
 
 /// Crates of `plugins/` embedded in the binary as the bundled plugins (`plugins = bundled`); the crate
 /// name is the plugin's name.
-const BUNDLED_PLUGINS: &[&str] = &[];
+const BUNDLED_PLUGINS: &[&str] = &["correlation-id", "request-termination"];
 
 /// Crates of `plugins/testing/` built alongside for the end-to-end tests, never embedded; they land in
 /// `<target dir>/wasm-plugins/wasm32-wasip2/release/`.
-const TEST_FIXTURES: &[&str] = &["trap-router", "template", "hostile", "probe", "noop"];
+const TEST_FIXTURES: &[&str] = &["trap-router", "template", "hostile", "probe", "noop", "who"];
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 

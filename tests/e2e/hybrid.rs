@@ -297,28 +297,48 @@ fn a_data_plane_with_another_certificate_is_refused() {
     assert!(data_planes(&cp).is_empty());
 }
 
-/// No plugin is implemented yet, so a control plane accepts no plugin entity (it would be stored and
-/// enforced by no node: a fail-open), even one a data plane claims in its `plugins` setting. Until a
-/// plugin exists, `plugin_set_incompatible` cannot be reached end to end; its rule is in cluster/cp.rs.
+/// A user plugin configured on the control plane runs on the data planes that offer it; one that
+/// does not offer it is `plugin_set_incompatible` and gets no configuration (and keeps serving the
+/// last one it had); a plugin the control plane does not run is refused at write time.
 #[test]
-fn a_control_plane_refuses_a_plugin_no_node_can_run() {
+fn a_user_plugin_runs_on_data_planes_that_offer_it() {
     let echo = EchoServer::start();
     let dir = cluster_dir();
-    let cp = start_cp(dir.path(), free_port());
+    let plugins = crate::wasm_plugins::plugin_dir(dir.path(), &["template"]);
+    let offer = [format!("wasm_plugins_path = {plugins}"), "plugins = bundled, template".to_string()];
+    let cp = start_cp_with(dir.path(), free_port(), &offer);
     add_route(&cp, &echo, "s", "r", "/p");
-    let plugin = http_json(cp.admin, "POST", "/routes/r/plugins", &json!({"name": "my-plugin"}));
-    assert_eq!(plugin.status, 400, "{plugin:?}");
+    let unknown = http_json(cp.admin, "POST", "/routes/r/plugins", &json!({"name": "my-plugin"}));
+    assert_eq!(unknown.status, 400, "{unknown:?}");
     assert_eq!(
-        plugin.json()["fields"]["name"],
+        unknown.json()["fields"]["name"],
         "plugin 'my-plugin' not enabled; add it to the 'plugins' configuration property"
     );
-    let with = start_dp(dir.path(), "with", cp.cluster, &["plugins = bundled, my-plugin".into()]);
+    let with = start_dp(dir.path(), "with", cp.cluster, &offer);
+    let without = start_dp(dir.path(), "without", cp.cluster, &[]);
     wait_status(&with, "/p", 200);
-    let hash = cp_hash(&cp);
-    poll("the data plane in sync", SYNC_DEADLINE, || {
-        let rows = data_planes(&cp);
-        (rows.len() == 1 && rows[0]["sync_status"] == "normal" && rows[0]["config_hash"] == hash).then_some(())
+    wait_status(&without, "/p", 200);
+
+    let plugin = http_json(
+        cp.admin,
+        "POST",
+        "/routes/r/plugins",
+        &json!({"name": "template", "config": {"header_value": "from-cp"}}),
+    );
+    assert_eq!(plugin.status, 201, "{plugin:?}");
+    poll("the plugin to run on the data plane that offers it", SYNC_DEADLINE, || {
+        let reply = get(with.proxy, "/p");
+        (reply.status == 200 && reply.json()["headers"]["x-template"] == "from-cp").then_some(())
     });
+    poll("one data plane in sync, the other plugin_set_incompatible", SYNC_DEADLINE, || {
+        let mut states: Vec<String> =
+            data_planes(&cp).iter().map(|r| r["sync_status"].as_str().unwrap_or_default().to_string()).collect();
+        states.sort();
+        (states == ["normal", "plugin_set_incompatible"]).then_some(())
+    });
+    let reply = get(without.proxy, "/p");
+    assert_eq!(reply.status, 200, "the data plane without the plugin keeps serving its last configuration");
+    assert!(reply.json()["headers"]["x-template"].is_null());
 }
 
 /// docs/hybrid-mode.md, step by step, with the shipped conf/cp.conf and conf/dp.conf (ports moved to

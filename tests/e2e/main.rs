@@ -19,3 +19,4 @@ mod router_faults;
 mod streams;
 mod tls;
 mod upstream_reuse;
+mod wasm_plugins;
