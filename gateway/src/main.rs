@@ -90,6 +90,18 @@ enum PluginCommand {
         #[arg(long, value_name = "JSON")]
         config: Option<String>,
     },
+    /// Run one request through a plugin, without a gateway: its configuration is checked, then
+    /// every phase it declares runs in order. Prints what happened as JSON (the request as it
+    /// would go upstream, the plugin's own response, the response to the client, log lines).
+    /// The input (JSON, `-` for stdin): {"config": {...}, "request": {"method", "path", "query",
+    /// "headers": [[name, value]], ...}, "upstream": {"status", "headers", "body"}, "consumers": [...]}.
+    Run {
+        /// The component (`NAME.wasm`, built for wasm32-wasip2).
+        file: PathBuf,
+        /// The input as JSON, or `-` to read it from stdin.
+        #[arg(long, value_name = "JSON", default_value = "{}")]
+        input: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -247,6 +259,7 @@ fn main() -> ExitCode {
         },
         Command::Cluster { command: ClusterCommand::Check { conf } } => cluster_check(&conf),
         Command::Plugin { command: PluginCommand::Check { file, config } } => plugin_check(&file, config.as_deref()),
+        Command::Plugin { command: PluginCommand::Run { file, input } } => plugin_run(&file, &input),
         Command::Plugin { command: PluginCommand::New { name } } => {
             match gateway::wasm::scaffold::new(Path::new("."), &name) {
                 Ok(root) => {
@@ -327,12 +340,45 @@ fn plugin_check(file: &Path, config: Option<&str>) -> ExitCode {
                 }
                 Ok(Err(errors)) => {
                     for error in errors {
-                        eprintln!("{}: {}", error.path, error.message);
+                        let path =
+                            if error.path.is_empty() { "config".into() } else { format!("config.{}", error.path) };
+                        eprintln!("{path}: {}", error.message);
                     }
                     fail("the configuration is refused")
                 }
                 Err(e) => fail(&e.to_string()),
             }
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn plugin_run(file: &Path, input: &str) -> ExitCode {
+    let input = if input == "-" {
+        let mut text = String::new();
+        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+            return fail(&format!("cannot read the input from stdin: {e}"));
+        }
+        text
+    } else {
+        input.to_string()
+    };
+    let input: gateway::wasm::plugin_run::RunInput = match serde_json::from_str(&input) {
+        Ok(input) => input,
+        Err(e) => return fail(&format!("the input is not what `gateway plugin run` takes: {e}")),
+    };
+    let wasm = match std::fs::read(file) {
+        Ok(wasm) => wasm,
+        Err(e) => return fail(&format!("cannot read {}: {e}", file.display())),
+    };
+    let runtime = match gateway::wasm::WasmRuntime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&e.to_string()),
+    };
+    match gateway::wasm::plugin_run::run(&runtime, &file.display().to_string(), &wasm, input) {
+        Ok(output) => {
+            println!("{}", serde_json::to_string_pretty(&output).expect("the output serialises"));
+            ExitCode::SUCCESS
         }
         Err(e) => fail(&e.to_string()),
     }

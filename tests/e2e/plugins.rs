@@ -2,7 +2,10 @@
 //! from plugins/template with the pdk, against wit/plugin.wit) and on a component that is not a
 //! plugin.
 
-use gateway_tests::{run, stderr, stdout, wasm_fixture};
+use gateway_tests::{DbLess, EchoServer, http_json, run, stderr, stdout, wasm_fixture};
+use serde_json::json;
+
+use crate::wasm_plugins::{created, get, traditional_with, upstream_header};
 
 #[test]
 fn plugin_check_reads_the_template_plugins_metadata_and_checks_its_config() {
@@ -24,10 +27,10 @@ fn plugin_check_reads_the_template_plugins_metadata_and_checks_its_config() {
     assert!(stdout(&out).contains(r#"config: {"header_name":"X-Template","header_value":"v1"}"#), "{}", stdout(&out));
     let out = run(dir.path(), &["plugin", "check", template, "--config", r#"{"header_name":"not a name"}"#], &[]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("header_name: bad header name 'not a name'"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("config.header_name: bad header name 'not a name'"), "{}", stderr(&out));
     let out = run(dir.path(), &["plugin", "check", template, "--config", "{"], &[]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("invalid JSON"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("config: invalid JSON"), "{}", stderr(&out));
 }
 
 #[test]
@@ -80,4 +83,30 @@ fn plugin_new_scaffolds_a_plugin_that_builds_and_checks() {
     let out = run(dir.path(), &["plugin", "check", wasm.to_str().unwrap()], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).lines().any(|l| l == "name: my-header"), "{}", stdout(&out));
+
+    // Loaded through wasm_plugins_path + plugins and configured over the Admin API on one route,
+    // it runs there and nowhere else.
+    let echo = EchoServer::start();
+    let node_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(node_dir.path().join("plugins")).unwrap();
+    std::fs::copy(&wasm, node_dir.path().join("plugins/my-header.wasm")).unwrap();
+    let node = traditional_with(node_dir.path(), &["my-header"]);
+    let url = format!("http://{}", echo.addr);
+    created(http_json(node.admin, "POST", "/services", &json!({"name": "s", "url": url})));
+    created(http_json(node.admin, "POST", "/services/s/routes", &json!({"name": "a", "paths": ["/a"]})));
+    created(http_json(node.admin, "POST", "/services/s/routes", &json!({"name": "b", "paths": ["/b"]})));
+    let body = json!({"name": "my-header", "config": {"header_name": "X-Mine", "header_value": "scaffolded"}});
+    created(http_json(node.admin, "POST", "/routes/a/plugins", &body));
+    assert_eq!(upstream_header(&get(node.proxy, "/a", &[]), "x-mine").as_deref(), Some("scaffolded"));
+    assert_eq!(upstream_header(&get(node.proxy, "/b", &[]), "x-mine"), None);
+
+    // The same plugin in a DB-less node's declarative file.
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: {url}\n  routes:\n  - name: a\n    paths: [/a]\n    plugins:\n    - name: my-header\n  - name: b\n    paths: [/b]\n"
+    );
+    let plugins = node_dir.path().join("plugins").display().to_string();
+    let dbless =
+        DbLess::start(&yaml, &[format!("wasm_plugins_path = {plugins}"), "plugins = bundled, my-header".into()]);
+    assert_eq!(upstream_header(&get(dbless.proxy, "/a", &[]), "x-template").as_deref(), Some("template"));
+    assert_eq!(upstream_header(&get(dbless.proxy, "/b", &[]), "x-template"), None);
 }

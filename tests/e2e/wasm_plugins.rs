@@ -22,23 +22,30 @@ pub(crate) fn plugin_dir(dir: &Path, fixtures: &[&str]) -> String {
     plugins.display().to_string()
 }
 
-struct Node {
-    gateway: Gateway,
-    proxy: SocketAddr,
-    admin: SocketAddr,
+pub(crate) struct Node {
+    pub(crate) gateway: Gateway,
+    pub(crate) proxy: SocketAddr,
+    pub(crate) admin: SocketAddr,
 }
 
-/// A traditional node (LMDB store, Admin API) running the bundled plugins and `fixtures`.
+/// A traditional node (LMDB store, Admin API) running the bundled plugins and the test fixtures
+/// `fixtures`.
 fn traditional(dir: &Path, fixtures: &[&str]) -> Node {
+    plugin_dir(dir, fixtures);
+    traditional_with(dir, fixtures)
+}
+
+/// A traditional node running the bundled plugins and `names`, each a `NAME.wasm` in `dir/plugins`.
+pub(crate) fn traditional_with(dir: &Path, names: &[&str]) -> Node {
     let (proxy, admin) = (free_port(), free_port());
-    let plugins = plugin_dir(dir, fixtures);
+    let plugins = dir.join("plugins").display().to_string();
     let lines = [
         "prefix = servroot".to_string(),
         format!("proxy_listen = 127.0.0.1:{proxy}"),
         format!("admin_listen = 127.0.0.1:{admin}"),
         "status_listen = off".into(),
         format!("wasm_plugins_path = {plugins}"),
-        format!("plugins = bundled, {}", fixtures.join(", ")),
+        format!("plugins = bundled, {}", names.join(", ")),
     ];
     std::fs::write(dir.join("kong.conf"), lines.join("\n") + "\n").unwrap();
     let mut gateway = Gateway::start(dir, &["-c", "kong.conf"], &[]);
@@ -47,17 +54,17 @@ fn traditional(dir: &Path, fixtures: &[&str]) -> Node {
     Node { gateway, proxy: at(proxy), admin: at(admin) }
 }
 
-fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Exchange {
+pub(crate) fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Exchange {
     http_request(addr, "GET", path, headers).unwrap()
 }
 
 /// What the echo upstream saw of header `name` (absent: `None`).
-fn upstream_header(reply: &Exchange, name: &str) -> Option<String> {
+pub(crate) fn upstream_header(reply: &Exchange, name: &str) -> Option<String> {
     assert_eq!(reply.status, 200, "{reply:?}");
     reply.json()["headers"][name].as_str().map(str::to_string)
 }
 
-fn created(reply: Exchange) -> Value {
+pub(crate) fn created(reply: Exchange) -> Value {
     assert_eq!(reply.status, 201, "{reply:?}");
     reply.json()
 }

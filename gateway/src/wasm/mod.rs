@@ -5,6 +5,7 @@ pub mod bundled;
 pub mod engine;
 pub mod health;
 pub mod plugin;
+pub mod plugin_run;
 pub mod plugin_runner;
 pub mod plugin_set;
 pub mod router;

@@ -93,6 +93,9 @@ pub struct CallContext {
     pub shared: HashMap<String, String>,
     /// The configuration's consumers, for `set-consumer`; `None` outside a request.
     pub directory: Option<Arc<Directory>>,
+    /// When set, the plugin's log lines are kept here (`LEVEL message`) instead of logged
+    /// (`gateway plugin run`).
+    pub logs: Option<Vec<String>>,
 }
 
 /// A configuration version's consumers by id, for plugins that identify them.
@@ -335,6 +338,19 @@ impl self::gateway::api::types::Host for Sandbox {}
 
 /// The most a plugin may write to the log in one line.
 const MAX_LOG_LINE: usize = 2048;
+/// The most log lines kept for `gateway plugin run`.
+const MAX_KEPT_LOGS: usize = 1000;
+
+fn log_level_name(level: LogLevel) -> &'static str {
+    match level {
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Notice => "notice",
+        LogLevel::Warn => "warn",
+        LogLevel::Err => "err",
+        LogLevel::Crit => "crit",
+    }
+}
 
 impl self::gateway::api::host::Host for Sandbox {
     fn log(&mut self, level: LogLevel, message: String) {
@@ -345,6 +361,12 @@ impl self::gateway::api::host::Host for Sandbox {
                 end -= 1;
             }
             message.truncate(end);
+        }
+        if let Some(logs) = &mut self.plugin.call.logs {
+            if logs.len() < MAX_KEPT_LOGS {
+                logs.push(format!("{} {message}", log_level_name(level)));
+            }
+            return;
         }
         let plugin = self.plugin.call.plugin.as_str();
         match level {
