@@ -106,13 +106,19 @@ fn a_declarative_file_with_a_plugin_no_node_can_run_is_refused() {
     let err = stderr(&out);
     assert!(err.contains("kong.yml") && err.contains(&format!("plugins[0].name: {NOT_ENABLED}")), "{err}");
 
-    // A DB-less node refuses to start on it (its `plugins` setting naming it changes nothing: no
-    // code runs it).
+    // A DB-less node refuses to start on it.
     let yaml = std::fs::read_to_string(&file).unwrap();
-    let dir = gateway_tests::DbLess::dir(free_port(), &yaml, &["plugins = bundled, key-auth".into()]);
+    let dir = gateway_tests::DbLess::dir(free_port(), &yaml, &[]);
     let mut gateway = Gateway::start(dir.path(), &["-c", "kong.conf"], &[]);
     assert!(!gateway.wait_exit(gateway_tests::DEADLINE).success());
     assert!(gateway.log().contains(&format!("plugins[0].name: {NOT_ENABLED}")), "{}", gateway.log());
+
+    // Naming it in `plugins` does not make it runnable: with no code for it the start is refused,
+    // at the setting.
+    let dir = gateway_tests::DbLess::dir(free_port(), &yaml, &["plugins = bundled, key-auth".into()]);
+    let mut gateway = Gateway::start(dir.path(), &["-c", "kong.conf"], &[]);
+    assert!(!gateway.wait_exit(gateway_tests::DEADLINE).success());
+    assert!(gateway.log().contains("unknown plugin key-auth"), "{}", gateway.log());
 }
 
 /// A self-signed X.509 v1 certificate (no extensions) for `name`, made by `openssl x509 -req`.

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_tests::pki::TestCa;
-use gateway_tests::{DEADLINE, Exchange, Gateway, conf_dir, free_port, http_json, http_request, http_send, poll};
+use gateway_tests::{
+    DEADLINE, Exchange, Gateway, conf_dir, free_port, http_json, http_request, http_send, poll, wasm_fixture,
+};
 use rustls_pki_types::ServerName;
 use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
@@ -42,7 +44,8 @@ fn conf(ports: (u16, u16, u16), admin_flags: &str, status_flags: &str, extra: &[
         format!("proxy_listen = 127.0.0.1:{proxy}"),
         format!("admin_listen = 127.0.0.1:{admin} {admin_flags}"),
         format!("status_listen = 127.0.0.1:{status} {status_flags}"),
-        "plugins = bundled, deep-config".to_string(),
+        format!("wasm_plugins_path = {}", wasm_fixture("noop").parent().unwrap().display()),
+        "plugins = bundled, noop".to_string(),
     ];
     lines.extend_from_slice(extra);
     lines
@@ -117,11 +120,11 @@ fn deep_bodies_are_refused_naming_the_limit_and_never_kill_the_node() {
     let limit = "64 levels";
 
     // JSON and YAML: 126 deep used to be stored and then unreadable at the next start.
-    let deep = json!({"name": "deep-config", "config": nested(125)});
+    let deep = json!({"name": "noop", "config": nested(125)});
     let refused = http_json(node.admin, "POST", "/plugins", &deep);
     assert_eq!(refused.status, 400, "{refused:?}");
     assert!(refused.json()["message"].as_str().unwrap().contains(limit), "{refused:?}");
-    let yaml = format!("name: deep-config\nconfig: {}\n", nested(100));
+    let yaml = format!("name: noop\nconfig: {}\n", nested(100));
     let refused = send(node.admin, "POST", "/plugins", "application/yaml", yaml.as_bytes());
     assert_eq!(
         (refused.status, refused.json()["message"].as_str().unwrap().contains(limit)),
@@ -137,7 +140,7 @@ fn deep_bodies_are_refused_naming_the_limit_and_never_kill_the_node() {
     );
 
     // A form key `config.a.a.a…` of 100 KB used to overflow the stack and kill the process.
-    let form = format!("name=deep-config&config.{}=1", vec!["a"; 50_000].join("."));
+    let form = format!("name=noop&config.{}=1", vec!["a"; 50_000].join("."));
     let refused = send(node.admin, "POST", "/plugins", "application/x-www-form-urlencoded", form.as_bytes());
     assert_eq!(refused.status, 400, "{refused:?}");
     assert!(refused.json()["message"].as_str().unwrap().contains(limit), "{refused:?}");
@@ -159,15 +162,15 @@ fn what_is_committed_reads_back_after_a_restart() {
     let gateway = start(dir.path(), &[]);
     let (admin, status) = (at(ports.1), at(ports.2));
 
-    // Plugin bodies 64 levels deep (the most a body may have), 65 and 127. Until a plugin exists
-    // (the plugin platform's issue) no entity takes free-form nested values, so each is refused
-    // (over the depth limit, or a plugin no node runs) and nothing deep is stored; the store's own
-    // read-back guard is unit-tested in store::lmdb. When plugins land, accept the 64-level one
-    // here and check it reads back after the restart.
-    for depth in [64, 65, 127] {
-        let body =
-            json!({"name": "deep-config", "instance_name": format!("deep-{depth}"), "config": nested(depth - 1)});
-        let answer = http_json(admin, "POST", "/plugins", &body);
+    // Plugin bodies 64 levels deep (the most a body may have), 65 and 127: the noop plugin keeps
+    // its `data` as given, so the 64-level one is stored and must read back after the restart.
+    let body = |depth: usize| json!({"name": "noop", "instance_name": format!("deep-{depth}"), "config": {"data": nested(depth - 2)}});
+    let stored = http_json(admin, "POST", "/plugins", &body(64));
+    assert_eq!(stored.status, 201, "64 levels: {stored:?}");
+    let deep = stored.json()["config"].clone();
+    assert_eq!(deep, body(64)["config"]);
+    for depth in [65, 127] {
+        let answer = http_json(admin, "POST", "/plugins", &body(depth));
         assert_eq!(answer.status, 400, "{depth} levels: {answer:?}");
     }
     let form = "name=s&tags[]=t&url=http://a.test:81/p";
@@ -181,6 +184,7 @@ fn what_is_committed_reads_back_after_a_restart() {
     let gateway = start(dir.path(), &[]);
     assert_eq!(get(status, "/status").json()["configuration_hash"], hash, "the same configuration after a restart");
     assert_eq!(get(admin, "/services/s").json()["tags"], json!(["t"]));
+    assert_eq!(get(admin, "/plugins/deep-64").json()["config"], deep, "the deep configuration reads back");
     drop(gateway);
 }
 
@@ -335,7 +339,8 @@ fn listen_flags_that_cannot_be_honoured_stop_the_start_naming_key_and_flag() {
         let status = gateway.wait_exit(DEADLINE);
         let stderr = gateway.log();
         assert!(!status.success(), "{line}: the node must not start");
-        assert!(stderr.contains(&format!("kong.conf:6: {key}")), "{line}: names file, line and key: {stderr}");
+        let at = format!("kong.conf:{}: {key}", lines.len());
+        assert!(stderr.contains(&at), "{line}: names file, line and key: {stderr}");
         assert!(stderr.contains(&format!("`{flag}`")), "{line}: names the flag: {stderr}");
     }
 }

@@ -70,19 +70,26 @@ fn plugin_new_scaffolds_a_plugin_that_builds_and_checks() {
     // wasm32-wasip2 target (.ci/setup adds it).
     let pinned = std::fs::read_to_string(gateway_tests::repo_root().join("rust-toolchain.toml")).unwrap();
     let channel = pinned.lines().find_map(|l| l.strip_prefix("channel = ")).unwrap().trim_matches('"').to_string();
-    let build = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release"])
-        .current_dir(&project)
-        .env("CARGO_TARGET_DIR", &target)
-        .env("RUSTUP_TOOLCHAIN", &channel)
-        .env_remove("RUSTFLAGS")
-        .output()
-        .unwrap();
+    let build = cargo(&project, &target, &channel, &["build", "--release"]);
     assert!(build.status.success(), "{}", String::from_utf8_lossy(&build.stderr));
     let wasm = target.join("wasm32-wasip2/release/my_header.wasm");
     let out = run(dir.path(), &["plugin", "check", wasm.to_str().unwrap()], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).lines().any(|l| l == "name: my-header"), "{}", stdout(&out));
+
+    // Its own tests (tests/plugin.rs, through the test kit and `gateway plugin run`) pass on the host.
+    let test = cargo(&project, &target, &channel, &["test", "--target", "host-tuple"]);
+    assert!(
+        test.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&test.stdout).contains("test result: ok. 2 passed"),
+        "{}",
+        String::from_utf8_lossy(&test.stdout)
+    );
 
     // Loaded through wasm_plugins_path + plugins and configured over the Admin API on one route,
     // it runs there and nowhere else.
@@ -109,4 +116,18 @@ fn plugin_new_scaffolds_a_plugin_that_builds_and_checks() {
         DbLess::start(&yaml, &[format!("wasm_plugins_path = {plugins}"), "plugins = bundled, my-header".into()]);
     assert_eq!(upstream_header(&get(dbless.proxy, "/a", &[]), "x-template").as_deref(), Some("template"));
     assert_eq!(upstream_header(&get(dbless.proxy, "/b", &[]), "x-template"), None);
+}
+
+/// cargo in `project` with the toolchain `channel`, the target dir `target`, and the gateway binary
+/// under test for the test kit.
+fn cargo(project: &std::path::Path, target: &std::path::Path, channel: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .current_dir(project)
+        .env("CARGO_TARGET_DIR", target)
+        .env("RUSTUP_TOOLCHAIN", channel)
+        .env("GATEWAY_BIN", gateway_tests::gateway_bin())
+        .env_remove("RUSTFLAGS")
+        .output()
+        .unwrap()
 }

@@ -9,6 +9,8 @@ use crate::certs::{GenCertError, write_new};
 const PDK_LIB: &str = include_str!("../../../plugins/pdk/src/lib.rs");
 const PDK_CONFIG: &str = include_str!("../../../plugins/pdk/src/config.rs");
 const TEMPLATE_LIB: &str = include_str!("../../../plugins/template/src/lib.rs");
+const TEMPLATE_TESTS: &str = include_str!("../../../plugins/template/tests/plugin.rs");
+const TESTKIT_LIB: &str = include_str!("../../../plugins/testkit/src/lib.rs");
 const CONTRACT: &str = include_str!("../../../wit/plugin.wit");
 /// The versions the gateway's own plugins are built and tested with.
 const LOCK: &str = include_str!("../../../plugins/Cargo.lock");
@@ -50,9 +52,12 @@ pub fn files(name: &str) -> Vec<(&'static str, String)> {
          [dependencies]\n\
          gateway-pdk = {{ path = \"pdk\" }}\n\
          serde = {{ version = \"1\", features = [\"derive\"] }}\n\n\
+         [dev-dependencies]\n\
+         gateway-plugin-test = {{ path = \"testkit\" }}\n\
+         serde_json = \"1\"\n\n\
          # A project of its own, not part of an enclosing workspace.\n\
          [workspace]\n\
-         members = [\".\", \"pdk\"]\n\n\
+         members = [\".\", \"pdk\", \"testkit\"]\n\n\
          [profile.release]\n\
          opt-level = 3\n\
          lto = true\n\
@@ -73,6 +78,17 @@ pub fn files(name: &str) -> Vec<(&'static str, String)> {
          serde_path_to_error = \"0.1\"\n\
          wit-bindgen = {{ version = \"0.61\", default-features = false, features = [\"macros\", \"realloc\"] }}\n"
     );
+    let testkit_manifest = format!(
+        "[package]\n\
+         name = \"gateway-plugin-test\"\n\
+         description = \"Test a plugin from cargo test with `gateway plugin run`, as gateway {version} ships it\"\n\
+         version = \"{version}\"\n\
+         edition = \"2024\"\n\
+         publish = false\n\n\
+         [dependencies]\n\
+         serde = {{ version = \"1\", features = [\"derive\"] }}\n\
+         serde_json = \"1\"\n"
+    );
     let lib = TEMPLATE_LIB
         .replace("NAME: &'static str = \"template\";", &format!("NAME: &'static str = \"{name}\";"))
         .replace("The template plugin", &format!("The {name} plugin (made from the template)"))
@@ -83,6 +99,7 @@ pub fn files(name: &str) -> Vec<(&'static str, String)> {
          ```sh\n\
          cargo build --release                      # target/wasm32-wasip2/release/{file}.wasm\n\
          gateway plugin check target/wasm32-wasip2/release/{file}.wasm\n\
+         cargo test --target host-tuple             # tests/plugin.rs, through `gateway plugin run`\n\
          ```\n\n\
          Then copy it to the gateway's `wasm_plugins_path` as `{name}.wasm` and add `{name}` to `plugins`.\n\
          `pdk/` is the plugin development kit and `pdk/wit/plugin.wit` the contract; keep both as they are.\n",
@@ -98,6 +115,9 @@ pub fn files(name: &str) -> Vec<(&'static str, String)> {
         ("pdk/src/lib.rs", PDK_LIB.replace("path: \"../../wit\"", "path: \"wit\"")),
         ("pdk/src/config.rs", PDK_CONFIG.to_string()),
         ("pdk/wit/plugin.wit", CONTRACT.to_string()),
+        ("tests/plugin.rs", TEMPLATE_TESTS.to_string()),
+        ("testkit/Cargo.toml", testkit_manifest),
+        ("testkit/src/lib.rs", TESTKIT_LIB.to_string()),
     ]
 }
 

@@ -1,12 +1,16 @@
 //! A plugin that declares `access` and does nothing there (never bundled): the cost of a plugin
-//! call itself, for the benchmarks.
+//! call itself, for the benchmarks. Its one field, `data`, takes any JSON and is kept as given (for
+//! the tests of deeply nested configurations).
 
 use gateway_pdk::{Phase, Plugin};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Noop {}
+pub struct Noop {
+    #[serde(default)]
+    data: Option<serde_json::Value>,
+}
 
 impl Plugin for Noop {
     type Config = Self;
