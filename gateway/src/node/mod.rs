@@ -259,8 +259,9 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     }
 
     let router_file = settings.router_component.clone();
+    let prefix = settings.prefix.clone();
     let (runtime, report, router) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
-        let runtime = WasmRuntime::new()?;
+        let runtime = WasmRuntime::with_cache(&prefix)?;
         let report = wasm::health::probe(&runtime)?;
         let router = match router_file {
             None => CompiledRouter::new(&runtime, "router", wasm::bundled::ROUTER)?,

@@ -1,14 +1,17 @@
 //! The process's one wasmtime `Engine`, configured for many short synchronous calls, and the epoch
 //! ticker that lets every call carry a deadline.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use wasmtime::component::Component;
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 use super::WasmError;
+use super::cache::CompileCache;
 
 /// How often the epoch advances; call deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -16,9 +19,12 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct WasmRuntime {
     engine: Engine,
     ticker: Option<EpochTicker>,
+    /// Where compiled components are kept between starts; tools without a prefix have none.
+    cache: Option<CompileCache>,
 }
 
 impl WasmRuntime {
+    /// A runtime that compiles every component it is given (no cache).
     pub fn new() -> Result<Self, WasmError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -28,7 +34,32 @@ impl WasmRuntime {
         config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|e| WasmError::Engine(super::chain(&e)))?;
         let ticker = EpochTicker::start(engine.clone());
-        Ok(WasmRuntime { engine, ticker: Some(ticker) })
+        Ok(WasmRuntime { engine, ticker: Some(ticker), cache: None })
+    }
+
+    /// A runtime that keeps compiled components in `<prefix>/wasm-cache/`. A cache directory that
+    /// cannot be used is logged, and components are compiled at every start instead.
+    pub fn with_cache(prefix: &Path) -> Result<Self, WasmError> {
+        let mut runtime = WasmRuntime::new()?;
+        match CompileCache::open(prefix, &runtime.engine) {
+            Ok(cache) => runtime.cache = Some(cache),
+            Err(error) => tracing::warn!(%error, "the compile cache is off: components are compiled at every start"),
+        }
+        Ok(runtime)
+    }
+
+    /// The compiled component for `wasm` (named `name` in errors and logs): from the cache when it
+    /// holds an intact entry, else compiled now (and cached).
+    pub fn compile(&self, name: &str, wasm: &[u8]) -> Result<Component, WasmError> {
+        let compiled = match &self.cache {
+            Some(cache) => cache.compile(&self.engine, name, wasm),
+            None => Component::new(&self.engine, wasm),
+        };
+        compiled.map_err(|e| WasmError::Compile { component: name.into(), cause: super::chain(&e) })
+    }
+
+    pub fn cache(&self) -> Option<&CompileCache> {
+        self.cache.as_ref()
     }
 
     pub fn engine(&self) -> &Engine {

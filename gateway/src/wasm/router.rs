@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use std::sync::Mutex;
 use wasmtime::Store;
-use wasmtime::component::{Component, ResourceAny};
+use wasmtime::component::ResourceAny;
 
 use super::engine::CpuBudget;
 use super::sandbox::Sandbox;
@@ -56,8 +56,7 @@ impl CompiledRouter {
     /// imports against the sandbox.
     pub fn new(runtime: &WasmRuntime, name: &str, wasm: &[u8]) -> Result<Arc<Self>, WasmError> {
         let engine = runtime.engine().clone();
-        let component = Component::new(&engine, wasm)
-            .map_err(|e| WasmError::Compile { component: name.into(), cause: chain(&e) })?;
+        let component = runtime.compile(name, wasm)?;
         let instantiate = |e: wasmtime::Error| WasmError::Instantiate { component: name.into(), cause: chain(&e) };
         let linker = Sandbox::linker(&engine).map_err(instantiate)?;
         let pre = linker.instantiate_pre(&component).map_err(instantiate)?;
