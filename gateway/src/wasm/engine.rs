@@ -23,15 +23,41 @@ pub struct WasmRuntime {
     cache: Option<CompileCache>,
 }
 
+/// Where instances get their memories and tables from: on demand (what the node uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Allocation {
+    /// An mmap per memory when an instance is made.
+    OnDemand,
+    /// wasmtime's pooling allocator with `slots` of each kind, reserved at start. Measured, not
+    /// used: instances are made off the request path, and a full pool would fail a configuration
+    /// change (docs/benchmarks.md, "Instantiation: on demand or pooled").
+    #[cfg_attr(not(test), expect(dead_code, reason = "only the measurement in engine/tests.rs uses it"))]
+    Pooling { slots: u32 },
+}
+
 impl WasmRuntime {
     /// A runtime that compiles every component it is given (no cache).
     pub fn new() -> Result<Self, WasmError> {
+        Self::with_allocation(Allocation::OnDemand)
+    }
+
+    pub(crate) fn with_allocation(allocation: Allocation) -> Result<Self, WasmError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         // Measured: a component call costs ~0.5 µs with the async runtime compiled in and ~0.17 µs
         // without. No world of ours uses component-model async.
         config.concurrency_support(false);
         config.epoch_interruption(true);
+        if let Allocation::Pooling { slots } = allocation {
+            let mut pool = wasmtime::PoolingAllocationConfig::new();
+            pool.total_component_instances(slots)
+                .total_core_instances(slots)
+                .total_memories(slots)
+                .total_tables(slots)
+                // The router's table needs the most memory.
+                .max_memory_size(super::router::MEMORY_LIMIT);
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        }
         let engine = Engine::new(&config).map_err(|e| WasmError::Engine(super::chain(&e)))?;
         let ticker = EpochTicker::start(engine.clone());
         Ok(WasmRuntime { engine, ticker: Some(ticker), cache: None })
@@ -71,6 +97,9 @@ impl WasmRuntime {
         (budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 impl Drop for WasmRuntime {
     fn drop(&mut self) {

@@ -26,7 +26,7 @@ const ROUTE_BUDGET: Duration = Duration::from_millis(100);
 const LOAD_BUDGET: Duration = Duration::from_secs(30);
 /// Linear memory of one router instance: it holds the whole compiled table (10,000 routes with a
 /// thousand regexes take about 20 MiB; regexes without a literal prefix cost the most).
-const MEMORY_LIMIT: usize = 512 << 20;
+pub(crate) const MEMORY_LIMIT: usize = 512 << 20;
 /// After a failed rebuild, how long before the next attempt; doubled per failure up to the max.
 const REBUILD_BACKOFF: Duration = Duration::from_millis(200);
 const REBUILD_BACKOFF_MAX: Duration = Duration::from_secs(30);
