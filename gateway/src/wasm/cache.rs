@@ -120,10 +120,6 @@ impl CompileCache {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The file an entry for `wasm` lives in.
     pub fn entry_path(&self, wasm: &[u8]) -> PathBuf {
         self.dir.join(self.entry_name(&Sha256::digest(wasm).into()))
@@ -191,7 +187,8 @@ impl CompileCache {
         // SAFETY: `code` is what `Component::serialize` produced for this wasm on an engine with
         // this compatibility hash: the file is a plain file owned by this uid in a directory only
         // this uid can write, and its SHA-256 matches the digest recorded when it was written.
-        // Whoever could forge that can already act as this uid (see docs/security.md).
+        // Whoever could forge that can already act as this uid (see docs/security.md). The bytes
+        // checked are the bytes loaded: `deserialize_file` would open the path again after the checks.
         #[allow(unsafe_code)]
         match unsafe { Component::deserialize(engine, &code[HEADER..]) } {
             Ok(component) => Lookup::Hit(component),
