@@ -5,6 +5,7 @@ mod admin_compat;
 mod admin_hardening;
 mod check;
 mod cluster_stalls;
+mod compile_cache;
 mod forward_proxy;
 mod gen_cert;
 mod hostile_clients;

@@ -1,14 +1,17 @@
 //! The process's one wasmtime `Engine`, configured for many short synchronous calls, and the epoch
 //! ticker that lets every call carry a deadline.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use wasmtime::component::Component;
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 use super::WasmError;
+use super::cache::CompileCache;
 
 /// How often the epoch advances; call deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -16,19 +19,73 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct WasmRuntime {
     engine: Engine,
     ticker: Option<EpochTicker>,
+    /// Where compiled components are kept between starts; tools without a prefix have none.
+    cache: Option<CompileCache>,
+}
+
+/// Where instances get their memories and tables from: on demand (what the node uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Allocation {
+    /// An mmap per memory when an instance is made.
+    OnDemand,
+    /// wasmtime's pooling allocator with `slots` of each kind, reserved at start. Measured, not
+    /// used: instances are made off the request path, and a full pool would fail a configuration
+    /// change (docs/benchmarks.md, "Instantiation: on demand or pooled").
+    #[cfg_attr(not(test), expect(dead_code, reason = "only the measurement in engine/tests.rs uses it"))]
+    Pooling { slots: u32 },
 }
 
 impl WasmRuntime {
+    /// A runtime that compiles every component it is given (no cache).
     pub fn new() -> Result<Self, WasmError> {
+        Self::with_allocation(Allocation::OnDemand)
+    }
+
+    pub(crate) fn with_allocation(allocation: Allocation) -> Result<Self, WasmError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         // Measured: a component call costs ~0.5 µs with the async runtime compiled in and ~0.17 µs
         // without. No world of ours uses component-model async.
         config.concurrency_support(false);
         config.epoch_interruption(true);
+        if let Allocation::Pooling { slots } = allocation {
+            let mut pool = wasmtime::PoolingAllocationConfig::new();
+            pool.total_component_instances(slots)
+                .total_core_instances(slots)
+                .total_memories(slots)
+                .total_tables(slots)
+                // The router's table needs the most memory.
+                .max_memory_size(super::router::MEMORY_LIMIT);
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        }
         let engine = Engine::new(&config).map_err(|e| WasmError::Engine(super::chain(&e)))?;
         let ticker = EpochTicker::start(engine.clone());
-        Ok(WasmRuntime { engine, ticker: Some(ticker) })
+        Ok(WasmRuntime { engine, ticker: Some(ticker), cache: None })
+    }
+
+    /// A runtime that keeps compiled components in `<prefix>/wasm-cache/`. A cache directory that
+    /// cannot be used is logged, and components are compiled at every start instead.
+    pub fn with_cache(prefix: &Path) -> Result<Self, WasmError> {
+        let mut runtime = WasmRuntime::new()?;
+        match CompileCache::open(prefix, &runtime.engine) {
+            Ok(cache) => runtime.cache = Some(cache),
+            Err(error) => tracing::warn!(%error, "the compile cache is off: components are compiled at every start"),
+        }
+        Ok(runtime)
+    }
+
+    /// The compiled component for `wasm` (named `name` in errors and logs): from the cache when it
+    /// holds an intact entry, else compiled now (and cached).
+    pub fn compile(&self, name: &str, wasm: &[u8]) -> Result<Component, WasmError> {
+        let compiled = match &self.cache {
+            Some(cache) => cache.compile(&self.engine, name, wasm),
+            None => Component::new(&self.engine, wasm),
+        };
+        compiled.map_err(|e| WasmError::Compile { component: name.into(), cause: super::chain(&e) })
+    }
+
+    pub fn cache(&self) -> Option<&CompileCache> {
+        self.cache.as_ref()
     }
 
     pub fn engine(&self) -> &Engine {
@@ -40,6 +97,9 @@ impl WasmRuntime {
         (budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 impl Drop for WasmRuntime {
     fn drop(&mut self) {

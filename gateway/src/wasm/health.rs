@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use wasmtime::Store;
-use wasmtime::component::Component;
 
 use super::sandbox::Sandbox;
 use super::{WasmError, WasmRuntime, bundled, chain};
@@ -35,8 +34,7 @@ pub fn probe(runtime: &WasmRuntime) -> Result<ProbeReport, WasmError> {
 pub fn probe_bytes(runtime: &WasmRuntime, wasm: &[u8]) -> Result<ProbeReport, WasmError> {
     let started = Instant::now();
     let engine = runtime.engine();
-    let component = Component::new(engine, wasm)
-        .map_err(|e| WasmError::Compile { component: COMPONENT.into(), cause: chain(&e) })?;
+    let component = runtime.compile(COMPONENT, wasm)?;
     let instantiate = |e: wasmtime::Error| WasmError::Instantiate { component: COMPONENT.into(), cause: chain(&e) };
     let linker = Sandbox::linker(engine).map_err(instantiate)?;
     let mut store = Store::new(engine, Sandbox::new());

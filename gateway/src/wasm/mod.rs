@@ -2,6 +2,7 @@
 //! in, the components bundled into the binary, and the host end of each WIT world in `wit/`.
 
 pub mod bundled;
+pub mod cache;
 pub mod engine;
 pub mod health;
 pub mod plugin;

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasmtime::Store;
-use wasmtime::component::{Component, HasSelf, Resource};
+use wasmtime::component::{HasSelf, Resource};
 
 use super::sandbox::Sandbox;
 use super::{WasmError, WasmRuntime, chain};
@@ -453,8 +453,7 @@ impl LoadedPlugin {
     /// Compiles `wasm`, links it against the plugin world and reads its `metadata`.
     pub fn load(runtime: &WasmRuntime, name: &str, wasm: &[u8]) -> Result<LoadedPlugin, WasmError> {
         let engine = runtime.engine().clone();
-        let component = Component::new(&engine, wasm)
-            .map_err(|e| WasmError::Compile { component: name.into(), cause: chain(&e) })?;
+        let component = runtime.compile(name, wasm)?;
         let instantiate = |e: wasmtime::Error| WasmError::Instantiate { component: name.into(), cause: chain(&e) };
         let mut linker = Sandbox::linker(&engine).map_err(instantiate)?;
         PluginComponent::add_to_linker::<Sandbox, HasSelf<Sandbox>>(&mut linker, |s| s).map_err(instantiate)?;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use std::sync::Mutex;
 use wasmtime::Store;
-use wasmtime::component::{Component, ResourceAny};
+use wasmtime::component::ResourceAny;
 
 use super::engine::CpuBudget;
 use super::sandbox::Sandbox;
@@ -26,7 +26,7 @@ const ROUTE_BUDGET: Duration = Duration::from_millis(100);
 const LOAD_BUDGET: Duration = Duration::from_secs(30);
 /// Linear memory of one router instance: it holds the whole compiled table (10,000 routes with a
 /// thousand regexes take about 20 MiB; regexes without a literal prefix cost the most).
-const MEMORY_LIMIT: usize = 512 << 20;
+pub(crate) const MEMORY_LIMIT: usize = 512 << 20;
 /// After a failed rebuild, how long before the next attempt; doubled per failure up to the max.
 const REBUILD_BACKOFF: Duration = Duration::from_millis(200);
 const REBUILD_BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -56,8 +56,7 @@ impl CompiledRouter {
     /// imports against the sandbox.
     pub fn new(runtime: &WasmRuntime, name: &str, wasm: &[u8]) -> Result<Arc<Self>, WasmError> {
         let engine = runtime.engine().clone();
-        let component = Component::new(&engine, wasm)
-            .map_err(|e| WasmError::Compile { component: name.into(), cause: chain(&e) })?;
+        let component = runtime.compile(name, wasm)?;
         let instantiate = |e: wasmtime::Error| WasmError::Instantiate { component: name.into(), cause: chain(&e) };
         let linker = Sandbox::linker(&engine).map_err(instantiate)?;
         let pre = linker.instantiate_pre(&component).map_err(instantiate)?;

@@ -1,0 +1,96 @@
+//! A node compiles its components once: the next start loads them from `<prefix>/wasm-cache`, and a
+//! cache entry that was damaged is ignored, compiled again and rewritten; the node starts and routes.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use gateway_tests::{DEADLINE, DbLess, EchoServer, Gateway, free_port, http_request};
+
+const ROUTER_FROM_CACHE: &str = "component loaded from the compile cache component=router";
+const ROUTER_COMPILED: &str = "component compiled and cached component=router";
+
+fn start(dir: &Path) -> Gateway {
+    let mut gateway = Gateway::start(dir, &["-c", "kong.conf"], &[]);
+    gateway.wait_for_log("gateway started");
+    gateway
+}
+
+fn stop(mut gateway: Gateway) {
+    gateway.signal("TERM");
+    assert!(gateway.wait_exit(DEADLINE).success(), "{}", gateway.log());
+}
+
+fn assert_routes(port: u16) {
+    let reply = http_request(([127, 0, 0, 1], port).into(), "GET", "/cached", &[]).unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["path"], "/cached");
+}
+
+/// The cache's entries, largest first (the router's compiled code is by far the largest).
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("servroot/wasm-cache"))
+        .expect("the node made its cache directory")
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort_by_key(|f| std::cmp::Reverse(std::fs::metadata(f).unwrap().len()));
+    files
+}
+
+#[test]
+fn a_second_start_loads_the_router_from_the_cache_and_a_damaged_entry_is_rebuilt() {
+    let echo = EchoServer::start();
+    let port = free_port();
+    let yaml = format!(
+        "_format_version: '3.0'\nservices:\n- name: s\n  url: http://{}\n  routes: [{{name: r, paths: [/]}}]\n",
+        echo.addr
+    );
+    let dir = DbLess::dir(port, &yaml, &[]);
+
+    let first = start(dir.path());
+    assert!(first.log().contains(ROUTER_COMPILED), "{}", first.log());
+    assert_routes(port);
+    stop(first);
+    let cache = dir.path().join("servroot/wasm-cache");
+    assert_eq!(std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o700);
+    let files = entries(dir.path());
+    assert_eq!(files.len(), 2, "the router and the health probe: {files:?}");
+    for file in &files {
+        assert_eq!(std::fs::metadata(file).unwrap().permissions().mode() & 0o777, 0o600, "{}", file.display());
+    }
+
+    let second = start(dir.path());
+    let log = second.log();
+    assert!(log.contains(ROUTER_FROM_CACHE), "{log}");
+    assert!(!log.contains("component compiled"), "nothing is compiled again: {log}");
+    assert_routes(port);
+    stop(second);
+
+    // Damage the router's entry in its compiled code: the node must notice, not run it.
+    let router = &files[0];
+    let mut bytes = std::fs::read(router).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(router, &bytes).unwrap();
+
+    let third = start(dir.path());
+    let log = third.log();
+    assert!(log.contains("ignoring a compile cache entry"), "{log}");
+    assert!(log.contains("does not match its digest"), "says why: {log}");
+    assert!(log.contains(ROUTER_COMPILED), "{log}");
+    assert!(!log.contains(ROUTER_FROM_CACHE), "{log}");
+    assert_routes(port);
+    stop(third);
+    assert_ne!(std::fs::read(router).unwrap(), bytes, "the entry was rewritten");
+
+    // Truncated (a full disk, a crash): the same.
+    std::fs::write(router, &bytes[..middle]).unwrap();
+    let fourth = start(dir.path());
+    assert!(fourth.log().contains("it is truncated"), "{}", fourth.log());
+    assert_routes(port);
+    stop(fourth);
+
+    let fifth = start(dir.path());
+    assert!(fifth.log().contains(ROUTER_FROM_CACHE), "{}", fifth.log());
+    assert_routes(port);
+    stop(fifth);
+}
