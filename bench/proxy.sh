@@ -77,6 +77,7 @@ nginx -p "$work/upstream" -c "$work/upstream/nginx.conf" & pids+=($!); upstream_
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" & pids+=($!); nginx_pid=$!
 
 mkdir -p "$work/gateway"
+# /p1 runs one plugin (template), /p3 three (template, correlation-id, noop); / runs none.
 cat >"$work/gateway/kong.yml" <<EOF
 _format_version: "3.0"
 services:
@@ -85,6 +86,16 @@ services:
   routes:
   - name: all
     paths: [/]
+  - name: one-plugin
+    paths: [/p1]
+    plugins:
+    - name: template
+  - name: three-plugins
+    paths: [/p3]
+    plugins:
+    - name: template
+    - name: correlation-id
+    - name: noop
 EOF
 cat >"$work/gateway/kong.conf" <<EOF
 database = off
@@ -94,12 +105,15 @@ proxy_listen = 127.0.0.1:$GW
 admin_listen = off
 status_listen = off
 log_level = warn
+wasm_plugins_path = $target_dir/wasm-plugins/wasm32-wasip2/release
+plugins = bundled, template, noop
 EOF
 "$GATEWAY" -c "$work/gateway/kong.conf" 2>"$work/gateway/log" & pids+=($!); gateway_pid=$!
 
 wait_for "http://127.0.0.1:$UPSTREAM/"
 wait_for "http://127.0.0.1:$NGINX/"
 wait_for "http://127.0.0.1:$GW/"
+wait_for "http://127.0.0.1:$GW/p3"
 
 # CPU ticks (user + system) of a process and its children that are still running (nginx workers).
 ticks() {
@@ -113,11 +127,11 @@ HZ=$(getconf CLK_TCK)
 
 results="$work/results"
 : >"$results"
-run() { # NAME PORT PID_OF_THE_PROCESS_UNDER_TEST
-  local before after out rps requests p99 errors
-  wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d 2s "http://127.0.0.1:$2/" >/dev/null # warm-up: connections, pools, caches
+run() { # NAME PORT PID_OF_THE_PROCESS_UNDER_TEST [PATH]
+  local before after out rps requests p99 errors url="http://127.0.0.1:$2${4:-/}"
+  wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d 2s "$url" >/dev/null # warm-up: connections, pools, caches
   before=$(ticks "$3")
-  out=$(wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "${SECONDS_PER_RUN}s" --latency "http://127.0.0.1:$2/")
+  out=$(wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "${SECONDS_PER_RUN}s" --latency "$url")
   after=$(ticks "$3")
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   requests=$(awk '/ requests in / {print $1}' <<<"$out")
@@ -134,6 +148,8 @@ for round in $(seq "$ROUNDS"); do
   run direct "$UPSTREAM" "$upstream_pid"
   run nginx "$NGINX" "$nginx_pid"
   run gateway "$GW" "$gateway_pid"
+  run gw+1plugin "$GW" "$gateway_pid" /p1
+  run gw+3plugins "$GW" "$gateway_pid" /p3
 done
 
 median() { # NAME COLUMN
@@ -143,6 +159,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
 rps_direct=$(median direct 2); rps_nginx=$(median nginx 2); rps_gateway=$(median gateway 2)
 cpu_direct=$(median direct 4); cpu_nginx=$(median nginx 4); cpu_gateway=$(median gateway 4)
+rps_p1=$(median gw+1plugin 2); rps_p3=$(median gw+3plugins 2)
+cpu_p1=$(median gw+1plugin 4); cpu_p3=$(median gw+3plugins 4)
 errors=$(awk '{n += $5} END {print n + 0}' "$results")
 
 section="$work/section.md"
@@ -162,10 +180,13 @@ section="$work/section.md"
   echo "| upstream directly | $rps_direct | $cpu_direct (the upstream's) |"
   echo "| nginx proxy_pass | $rps_nginx | $cpu_nginx |"
   echo "| gateway | $rps_gateway | $cpu_gateway |"
+  echo "| gateway, 1 plugin (template) | $rps_p1 | $cpu_p1 |"
+  echo "| gateway, 3 plugins (template, correlation-id, noop) | $rps_p3 | $cpu_p3 |"
   echo
   echo "- gateway ÷ nginx throughput: **$(ratio "$rps_gateway" "$rps_nginx")** (target ≥ 0.8)"
   echo "- gateway ÷ nginx CPU per request: **$(ratio "$cpu_gateway" "$cpu_nginx")** (lower is better)"
   echo "- gateway ÷ direct throughput: $(ratio "$rps_gateway" "$rps_direct")"
+  echo "- plugins: 1 plugin costs $(awk -v a="$cpu_p1" -v b="$cpu_gateway" 'BEGIN {printf "%.1f", a - b}') µs CPU per request, 3 plugins $(awk -v a="$cpu_p3" -v b="$cpu_gateway" 'BEGIN {printf "%.1f", a - b}') µs ($(awk -v a="$cpu_p3" -v b="$cpu_gateway" 'BEGIN {printf "%.1f", (a - b) / 3}') µs per plugin; target ≤ 5); throughput with 1 and 3 plugins ÷ without: $(ratio "$rps_p1" "$rps_gateway"), $(ratio "$rps_p3" "$rps_gateway"). The router call alone: the \"Router call\" section; one plugin call alone: \"Plugin call\"."
   echo "- failed requests (non-2xx or socket errors) over all runs: $errors"
   echo
   echo "Every run (name, requests/s, p99 latency, CPU µs/request, errors):"

@@ -53,7 +53,7 @@ fn a_second_start_loads_the_router_from_the_cache_and_a_damaged_entry_is_rebuilt
     let cache = dir.path().join("servroot/wasm-cache");
     assert_eq!(std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o700);
     let files = entries(dir.path());
-    assert_eq!(files.len(), 2, "the router and the health probe: {files:?}");
+    assert_eq!(files.len(), 4, "the router, the health probe and the two bundled plugins: {files:?}");
     for file in &files {
         assert_eq!(std::fs::metadata(file).unwrap().permissions().mode() & 0o777, 0o600, "{}", file.display());
     }

@@ -131,3 +131,29 @@ fn cargo(project: &std::path::Path, target: &std::path::Path, channel: &str, arg
         .output()
         .unwrap()
 }
+
+/// The unit tests inside the guest crates (the kit's configuration reading, correlation-id's ids,
+/// request-termination's schema) run on the host, as a plugin author runs theirs.
+#[test]
+fn the_guest_crates_unit_tests_pass() {
+    let root = gateway_tests::repo_root();
+    let target = wasm_fixture("template").ancestors().nth(3).unwrap().to_path_buf();
+    let pinned = std::fs::read_to_string(root.join("rust-toolchain.toml")).unwrap();
+    let channel = pinned.lines().find_map(|l| l.strip_prefix("channel = ")).unwrap().trim_matches('"').to_string();
+    let args = [
+        "test",
+        "--locked",
+        "--target",
+        "host-tuple",
+        "-p",
+        "gateway-pdk",
+        "-p",
+        "correlation-id",
+        "-p",
+        "request-termination",
+    ];
+    let out = cargo(&root.join("plugins"), &target, &channel, &args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.matches("test result: ok.").count() >= 3, "{text}");
+}

@@ -365,8 +365,9 @@ impl WasmPhases {
         mut next: impl FnMut(&RequestContext) -> Option<Option<Arc<Configured>>>,
     ) -> Result<Flow, PhaseError> {
         let wasm_phase = if phase == Phase::Rewrite { WasmPhase::Rewrite } else { WasmPhase::Access };
-        let mut handle = request_handle(ctx, req);
-        let mut call = self.call_context(ctx);
+        // Made on the first call: a route none of whose plugins runs in this phase pays nothing.
+        let mut handle: Option<RequestHandle> = None;
+        let mut call: Option<CallContext> = None;
         let mut list = Vec::with_capacity(self.slots.len());
         let mut outcome = Ok(Flow::Continue);
         while let Some(found) = next(ctx) {
@@ -375,7 +376,9 @@ impl WasmPhases {
             if !c.phases.has(phase) {
                 continue;
             }
-            let flow = c.call(phase, &mut call, |i| i.request_phase(wasm_phase, &mut handle));
+            let handle = handle.get_or_insert_with(|| request_handle(ctx, req));
+            let call = call.get_or_insert_with(|| self.call_context(ctx));
+            let flow = c.call(phase, call, |i| i.request_phase(wasm_phase, handle));
             if call.consumer_changed {
                 call.consumer_changed = false;
                 ctx.consumer = call.consumer.as_ref().and_then(|c| self.directory.consumer(&c.id));
@@ -388,14 +391,21 @@ impl WasmPhases {
             }
             break;
         }
-        ctx.shared = std::mem::take(&mut call.shared);
-        let restored = restore(&handle, req);
+        if let Some(call) = &mut call {
+            ctx.shared = std::mem::take(&mut call.shared);
+        }
+        let restored = match &mut handle {
+            Some(handle) => restore(handle, req),
+            None => Ok(()),
+        };
         let keep = list.iter().any(|c| c.phases.has(Phase::HeaderFilter) || c.phases.has(Phase::Log));
+        let kept = keep.then(|| match handle {
+            Some(handle) => RequestHandle { headers: req.headers.clone(), ..handle },
+            None => RequestHandle { headers: req.headers.clone(), ..request_view(ctx, req) },
+        });
         let state = ctx.plugins.get_or_insert_with(Box::default);
         state.list = list;
-        if keep {
-            state.request = Some(RequestHandle { headers: req.headers.clone(), ..handle });
-        }
+        state.request = kept;
         let flow = outcome?;
         restored.map_err(|reason| PhaseError { plugin: "(plugins)".into(), phase, reason, fault: Fault::Error })?;
         Ok(flow)
@@ -530,6 +540,12 @@ fn request_protocol(ctx: &RequestContext, headers: &HeaderMap) -> PluginProtocol
 
 /// The request as plugins see it; its headers are moved out of `req` until [`restore`].
 fn request_handle(ctx: &RequestContext, req: &mut request::Parts) -> RequestHandle {
+    let view = request_view(ctx, req);
+    RequestHandle { headers: std::mem::take(&mut req.headers), ..view }
+}
+
+/// The request as plugins see it, without its headers.
+fn request_view(ctx: &RequestContext, req: &request::Parts) -> RequestHandle {
     let host = crate::proxy::forwarding::request_host(&req.uri, &req.headers, req.version).unwrap_or_default();
     RequestHandle {
         method: req.method.as_str().to_string(),
@@ -538,14 +554,14 @@ fn request_handle(ctx: &RequestContext, req: &mut request::Parts) -> RequestHand
         port: ctx.conn.local.port(),
         path: req.uri.path().to_string(),
         query: req.uri.query().unwrap_or_default().to_string(),
-        headers: std::mem::take(&mut req.headers),
+        headers: hyper::HeaderMap::new(),
         client_ip: ctx.conn.peer.ip().to_string(),
     }
 }
 
 /// Puts what the plugins left back into `req`: headers always, method, path and query when changed.
-fn restore(handle: &RequestHandle, req: &mut request::Parts) -> Result<(), String> {
-    req.headers.clone_from(&handle.headers);
+fn restore(handle: &mut RequestHandle, req: &mut request::Parts) -> Result<(), String> {
+    req.headers = std::mem::take(&mut handle.headers);
     if handle.method != req.method.as_str() {
         req.method = hyper::Method::from_bytes(handle.method.as_bytes()).map_err(|e| e.to_string())?;
     }

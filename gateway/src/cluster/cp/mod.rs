@@ -376,27 +376,14 @@ impl ControlPlane {
                     }
                     let payload = self.payloads.get(&state).await;
                     wanted.clone_from(&payload.hash);
-                    let missing: Vec<&String> =
-                        payload.plugins.iter().filter(|p| !session.offered.contains_key(*p)).collect();
-                    if !missing.is_empty() {
-                        blocked = Some(SyncStatus::PluginSetIncompatible);
-                        waiting = None;
-                        tracing::warn!(node = %id, missing = ?missing, "not sending the configuration: the data plane lacks plugins it uses");
-                        continue;
-                    }
-                    let mismatched: Vec<String> = payload
-                        .plugins
-                        .iter()
-                        .filter_map(|name| {
-                            let (ours, theirs) = (self.plugins.get(name)?, session.offered.get(name)?);
-                            (major(ours) != major(theirs)).then(|| format!("{name} {theirs} (control plane: {ours})"))
-                        })
-                        .collect();
-                    if !mismatched.is_empty() {
-                        blocked = Some(SyncStatus::PluginVersionIncompatible);
-                        waiting = None;
-                        tracing::warn!(node = %id, plugins = ?mismatched, "not sending the configuration: the data plane runs another major version of plugins it uses");
-                        continue;
+                    match plugin_compatibility(&payload.plugins, &self.plugins, &session.offered) {
+                        Ok(()) => {}
+                        Err((status, plugins)) => {
+                            blocked = Some(status);
+                            waiting = None;
+                            tracing::warn!(node = %id, ?status, plugins = ?plugins, "not sending the configuration: the data plane lacks plugins it uses, or runs another major version of them");
+                            continue;
+                        }
                     }
                     blocked = None;
                     too_large = payload.frame.is_err();
@@ -429,6 +416,28 @@ struct Session {
 /// A version's major number (`1` of `1.4.2`), as plugins' compatibility is judged.
 fn major(version: &str) -> &str {
     version.split('.').next().unwrap_or(version)
+}
+
+/// Whether a data plane offering `offered` (name to version) can run a configuration using `used`:
+/// each must be offered (else `plugin_set_incompatible`), in the control plane's major version
+/// (`ours`; else `plugin_version_incompatible`). `Err` names the plugins at fault.
+fn plugin_compatibility(
+    used: &[String],
+    ours: &HashMap<String, String>,
+    offered: &HashMap<String, String>,
+) -> Result<(), (SyncStatus, Vec<String>)> {
+    let missing: Vec<String> = used.iter().filter(|p| !offered.contains_key(*p)).cloned().collect();
+    if !missing.is_empty() {
+        return Err((SyncStatus::PluginSetIncompatible, missing));
+    }
+    let mismatched: Vec<String> = used
+        .iter()
+        .filter_map(|name| {
+            let (ours, theirs) = (ours.get(name)?, offered.get(name)?);
+            (major(ours) != major(theirs)).then(|| format!("{name} {theirs} (control plane: {ours})"))
+        })
+        .collect();
+    if mismatched.is_empty() { Ok(()) } else { Err((SyncStatus::PluginVersionIncompatible, mismatched)) }
 }
 
 /// Whether two versions share major and minor (`0.1.x` with `0.1.y`), as Kong requires of a DP.
@@ -493,5 +502,21 @@ mod tests {
         assert!(super::same_release_line("0.1.0", "0.1.7"));
         assert!(!super::same_release_line("0.2.0", "0.1.0"));
         assert!(!super::same_release_line("", "0.1.0"));
+    }
+
+    #[test]
+    fn a_data_plane_needs_every_plugin_used_in_the_control_planes_major_version() {
+        use super::{SyncStatus, plugin_compatibility};
+        let map = |pairs: &[(&str, &str)]| pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        let ours = map(&[("a", "1.2.0"), ("b", "2.0.0")]);
+        let used = vec!["a".to_string()];
+        assert_eq!(plugin_compatibility(&used, &ours, &map(&[("a", "1.0.3")])), Ok(()), "an older minor is fine");
+        assert_eq!(
+            plugin_compatibility(&used, &ours, &map(&[("b", "2.0.0")])),
+            Err((SyncStatus::PluginSetIncompatible, vec!["a".to_string()]))
+        );
+        let older = plugin_compatibility(&used, &ours, &map(&[("a", "0.9.0")]));
+        assert!(matches!(older, Err((SyncStatus::PluginVersionIncompatible, _))), "{older:?}");
+        assert_eq!(plugin_compatibility(&[], &ours, &map(&[])), Ok(()), "no plugin used, nothing needed");
     }
 }

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One plugin call (`access`) through the plugin host, for the no-op plugin (the host's floor), the
+# template plugin and correlation-id (criterion, gateway/benches/plugins.rs). Replaces the "Plugin
+# call" section of docs/benchmarks.md. The whole-request cost of plugins is in bench/proxy.sh.
+#
+#   bench/plugins.sh [criterion options]      (e.g. --measurement-time 10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DOC=docs/benchmarks.md
+
+cargo bench -p gateway --bench plugins -- "$@"
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+median_ns() { # PLUGIN
+  grep -o '"median":{"confidence_interval":{[^}]*},"point_estimate":[0-9.e+-]*' \
+    "$target_dir/criterion/plugin-access/$1/new/estimates.json" | sed 's/.*://'
+}
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+section="$work/section.md"
+{
+  echo "<!-- bench/plugins.sh: generated, do not edit by hand -->"
+  echo "## Plugin call"
+  echo
+  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)):"
+  echo "one \`access\` call on a configured instance, as the proxy makes it: the request (method, path, three"
+  echo "headers) handed over as a resource, the call under its CPU budget, the request taken back."
+  echo "Command: \`bench/plugins.sh${*:+ $*}\`; criterion medians."
+  echo
+  echo "| plugin | one access call |"
+  echo "|---|---:|"
+  for p in noop template correlation-id; do
+    awk -v p="$p" -v c="$(median_ns "$p")" 'BEGIN {printf "| %s | %.2f µs |\n", p, c / 1000}'
+  done
+  echo
+  echo "Target (issue 12): ≤ 5 µs of CPU per plugin per request, the whole request considered"
+  echo "(bench/proxy.sh's plugin rows)."
+  echo "<!-- /bench/plugins.sh -->"
+} >"$section"
+
+if [ -f "$DOC" ] && grep -q '<!-- bench/plugins.sh' "$DOC"; then
+  awk -v section="$section" '
+    /<!-- bench\/plugins.sh/ { while ((getline line < section) > 0) print line; skip = 1; next }
+    /<!-- \/bench\/plugins.sh -->/ { skip = 0; next }
+    !skip { print }' "$DOC" >"$work/doc" && mv "$work/doc" "$DOC"
+else
+  [ -f "$DOC" ] && echo >>"$DOC"
+  cat "$section" >>"$DOC"
+fi
+echo "wrote $DOC"
