@@ -6,7 +6,7 @@
 #   bench/plugins.sh [criterion options]      (e.g. --measurement-time 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DOC=docs/benchmarks.md
+. bench/doc.sh
 
 cargo bench -p gateway --bench plugins -- "$@"
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
@@ -38,13 +38,4 @@ section="$work/section.md"
   echo "<!-- /bench/plugins.sh -->"
 } >"$section"
 
-if [ -f "$DOC" ] && grep -q '<!-- bench/plugins.sh' "$DOC"; then
-  awk -v section="$section" '
-    /<!-- bench\/plugins.sh/ { while ((getline line < section) > 0) print line; skip = 1; next }
-    /<!-- \/bench\/plugins.sh -->/ { skip = 0; next }
-    !skip { print }' "$DOC" >"$work/doc" && mv "$work/doc" "$DOC"
-else
-  [ -f "$DOC" ] && echo >>"$DOC"
-  cat "$section" >>"$DOC"
-fi
-echo "wrote $DOC"
+write_section plugins "$section"

@@ -12,13 +12,13 @@
 # "Proxy throughput" section of docs/benchmarks.md. Needs nginx and wrk (.ci/setup installs both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/doc.sh
 
 SECONDS_PER_RUN=${1:-10}
 ROUNDS=${2:-3}
 CONNECTIONS=${CONNECTIONS:-50}
 WRK_THREADS=${WRK_THREADS:-1}
 NGINX_WORKERS=${NGINX_WORKERS:-$(nproc)}
-DOC=docs/benchmarks.md
 
 command -v nginx >/dev/null && command -v wrk >/dev/null || { echo "needs nginx and wrk: run .ci/setup" >&2; exit 1; }
 cargo build --release -p gateway --quiet
@@ -198,13 +198,4 @@ section="$work/section.md"
 } >"$section"
 
 # Replace our section, keeping whatever else the document holds.
-if [ -f "$DOC" ] && grep -q '<!-- bench/proxy.sh' "$DOC"; then
-  awk -v section="$section" '
-    /<!-- bench\/proxy.sh/ { while ((getline line < section) > 0) print line; skip = 1; next }
-    /<!-- \/bench\/proxy.sh -->/ { skip = 0; next }
-    !skip { print }' "$DOC" >"$work/doc" && mv "$work/doc" "$DOC"
-else
-  [ -f "$DOC" ] || printf '# Benchmarks\n\nNumbers from this repository'"'"'s bench scripts and criterion benches, always as ratios against a\nreference measured in the same run. Rerun the command under each section to refresh it.\n\n' >"$DOC"
-  cat "$section" >>"$DOC"
-fi
-echo "wrote $DOC"
+write_section proxy "$section"

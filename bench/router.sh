@@ -5,7 +5,7 @@
 #   bench/router.sh [criterion options]      (e.g. --measurement-time 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DOC=docs/benchmarks.md
+. bench/doc.sh
 
 cargo bench -p gateway --bench router -- "$@"
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
@@ -44,13 +44,4 @@ section="$work/section.md"
   echo "<!-- /bench/router.sh -->"
 } >"$section"
 
-if [ -f "$DOC" ] && grep -q '<!-- bench/router.sh' "$DOC"; then
-  awk -v section="$section" '
-    /<!-- bench\/router.sh/ { while ((getline line < section) > 0) print line; skip = 1; next }
-    /<!-- \/bench\/router.sh -->/ { skip = 0; next }
-    !skip { print }' "$DOC" >"$work/doc" && mv "$work/doc" "$DOC"
-else
-  [ -f "$DOC" ] && echo >>"$DOC"
-  cat "$section" >>"$DOC"
-fi
-echo "wrote $DOC"
+write_section router "$section"

@@ -12,9 +12,9 @@
 # answers 200. The results replace the "Start-up time" section of docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/doc.sh
 
 ROUNDS=${1:-5}
-DOC=docs/benchmarks.md
 
 cargo build --release -p gateway --quiet
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
@@ -135,14 +135,5 @@ section="$work/section"
   echo "<!-- /bench/startup.sh -->"
 } >"$section"
 
-if [ -f "$DOC" ] && grep -q '<!-- bench/startup.sh' "$DOC"; then
-  awk -v section="$section" '
-    /<!-- bench\/startup.sh/ { while ((getline line < section) > 0) print line; skip = 1; next }
-    /<!-- \/bench\/startup.sh -->/ { skip = 0; next }
-    !skip { print }' "$DOC" >"$work/doc" && mv "$work/doc" "$DOC"
-else
-  printf '\n' >>"$DOC"
-  cat "$section" >>"$DOC"
-fi
 cat "$section"
-echo "wrote $DOC"
+write_section startup "$section"

@@ -313,15 +313,18 @@ fn cluster_check(file: &Path) -> ExitCode {
     }
 }
 
+/// A component file's bytes and a runtime to load it in (no compile cache: no node prefix).
+fn component(file: &Path) -> Result<(Vec<u8>, gateway::wasm::WasmRuntime), ExitCode> {
+    let wasm = std::fs::read(file).map_err(|e| fail(&format!("cannot read {}: {e}", file.display())))?;
+    let runtime = gateway::wasm::WasmRuntime::new().map_err(|e| fail(&e.to_string()))?;
+    Ok((wasm, runtime))
+}
+
 fn plugin_check(file: &Path, config: Option<&str>) -> ExitCode {
     use gateway::wasm::plugin::{phase_name, protocol_name};
-    let wasm = match std::fs::read(file) {
-        Ok(wasm) => wasm,
-        Err(e) => return fail(&format!("cannot read {}: {e}", file.display())),
-    };
-    let runtime = match gateway::wasm::WasmRuntime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => return fail(&e.to_string()),
+    let (wasm, runtime) = match component(file) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     match gateway::wasm::plugin::LoadedPlugin::load(&runtime, &file.display().to_string(), &wasm) {
         Ok(plugin) => {
@@ -367,13 +370,9 @@ fn plugin_run(file: &Path, input: &str) -> ExitCode {
         Ok(input) => input,
         Err(e) => return fail(&format!("the input is not what `gateway plugin run` takes: {e}")),
     };
-    let wasm = match std::fs::read(file) {
-        Ok(wasm) => wasm,
-        Err(e) => return fail(&format!("cannot read {}: {e}", file.display())),
-    };
-    let runtime = match gateway::wasm::WasmRuntime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => return fail(&e.to_string()),
+    let (wasm, runtime) = match component(file) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     match gateway::wasm::plugin_run::run(&runtime, &file.display().to_string(), &wasm, input) {
         Ok(output) => {

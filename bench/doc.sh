@@ -1,0 +1,19 @@
+# Sourced by the bench scripts: write_section NAME SECTION_FILE replaces the section between
+# `<!-- bench/NAME` and `<!-- /bench/NAME` in docs/benchmarks.md with SECTION_FILE (which
+# carries both markers), or appends it, keeping whatever else the document holds.
+write_section() {
+  local name=$1 section=$2 doc=docs/benchmarks.md tmp
+  tmp=$(mktemp)
+  if [ -f "$doc" ] && grep -q "<!-- bench/$name" "$doc"; then
+    awk -v section="$section" -v open="<!-- bench/$name" -v closing="<!-- /bench/$name" '
+      index($0, open) == 1 { while ((getline line < section) > 0) print line; skip = 1; next }
+      index($0, closing) == 1 { skip = 0; next }
+      !skip { print }' "$doc" >"$tmp" && mv "$tmp" "$doc"
+  else
+    [ -f "$doc" ] || printf '# Benchmarks\n\nNumbers from this repository'"'"'s bench scripts and criterion benches, always as ratios against a\nreference measured in the same run. Rerun the command under each section to refresh it.\n' >"$doc"
+    printf '\n' >>"$doc"
+    cat "$section" >>"$doc"
+    rm -f "$tmp"
+  fi
+  echo "wrote $doc"
+}
