@@ -222,12 +222,18 @@ fn a_plugin_ending_the_request_in_access_answers_and_log_still_runs() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = plugin_dir(dir.path(), &["probe"]);
     let yaml = format!(
-        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: http://{}\n  routes:\n  - name: r\n    paths: [/r]\n    plugins:\n    - name: probe\n      config: {{exit_status: 418, exit_body: short and stout, tag: teapot}}\n  - name: free\n    paths: [/free]\n",
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: http://{}\n  routes:\n  - name: r\n    paths: [/r]\n    plugins:\n    - name: probe\n      config: {{exit_status: 418, exit_body: short and stout, tag: teapot}}\n  - name: free\n    paths: [/free]\n    plugins:\n    - name: probe\n      config: {{tag: free}}\n",
         echo.addr
     );
     let node = DbLess::start(
         &yaml,
-        &[format!("wasm_plugins_path = {plugins}"), "plugins = bundled,probe".into(), "log_level = info".into()],
+        &[
+            format!("wasm_plugins_path = {plugins}"),
+            "plugins = bundled,probe".into(),
+            "log_level = info".into(),
+            "trusted_ips = 127.0.0.1/32".into(),
+            "real_ip_header = X-Forwarded-For".into(),
+        ],
     );
     let seen = echo.seen.load(Ordering::SeqCst);
     let reply = get(node.proxy, "/r", &[]);
@@ -237,7 +243,10 @@ fn a_plugin_ending_the_request_in_access_answers_and_log_still_runs() {
     assert_eq!(echo.seen.load(Ordering::SeqCst), seen, "the upstream was not asked");
     let mut gateway = node.gateway;
     gateway.wait_for_log("probe log status=418 tag=teapot");
-    assert_eq!(get(node.proxy, "/free", &[]).status, 200);
+    // Plugins see the client's address as the gateway trusts it (trusted_ips, real_ip_header).
+    let free = get(node.proxy, "/free", &[("X-Forwarded-For", "203.0.113.9")]);
+    assert_eq!(upstream_header(&free, "x-probe-client").as_deref(), Some("203.0.113.9"));
+    assert_eq!(upstream_header(&get(node.proxy, "/free", &[]), "x-probe-client").as_deref(), Some("127.0.0.1"));
 }
 
 #[test]

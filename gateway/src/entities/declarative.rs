@@ -644,7 +644,16 @@ impl<'r> Builder<'r> {
             consumer: None,
             tags: self.tags(&mut obj),
         };
-        obj.accept(&["ordering"]);
+        // Kong writes `ordering: null` in exported files; dynamic ordering itself is not
+        // implemented, so a value is refused rather than stored and ignored.
+        if let Some(ordering) = obj.raw("ordering")
+            && !ordering.is_null()
+        {
+            self.errors.push(
+                obj.path_of("ordering"),
+                "dynamic plugin ordering is not supported: plugins run in their priority order",
+            );
+        }
         obj.finish(&mut self.errors);
         self.plugins.push((path, plugin, links));
     }

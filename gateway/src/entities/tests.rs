@@ -291,6 +291,14 @@ fn unknown_plugin_config_fields_are_refused() {
 }
 
 #[test]
+fn dynamic_plugin_ordering_is_refused_but_kongs_exported_null_is_read() {
+    assert!(parse("_format_version: '3.0'\nplugins:\n- {name: cors, ordering: null}\n").is_ok());
+    let errs = errors("_format_version: '3.0'\nplugins:\n- {name: cors, ordering: {before: {access: [key-auth]}}}\n");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("plugins[0].ordering: dynamic plugin ordering is not supported"), "{errs:?}");
+}
+
+#[test]
 fn references_take_any_unique_field_of_the_entity_they_name() {
     let pair = crate::certs::cluster_pair(1).unwrap();
     let cert_id = "3f0c8a52-61b1-4e8b-9d55-0c2a7a5f1e01";

@@ -22,6 +22,9 @@ pub struct RequestContext {
     pub snapshot: Arc<Snapshot>,
     /// Position of the matched route in `snapshot.routes`, once routed.
     pub route: Option<usize>,
+    /// The client's address as the gateway trusts it (`trusted_ips`, `real_ip_header`); set when
+    /// plugins run, else the peer's is used.
+    pub client_ip: Option<std::net::IpAddr>,
     /// The authenticated consumer: set by an auth plugin in `access`.
     pub consumer: Option<Arc<Consumer>>,
     pub timings: Timings,
@@ -62,6 +65,7 @@ impl RequestContext {
             conn,
             snapshot,
             route: None,
+            client_ip: None,
             consumer: None,
             timings: Timings {
                 start: Instant::now(),

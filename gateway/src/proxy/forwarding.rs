@@ -93,15 +93,24 @@ pub struct Forwarded<'a> {
     pub path: &'a str,
 }
 
+/// The client's address as the gateway trusts it: the peer's, or, from a trusted peer, the one
+/// `real_ip_header` names (Kong's `trusted_ips`, `real_ip_header`, `real_ip_recursive`).
+pub fn client_ip(headers: &HeaderMap, trust: &ClientTrust, peer: IpAddr) -> IpAddr {
+    if !trust.trusts(peer) {
+        return peer;
+    }
+    // A list header may come as several lines (each proxy adding its own): read them all, in
+    // order, as one list.
+    let real_ip = joined(headers, &trust.real_ip_header);
+    trust.client_ip(peer, real_ip.as_deref().map(str::as_bytes))
+}
+
 /// Sets the forwarding headers on `headers` (the client's, on their way upstream).
 pub fn set_forwarding_headers(headers: &mut HeaderMap, trust: &ClientTrust, request: &Forwarded<'_>) {
     let trusted = trust.trusts(request.peer);
     let peer = request.peer.to_string();
     let (client_ip, forwarded_for) = if trusted {
-        // A list header may come as several lines (each proxy adding its own): read them all,
-        // in order, as one list.
-        let real_ip = joined(headers, &trust.real_ip_header);
-        let client_ip = trust.client_ip(request.peer, real_ip.as_deref().map(str::as_bytes));
+        let client_ip = client_ip(headers, trust, request.peer);
         let forwarded_for = match joined(headers, "x-forwarded-for") {
             Some(existing) => format!("{existing}, {peer}"),
             None => peer.clone(),

@@ -64,6 +64,9 @@ async fn run(
 ) -> Result<Response<ProxyBody>, Failure> {
     let (mut parts, body) = req.into_parts();
     let mut host = admitted_host(&parts)?;
+    if phases.is_some() {
+        ctx.client_ip = Some(super::forwarding::client_ip(&parts.headers, &proxy.trust, ctx.conn.peer.ip()));
+    }
     if let Some(phases) = phases
         && let Some(exit) = rewrite::rewrite(phases, ctx, &mut parts, &mut host)?
     {

@@ -555,7 +555,7 @@ fn request_view(ctx: &RequestContext, req: &request::Parts) -> RequestHandle {
         path: req.uri.path().to_string(),
         query: req.uri.query().unwrap_or_default().to_string(),
         headers: hyper::HeaderMap::new(),
-        client_ip: ctx.conn.peer.ip().to_string(),
+        client_ip: ctx.client_ip.unwrap_or_else(|| ctx.conn.peer.ip()).to_string(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! A plugin that shows the end-to-end tests what ran (never bundled). `access` sets the request
-//! header `X-Probe: <tag>` (so the upstream sees which scope's configuration won) and the shared
+//! headers `X-Probe: <tag>` (so the upstream sees which scope's configuration won) and
+//! `X-Probe-Client: <client ip as the host reports it>`, and the shared
 //! context's `probe` to the tag, and with `exit_status` ends the request with that status,
 //! `exit_body` and `X-Probe-Exit: 1`; `header_filter` sets the response header `X-Probe-Seen` to the
 //! context's `probe`; `log` writes `probe log status=<status> tag=<tag>` at info.
@@ -37,6 +38,7 @@ impl Plugin for Probe {
     fn access(&self, req: &Request) -> Result<Flow, String> {
         if let Some(tag) = &self.tag {
             req.set_header("X-Probe", tag)?;
+            req.set_header("X-Probe-Client", &req.client_ip())?;
             host::ctx_set("probe", tag);
         }
         Ok(match self.exit_status {
