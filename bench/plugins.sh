@@ -6,7 +6,7 @@
 #   bench/plugins.sh [criterion options]      (e.g. --measurement-time 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. bench/doc.sh
+. bench/lib.sh
 
 cargo bench -p gateway --bench plugins -- "$@"
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')

@@ -12,7 +12,7 @@
 # "Proxy throughput" section of docs/benchmarks.md. Needs nginx and wrk (.ci/setup installs both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. bench/doc.sh
+. bench/lib.sh
 
 SECONDS_PER_RUN=${1:-10}
 ROUNDS=${2:-3}
@@ -33,14 +33,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
-  done
-}
 
 wait_for() { # URL: until it answers 200, at most 30 s
   for _ in $(seq 300); do

@@ -12,7 +12,7 @@
 # answers 200. The results replace the "Start-up time" section of docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. bench/doc.sh
+. bench/lib.sh
 
 ROUNDS=${1:-5}
 
@@ -27,14 +27,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
-  done
-}
 
 ready() { # PORT: true when GET /status/ready answers 200
   local line

@@ -1,6 +1,17 @@
-# Sourced by the bench scripts: write_section NAME SECTION_FILE replaces the section between
-# `<!-- bench/NAME` and `<!-- /bench/NAME` in docs/benchmarks.md with SECTION_FILE (which
-# carries both markers), or appends it, keeping whatever else the document holds.
+# Sourced by the bench scripts.
+
+# A TCP port on 127.0.0.1 nothing listens on now.
+free_port() {
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+  done
+}
+
+# write_section NAME SECTION_FILE replaces the section between `<!-- bench/NAME` and
+# `<!-- /bench/NAME` in docs/benchmarks.md with SECTION_FILE (which carries both markers), or
+# appends it, keeping whatever else the document holds.
 write_section() {
   local name=$1 section=$2 doc=docs/benchmarks.md tmp
   tmp=$(mktemp)
