@@ -2,6 +2,7 @@
 //! declarative document and its hash, written in one transaction per applied configuration. At
 //! start a cache that cannot be opened or whose hash does not verify is moved aside
 //! (`dbless.lmdb.corrupt-<unix time>`) and replaced by an empty one: a bad cache never stops a node.
+//! A configuration that uses plugins the node does not run (any more) is kept but not served.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,7 @@ use heed::types::{Bytes, Str};
 use heed::{Database, Env};
 use serde_json::Value;
 
-use crate::entities::{Config, PluginRegistry, config_hash, parse_value_with};
+use crate::entities::{Config, ErrorKind, PluginRegistry, config_hash, parse_value_with};
 use crate::store::StoreError;
 use crate::store::lmdb::open_env;
 
@@ -22,12 +23,22 @@ pub struct ConfigCache {
     map_size: u64,
 }
 
+/// What reading the cache found.
+enum Found {
+    Config(Config, String),
+    Empty,
+    NotRunnable(Vec<String>),
+}
+
 /// What opening the cache found.
 pub enum Cached {
     /// A configuration whose hash verified.
     Config(Box<Config>, String),
     /// Nothing cached yet.
     Empty,
+    /// A configuration using plugins this node does not run: not served, but kept (it is fine
+    /// once the node runs them again).
+    NotRunnable { plugins: Vec<String> },
     /// The cache was unusable and was moved to this path; the new cache is empty.
     MovedAside { to: PathBuf, why: String },
 }
@@ -38,8 +49,9 @@ impl ConfigCache {
     pub fn open(prefix: &Path, map_size: u64, plugins: &PluginRegistry) -> Result<(ConfigCache, Cached), StoreError> {
         let path = prefix.join(CACHE_DIR);
         match Self::try_open(&path, map_size, plugins) {
-            Ok((cache, Some((config, hash)))) => Ok((cache, Cached::Config(Box::new(config), hash))),
-            Ok((cache, None)) => Ok((cache, Cached::Empty)),
+            Ok((cache, Found::Config(config, hash))) => Ok((cache, Cached::Config(Box::new(config), hash))),
+            Ok((cache, Found::Empty)) => Ok((cache, Cached::Empty)),
+            Ok((cache, Found::NotRunnable(plugins))) => Ok((cache, Cached::NotRunnable { plugins })),
             Err(why) => {
                 let stamp =
                     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -61,11 +73,7 @@ impl ConfigCache {
         }
     }
 
-    fn try_open(
-        path: &Path,
-        map_size: u64,
-        plugins: &PluginRegistry,
-    ) -> Result<(ConfigCache, Option<(Config, String)>), String> {
+    fn try_open(path: &Path, map_size: u64, plugins: &PluginRegistry) -> Result<(ConfigCache, Found), String> {
         let (env, db) = open_env(path, map_size, "config").map_err(|e| e.to_string())?;
         let cache = ConfigCache { env, db, map_size };
         match cache.read(plugins) {
@@ -79,24 +87,40 @@ impl ConfigCache {
         }
     }
 
-    fn read(&self, plugins: &PluginRegistry) -> Result<Option<(Config, String)>, String> {
+    fn read(&self, plugins: &PluginRegistry) -> Result<Found, String> {
         let txn = self.env.read_txn().map_err(|e| e.to_string())?;
         let doc = self.db.get(&txn, "config").map_err(|e| e.to_string())?;
         let hash = self.db.get(&txn, "hash").map_err(|e| e.to_string())?;
         let (doc, hash) = match (doc, hash) {
-            (None, None) => return Ok(None),
+            (None, None) => return Ok(Found::Empty),
             (Some(doc), Some(hash)) => (doc, hash),
             _ => return Err("it holds a configuration without its hash, or a hash without a configuration".into()),
         };
         let hash = std::str::from_utf8(hash).map_err(|_| "its hash is not text".to_string())?.to_string();
         let doc: Value = serde_json::from_slice(doc).map_err(|e| format!("its configuration is not JSON: {e}"))?;
-        let config = parse_value_with(&doc, plugins)
-            .map_err(|errors| format!("its configuration is invalid ({} errors)", errors.len()))?;
+        let config = match parse_value_with(&doc, plugins) {
+            Ok(config) => config,
+            Err(errors) => {
+                let mut missing: Vec<String> = errors
+                    .iter()
+                    .filter_map(|e| match &e.kind {
+                        ErrorKind::PluginNotRunnable { plugin } => Some(plugin.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                if missing.len() == errors.len() {
+                    missing.sort();
+                    missing.dedup();
+                    return Ok(Found::NotRunnable(missing));
+                }
+                return Err(format!("its configuration is invalid ({} errors)", errors.len()));
+            }
+        };
         let actual = config_hash(&config);
         if actual != hash {
             return Err(format!("its configuration hashes to {actual}, not the stored {hash}"));
         }
-        Ok(Some((config, hash)))
+        Ok(Found::Config(config, hash))
     }
 
     /// Keeps `doc` (a declarative document) and its hash, in one transaction.
@@ -140,6 +164,27 @@ mod tests {
         let (_, found) = ConfigCache::open(dir.path(), 1 << 24, PluginRegistry::bundled()).unwrap();
         let Cached::Config(back, back_hash) = found else { panic!("expected the cached config") };
         assert_eq!((*back, back_hash), (config, hash));
+    }
+
+    #[test]
+    fn a_config_with_plugins_this_node_does_not_run_is_kept_but_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = crate::entities::plugins::testing::registry();
+        let yaml = "_format_version: '3.0'\nplugins:\n- {name: cors}\n- {name: key-auth}\n";
+        let config = crate::entities::parse_str_with(yaml, false, "t", &registry).unwrap();
+        let hash = config_hash(&config);
+        {
+            let (cache, _) = ConfigCache::open(dir.path(), 1 << 24, &registry).unwrap();
+            cache.save(&to_declarative(&config), &hash).unwrap();
+        }
+        let (_, found) = ConfigCache::open(dir.path(), 1 << 24, PluginRegistry::bundled()).unwrap();
+        match found {
+            Cached::NotRunnable { plugins } => assert_eq!(plugins, ["cors", "key-auth"]),
+            _ => panic!("expected NotRunnable"),
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing was moved aside");
+        let (_, found) = ConfigCache::open(dir.path(), 1 << 24, &registry).unwrap();
+        assert!(matches!(found, Cached::Config(_, h) if h == hash), "served again once the plugins are back");
     }
 
     #[test]

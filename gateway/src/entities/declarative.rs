@@ -609,7 +609,11 @@ impl<'r> Builder<'r> {
         let protocols = self.plugin_protocols(&mut obj, &supported);
         if !name.is_empty() {
             match self.plugin_schemas.get(&name) {
-                None => self.errors.push(obj.path_of("name"), not_enabled(&name)),
+                None => self.errors.push_kind(
+                    obj.path_of("name"),
+                    not_enabled(&name),
+                    ErrorKind::PluginNotRunnable { plugin: name.clone() },
+                ),
                 Some(schema) => match schema.check(&config) {
                     Ok(checked) => config = checked,
                     Err(errors) => {

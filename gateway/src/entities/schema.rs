@@ -27,6 +27,8 @@ pub enum ErrorKind {
     Unique { field: String, first: String },
     /// A reference names no entity of kind `to` by `by` (`id`, `name`, `username`…).
     Reference { to: Kind, by: &'static str, value: String },
+    /// A plugin entity names a plugin this node does not run (the value may be fine elsewhere).
+    PluginNotRunnable { plugin: String },
 }
 
 impl FieldError {

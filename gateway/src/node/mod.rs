@@ -163,6 +163,10 @@ async fn data_plane_start(
             reason = %why,
             "the configuration cache was unusable: moved it aside and started without it"
         ),
+        Cached::NotRunnable { plugins } => tracing::error!(
+            plugins = %plugins.join(", "),
+            "the cached configuration uses plugins this node does not run: not serving it (it is kept for when they are back)"
+        ),
         Cached::Empty => {}
     }
     match &settings.declarative_config {
