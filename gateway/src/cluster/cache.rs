@@ -25,7 +25,7 @@ pub struct ConfigCache {
 
 /// What reading the cache found.
 enum Found {
-    Config(Config, String),
+    Config(Box<Config>, String),
     Empty,
     NotRunnable(Vec<String>),
 }
@@ -49,7 +49,7 @@ impl ConfigCache {
     pub fn open(prefix: &Path, map_size: u64, plugins: &PluginRegistry) -> Result<(ConfigCache, Cached), StoreError> {
         let path = prefix.join(CACHE_DIR);
         match Self::try_open(&path, map_size, plugins) {
-            Ok((cache, Found::Config(config, hash))) => Ok((cache, Cached::Config(Box::new(config), hash))),
+            Ok((cache, Found::Config(config, hash))) => Ok((cache, Cached::Config(config, hash))),
             Ok((cache, Found::Empty)) => Ok((cache, Cached::Empty)),
             Ok((cache, Found::NotRunnable(plugins))) => Ok((cache, Cached::NotRunnable { plugins })),
             Err(why) => {
@@ -120,7 +120,7 @@ impl ConfigCache {
         if actual != hash {
             return Err(format!("its configuration hashes to {actual}, not the stored {hash}"));
         }
-        Ok(Found::Config(config, hash))
+        Ok(Found::Config(Box::new(config), hash))
     }
 
     /// Keeps `doc` (a declarative document) and its hash, in one transaction.
