@@ -550,7 +550,7 @@ fn explain(
     let value_of = |field: &str| entity.and_then(|e| e.get(field)).cloned().unwrap_or(Value::Null);
     let fields: Vec<(String, String)> = mine
         .iter()
-        .filter(|(_, e)| e.kind == ErrorKind::Field)
+        .filter(|(_, e)| e.kind.is_field())
         .map(|(field, e)| (field.clone(), e.message.clone()))
         .collect();
     if !fields.is_empty() {

@@ -31,6 +31,13 @@ pub enum ErrorKind {
     PluginNotRunnable { plugin: String },
 }
 
+impl ErrorKind {
+    /// Whether this is about the value itself (Kong's schema violation), not about other entities.
+    pub fn is_field(&self) -> bool {
+        matches!(self, ErrorKind::Field | ErrorKind::PluginNotRunnable { .. })
+    }
+}
+
 impl FieldError {
     /// A field error: a wrong, missing or unknown value.
     pub fn field(path: impl Into<String>, message: impl Into<String>) -> FieldError {
