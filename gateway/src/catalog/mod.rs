@@ -548,11 +548,8 @@ fn explain(
     let (mine, others) = error::relative(errors, &path);
     let entity = touched.and_then(|k| records.get(&k)).map(|s| &s.entity);
     let value_of = |field: &str| entity.and_then(|e| e.get(field)).cloned().unwrap_or(Value::Null);
-    let fields: Vec<(String, String)> = mine
-        .iter()
-        .filter(|(_, e)| e.kind.is_field())
-        .map(|(field, e)| (field.clone(), e.message.clone()))
-        .collect();
+    let fields: Vec<(String, String)> =
+        mine.iter().filter(|(_, e)| e.kind.is_field()).map(|(field, e)| (field.clone(), e.message.clone())).collect();
     if !fields.is_empty() {
         return ApiError::schema(&fields);
     }
