@@ -34,8 +34,24 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.
+///
+/// Ports come from below the kernel's ephemeral range (32768 and up on Linux), so an outgoing
+/// connection of another test cannot take one between this call and the bind of the process it is
+/// meant for, and the suite never hands out the same port twice (a process-wide counter, started at
+/// a place that depends on the pid so that two test binaries do not walk in step).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("binding an ephemeral port").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(u32::MAX, std::process::id().wrapping_mul(7919) % SPAN, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..SPAN {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + SPAN)
 }
 
 /// Polls `check` until it returns `Some` or the deadline passes.
