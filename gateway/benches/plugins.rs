@@ -37,6 +37,8 @@ fn request() -> RequestHandle {
         query: String::new(),
         headers,
         client_ip: "127.0.0.1".into(),
+        body_settable: true,
+        ..RequestHandle::default()
     }
 }
 

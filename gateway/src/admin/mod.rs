@@ -189,18 +189,18 @@ impl AdminApi {
                 }
             }
             [k] => {
-                let kind = Kind::from_name(k).ok_or_else(ApiError::not_found)?;
-                let base = format!("/{kind}");
+                let kind = Kind::from_endpoint(k).ok_or_else(ApiError::not_found)?;
+                let base = format!("/{}", kind.endpoint());
                 self.collection(&method, &query, &base, kind, None, content_type.as_deref(), &bytes).await
             }
             [k, key] => {
-                let kind = Kind::from_name(k).ok_or_else(ApiError::not_found)?;
+                let kind = Kind::from_endpoint(k).ok_or_else(ApiError::not_found)?;
                 self.item(&method, Target { kind, parent: None, key: Some(key) }, content_type.as_deref(), &bytes).await
             }
             [p, parent_key, c] => {
                 let (parent, kind) = self.nested(p, parent_key, c)?;
                 // Pages of a nested list link to the same nested list, by the parent's id.
-                let base = format!("/{p}/{}/{kind}", parent.1);
+                let base = format!("/{p}/{}/{}", parent.1, kind.nested_endpoint());
                 self.collection(&method, &query, &base, kind, Some(parent), content_type.as_deref(), &bytes).await
             }
             [p, parent_key, c, key] => {
@@ -224,8 +224,8 @@ impl AdminApi {
         parent_key: &str,
         child: &str,
     ) -> Result<((&'static str, Uuid), Kind), ApiError> {
-        let parent_kind = Kind::from_name(parent_kind).ok_or_else(ApiError::not_found)?;
-        let child = Kind::from_name(child).ok_or_else(ApiError::not_found)?;
+        let parent_kind = Kind::from_endpoint(parent_kind).ok_or_else(ApiError::not_found)?;
+        let child = Kind::from_nested_endpoint(child).ok_or_else(ApiError::not_found)?;
         let field = child.link_to(parent_kind).ok_or_else(ApiError::not_found)?.field;
         let parent =
             self.inner.catalog.current().find(parent_kind, parent_key, None).ok_or_else(ApiError::not_found)?;

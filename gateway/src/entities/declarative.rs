@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::kind::Kind;
 use super::plugins::{PluginRegistry, not_enabled};
 use super::schema::{ErrorKind, Errors, FieldError, Obj, index, join};
+use super::secrets;
 use super::types::*;
 use super::validate;
 
@@ -123,6 +124,9 @@ pub fn parse_value_with(doc: &Value, plugins: &PluginRegistry) -> Result<Config,
                 Kind::Certificates => b.certificate(path, v),
                 Kind::Snis => b.sni(path, v, None),
                 Kind::CaCertificates => b.ca_certificate(path, v),
+                Kind::KeyauthCredentials | Kind::BasicauthCredentials | Kind::JwtSecrets | Kind::Acls => {
+                    b.credential(kind, path, v, None)
+                }
             }
         }
     }
@@ -166,7 +170,19 @@ struct Builder<'r> {
     certificates: Vec<(String, Certificate)>,
     snis: Vec<(String, Sni, Link)>,
     ca_certificates: Vec<(String, CaCertificate)>,
+    credentials: Vec<(String, Credential, Link)>,
 }
+
+/// A consumer credential being read; its consumer is resolved in [`Builder::finish`].
+enum Credential {
+    Key(KeyauthCredential),
+    Basic(BasicauthCredential),
+    Jwt(JwtSecret),
+    Acl(Acl),
+}
+
+/// The kinds a consumer may nest, besides plugins.
+const CREDENTIALS: [Kind; 4] = [Kind::KeyauthCredentials, Kind::BasicauthCredentials, Kind::JwtSecrets, Kind::Acls];
 
 /// Fields Kong exports or accepts that the gateway does not use yet.
 const SERVICE_ACCEPTED: &[&str] = &["tls_verify", "tls_verify_depth", "ca_certificates", "client_certificate"];
@@ -202,6 +218,7 @@ impl<'r> Builder<'r> {
             certificates: Vec::new(),
             snis: Vec::new(),
             ca_certificates: Vec::new(),
+            credentials: Vec::new(),
         }
     }
 
@@ -565,8 +582,133 @@ impl<'r> Builder<'r> {
         for (child, v) in obj.array("plugins", &mut self.errors) {
             self.plugin(child, v, Some((Kind::Consumers, id)));
         }
+        for kind in CREDENTIALS {
+            for (child, v) in obj.array(kind.name(), &mut self.errors) {
+                self.credential(kind, child, v, Some(id));
+            }
+        }
         obj.finish(&mut self.errors);
         self.consumers.push((path, consumer));
+    }
+
+    /// A consumer credential of `kind`; `consumer` is the consumer it is nested in, if any.
+    fn credential(&mut self, kind: Kind, path: String, value: &Value, consumer: Option<Uuid>) {
+        let Some(mut obj) = Obj::new(path.clone(), value, &mut self.errors) else { return };
+        let link = match consumer {
+            Some(id) => {
+                if obj.raw("consumer").is_some() {
+                    self.errors
+                        .push(obj.path_of("consumer"), "a credential nested in a consumer belongs to that consumer");
+                }
+                Link::Resolved(id)
+            }
+            None => match self.reference(&mut obj, "consumer", Kind::Consumers) {
+                Some(link) => link,
+                None => {
+                    if !obj.has("consumer") {
+                        self.errors.push(obj.path_of("consumer"), "required field missing");
+                    }
+                    Link::Resolved(Uuid::nil())
+                }
+            },
+        };
+        let consumer_key = match &link {
+            Link::Resolved(id) => id.to_string(),
+            Link::Pending { raw, .. } => raw.to_string(),
+        };
+        let required = |b: &mut Self, obj: &mut Obj, field: &str| match obj.string(field, &mut b.errors) {
+            Some(v) if v.is_empty() => {
+                b.errors.push(obj.path_of(field), "length must be at least 1");
+                None
+            }
+            Some(v) => Some(v),
+            None => {
+                if !obj.has(field) {
+                    b.errors.push(obj.path_of(field), "required field missing");
+                }
+                None
+            }
+        };
+        // A key or secret left out is made up, as Kong does; one given empty is refused.
+        let generated = |b: &mut Self, obj: &mut Obj, field: &str| match obj.raw(field) {
+            None => secrets::random_token(),
+            Some(_) => required(b, obj, field).unwrap_or_default(),
+        };
+        let credential = match kind {
+            Kind::KeyauthCredentials => {
+                if obj.raw("ttl").is_some() {
+                    self.errors.push(obj.path_of("ttl"), "keys with a time to live are not supported: leave ttl out");
+                }
+                let key = generated(self, &mut obj, "key");
+                let id = self.id(&mut obj, kind, || format!("{consumer_key}|{key}"));
+                Credential::Key(KeyauthCredential {
+                    id,
+                    consumer: Ref { id: Uuid::nil() },
+                    key,
+                    tags: self.tags(&mut obj),
+                })
+            }
+            Kind::BasicauthCredentials => {
+                let username = required(self, &mut obj, "username").unwrap_or_default();
+                let password = required(self, &mut obj, "password").unwrap_or_default();
+                let password =
+                    if secrets::is_password_hash(&password) { password } else { secrets::hash_password(&password) };
+                let id = self.id(&mut obj, kind, || format!("{consumer_key}|{username}"));
+                Credential::Basic(BasicauthCredential {
+                    id,
+                    consumer: Ref { id: Uuid::nil() },
+                    username,
+                    password,
+                    tags: self.tags(&mut obj),
+                })
+            }
+            Kind::JwtSecrets => {
+                let key = generated(self, &mut obj, "key");
+                let secret = generated(self, &mut obj, "secret");
+                let algorithm = match obj.string("algorithm", &mut self.errors) {
+                    None => JwtAlgorithm::HS256,
+                    Some(name) => JwtAlgorithm::parse(&name).unwrap_or_else(|| {
+                        let known: Vec<&str> = JwtAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
+                        self.errors.push(
+                            obj.path_of("algorithm"),
+                            format!("expected one of: {} ({name:?} is not supported)", known.join(", ")),
+                        );
+                        JwtAlgorithm::HS256
+                    }),
+                };
+                let rsa_public_key = obj.string("rsa_public_key", &mut self.errors);
+                match (&rsa_public_key, algorithm.is_asymmetric()) {
+                    (None, true) if !obj.has("rsa_public_key") => self.errors.push(
+                        obj.path_of("rsa_public_key"),
+                        format!("required field missing (algorithm {})", algorithm.as_str()),
+                    ),
+                    (Some(pem), true) => {
+                        if let Err(message) = validate::jwt_public_key(pem, algorithm) {
+                            self.errors.push(obj.path_of("rsa_public_key"), message);
+                        }
+                    }
+                    _ => {}
+                }
+                let id = self.id(&mut obj, kind, || format!("{consumer_key}|{key}"));
+                Credential::Jwt(JwtSecret {
+                    id,
+                    consumer: Ref { id: Uuid::nil() },
+                    key,
+                    secret,
+                    algorithm,
+                    rsa_public_key,
+                    tags: self.tags(&mut obj),
+                })
+            }
+            Kind::Acls => {
+                let group = required(self, &mut obj, "group").unwrap_or_default();
+                let id = self.id(&mut obj, kind, || format!("{consumer_key}|{group}"));
+                Credential::Acl(Acl { id, consumer: Ref { id: Uuid::nil() }, group, tags: self.tags(&mut obj) })
+            }
+            other => unreachable!("{other} is not a credential kind"),
+        };
+        obj.finish(&mut self.errors);
+        self.credentials.push((path, credential, link));
     }
 
     /// A plugin; `parent` is the entity it is nested in, if any.
@@ -898,6 +1040,7 @@ impl<'r> Builder<'r> {
             certificates,
             snis,
             ca_certificates,
+            credentials,
         } = self;
         let service_ids =
             Lookup::new(Kind::Services, services.iter().map(|(_, s)| (s.id, vec![("name", s.name.clone())])));
@@ -936,6 +1079,25 @@ impl<'r> Builder<'r> {
                 (path, target)
             })
             .collect();
+        let mut keyauth_credentials = Vec::new();
+        let mut basicauth_credentials = Vec::new();
+        let mut jwt_secrets = Vec::new();
+        let mut acls = Vec::new();
+        for (path, mut credential, link) in credentials {
+            let consumer = consumer_ids.resolve(Some(link), &mut errors).unwrap_or(Ref { id: Uuid::nil() });
+            match &mut credential {
+                Credential::Key(c) => c.consumer = consumer,
+                Credential::Basic(c) => c.consumer = consumer,
+                Credential::Jwt(c) => c.consumer = consumer,
+                Credential::Acl(c) => c.consumer = consumer,
+            }
+            match credential {
+                Credential::Key(c) => keyauth_credentials.push((path, c)),
+                Credential::Basic(c) => basicauth_credentials.push((path, c)),
+                Credential::Jwt(c) => jwt_secrets.push((path, c)),
+                Credential::Acl(c) => acls.push((path, c)),
+            }
+        }
         let snis: Vec<(String, Sni)> = snis
             .into_iter()
             .map(|(path, mut sni, link)| {
@@ -990,6 +1152,22 @@ impl<'r> Builder<'r> {
             unique.check("ca_certificate", path, "cert_digest", Some(c.cert_digest.clone()));
             unique.check("ca_certificate", path, "id", Some(c.id.to_string()));
         }
+        for (path, c) in &keyauth_credentials {
+            unique.check("keyauth_credential", path, "key", Some(c.key.clone()));
+            unique.check("keyauth_credential", path, "id", Some(c.id.to_string()));
+        }
+        for (path, c) in &basicauth_credentials {
+            unique.check("basicauth_credential", path, "username", Some(c.username.clone()));
+            unique.check("basicauth_credential", path, "id", Some(c.id.to_string()));
+        }
+        for (path, c) in &jwt_secrets {
+            unique.check("jwt_secret", path, "key", Some(c.key.clone()));
+            unique.check("jwt_secret", path, "id", Some(c.id.to_string()));
+        }
+        for (path, c) in &acls {
+            unique.check("acl", path, "group", Some(format!("{} of consumer {}", c.group, c.consumer.id)));
+            unique.check("acl", path, "id", Some(c.id.to_string()));
+        }
         if !errors.is_empty() {
             return Err(errors.0);
         }
@@ -1010,6 +1188,10 @@ impl<'r> Builder<'r> {
             certificates: sorted(certificates, |e| e.id),
             snis: sorted(snis, |e| e.id),
             ca_certificates: sorted(ca_certificates, |e| e.id),
+            keyauth_credentials: sorted(keyauth_credentials, |e| e.id),
+            basicauth_credentials: sorted(basicauth_credentials, |e| e.id),
+            jwt_secrets: sorted(jwt_secrets, |e| e.id),
+            acls: sorted(acls, |e| e.id),
         })
     }
 }
@@ -1100,8 +1282,22 @@ impl<'e> Unique<'e> {
 fn canonical(value: &Value) -> String {
     match value {
         Value::Object(map) => {
-            let flat: BTreeMap<&String, &Value> =
-                map.iter().filter(|(k, _)| !matches!(k.as_str(), "routes" | "plugins" | "targets" | "snis")).collect();
+            let flat: BTreeMap<&String, &Value> = map
+                .iter()
+                .filter(|(k, _)| {
+                    !matches!(
+                        k.as_str(),
+                        "routes"
+                            | "plugins"
+                            | "targets"
+                            | "snis"
+                            | "keyauth_credentials"
+                            | "basicauth_credentials"
+                            | "jwt_secrets"
+                            | "acls"
+                    )
+                })
+                .collect();
             serde_json::to_string(&flat).unwrap_or_default()
         }
         other => other.to_string(),

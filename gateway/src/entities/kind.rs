@@ -19,6 +19,10 @@ pub enum Kind {
     Certificates,
     Snis,
     CaCertificates,
+    KeyauthCredentials,
+    BasicauthCredentials,
+    JwtSecrets,
+    Acls,
 }
 
 /// What happens to an entity when the entity it points at is deleted.
@@ -41,8 +45,12 @@ pub struct Link {
 
 #[derive(Debug)]
 pub struct Descriptor {
-    /// The plural name: URL segment, declarative key, store key prefix.
+    /// The plural name: declarative key, store key prefix, and the URL segment unless
+    /// `endpoints` says otherwise.
     pub name: &'static str,
+    /// The Admin API's segments when they are not `name` (Kong's `admin_api_name` and
+    /// `admin_api_nested_name`): the top-level list, and the list nested in the parent.
+    pub endpoints: Option<(&'static str, &'static str)>,
     /// The fields besides `id` whose value names one entity, in the order a bare string
     /// reference or a URL tries them (Kong's unique fields and endpoint key).
     pub keys: &'static [&'static str],
@@ -52,7 +60,7 @@ pub struct Descriptor {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Services,
         Kind::Routes,
         Kind::Consumers,
@@ -62,21 +70,29 @@ impl Kind {
         Kind::Certificates,
         Kind::Snis,
         Kind::CaCertificates,
+        Kind::KeyauthCredentials,
+        Kind::BasicauthCredentials,
+        Kind::JwtSecrets,
+        Kind::Acls,
     ];
 
     pub fn descriptor(self) -> &'static Descriptor {
         use Kind::*;
         use OnDelete::*;
         match self {
-            Services => &Descriptor { name: "services", keys: &["name"], links: &[] },
+            Services => &Descriptor { name: "services", endpoints: None, keys: &["name"], links: &[] },
             Routes => &Descriptor {
                 name: "routes",
+                endpoints: None,
                 keys: &["name"],
                 links: &[Link { field: "service", to: Services, on_delete: Restrict }],
             },
-            Consumers => &Descriptor { name: "consumers", keys: &["username", "custom_id"], links: &[] },
+            Consumers => {
+                &Descriptor { name: "consumers", endpoints: None, keys: &["username", "custom_id"], links: &[] }
+            }
             Plugins => &Descriptor {
                 name: "plugins",
+                endpoints: None,
                 keys: &["instance_name"],
                 links: &[
                     Link { field: "service", to: Services, on_delete: Cascade },
@@ -84,19 +100,45 @@ impl Kind {
                     Link { field: "consumer", to: Consumers, on_delete: Cascade },
                 ],
             },
-            Upstreams => &Descriptor { name: "upstreams", keys: &["name"], links: &[] },
+            Upstreams => &Descriptor { name: "upstreams", endpoints: None, keys: &["name"], links: &[] },
             Targets => &Descriptor {
                 name: "targets",
+                endpoints: None,
                 keys: &["target"],
                 links: &[Link { field: "upstream", to: Upstreams, on_delete: Cascade }],
             },
-            Certificates => &Descriptor { name: "certificates", keys: &[], links: &[] },
+            Certificates => &Descriptor { name: "certificates", endpoints: None, keys: &[], links: &[] },
             Snis => &Descriptor {
                 name: "snis",
+                endpoints: None,
                 keys: &["name"],
                 links: &[Link { field: "certificate", to: Certificates, on_delete: Cascade }],
             },
-            CaCertificates => &Descriptor { name: "ca_certificates", keys: &[], links: &[] },
+            CaCertificates => &Descriptor { name: "ca_certificates", endpoints: None, keys: &[], links: &[] },
+            KeyauthCredentials => &Descriptor {
+                name: "keyauth_credentials",
+                endpoints: Some(("key-auths", "key-auth")),
+                keys: &["key"],
+                links: &[Link { field: "consumer", to: Consumers, on_delete: Cascade }],
+            },
+            BasicauthCredentials => &Descriptor {
+                name: "basicauth_credentials",
+                endpoints: Some(("basic-auths", "basic-auth")),
+                keys: &["username"],
+                links: &[Link { field: "consumer", to: Consumers, on_delete: Cascade }],
+            },
+            JwtSecrets => &Descriptor {
+                name: "jwt_secrets",
+                endpoints: Some(("jwts", "jwt")),
+                keys: &["key"],
+                links: &[Link { field: "consumer", to: Consumers, on_delete: Cascade }],
+            },
+            Acls => &Descriptor {
+                name: "acls",
+                endpoints: None,
+                keys: &["group"],
+                links: &[Link { field: "consumer", to: Consumers, on_delete: Cascade }],
+            },
         }
     }
 
@@ -107,6 +149,26 @@ impl Kind {
     /// The kind whose plural name is `name`.
     pub fn from_name(name: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The Admin API's top-level segment for this kind (`/key-auths`).
+    pub fn endpoint(self) -> &'static str {
+        self.descriptor().endpoints.map_or(self.name(), |(top, _)| top)
+    }
+
+    /// The Admin API's segment for this kind nested in its parent (`/consumers/{c}/key-auth`).
+    pub fn nested_endpoint(self) -> &'static str {
+        self.descriptor().endpoints.map_or(self.name(), |(_, nested)| nested)
+    }
+
+    /// The kind served at the top-level segment `segment`.
+    pub fn from_endpoint(segment: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.endpoint() == segment)
+    }
+
+    /// The kind served at the nested segment `segment`.
+    pub fn from_nested_endpoint(segment: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.nested_endpoint() == segment)
     }
 
     /// The link of this kind that points at `parent` (`routes` → `services`: `service`).

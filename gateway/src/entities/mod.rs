@@ -6,6 +6,7 @@ pub mod hash;
 pub mod kind;
 pub mod plugins;
 pub mod schema;
+pub mod secrets;
 pub mod types;
 pub mod validate;
 

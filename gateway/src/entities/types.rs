@@ -243,6 +243,132 @@ pub struct CaCertificate {
     pub tags: Vec<String>,
 }
 
+/// A consumer's key (Kong's `keyauth_credentials`, for `key-auth`).
+#[derive(Clone, PartialEq, Serialize)]
+pub struct KeyauthCredential {
+    pub id: Uuid,
+    pub consumer: Ref,
+    pub key: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// A consumer's username and password (Kong's `basicauth_credentials`, for `basic-auth`). The
+/// password is kept only as its salted hash ([`super::secrets::hash_password`]).
+#[derive(Clone, PartialEq, Serialize)]
+pub struct BasicauthCredential {
+    pub id: Uuid,
+    pub consumer: Ref,
+    pub username: String,
+    pub password: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// The signature algorithms a `jwt_secrets` entity may name (Kong's, less those not implemented,
+/// which are refused rather than accepted and never verified).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum JwtAlgorithm {
+    HS256,
+    HS384,
+    HS512,
+    RS256,
+    RS384,
+    RS512,
+    ES256,
+    ES384,
+}
+
+impl JwtAlgorithm {
+    pub const ALL: [JwtAlgorithm; 8] = [
+        JwtAlgorithm::HS256,
+        JwtAlgorithm::HS384,
+        JwtAlgorithm::HS512,
+        JwtAlgorithm::RS256,
+        JwtAlgorithm::RS384,
+        JwtAlgorithm::RS512,
+        JwtAlgorithm::ES256,
+        JwtAlgorithm::ES384,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwtAlgorithm::HS256 => "HS256",
+            JwtAlgorithm::HS384 => "HS384",
+            JwtAlgorithm::HS512 => "HS512",
+            JwtAlgorithm::RS256 => "RS256",
+            JwtAlgorithm::RS384 => "RS384",
+            JwtAlgorithm::RS512 => "RS512",
+            JwtAlgorithm::ES256 => "ES256",
+            JwtAlgorithm::ES384 => "ES384",
+        }
+    }
+
+    pub fn parse(v: &str) -> Option<JwtAlgorithm> {
+        JwtAlgorithm::ALL.into_iter().find(|a| a.as_str() == v)
+    }
+
+    /// Whether tokens are verified with `rsa_public_key` rather than `secret`.
+    pub fn is_asymmetric(self) -> bool {
+        !matches!(self, JwtAlgorithm::HS256 | JwtAlgorithm::HS384 | JwtAlgorithm::HS512)
+    }
+}
+
+/// A consumer's JWT issuer key and what verifies its tokens (Kong's `jwt_secrets`).
+#[derive(Clone, PartialEq, Serialize)]
+pub struct JwtSecret {
+    pub id: Uuid,
+    pub consumer: Ref,
+    /// Matched against the token's `iss` (or `key_claim_name`).
+    pub key: String,
+    pub secret: String,
+    pub algorithm: JwtAlgorithm,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rsa_public_key: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// A consumer's membership of an ACL group (Kong's `acls`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Acl {
+    pub id: Uuid,
+    pub consumer: Ref,
+    pub group: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+macro_rules! redacted_debug {
+    ($($t:ty => $($field:ident),*;)*) => {$(
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($t)).field("id", &self.id).field("consumer", &self.consumer)
+                    $(.field(stringify!($field), &self.$field))*
+                    .finish_non_exhaustive()
+            }
+        }
+    )*};
+}
+
+// Keys, passwords and secrets never reach a log through `{:?}`.
+redacted_debug! {
+    KeyauthCredential => ;
+    BasicauthCredential => username;
+    JwtSecret => algorithm;
+}
+
+/// A credential of any kind, as plugins look it up (see [`Config::credentials`]).
+pub struct CredentialRef<'a> {
+    pub kind: Kind,
+    pub id: Uuid,
+    pub consumer: Uuid,
+    /// What the kind is looked up by (`key`, `username`); acls have none.
+    pub key: Option<&'a str>,
+    /// The entity as JSON.
+    pub fields: Value,
+}
+
 /// A whole, valid configuration. Each list is sorted by id, so equal configurations are equal
 /// values whatever order their source listed them in; except routes, which keep their order, since
 /// it breaks ties between routes of equal priority.
@@ -266,6 +392,14 @@ pub struct Config {
     pub snis: Vec<Sni>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ca_certificates: Vec<CaCertificate>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keyauth_credentials: Vec<KeyauthCredential>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub basicauth_credentials: Vec<BasicauthCredential>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub jwt_secrets: Vec<JwtSecret>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub acls: Vec<Acl>,
 }
 
 impl Config {
@@ -298,7 +432,47 @@ impl Config {
             Kind::Certificates => self.certificates.len(),
             Kind::Snis => self.snis.len(),
             Kind::CaCertificates => self.ca_certificates.len(),
+            Kind::KeyauthCredentials => self.keyauth_credentials.len(),
+            Kind::BasicauthCredentials => self.basicauth_credentials.len(),
+            Kind::JwtSecrets => self.jwt_secrets.len(),
+            Kind::Acls => self.acls.len(),
         }
+    }
+
+    /// Every consumer credential, of every kind.
+    pub fn credentials(&self) -> impl Iterator<Item = CredentialRef<'_>> {
+        fn json<T: Serialize>(entity: &T) -> Value {
+            serde_json::to_value(entity).expect("entities serialise")
+        }
+        let keys = self.keyauth_credentials.iter().map(|c| CredentialRef {
+            kind: Kind::KeyauthCredentials,
+            id: c.id,
+            consumer: c.consumer.id,
+            key: Some(&c.key),
+            fields: json(c),
+        });
+        let basic = self.basicauth_credentials.iter().map(|c| CredentialRef {
+            kind: Kind::BasicauthCredentials,
+            id: c.id,
+            consumer: c.consumer.id,
+            key: Some(&c.username),
+            fields: json(c),
+        });
+        let jwt = self.jwt_secrets.iter().map(|c| CredentialRef {
+            kind: Kind::JwtSecrets,
+            id: c.id,
+            consumer: c.consumer.id,
+            key: Some(&c.key),
+            fields: json(c),
+        });
+        let acls = self.acls.iter().map(|c| CredentialRef {
+            kind: Kind::Acls,
+            id: c.id,
+            consumer: c.consumer.id,
+            key: None,
+            fields: json(c),
+        });
+        keys.chain(basic).chain(jwt).chain(acls)
     }
 
     /// The entity of `kind` with `id`, as JSON (Kong's flat declarative shape).
@@ -316,6 +490,10 @@ impl Config {
             Kind::Certificates => find(&self.certificates, id, |e| e.id),
             Kind::Snis => find(&self.snis, id, |e| e.id),
             Kind::CaCertificates => find(&self.ca_certificates, id, |e| e.id),
+            Kind::KeyauthCredentials => find(&self.keyauth_credentials, id, |e| e.id),
+            Kind::BasicauthCredentials => find(&self.basicauth_credentials, id, |e| e.id),
+            Kind::JwtSecrets => find(&self.jwt_secrets, id, |e| e.id),
+            Kind::Acls => find(&self.acls, id, |e| e.id),
         }
     }
 }

@@ -2,28 +2,28 @@
 //! and a plugin may answer instead of the upstream. A path it changes is sent upstream as it is
 //! (Kong's `kong.service.request.set_path`), once checked.
 
+use hyper::StatusCode;
 use hyper::http::request;
-use hyper::{Response, StatusCode};
 
 use super::answers::{Blame, Failure};
 use super::context::RequestContext;
-use super::phases::{Flow, Phase, PhaseRunner};
+use super::phases::{Flow, Phase, PhaseRunner, Step};
 use super::route::Routed;
-use super::upstream::ProxyBody;
 
-/// Runs `access`; `Some` is a plugin's own response.
+/// Runs `access`.
 pub fn access(
     phases: &dyn PhaseRunner,
     ctx: &mut RequestContext,
     req: &mut request::Parts,
     routed: &mut Routed,
-) -> Result<Option<Response<ProxyBody>>, Failure> {
+) -> Result<Step, Failure> {
     if !phases.wants(Phase::Access, ctx) {
-        return Ok(None);
+        return Ok(Step::Proceed);
     }
     let before = req.uri.clone();
     match phases.access(ctx, req).map_err(Failure::plugin)? {
-        Flow::Respond(exit) => Ok(Some(exit.into_response())),
+        Flow::Respond(exit) => Ok(Step::Answer(exit.into_response())),
+        Flow::ReadBody(max) => Ok(Step::ReadBody(max)),
         Flow::Continue => {
             let path = req.uri.path();
             if path != before.path() {
@@ -36,7 +36,7 @@ pub fn access(
                 })?;
                 routed.upstream_path = path.to_string();
             }
-            Ok(None)
+            Ok(Step::Proceed)
         }
     }
 }

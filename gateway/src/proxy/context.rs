@@ -27,6 +27,12 @@ pub struct RequestContext {
     pub client_ip: Option<std::net::IpAddr>,
     /// The authenticated consumer: set by an auth plugin in `access`.
     pub consumer: Option<Arc<Consumer>>,
+    /// The id of the credential that identified the consumer, when the auth plugin named one.
+    pub credential: Option<String>,
+    /// The request body, once a plugin asked for it.
+    pub body: super::phases::BodyState,
+    /// What a plugin put in place of the client's body (`request.set-body`).
+    pub body_replacement: Option<hyper::body::Bytes>,
     pub timings: Timings,
     /// The status sent to the client, once the head is final (set when phases run).
     pub status: Option<StatusCode>,
@@ -67,6 +73,9 @@ impl RequestContext {
             route: None,
             client_ip: None,
             consumer: None,
+            credential: None,
+            body: super::phases::BodyState::Unread,
+            body_replacement: None,
             timings: Timings {
                 start: Instant::now(),
                 routed: None,

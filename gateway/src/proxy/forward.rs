@@ -8,14 +8,13 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::request;
 use hyper::{Request, Response, StatusCode};
 
 use super::Proxy;
 use super::answers::{Blame, Failure};
-use super::client_body::ClientBody;
+use super::client_body::{ClientBody, Inbound};
 use super::context::RequestContext;
 use super::forwarding;
 use super::route::Routed;
@@ -33,7 +32,7 @@ pub async fn forward(
     proxy: &Proxy,
     ctx: &mut RequestContext,
     mut parts: request::Parts,
-    body: Incoming,
+    body: Inbound,
     routed: Routed,
     host: &str,
 ) -> Result<Response<ProxyBody>, Failure> {
@@ -128,7 +127,7 @@ struct Target<'a> {
 fn upstream_request(
     proxy: &Proxy,
     parts: request::Parts,
-    body: Incoming,
+    body: Inbound,
     conn: &Conn,
     target: &Target<'_>,
     received: Option<Arc<AtomicU64>>,

@@ -5,7 +5,7 @@
 
 mod access;
 pub mod answers;
-mod client_body;
+pub mod client_body;
 pub mod context;
 mod forward;
 pub mod forwarding;

@@ -33,6 +33,29 @@ pub enum Flow {
     Continue,
     /// End the request here with this response (Kong's `kong.response.exit`).
     Respond(Exit),
+    /// A plugin needs the request body: read it (up to this many bytes), put it in
+    /// [`RequestContext::body`], and run the phase again; it resumes at that plugin.
+    ReadBody(u64),
+}
+
+/// What the pipeline does after `rewrite` or `access`.
+pub enum Step {
+    Proceed,
+    /// A plugin answered.
+    Answer(hyper::Response<super::upstream::ProxyBody>),
+    /// Read the body (up to this many bytes) and run the phase again.
+    ReadBody(u64),
+}
+
+/// The request body as read for the plugins.
+#[derive(Debug, Clone, Default)]
+pub enum BodyState {
+    /// No plugin asked for it.
+    #[default]
+    Unread,
+    Complete(Bytes),
+    /// Longer than asked for: its `Content-Length`, else the bytes read before giving up.
+    TooLarge(u64),
 }
 
 /// A plugin's own response.

@@ -32,9 +32,10 @@ use hyper::{Request, Response, StatusCode};
 use super::Proxy;
 pub use super::answers::kong_error;
 use super::answers::{Blame, Failure};
+use super::client_body::Inbound;
 use super::context::RequestContext;
 use super::forwarding::request_host;
-use super::phases::PhaseRunner;
+use super::phases::{PhaseRunner, Step};
 use super::route::Routing;
 use super::upstream::ProxyBody;
 use super::{access, forward, response, rewrite, route};
@@ -67,21 +68,55 @@ async fn run(
     if phases.is_some() {
         ctx.client_ip = Some(super::forwarding::client_ip(&parts.headers, &proxy.trust, ctx.conn.peer.ip()));
     }
-    if let Some(phases) = phases
-        && let Some(exit) = rewrite::rewrite(phases, ctx, &mut parts, &mut host)?
-    {
-        return Ok(exit);
+    let mut body = Inbound::new(body);
+    if let Some(phases) = phases {
+        loop {
+            match rewrite::rewrite(phases, ctx, &mut parts, &mut host)? {
+                Step::Proceed => break,
+                Step::Answer(exit) => return Ok(exit),
+                Step::ReadBody(max) => read_body(proxy, ctx, &parts, &mut body, max).await?,
+            }
+        }
     }
     let mut routed = match route::route(proxy, ctx, &parts, &host)? {
         Routing::Routed(routed) => routed,
         Routing::Answered(response) => return Ok(response),
     };
-    if let Some(phases) = phases
-        && let Some(exit) = access::access(phases, ctx, &mut parts, &mut routed)?
-    {
-        return Ok(exit);
+    if let Some(phases) = phases {
+        loop {
+            match access::access(phases, ctx, &mut parts, &mut routed)? {
+                Step::Proceed => break,
+                Step::Answer(exit) => return Ok(exit),
+                Step::ReadBody(max) => read_body(proxy, ctx, &parts, &mut body, max).await?,
+            }
+        }
+        if let Some(replacement) = ctx.body_replacement.take() {
+            parts.headers.remove(hyper::header::TRANSFER_ENCODING);
+            parts.headers.insert(hyper::header::CONTENT_LENGTH, replacement.len().into());
+            body.replace(replacement);
+        }
     }
     forward::forward(proxy, ctx, parts, body, routed, &host).await
+}
+
+/// Reads the request body for a plugin that asked for it (`flow::read-body`).
+async fn read_body(
+    proxy: &Proxy,
+    ctx: &mut RequestContext,
+    parts: &hyper::http::request::Parts,
+    body: &mut Inbound,
+    max: u64,
+) -> Result<(), Failure> {
+    let declared = parts
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    ctx.body = body
+        .read_for_plugins(max, declared, proxy.limits.max_body_size, proxy.limits.body_timeout)
+        .await
+        .map_err(|e| Failure::new(e.status(), Blame::Client, e.to_string()))?;
+    Ok(())
 }
 
 /// The host the client asked for, once its Host and path are found acceptable (else 400).

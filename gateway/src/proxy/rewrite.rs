@@ -1,27 +1,27 @@
 //! The `rewrite` phase: before routing, so a plugin (global ones only, as in Kong) may change what
 //! is routed. What it leaves is checked again as a client's request would be.
 
+use hyper::StatusCode;
 use hyper::http::request;
-use hyper::{Response, StatusCode};
 
 use super::answers::{Blame, Failure};
 use super::context::RequestContext;
-use super::phases::{Flow, Phase, PhaseRunner};
+use super::phases::{Flow, Phase, PhaseRunner, Step};
 use super::pipeline::admitted_host;
-use super::upstream::ProxyBody;
 
-/// Runs `rewrite`; `Some` is a plugin's own response. `host` follows a changed request.
+/// Runs `rewrite`. `host` follows a changed request.
 pub fn rewrite(
     phases: &dyn PhaseRunner,
     ctx: &mut RequestContext,
     req: &mut request::Parts,
     host: &mut String,
-) -> Result<Option<Response<ProxyBody>>, Failure> {
+) -> Result<Step, Failure> {
     if !phases.wants(Phase::Rewrite, ctx) {
-        return Ok(None);
+        return Ok(Step::Proceed);
     }
     match phases.rewrite(ctx, req).map_err(Failure::plugin)? {
-        Flow::Respond(exit) => Ok(Some(exit.into_response())),
+        Flow::Respond(exit) => Ok(Step::Answer(exit.into_response())),
+        Flow::ReadBody(max) => Ok(Step::ReadBody(max)),
         Flow::Continue => {
             *host = admitted_host(req).map_err(|refused| {
                 Failure::new(
@@ -30,7 +30,7 @@ pub fn rewrite(
                     format!("rewrite left a request that cannot be routed: {}", refused.detail),
                 )
             })?;
-            Ok(None)
+            Ok(Step::Proceed)
         }
     }
 }

@@ -197,11 +197,7 @@ fn exchange_failure(key: &str, error: &hyper::Error) -> Failure {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
         if let Some(body) = e.downcast_ref::<ClientBodyError>() {
-            let status = match body {
-                ClientBodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                ClientBodyError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
-            };
-            return Failure::new(status, Blame::Client, detail);
+            return Failure::new(body.status(), Blame::Client, detail);
         }
         if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
             return Failure::new(StatusCode::GATEWAY_TIMEOUT, Blame::Upstream, detail);

@@ -25,7 +25,10 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use self::gateway::api::types::{Descriptor, EntityRef, FieldError, Flow, LogLevel, Phase, Protocol};
+pub use self::gateway::api::types::{
+    Body, ConsumerInfo, Credential, Descriptor, EntityRef, FieldError, Flow, LogLevel, Phase, Protocol,
+};
+use crate::proxy::phases::BodyState;
 
 /// A phase's name as Kong writes it.
 pub fn phase_name(phase: Phase) -> &'static str {
@@ -69,6 +72,12 @@ pub struct RequestHandle {
     pub query: String,
     pub headers: hyper::HeaderMap,
     pub client_ip: String,
+    /// The body, when a plugin asked for it.
+    pub body: BodyState,
+    /// What a plugin put in place of the body (`set-body`); only in `rewrite` and `access`.
+    pub new_body: Option<hyper::body::Bytes>,
+    /// Whether `set-body` is allowed (the request has not gone upstream yet).
+    pub body_settable: bool,
 }
 
 /// A response as a plugin sees it, owned by the host.
@@ -98,19 +107,64 @@ pub struct CallContext {
     pub logs: Option<Vec<String>>,
 }
 
-/// A configuration version's consumers by id, for plugins that identify them.
+/// A configuration version's consumers and their credentials, indexed for plugins that identify
+/// them: by consumer id and username, by (credential kind, key), and by (kind, consumer). Built
+/// once per configuration version, so a request looks up instead of scanning.
 #[derive(Debug, Default)]
 pub struct Directory {
     consumers: HashMap<String, Arc<crate::entities::Consumer>>,
+    usernames: HashMap<String, Arc<crate::entities::Consumer>>,
+    credentials: HashMap<(&'static str, String), Arc<Credential>>,
+    by_consumer: HashMap<(&'static str, String), Vec<Arc<Credential>>>,
 }
 
 impl Directory {
-    pub fn new(consumers: &[crate::entities::Consumer]) -> Directory {
-        Directory { consumers: consumers.iter().map(|c| (c.id.to_string(), Arc::new(c.clone()))).collect() }
+    pub fn new(config: &crate::entities::Config) -> Directory {
+        let mut directory = Directory {
+            consumers: config.consumers.iter().map(|c| (c.id.to_string(), Arc::new(c.clone()))).collect(),
+            ..Directory::default()
+        };
+        for consumer in directory.consumers.values() {
+            if let Some(username) = &consumer.username {
+                directory.usernames.insert(username.clone(), consumer.clone());
+            }
+        }
+        for found in config.credentials() {
+            let Some(consumer) = directory.consumers.get(&found.consumer.to_string()) else { continue };
+            let credential = Arc::new(Credential {
+                id: found.id.to_string(),
+                consumer: EntityRef { id: consumer.id.to_string(), name: consumer.username.clone() },
+                fields: found.fields.to_string(),
+            });
+            if let Some(key) = found.key {
+                directory.credentials.insert((found.kind.name(), key.to_string()), credential.clone());
+            }
+            directory
+                .by_consumer
+                .entry((found.kind.name(), credential.consumer.id.clone()))
+                .or_default()
+                .push(credential);
+        }
+        directory
     }
 
     pub fn consumer(&self, id: &str) -> Option<Arc<crate::entities::Consumer>> {
         self.consumers.get(id).cloned()
+    }
+
+    /// A consumer by id, else by username.
+    pub fn consumer_by_id_or_username(&self, key: &str) -> Option<Arc<crate::entities::Consumer>> {
+        self.consumers.get(key).or_else(|| self.usernames.get(key)).cloned()
+    }
+
+    pub fn credential(&self, kind: &str, key: &str) -> Option<Arc<Credential>> {
+        let kind = crate::entities::Kind::from_name(kind)?.name();
+        self.credentials.get(&(kind, key.to_string())).cloned()
+    }
+
+    pub fn credentials_of(&self, kind: &str, consumer: &str) -> &[Arc<Credential>] {
+        let Some(kind) = crate::entities::Kind::from_name(kind) else { return &[] };
+        self.by_consumer.get(&(kind.name(), consumer.to_string())).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -189,6 +243,11 @@ fn first(headers: &hyper::HeaderMap, name: &str) -> Option<String> {
 
 fn all(headers: &hyper::HeaderMap, name: &str) -> Vec<String> {
     headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect()
+}
+
+/// Header names, each once, in the order first seen.
+fn names(headers: &hyper::HeaderMap) -> Vec<String> {
+    headers.keys().map(|k| k.as_str().to_string()).collect()
 }
 
 fn set(headers: &mut hyper::HeaderMap, name: &str, value: &str, append: bool) -> Result<(), String> {
@@ -287,6 +346,29 @@ impl self::gateway::api::http::HostRequest for Sandbox {
         self.request(&r).client_ip.clone()
     }
 
+    fn header_names(&mut self, r: Resource<RequestHandle>) -> Vec<String> {
+        names(&self.request(&r).headers)
+    }
+
+    fn body(&mut self, r: Resource<RequestHandle>) -> Body {
+        let request = self.request(&r);
+        match (&request.new_body, &request.body) {
+            (Some(new), _) => Body::Complete(new.to_vec()),
+            (None, BodyState::Unread) => Body::Unread,
+            (None, BodyState::Complete(bytes)) => Body::Complete(bytes.to_vec()),
+            (None, BodyState::TooLarge(n)) => Body::TooLarge(*n),
+        }
+    }
+
+    fn set_body(&mut self, r: Resource<RequestHandle>, body: Vec<u8>) -> Result<(), String> {
+        let request = self.request(&r);
+        if !request.body_settable {
+            return Err("the request body can only be replaced in rewrite and access".into());
+        }
+        request.new_body = Some(body.into());
+        Ok(())
+    }
+
     fn drop(&mut self, r: Resource<RequestHandle>) -> wasmtime::Result<()> {
         // The host owns requests; the guest's handle going away frees nothing of ours.
         let _ = r;
@@ -325,6 +407,10 @@ impl self::gateway::api::http::HostResponse for Sandbox {
 
     fn remove_header(&mut self, r: Resource<ResponseHandle>, name: String) {
         self.response(&r).headers.remove(name.as_str());
+    }
+
+    fn header_names(&mut self, r: Resource<ResponseHandle>) -> Vec<String> {
+        names(&self.response(&r).headers)
     }
 
     fn drop(&mut self, r: Resource<ResponseHandle>) -> wasmtime::Result<()> {
@@ -401,8 +487,28 @@ impl self::gateway::api::host::Host for Sandbox {
         Ok(())
     }
 
-    fn find_credential(&mut self, _kind: String, _key: String) -> Option<self::gateway::api::types::Credential> {
-        None
+    fn credential_id(&mut self) -> Option<String> {
+        self.plugin.call.credential.clone()
+    }
+
+    fn find_credential(&mut self, kind: String, key: String) -> Option<Credential> {
+        let directory = self.plugin.call.directory.as_ref()?;
+        directory.credential(&kind, &key).map(|c| Credential::clone(&c))
+    }
+
+    fn consumer_credentials(&mut self, kind: String, consumer_id: String) -> Vec<Credential> {
+        let Some(directory) = self.plugin.call.directory.as_ref() else { return Vec::new() };
+        directory.credentials_of(&kind, &consumer_id).iter().map(|c| Credential::clone(c)).collect()
+    }
+
+    fn find_consumer(&mut self, id_or_username: String) -> Option<ConsumerInfo> {
+        let directory = self.plugin.call.directory.as_ref()?;
+        let consumer = directory.consumer_by_id_or_username(&id_or_username)?;
+        Some(ConsumerInfo {
+            id: consumer.id.to_string(),
+            username: consumer.username.clone(),
+            custom_id: consumer.custom_id.clone(),
+        })
     }
 
     fn incr(&mut self, key: String, delta: i64, window_seconds: u32) -> i64 {

@@ -24,8 +24,10 @@ pub struct RunInput {
     pub request: InRequest,
     /// The upstream's answer when the plugin lets the request through (default: 200, no body).
     pub upstream: Option<InResponse>,
-    /// Consumers a plugin may identify with `set-consumer`.
-    pub consumers: Vec<InConsumer>,
+    /// Consumers a plugin may identify with `set-consumer` and find, in Kong's declarative
+    /// shape, with their credentials nested (`keyauth_credentials`, `basicauth_credentials`,
+    /// `jwt_secrets`, `acls`).
+    pub consumers: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -39,6 +41,8 @@ pub struct InRequest {
     pub query: String,
     pub headers: Vec<(String, String)>,
     pub client_ip: String,
+    /// The request body, handed to a plugin that asks for it (`flow::read-body`).
+    pub body: Option<String>,
 }
 
 impl Default for InRequest {
@@ -52,6 +56,7 @@ impl Default for InRequest {
             query: String::new(),
             headers: Vec::new(),
             client_ip: "127.0.0.1".into(),
+            body: None,
         }
     }
 }
@@ -62,20 +67,15 @@ pub struct InResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The body in these chunks instead (`body_filter` is called once per chunk, `eof` on the
+    /// last).
+    pub chunks: Option<Vec<String>>,
 }
 
 impl Default for InResponse {
     fn default() -> Self {
-        InResponse { status: 200, headers: Vec::new(), body: String::new() }
+        InResponse { status: 200, headers: Vec::new(), body: String::new(), chunks: None }
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InConsumer {
-    pub id: String,
-    #[serde(default)]
-    pub username: Option<String>,
 }
 
 /// What happened.
@@ -92,8 +92,9 @@ pub struct RunOutput {
     pub exit: Option<OutMessage>,
     /// The response as it would reach the client (after `header_filter` and `body_filter`).
     pub response: Option<OutMessage>,
-    /// The consumer the plugin identified, by id.
+    /// The consumer the plugin identified, by id, and the credential it named.
     pub consumer: Option<String>,
+    pub credential: Option<String>,
     /// The failure that ended the request (the gateway would answer 500): phase and reason.
     pub error: Option<String>,
     pub logs: Vec<String>,
@@ -169,16 +170,13 @@ pub fn run(runtime: &WasmRuntime, name: &str, wasm: &[u8], input: RunInput) -> R
             return Ok(out);
         }
     };
-    let consumers: Vec<crate::entities::Consumer> = input
-        .consumers
-        .iter()
-        .map(|c| {
-            let id = c.id.parse().map_err(|_| RunError::Input(format!("consumer id {:?} is not a UUID", c.id)))?;
-            Ok(crate::entities::Consumer { id, username: c.username.clone(), custom_id: None, tags: Vec::new() })
-        })
-        .collect::<Result<_, RunError>>()?;
+    let document = serde_json::json!({ "_format_version": "3.0", "consumers": input.consumers });
+    let entities = crate::entities::parse_value(&document).map_err(|errors| {
+        let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        RunError::Input(errors.join("; "))
+    })?;
     let call = CallContext {
-        directory: Some(Arc::new(Directory::new(&consumers))),
+        directory: Some(Arc::new(Directory::new(&entities))),
         logs: Some(Vec::new()),
         ..CallContext::default()
     };
@@ -193,35 +191,62 @@ pub fn run(runtime: &WasmRuntime, name: &str, wasm: &[u8], input: RunInput) -> R
         query: r.query,
         headers: headers_of(&r.headers).map_err(RunError::Input)?,
         client_ip: r.client_ip,
+        body: crate::proxy::phases::BodyState::Unread,
+        new_body: None,
+        body_settable: true,
     };
+    let client_body = r.body.map(String::into_bytes).unwrap_or_default();
     let phases = plugin.descriptor.phases.clone();
     let declared = |p: Phase| phases.contains(&p);
     let failed = |phase: &str, failure: PluginFailure| Some(format!("{phase}: {failure}"));
     let mut exit = None;
-    for phase in [Phase::Rewrite, Phase::Access].into_iter().filter(|p| declared(*p)) {
-        match instance.request_phase(phase, &mut request) {
-            Ok(Flow::Proceed) => {}
-            Ok(Flow::Respond(e)) => {
-                exit = Some(e);
-                break;
-            }
-            Err(failure) => {
-                out.error = failed(super::plugin::phase_name(phase), failure);
-                break;
+    'phases: for phase in [Phase::Rewrite, Phase::Access].into_iter().filter(|p| declared(*p)) {
+        let mut read = false;
+        loop {
+            match instance.request_phase(phase, &mut request) {
+                Ok(Flow::Proceed) => break,
+                Ok(Flow::ReadBody(_)) if read => {
+                    out.error = Some(format!(
+                        "{}: asked for the request body again once it had it",
+                        super::plugin::phase_name(phase)
+                    ));
+                    break 'phases;
+                }
+                Ok(Flow::ReadBody(max)) => {
+                    read = true;
+                    if matches!(request.body, crate::proxy::phases::BodyState::Unread) {
+                        let max = u64::from(max).min(crate::proxy::client_body::PLUGIN_BODY_CAP);
+                        request.body = if client_body.len() as u64 > max {
+                            crate::proxy::phases::BodyState::TooLarge(client_body.len() as u64)
+                        } else {
+                            crate::proxy::phases::BodyState::Complete(client_body.clone().into())
+                        };
+                    }
+                }
+                Ok(Flow::Respond(e)) => {
+                    exit = Some(e);
+                    break 'phases;
+                }
+                Err(failure) => {
+                    out.error = failed(super::plugin::phase_name(phase), failure);
+                    break 'phases;
+                }
             }
         }
     }
-    let (mut response, body) = match (&exit, input.upstream) {
+    request.body_settable = false;
+    let (mut response, chunks) = match (&exit, input.upstream) {
         (Some(e), _) => (
             ResponseHandle { status: e.status, headers: headers_of(&e.headers).map_err(RunError::Input)? },
-            e.body.clone(),
+            vec![e.body.clone()],
         ),
         (None, upstream) => {
             let u = upstream.unwrap_or_default();
-            (
-                ResponseHandle { status: u.status, headers: headers_of(&u.headers).map_err(RunError::Input)? },
-                u.body.into_bytes(),
-            )
+            let chunks = match u.chunks {
+                Some(chunks) => chunks.into_iter().map(String::into_bytes).collect(),
+                None => vec![u.body.into_bytes()],
+            };
+            (ResponseHandle { status: u.status, headers: headers_of(&u.headers).map_err(RunError::Input)? }, chunks)
         }
     };
     out.exit = exit.map(|e| OutMessage {
@@ -230,14 +255,20 @@ pub fn run(runtime: &WasmRuntime, name: &str, wasm: &[u8], input: RunInput) -> R
         body: Some(String::from_utf8_lossy(&e.body).into_owned()),
         ..OutMessage::default()
     });
-    let mut body = body;
+    let mut body = Vec::new();
     if out.error.is_none() {
         if out.exit.is_none() {
+            let sent = match (&request.new_body, &request.body) {
+                (Some(new), _) => Some(new.to_vec()),
+                (None, _) if !client_body.is_empty() => Some(client_body.clone()),
+                _ => None,
+            };
             out.request = Some(OutMessage {
                 method: Some(request.method.clone()),
                 path: Some(request.path.clone()),
                 query: Some(request.query.clone()),
                 headers: list_of(&request.headers),
+                body: sent.map(|b| String::from_utf8_lossy(&b).into_owned()),
                 ..OutMessage::default()
             });
         }
@@ -246,9 +277,17 @@ pub fn run(runtime: &WasmRuntime, name: &str, wasm: &[u8], input: RunInput) -> R
         {
             out.error = failed("header_filter", failure);
         }
-        if out.error.is_none() && declared(Phase::BodyFilter) {
-            match instance.body_filter(&mut response, &body, true) {
-                Ok(filtered) => body = filtered,
+        let last = chunks.len().saturating_sub(1);
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            if out.error.is_some() {
+                break;
+            }
+            if !declared(Phase::BodyFilter) {
+                body.extend_from_slice(&chunk);
+                continue;
+            }
+            match instance.body_filter(&mut response, &chunk, i == last) {
+                Ok(filtered) => body.extend_from_slice(&filtered),
                 Err(failure) => out.error = failed("body_filter", failure),
             }
         }
@@ -268,6 +307,7 @@ pub fn run(runtime: &WasmRuntime, name: &str, wasm: &[u8], input: RunInput) -> R
     }
     let call = instance.take_call();
     out.consumer = call.consumer.map(|c| c.id);
+    out.credential = call.credential;
     out.logs = call.logs.unwrap_or_default();
     out.shared = call.shared;
     Ok(out)

@@ -32,7 +32,7 @@ use super::plugin::{
 use super::plugin_set::Limits;
 use crate::entities::{Config, PluginProtocol};
 use crate::proxy::context::RequestContext;
-use crate::proxy::phases::{Exit, Fault, Flow, Phase, PhaseError, PhaseRunner};
+use crate::proxy::phases::{BodyState, Exit, Fault, Flow, Phase, PhaseError, PhaseRunner};
 
 /// Consecutive traps after which a plugin is paused.
 const TRAPS_BEFORE_BACKOFF: u32 = 3;
@@ -337,7 +337,7 @@ impl WasmPhases {
                 tracing::warn!(%error, "cannot start a thread to fill plugin pools; they fill on demand");
             }
         }
-        let directory = Arc::new(Directory::new(&config.consumers));
+        let directory = Arc::new(Directory::new(config));
         WasmPhases { slots, globals, directory }
     }
 
@@ -348,6 +348,7 @@ impl WasmPhases {
             route: ctx.route().map(|r| EntityRef { id: r.id.to_string(), name: r.name.clone() }),
             service: ctx.service().map(|s| EntityRef { id: s.id.to_string(), name: s.name.clone() }),
             consumer: ctx.consumer.as_ref().map(|c| EntityRef { id: c.id.to_string(), name: c.username.clone() }),
+            credential: ctx.credential.clone(),
             shared: std::mem::take(&mut ctx.shared),
             directory: Some(self.directory.clone()),
             ..CallContext::default()
@@ -368,9 +369,21 @@ impl WasmPhases {
         // Made on the first call: a route none of whose plugins runs in this phase pays nothing.
         let mut handle: Option<RequestHandle> = None;
         let mut call: Option<CallContext> = None;
-        let mut list = Vec::with_capacity(self.slots.len());
+        // Back after the body was read for a plugin: the plugins before it stay as they were and
+        // it runs again.
+        let resume = ctx.plugins.as_mut().and_then(|p| p.resume.take()).filter(|r| r.phase == phase);
+        let (mut list, mut skip) = match resume {
+            Some(resume) => (resume.list, resume.skip),
+            None => (Vec::with_capacity(self.slots.len()), 0),
+        };
+        let mut taken = 0;
         let mut outcome = Ok(Flow::Continue);
         while let Some(found) = next(ctx) {
+            taken += 1;
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
             let Some(c) = found else { continue };
             list.push(c.clone());
             if !c.phases.has(phase) {
@@ -378,15 +391,42 @@ impl WasmPhases {
             }
             let handle = handle.get_or_insert_with(|| request_handle(ctx, req));
             let call = call.get_or_insert_with(|| self.call_context(ctx));
-            let flow = c.call(phase, call, |i| i.request_phase(wasm_phase, handle));
+            let error = |reason: &str| PhaseError {
+                plugin: c.name().to_string(),
+                phase,
+                reason: reason.into(),
+                fault: Fault::Error,
+            };
+            let mut asked_again = false;
+            let flow = loop {
+                match c.call(phase, call, |i| i.request_phase(wasm_phase, handle)) {
+                    Ok(WasmFlow::ReadBody(max))
+                        if matches!(handle.body, BodyState::Unread) && handle.new_body.is_none() =>
+                    {
+                        break Ok(Step::ReadBody(u64::from(max)));
+                    }
+                    // The body is here already (read for an earlier plugin, or set by one).
+                    Ok(WasmFlow::ReadBody(_)) if !asked_again => asked_again = true,
+                    Ok(WasmFlow::ReadBody(_)) => break Err(error("asked for the request body again once it had it")),
+                    Ok(WasmFlow::Proceed) => break Ok(Step::Proceed),
+                    Ok(WasmFlow::Respond(exit)) => break exit_of(exit).map(Step::Respond).map_err(|e| error(&e)),
+                    Err(e) => break Err(e),
+                }
+            };
             if call.consumer_changed {
                 call.consumer_changed = false;
                 ctx.consumer = call.consumer.as_ref().and_then(|c| self.directory.consumer(&c.id));
+                ctx.credential = call.credential.clone();
             }
-            let error = |reason| PhaseError { plugin: c.name().to_string(), phase, reason, fault: Fault::Error };
             match flow {
-                Ok(WasmFlow::Proceed) => continue,
-                Ok(WasmFlow::Respond(exit)) => outcome = exit_of(exit).map(Flow::Respond).map_err(error),
+                Ok(Step::Proceed) => continue,
+                Ok(Step::Respond(exit)) => outcome = Ok(Flow::Respond(exit)),
+                Ok(Step::ReadBody(max)) => {
+                    list.pop();
+                    let resume = Resume { phase, skip: taken - 1, list: std::mem::take(&mut list) };
+                    ctx.plugins.get_or_insert_with(Box::default).resume = Some(resume);
+                    outcome = Ok(Flow::ReadBody(max));
+                }
                 Err(e) => outcome = Err(e),
             }
             break;
@@ -395,17 +435,27 @@ impl WasmPhases {
             ctx.shared = std::mem::take(&mut call.shared);
         }
         let restored = match &mut handle {
-            Some(handle) => restore(handle, req),
+            Some(handle) => {
+                if let Some(body) = handle.new_body.take() {
+                    ctx.body_replacement = Some(body);
+                }
+                restore(handle, req)
+            }
             None => Ok(()),
         };
         let keep = list.iter().any(|c| c.phases.has(Phase::HeaderFilter) || c.phases.has(Phase::Log));
-        let kept = keep.then(|| match handle {
-            Some(handle) => RequestHandle { headers: req.headers.clone(), ..handle },
-            None => RequestHandle { headers: req.headers.clone(), ..request_view(ctx, req) },
+        let kept = keep.then(|| {
+            let view = match handle {
+                Some(handle) => handle,
+                None => request_view(ctx, req),
+            };
+            RequestHandle { headers: req.headers.clone(), body_settable: false, ..view }
         });
         let state = ctx.plugins.get_or_insert_with(Box::default);
-        state.list = list;
-        state.request = kept;
+        if !matches!(outcome, Ok(Flow::ReadBody(_))) {
+            state.list = list;
+            state.request = kept;
+        }
         let flow = outcome?;
         restored.map_err(|reason| PhaseError { plugin: "(plugins)".into(), phase, reason, fault: Fault::Error })?;
         Ok(flow)
@@ -423,6 +473,24 @@ pub struct RequestPlugins {
     list: Vec<Arc<Configured>>,
     request: Option<RequestHandle>,
     response: Option<ResponseHandle>,
+    /// Where a phase stopped to read the body.
+    resume: Option<Resume>,
+}
+
+/// A phase stopped for the request body: where to pick it up.
+struct Resume {
+    phase: Phase,
+    /// Plugins (`next` calls) passed before the one that asked.
+    skip: usize,
+    /// The plugins resolved so far.
+    list: Vec<Arc<Configured>>,
+}
+
+/// What one plugin's `rewrite` or `access` call decided.
+enum Step {
+    Proceed,
+    Respond(Exit),
+    ReadBody(u64),
 }
 
 impl PhaseRunner for WasmPhases {
@@ -556,6 +624,9 @@ fn request_view(ctx: &RequestContext, req: &request::Parts) -> RequestHandle {
         query: req.uri.query().unwrap_or_default().to_string(),
         headers: hyper::HeaderMap::new(),
         client_ip: ctx.client_ip.unwrap_or_else(|| ctx.conn.peer.ip()).to_string(),
+        body: ctx.body.clone(),
+        new_body: ctx.body_replacement.clone(),
+        body_settable: true,
     }
 }
 
