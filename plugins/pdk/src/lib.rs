@@ -3,6 +3,7 @@
 //! loads from `wasm_plugins_path`. The contract itself is `wit/plugin.wit`. A plugin's configuration
 //! is a serde type: the kit reads, checks and fills it in (see [`config`]).
 
+pub mod auth;
 pub mod config;
 
 wit_bindgen::generate!({
@@ -20,7 +21,9 @@ const _WIT_DIGEST: Option<&str> = option_env!("GATEWAY_WIT_HASH");
 pub use config::HeaderName;
 pub use gateway::api::host;
 pub use gateway::api::http::{Request, Response};
-pub use gateway::api::types::{Descriptor, Exit, FieldError, Flow, LogLevel, Phase, Protocol};
+pub use gateway::api::types::{
+    Body, ConsumerInfo, Credential, Descriptor, EntityRef, Exit, FieldError, Flow, LogLevel, Phase, Protocol,
+};
 
 /// A plugin: what it is, its configuration, and what it does in the phases it declares in
 /// [`Plugin::PHASES`] (the others are never called). Its version is its crate's.

@@ -84,6 +84,17 @@ impl Request {
         self.input["client_ip"] = json!(ip);
         self
     }
+
+    /// The request body, handed to the plugin when it asks for it (`Flow::ReadBody`).
+    pub fn body(mut self, body: &str) -> Request {
+        self.input["body"] = json!(body);
+        self
+    }
+
+    /// The request as `gateway plugin run` reads it (for [`Plugin::run_input`]).
+    pub fn input(&self) -> &Value {
+        &self.input
+    }
 }
 
 /// One message as the plugin left it.
@@ -119,8 +130,9 @@ pub struct Outcome {
     pub exit: Option<Message>,
     /// The response the client would get.
     pub response: Option<Message>,
-    /// The consumer the plugin identified.
+    /// The consumer the plugin identified, and the id of the credential it named.
     pub consumer: Option<String>,
+    pub credential: Option<String>,
     /// Set when the plugin failed the request (the gateway would answer 500).
     pub error: Option<String>,
     #[serde(default)]
@@ -182,6 +194,12 @@ impl Plugin {
     /// Runs `request` through the plugin configured with `config`; the upstream answers 200.
     pub fn run(&self, config: Value, request: Request) -> Result<Outcome, Error> {
         self.run_input(json!({"config": config, "request": request.input}))
+    }
+
+    /// Runs `request` with these consumers known (Kong's declarative shape, credentials nested:
+    /// `{"username": "alice", "keyauth_credentials": [{"key": "k1"}]}`).
+    pub fn run_with_consumers(&self, config: Value, request: Request, consumers: Value) -> Result<Outcome, Error> {
+        self.run_input(json!({"config": config, "request": request.input, "consumers": consumers}))
     }
 
     /// Runs `request`; the upstream answers with `status`, `headers` and `body`.
