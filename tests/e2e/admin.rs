@@ -10,14 +10,14 @@ use serde_json::{Value, json};
 
 /// A traditional node started from the shipped conf/kong.conf (the README's), its ports moved to
 /// free ones through the environment, in `dir`.
-struct Node {
-    _gateway: Gateway,
-    proxy: SocketAddr,
-    admin: SocketAddr,
-    status: SocketAddr,
+pub(crate) struct Node {
+    pub(crate) _gateway: Gateway,
+    pub(crate) proxy: SocketAddr,
+    pub(crate) admin: SocketAddr,
+    pub(crate) status: SocketAddr,
 }
 
-fn start(dir: &Path, extra_env: &[(&str, &str)]) -> Node {
+pub(crate) fn start(dir: &Path, extra_env: &[(&str, &str)]) -> Node {
     let (proxy, admin, status) = (free_port(), free_port(), free_port());
     let conf = gateway_tests::repo_root().join("conf/kong.conf");
     let listen = |p: u16| format!("127.0.0.1:{p}");
@@ -31,7 +31,7 @@ fn start(dir: &Path, extra_env: &[(&str, &str)]) -> Node {
     Node { _gateway: gateway, proxy: at(proxy), admin: at(admin), status: at(status) }
 }
 
-fn get(addr: SocketAddr, path: &str) -> Exchange {
+pub(crate) fn get(addr: SocketAddr, path: &str) -> Exchange {
     http_request(addr, "GET", path, &[]).unwrap()
 }
 

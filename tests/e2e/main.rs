@@ -6,6 +6,7 @@ mod admin_hardening;
 mod check;
 mod cluster_stalls;
 mod compile_cache;
+mod credentials;
 mod forward_proxy;
 mod gen_cert;
 mod hostile_clients;

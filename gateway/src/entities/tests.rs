@@ -363,3 +363,154 @@ fn a_unique_clash_is_a_typed_error_naming_the_first_entity() {
     assert_eq!(errs[0].path, "consumers[1].username");
     assert_eq!(errs[0].kind, ErrorKind::Unique { field: "username".into(), first: "consumers[0]".into() });
 }
+
+const RSA_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1LfVLPHCozMxH2Mo
+4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u
++qKhbwKfBstIs+bMY2Zkp18gnTxKLxoS2tFczGkPLPgizskuemMghRniWaoLcyeh
+kd3qqGElvW/VDL5AaWTg0nLVkjRo9z+40RQzuVaE8AkAFmxZzow3x+VJYKdjykkJ
+0iT9wCS0DRTXu269V264Vf/3jvredZiKRkgwlL9xNAwxXFg0x/XFw005UWVRIkdg
+cKWTjpBP2dPwVZ4WWC+9aGVd+Gyn1o0CLelf4rEjGoXbAAEgAqeGUxrcIlbjXfbc
+mwIDAQAB
+-----END PUBLIC KEY-----";
+
+#[test]
+fn credentials_nested_in_consumers_and_at_the_top_level_parse() {
+    let config = parse(&format!(
+        r#"
+_format_version: "3.0"
+consumers:
+- username: alice
+  custom_id: a-1
+  keyauth_credentials:
+  - key: alice-key
+  basicauth_credentials:
+  - username: alice
+    password: s3cret
+  jwt_secrets:
+  - key: alice-iss
+    secret: shh
+  acls:
+  - group: gold
+- username: bob
+keyauth_credentials:
+- consumer: bob
+  key: bob-key
+- consumer: {{username: bob}}
+jwt_secrets:
+- consumer: bob
+  key: bob-iss
+  algorithm: RS256
+  rsa_public_key: |
+{}
+acls:
+- consumer: bob
+  group: gold
+- consumer: bob
+  group: silver
+"#,
+        RSA_PUBLIC.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    ))
+    .unwrap();
+    let alice = config.consumers.iter().find(|c| c.username.as_deref() == Some("alice")).unwrap().id;
+    let bob = config.consumers.iter().find(|c| c.username.as_deref() == Some("bob")).unwrap().id;
+    assert_eq!(config.keyauth_credentials.len(), 3);
+    let key_of = |key: &str| config.keyauth_credentials.iter().find(|k| k.key == key).unwrap().consumer.id;
+    assert_eq!(key_of("alice-key"), alice);
+    assert_eq!(key_of("bob-key"), bob);
+    let generated = config.keyauth_credentials.iter().find(|k| k.key != "alice-key" && k.key != "bob-key").unwrap();
+    assert_eq!(generated.key.len(), 32, "a key left out is generated");
+    let basic = &config.basicauth_credentials[0];
+    assert!(secrets::verify_password(&basic.password, "s3cret"), "{}", basic.password);
+    assert_eq!(config.jwt_secrets.len(), 2);
+    let rs = config.jwt_secrets.iter().find(|j| j.key == "bob-iss").unwrap();
+    assert_eq!((rs.algorithm, rs.consumer.id), (JwtAlgorithm::RS256, bob));
+    assert_eq!(rs.secret.len(), 32, "a secret left out is generated");
+    assert_eq!(config.acls.iter().filter(|a| a.consumer.id == bob).count(), 2);
+    assert_eq!(config.credentials().count(), 9);
+
+    // Exported and read back: the same configuration, the password not hashed twice.
+    let again = parse_value_with(&to_declarative(&config), &plugins::testing::registry()).unwrap();
+    assert_eq!(again, config);
+}
+
+#[test]
+fn credential_errors_name_the_entity_and_field() {
+    let errs = errors(
+        r#"
+_format_version: "3.0"
+consumers:
+- username: alice
+  keyauth_credentials:
+  - key: same
+  - key: same
+  - key: ""
+  - key: k
+    ttl: 60
+  basicauth_credentials:
+  - username: alice
+  jwt_secrets:
+  - key: j
+    algorithm: PS256
+  - key: r
+    algorithm: RS256
+  - key: r2
+    algorithm: ES256
+    rsa_public_key: "not a key"
+  acls:
+  - group: gold
+  - group: gold
+  - {}
+keyauth_credentials:
+- key: orphan
+- consumer: nobody
+  key: nobody-key
+"#,
+    );
+    let want = [
+        "consumers[0].keyauth_credentials[1].key: keyauth_credential key \"same\" is already used at consumers[0].keyauth_credentials[0]",
+        "consumers[0].keyauth_credentials[2].key: length must be at least 1",
+        "consumers[0].keyauth_credentials[3].ttl: keys with a time to live are not supported: leave ttl out",
+        "consumers[0].basicauth_credentials[0].password: required field missing",
+        "consumers[0].jwt_secrets[0].algorithm: expected one of",
+        "consumers[0].jwt_secrets[1].rsa_public_key: required field missing (algorithm RS256)",
+        "consumers[0].jwt_secrets[2].rsa_public_key: invalid key",
+        "consumers[0].acls[1].group: acl group \"gold of consumer",
+        "consumers[0].acls[2].group: required field missing",
+        "keyauth_credentials[0].consumer: required field missing",
+        "keyauth_credentials[1].consumer: no consumer with username \"nobody\"",
+    ];
+    for w in want {
+        assert!(errs.iter().any(|e| e.starts_with(w)), "missing {w:?} in {errs:#?}");
+    }
+}
+
+#[test]
+fn jwt_public_keys_must_fit_their_algorithm() {
+    assert_eq!(validate::jwt_public_key(RSA_PUBLIC, JwtAlgorithm::RS512), Ok(()));
+    let err = validate::jwt_public_key(RSA_PUBLIC, JwtAlgorithm::ES256).unwrap_err();
+    assert!(err.contains("not a public key ES256"), "{err}");
+    let ec = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap().public_key_pem();
+    assert_eq!(validate::jwt_public_key(&ec, JwtAlgorithm::ES256), Ok(()));
+    assert!(validate::jwt_public_key(&ec, JwtAlgorithm::ES384).is_err(), "a P-256 key cannot verify ES384");
+    let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap().public_key_pem();
+    assert_eq!(validate::jwt_public_key(&p384, JwtAlgorithm::ES384), Ok(()));
+    assert!(
+        validate::jwt_public_key("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----", JwtAlgorithm::RS256)
+            .is_err()
+    );
+}
+
+#[test]
+fn deleting_a_consumer_cascades_to_its_credentials() {
+    use crate::entities::OnDelete;
+    for kind in [Kind::KeyauthCredentials, Kind::BasicauthCredentials, Kind::JwtSecrets, Kind::Acls] {
+        let link = kind.link_to(Kind::Consumers).unwrap();
+        assert_eq!((link.field, link.on_delete), ("consumer", OnDelete::Cascade));
+    }
+    assert_eq!(Kind::from_endpoint("key-auths"), Some(Kind::KeyauthCredentials));
+    assert_eq!(Kind::from_nested_endpoint("key-auth"), Some(Kind::KeyauthCredentials));
+    assert_eq!(Kind::from_nested_endpoint("jwt"), Some(Kind::JwtSecrets));
+    assert_eq!(Kind::from_endpoint("acls"), Some(Kind::Acls));
+    assert_eq!(Kind::from_endpoint("keyauth_credentials"), None);
+}

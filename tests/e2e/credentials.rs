@@ -1,0 +1,122 @@
+//! Consumers' credentials through the Admin API, as Kong serves them: nested under a consumer
+//! (`/consumers/{c}/key-auth`, `/basic-auth`, `/jwt`, `/acls`) and at the top level (`/key-auths`,
+//! `/basic-auths`, `/jwts`, `/acls`); generated keys and secrets, hashed passwords, every error
+//! class, the cascade when the consumer goes, and `/config` round trips.
+
+use gateway_tests::{http_json, http_request};
+use serde_json::{Value, json};
+
+use crate::admin::{get, start};
+
+fn data(v: &Value) -> Vec<Value> {
+    v["data"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn credentials_are_served_nested_and_top_level_with_kongs_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), &[]);
+    let alice = http_json(node.admin, "POST", "/consumers", &json!({"username": "alice", "custom_id": "a-1"}));
+    assert_eq!(alice.status, 201);
+    let alice_id = alice.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(http_json(node.admin, "POST", "/consumers", &json!({"username": "bob"})).status, 201);
+
+    // key-auth: a key given, a key generated, a taken key (409), an unknown consumer (404), a bad
+    // field (400).
+    let given = http_json(node.admin, "POST", "/consumers/alice/key-auth", &json!({"key": "alice-key"}));
+    assert_eq!(given.status, 201, "{given:?}");
+    assert_eq!(given.json()["consumer"]["id"], alice_id);
+    let generated = http_json(node.admin, "POST", &format!("/consumers/{alice_id}/key-auth"), &json!({}));
+    assert_eq!(generated.status, 201, "{generated:?}");
+    let key = generated.json()["key"].as_str().unwrap().to_string();
+    assert!(key.len() == 32 && key.bytes().all(|b| b.is_ascii_alphanumeric()), "{key}");
+    let taken = http_json(node.admin, "POST", "/consumers/bob/key-auth", &json!({"key": "alice-key"}));
+    assert_eq!(taken.status, 409, "{taken:?}");
+    assert_eq!(taken.json()["name"], "unique constraint violation");
+    assert_eq!(taken.json()["fields"], json!({"key": "alice-key"}));
+    assert_eq!(http_json(node.admin, "POST", "/consumers/nobody/key-auth", &json!({})).status, 404);
+    let bad = http_json(node.admin, "POST", "/consumers/bob/key-auth", &json!({"key": 42, "ttl": 10}));
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert_eq!(bad.json()["name"], "schema violation");
+    assert!(bad.json()["fields"]["key"].is_string() && bad.json()["fields"]["ttl"].is_string(), "{bad:?}");
+
+    // Items by id or key, within the consumer; the top-level list has them all.
+    assert_eq!(get(node.admin, "/consumers/alice/key-auth/alice-key").json()["key"], "alice-key");
+    assert_eq!(get(node.admin, "/consumers/bob/key-auth/alice-key").status, 404, "not bob's");
+    assert_eq!(data(&get(node.admin, "/consumers/alice/key-auth").json()).len(), 2);
+    assert_eq!(data(&get(node.admin, "/key-auths").json()).len(), 2);
+    let patched = http_json(
+        node.admin,
+        "PATCH",
+        &format!("/key-auths/{}", given.json()["id"].as_str().unwrap()),
+        &json!({"key": "renamed"}),
+    );
+    assert_eq!((patched.status, patched.json()["key"].clone()), (200, json!("renamed")));
+
+    // basic-auth: the password is hashed when written and never shown in clear.
+    let basic =
+        http_json(node.admin, "POST", "/consumers/alice/basic-auth", &json!({"username": "al", "password": "s3cret"}));
+    assert_eq!(basic.status, 201, "{basic:?}");
+    let hashed = basic.json()["password"].as_str().unwrap().to_string();
+    assert!(hashed.starts_with("sha256$") && !hashed.contains("s3cret"), "{hashed}");
+    let missing = http_json(node.admin, "POST", "/consumers/bob/basic-auth", &json!({"username": "bo"}));
+    assert_eq!((missing.status, missing.json()["fields"]["password"].clone()), (400, json!("required field missing")));
+    let repassed = http_json(node.admin, "PATCH", "/consumers/alice/basic-auth/al", &json!({"password": "other"}));
+    assert_eq!(repassed.status, 200, "{repassed:?}");
+    let rehashed = repassed.json()["password"].as_str().unwrap().to_string();
+    assert!(rehashed.starts_with("sha256$") && rehashed != hashed, "{rehashed}");
+    let untouched = http_json(node.admin, "PATCH", "/consumers/alice/basic-auth/al", &json!({"tags": ["t"]}));
+    assert_eq!(
+        untouched.json()["password"],
+        json!(rehashed),
+        "a PATCH without a password keeps the hash, unhashed again"
+    );
+
+    // jwt: key and secret generated; an asymmetric algorithm needs a usable public key.
+    let jwt = http_json(node.admin, "POST", "/consumers/alice/jwt", &json!({}));
+    assert_eq!(jwt.status, 201, "{jwt:?}");
+    assert_eq!(jwt.json()["algorithm"], "HS256");
+    assert_eq!(jwt.json()["secret"].as_str().unwrap().len(), 32);
+    let rs =
+        http_json(node.admin, "POST", "/consumers/alice/jwt", &json!({"algorithm": "RS256", "rsa_public_key": "nope"}));
+    assert_eq!(rs.status, 400, "{rs:?}");
+    assert!(rs.json()["fields"]["rsa_public_key"].as_str().unwrap().starts_with("invalid key"), "{rs:?}");
+    let unsupported = http_json(node.admin, "POST", "/consumers/alice/jwt", &json!({"algorithm": "EdDSA"}));
+    assert_eq!(unsupported.status, 400, "{unsupported:?}");
+    assert_eq!(data(&get(node.admin, "/jwts").json()).len(), 1);
+
+    // acls: by group within the consumer; a group twice for one consumer is a clash.
+    assert_eq!(http_json(node.admin, "POST", "/consumers/alice/acls", &json!({"group": "gold"})).status, 201);
+    assert_eq!(http_json(node.admin, "POST", "/consumers/bob/acls", &json!({"group": "gold"})).status, 201);
+    assert_eq!(http_json(node.admin, "POST", "/consumers/alice/acls", &json!({"group": "gold"})).status, 409);
+    assert_eq!(get(node.admin, "/consumers/alice/acls/gold").json()["group"], "gold");
+    assert_eq!(data(&get(node.admin, "/acls").json()).len(), 2);
+
+    // `/config` carries them; into a fresh node, the same configuration: the hash is not hashed
+    // again, the generated key is kept.
+    let exported = get(node.admin, "/config").json();
+    let yaml = exported["config"].as_str().unwrap().to_string();
+    assert!(yaml.contains("keyauth_credentials") && yaml.contains(&key) && !yaml.contains("s3cret"), "{yaml}");
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = start(other_dir.path(), &[]);
+    let imported = gateway_tests::http_send(
+        other.admin,
+        "POST",
+        "/config",
+        &[("Content-Type", "text/yaml")],
+        Some(yaml.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(imported.status, 201, "{imported:?}");
+    assert_eq!(imported.json()["configuration_hash"], exported["configuration_hash"]);
+    assert_eq!(get(other.admin, "/consumers/alice/basic-auth/al").json()["password"], json!(rehashed));
+    assert_eq!(get(other.admin, &format!("/key-auths/{key}")).json()["key"], json!(key), "by key at the top level too");
+    assert_eq!(get(other.admin, &format!("/consumers/alice/key-auth/{key}")).json()["key"], json!(key));
+
+    // Deleting the consumer deletes its credentials, of every kind.
+    assert_eq!(http_request(node.admin, "DELETE", "/consumers/alice", &[]).unwrap().status, 204);
+    assert!(data(&get(node.admin, "/key-auths").json()).is_empty());
+    assert!(data(&get(node.admin, "/basic-auths").json()).is_empty());
+    assert!(data(&get(node.admin, "/jwts").json()).is_empty());
+    assert_eq!(data(&get(node.admin, "/acls").json()).len(), 1, "bob's stays");
+}
