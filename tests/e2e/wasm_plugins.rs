@@ -355,3 +355,76 @@ fn hostile_plugins_fail_only_their_own_requests_under_parallel_load() {
     assert!(log.contains("plugin keeps trapping"), "{log}");
     assert_eq!(get(proxy, "/clean", &[]).status, 200, "the node is still up");
 }
+
+/// Sends a chunked request carrying `chunks` and reads the whole answer.
+fn send_chunked(addr: SocketAddr, path: &str, chunks: &[&str]) -> Exchange {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut raw =
+        format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    for chunk in chunks {
+        raw.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    raw.push_str("0\r\n\r\n");
+    stream.write_all(raw.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().into(), v.trim().into()))
+        .collect();
+    Exchange { status, headers, body: body.to_string() }
+}
+
+#[test]
+fn a_plugin_reads_and_replaces_the_request_body_and_the_upstream_still_gets_all_of_it() {
+    let echo = EchoServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = plugin_dir(dir.path(), &["probe"]);
+    let route = |name: &str, config: &str| {
+        format!("  - name: {name}\n    paths: [/{name}]\n    plugins:\n    - name: probe\n      config: {config}\n")
+    };
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: http://{}\n  routes:\n{}{}{}",
+        echo.addr,
+        route("read", "{read_body: 16}"),
+        route("small", "{read_body: 4}"),
+        route("set", "{read_body: 1024, set_body: replaced}"),
+    );
+    let node = DbLess::start(
+        &yaml,
+        &[
+            format!("wasm_plugins_path = {plugins}"),
+            "plugins = bundled,probe".into(),
+            "nginx_http_client_max_body_size = 1k".into(),
+        ],
+    );
+    let post = |path: &str, body: &str| {
+        gateway_tests::http_send(node.proxy, "POST", path, &[], Some(body.as_bytes())).unwrap()
+    };
+    let seen = |reply: &Exchange| (upstream_header(reply, "x-probe-body"), reply.json()["body_len"].as_u64());
+
+    // Read whole, then sent upstream as it came.
+    assert_eq!(seen(&post("/read", "hello")), (Some("5".into()), Some(5)));
+    assert_eq!(seen(&send_chunked(node.proxy, "/read", &["hello ", "world"])), (Some("11".into()), Some(11)));
+    assert_eq!(seen(&get(node.proxy, "/read", &[])), (Some("0".into()), Some(0)));
+    // Longer than the plugin asked for: a declared length is not read at all; a chunked body is
+    // read no further than needed, and the upstream still gets every byte.
+    assert_eq!(seen(&post("/small", "hello world")), (Some("too-large 11".into()), Some(11)));
+    let chunked = send_chunked(node.proxy, "/small", &["hello ", "world"]);
+    let (told, len) = seen(&chunked);
+    assert!(told.as_deref().is_some_and(|t| t.starts_with("too-large ")), "{chunked:?}");
+    assert_eq!(len, Some(11));
+    // Replaced: the upstream gets the plugin's body, with its length.
+    assert_eq!(seen(&post("/set", "the client's")), (Some("12".into()), Some(8)));
+    assert_eq!(seen(&send_chunked(node.proxy, "/set", &["a", "b"])), (Some("2".into()), Some(8)));
+    // The node's own limit holds while reading for a plugin: 413, declared or not.
+    let big = "x".repeat(2000);
+    assert_eq!(post("/set", &big).status, 413);
+    assert_eq!(send_chunked(node.proxy, "/set", &[&big[..1000], &big[1000..]]).status, 413);
+}

@@ -229,8 +229,9 @@ pub fn conf_dir(lines: &[String]) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// A small HTTP/1.1 upstream for proxy tests, on a free port: it answers every request with JSON
-/// describing what it received (`port`, `method`, `path`, `headers`, `body_len`), keeps connections
-/// alive, reads request bodies as a stream (counting, never storing them), waits before reading
+/// describing what it received (`port`, `method`, `path`, `headers`, `body_len`, and `body`: the
+/// first 64 KiB as text), keeps connections alive, reads request bodies (`Content-Length` or
+/// chunked) as a stream (counting, storing no more than that), waits before reading
 /// the body of `/noread/<ms>` and before answering `/slow/<ms>`, streams `<n>` bytes for `/bytes/<n>`, and answers a request carrying `Upgrade` with
 /// 101 and then echoes raw bytes back. Its threads end with the test process.
 pub struct EchoServer {
@@ -295,6 +296,46 @@ impl EchoServer {
     }
 }
 
+/// The first 64 KiB written to it; the rest is counted by the caller and dropped.
+#[derive(Default)]
+struct KeptPrefix(Vec<u8>);
+
+impl Write for KeptPrefix {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = (64 * 1024usize).saturating_sub(self.0.len());
+        self.0.extend_from_slice(&buf[..buf.len().min(room)]);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads a chunked body (and its trailers); `None` if the stream breaks or lies.
+fn read_chunked(reader: &mut impl BufRead, kept: &mut KeptPrefix) -> Option<u64> {
+    let mut total = 0u64;
+    loop {
+        let mut size = String::new();
+        reader.read_line(&mut size).ok()?;
+        let size = u64::from_str_radix(size.trim().split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            loop {
+                let mut trailer = String::new();
+                if reader.read_line(&mut trailer).ok()? == 0 || trailer.trim().is_empty() {
+                    return Some(total);
+                }
+            }
+        }
+        if std::io::copy(&mut reader.take(size), kept).ok()? != size {
+            return None;
+        }
+        total += size;
+        let mut end = String::new();
+        reader.read_line(&mut end).ok()?;
+    }
+}
+
 trait ReadWrite: Read + Write + Send {}
 impl<T: Read + Write + Send> ReadWrite for T {}
 
@@ -354,9 +395,18 @@ fn echo_connection(stream: Box<dyn ReadWrite>, port: u16, seen: &std::sync::atom
         if let Some(ms) = path.strip_prefix("/noread/").and_then(|ms| ms.parse::<u64>().ok()) {
             std::thread::sleep(Duration::from_millis(ms));
         }
-        let received = match std::io::copy(&mut (&mut reader).take(content_length), &mut std::io::sink()) {
-            Ok(n) if n == content_length => n,
-            _ => return,
+        let chunked = headers.get("transfer-encoding").and_then(|v| v.as_str()).is_some_and(|v| v.contains("chunked"));
+        let mut kept = KeptPrefix::default();
+        let received = if chunked {
+            match read_chunked(&mut reader, &mut kept) {
+                Some(n) => n,
+                None => return,
+            }
+        } else {
+            match std::io::copy(&mut (&mut reader).take(content_length), &mut kept) {
+                Ok(n) if n == content_length => n,
+                _ => return,
+            }
         };
         if let Some(ms) = path.strip_prefix("/slow/").and_then(|ms| ms.parse::<u64>().ok()) {
             std::thread::sleep(Duration::from_millis(ms));
@@ -371,7 +421,8 @@ fn echo_connection(stream: Box<dyn ReadWrite>, port: u16, seen: &std::sync::atom
             }
             continue;
         }
-        let json = serde_json::json!({ "port": port, "method": method, "path": path, "headers": headers, "body_len": received });
+        let body = String::from_utf8_lossy(&kept.0).into_owned();
+        let json = serde_json::json!({ "port": port, "method": method, "path": path, "headers": headers, "body_len": received, "body": body });
         let json = json.to_string();
         let response = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{json}",

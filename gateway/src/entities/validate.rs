@@ -200,6 +200,32 @@ pub fn digest(pem: &str) -> String {
     hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A `jwt_secrets` entity's `rsa_public_key`: a PEM public key (`BEGIN PUBLIC KEY`) of the kind
+/// `algorithm` verifies with (RSA of at least 2048 bits; EC on P-256 for ES256, P-384 for ES384).
+pub fn jwt_public_key(pem: &str, algorithm: super::types::JwtAlgorithm) -> Result<(), String> {
+    use rustls_pki_types::SubjectPublicKeyInfoDer;
+    use rustls_pki_types::pem::PemObject;
+    use x509_parser::prelude::FromDer;
+    use x509_parser::public_key::PublicKey;
+    use x509_parser::x509::SubjectPublicKeyInfo;
+
+    use super::types::JwtAlgorithm::*;
+    let der = SubjectPublicKeyInfoDer::from_pem_slice(pem.as_bytes())
+        .map_err(|_| "invalid key: expected a PEM public key (-----BEGIN PUBLIC KEY-----)".to_string())?;
+    let (_, spki) = SubjectPublicKeyInfo::from_der(der.as_ref()).map_err(|e| format!("invalid key: {e}"))?;
+    let parsed = spki.parsed().map_err(|e| format!("invalid key: {e}"))?;
+    let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()).map(|o| o.to_id_string());
+    match (algorithm, parsed) {
+        (RS256 | RS384 | RS512, PublicKey::RSA(rsa)) if rsa.key_size() >= 2048 => Ok(()),
+        (RS256 | RS384 | RS512, PublicKey::RSA(rsa)) => {
+            Err(format!("invalid key: an RSA key of {} bits is too weak (2048 at least)", rsa.key_size()))
+        }
+        (ES256, PublicKey::EC(_)) if curve.as_deref() == Some("1.2.840.10045.3.1.7") => Ok(()),
+        (ES384, PublicKey::EC(_)) if curve.as_deref() == Some("1.3.132.0.34") => Ok(()),
+        (alg, _) => Err(format!("invalid key: not a public key {} can verify with", alg.as_str())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,31 +275,5 @@ mod tests {
         assert_eq!(target("10.0.0.1").unwrap(), "10.0.0.1:8000");
         assert_eq!(target("svc.local:9000").unwrap(), "svc.local:9000");
         assert!(target("svc:0").is_err());
-    }
-}
-
-/// A `jwt_secrets` entity's `rsa_public_key`: a PEM public key (`BEGIN PUBLIC KEY`) of the kind
-/// `algorithm` verifies with (RSA of at least 2048 bits; EC on P-256 for ES256, P-384 for ES384).
-pub fn jwt_public_key(pem: &str, algorithm: super::types::JwtAlgorithm) -> Result<(), String> {
-    use rustls_pki_types::SubjectPublicKeyInfoDer;
-    use rustls_pki_types::pem::PemObject;
-    use x509_parser::prelude::FromDer;
-    use x509_parser::public_key::PublicKey;
-    use x509_parser::x509::SubjectPublicKeyInfo;
-
-    use super::types::JwtAlgorithm::*;
-    let der = SubjectPublicKeyInfoDer::from_pem_slice(pem.as_bytes())
-        .map_err(|_| "invalid key: expected a PEM public key (-----BEGIN PUBLIC KEY-----)".to_string())?;
-    let (_, spki) = SubjectPublicKeyInfo::from_der(der.as_ref()).map_err(|e| format!("invalid key: {e}"))?;
-    let parsed = spki.parsed().map_err(|e| format!("invalid key: {e}"))?;
-    let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()).map(|o| o.to_id_string());
-    match (algorithm, parsed) {
-        (RS256 | RS384 | RS512, PublicKey::RSA(rsa)) if rsa.key_size() >= 2048 => Ok(()),
-        (RS256 | RS384 | RS512, PublicKey::RSA(rsa)) => {
-            Err(format!("invalid key: an RSA key of {} bits is too weak (2048 at least)", rsa.key_size()))
-        }
-        (ES256, PublicKey::EC(_)) if curve.as_deref() == Some("1.2.840.10045.3.1.7") => Ok(()),
-        (ES384, PublicKey::EC(_)) if curve.as_deref() == Some("1.3.132.0.34") => Ok(()),
-        (alg, _) => Err(format!("invalid key: not a public key {} can verify with", alg.as_str())),
     }
 }

@@ -3,9 +3,11 @@
 //! `X-Probe-Client: <client ip as the host reports it>`, and the shared
 //! context's `probe` to the tag, and with `exit_status` ends the request with that status,
 //! `exit_body` and `X-Probe-Exit: 1`; `header_filter` sets the response header `X-Probe-Seen` to the
-//! context's `probe`; `log` writes `probe log status=<status> tag=<tag>` at info.
+//! context's `probe`; `log` writes `probe log status=<status> tag=<tag>` at info. With
+//! `read_body: N` it asks for the request body (up to N bytes) and tells the upstream what it got
+//! in `X-Probe-Body` (`<length>`, or `too-large <n>`); with `set_body` it replaces the body.
 
-use gateway_pdk::{Exit, FieldError, Flow, LogLevel, Phase, Plugin, Request, Response, host};
+use gateway_pdk::{Body, Exit, FieldError, Flow, LogLevel, Phase, Plugin, Request, Response, host};
 use serde::{Deserialize, Serialize};
 
 #[derive(Default, Deserialize, Serialize)]
@@ -14,6 +16,8 @@ pub struct Probe {
     exit_status: Option<u16>,
     exit_body: Option<String>,
     tag: Option<String>,
+    read_body: Option<u32>,
+    set_body: Option<String>,
 }
 
 impl Plugin for Probe {
@@ -40,6 +44,17 @@ impl Plugin for Probe {
             req.set_header("X-Probe", tag)?;
             req.set_header("X-Probe-Client", &req.client_ip())?;
             host::ctx_set("probe", tag);
+        }
+        if let Some(max) = self.read_body {
+            let seen = match req.body() {
+                Body::Unread => return Ok(Flow::ReadBody(max)),
+                Body::Complete(body) => body.len().to_string(),
+                Body::TooLarge(n) => format!("too-large {n}"),
+            };
+            req.set_header("X-Probe-Body", &seen)?;
+        }
+        if let Some(body) = &self.set_body {
+            req.set_body(body.as_bytes())?;
         }
         Ok(match self.exit_status {
             Some(status) => Flow::Respond(Exit {
