@@ -19,6 +19,10 @@ const KEYS: &[&str] = &[
     "certificates",
     "snis",
     "ca_certificates",
+    "keyauth_credentials",
+    "basicauth_credentials",
+    "jwt_secrets",
+    "acls",
     "id",
     "name",
     "host",
@@ -51,6 +55,11 @@ const KEYS: &[&str] = &[
     "instance_name",
     "minute",
     "retries",
+    "password",
+    "secret",
+    "algorithm",
+    "rsa_public_key",
+    "group",
 ];
 
 const TEXTS: &[&str] = &[
@@ -70,6 +79,9 @@ const TEXTS: &[&str] = &[
     "v1",
     "cors",
     "key-auth",
+    "HS256",
+    "RS256",
+    "sha256$00000000000000000000000000000000$0000000000000000000000000000000000000000000000000000000000000000",
     "10.0.0.1:80",
     "3f0c8a52-61b1-4e8b-9d55-0c2a7a5f1e01",
     "",
@@ -103,7 +115,7 @@ fn json() -> impl Strategy<Value = Value> {
 
 /// A document with the right version and random entity lists.
 fn document() -> impl Strategy<Value = Value> {
-    let kinds = prop::sample::subsequence(&KEYS[1..10], 0..=4);
+    let kinds = prop::sample::subsequence(&KEYS[1..14], 0..=4);
     (kinds, prop::collection::vec(json(), 4)).prop_map(|(kinds, values)| {
         let mut doc = Map::new();
         doc.insert("_format_version".into(), Value::String("3.0".into()));

@@ -785,6 +785,50 @@ impl PluginInstance {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_directory_finds_consumers_and_credentials_by_their_keys() {
+        let doc = serde_json::json!({
+            "_format_version": "3.0",
+            "consumers": [
+                {"username": "alice", "custom_id": "a-1",
+                 "keyauth_credentials": [{"key": "k1"}, {"key": "k2"}],
+                 "basicauth_credentials": [{"username": "al", "password": "pw"}],
+                 "acls": [{"group": "gold"}, {"group": "silver"}]},
+                {"custom_id": "no-name", "jwt_secrets": [{"key": "iss-1", "secret": "s"}]},
+            ],
+        });
+        let config = crate::entities::parse_value(&doc).unwrap();
+        let directory = Directory::new(&config);
+        let alice = config.consumers.iter().find(|c| c.username.as_deref() == Some("alice")).unwrap();
+        let found = directory.credential("keyauth_credentials", "k2").unwrap();
+        assert_eq!(
+            (found.consumer.id.clone(), found.consumer.name.clone()),
+            (alice.id.to_string(), Some("alice".into()))
+        );
+        let fields: serde_json::Value = serde_json::from_str(&found.fields).unwrap();
+        assert_eq!(fields["key"], "k2");
+        assert!(directory.credential("keyauth_credentials", "k3").is_none());
+        assert!(directory.credential("basicauth_credentials", "k1").is_none(), "kinds do not mix");
+        assert!(directory.credential("nope", "k1").is_none());
+        let basic = directory.credential("basicauth_credentials", "al").unwrap();
+        assert!(!basic.fields.contains("\"pw\""), "only the hash: {}", basic.fields);
+        let jwt = directory.credential("jwt_secrets", "iss-1").unwrap();
+        assert_eq!(jwt.consumer.name, None);
+        let groups: Vec<String> = directory
+            .credentials_of("acls", &alice.id.to_string())
+            .iter()
+            .map(|c| {
+                serde_json::from_str::<serde_json::Value>(&c.fields).unwrap()["group"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(groups.len(), 2);
+        assert!(groups.contains(&"gold".to_string()) && groups.contains(&"silver".to_string()));
+        assert!(directory.credentials_of("acls", "someone-else").is_empty());
+        assert_eq!(directory.consumer_by_id_or_username("alice").map(|c| c.id), Some(alice.id));
+        assert_eq!(directory.consumer_by_id_or_username(&alice.id.to_string()).map(|c| c.id), Some(alice.id));
+        assert!(directory.consumer_by_id_or_username("a-1").is_none(), "custom_id is not a username");
+    }
+
     /// The template plugin gateway/build.rs builds beside the bundled components.
     fn template() -> LoadedPlugin {
         let exe = std::env::current_exe().unwrap();
