@@ -24,7 +24,8 @@ const HEADERS_KEY: &str = "rate-limiting.headers";
 pub struct RateLimiting {
     limiter: Limiter,
     limit_by: LimitBy,
-    header_name: Option<String>,
+    /// `header_name`, and the same with `-` for `_` (Kong's header lookup takes either).
+    header_name: Option<(String, Option<String>)>,
     path: Option<String>,
     hide_client_headers: bool,
     error_code: u16,
@@ -52,7 +53,10 @@ impl Plugin for RateLimiting {
         Ok(RateLimiting {
             limiter: Limiter::new(&instance, config.limits(), !config.hide_client_headers),
             limit_by: config.limit_by,
-            header_name: config.header_name.map(|h| h.as_str().to_string()),
+            header_name: config.header_name.map(|h| {
+                let dashed = h.contains('_').then(|| h.replace('_', "-"));
+                (h.as_str().to_string(), dashed)
+            }),
             path: config.path,
             hide_client_headers: config.hide_client_headers,
             error_code: config.error_code,
@@ -88,16 +92,55 @@ impl Plugin for RateLimiting {
 
 impl RateLimiting {
     /// Kong's `get_identifier`: the entity `limit_by` names, else the client's address.
-    fn identifier(&self, req: &Request) -> String {
+    fn identifier(&self, client: &impl Client) -> String {
         let found = match self.limit_by {
             LimitBy::Ip => None,
-            LimitBy::Service => host::service().map(|s| s.id),
-            LimitBy::Consumer => host::consumer().map(|c| c.id).or_else(host::credential_id),
-            LimitBy::Credential => host::credential_id(),
-            LimitBy::Header => self.header_name.as_deref().and_then(|name| req.header(name)),
-            LimitBy::Path => Some(req.path()).filter(|path| Some(path) == self.path.as_ref()),
+            LimitBy::Service => client.service(),
+            LimitBy::Consumer => client.consumer().or_else(|| client.credential()),
+            LimitBy::Credential => client.credential(),
+            LimitBy::Header => self.header_name.as_ref().and_then(|(name, dashed)| {
+                client.header(name).or_else(|| dashed.as_deref().and_then(|dashed| client.header(dashed)))
+            }),
+            LimitBy::Path => Some(client.path()).filter(|path| Some(path) == self.path.as_ref()),
         };
-        found.unwrap_or_else(|| req.client_ip())
+        found.unwrap_or_else(|| client.ip())
+    }
+}
+
+/// What a request says about who sent it: the ids of its service, consumer and credential, its
+/// headers, path and address.
+trait Client {
+    fn service(&self) -> Option<String>;
+    fn consumer(&self) -> Option<String>;
+    fn credential(&self) -> Option<String>;
+    fn header(&self, name: &str) -> Option<String>;
+    fn path(&self) -> String;
+    fn ip(&self) -> String;
+}
+
+impl Client for Request {
+    fn service(&self) -> Option<String> {
+        host::service().map(|s| s.id)
+    }
+
+    fn consumer(&self) -> Option<String> {
+        host::consumer().map(|c| c.id)
+    }
+
+    fn credential(&self) -> Option<String> {
+        host::credential_id()
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        Request::header(self, name)
+    }
+
+    fn path(&self) -> String {
+        Request::path(self)
+    }
+
+    fn ip(&self) -> String {
+        self.client_ip()
     }
 }
 
@@ -205,6 +248,69 @@ mod tests {
         assert_eq!(header("RateLimit-Remaining"), Some("0"));
         assert_eq!(header("Content-Type"), Some(JSON));
         assert_eq!(Period::Second.window(now), (now, now + 1));
+    }
+
+    #[derive(Default)]
+    struct Known {
+        service: Option<&'static str>,
+        consumer: Option<&'static str>,
+        credential: Option<&'static str>,
+        header: Option<(&'static str, &'static str)>,
+    }
+
+    impl Client for Known {
+        fn service(&self) -> Option<String> {
+            self.service.map(str::to_string)
+        }
+        fn consumer(&self) -> Option<String> {
+            self.consumer.map(str::to_string)
+        }
+        fn credential(&self) -> Option<String> {
+            self.credential.map(str::to_string)
+        }
+        fn header(&self, name: &str) -> Option<String> {
+            self.header.filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.to_string())
+        }
+        fn path(&self) -> String {
+            "/limited".into()
+        }
+        fn ip(&self) -> String {
+            "10.0.0.1".into()
+        }
+    }
+
+    fn plugin(config: &str) -> RateLimiting {
+        RateLimiting::configure(gateway_pdk::config::parse_valid(config, config::validate).unwrap()).unwrap()
+    }
+
+    /// Kong's `get_identifier`, fall-backs included.
+    #[test]
+    fn what_each_limit_by_counts() {
+        let everything = Known {
+            service: Some("svc"),
+            consumer: Some("alice"),
+            credential: Some("cred"),
+            header: Some(("X-Client", "c1")),
+        };
+        let nothing = Known::default();
+        let cases = [
+            (r#"{"second": 1, "limit_by": "consumer"}"#, "alice", "10.0.0.1"),
+            (r#"{"second": 1, "limit_by": "credential"}"#, "cred", "10.0.0.1"),
+            (r#"{"second": 1, "limit_by": "service"}"#, "svc", "10.0.0.1"),
+            (r#"{"second": 1, "limit_by": "ip"}"#, "10.0.0.1", "10.0.0.1"),
+            (r#"{"second": 1, "limit_by": "header", "header_name": "x-client"}"#, "c1", "10.0.0.1"),
+            (r#"{"second": 1, "limit_by": "header", "header_name": "X_Client"}"#, "c1", "10.0.0.1"),
+            (r#"{"second": 1, "limit_by": "path", "path": "/limited"}"#, "/limited", "/limited"),
+            (r#"{"second": 1, "limit_by": "path", "path": "/other"}"#, "10.0.0.1", "10.0.0.1"),
+        ];
+        for (config, with_everything, with_nothing) in cases {
+            let plugin = plugin(config);
+            assert_eq!(plugin.identifier(&everything), with_everything, "{config}");
+            assert_eq!(plugin.identifier(&nothing), with_nothing, "{config}");
+        }
+        // A consumer-less request identified by a credential alone is counted by the credential.
+        let credential_only = Known { credential: Some("cred"), ..Known::default() };
+        assert_eq!(plugin(r#"{"second": 1}"#).identifier(&credential_only), "cred");
     }
 
     #[test]
