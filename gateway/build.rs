@@ -13,7 +13,17 @@ const BUNDLED: &[&str] = &["health", "router"];
 
 /// Crates of `plugins/` embedded in the binary as the bundled plugins (`plugins = bundled`); the crate
 /// name is the plugin's name.
-const BUNDLED_PLUGINS: &[&str] = &["correlation-id", "request-termination", "key-auth", "basic-auth", "acl"];
+const BUNDLED_PLUGINS: &[&str] = &[
+    "correlation-id",
+    "request-termination",
+    "key-auth",
+    "basic-auth",
+    "acl",
+    "ip-restriction",
+    "rate-limiting",
+    "request-size-limiting",
+    "cors",
+];
 
 /// Crates of `plugins/testing/` built alongside for the end-to-end tests, never embedded; they land in
 /// `<target dir>/wasm-plugins/wasm32-wasip2/release/`.

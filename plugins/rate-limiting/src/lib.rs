@@ -1,0 +1,322 @@
+//! Kong's `rate-limiting` plugin with its `local` policy: in `access`, each request is counted
+//! against the configured limits (per second, minute, hour, day, month, year) of the entity it is
+//! limited by (`limit_by`, with Kong's fall-backs to the client's address); past a limit it gets
+//! Kong's 429 `{"message":"API rate limit exceeded"}` with `Retry-After`, and every answer carries
+//! Kong's `RateLimit-*` and `X-RateLimit-*` headers unless `hide_client_headers`. Counters are the
+//! node's (`host::incr`), shared by its workers.
+
+mod calendar;
+mod config;
+mod limiter;
+
+use gateway_pdk::{Exit, FieldError, Flow, Phase, Plugin, Request, Response, host};
+use sha2::{Digest, Sha256};
+
+use config::{Config, LimitBy};
+use limiter::{Counters, Limiter};
+
+/// Kong's `Content-Type` for the JSON bodies it makes.
+const JSON: &str = "application/json; charset=utf-8";
+
+/// Where `access` leaves the headers for `header_filter` (Kong keeps them in `ngx.ctx`).
+const HEADERS_KEY: &str = "rate-limiting.headers";
+
+pub struct RateLimiting {
+    limiter: Limiter,
+    limit_by: LimitBy,
+    /// `header_name`, and the same with `-` for `_` (Kong's header lookup takes either).
+    header_name: Option<(String, Option<String>)>,
+    path: Option<String>,
+    hide_client_headers: bool,
+    error_code: u16,
+    /// The 429's body, made once.
+    error_body: Vec<u8>,
+}
+
+impl Plugin for RateLimiting {
+    type Config = Config;
+    const NAME: &'static str = "rate-limiting";
+    const PRIORITY: i32 = 910;
+    const PHASES: &'static [Phase] = &[Phase::Access, Phase::HeaderFilter];
+
+    fn validate(config: &Config) -> Vec<FieldError> {
+        config::validate(config)
+    }
+
+    fn configure(config: Config) -> Result<Self, String> {
+        // Kong names counters by the plugin entity's route and service; a plugin here is told only
+        // its configuration, so the configuration names them: instances configured alike share
+        // their counters (stricter than Kong, never looser).
+        let checked = serde_json::to_string(&config).map_err(|e| e.to_string())?;
+        let instance = limiter::hex(&Sha256::digest(checked.as_bytes())[..8]);
+        let message = config.error_message.clone().unwrap_or_else(|| default_message(config.error_code));
+        Ok(RateLimiting {
+            limiter: Limiter::new(&instance, config.limits(), !config.hide_client_headers),
+            limit_by: config.limit_by,
+            header_name: config.header_name.map(|h| {
+                let dashed = h.contains('_').then(|| h.replace('_', "-"));
+                (h.as_str().to_string(), dashed)
+            }),
+            path: config.path,
+            hide_client_headers: config.hide_client_headers,
+            error_code: config.error_code,
+            error_body: serde_json::json!({ "message": message }).to_string().into_bytes(),
+        })
+    }
+
+    fn access(&self, req: &Request) -> Result<Flow, String> {
+        let identifier = self.identifier(req);
+        let now = host::now().floor() as i64;
+        let verdict = self.limiter.check(&mut HostCounters, &identifier, now);
+        if !verdict.allowed {
+            return Ok(Flow::Respond(refusal(self.error_code, verdict.headers, &self.error_body)));
+        }
+        if !verdict.headers.is_empty() {
+            let encoded: Vec<String> = verdict.headers.iter().map(|(n, v)| format!("{n}:{v}")).collect();
+            host::ctx_set(HEADERS_KEY, &encoded.join("\n"));
+        }
+        Ok(Flow::Proceed)
+    }
+
+    fn header_filter(&self, _req: &Request, res: &Response) -> Result<(), String> {
+        if self.hide_client_headers {
+            return Ok(());
+        }
+        let Some(encoded) = host::ctx_get(HEADERS_KEY) else { return Ok(()) };
+        for (name, value) in encoded.lines().filter_map(|line| line.split_once(':')) {
+            res.set_header(name, value)?;
+        }
+        Ok(())
+    }
+}
+
+impl RateLimiting {
+    /// Kong's `get_identifier`: the entity `limit_by` names, else the client's address.
+    fn identifier(&self, client: &impl Client) -> String {
+        let found = match self.limit_by {
+            LimitBy::Ip => None,
+            LimitBy::Service => client.service(),
+            LimitBy::Consumer => client.consumer().or_else(|| client.credential()),
+            LimitBy::Credential => client.credential(),
+            LimitBy::Header => self.header_name.as_ref().and_then(|(name, dashed)| {
+                client.header(name).or_else(|| dashed.as_deref().and_then(|dashed| client.header(dashed)))
+            }),
+            LimitBy::Path => Some(client.path()).filter(|path| Some(path) == self.path.as_ref()),
+        };
+        found.unwrap_or_else(|| client.ip())
+    }
+}
+
+/// What a request says about who sent it: the ids of its service, consumer and credential, its
+/// headers, path and address.
+trait Client {
+    fn service(&self) -> Option<String>;
+    fn consumer(&self) -> Option<String>;
+    fn credential(&self) -> Option<String>;
+    fn header(&self, name: &str) -> Option<String>;
+    fn path(&self) -> String;
+    fn ip(&self) -> String;
+}
+
+impl Client for Request {
+    fn service(&self) -> Option<String> {
+        host::service().map(|s| s.id)
+    }
+
+    fn consumer(&self) -> Option<String> {
+        host::consumer().map(|c| c.id)
+    }
+
+    fn credential(&self) -> Option<String> {
+        host::credential_id()
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        Request::header(self, name)
+    }
+
+    fn path(&self) -> String {
+        Request::path(self)
+    }
+
+    fn ip(&self) -> String {
+        self.client_ip()
+    }
+}
+
+/// Kong's answer past a limit: the rate-limit headers and a JSON message.
+fn refusal(status: u16, mut headers: Vec<(String, String)>, body: &[u8]) -> Exit {
+    headers.push(("Content-Type".into(), JSON.into()));
+    Exit { status, headers, body: body.to_vec() }
+}
+
+/// The node's counters.
+struct HostCounters;
+
+impl Counters for HostCounters {
+    fn incr(&mut self, key: &str, delta: i64, window: u32) -> i64 {
+        host::incr(key, delta, window)
+    }
+}
+
+/// Kong's message for an error status, when `error_message` is null.
+fn default_message(status: u16) -> String {
+    let known = match status {
+        400 => "Bad request",
+        401 => "Unauthorized",
+        402 => "Payment required",
+        403 => "Forbidden",
+        404 => "Not found",
+        405 => "Method not allowed",
+        406 => "Not acceptable",
+        407 => "Proxy authentication required",
+        408 => "Request timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length required",
+        412 => "Precondition failed",
+        413 => "Payload too large",
+        414 => "URI too long",
+        415 => "Unsupported media type",
+        416 => "Range not satisfiable",
+        417 => "Expectation failed",
+        418 => "I'm a teapot",
+        421 => "Misdirected request",
+        422 => "Unprocessable entity",
+        423 => "Locked",
+        424 => "Failed dependency",
+        425 => "Too early",
+        426 => "Upgrade required",
+        428 => "Precondition required",
+        429 => "Too many requests",
+        431 => "Request header fields too large",
+        451 => "Unavailable for legal reasons",
+        494 => "Request header or cookie too large",
+        500 => "An unexpected error occurred",
+        501 => "Not implemented",
+        502 => "An invalid response was received from the upstream server",
+        503 => "The upstream server is currently unavailable",
+        504 => "The upstream server is timing out",
+        505 => "HTTP version not supported",
+        506 => "Variant also negotiates",
+        507 => "Insufficient storage",
+        508 => "Loop detected",
+        510 => "Not extended",
+        511 => "Network authentication required",
+        _ => return format!("The upstream server responded with {status}"),
+    };
+    known.to_string()
+}
+
+gateway_pdk::plugin!(RateLimiting);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calendar::Period;
+    use std::collections::HashMap;
+
+    struct Plain(HashMap<String, i64>);
+
+    impl Counters for Plain {
+        fn incr(&mut self, key: &str, delta: i64, _window: u32) -> i64 {
+            let value = self.0.entry(key.to_string()).or_default();
+            *value += delta;
+            *value
+        }
+    }
+
+    #[test]
+    fn limit_plus_one_gets_kongs_429() {
+        let config: Config = gateway_pdk::config::parse_valid(r#"{"second": 2}"#, config::validate).unwrap();
+        let message = config.error_message.clone().unwrap();
+        let limiter = Limiter::new("t", config.limits(), true);
+        let mut counters = Plain(HashMap::new());
+        let now = 1_700_000_000;
+        assert!(limiter.check(&mut counters, "ip", now).allowed);
+        assert!(limiter.check(&mut counters, "ip", now).allowed);
+        let verdict = limiter.check(&mut counters, "ip", now);
+        assert!(!verdict.allowed);
+        let body = serde_json::json!({ "message": message }).to_string();
+        let exit = refusal(config.error_code, verdict.headers, body.as_bytes());
+        assert_eq!(exit.status, 429);
+        assert_eq!(String::from_utf8(exit.body).unwrap(), r#"{"message":"API rate limit exceeded"}"#);
+        let header = |name: &str| exit.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        assert_eq!(header("Retry-After"), Some("1"));
+        assert_eq!(header("X-RateLimit-Limit-Second"), Some("2"));
+        assert_eq!(header("X-RateLimit-Remaining-Second"), Some("0"));
+        assert_eq!(header("RateLimit-Remaining"), Some("0"));
+        assert_eq!(header("Content-Type"), Some(JSON));
+        assert_eq!(Period::Second.window(now), (now, now + 1));
+    }
+
+    #[derive(Default)]
+    struct Known {
+        service: Option<&'static str>,
+        consumer: Option<&'static str>,
+        credential: Option<&'static str>,
+        header: Option<(&'static str, &'static str)>,
+    }
+
+    impl Client for Known {
+        fn service(&self) -> Option<String> {
+            self.service.map(str::to_string)
+        }
+        fn consumer(&self) -> Option<String> {
+            self.consumer.map(str::to_string)
+        }
+        fn credential(&self) -> Option<String> {
+            self.credential.map(str::to_string)
+        }
+        fn header(&self, name: &str) -> Option<String> {
+            self.header.filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.to_string())
+        }
+        fn path(&self) -> String {
+            "/limited".into()
+        }
+        fn ip(&self) -> String {
+            "10.0.0.1".into()
+        }
+    }
+
+    fn plugin(config: &str) -> RateLimiting {
+        RateLimiting::configure(gateway_pdk::config::parse_valid(config, config::validate).unwrap()).unwrap()
+    }
+
+    /// Kong's `get_identifier`, fall-backs included.
+    #[test]
+    fn what_each_limit_by_counts() {
+        let everything = Known {
+            service: Some("svc"),
+            consumer: Some("alice"),
+            credential: Some("cred"),
+            header: Some(("X-Client", "c1")),
+        };
+        let nothing = Known::default();
+        let cases = [
+            (r#"{"second": 1, "limit_by": "consumer"}"#, "alice", "10.0.0.1"),
+            (r#"{"second": 1, "limit_by": "credential"}"#, "cred", "10.0.0.1"),
+            (r#"{"second": 1, "limit_by": "service"}"#, "svc", "10.0.0.1"),
+            (r#"{"second": 1, "limit_by": "ip"}"#, "10.0.0.1", "10.0.0.1"),
+            (r#"{"second": 1, "limit_by": "header", "header_name": "x-client"}"#, "c1", "10.0.0.1"),
+            (r#"{"second": 1, "limit_by": "header", "header_name": "X_Client"}"#, "c1", "10.0.0.1"),
+            (r#"{"second": 1, "limit_by": "path", "path": "/limited"}"#, "/limited", "/limited"),
+            (r#"{"second": 1, "limit_by": "path", "path": "/other"}"#, "10.0.0.1", "10.0.0.1"),
+        ];
+        for (config, with_everything, with_nothing) in cases {
+            let plugin = plugin(config);
+            assert_eq!(plugin.identifier(&everything), with_everything, "{config}");
+            assert_eq!(plugin.identifier(&nothing), with_nothing, "{config}");
+        }
+        // A consumer-less request identified by a credential alone is counted by the credential.
+        let credential_only = Known { credential: Some("cred"), ..Known::default() };
+        assert_eq!(plugin(r#"{"second": 1}"#).identifier(&credential_only), "cred");
+    }
+
+    #[test]
+    fn kongs_messages_for_a_null_error_message() {
+        assert_eq!(default_message(429), "Too many requests");
+        assert_eq!(default_message(418), "I'm a teapot");
+        assert_eq!(default_message(499), "The upstream server responded with 499");
+    }
+}

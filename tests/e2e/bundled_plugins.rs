@@ -1,0 +1,362 @@
+//! Kong's everyday plugins, bundled as wasm components, through the real binary: one declarative
+//! file with consumers, their credentials and the plugins, served by a DB-less node and by a data
+//! plane fed the same file by its control plane, each answering every case as Kong does.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+
+use gateway_tests::{DbLess, EchoServer, Exchange, http_send, poll};
+use serde_json::{Value, json};
+
+use crate::hybrid::{SYNC_DEADLINE, cluster_dir, start_cp, start_dp};
+
+/// JWTs for the tests, signed with `openssl` (HS256 with a secret, RS256 with a key file).
+struct Tokens {
+    rsa_key: std::path::PathBuf,
+    rsa_public: String,
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn openssl(args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl runs");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+impl Tokens {
+    fn new(dir: &Path) -> Tokens {
+        let rsa_key = dir.join("jwt-rsa.key");
+        openssl(
+            &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", rsa_key.to_str().unwrap()],
+            b"",
+        );
+        let rsa_public =
+            String::from_utf8(openssl(&["pkey", "-in", rsa_key.to_str().unwrap(), "-pubout"], b"")).unwrap();
+        Tokens { rsa_key, rsa_public }
+    }
+
+    fn now() -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    }
+
+    fn hs256(&self, secret: &str, claims: Value) -> String {
+        let signing =
+            format!("{}.{}", b64url(br#"{"alg":"HS256","typ":"JWT"}"#), b64url(claims.to_string().as_bytes()));
+        let sig = openssl(&["dgst", "-sha256", "-hmac", secret, "-binary"], signing.as_bytes());
+        format!("{signing}.{}", b64url(&sig))
+    }
+
+    fn rs256(&self, claims: Value) -> String {
+        let signing =
+            format!("{}.{}", b64url(br#"{"alg":"RS256","typ":"JWT"}"#), b64url(claims.to_string().as_bytes()));
+        let sig = openssl(&["dgst", "-sha256", "-sign", self.rsa_key.to_str().unwrap(), "-binary"], signing.as_bytes());
+        format!("{signing}.{}", b64url(&sig))
+    }
+}
+
+/// The declarative file: every bundled plugin on a route of its own, and three consumers.
+fn kong_yml(echo: SocketAddr, tokens: &Tokens) -> String {
+    let rsa_public: String = tokens.rsa_public.lines().map(|l| format!("\n        {l}")).collect();
+    format!(
+        r#"_format_version: "3.0"
+services:
+- name: s
+  url: http://{echo}
+  routes:
+  - {{name: key, paths: [/key], plugins: [{{name: key-auth}}]}}
+  - {{name: key-hidden, paths: [/key-hidden], plugins: [{{name: key-auth, config: {{hide_credentials: true}}}}]}}
+  - {{name: key-anon, paths: [/key-anon], plugins: [{{name: key-auth, config: {{anonymous: guest}}}}]}}
+  - {{name: basic, paths: [/basic], plugins: [{{name: basic-auth}}]}}
+  - {{name: jwt, paths: [/jwt], plugins: [{{name: jwt}}]}}
+  - name: gold
+    paths: [/gold]
+    plugins: [{{name: key-auth}}, {{name: acl, config: {{allow: [gold]}}}}]
+  - name: not-silver
+    paths: [/not-silver]
+    plugins: [{{name: key-auth}}, {{name: acl, config: {{deny: [silver]}}}}]
+  - name: limited
+    paths: [/limited]
+    plugins: [{{name: key-auth}}, {{name: rate-limiting, config: {{hour: 3, limit_by: consumer}}}}]
+  - {{name: limited-ip, paths: [/limited-ip], plugins: [{{name: rate-limiting, config: {{hour: 2, limit_by: ip}}}}]}}
+  - {{name: per-second, paths: [/per-second], plugins: [{{name: rate-limiting, config: {{second: 1}}}}]}}
+  - name: ip
+    paths: [/ip]
+    plugins: [{{name: ip-restriction, config: {{allow: [10.0.0.0/8, "2001:db8::/32"]}}}}]
+  - name: ip-deny
+    paths: [/ip-deny]
+    plugins: [{{name: ip-restriction, config: {{deny: [10.1.2.3, "2001:db8::1"], status: 451, message: Go away}}}}]
+  - name: size
+    paths: [/size]
+    plugins: [{{name: request-size-limiting, config: {{allowed_payload_size: 1, size_unit: kilobytes}}}}]
+  - name: cors
+    paths: [/cors]
+    plugins:
+    - name: cors
+      config: {{origins: ["https://a.example"], credentials: true, max_age: 600, exposed_headers: [X-Exposed]}}
+  - name: rt
+    paths: [/rt]
+    plugins:
+    - name: request-transformer
+      config:
+        remove: {{headers: [x-drop], querystring: [drop]}}
+        rename: {{headers: ["x-old:x-new"]}}
+        replace: {{headers: ["x-rep:new"]}}
+        add: {{headers: ["x-added:yes"], querystring: ["added:1"], body: ["added:b"]}}
+        append: {{headers: ["x-app:2"]}}
+  - name: resp
+    paths: [/resp]
+    plugins:
+    - name: response-transformer
+      config:
+        remove: {{json: [port]}}
+        add: {{headers: ["x-resp:added"], json: ["extra:1"]}}
+consumers:
+- username: alice
+  custom_id: a-1
+  keyauth_credentials: [{{key: alice-key}}]
+  basicauth_credentials: [{{username: alice, password: s3cret}}]
+  jwt_secrets: [{{key: alice-iss, secret: alice-secret}}]
+  acls: [{{group: gold}}]
+- username: bob
+  keyauth_credentials: [{{key: bob-key}}]
+  jwt_secrets:
+  - key: bob-iss
+    algorithm: RS256
+    rsa_public_key: |{rsa_public}
+  acls: [{{group: silver}}]
+- username: guest
+"#
+    )
+}
+
+/// What the node needs besides the file: the client address from `X-Forwarded-For`, so one test
+/// client can be many.
+fn extra() -> Vec<String> {
+    vec!["trusted_ips = 127.0.0.1/32, ::1/128".into(), "real_ip_header = X-Forwarded-For".into()]
+}
+
+fn send(proxy: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Exchange {
+    http_send(proxy, method, path, headers, body.map(str::as_bytes)).unwrap()
+}
+
+fn get(proxy: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Exchange {
+    send(proxy, "GET", path, headers, None)
+}
+
+fn message(reply: &Exchange) -> Value {
+    reply.json()["message"].clone()
+}
+
+/// What the upstream saw of header `name`.
+fn upstream(reply: &Exchange, name: &str) -> Option<String> {
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.json()["headers"][name].as_str().map(str::to_string)
+}
+
+/// Every case, asserted against the node at `proxy` (a fresh one: the rate limits start at zero).
+fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
+    // key-auth: none, bad, good (the upstream sees who), in the query, hidden, anonymous.
+    let none = get(proxy, "/key", &[]);
+    assert_eq!((none.status, message(&none)), (401, json!("No API key found in request")), "{none:?}");
+    assert_eq!(none.header("www-authenticate"), Some("Key"));
+    let bad = get(proxy, "/key", &[("apikey", "nope")]);
+    assert_eq!((bad.status, message(&bad)), (401, json!("Unauthorized")), "{bad:?}");
+    let good = get(proxy, "/key", &[("apikey", "alice-key")]);
+    assert_eq!(upstream(&good, "x-consumer-username").as_deref(), Some("alice"));
+    assert_eq!(upstream(&good, "x-consumer-custom-id").as_deref(), Some("a-1"));
+    assert!(upstream(&good, "x-consumer-id").is_some_and(|id| id.len() == 36));
+    assert!(upstream(&good, "x-credential-identifier").is_some());
+    assert_eq!(upstream(&good, "x-anonymous-consumer"), None);
+    assert_eq!(upstream(&good, "apikey").as_deref(), Some("alice-key"), "kept unless hide_credentials");
+    let query = get(proxy, "/key?apikey=bob-key", &[]);
+    assert_eq!(upstream(&query, "x-consumer-username").as_deref(), Some("bob"));
+    let hidden = get(proxy, "/key-hidden?apikey=alice-key&x=1", &[]);
+    assert_eq!(upstream(&hidden, "x-consumer-username").as_deref(), Some("alice"));
+    assert_eq!(hidden.json()["path"], "/key-hidden?x=1", "the key left the query");
+    let hidden = get(proxy, "/key-hidden", &[("apikey", "alice-key")]);
+    assert_eq!(upstream(&hidden, "apikey"), None, "the key left the headers");
+    let anon = get(proxy, "/key-anon", &[]);
+    assert_eq!(upstream(&anon, "x-consumer-username").as_deref(), Some("guest"));
+    assert_eq!(upstream(&anon, "x-anonymous-consumer").as_deref(), Some("true"));
+    let forged = get(proxy, "/key", &[("apikey", "bob-key"), ("X-Consumer-Username", "alice")]);
+    assert_eq!(upstream(&forged, "x-consumer-username").as_deref(), Some("bob"), "a client cannot forge who it is");
+
+    // basic-auth.
+    let basic = |user_pass: &str| {
+        let encoded = openssl(&["base64", "-A"], user_pass.as_bytes());
+        let value = format!("Basic {}", String::from_utf8(encoded).unwrap());
+        get(proxy, "/basic", &[("Authorization", &value)])
+    };
+    let good = basic("alice:s3cret");
+    assert_eq!(upstream(&good, "x-consumer-username").as_deref(), Some("alice"));
+    let wrong = basic("alice:guess");
+    assert_eq!((wrong.status, message(&wrong)), (401, json!("Unauthorized")), "{wrong:?}");
+    assert_eq!(wrong.header("www-authenticate"), Some(r#"Basic realm="service""#));
+    assert_eq!(get(proxy, "/basic", &[]).status, 401);
+
+    // jwt: HS256 and RS256, good, expired, wrong signature, unknown key.
+    let exp = Tokens::now() + 600;
+    let bearer = |token: String| get(proxy, "/jwt", &[("Authorization", &format!("Bearer {token}"))]);
+    let good = bearer(tokens.hs256("alice-secret", json!({"iss": "alice-iss", "exp": exp})));
+    assert_eq!(upstream(&good, "x-consumer-username").as_deref(), Some("alice"));
+    let good = bearer(tokens.rs256(json!({"iss": "bob-iss", "exp": exp})));
+    assert_eq!(upstream(&good, "x-consumer-username").as_deref(), Some("bob"));
+    let in_query = get(proxy, &format!("/jwt?jwt={}", tokens.hs256("alice-secret", json!({"iss": "alice-iss"}))), &[]);
+    assert_eq!(upstream(&in_query, "x-consumer-username").as_deref(), Some("alice"));
+    let expired = bearer(tokens.hs256("alice-secret", json!({"iss": "alice-iss", "exp": Tokens::now() - 60})));
+    assert_eq!((expired.status, expired.json()["exp"].clone()), (401, json!("token expired")), "{expired:?}");
+    let forged = bearer(tokens.hs256("not-the-secret", json!({"iss": "alice-iss", "exp": exp})));
+    assert_eq!((forged.status, message(&forged)), (401, json!("Invalid signature")), "{forged:?}");
+    let unknown = bearer(tokens.hs256("x", json!({"iss": "nobody", "exp": exp})));
+    assert_eq!(
+        (unknown.status, message(&unknown)),
+        (401, json!("No credentials found for given 'iss'")),
+        "{unknown:?}"
+    );
+    let confused = bearer(tokens.hs256(&tokens.rsa_public, json!({"iss": "bob-iss", "exp": exp})));
+    assert_eq!((confused.status, message(&confused)), (401, json!("Invalid algorithm")), "{confused:?}");
+    assert_eq!(get(proxy, "/jwt", &[]).status, 401);
+
+    // acl: allow and deny by group; the upstream sees the groups.
+    let gold = get(proxy, "/gold", &[("apikey", "alice-key")]);
+    assert_eq!(upstream(&gold, "x-consumer-groups").as_deref(), Some("gold"));
+    let refused = get(proxy, "/gold", &[("apikey", "bob-key")]);
+    assert_eq!((refused.status, message(&refused)), (403, json!("You cannot consume this service")), "{refused:?}");
+    assert_eq!(get(proxy, "/not-silver", &[("apikey", "alice-key")]).status, 200);
+    assert_eq!(get(proxy, "/not-silver", &[("apikey", "bob-key")]).status, 403);
+
+    // rate-limiting: per consumer, then per ip, each counted on its own.
+    for i in 1..=3 {
+        let ok = get(proxy, "/limited", &[("apikey", "alice-key")]);
+        assert_eq!(ok.status, 200, "request {i}: {ok:?}");
+        assert_eq!(ok.header("x-ratelimit-limit-hour"), Some("3"));
+        assert_eq!(ok.header("ratelimit-remaining"), Some((3 - i).to_string().as_str()));
+    }
+    let limited = get(proxy, "/limited", &[("apikey", "alice-key")]);
+    assert_eq!((limited.status, message(&limited)), (429, json!("API rate limit exceeded")), "{limited:?}");
+    assert_eq!(limited.header("x-ratelimit-remaining-hour"), Some("0"));
+    assert!(limited.header("retry-after").and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| s <= 3600));
+    assert!(limited.header("ratelimit-reset").is_some());
+    assert_eq!(get(proxy, "/limited", &[("apikey", "bob-key")]).status, 200, "bob has his own count");
+    for _ in 0..2 {
+        assert_eq!(get(proxy, "/limited-ip", &[("X-Forwarded-For", "10.9.9.9")]).status, 200);
+    }
+    assert_eq!(get(proxy, "/limited-ip", &[("X-Forwarded-For", "10.9.9.9")]).status, 429);
+    assert_eq!(get(proxy, "/limited-ip", &[("X-Forwarded-For", "10.9.9.10")]).status, 200, "another address");
+    // A window that ends lets requests through again.
+    let mut limited = false;
+    for _ in 0..50 {
+        if get(proxy, "/per-second", &[]).status == 429 {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "two requests within one second get a 429");
+    poll("the next second's window to let a request through", gateway_tests::DEADLINE, || {
+        (get(proxy, "/per-second", &[]).status == 200).then_some(())
+    });
+
+    // ip-restriction, v4 and v6.
+    let from = |path: &str, ip: &str| get(proxy, path, &[("X-Forwarded-For", ip)]);
+    assert_eq!(from("/ip", "10.1.2.3").status, 200);
+    assert_eq!(from("/ip", "2001:db8::7").status, 200);
+    let outside = from("/ip", "192.0.2.1");
+    assert_eq!((outside.status, message(&outside)), (403, json!("IP address not allowed: 192.0.2.1")), "{outside:?}");
+    assert_eq!(from("/ip", "2001:db9::1").status, 403);
+    let denied = from("/ip-deny", "2001:db8::1");
+    assert_eq!((denied.status, message(&denied)), (451, json!("Go away")), "{denied:?}");
+    assert_eq!(from("/ip-deny", "10.1.2.4").status, 200);
+
+    // request-size-limiting.
+    assert_eq!(send(proxy, "POST", "/size", &[], Some(&"x".repeat(1000))).status, 200);
+    let large = send(proxy, "POST", "/size", &[], Some(&"x".repeat(2000)));
+    assert_eq!((large.status, message(&large)), (413, json!("Request size limit exceeded")), "{large:?}");
+
+    // cors: a preflight answered by the gateway, a simple request decorated.
+    let preflight = send(
+        proxy,
+        "OPTIONS",
+        "/cors",
+        &[("Origin", "https://a.example"), ("Access-Control-Request-Method", "PUT")],
+        None,
+    );
+    assert_eq!(preflight.status, 200, "{preflight:?}");
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("https://a.example"));
+    assert_eq!(preflight.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(preflight.header("access-control-max-age"), Some("600"));
+    assert!(preflight.header("access-control-allow-methods").is_some_and(|m| m.contains("PUT")));
+    let simple = get(proxy, "/cors", &[("Origin", "https://a.example")]);
+    assert_eq!(simple.header("access-control-allow-origin"), Some("https://a.example"));
+    assert_eq!(simple.header("access-control-expose-headers"), Some("X-Exposed"));
+    let other = get(proxy, "/cors", &[("Origin", "https://evil.example")]);
+    assert_eq!(other.status, 200);
+    assert_ne!(other.header("access-control-allow-origin"), Some("https://evil.example"));
+
+    // request-transformer: each operation.
+    let rt = send(
+        proxy,
+        "POST",
+        "/rt?drop=1&keep=2",
+        &[("x-drop", "1"), ("x-old", "moved"), ("x-rep", "old"), ("x-app", "1"), ("Content-Type", "application/json")],
+        Some(r#"{"a":1}"#),
+    );
+    assert_eq!(upstream(&rt, "x-drop"), None);
+    assert_eq!(upstream(&rt, "x-new").as_deref(), Some("moved"));
+    assert_eq!(upstream(&rt, "x-old"), None);
+    assert_eq!(upstream(&rt, "x-rep").as_deref(), Some("new"));
+    assert_eq!(upstream(&rt, "x-added").as_deref(), Some("yes"));
+    assert_eq!(upstream(&rt, "x-app").as_deref(), Some("1, 2"));
+    let path = rt.json()["path"].as_str().unwrap().to_string();
+    assert!(path.contains("keep=2") && path.contains("added=1") && !path.contains("drop"), "{path}");
+    let sent: Value = serde_json::from_str(rt.json()["body"].as_str().unwrap()).unwrap();
+    assert_eq!(sent, json!({"a": 1, "added": "b"}));
+
+    // response-transformer: a header added, the JSON body edited (and its length with it).
+    let resp = get(proxy, "/resp", &[]);
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert_eq!(resp.header("x-resp"), Some("added"));
+    let body = resp.json();
+    assert!(body.get("port").is_none() && body["extra"] == "1" && body["path"] == "/resp", "{body}");
+}
+
+#[test]
+fn a_dbless_node_and_a_data_plane_fed_the_same_file_answer_as_kong() {
+    let echo = EchoServer::start();
+    let dir = cluster_dir();
+    let tokens = Tokens::new(dir.path());
+    let yaml = kong_yml(echo.addr, &tokens);
+
+    let node = DbLess::start(&yaml, &extra());
+    answers_as_kong(node.proxy, &tokens);
+
+    let cp = start_cp(dir.path(), gateway_tests::free_port());
+    let posted =
+        http_send(cp.admin, "POST", "/config", &[("Content-Type", "text/yaml")], Some(yaml.as_bytes())).unwrap();
+    assert_eq!(posted.status, 201, "{posted:?}");
+    let dp = start_dp(dir.path(), "dp", cp.cluster, &extra());
+    poll("the data plane to serve the file", SYNC_DEADLINE, || {
+        (get(dp.proxy, "/key", &[]).status == 401).then_some(())
+    });
+    answers_as_kong(dp.proxy, &tokens);
+}
