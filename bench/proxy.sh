@@ -69,7 +69,8 @@ nginx -p "$work/upstream" -c "$work/upstream/nginx.conf" & pids+=($!); upstream_
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" & pids+=($!); nginx_pid=$!
 
 mkdir -p "$work/gateway"
-# /p1 runs one plugin (template), /p3 three (template, correlation-id, noop); / runs none.
+# /p1 runs one plugin (template), /p3 three (template, correlation-id, noop); / runs none. /ka runs
+# key-auth, /rl rate-limiting (a limit no run reaches), /ka-rl both: Kong's published cost of that pair.
 cat >"$work/gateway/kong.yml" <<EOF
 _format_version: "3.0"
 services:
@@ -88,6 +89,25 @@ services:
     - name: template
     - name: correlation-id
     - name: noop
+  - name: key-auth
+    paths: [/ka]
+    plugins:
+    - name: key-auth
+  - name: rate-limiting
+    paths: [/rl]
+    plugins:
+    - name: rate-limiting
+      config: {hour: 1000000000, limit_by: ip}
+  - name: key-auth-rate-limiting
+    paths: [/ka-rl]
+    plugins:
+    - name: key-auth
+    - name: rate-limiting
+      config: {hour: 1000000000, limit_by: consumer}
+consumers:
+- username: bench
+  keyauth_credentials:
+  - key: bench-key
 EOF
 cat >"$work/gateway/kong.conf" <<EOF
 database = off
@@ -106,6 +126,7 @@ wait_for "http://127.0.0.1:$UPSTREAM/"
 wait_for "http://127.0.0.1:$NGINX/"
 wait_for "http://127.0.0.1:$GW/"
 wait_for "http://127.0.0.1:$GW/p3"
+wait_for "http://127.0.0.1:$GW/rl"
 
 # CPU ticks (user + system) of a process and its children that are still running (nginx workers).
 ticks() {
@@ -119,11 +140,12 @@ HZ=$(getconf CLK_TCK)
 
 results="$work/results"
 : >"$results"
-run() { # NAME PORT PID_OF_THE_PROCESS_UNDER_TEST [PATH]
-  local before after out rps requests p99 errors url="http://127.0.0.1:$2${4:-/}"
-  wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d 2s "$url" >/dev/null # warm-up: connections, pools, caches
+run() { # NAME PORT PID_OF_THE_PROCESS_UNDER_TEST [PATH] [HEADER]
+  local before after out rps requests p99 errors url="http://127.0.0.1:$2${4:-/}" header=()
+  [ -n "${5:-}" ] && header=(-H "$5")
+  wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d 2s "${header[@]}" "$url" >/dev/null # warm-up: connections, pools, caches
   before=$(ticks "$3")
-  out=$(wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "${SECONDS_PER_RUN}s" --latency "$url")
+  out=$(wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "${SECONDS_PER_RUN}s" --latency "${header[@]}" "$url")
   after=$(ticks "$3")
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   requests=$(awk '/ requests in / {print $1}' <<<"$out")
@@ -142,6 +164,9 @@ for round in $(seq "$ROUNDS"); do
   run gateway "$GW" "$gateway_pid"
   run gw+1plugin "$GW" "$gateway_pid" /p1
   run gw+3plugins "$GW" "$gateway_pid" /p3
+  run gw+ka "$GW" "$gateway_pid" /ka "apikey: bench-key"
+  run gw+rl "$GW" "$gateway_pid" /rl
+  run gw+ka+rl "$GW" "$gateway_pid" /ka-rl "apikey: bench-key"
 done
 
 median() { # NAME COLUMN
@@ -153,6 +178,9 @@ rps_direct=$(median direct 2); rps_nginx=$(median nginx 2); rps_gateway=$(median
 cpu_direct=$(median direct 4); cpu_nginx=$(median nginx 4); cpu_gateway=$(median gateway 4)
 rps_p1=$(median gw+1plugin 2); rps_p3=$(median gw+3plugins 2)
 cpu_p1=$(median gw+1plugin 4); cpu_p3=$(median gw+3plugins 4)
+rps_ka=$(median gw+ka 2); rps_rl=$(median gw+rl 2); rps_karl=$(median gw+ka+rl 2)
+cpu_ka=$(median gw+ka 4); cpu_rl=$(median gw+rl 4); cpu_karl=$(median gw+ka+rl 4)
+minus() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", a - b}'; }
 errors=$(awk '{n += $5} END {print n + 0}' "$results")
 
 section="$work/section.md"
@@ -174,11 +202,15 @@ section="$work/section.md"
   echo "| gateway | $rps_gateway | $cpu_gateway |"
   echo "| gateway, 1 plugin (template) | $rps_p1 | $cpu_p1 |"
   echo "| gateway, 3 plugins (template, correlation-id, noop) | $rps_p3 | $cpu_p3 |"
+  echo "| gateway, key-auth | $rps_ka | $cpu_ka |"
+  echo "| gateway, rate-limiting (local) | $rps_rl | $cpu_rl |"
+  echo "| gateway, key-auth + rate-limiting | $rps_karl | $cpu_karl |"
   echo
   echo "- gateway ÷ nginx throughput: **$(ratio "$rps_gateway" "$rps_nginx")** (target ≥ 0.8)"
   echo "- gateway ÷ nginx CPU per request: **$(ratio "$cpu_gateway" "$cpu_nginx")** (lower is better)"
   echo "- gateway ÷ direct throughput: $(ratio "$rps_gateway" "$rps_direct")"
   echo "- plugins: 1 plugin costs $(awk -v a="$cpu_p1" -v b="$cpu_gateway" 'BEGIN {printf "%.1f", a - b}') µs CPU per request, 3 plugins $(awk -v a="$cpu_p3" -v b="$cpu_gateway" 'BEGIN {printf "%.1f", a - b}') µs ($(awk -v a="$cpu_p3" -v b="$cpu_gateway" 'BEGIN {printf "%.1f", (a - b) / 3}') µs per plugin; target ≤ 5); throughput with 1 and 3 plugins ÷ without: $(ratio "$rps_p1" "$rps_gateway"), $(ratio "$rps_p3" "$rps_gateway"). The router call alone: the \"Router call\" section; one plugin call alone: \"Plugin call\"."
+  echo "- Kong's everyday pair: key-auth costs $(minus "$cpu_ka" "$cpu_gateway") µs CPU per request, rate-limiting $(minus "$cpu_rl" "$cpu_gateway") µs, both $(minus "$cpu_karl" "$cpu_gateway") µs (target ≤ 5 per plugin); throughput with both ÷ without plugins: **$(ratio "$rps_karl" "$rps_gateway")** (target ≥ 0.80: Kong loses 24–26 % to this pair), ÷ nginx: $(ratio "$rps_karl" "$rps_nginx"); key-auth alone $(ratio "$rps_ka" "$rps_gateway"), rate-limiting alone $(ratio "$rps_rl" "$rps_gateway")."
   echo "- failed requests (non-2xx or socket errors) over all runs: $errors"
   echo
   echo "Every run (name, requests/s, p99 latency, CPU µs/request, errors):"

@@ -113,6 +113,24 @@ fn credentials_are_served_nested_and_top_level_with_kongs_errors() {
     assert_eq!(get(other.admin, &format!("/key-auths/{key}")).json()["key"], json!(key), "by key at the top level too");
     assert_eq!(get(other.admin, &format!("/consumers/alice/key-auth/{key}")).json()["key"], json!(key));
 
+    // Kong's `no_consumer`: an authentication plugin (or cors) cannot be scoped to a consumer.
+    let nested = http_json(node.admin, "POST", "/consumers/bob/plugins", &json!({"name": "key-auth"}));
+    assert_eq!(nested.status, 400, "{nested:?}");
+    assert!(
+        nested.json()["fields"]["consumer"].as_str().unwrap().contains("cannot be applied to a consumer"),
+        "{nested:?}"
+    );
+    let flat = http_json(node.admin, "POST", "/plugins", &json!({"name": "cors", "consumer": {"username": "bob"}}));
+    assert_eq!(flat.status, 400, "{flat:?}");
+    assert!(flat.json()["fields"]["consumer"].is_string(), "{flat:?}");
+    let limit = http_json(
+        node.admin,
+        "POST",
+        "/consumers/bob/plugins",
+        &json!({"name": "rate-limiting", "config": {"minute": 5}}),
+    );
+    assert_eq!(limit.status, 201, "a rate limit per consumer is fine: {limit:?}");
+
     // Deleting the consumer deletes its credentials, of every kind.
     assert_eq!(http_request(node.admin, "DELETE", "/consumers/alice", &[]).unwrap().status, 204);
     assert!(data(&get(node.admin, "/key-auths").json()).is_empty());

@@ -254,7 +254,7 @@ pub const KEYS: &[Key] = &[
         name: "plugins",
         default: Some("bundled"),
         kind: "list of `bundled`, `off` or plugin names",
-        doc: "The plugins this node offers. A data plane reports them (with their versions) to its control plane, which sends configuration only to data planes that offer every plugin the configuration uses. `bundled` stands for the plugins built into the gateway (`correlation-id`, `request-termination`); any other name must be a component `NAME.wasm` in `wasm_plugins_path`.",
+        doc: "The plugins this node offers. A data plane reports them (with their versions) to its control plane, which sends configuration only to data planes that offer every plugin the configuration uses. `bundled` stands for the plugins built into the gateway (listed in docs/plugins.md: `acl`, `basic-auth`, `correlation-id`, `cors`, `ip-restriction`, `jwt`, `key-auth`, `rate-limiting`, `request-size-limiting`, `request-termination`, `request-transformer`, `response-transformer`); any other name must be a component `NAME.wasm` in `wasm_plugins_path`.",
     },
     Key {
         name: "wasm_plugins_path",

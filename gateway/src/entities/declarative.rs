@@ -756,6 +756,13 @@ impl<'r> Builder<'r> {
                     not_enabled(&name),
                     ErrorKind::PluginNotRunnable { plugin: name.clone() },
                 ),
+                Some(schema) if !schema.consumer_scope() && links[2].is_some() => {
+                    // Kong's `no_consumer`: the plugin runs before a consumer is known.
+                    self.errors.push(
+                        obj.path_of("consumer"),
+                        format!("plugin '{name}' cannot be applied to a consumer: value must be null"),
+                    );
+                }
                 Some(schema) => match schema.check(&config) {
                     Ok(checked) => config = checked,
                     Err(errors) => {

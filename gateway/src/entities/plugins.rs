@@ -32,6 +32,11 @@ pub trait PluginSchema: Send + Sync {
     fn priority(&self) -> i32 {
         0
     }
+
+    /// Whether an entity of it may be scoped to a consumer (false: Kong's `no_consumer`).
+    fn consumer_scope(&self) -> bool {
+        true
+    }
 }
 
 /// Kong's `/plugins/schema/{name}` answer for `schema`, as far as a plugin's configuration check

@@ -4,6 +4,11 @@
 //! the digest being SHA-256(salt ‖ password). A fast hash, as Kong's (SHA-1 salted with the
 //! consumer id): it is checked on every request, and the configuration that holds it also holds
 //! keys and JWT secrets in clear, so it must be kept secret either way (docs/security.md).
+//!
+//! Kong's own stored form, 40 lowercase hex digits (SHA-1 of the password and the consumer's id), is
+//! kept as it is too, so a configuration exported from Kong moves here with its passwords working
+//! (the `basic-auth` plugin checks both forms). A clear password that happens to look like one is
+//! then not usable as given: the check fails closed.
 
 use sha2::{Digest, Sha256};
 
@@ -54,8 +59,17 @@ pub fn hash_password(password: &str) -> String {
     format!("{PREFIX}{salt}${}", digest(&salt, password))
 }
 
-/// Whether `value` is already a stored hash (a configuration exported and read back in keeps it).
+/// Whether `value` is already a stored hash, ours or Kong's (a configuration exported and read back
+/// in keeps it).
 pub fn is_password_hash(value: &str) -> bool {
+    is_ours(value) || is_kongs(value)
+}
+
+fn is_kongs(value: &str) -> bool {
+    value.len() == 40 && value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn is_ours(value: &str) -> bool {
     let Some(rest) = value.strip_prefix(PREFIX) else { return false };
     let Some((salt, digest)) = rest.split_once('$') else { return false };
     let lower_hex = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
@@ -64,7 +78,7 @@ pub fn is_password_hash(value: &str) -> bool {
 
 /// Whether `password` is the one `stored` was made from (in constant time over the digest).
 pub fn verify_password(stored: &str, password: &str) -> bool {
-    if !is_password_hash(stored) {
+    if !is_ours(stored) {
         return false;
     }
     let (salt, expected) = stored[PREFIX.len()..].split_once('$').unwrap_or_default();
@@ -94,5 +108,9 @@ mod tests {
         assert!(!verify_password(&stored, "s3cret "));
         assert!(!verify_password("s3cret", "s3cret"), "a clear password is never a stored one");
         assert!(!is_password_hash("sha256$abc$def"));
+        let kong = "0b9c2625dc21ef05f6ad4ddf47c5f203837aa32c";
+        assert!(is_password_hash(kong), "Kong's SHA-1 form is kept");
+        assert!(!is_password_hash(&kong.to_uppercase()));
+        assert!(!is_password_hash(&kong[1..]));
     }
 }

@@ -26,7 +26,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::gateway::api::types::{
-    Body, ConsumerInfo, Credential, Descriptor, EntityRef, FieldError, Flow, LogLevel, Phase, Protocol,
+    Body, ConsumerInfo, Credential, Descriptor, EntityRef, FieldError, Flow, LogLevel, Phase, PluginEntity, Protocol,
 };
 use crate::proxy::phases::BodyState;
 
@@ -92,6 +92,8 @@ pub struct ResponseHandle {
 #[derive(Debug, Default)]
 pub struct CallContext {
     pub plugin: String,
+    /// The plugin entity the call runs for.
+    pub entity: Option<Arc<PluginEntity>>,
     pub route: Option<EntityRef>,
     pub service: Option<EntityRef>,
     pub consumer: Option<EntityRef>,
@@ -172,13 +174,49 @@ impl Directory {
 /// with TTLs, both bounded.
 #[derive(Debug, Default)]
 pub struct NodeShared {
-    counters: Mutex<HashMap<String, (i64, Instant)>>,
-    values: Mutex<HashMap<String, (Vec<u8>, Instant)>>,
+    counters: Mutex<Bounded<i64>>,
+    values: Mutex<Bounded<Vec<u8>>>,
+}
+
+/// Entries with an expiry, at most [`SHARED_CAPACITY`] of them. When full, expired entries are
+/// swept, at most once a second (a sweep walks them all; under a flood of new keys it must not run
+/// per request).
+#[derive(Debug)]
+struct Bounded<T> {
+    entries: HashMap<String, (T, Instant)>,
+    swept: Option<Instant>,
+    /// When the node last said it was full (said at most once a minute).
+    warned: Option<Instant>,
+}
+
+impl<T> Default for Bounded<T> {
+    fn default() -> Self {
+        Bounded { entries: HashMap::new(), swept: None, warned: None }
+    }
+}
+
+impl<T> Bounded<T> {
+    /// Whether `key` may be added (or is there): false when full even after a sweep.
+    fn room_for(&mut self, key: &str, now: Instant, what: &str) -> bool {
+        if self.entries.len() < SHARED_CAPACITY || self.entries.contains_key(key) {
+            return true;
+        }
+        if self.swept.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+            self.swept = Some(now);
+            self.entries.retain(|_, (_, until)| *until > now);
+        }
+        let room = self.entries.len() < SHARED_CAPACITY;
+        if !room && self.warned.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
+            self.warned = Some(now);
+            tracing::warn!(capacity = SHARED_CAPACITY, "the plugins' shared {what} are full: new ones are not kept");
+        }
+        room
+    }
 }
 
 /// Entries kept at most; past it, expired entries are swept and, if that is not enough, the
-/// write is dropped (a counter then restarts from zero), so no plugin can grow the node's memory
-/// without bound.
+/// write is dropped (a new counter then answers `i64::MAX`, so a limit on it fails closed), so no
+/// plugin can grow the node's memory without bound.
 const SHARED_CAPACITY: usize = 100_000;
 /// The largest value the key-value store keeps.
 const MAX_VALUE: usize = 64 * 1024;
@@ -187,13 +225,10 @@ impl NodeShared {
     fn incr(&self, key: String, delta: i64, window: Duration) -> i64 {
         let now = Instant::now();
         let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        if counters.len() >= SHARED_CAPACITY && !counters.contains_key(&key) {
-            counters.retain(|_, (_, until)| *until > now);
-            if counters.len() >= SHARED_CAPACITY {
-                return delta;
-            }
+        if !counters.room_for(&key, now, "counters") {
+            return i64::MAX;
         }
-        let entry = counters.entry(key).or_insert((0, now + window));
+        let entry = counters.entries.entry(key).or_insert((0, now + window));
         if entry.1 <= now {
             *entry = (0, now + window);
         }
@@ -203,7 +238,7 @@ impl NodeShared {
 
     fn get(&self, key: &str) -> Option<Vec<u8>> {
         let values = self.values.lock().unwrap_or_else(|p| p.into_inner());
-        values.get(key).filter(|(_, until)| *until > Instant::now()).map(|(v, _)| v.clone())
+        values.entries.get(key).filter(|(_, until)| *until > Instant::now()).map(|(v, _)| v.clone())
     }
 
     fn set(&self, key: String, value: Vec<u8>, ttl: Duration) {
@@ -212,13 +247,9 @@ impl NodeShared {
         }
         let now = Instant::now();
         let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
-        if values.len() >= SHARED_CAPACITY && !values.contains_key(&key) {
-            values.retain(|_, (_, until)| *until > now);
-            if values.len() >= SHARED_CAPACITY {
-                return;
-            }
+        if values.room_for(&key, now, "values") {
+            values.entries.insert(key, (value, now + ttl));
         }
-        values.insert(key, (value, now + ttl));
     }
 }
 
@@ -463,6 +494,10 @@ impl self::gateway::api::host::Host for Sandbox {
         }
     }
 
+    fn entity(&mut self) -> Option<PluginEntity> {
+        self.plugin.call.entity.as_deref().cloned()
+    }
+
     fn route(&mut self) -> Option<EntityRef> {
         self.plugin.call.route.clone()
     }
@@ -576,6 +611,7 @@ impl LoadedPlugin {
                 priority: 0,
                 phases: Vec::new(),
                 protocols: Vec::new(),
+                consumer_scope: true,
             },
             engine,
             pre,
@@ -880,7 +916,12 @@ mod tests {
         for i in 0..SHARED_CAPACITY {
             shared.incr(format!("k{i}"), 1, Duration::from_secs(60));
         }
-        assert_eq!(shared.incr("one-more".into(), 7, Duration::from_secs(60)), 7);
-        assert_eq!(shared.counters.lock().unwrap().len(), SHARED_CAPACITY);
+        assert_eq!(
+            shared.incr("one-more".into(), 7, Duration::from_secs(60)),
+            i64::MAX,
+            "a counter the node cannot keep is over any limit (fails closed)"
+        );
+        assert_eq!(shared.counters.lock().unwrap().entries.len(), SHARED_CAPACITY);
+        assert_eq!(shared.incr("k1".into(), 1, Duration::from_secs(60)), 2, "the ones kept still count");
     }
 }

@@ -28,6 +28,10 @@ pub struct RunInput {
     /// shape, with their credentials nested (`keyauth_credentials`, `basicauth_credentials`,
     /// `jwt_secrets`, `acls`).
     pub consumers: Vec<serde_json::Value>,
+    /// The consumer (id or username, one of `consumers`) an earlier plugin already identified,
+    /// and the credential id it named.
+    pub consumer: Option<String>,
+    pub credential: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,8 +179,26 @@ pub fn run(runtime: &WasmRuntime, name: &str, wasm: &[u8], input: RunInput) -> R
         let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
         RunError::Input(errors.join("; "))
     })?;
+    let directory = Arc::new(Directory::new(&entities));
+    let consumer = match &input.consumer {
+        None => None,
+        Some(key) => {
+            let found = directory
+                .consumer_by_id_or_username(key)
+                .ok_or_else(|| RunError::Input(format!("consumer {key:?} is not one of `consumers`")))?;
+            Some(super::plugin::EntityRef { id: found.id.to_string(), name: found.username.clone() })
+        }
+    };
     let call = CallContext {
-        directory: Some(Arc::new(Directory::new(&entities))),
+        entity: Some(Arc::new(super::plugin::PluginEntity {
+            id: uuid::Uuid::nil().to_string(),
+            route: None,
+            service: None,
+            consumer: None,
+        })),
+        consumer,
+        credential: input.credential.clone(),
+        directory: Some(directory),
         logs: Some(Vec::new()),
         ..CallContext::default()
     };

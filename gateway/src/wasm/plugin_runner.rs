@@ -26,8 +26,8 @@ use hyper::{HeaderMap, StatusCode};
 use uuid::Uuid;
 
 use super::plugin::{
-    CallContext, Directory, EntityRef, Flow as WasmFlow, LoadedPlugin, NodeShared, Phase as WasmPhase, PluginFailure,
-    PluginInstance, RequestHandle, ResponseHandle,
+    CallContext, Directory, EntityRef, Flow as WasmFlow, LoadedPlugin, NodeShared, Phase as WasmPhase, PluginEntity,
+    PluginFailure, PluginInstance, RequestHandle, ResponseHandle,
 };
 use super::plugin_set::Limits;
 use crate::entities::{Config, PluginProtocol};
@@ -245,11 +245,34 @@ impl Configured {
     }
 }
 
-/// A plugin entity as a request may meet it: its configured plugin and its protocols.
+/// A plugin entity as a request may meet it: its configured plugin, its protocols, and what it
+/// tells the plugin about itself.
 #[derive(Clone)]
 struct Entry {
     configured: Arc<Configured>,
     protocols: Vec<PluginProtocol>,
+    entity: Arc<PluginEntity>,
+}
+
+impl Entry {
+    fn running(&self) -> Running {
+        Running { configured: self.configured.clone(), entity: self.entity.clone() }
+    }
+}
+
+/// A plugin a request runs: its configured plugin and its entity.
+#[derive(Clone)]
+pub struct Running {
+    configured: Arc<Configured>,
+    entity: Arc<PluginEntity>,
+}
+
+impl std::ops::Deref for Running {
+    type Target = Configured;
+
+    fn deref(&self) -> &Configured {
+        &self.configured
+    }
 }
 
 /// Where a plugin entity applies: `(consumer, route, service)`, each `None` when not scoped to one.
@@ -319,7 +342,13 @@ impl WasmPhases {
             let (_, slot) =
                 by_name.entry(&entity.name).or_insert_with(|| (priority, Slot { entries: HashMap::new(), levels: 0 }));
             slot.levels |= 1 << level_of(&scope);
-            slot.entries.insert(scope, Entry { configured: c, protocols: entity.protocols.clone() });
+            let about = Arc::new(PluginEntity {
+                id: entity.id.to_string(),
+                route: entity.route.map(|r| r.id.to_string()),
+                service: entity.service.map(|r| r.id.to_string()),
+                consumer: entity.consumer.map(|r| r.id.to_string()),
+            });
+            slot.entries.insert(scope, Entry { configured: c, protocols: entity.protocols.clone(), entity: about });
         }
         let mut ordered: Vec<(&str, i32, Slot)> = by_name.into_iter().map(|(n, (p, s))| (n, p, s)).collect();
         ordered.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
@@ -363,7 +392,7 @@ impl WasmPhases {
         phase: Phase,
         ctx: &mut RequestContext,
         req: &mut request::Parts,
-        mut next: impl FnMut(&RequestContext) -> Option<Option<Arc<Configured>>>,
+        mut next: impl FnMut(&RequestContext) -> Option<Option<Running>>,
     ) -> Result<Flow, PhaseError> {
         let wasm_phase = if phase == Phase::Rewrite { WasmPhase::Rewrite } else { WasmPhase::Access };
         // Made on the first call: a route none of whose plugins runs in this phase pays nothing.
@@ -391,6 +420,7 @@ impl WasmPhases {
             }
             let handle = handle.get_or_insert_with(|| request_handle(ctx, req));
             let call = call.get_or_insert_with(|| self.call_context(ctx));
+            call.entity = Some(c.entity.clone());
             let error = |reason: &str| PhaseError {
                 plugin: c.name().to_string(),
                 phase,
@@ -399,7 +429,7 @@ impl WasmPhases {
             };
             let mut asked_again = false;
             let flow = loop {
-                match c.call(phase, call, |i| i.request_phase(wasm_phase, handle)) {
+                match c.configured.call(phase, call, |i| i.request_phase(wasm_phase, handle)) {
                     Ok(WasmFlow::ReadBody(max))
                         if matches!(handle.body, BodyState::Unread) && handle.new_body.is_none() =>
                     {
@@ -461,7 +491,7 @@ impl WasmPhases {
         Ok(flow)
     }
 
-    fn list(ctx: &RequestContext) -> &[Arc<Configured>] {
+    fn list(ctx: &RequestContext) -> &[Running] {
         ctx.plugins.as_deref().map_or(&[], |p| p.list.as_slice())
     }
 }
@@ -470,7 +500,7 @@ impl WasmPhases {
 /// response, for the later phases.
 #[derive(Default)]
 pub struct RequestPlugins {
-    list: Vec<Arc<Configured>>,
+    list: Vec<Running>,
     request: Option<RequestHandle>,
     response: Option<ResponseHandle>,
     /// Where a phase stopped to read the body.
@@ -483,7 +513,7 @@ struct Resume {
     /// Plugins (`next` calls) passed before the one that asked.
     skip: usize,
     /// The plugins resolved so far.
-    list: Vec<Arc<Configured>>,
+    list: Vec<Running>,
 }
 
 /// What one plugin's `rewrite` or `access` call decided.
@@ -511,7 +541,7 @@ impl PhaseRunner for WasmPhases {
         let mut globals = self.globals.iter();
         self.request_phase(Phase::Rewrite, ctx, req, |_| {
             let entry = globals.next()?;
-            Some(entry.protocols.contains(&protocol).then(|| entry.configured.clone()))
+            Some(entry.protocols.contains(&protocol).then(|| entry.running()))
         })
     }
 
@@ -523,7 +553,7 @@ impl PhaseRunner for WasmPhases {
         self.request_phase(Phase::Access, ctx, req, |ctx| {
             let slot = slots.next()?;
             let entry = slot.resolve(ctx.consumer.as_ref().map(|c| c.id), route, service);
-            Some(entry.filter(|e| e.protocols.contains(&protocol)).map(|e| e.configured.clone()))
+            Some(entry.filter(|e| e.protocols.contains(&protocol)).map(Entry::running))
         })
     }
 
@@ -534,7 +564,10 @@ impl PhaseRunner for WasmPhases {
         let mut call = self.call_context(ctx);
         let mut outcome = Ok(());
         for c in state.list.iter().filter(|c| c.phases.has(Phase::HeaderFilter)) {
-            if let Err(e) = c.call(Phase::HeaderFilter, &mut call, |i| i.header_filter(&mut request, &mut response)) {
+            call.entity = Some(c.entity.clone());
+            if let Err(e) =
+                c.configured.call(Phase::HeaderFilter, &mut call, |i| i.header_filter(&mut request, &mut response))
+            {
                 outcome = Err(e);
                 break;
             }
@@ -559,7 +592,8 @@ impl PhaseRunner for WasmPhases {
         let mut call = self.call_context(ctx);
         let mut outcome = Ok(());
         for c in state.list.iter().filter(|c| c.phases.has(Phase::BodyFilter)) {
-            match c.call(Phase::BodyFilter, &mut call, |i| i.body_filter(&mut response, chunk, eof)) {
+            call.entity = Some(c.entity.clone());
+            match c.configured.call(Phase::BodyFilter, &mut call, |i| i.body_filter(&mut response, chunk, eof)) {
                 Ok(out) => *chunk = Bytes::from(out),
                 Err(e) => {
                     outcome = Err(e);
@@ -582,7 +616,8 @@ impl PhaseRunner for WasmPhases {
         });
         let mut call = self.call_context(ctx);
         for c in state.list.iter().filter(|c| c.phases.has(Phase::Log)) {
-            if let Err(error) = c.call(Phase::Log, &mut call, |i| i.log(&mut request, &mut response)) {
+            call.entity = Some(c.entity.clone());
+            if let Err(error) = c.configured.call(Phase::Log, &mut call, |i| i.log(&mut request, &mut response)) {
                 let route = ctx.route().map(|r| r.name.clone().unwrap_or_else(|| r.id.to_string()));
                 if error.fault == Fault::Unavailable {
                     tracing::debug!(route = route.as_deref().unwrap_or("none"), %error, "log phase skipped");

@@ -205,4 +205,8 @@ impl PluginSchema for Schema {
     fn priority(&self) -> i32 {
         self.0.descriptor.priority
     }
+
+    fn consumer_scope(&self) -> bool {
+        self.0.descriptor.consumer_scope
+    }
 }

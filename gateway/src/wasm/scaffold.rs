@@ -8,6 +8,7 @@ use crate::certs::{GenCertError, write_new};
 
 const PDK_LIB: &str = include_str!("../../../plugins/pdk/src/lib.rs");
 const PDK_CONFIG: &str = include_str!("../../../plugins/pdk/src/config.rs");
+const PDK_AUTH: &str = include_str!("../../../plugins/pdk/src/auth.rs");
 const TEMPLATE_LIB: &str = include_str!("../../../plugins/template/src/lib.rs");
 const TEMPLATE_TESTS: &str = include_str!("../../../plugins/template/tests/plugin.rs");
 const TESTKIT_LIB: &str = include_str!("../../../plugins/testkit/src/lib.rs");
@@ -114,6 +115,7 @@ pub fn files(name: &str) -> Vec<(&'static str, String)> {
         ("pdk/Cargo.toml", pdk_manifest),
         ("pdk/src/lib.rs", PDK_LIB.replace("path: \"../../wit\"", "path: \"wit\"")),
         ("pdk/src/config.rs", PDK_CONFIG.to_string()),
+        ("pdk/src/auth.rs", PDK_AUTH.to_string()),
         ("pdk/wit/plugin.wit", CONTRACT.to_string()),
         ("tests/plugin.rs", TEMPLATE_TESTS.to_string()),
         ("testkit/Cargo.toml", testkit_manifest),

@@ -37,6 +37,8 @@ impl Plugin for Acl {
     const NAME: &'static str = "acl";
     const PRIORITY: i32 = 950;
     const PHASES: &'static [Phase] = &[Phase::Access];
+    /// Kong's `no_consumer`.
+    const CONSUMER_SCOPE: bool = false;
 
     fn validate(config: &Config) -> Vec<FieldError> {
         let mut errors = Vec::new();

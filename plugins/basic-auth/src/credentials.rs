@@ -47,9 +47,16 @@ pub fn parse(value: &str) -> Option<Given> {
     Some(Given { username, password: decoded[colon + 1..].to_vec() })
 }
 
-/// Whether `password` is the one `stored` was made from. A stored value of any other form never
-/// matches.
-pub fn verify(stored: &str, password: &[u8]) -> bool {
+/// Whether `password` is the one `stored` was made from: the gateway's `sha256$salt$digest`, or
+/// Kong's own hash, kept from a Kong export (40 hex digits: SHA-1(password ‖ consumer id)). A
+/// stored value of any other form never matches.
+pub fn verify(stored: &str, password: &[u8], consumer_id: &str) -> bool {
+    if stored.len() == 40 && stored.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        let mut sha = sha1::Sha1::new();
+        sha.update(password);
+        sha.update(consumer_id.as_bytes());
+        return hex(&sha.finalize()).as_bytes().ct_eq(stored.as_bytes()).into();
+    }
     let Some((salt, expected)) = stored.strip_prefix("sha256$").and_then(|rest| rest.split_once('$')) else {
         return false;
     };
@@ -126,6 +133,8 @@ mod tests {
         assert_eq!(parse(&format!("Basic {}", "A".repeat(MAX_ENCODED + 4))), None);
     }
 
+    const CONSUMER: &str = "5d0bc0ad-0000-4000-8000-000000000001";
+
     #[test]
     fn stored_passwords_verify() {
         let salt = "0123456789abcdef0123456789abcdef";
@@ -133,12 +142,23 @@ mod tests {
         sha.update(salt.as_bytes());
         sha.update(b"s3cret");
         let stored = format!("sha256${salt}${}", hex(&sha.finalize()));
-        assert!(verify(&stored, b"s3cret"));
-        assert!(!verify(&stored, b"s3cret "));
-        assert!(!verify(&stored, b""));
-        assert!(!verify("s3cret", b"s3cret"), "a clear password is never a stored one");
-        assert!(!verify("sha256$x$y", b"s3cret"));
-        assert!(!verify(&stored.to_uppercase(), b"s3cret"));
+        assert!(verify(&stored, b"s3cret", CONSUMER));
+        assert!(!verify(&stored, b"s3cret ", CONSUMER));
+        assert!(!verify(&stored, b"", CONSUMER));
+        assert!(!verify("s3cret", b"s3cret", CONSUMER), "a clear password is never a stored one");
+        assert!(!verify("sha256$x$y", b"s3cret", CONSUMER));
+        assert!(!verify(&stored.to_uppercase(), b"s3cret", CONSUMER));
+    }
+
+    #[test]
+    fn kongs_own_hashes_verify_with_the_consumer_id() {
+        // Kong's basic-auth: sha1(password .. consumer_id), hex.
+        let mut sha = sha1::Sha1::new();
+        sha.update(format!("s3cret{CONSUMER}").as_bytes());
+        let kong = hex(&sha.finalize());
+        assert!(verify(&kong, b"s3cret", CONSUMER));
+        assert!(!verify(&kong, b"s3cret", "another-consumer"));
+        assert!(!verify(&kong, kong.as_bytes(), CONSUMER), "the hash itself is not the password");
     }
 
     proptest! {
@@ -146,7 +166,7 @@ mod tests {
         fn hostile_values_never_panic(value in ".{0,300}") {
             let _ = parse(&value);
             let _ = parse(&format!("Basic {value}"));
-            let _ = verify(&value, value.as_bytes());
+            let _ = verify(&value, value.as_bytes(), &value);
         }
 
         #[test]

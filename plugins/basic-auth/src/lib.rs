@@ -42,6 +42,8 @@ impl Plugin for BasicAuth {
     const NAME: &'static str = "basic-auth";
     const PRIORITY: i32 = 1100;
     const PHASES: &'static [Phase] = &[Phase::Access];
+    /// Kong's `no_consumer`.
+    const CONSUMER_SCOPE: bool = false;
 
     fn validate(config: &Config) -> Vec<FieldError> {
         let mut errors = Vec::new();
@@ -108,7 +110,7 @@ impl BasicAuth {
         let (credential, given) = found?;
         let stored = serde_json::from_str::<serde_json::Value>(&credential.fields).ok()?;
         let stored = stored.get("password")?.as_str()?;
-        credentials::verify(stored, &given.password).then_some((credential, given.username))
+        credentials::verify(stored, &given.password, &credential.consumer.id).then_some((credential, given.username))
     }
 
     fn read(&self, req: &Request, name: &str, value: Option<String>) -> Option<Given> {

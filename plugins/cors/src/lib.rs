@@ -109,6 +109,8 @@ impl Plugin for Cors {
     const NAME: &'static str = "cors";
     const PRIORITY: i32 = 2000;
     const PHASES: &'static [Phase] = &[Phase::Access, Phase::HeaderFilter];
+    /// Kong's `no_consumer`.
+    const CONSUMER_SCOPE: bool = false;
 
     fn validate(config: &Config) -> Vec<FieldError> {
         validate(config)

@@ -96,6 +96,8 @@ impl Plugin for KeyAuth {
     const NAME: &'static str = "key-auth";
     const PRIORITY: i32 = 1250;
     const PHASES: &'static [Phase] = &[Phase::Access];
+    /// Kong's `no_consumer`.
+    const CONSUMER_SCOPE: bool = false;
 
     fn validate(config: &Config) -> Vec<FieldError> {
         let mut errors = Vec::new();

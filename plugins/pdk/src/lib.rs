@@ -22,7 +22,8 @@ pub use config::HeaderName;
 pub use gateway::api::host;
 pub use gateway::api::http::{Request, Response};
 pub use gateway::api::types::{
-    Body, ConsumerInfo, Credential, Descriptor, EntityRef, Exit, FieldError, Flow, LogLevel, Phase, Protocol,
+    Body, ConsumerInfo, Credential, Descriptor, EntityRef, Exit, FieldError, Flow, LogLevel, Phase, PluginEntity,
+    Protocol,
 };
 
 /// A plugin: what it is, its configuration, and what it does in the phases it declares in
@@ -35,6 +36,10 @@ pub trait Plugin: Sized + 'static {
     const PHASES: &'static [Phase];
     /// Kong's default for plugins: every HTTP protocol.
     const PROTOCOLS: &'static [Protocol] = &[Protocol::Grpc, Protocol::Grpcs, Protocol::Http, Protocol::Https];
+    /// Whether a plugin entity may be scoped to a consumer. `false` is Kong's `no_consumer`, for
+    /// plugins that run before a consumer is known (authentication) or that a consumer cannot
+    /// sensibly change (`cors`): such an entity is refused when written.
+    const CONSUMER_SCOPE: bool = true;
 
     /// The configuration: a serde type with `#[serde(default, deny_unknown_fields)]` and a
     /// `Default` holding the defaults. The kit checks a plugin entity's `config` by reading it into
@@ -83,6 +88,7 @@ pub fn __descriptor<P: Plugin>(version: &str) -> Descriptor {
         priority: P::PRIORITY,
         phases: P::PHASES.to_vec(),
         protocols: P::PROTOCOLS.to_vec(),
+        consumer_scope: P::CONSUMER_SCOPE,
     }
 }
 

@@ -168,14 +168,16 @@ impl Plugin {
     /// The component this crate builds (`cargo build --release`), refused if any file under
     /// `src/` is newer than it, so a test never runs yesterday's plugin.
     pub fn built() -> Result<Plugin, Error> {
-        let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").ok_or_else(|| {
-            Error::NotBuilt("CARGO_MANIFEST_DIR is not set: run the tests with cargo".into())
-        })?);
+        let manifest = PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .ok_or_else(|| Error::NotBuilt("CARGO_MANIFEST_DIR is not set: run the tests with cargo".into()))?,
+        );
         let name = std::env::var("CARGO_PKG_NAME").unwrap_or_default().replace('-', "_");
         let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| manifest.join("target"), PathBuf::from);
         let wasm = target.join("wasm32-wasip2/release").join(format!("{name}.wasm"));
-        let built = modified(&wasm)
-            .ok_or_else(|| Error::NotBuilt(format!("{} is missing: run `cargo build --release` first", wasm.display())))?;
+        let built = modified(&wasm).ok_or_else(|| {
+            Error::NotBuilt(format!("{} is missing: run `cargo build --release` first", wasm.display()))
+        })?;
         if let Some(newer) = newest(&manifest.join("src")).filter(|(t, _)| *t > built) {
             return Err(Error::NotBuilt(format!(
                 "{} is newer than {}: run `cargo build --release` first",
@@ -200,6 +202,25 @@ impl Plugin {
     /// `{"username": "alice", "keyauth_credentials": [{"key": "k1"}]}`).
     pub fn run_with_consumers(&self, config: Value, request: Request, consumers: Value) -> Result<Outcome, Error> {
         self.run_input(json!({"config": config, "request": request.input, "consumers": consumers}))
+    }
+
+    /// Runs `request` as if an earlier plugin had already identified `consumer` (an id or
+    /// username of one of `consumers`) with the credential `credential` (an id).
+    pub fn run_as(
+        &self,
+        config: Value,
+        request: Request,
+        consumers: Value,
+        consumer: &str,
+        credential: Option<&str>,
+    ) -> Result<Outcome, Error> {
+        self.run_input(json!({
+            "config": config,
+            "request": request.input,
+            "consumers": consumers,
+            "consumer": consumer,
+            "credential": credential,
+        }))
     }
 
     /// Runs `request`; the upstream answers with `status`, `headers` and `body`.
