@@ -13,7 +13,7 @@ const BUNDLED: &[&str] = &["health", "router"];
 
 /// Crates of `plugins/` embedded in the binary as the bundled plugins (`plugins = bundled`); the crate
 /// name is the plugin's name.
-const BUNDLED_PLUGINS: &[&str] = &["correlation-id", "request-termination", "jwt", "request-transformer"];
+const BUNDLED_PLUGINS: &[&str] = &["correlation-id", "request-termination", "jwt", "request-transformer", "response-transformer"];
 
 /// Crates of `plugins/testing/` built alongside for the end-to-end tests, never embedded; they land in
 /// `<target dir>/wasm-plugins/wasm32-wasip2/release/`.
