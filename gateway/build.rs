@@ -23,6 +23,9 @@ const BUNDLED_PLUGINS: &[&str] = &[
     "rate-limiting",
     "request-size-limiting",
     "cors",
+    "jwt",
+    "request-transformer",
+    "response-transformer",
 ];
 
 /// Crates of `plugins/testing/` built alongside for the end-to-end tests, never embedded; they land in
