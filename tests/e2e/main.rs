@@ -3,6 +3,7 @@
 mod admin;
 mod admin_compat;
 mod admin_hardening;
+mod bundled_plugins;
 mod check;
 mod cluster_stalls;
 mod compile_cache;

@@ -165,9 +165,15 @@ fn the_guest_crates_unit_tests_pass() {
         "request-size-limiting",
         "-p",
         "cors",
+        "-p",
+        "jwt",
+        "-p",
+        "request-transformer",
+        "-p",
+        "response-transformer",
     ];
     let out = cargo(&root.join("plugins"), &target, &channel, &args);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.matches("test result: ok.").count() >= 10, "{text}");
+    assert!(text.matches("test result: ok.").count() >= 13, "{text}");
 }

@@ -155,6 +155,8 @@ impl Plugin for JwtAuth {
     const NAME: &'static str = "jwt";
     const PRIORITY: i32 = 1450;
     const PHASES: &'static [Phase] = &[Phase::Access];
+    /// Kong's `no_consumer`.
+    const CONSUMER_SCOPE: bool = false;
 
     fn validate(config: &Config) -> Vec<FieldError> {
         validate(config)
