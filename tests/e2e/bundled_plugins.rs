@@ -88,7 +88,7 @@ services:
   - {{name: key-hidden, paths: [/key-hidden], plugins: [{{name: key-auth, config: {{hide_credentials: true}}}}]}}
   - {{name: key-anon, paths: [/key-anon], plugins: [{{name: key-auth, config: {{anonymous: guest}}}}]}}
   - {{name: basic, paths: [/basic], plugins: [{{name: basic-auth}}]}}
-  - {{name: jwt, paths: [/jwt], plugins: [{{name: jwt}}]}}
+  - {{name: jwt, paths: [/jwt], plugins: [{{name: jwt, config: {{claims_to_verify: [exp]}}}}]}}
   - name: gold
     paths: [/gold]
     plugins: [{{name: key-auth}}, {{name: acl, config: {{allow: [gold]}}}}]
@@ -222,7 +222,8 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
     assert_eq!(upstream(&good, "x-consumer-username").as_deref(), Some("alice"));
     let good = bearer(tokens.rs256(json!({"iss": "bob-iss", "exp": exp})));
     assert_eq!(upstream(&good, "x-consumer-username").as_deref(), Some("bob"));
-    let in_query = get(proxy, &format!("/jwt?jwt={}", tokens.hs256("alice-secret", json!({"iss": "alice-iss"}))), &[]);
+    let in_query =
+        get(proxy, &format!("/jwt?jwt={}", tokens.hs256("alice-secret", json!({"iss": "alice-iss", "exp": exp}))), &[]);
     assert_eq!(upstream(&in_query, "x-consumer-username").as_deref(), Some("alice"));
     let expired = bearer(tokens.hs256("alice-secret", json!({"iss": "alice-iss", "exp": Tokens::now() - 60})));
     assert_eq!((expired.status, expired.json()["exp"].clone()), (401, json!("token expired")), "{expired:?}");
@@ -236,6 +237,8 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
     );
     let confused = bearer(tokens.hs256(&tokens.rsa_public, json!({"iss": "bob-iss", "exp": exp})));
     assert_eq!((confused.status, message(&confused)), (401, json!("Invalid algorithm")), "{confused:?}");
+    let no_exp = bearer(tokens.hs256("alice-secret", json!({"iss": "alice-iss"})));
+    assert_eq!((no_exp.status, no_exp.json()["exp"].clone()), (401, json!("must be a number")), "{no_exp:?}");
     assert_eq!(get(proxy, "/jwt", &[]).status, 401);
 
     // acl: allow and deny by group; the upstream sees the groups.
@@ -337,7 +340,7 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
     assert_eq!(resp.status, 200, "{resp:?}");
     assert_eq!(resp.header("x-resp"), Some("added"));
     let body = resp.json();
-    assert!(body.get("port").is_none() && body["extra"] == "1" && body["path"] == "/resp", "{body}");
+    assert!(body.get("port").is_none() && body["extra"] == "1" && body["method"] == "GET", "{body}");
 }
 
 #[test]

@@ -566,9 +566,28 @@ pub fn http_send(
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("no status line in {head:?}")))?;
-    let headers =
+    let headers: Vec<(String, String)> =
         lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_string(), v.trim().to_string())).collect();
-    Ok(Exchange { status, headers, body: body.to_string() })
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked"));
+    let body = if chunked { dechunk(body)? } else { body.to_string() };
+    Ok(Exchange { status, headers, body })
+}
+
+/// A chunked body's data.
+fn dechunk(mut raw: &str) -> std::io::Result<String> {
+    let bad = || std::io::Error::other("a malformed chunked body");
+    let mut out = String::new();
+    loop {
+        let (size, rest) = raw.split_once("\r\n").ok_or_else(bad)?;
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or_default().trim(), 16).map_err(|_| bad())?;
+        if size == 0 {
+            return Ok(out);
+        }
+        out.push_str(rest.get(..size).ok_or_else(bad)?);
+        raw = rest.get(size..).and_then(|r| r.strip_prefix("\r\n")).ok_or_else(bad)?;
+    }
 }
 
 /// Connects to `addr`, sends nothing, and returns how long the server kept the connection open
