@@ -101,6 +101,10 @@ enum PluginCommand {
         /// The input as JSON, or `-` to read it from stdin.
         #[arg(long, value_name = "JSON", default_value = "{}")]
         input: String,
+        /// Keep the compiled component in DIR/wasm-cache (as a node does in its prefix), so the
+        /// next run of the same file starts at once.
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
     },
 }
 
@@ -259,7 +263,9 @@ fn main() -> ExitCode {
         },
         Command::Cluster { command: ClusterCommand::Check { conf } } => cluster_check(&conf),
         Command::Plugin { command: PluginCommand::Check { file, config } } => plugin_check(&file, config.as_deref()),
-        Command::Plugin { command: PluginCommand::Run { file, input } } => plugin_run(&file, &input),
+        Command::Plugin { command: PluginCommand::Run { file, input, cache } } => {
+            plugin_run(&file, &input, cache.as_deref())
+        }
         Command::Plugin { command: PluginCommand::New { name } } => {
             match gateway::wasm::scaffold::new(Path::new("."), &name) {
                 Ok(root) => {
@@ -356,7 +362,7 @@ fn plugin_check(file: &Path, config: Option<&str>) -> ExitCode {
     }
 }
 
-fn plugin_run(file: &Path, input: &str) -> ExitCode {
+fn plugin_run(file: &Path, input: &str, cache: Option<&Path>) -> ExitCode {
     let input = if input == "-" {
         let mut text = String::new();
         if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
@@ -370,9 +376,19 @@ fn plugin_run(file: &Path, input: &str) -> ExitCode {
         Ok(input) => input,
         Err(e) => return fail(&format!("the input is not what `gateway plugin run` takes: {e}")),
     };
-    let (wasm, runtime) = match component(file) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
+    let wasm = match std::fs::read(file) {
+        Ok(wasm) => wasm,
+        Err(e) => return fail(&format!("cannot read {}: {e}", file.display())),
+    };
+    let runtime = match cache {
+        Some(dir) => std::fs::create_dir_all(dir)
+            .map_err(|e| gateway::wasm::WasmError::Engine(format!("cannot create {}: {e}", dir.display())))
+            .and_then(|()| gateway::wasm::WasmRuntime::with_cache(dir)),
+        None => gateway::wasm::WasmRuntime::new(),
+    };
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&e.to_string()),
     };
     match gateway::wasm::plugin_run::run(&runtime, &file.display().to_string(), &wasm, input) {
         Ok(output) => {

@@ -1,6 +1,6 @@
-//! acl alone, through the gateway's plugin host (`gateway plugin run`): what it does when no
-//! authentication plugin ran, and its configuration checks. With consumers identified by key-auth
-//! and basic-auth, see `gateway.rs`.
+//! acl through the gateway's plugin host (`gateway plugin run`): with a consumer an earlier
+//! authentication plugin identified (`Plugin::run_as`), without one, and its configuration checks.
+//! Behind key-auth on the real binary: the e2e test `bundled_plugins`.
 
 use gateway_plugin_test::{Plugin, Request};
 use serde_json::{Value, json};
@@ -44,4 +44,54 @@ fn check_config_refuses_what_kong_refuses_and_what_cannot_be_honoured() {
     let exported =
         json!({"allow": ["a"], "deny": null, "hide_groups_header": false, "always_use_authenticated_groups": false});
     assert_eq!(plugin.check(exported.clone()).unwrap().unwrap(), exported);
+}
+
+fn consumers() -> Value {
+    json!([
+        {"username": "alice", "acls": [{"group": "users"}, {"group": "admins"}]},
+        {"username": "dave", "acls": [{"group": "banned"}, {"group": "users"}]},
+        {"username": "carol"},
+    ])
+}
+
+#[test]
+fn allow_and_deny_go_by_the_consumers_groups_and_the_upstream_sees_them() {
+    let plugin = Plugin::built().unwrap();
+    let run = |config: Value, who: &str| plugin.run_as(config, Request::get("/"), consumers(), who, None).unwrap();
+
+    let admins = run(json!({"allow": ["admins"]}), "alice");
+    assert_eq!(admins.error, None);
+    let groups = admins.upstream_header("x-consumer-groups").expect("groups upstream");
+    let mut groups: Vec<&str> = groups.split(", ").collect();
+    groups.sort_unstable();
+    assert_eq!(groups, ["admins", "users"]);
+
+    for (config, who) in [(json!({"allow": ["admins"]}), "dave"), (json!({"deny": ["banned"]}), "dave")] {
+        let refused = run(config, who);
+        let exit = refused.exit.expect("refused");
+        assert_eq!(exit.status, Some(403));
+        assert_eq!(exit.body.as_deref(), Some(r#"{"message":"You cannot consume this service"}"#));
+    }
+    assert!(run(json!({"deny": ["banned"]}), "alice").request.is_some());
+    // No groups at all: not in any allow list (Kong: 403 when a credential identified the
+    // consumer, 401 when none did); not in a deny list either.
+    let with_credential =
+        plugin.run_as(json!({"allow": ["users"]}), Request::get("/"), consumers(), "carol", Some("cred")).unwrap();
+    assert_eq!(with_credential.exit.and_then(|e| e.status), Some(403));
+    assert_eq!(run(json!({"allow": ["users"]}), "carol").exit.and_then(|e| e.status), Some(401));
+    assert!(run(json!({"deny": ["banned"]}), "carol").request.is_some());
+
+    let hidden = run(json!({"allow": ["users"], "hide_groups_header": true}), "alice");
+    assert_eq!(hidden.upstream_header("x-consumer-groups"), None);
+}
+
+#[test]
+fn a_clients_own_groups_header_never_reaches_the_upstream() {
+    let plugin = Plugin::built().unwrap();
+    let forged = Request::get("/").header("X-Consumer-Groups", "admins");
+    let outcome = plugin
+        .run_as(json!({"deny": ["banned"], "hide_groups_header": true}), forged, consumers(), "carol", None)
+        .unwrap();
+    assert!(outcome.request.is_some(), "{outcome:?}");
+    assert_eq!(outcome.upstream_header("x-consumer-groups"), None);
 }

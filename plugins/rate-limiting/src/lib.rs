@@ -10,7 +10,6 @@ mod config;
 mod limiter;
 
 use gateway_pdk::{Exit, FieldError, Flow, Phase, Plugin, Request, Response, host};
-use sha2::{Digest, Sha256};
 
 use config::{Config, LimitBy};
 use limiter::{Counters, Limiter};
@@ -44,14 +43,11 @@ impl Plugin for RateLimiting {
     }
 
     fn configure(config: Config) -> Result<Self, String> {
-        // Kong names counters by the plugin entity's route and service; a plugin here is told only
-        // its configuration, so the configuration names them: instances configured alike share
-        // their counters (stricter than Kong, never looser).
-        let checked = serde_json::to_string(&config).map_err(|e| e.to_string())?;
-        let instance = limiter::hex(&Sha256::digest(checked.as_bytes())[..8]);
+        // Counters are named per request by the plugin entity (see `access`): one instance serves
+        // every entity configured alike.
         let message = config.error_message.clone().unwrap_or_else(|| default_message(config.error_code));
         Ok(RateLimiting {
-            limiter: Limiter::new(&instance, config.limits(), !config.hide_client_headers),
+            limiter: Limiter::new("", config.limits(), !config.hide_client_headers),
             limit_by: config.limit_by,
             header_name: config.header_name.map(|h| {
                 let dashed = h.contains('_').then(|| h.replace('_', "-"));
@@ -65,7 +61,10 @@ impl Plugin for RateLimiting {
     }
 
     fn access(&self, req: &Request) -> Result<Flow, String> {
-        let identifier = self.identifier(req);
+        // Kong names counters by the plugin entity's route and service; here by the entity itself,
+        // so two entities never share a budget and one entity's budget covers what it applies to.
+        let entity = host::entity().map(|e| e.id).unwrap_or_default();
+        let identifier = format!("{entity}|{}", self.identifier(req));
         let now = host::now().floor() as i64;
         let verdict = self.limiter.check(&mut HostCounters, &identifier, now);
         if !verdict.allowed {

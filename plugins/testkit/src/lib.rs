@@ -49,6 +49,8 @@ impl std::error::Error for Error {}
 pub struct Plugin {
     wasm: PathBuf,
     gateway: PathBuf,
+    /// Where `gateway plugin run` keeps the compiled component between runs.
+    cache: Option<PathBuf>,
 }
 
 /// A request to send through the plugin.
@@ -185,12 +187,14 @@ impl Plugin {
                 wasm.display()
             )));
         }
-        Plugin::at(wasm)
+        let mut plugin = Plugin::at(wasm)?;
+        plugin.cache = Some(target.join("plugin-run"));
+        Ok(plugin)
     }
 
     /// The component at `wasm`.
     pub fn at(wasm: impl Into<PathBuf>) -> Result<Plugin, Error> {
-        Ok(Plugin { wasm: wasm.into(), gateway: gateway()? })
+        Ok(Plugin { wasm: wasm.into(), gateway: gateway()?, cache: None })
     }
 
     /// Runs `request` through the plugin configured with `config`; the upstream answers 200.
@@ -248,12 +252,25 @@ impl Plugin {
 
     /// `gateway plugin run` with a whole input document (see `gateway plugin run --help`).
     pub fn run_input(&self, input: Value) -> Result<Outcome, Error> {
-        let out = Command::new(&self.gateway)
-            .args(["plugin", "run"])
-            .arg(&self.wasm)
-            .args(["--input", &input.to_string()])
-            .output()
-            .map_err(|e| Error::NoGateway(format!("running {}: {e}", self.gateway.display())))?;
+        use std::io::Write;
+        let mut command = Command::new(&self.gateway);
+        command.args(["plugin", "run"]).arg(&self.wasm).args(["--input", "-"]);
+        if let Some(cache) = &self.cache {
+            command.arg("--cache").arg(cache);
+        }
+        let running = |e: std::io::Error| Error::NoGateway(format!("running {}: {e}", self.gateway.display()));
+        let mut child = command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(running)?;
+        // The input goes on stdin: a command line cannot carry a large body.
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let text = input.to_string();
+        let writer = std::thread::spawn(move || stdin.write_all(text.as_bytes()));
+        let out = child.wait_with_output().map_err(running)?;
+        let _ = writer.join();
         if !out.status.success() {
             return Err(Error::Refused(String::from_utf8_lossy(&out.stderr).trim().to_string()));
         }
