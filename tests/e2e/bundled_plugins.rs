@@ -124,6 +124,12 @@ services:
         replace: {{headers: ["x-rep:new"]}}
         add: {{headers: ["x-added:yes"], querystring: ["added:1"], body: ["added:b"]}}
         append: {{headers: ["x-app:2"]}}
+  - name: ordered
+    paths: [/ordered]
+    plugins:
+    - {{name: request-transformer, config: {{remove: {{headers: [apikey]}}}}}}
+    - {{name: key-auth}}
+    - {{name: cors, config: {{origins: ["https://a.example"]}}}}
   - name: resp
     paths: [/resp]
     plugins:
@@ -335,6 +341,21 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
     let sent: Value = serde_json::from_str(rt.json()["body"].as_str().unwrap()).unwrap();
     assert_eq!(sent, json!({"a": 1, "added": "b"}));
 
+    // Kong's priorities, whatever the order configured: cors (2000) answers a preflight before
+    // key-auth (1250) asks for a key; request-transformer (801) edits what key-auth let through.
+    let preflight = send(
+        proxy,
+        "OPTIONS",
+        "/ordered",
+        &[("Origin", "https://a.example"), ("Access-Control-Request-Method", "GET")],
+        None,
+    );
+    assert_eq!(preflight.status, 200, "{preflight:?}");
+    let through = get(proxy, "/ordered", &[("apikey", "alice-key")]);
+    assert_eq!(upstream(&through, "x-consumer-username").as_deref(), Some("alice"));
+    assert_eq!(upstream(&through, "apikey"), None, "removed after key-auth read it");
+    assert_eq!(get(proxy, "/ordered", &[]).status, 401);
+
     // response-transformer: a header added, the JSON body edited (and its length with it).
     let resp = get(proxy, "/resp", &[]);
     assert_eq!(resp.status, 200, "{resp:?}");
@@ -362,4 +383,61 @@ fn a_dbless_node_and_a_data_plane_fed_the_same_file_answer_as_kong() {
         (get(dp.proxy, "/key", &[]).status == 401).then_some(())
     });
     answers_as_kong(dp.proxy, &tokens);
+}
+
+/// An upstream that answers every request with a JSON object naming the request's path, sent in
+/// two chunks with a pause between them, so responses of concurrent requests interleave.
+fn chunked_json_upstream() -> SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                        line.clear();
+                    }
+                    let body = json!({ "path": path, "pad": "x".repeat(512) }).to_string();
+                    let (first, second) = body.split_at(body.len() / 2);
+                    let stream = reader.get_mut();
+                    let head =
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                    let chunk = |s: &str| format!("{:x}\r\n{s}\r\n", s.len());
+                    if stream.write_all(format!("{head}{}", chunk(first)).as_bytes()).is_err() {
+                        return;
+                    }
+                    stream.flush().ok();
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    if stream.write_all(format!("{}0\r\n\r\n", chunk(second)).as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_body_filter_keeps_each_responses_state_under_concurrent_requests() {
+    let upstream = chunked_json_upstream();
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: http://{upstream}\n  routes:\n  - name: r\n    paths: [/r]\n    strip_path: false\n    plugins:\n    - name: response-transformer\n      config: {{add: {{json: [\"edited:yes\"]}}, remove: {{json: [pad]}}}}\n"
+    );
+    let node = DbLess::start(&yaml, &[]);
+    let replies: Vec<Exchange> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16).map(|i| scope.spawn(move || get(node.proxy, &format!("/r/{i}"), &[]))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, reply) in replies.iter().enumerate() {
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(reply.json(), json!({"path": format!("/r/{i}"), "edited": "yes"}), "{reply:?}");
+    }
 }

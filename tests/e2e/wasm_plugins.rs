@@ -122,6 +122,13 @@ fn a_user_plugin_configured_over_the_admin_api_runs_on_its_route_only() {
     let mut want: Vec<&str> = bundled.into_iter().chain(["template"]).collect();
     want.sort_unstable();
     assert_eq!(enabled, want, "every bundled plugin and the user's, by name");
+    for name in bundled {
+        let schema = get(node.admin, &format!("/plugins/schema/{name}"), &[]);
+        assert_eq!(schema.status, 200, "{name}: {schema:?}");
+        let fields = schema.json()["fields"].clone();
+        let config = fields.as_array().unwrap().iter().find_map(|f| f.get("config")).cloned();
+        assert!(config.is_some_and(|c| c["fields"].as_array().is_some_and(|f| !f.is_empty())), "{name}: {fields}");
+    }
     let root = get(node.admin, "/", &[]).json();
     assert_eq!(root["plugins"]["available_on_server"]["template"], json!({"version": "0.1.0", "priority": 1000}));
     let schema = get(node.admin, "/plugins/schema/template", &[]).json();

@@ -169,30 +169,53 @@ impl Configured {
         }
     }
 
-    /// Runs `f` on an instance in `phase`, with the request's `call` context.
+    /// Runs `f` on an instance from the pool in `phase`, with the request's `call` context.
     fn call<R>(
         self: &Arc<Self>,
         phase: Phase,
         call: &mut CallContext,
         f: impl FnOnce(&mut PluginInstance) -> Result<R, PluginFailure>,
     ) -> Result<R, PhaseError> {
+        let mut slot = None;
+        let result = self.call_in(&mut slot, phase, call, f);
+        if let Some(instance) = slot {
+            self.put(instance);
+        }
+        result
+    }
+
+    /// Runs `f` on the instance in `slot` (one from the pool, or a new one, when it is empty) and
+    /// leaves it there, unless it trapped (it is then retired and replaced off the request path).
+    fn call_in<R>(
+        self: &Arc<Self>,
+        slot: &mut Option<PluginInstance>,
+        phase: Phase,
+        call: &mut CallContext,
+        f: impl FnOnce(&mut PluginInstance) -> Result<R, PluginFailure>,
+    ) -> Result<R, PhaseError> {
         let error = |reason: String, fault: Fault| PhaseError { plugin: self.name().to_string(), phase, reason, fault };
         self.available().map_err(|reason| error(reason, Fault::Unavailable))?;
-        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut instance = match pooled {
+        let instance = match slot {
             Some(instance) => instance,
-            None => self.instance().map_err(|failure| {
-                let fault = if matches!(failure, PluginFailure::Configure { .. }) { Fault::Error } else { Fault::Trap };
-                self.trapped();
-                error(failure.to_string(), fault)
-            })?,
+            None => {
+                let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                let instance = match pooled {
+                    Some(instance) => instance,
+                    None => self.instance().map_err(|failure| {
+                        let fault =
+                            if matches!(failure, PluginFailure::Configure { .. }) { Fault::Error } else { Fault::Trap };
+                        self.trapped();
+                        error(failure.to_string(), fault)
+                    })?,
+                };
+                slot.insert(instance)
+            }
         };
         instance.set_call(std::mem::take(call));
-        let result = f(&mut instance);
+        let result = f(instance);
         *call = instance.take_call();
         match result {
             Ok(r) => {
-                self.put(instance);
                 let mut health = self.lock_health();
                 if health.traps > 0 {
                     health.traps = 0;
@@ -201,15 +224,12 @@ impl Configured {
                 Ok(r)
             }
             Err(failure) if failure.retires_instance() => {
-                drop(instance);
+                *slot = None;
                 self.trapped();
                 self.replace();
                 Err(error(failure.to_string(), Fault::Trap))
             }
-            Err(failure) => {
-                self.put(instance);
-                Err(error(failure.to_string(), Fault::Error))
-            }
+            Err(failure) => Err(error(failure.to_string(), Fault::Error)),
         }
     }
 
@@ -505,6 +525,23 @@ pub struct RequestPlugins {
     response: Option<ResponseHandle>,
     /// Where a phase stopped to read the body.
     resume: Option<Resume>,
+    /// The instances of the plugins (by their place in `list`) that filter the response body:
+    /// the one that ran a plugin's `header_filter` runs each of its `body_filter` calls for this
+    /// response and no other request's, so it may keep the response's state; back to the pool
+    /// at `eof`, dropped if the body never ends. (In a mutex only to make the request context
+    /// `Sync`, as a response body must be; it is never contended: `get_mut`.)
+    pinned: Mutex<Vec<Option<PluginInstance>>>,
+}
+
+impl RequestPlugins {
+    fn pinned(&mut self, i: usize) -> &mut Option<PluginInstance> {
+        let len = self.list.len().max(i + 1);
+        let pinned = self.pinned.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pinned.len() <= i {
+            pinned.resize_with(len, || None);
+        }
+        &mut pinned[i]
+    }
 }
 
 /// A phase stopped for the request body: where to pick it up.
@@ -563,11 +600,19 @@ impl PhaseRunner for WasmPhases {
         let mut response = ResponseHandle { status: res.status.as_u16(), headers: std::mem::take(&mut res.headers) };
         let mut call = self.call_context(ctx);
         let mut outcome = Ok(());
-        for c in state.list.iter().filter(|c| c.phases.has(Phase::HeaderFilter)) {
+        for at in 0..state.list.len() {
+            let c = state.list[at].clone();
+            if !c.phases.has(Phase::HeaderFilter) {
+                continue;
+            }
             call.entity = Some(c.entity.clone());
-            if let Err(e) =
-                c.configured.call(Phase::HeaderFilter, &mut call, |i| i.header_filter(&mut request, &mut response))
-            {
+            let run = |i: &mut PluginInstance| i.header_filter(&mut request, &mut response);
+            let done = if c.phases.has(Phase::BodyFilter) {
+                c.configured.call_in(state.pinned(at), Phase::HeaderFilter, &mut call, run)
+            } else {
+                c.configured.call(Phase::HeaderFilter, &mut call, run)
+            };
+            if let Err(e) = done {
                 outcome = Err(e);
                 break;
             }
@@ -591,9 +636,19 @@ impl PhaseRunner for WasmPhases {
         let mut response = state.response.take().unwrap_or_default();
         let mut call = self.call_context(ctx);
         let mut outcome = Ok(());
-        for c in state.list.iter().filter(|c| c.phases.has(Phase::BodyFilter)) {
+        for at in 0..state.list.len() {
+            let c = state.list[at].clone();
+            if !c.phases.has(Phase::BodyFilter) {
+                continue;
+            }
             call.entity = Some(c.entity.clone());
-            match c.configured.call(Phase::BodyFilter, &mut call, |i| i.body_filter(&mut response, chunk, eof)) {
+            let slot = state.pinned(at);
+            let done =
+                c.configured.call_in(slot, Phase::BodyFilter, &mut call, |i| i.body_filter(&mut response, chunk, eof));
+            if eof && let Some(instance) = slot.take() {
+                c.configured.put(instance);
+            }
+            match done {
                 Ok(out) => *chunk = Bytes::from(out),
                 Err(e) => {
                     outcome = Err(e);
