@@ -1,7 +1,7 @@
 //! A JSON object body as its top-level fields, each value kept as the JSON text it came as: the
 //! edits only touch top-level fields, so nothing below them is built as a tree (a body of
 //! megabytes parses in a few milliseconds and in little more memory than itself), and the values
-//! left alone are written back exactly, digits and all. (`response-transformer` has the same file.)
+//! left alone are written back exactly, digits and all. `response-transformer` compiles this file too.
 
 use std::cell::Cell;
 use std::collections::HashMap;

@@ -4,6 +4,8 @@
 //! instance (which serves one request at a time) up to [`BODY_CAP`], edited at its end, and sent
 //! in one piece; past the cap it goes through unedited.
 
+// The request-transformer's JSON object editing, shared as a file rather than a crate of its own.
+#[path = "../../request-transformer/src/object.rs"]
 mod object;
 mod parse;
 
