@@ -55,7 +55,7 @@ fn urlencode(text: &str) -> String {
         .collect()
 }
 
-const NOT_ENABLED: &str = "plugin 'key-auth' not enabled; add it to the 'plugins' configuration property";
+const NOT_ENABLED: &str = "plugin 'oauth2' not enabled; add it to the 'plugins' configuration property";
 
 #[test]
 fn a_plugin_no_node_can_run_is_refused_on_every_write_path() {
@@ -74,17 +74,17 @@ fn a_plugin_no_node_can_run_is_refused_on_every_write_path() {
         "message": format!("schema violation (name: {NOT_ENABLED})"),
         "fields": {"name": NOT_ENABLED},
     });
-    let refused = http_json(node.admin, "POST", "/plugins", &json!({"name": "key-auth"}));
+    let refused = http_json(node.admin, "POST", "/plugins", &json!({"name": "oauth2"}));
     assert_eq!((refused.status, refused.json()), (400, expected.clone()));
-    let refused = http_form(node.admin, "POST", "/services/s/plugins", "name=key-auth&config.key_names[]=apikey");
+    let refused = http_form(node.admin, "POST", "/services/s/plugins", "name=oauth2&config.scopes[]=email");
     assert_eq!((refused.status, refused.json()), (400, expected.clone()));
     let refused =
-        http_json(node.admin, "PUT", "/plugins/9b0c3c1e-6a8e-4f43-9d3e-3f1f4c2b7a10", &json!({"name": "key-auth"}));
+        http_json(node.admin, "PUT", "/plugins/9b0c3c1e-6a8e-4f43-9d3e-3f1f4c2b7a10", &json!({"name": "oauth2"}));
     assert_eq!((refused.status, refused.json()), (400, expected));
     assert_eq!(get(node.admin, "/plugins").json()["data"], json!([]));
 
     // POST /config: the whole document is refused, the field named where it sits.
-    let doc = "_format_version: '3.0'\nservices:\n- name: s\n  host: a.test\n  plugins:\n  - name: key-auth\n";
+    let doc = "_format_version: '3.0'\nservices:\n- name: s\n  host: a.test\n  plugins:\n  - name: oauth2\n";
     let refused = http_json(node.admin, "POST", "/config", &json!({"config": doc}));
     assert_eq!(refused.status, 400, "{refused:?}");
     let body = refused.json();
@@ -98,7 +98,7 @@ fn a_plugin_no_node_can_run_is_refused_on_every_write_path() {
 fn a_declarative_file_with_a_plugin_no_node_can_run_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("kong.yml");
-    std::fs::write(&file, "_format_version: '3.0'\nplugins:\n- name: key-auth\n").unwrap();
+    std::fs::write(&file, "_format_version: '3.0'\nplugins:\n- name: oauth2\n").unwrap();
 
     // `gateway config parse` names the file, the entity path and the reason.
     let out = run(dir.path(), &["config", "parse", "kong.yml"], &[]);
@@ -115,10 +115,10 @@ fn a_declarative_file_with_a_plugin_no_node_can_run_is_refused() {
 
     // Naming it in `plugins` does not make it runnable: with no code for it the start is refused,
     // at the setting.
-    let dir = gateway_tests::DbLess::dir(free_port(), &yaml, &["plugins = bundled, key-auth".into()]);
+    let dir = gateway_tests::DbLess::dir(free_port(), &yaml, &["plugins = bundled, oauth2".into()]);
     let mut gateway = Gateway::start(dir.path(), &["-c", "kong.conf"], &[]);
     assert!(!gateway.wait_exit(gateway_tests::DEADLINE).success());
-    assert!(gateway.log().contains("unknown plugin key-auth"), "{}", gateway.log());
+    assert!(gateway.log().contains("unknown plugin oauth2"), "{}", gateway.log());
 }
 
 /// A self-signed X.509 v1 certificate (no extensions) for `name`, made by `openssl x509 -req`.

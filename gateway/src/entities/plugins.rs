@@ -33,6 +33,11 @@ pub trait PluginSchema: Send + Sync {
         0
     }
 
+    /// Every field at its default, for schema listings (it may not pass `check` by itself).
+    fn defaults(&self) -> Value {
+        Value::Object(Default::default())
+    }
+
     /// Whether an entity of it may be scoped to a consumer (false: Kong's `no_consumer`).
     fn consumer_scope(&self) -> bool {
         true
@@ -46,7 +51,7 @@ pub fn describe(schema: &dyn PluginSchema) -> Value {
     use serde_json::json;
     let (defaults, required) = match schema.check(&json!({})) {
         Ok(defaults) => (defaults, Vec::new()),
-        Err(errors) => (json!({}), errors),
+        Err(errors) => (schema.defaults(), errors),
     };
     let mut config = record_fields(&defaults);
     for error in required {

@@ -612,6 +612,7 @@ impl LoadedPlugin {
                 phases: Vec::new(),
                 protocols: Vec::new(),
                 consumer_scope: true,
+                default_config: String::new(),
             },
             engine,
             pre,

@@ -209,4 +209,8 @@ impl PluginSchema for Schema {
     fn consumer_scope(&self) -> bool {
         self.0.descriptor.consumer_scope
     }
+
+    fn defaults(&self) -> serde_json::Value {
+        serde_json::from_str(&self.0.descriptor.default_config).unwrap_or_else(|_| serde_json::json!({}))
+    }
 }

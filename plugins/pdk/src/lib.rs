@@ -89,6 +89,11 @@ pub fn __descriptor<P: Plugin>(version: &str) -> Descriptor {
         phases: P::PHASES.to_vec(),
         protocols: P::PROTOCOLS.to_vec(),
         consumer_scope: P::CONSUMER_SCOPE,
+        // The configuration an empty `config` reads as, before `validate` (which may refuse it).
+        default_config: serde_json::from_str::<P::Config>("{}")
+            .ok()
+            .and_then(|config| serde_json::to_string(&config).ok())
+            .unwrap_or_else(|| "{}".into()),
     }
 }
 
