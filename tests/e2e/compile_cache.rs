@@ -10,7 +10,8 @@ const ROUTER_FROM_CACHE: &str = "component loaded from the compile cache compone
 const ROUTER_COMPILED: &str = "component compiled and cached component=router";
 
 fn start(dir: &Path) -> Gateway {
-    let mut gateway = Gateway::start(dir, &["-c", "kong.conf"], &[]);
+    // The cache in the node's own prefix (the default), not the one the other tests share.
+    let mut gateway = Gateway::start(dir, &["-c", "kong.conf"], &[("KONG_WASM_CACHE_PATH", "")]);
     gateway.wait_for_log("gateway started");
     gateway
 }

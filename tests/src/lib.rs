@@ -14,6 +14,18 @@ use std::time::{Duration, Instant};
 /// How long any single wait in a test may take before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
+/// The compile cache the nodes of this build's tests share: `<target>/<profile>/e2e-wasm-cache`.
+pub fn shared_wasm_cache() -> PathBuf {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = gateway_bin().parent().expect("the binary lives in a directory").join("e2e-wasm-cache");
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => panic!("creating {}: {e}", dir.display()),
+    }
+    dir
+}
+
 /// The `gateway` binary of this build. `cargo test --workspace` builds it before any test runs
 /// (the `gateway` package has an integration test, which makes cargo build its binary).
 pub fn gateway_bin() -> PathBuf {
@@ -98,8 +110,13 @@ pub struct Gateway {
 
 impl Gateway {
     /// Starts `gateway ARGS` in `dir` with a clean environment plus `env`.
+    ///
+    /// Nodes share one compile cache (`wasm_cache_path`, in the target dir), so each component is
+    /// compiled once per build rather than at every start; a test of the cache itself passes
+    /// `KONG_WASM_CACHE_PATH` empty (the cache in the node's prefix) or its own.
     pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Gateway {
         let mut cmd = Command::new(gateway_bin());
+        cmd.env("KONG_WASM_CACHE_PATH", shared_wasm_cache());
         cmd.current_dir(dir)
             .args(args)
             .env_clear()

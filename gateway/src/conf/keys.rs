@@ -263,6 +263,12 @@ pub const KEYS: &[Key] = &[
         doc: "Where user plugins live: each `NAME.wasm` (a component of the `plugin-component` world in `wit/plugin.wit`) is plugin `NAME`, run once `plugins` names it. Read and compiled at start.",
     },
     Key {
+        name: "wasm_cache_path",
+        default: None,
+        kind: "directory",
+        doc: "Where the node keeps compiled WebAssembly components (its compile cache), created 0700 when missing. Nodes that share it (the same user, the same gateway build) compile each component once between them; an entry that is damaged or from another build is ignored and rebuilt, never trusted. Unset: `wasm-cache` in `prefix`.",
+    },
+    Key {
         name: "wasm_plugin_timeout",
         default: Some("100"),
         kind: "milliseconds",

@@ -273,9 +273,9 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         timeout: settings.wasm_plugin_timeout,
         memory: usize::try_from(settings.wasm_plugin_max_memory).unwrap_or(usize::MAX),
     };
-    let prefix = settings.prefix.clone();
+    let cache_dir = settings.wasm_cache_path.clone().unwrap_or_else(|| wasm::cache::default_dir(&settings.prefix));
     let (runtime, report, router, plugins) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
-        let runtime = WasmRuntime::with_cache(&prefix)?;
+        let runtime = WasmRuntime::with_cache_dir(&cache_dir)?;
         let report = wasm::health::probe(&runtime)?;
         let router = match router_file {
             None => CompiledRouter::new(&runtime, "router", wasm::bundled::ROUTER)?,

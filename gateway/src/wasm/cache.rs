@@ -89,10 +89,20 @@ pub enum CacheDirError {
     Chmod { path: PathBuf, source: std::io::Error },
 }
 
+/// The cache's directory in a node's prefix when `wasm_cache_path` is unset.
+pub fn default_dir(prefix: &Path) -> PathBuf {
+    prefix.join(DIR)
+}
+
 impl CompileCache {
     /// Opens (creating it 0700 when missing) the cache directory `<prefix>/wasm-cache` for `engine`.
     pub fn open(prefix: &Path, engine: &Engine) -> Result<CompileCache, CacheDirError> {
-        let dir = prefix.join(DIR);
+        CompileCache::open_dir(&default_dir(prefix), engine)
+    }
+
+    /// The cache in `dir` itself (`wasm_cache_path`), made 0700 when missing.
+    pub fn open_dir(dir: &Path, engine: &Engine) -> Result<CompileCache, CacheDirError> {
+        let dir = dir.to_path_buf();
         let euid = rustix::process::geteuid().as_raw();
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}

@@ -66,8 +66,13 @@ impl WasmRuntime {
     /// A runtime that keeps compiled components in `<prefix>/wasm-cache/`. A cache directory that
     /// cannot be used is logged, and components are compiled at every start instead.
     pub fn with_cache(prefix: &Path) -> Result<Self, WasmError> {
+        WasmRuntime::with_cache_dir(&super::cache::default_dir(prefix))
+    }
+
+    /// A runtime that keeps compiled components in `dir` (`wasm_cache_path`).
+    pub fn with_cache_dir(dir: &Path) -> Result<Self, WasmError> {
         let mut runtime = WasmRuntime::new()?;
-        match CompileCache::open(prefix, &runtime.engine) {
+        match CompileCache::open_dir(dir, &runtime.engine) {
             Ok(cache) => runtime.cache = Some(cache),
             Err(error) => tracing::warn!(%error, "the compile cache is off: components are compiled at every start"),
         }
