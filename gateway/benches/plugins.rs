@@ -18,6 +18,10 @@ use gateway::wasm::plugin::{
     CallContext, Directory, LoadedPlugin, MEMORY_LIMIT, NodeShared, Phase, PluginEntity, RequestHandle,
 };
 
+// The binary's allocator, so that allocations cost what they cost in the gateway.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn component(name: &str) -> Vec<u8> {
     if let Some((_, wasm)) = gateway::wasm::bundled::PLUGINS.iter().find(|(n, _)| *n == name) {
         return wasm.to_vec();
@@ -85,5 +89,88 @@ fn access(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, access);
+/// Every plugin phase of one proxied request, as the pipeline runs them (`access`, then
+/// `header_filter`, `body_filter` and `log` when wanted) on a configuration version's runner:
+/// what plugins cost a request beyond the proxying itself. The route with no plugin is the floor
+/// (the runner has nothing to do for it).
+fn request_phases(c: &mut Criterion) {
+    use gateway::proxy::context::RequestContext;
+    use gateway::proxy::phases::{Flow, Phase as P};
+
+    let runtime = WasmRuntime::new().unwrap();
+    let enabled: Vec<String> = ["noop", "key-auth", "rate-limiting"].map(String::from).to_vec();
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().find(|d| d.join("CACHEDIR.TAG").is_file()).expect("a cargo target dir");
+    let fixtures = target.join("wasm-plugins/wasm32-wasip2/release");
+    let set =
+        gateway::wasm::plugin_set::PluginSet::load(&runtime, &enabled, Some(&fixtures), Default::default(), 1).unwrap();
+    let doc = serde_json::json!({
+        "_format_version": "3.0",
+        "services": [{"name": "s", "url": "http://127.0.0.1:9", "routes": [
+            {"name": "none", "paths": ["/none"]},
+            {"name": "noop", "paths": ["/noop"], "plugins": [{"name": "noop"}]},
+            {"name": "ka", "paths": ["/ka"], "plugins": [{"name": "key-auth"}]},
+            {"name": "rl", "paths": ["/rl"], "plugins": [
+                {"name": "rate-limiting", "config": {"hour": 1000000000, "limit_by": "ip"}}]},
+            {"name": "ka-rl", "paths": ["/ka-rl"], "plugins": [
+                {"name": "key-auth"},
+                {"name": "rate-limiting", "config": {"hour": 1000000000, "limit_by": "consumer"}}]},
+        ]}],
+        "consumers": [{"username": "bench", "keyauth_credentials": [{"key": "bench-key"}]}],
+    });
+    let config = gateway::entities::declarative::parse_value_with(&doc, &set.registry()).unwrap();
+    let runner = set.runner(&config).unwrap();
+    let router =
+        gateway::wasm::router::CompiledRouter::new(&runtime, "router", gateway::wasm::bundled::ROUTER).unwrap();
+    let mut snapshot = gateway::proxy::Snapshot::build(config, &router, 1).unwrap();
+    snapshot.phases = Some(runner.clone());
+    let snapshot = Arc::new(snapshot);
+    let conn = gateway::server::Conn {
+        peer: "127.0.0.1:40000".parse().unwrap(),
+        local: "127.0.0.1:8000".parse().unwrap(),
+        tls: None,
+        activity: Arc::default(),
+    };
+    let mut group = c.benchmark_group("plugin-request");
+    for name in ["none", "noop", "ka", "rl", "ka-rl"] {
+        let route = snapshot.routes.iter().position(|(r, _)| r.name.as_deref() == Some(name)).unwrap();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut ctx = RequestContext::new(conn.clone(), snapshot.clone());
+                ctx.client_ip = Some(conn.peer.ip());
+                ctx.route = Some(route);
+                let (mut req, ()) = hyper::Request::get(format!("http://api.example.com/{name}"))
+                    .header("host", "api.example.com")
+                    .header("user-agent", "wrk")
+                    .header("apikey", "bench-key")
+                    .body(())
+                    .unwrap()
+                    .into_parts();
+                if runner.wants(P::Access, &ctx) {
+                    assert!(matches!(runner.access(&mut ctx, &mut req).unwrap(), Flow::Continue));
+                }
+                let (mut res, ()) = hyper::Response::builder()
+                    .header("content-length", "2")
+                    .header("content-type", "text/plain")
+                    .body(())
+                    .unwrap()
+                    .into_parts();
+                if runner.wants(P::HeaderFilter, &ctx) {
+                    runner.header_filter(&mut ctx, &mut res).unwrap();
+                }
+                if runner.wants(P::BodyFilter, &ctx) {
+                    let mut chunk = hyper::body::Bytes::from_static(b"ok");
+                    runner.body_filter(&mut ctx, &mut chunk, true).unwrap();
+                }
+                if runner.wants(P::Log, &ctx) {
+                    runner.log(&mut ctx);
+                }
+                black_box((req, res, ctx));
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, access, request_phases);
 criterion_main!(benches);

@@ -100,6 +100,11 @@ services:
     plugins: [{{name: key-auth}}, {{name: rate-limiting, config: {{hour: 3, limit_by: consumer}}}}]
   - {{name: limited-ip, paths: [/limited-ip], plugins: [{{name: rate-limiting, config: {{hour: 2, limit_by: ip}}}}]}}
   - {{name: per-second, paths: [/per-second], plugins: [{{name: rate-limiting, config: {{second: 1}}}}]}}
+  - name: limited-then-terminated
+    paths: [/limited-then-terminated]
+    plugins:
+    - {{name: rate-limiting, config: {{minute: 5, limit_by: ip}}}}
+    - {{name: request-termination, config: {{status_code: 503, message: closed}}}}
   - name: ip
     paths: [/ip]
     plugins: [{{name: ip-restriction, config: {{allow: [10.0.0.0/8, "2001:db8::/32"]}}}}]
@@ -285,6 +290,13 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
     poll("the next second's window to let a request through", gateway_tests::DEADLINE, || {
         (get(proxy, "/per-second", &[]).status == 200).then_some(())
     });
+
+    // Its headers are set ahead in `access` (as Kong's are): a later plugin's own answer carries
+    // them too (request-termination runs after it).
+    let closed = get(proxy, "/limited-then-terminated", &[]);
+    assert_eq!((closed.status, message(&closed)), (503, json!("closed")), "{closed:?}");
+    assert_eq!(closed.header("x-ratelimit-limit-minute"), Some("5"), "{closed:?}");
+    assert_eq!(closed.header("ratelimit-remaining"), Some("4"), "{closed:?}");
 
     // ip-restriction, v4 and v6.
     let from = |path: &str, ip: &str| get(proxy, path, &[("X-Forwarded-For", ip)]);

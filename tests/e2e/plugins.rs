@@ -33,6 +33,24 @@ fn plugin_check_reads_the_template_plugins_metadata_and_checks_its_config() {
     assert!(stderr(&out).contains("config: invalid JSON"), "{}", stderr(&out));
 }
 
+/// A plugin built for an earlier contract of the same minor version (`gateway:api@0.3.0`, before
+/// 0.3.1 added `set-headers` and `set-response-headers`) still links and runs: the kept file is the
+/// template plugin as that contract built it.
+#[test]
+fn a_plugin_built_for_contract_0_3_0_still_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/template-api-0.3.0.wasm");
+    let bytes = std::fs::read(&old).unwrap();
+    let imports = String::from_utf8_lossy(&bytes);
+    assert!(imports.contains("gateway:api/http@0.3.0") && !imports.contains("@0.3.1"), "the fixture is a 0.3.0 build");
+    let input = r#"{"config": {"header_value": "from 0.3.0"}, "request": {"path": "/"}}"#;
+    let out = run(dir.path(), &["plugin", "run", old.to_str().unwrap(), "--input", input], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(answer["error"], serde_json::Value::Null, "{answer}");
+    assert_eq!(answer["request"]["headers"], json!([["x-template", "from 0.3.0"]]), "{answer}");
+}
+
 #[test]
 fn plugin_check_says_when_a_component_is_not_a_plugin() {
     let dir = tempfile::tempdir().unwrap();

@@ -48,6 +48,10 @@ impl WasmRuntime {
         // without. No world of ours uses component-model async.
         config.concurrency_support(false);
         config.epoch_interruption(true);
+        // For profiling with `perf`: guest functions get names in /tmp/perf-PID.map.
+        if std::env::var_os("GATEWAY_WASM_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         if let Allocation::Pooling { slots } = allocation {
             let mut pool = wasmtime::PoolingAllocationConfig::new();
             pool.total_component_instances(slots)

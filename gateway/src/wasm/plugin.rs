@@ -104,6 +104,10 @@ pub struct CallContext {
     pub shared: HashMap<String, String>,
     /// The configuration's consumers, for `set-consumer`; `None` outside a request.
     pub directory: Option<Arc<Directory>>,
+    /// Headers set ahead of the response (`set-response-headers`), for the runner to put on it.
+    pub response_headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
+    /// The response head has gone to the client (`body_filter`, `log`): too late for headers.
+    pub head_sent: bool,
     /// When set, the plugin's log lines are kept here (`LEVEL message`) instead of logged
     /// (`gateway plugin run`).
     pub logs: Option<Vec<String>>,
@@ -291,6 +295,28 @@ fn set(headers: &mut hyper::HeaderMap, name: &str, value: &str, append: bool) ->
     Ok(())
 }
 
+/// Sets (or, with no value, removes) each header in order; checks them all first, so either every
+/// edit is made or none is.
+fn set_many(headers: &mut hyper::HeaderMap, edits: Vec<(String, Option<String>)>) -> Result<(), String> {
+    let mut checked = Vec::with_capacity(edits.len());
+    for (name, value) in &edits {
+        let name = header_name(name)?;
+        let value = value.as_deref().map(header_value).transpose().map_err(|e| format!("{name}: {e}"))?;
+        checked.push((name, value));
+    }
+    for (name, value) in checked {
+        match value {
+            Some(value) => {
+                headers.insert(name, value);
+            }
+            None => {
+                headers.remove(name);
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Sandbox {
     fn request(&mut self, handle: &Resource<RequestHandle>) -> &mut RequestHandle {
         self.table.get_mut(handle).expect("the host hands out only live request handles")
@@ -373,6 +399,14 @@ impl self::gateway::api::http::HostRequest for Sandbox {
         self.request(&r).headers.remove(name.as_str());
     }
 
+    fn set_headers(
+        &mut self,
+        r: Resource<RequestHandle>,
+        headers: Vec<(String, Option<String>)>,
+    ) -> Result<(), String> {
+        set_many(&mut self.request(&r).headers, headers)
+    }
+
     fn client_ip(&mut self, r: Resource<RequestHandle>) -> String {
         self.request(&r).client_ip.clone()
     }
@@ -440,6 +474,14 @@ impl self::gateway::api::http::HostResponse for Sandbox {
         self.response(&r).headers.remove(name.as_str());
     }
 
+    fn set_headers(
+        &mut self,
+        r: Resource<ResponseHandle>,
+        headers: Vec<(String, Option<String>)>,
+    ) -> Result<(), String> {
+        set_many(&mut self.response(&r).headers, headers)
+    }
+
     fn header_names(&mut self, r: Resource<ResponseHandle>) -> Vec<String> {
         names(&self.response(&r).headers)
     }
@@ -452,6 +494,9 @@ impl self::gateway::api::http::HostResponse for Sandbox {
 
 impl self::gateway::api::http::Host for Sandbox {}
 impl self::gateway::api::types::Host for Sandbox {}
+
+/// Headers one request may have set ahead of its response, by all its plugins together.
+const MAX_RESPONSE_HEADERS: usize = 256;
 
 /// The most a plugin may write to the log in one line.
 const MAX_LOG_LINE: usize = 2048;
@@ -552,6 +597,24 @@ impl self::gateway::api::host::Host for Sandbox {
 
     fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
         self.plugin.shared.get(&key)
+    }
+
+    fn set_response_headers(&mut self, headers: Vec<(String, String)>) -> Result<(), String> {
+        let call = &mut self.plugin.call;
+        if call.head_sent {
+            return Err("the response head has been sent: set its headers in rewrite, access or header_filter".into());
+        }
+        let mut checked = Vec::with_capacity(headers.len());
+        for (name, value) in &headers {
+            let name = header_name(name)?;
+            let value = header_value(value).map_err(|e| format!("{name}: {e}"))?;
+            checked.push((name, value));
+        }
+        if call.response_headers.len() + checked.len() > MAX_RESPONSE_HEADERS {
+            return Err(format!("a request keeps at most {MAX_RESPONSE_HEADERS} headers set ahead of its response"));
+        }
+        call.response_headers.extend(checked);
+        Ok(())
     }
 
     fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_seconds: u32) {
@@ -724,6 +787,11 @@ impl PluginInstance {
         self.store.data_mut().plugin.call = CallContext { plugin, ..call };
     }
 
+    /// What the host knows about the call in progress, to read or change between calls.
+    pub fn call_mut(&mut self) -> &mut CallContext {
+        &mut self.store.data_mut().plugin.call
+    }
+
     /// The request's shared context after the calls (to carry to the next plugin or phase).
     pub fn take_call(&mut self) -> CallContext {
         let plugin = self.plugin.clone();
@@ -889,6 +957,25 @@ mod tests {
         assert_eq!(req.path, "/", "the request comes back whole");
         let refused = plugin.configure("{", Duration::from_millis(100), MEMORY_LIMIT, shared);
         assert!(matches!(refused, Err(PluginFailure::Configure { .. })), "{:?}", refused.err());
+    }
+
+    #[test]
+    fn several_headers_are_set_and_removed_in_one_call_all_or_nothing() {
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert("x-old", "1".parse().unwrap());
+        headers.insert("x-gone", "1".parse().unwrap());
+        let edits = |list: &[(&str, Option<&str>)]| -> Vec<(String, Option<String>)> {
+            list.iter().map(|(n, v)| (n.to_string(), v.map(str::to_string))).collect()
+        };
+        set_many(&mut headers, edits(&[("X-Old", Some("2")), ("X-Gone", None), ("X-New", Some("3"))])).unwrap();
+        assert_eq!(headers.get("x-old").unwrap(), "2");
+        assert_eq!(headers.get("x-new").unwrap(), "3");
+        assert!(headers.get("x-gone").is_none());
+        let before = headers.clone();
+        let refused = set_many(&mut headers, edits(&[("X-Fine", Some("1")), ("X-Bad", Some("a\nb"))]));
+        assert!(refused.unwrap_err().contains("x-bad"), "the header at fault is named");
+        assert_eq!(headers, before, "nothing changed when one edit is refused");
+        assert!(set_many(&mut headers, edits(&[("bad name", None)])).is_err());
     }
 
     #[test]

@@ -294,11 +294,20 @@ pub fn run(runtime: &WasmRuntime, name: &str, wasm: &[u8], input: RunInput) -> R
                 ..OutMessage::default()
             });
         }
+        // Headers set ahead of the response (`set-response-headers`), then `header_filter`.
+        let ahead = |instance: &mut super::plugin::PluginInstance, response: &mut ResponseHandle| {
+            for (name, value) in instance.call_mut().response_headers.drain(..) {
+                response.headers.insert(name, value);
+            }
+        };
+        ahead(&mut instance, &mut response);
         if declared(Phase::HeaderFilter)
             && let Err(failure) = instance.header_filter(&mut request, &mut response)
         {
             out.error = failed("header_filter", failure);
         }
+        ahead(&mut instance, &mut response);
+        instance.call_mut().head_sent = true;
         let last = chunks.len().saturating_sub(1);
         for (i, chunk) in chunks.into_iter().enumerate() {
             if out.error.is_some() {

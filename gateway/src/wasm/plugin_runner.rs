@@ -16,6 +16,7 @@
 //!   the log says so once per pause.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -79,10 +80,34 @@ pub struct Configured {
     phases: Phases,
     limits: Limits,
     shared: Arc<NodeShared>,
+    /// Idle instances by thread (see [`Local`]): a worker takes back the instance it used last, so
+    /// neither the lock nor the instance's memory moves between cores.
+    local: Box<[Local]>,
     idle: Mutex<Vec<PluginInstance>>,
     /// Instances kept idle at most.
-    keep: std::sync::atomic::AtomicUsize,
+    keep: AtomicUsize,
     health: Mutex<Health>,
+    /// Whether `health` has anything to say (a trap since the last good call, a pause, a refused
+    /// configuration): a call reads this flag instead of locking `health`.
+    troubled: AtomicBool,
+}
+
+/// One thread's idle instance, on a cache line of its own.
+#[repr(align(128))]
+#[derive(Default)]
+struct Local(Mutex<Option<PluginInstance>>);
+
+/// Per-thread slots a configured plugin keeps.
+const LOCAL_SLOTS: usize = 16;
+
+/// This thread's slot among [`LOCAL_SLOTS`]: threads take numbers in turn, so a node's few worker
+/// threads each get a slot of their own.
+fn local_slot() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed) % LOCAL_SLOTS;
+    }
+    SLOT.with(|slot| *slot)
 }
 
 #[derive(Debug, Default)]
@@ -103,9 +128,11 @@ impl Configured {
             config,
             limits,
             shared,
+            local: (0..LOCAL_SLOTS).map(|_| Local::default()).collect(),
             idle: Mutex::new(Vec::new()),
-            keep: std::sync::atomic::AtomicUsize::new(1),
+            keep: AtomicUsize::new(1),
             health: Mutex::new(Health::default()),
+            troubled: AtomicBool::new(false),
         }
     }
 
@@ -116,12 +143,13 @@ impl Configured {
     /// Makes the first instance now (so the configuration is known to work before requests come)
     /// and keeps up to `pool` idle.
     pub fn prepare(&self, pool: usize) {
-        self.keep.store(pool.max(1) * 2, std::sync::atomic::Ordering::Relaxed);
+        self.keep.store(pool.max(1) * 2, Ordering::Relaxed);
         match self.instance() {
-            Ok(instance) => self.put(instance),
+            Ok(instance) => self.put_shared(instance),
             Err(PluginFailure::Configure { reason, .. }) => {
                 tracing::error!(plugin = %self.name(), %reason, "the plugin refused its configuration; its requests get 500");
                 self.lock_health().broken = Some(reason);
+                self.troubled.store(true, Ordering::Release);
             }
             Err(failure) => {
                 tracing::error!(plugin = %self.name(), error = %failure, "a plugin instance could not be made; retried on its next request");
@@ -136,7 +164,7 @@ impl Configured {
                 return;
             }
             match self.instance() {
-                Ok(instance) => self.put(instance),
+                Ok(instance) => self.put_shared(instance),
                 Err(_) => return,
             }
         }
@@ -146,9 +174,25 @@ impl Configured {
         self.plugin.configure(&self.config, self.limits.timeout, self.limits.memory, self.shared.clone())
     }
 
+    /// Back to the pool after a call: this thread's slot first.
     fn put(&self, instance: PluginInstance) {
+        let instance = {
+            let mut local = self.local[local_slot()].0.lock().unwrap_or_else(|p| p.into_inner());
+            match local.as_ref() {
+                None => {
+                    *local = Some(instance);
+                    return;
+                }
+                Some(_) => instance,
+            }
+        };
+        self.put_shared(instance);
+    }
+
+    /// Into the pool any thread takes from (instances made off the request path).
+    fn put_shared(&self, instance: PluginInstance) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < self.keep.load(std::sync::atomic::Ordering::Relaxed) {
+        if idle.len() < self.keep.load(Ordering::Relaxed) {
             idle.push(instance);
         }
     }
@@ -159,6 +203,9 @@ impl Configured {
 
     /// Whether calls may be made now; `Err` says why not.
     fn available(&self) -> Result<(), String> {
+        if !self.troubled.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let health = self.lock_health();
         if let Some(reason) = &health.broken {
             return Err(format!("its configuration was refused: {reason}"));
@@ -198,7 +245,8 @@ impl Configured {
         let instance = match slot {
             Some(instance) => instance,
             None => {
-                let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                let local = self.local[local_slot()].0.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let pooled = local.or_else(|| self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop());
                 let instance = match pooled {
                     Some(instance) => instance,
                     None => self.instance().map_err(|failure| {
@@ -216,10 +264,13 @@ impl Configured {
         *call = instance.take_call();
         match result {
             Ok(r) => {
-                let mut health = self.lock_health();
-                if health.traps > 0 {
-                    health.traps = 0;
-                    health.paused_until = None;
+                if self.troubled.load(Ordering::Acquire) {
+                    let mut health = self.lock_health();
+                    if health.traps > 0 {
+                        health.traps = 0;
+                        health.paused_until = None;
+                    }
+                    self.troubled.store(health.broken.is_some(), Ordering::Release);
                 }
                 Ok(r)
             }
@@ -236,6 +287,7 @@ impl Configured {
     /// Counts a trap; pauses the plugin once they keep coming.
     fn trapped(&self) {
         let mut health = self.lock_health();
+        self.troubled.store(true, Ordering::Release);
         health.traps = health.traps.saturating_add(1);
         if health.traps >= TRAPS_BEFORE_BACKOFF {
             let doublings = (health.traps - TRAPS_BEFORE_BACKOFF).min(16);
@@ -258,7 +310,7 @@ impl Configured {
                 if this.available().is_ok()
                     && let Ok(instance) = this.instance()
                 {
-                    this.put(instance);
+                    this.put_shared(instance);
                 }
             });
         }
@@ -376,7 +428,7 @@ impl WasmPhases {
         let globals = slots.iter().filter_map(|s| s.entries.get(&(None, None, None)).cloned()).collect();
         if !fresh.is_empty() {
             // The pool fills in the background, one instance per worker, as the router's does.
-            let pool = fresh.first().map_or(1, |c| c.keep.load(std::sync::atomic::Ordering::Relaxed) / 2);
+            let pool = fresh.first().map_or(1, |c| c.keep.load(Ordering::Relaxed) / 2);
             let spawned = std::thread::Builder::new().name("plugin-fill".into()).spawn(move || {
                 for c in fresh {
                     c.fill(pool);
@@ -481,8 +533,10 @@ impl WasmPhases {
             }
             break;
         }
+        let mut ahead = Vec::new();
         if let Some(call) = &mut call {
             ctx.shared = std::mem::take(&mut call.shared);
+            ahead = std::mem::take(&mut call.response_headers);
         }
         let restored = match &mut handle {
             Some(handle) => {
@@ -502,6 +556,7 @@ impl WasmPhases {
             RequestHandle { headers: req.headers.clone(), body_settable: false, ..view }
         });
         let state = ctx.plugins.get_or_insert_with(Box::default);
+        state.response_headers.append(&mut ahead);
         if !matches!(outcome, Ok(Flow::ReadBody(_))) {
             state.list = list;
             state.request = kept;
@@ -525,6 +580,9 @@ pub struct RequestPlugins {
     response: Option<ResponseHandle>,
     /// Where a phase stopped to read the body.
     resume: Option<Resume>,
+    /// Headers plugins set ahead of the response (`set-response-headers`), put on its head before
+    /// `header_filter`.
+    response_headers: Vec<(HeaderName, HeaderValue)>,
     /// The instances of the plugins (by their place in `list`) that filter the response body:
     /// the one that ran a plugin's `header_filter` runs each of its `body_filter` calls for this
     /// response and no other request's, so it may keep the response's state; back to the pool
@@ -566,9 +624,12 @@ impl PhaseRunner for WasmPhases {
             Phase::Rewrite => !self.globals.is_empty(),
             Phase::Access => !self.slots.is_empty(),
             // header_filter also keeps the response head for body_filter and log.
-            Phase::HeaderFilter => WasmPhases::list(ctx).iter().any(|c| {
-                c.phases.has(Phase::HeaderFilter) || c.phases.has(Phase::BodyFilter) || c.phases.has(Phase::Log)
-            }),
+            Phase::HeaderFilter => {
+                ctx.plugins.as_ref().is_some_and(|p| !p.response_headers.is_empty())
+                    || WasmPhases::list(ctx).iter().any(|c| {
+                        c.phases.has(Phase::HeaderFilter) || c.phases.has(Phase::BodyFilter) || c.phases.has(Phase::Log)
+                    })
+            }
             _ => WasmPhases::list(ctx).iter().any(|c| c.phases.has(phase)),
         }
     }
@@ -596,6 +657,16 @@ impl PhaseRunner for WasmPhases {
 
     fn header_filter(&self, ctx: &mut RequestContext, res: &mut response::Parts) -> Result<(), PhaseError> {
         let Some(mut state) = ctx.plugins.take() else { return Ok(()) };
+        for (name, value) in state.response_headers.drain(..) {
+            res.headers.insert(name, value);
+        }
+        if !state.list.iter().any(|c| c.phases.has(Phase::HeaderFilter)) {
+            if state.list.iter().any(|c| c.phases.has(Phase::BodyFilter) || c.phases.has(Phase::Log)) {
+                state.response = Some(ResponseHandle { status: res.status.as_u16(), headers: res.headers.clone() });
+            }
+            ctx.plugins = Some(state);
+            return Ok(());
+        }
         let mut request = state.request.take().unwrap_or_default();
         let mut response = ResponseHandle { status: res.status.as_u16(), headers: std::mem::take(&mut res.headers) };
         let mut call = self.call_context(ctx);
@@ -612,6 +683,9 @@ impl PhaseRunner for WasmPhases {
             } else {
                 c.configured.call(Phase::HeaderFilter, &mut call, run)
             };
+            for (name, value) in call.response_headers.drain(..) {
+                response.headers.insert(name, value);
+            }
             if let Err(e) = done {
                 outcome = Err(e);
                 break;
@@ -634,7 +708,7 @@ impl PhaseRunner for WasmPhases {
     fn body_filter(&self, ctx: &mut RequestContext, chunk: &mut Bytes, eof: bool) -> Result<(), PhaseError> {
         let Some(mut state) = ctx.plugins.take() else { return Ok(()) };
         let mut response = state.response.take().unwrap_or_default();
-        let mut call = self.call_context(ctx);
+        let mut call = CallContext { head_sent: true, ..self.call_context(ctx) };
         let mut outcome = Ok(());
         for at in 0..state.list.len() {
             let c = state.list[at].clone();
@@ -669,7 +743,7 @@ impl PhaseRunner for WasmPhases {
             status: ctx.status.map_or(0, |s| s.as_u16()),
             headers: HeaderMap::new(),
         });
-        let mut call = self.call_context(ctx);
+        let mut call = CallContext { head_sent: true, ..self.call_context(ctx) };
         for c in state.list.iter().filter(|c| c.phases.has(Phase::Log)) {
             call.entity = Some(c.entity.clone());
             if let Err(error) = c.configured.call(Phase::Log, &mut call, |i| i.log(&mut request, &mut response)) {

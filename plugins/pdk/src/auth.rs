@@ -26,28 +26,20 @@ pub struct Proof<'a> {
 /// are replaced or removed, so an upstream never trusts a forged one.
 pub fn set_consumer(req: &Request, consumer: &ConsumerInfo, proof: Option<Proof<'_>>) -> Result<(), String> {
     host::set_consumer(&consumer.id, proof.map(|p| p.id.to_string()).as_deref())?;
-    req.set_header(CONSUMER_ID, &consumer.id)?;
-    set_or_clear(req, CONSUMER_CUSTOM_ID, consumer.custom_id.as_deref())?;
-    set_or_clear(req, CONSUMER_USERNAME, consumer.username.as_deref())?;
-    set_or_clear(req, CREDENTIAL_IDENTIFIER, proof.map(|p| p.identifier))?;
-    match proof {
-        Some(_) => req.remove_header(ANONYMOUS),
-        None => req.set_header(ANONYMOUS, "true")?,
-    }
-    Ok(())
+    let headers = [
+        (CONSUMER_ID, Some(consumer.id.as_str())),
+        (CONSUMER_CUSTOM_ID, consumer.custom_id.as_deref()),
+        (CONSUMER_USERNAME, consumer.username.as_deref()),
+        (CREDENTIAL_IDENTIFIER, proof.map(|p| p.identifier)),
+        (ANONYMOUS, proof.is_none().then_some("true")),
+    ];
+    // One call for the five (set, or removed when there is no value).
+    let headers: Vec<(String, Option<String>)> =
+        headers.iter().map(|(name, value)| (name.to_string(), value.map(str::to_string))).collect();
+    req.set_headers(&headers)
 }
 
 /// The consumer `anonymous` names (an id or a username), as Kong's `anonymous` setting does.
 pub fn anonymous_consumer(anonymous: &str) -> Option<ConsumerInfo> {
     host::find_consumer(anonymous)
-}
-
-fn set_or_clear(req: &Request, name: &str, value: Option<&str>) -> Result<(), String> {
-    match value {
-        Some(value) => req.set_header(name, value),
-        None => {
-            req.remove_header(name);
-            Ok(())
-        }
-    }
 }

@@ -9,7 +9,7 @@ mod calendar;
 mod config;
 mod limiter;
 
-use gateway_pdk::{Exit, FieldError, Flow, Phase, Plugin, Request, Response, host};
+use gateway_pdk::{Exit, FieldError, Flow, Phase, Plugin, Request, host};
 
 use config::{Config, LimitBy};
 use limiter::{Counters, Limiter};
@@ -17,16 +17,12 @@ use limiter::{Counters, Limiter};
 /// Kong's `Content-Type` for the JSON bodies it makes.
 const JSON: &str = "application/json; charset=utf-8";
 
-/// Where `access` leaves the headers for `header_filter` (Kong keeps them in `ngx.ctx`).
-const HEADERS_KEY: &str = "rate-limiting.headers";
-
 pub struct RateLimiting {
     limiter: Limiter,
     limit_by: LimitBy,
     /// `header_name`, and the same with `-` for `_` (Kong's header lookup takes either).
     header_name: Option<(String, Option<String>)>,
     path: Option<String>,
-    hide_client_headers: bool,
     error_code: u16,
     /// The 429's body, made once.
     error_body: Vec<u8>,
@@ -36,7 +32,7 @@ impl Plugin for RateLimiting {
     type Config = Config;
     const NAME: &'static str = "rate-limiting";
     const PRIORITY: i32 = 910;
-    const PHASES: &'static [Phase] = &[Phase::Access, Phase::HeaderFilter];
+    const PHASES: &'static [Phase] = &[Phase::Access];
 
     fn validate(config: &Config) -> Vec<FieldError> {
         config::validate(config)
@@ -54,7 +50,6 @@ impl Plugin for RateLimiting {
                 (h.as_str().to_string(), dashed)
             }),
             path: config.path,
-            hide_client_headers: config.hide_client_headers,
             error_code: config.error_code,
             error_body: serde_json::json!({ "message": message }).to_string().into_bytes(),
         })
@@ -71,21 +66,10 @@ impl Plugin for RateLimiting {
             return Ok(Flow::Respond(refusal(self.error_code, verdict.headers, &self.error_body)));
         }
         if !verdict.headers.is_empty() {
-            let encoded: Vec<String> = verdict.headers.iter().map(|(n, v)| format!("{n}:{v}")).collect();
-            host::ctx_set(HEADERS_KEY, &encoded.join("\n"));
+            // Kong sets them in `access` too (`kong.response.set_headers`): no header_filter call.
+            host::set_response_headers(&verdict.headers)?;
         }
         Ok(Flow::Proceed)
-    }
-
-    fn header_filter(&self, _req: &Request, res: &Response) -> Result<(), String> {
-        if self.hide_client_headers {
-            return Ok(());
-        }
-        let Some(encoded) = host::ctx_get(HEADERS_KEY) else { return Ok(()) };
-        for (name, value) in encoded.lines().filter_map(|line| line.split_once(':')) {
-            res.set_header(name, value)?;
-        }
-        Ok(())
     }
 }
 
