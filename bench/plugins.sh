@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One plugin call (`access`) through the plugin host, for the no-op plugin (the host's floor), the
-# template plugin, correlation-id, key-auth and rate-limiting (criterion, gateway/benches/plugins.rs). Replaces the "Plugin
-# call" section of docs/benchmarks.md. The whole-request cost of plugins is in bench/proxy.sh.
+# template plugin, correlation-id, key-auth and rate-limiting, and every plugin phase of one request
+# through a configuration's runner (criterion, gateway/benches/plugins.rs). Replaces the "Plugin
+# call" section of docs/benchmarks.md. The cost through the network is in bench/proxy.sh.
 #
 #   bench/plugins.sh [criterion options]      (e.g. --measurement-time 10)
 set -euo pipefail
@@ -10,9 +11,9 @@ cd "$(dirname "$0")/.."
 
 cargo bench -p gateway --bench plugins -- "$@"
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-median_ns() { # PLUGIN
+median_ns() { # PLUGIN [GROUP]
   grep -o '"median":{"confidence_interval":{[^}]*},"point_estimate":[0-9.e+-]*' \
-    "$target_dir/criterion/plugin-access/$1/new/estimates.json" | sed 's/.*://'
+    "$target_dir/criterion/${2:-plugin-access}/$1/new/estimates.json" | sed 's/.*://'
 }
 
 work=$(mktemp -d)
@@ -34,11 +35,24 @@ section="$work/section.md"
   done
   echo
   echo "key-auth: a key found in a header, its credential and consumer looked up in the configuration's"
-  echo 'index, five upstream headers set; rate-limiting (`hour`, by ip): its counter counted, its headers'
-  echo 'kept in the request context for `header_filter`.'
+  echo 'index, its five upstream headers set in one call; rate-limiting (`hour`, by ip): its counter'
+  echo 'counted, its headers set ahead for the response (`set-response-headers`, no `header_filter` call).'
+  echo
+  echo "Every plugin phase of one request, as the pipeline runs them on a configuration's runner"
+  echo "(\`access\`, then \`header_filter\`, \`body_filter\` and \`log\` when wanted), the request and response"
+  echo "heads made in each iteration; \"none\" is a route without plugins (the heads alone):"
+  echo
+  echo "| route's plugins | one request | per plugin, beyond none |"
+  echo "|---|---:|---:|"
+  none=$(median_ns none plugin-request)
+  for row in "none:none:0" "noop:no-op:1" "ka:key-auth:1" "rl:rate-limiting:1" "ka-rl:key-auth + rate-limiting:2"; do
+    IFS=: read -r id label n <<<"$row"
+    awk -v l="$label" -v c="$(median_ns "$id" plugin-request)" -v z="$none" -v n="$n" \
+      'BEGIN {printf "| %s | %.2f µs | %s |\n", l, c / 1000, n > 0 ? sprintf("%.2f µs", (c - z) / n / 1000) : "—"}'
+  done
   echo
   echo "Target (issues 12 and 13): ≤ 5 µs of CPU per plugin per request, the whole request considered"
-  echo "(bench/proxy.sh's plugin rows)."
+  echo "(the table above, and bench/proxy.sh's plugin rows for the request through the network)."
   echo "<!-- /bench/plugins.sh -->"
 } >"$section"
 

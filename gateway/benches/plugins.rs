@@ -1,8 +1,12 @@
-//! The cost of one plugin call (`access`) through the plugin host: the request handed over as a
-//! resource, the call under its CPU budget, the request taken back. For the no-op plugin (the
-//! host's floor), the template plugin (one header set), correlation-id (an id made and set), and
-//! Kong's everyday pair: key-auth (a key found, its credential and consumer looked up, five
-//! upstream headers set) and rate-limiting (a counter per period, its headers kept for later).
+//! What plugins cost, without the network in the way:
+//!
+//! - `plugin-access`: one `access` call through the plugin host (the request handed over as a
+//!   resource, the call under its CPU budget, the request taken back), for the no-op plugin (the
+//!   host's floor), the template plugin (one header set), correlation-id (an id made and set), and
+//!   Kong's everyday pair: key-auth (a key found, its credential and consumer looked up, Kong's
+//!   upstream headers set) and rate-limiting (a counter per period, its headers set ahead);
+//! - `plugin-request`: every plugin phase of one proxied request through a configuration's runner,
+//!   for routes with no plugin, the no-op plugin, key-auth, rate-limiting, and both.
 //!
 //! `cargo bench -p gateway --bench plugins`; `bench/plugins.sh` runs it and writes the results to
 //! docs/benchmarks.md. The plugins come from the components' target dir (gateway/build.rs builds

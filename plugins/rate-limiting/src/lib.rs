@@ -59,9 +59,8 @@ impl Plugin for RateLimiting {
         // Kong names counters by the plugin entity's route and service; here by the entity itself,
         // so two entities never share a budget and one entity's budget covers what it applies to.
         let entity = host::entity().map(|e| e.id).unwrap_or_default();
-        let identifier = format!("{entity}|{}", self.identifier(req));
         let now = host::now().floor() as i64;
-        let verdict = self.limiter.check(&mut HostCounters, &identifier, now);
+        let verdict = self.limiter.check_in(&mut HostCounters, &entity, &self.identifier(req), now);
         if !verdict.allowed {
             return Ok(Flow::Respond(refusal(self.error_code, verdict.headers, &self.error_body)));
         }

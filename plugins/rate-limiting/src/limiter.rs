@@ -71,13 +71,21 @@ impl Limiter {
     }
 
     /// Counts a request from `identifier` at `now` (seconds since the epoch) against every limit.
+    #[cfg(test)]
     pub fn check(&self, counters: &mut impl Counters, identifier: &str, now: i64) -> Verdict {
+        self.check_in(counters, "", identifier, now)
+    }
+
+    /// Counts a request from `identifier` within `scope` (the plugin entity: trusted, short) at
+    /// `now` against every limit. Only the identifier, which a client may choose, is digested when
+    /// long.
+    pub fn check_in(&self, counters: &mut impl Counters, scope: &str, identifier: &str, now: i64) -> Verdict {
         let identifier = short(identifier);
         let mut counted = Vec::with_capacity(self.limits.len());
         let mut allowed = true;
         for limit in &self.limits {
             let (start, end) = limit.period.window(now);
-            let key = format!("{}{}:{start}:{identifier}", self.prefix, limit.period.name());
+            let key = format!("{}{}:{start}:{scope}|{identifier}", self.prefix, limit.period.name());
             let window = u32::try_from(end.saturating_sub(now)).unwrap_or(u32::MAX).max(1);
             let used_before = counters.incr(&key, 1, window).saturating_sub(1);
             let remaining = limit.limit - used_before as f64;
@@ -126,7 +134,13 @@ fn short(identifier: &str) -> std::borrow::Cow<'_, str> {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// A number as Kong (Lua) prints it: whole numbers without a fraction.
