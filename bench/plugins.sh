@@ -48,7 +48,7 @@ section="$work/section.md"
   for row in "none:none:0" "noop:no-op:1" "ka:key-auth:1" "rl:rate-limiting:1" "ka-rl:key-auth + rate-limiting:2"; do
     IFS=: read -r id label n <<<"$row"
     awk -v l="$label" -v c="$(median_ns "$id" plugin-request)" -v z="$none" -v n="$n" \
-      'BEGIN {printf "| %s | %.2f µs | %s |\n", l, c / 1000, n > 0 ? sprintf("%.2f µs", (c - z) / n / 1000) : "—"}'
+      'BEGIN {printf "| %s | %.2f µs | %s |\n", l, c / 1000, (n > 0 ? sprintf("%.2f µs", (c - z) / n / 1000) : "—")}'
   done
   echo
   echo "Target (issues 12 and 13): ≤ 5 µs of CPU per plugin per request, the whole request considered"
