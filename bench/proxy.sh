@@ -181,6 +181,9 @@ cpu_p1=$(median gw+1plugin 4); cpu_p3=$(median gw+3plugins 4)
 rps_ka=$(median gw+ka 2); rps_rl=$(median gw+rl 2); rps_karl=$(median gw+ka+rl 2)
 cpu_ka=$(median gw+ka 4); cpu_rl=$(median gw+rl 4); cpu_karl=$(median gw+ka+rl 4)
 minus() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", a - b}'; }
+# Per round (results are in round order): NAME's COLUMN ÷ (or −) BASE's, one line per round.
+paired() { awk -v n="$1" -v b="$2" -v c="$3" '$1 == b {base = $c} $1 == n {printf "%.2f\n", $c / base}' "$results"; }
+paired_minus() { awk -v n="$1" -v b="$2" -v c="$3" '$1 == b {base = $c} $1 == n {printf "%.1f\n", $c - base}' "$results"; }
 errors=$(awk '{n += $5} END {print n + 0}' "$results")
 
 section="$work/section.md"
@@ -211,6 +214,7 @@ section="$work/section.md"
   echo "- gateway ÷ direct throughput: $(ratio "$rps_gateway" "$rps_direct")"
   echo "- plugins: 1 plugin costs $(awk -v a="$cpu_p1" -v b="$cpu_gateway" 'BEGIN {printf "%.1f", a - b}') µs CPU per request, 3 plugins $(awk -v a="$cpu_p3" -v b="$cpu_gateway" 'BEGIN {printf "%.1f", a - b}') µs ($(awk -v a="$cpu_p3" -v b="$cpu_gateway" 'BEGIN {printf "%.1f", (a - b) / 3}') µs per plugin; target ≤ 5); throughput with 1 and 3 plugins ÷ without: $(ratio "$rps_p1" "$rps_gateway"), $(ratio "$rps_p3" "$rps_gateway"). The router call alone: the \"Router call\" section; one plugin call alone: \"Plugin call\"."
   echo "- Kong's everyday pair: key-auth costs $(minus "$cpu_ka" "$cpu_gateway") µs CPU per request, rate-limiting $(minus "$cpu_rl" "$cpu_gateway") µs, both $(minus "$cpu_karl" "$cpu_gateway") µs (target ≤ 5 per plugin); throughput with both ÷ without plugins: **$(ratio "$rps_karl" "$rps_gateway")** (target ≥ 0.80: Kong loses 24–26 % to this pair), ÷ nginx: $(ratio "$rps_karl" "$rps_nginx"); key-auth alone $(ratio "$rps_ka" "$rps_gateway"), rate-limiting alone $(ratio "$rps_rl" "$rps_gateway")."
+  echo "- the same pair round by round (each round's gateway runs follow each other within seconds, so a ratio per round cancels the drift between rounds; the runs of one round still differ by how connections land on the worker threads, see issue 16): throughput with both ÷ without, per round: $(paired gw+ka+rl gateway 2 | xargs), median **$(paired gw+ka+rl gateway 2 | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')**; CPU per request, both − without, per round: $(paired_minus gw+ka+rl gateway 4 | xargs) µs."
   echo "- failed requests (non-2xx or socket errors) over all runs: $errors"
   echo
   echo "Every run (name, requests/s, p99 latency, CPU µs/request, errors):"

@@ -61,7 +61,9 @@ fn access(c: &mut Criterion) {
         "_format_version": "3.0",
         "consumers": [{"username": "bench", "keyauth_credentials": [{"key": "bench-key"}]}],
     });
-    let directory = Arc::new(Directory::new(&gateway::entities::parse_value(&doc).unwrap()));
+    let entity = PluginEntity { id: "e".into(), route: None, service: None, consumer: None };
+    let directory =
+        Arc::new(Directory::new(&gateway::entities::parse_value(&doc).unwrap()).with_entities(vec![entity]));
     let plugins = [
         ("noop", "{}"),
         ("template", "{}"),
@@ -76,7 +78,7 @@ fn access(c: &mut Criterion) {
         let mut instance = plugin.configure(&config, Duration::from_millis(100), MEMORY_LIMIT, shared).unwrap();
         instance.set_call(CallContext {
             directory: Some(directory.clone()),
-            entity: Some(Arc::new(PluginEntity { id: "e".into(), route: None, service: None, consumer: None })),
+            entity: Some(0),
             ..CallContext::default()
         });
         let mut req = request();

@@ -92,8 +92,8 @@ pub struct ResponseHandle {
 #[derive(Debug, Default)]
 pub struct CallContext {
     pub plugin: String,
-    /// The plugin entity the call runs for.
-    pub entity: Option<Arc<PluginEntity>>,
+    /// The plugin entity the call runs for: its index in the directory's entities.
+    pub entity: Option<usize>,
     pub route: Option<EntityRef>,
     pub service: Option<EntityRef>,
     pub consumer: Option<EntityRef>,
@@ -122,6 +122,8 @@ pub struct Directory {
     usernames: HashMap<String, Arc<crate::entities::Consumer>>,
     credentials: HashMap<(&'static str, String), Arc<Credential>>,
     by_consumer: HashMap<(&'static str, String), Vec<Arc<Credential>>>,
+    /// The plugin entities of the configuration, as plugins are told about them (`host::entity`).
+    pub entities: Vec<PluginEntity>,
 }
 
 impl Directory {
@@ -152,6 +154,11 @@ impl Directory {
                 .push(credential);
         }
         directory
+    }
+
+    /// The directory, with the plugin entities calls are told about by index.
+    pub fn with_entities(self, entities: Vec<PluginEntity>) -> Directory {
+        Directory { entities, ..self }
     }
 
     pub fn consumer(&self, id: &str) -> Option<Arc<crate::entities::Consumer>> {
@@ -540,7 +547,8 @@ impl self::gateway::api::host::Host for Sandbox {
     }
 
     fn entity(&mut self) -> Option<PluginEntity> {
-        self.plugin.call.entity.as_deref().cloned()
+        let call = &self.plugin.call;
+        call.directory.as_ref()?.entities.get(call.entity?).cloned()
     }
 
     fn route(&mut self) -> Option<EntityRef> {

@@ -179,7 +179,9 @@ pub fn run(runtime: &WasmRuntime, name: &str, wasm: &[u8], input: RunInput) -> R
         let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
         RunError::Input(errors.join("; "))
     })?;
-    let directory = Arc::new(Directory::new(&entities));
+    let entity =
+        super::plugin::PluginEntity { id: uuid::Uuid::nil().to_string(), route: None, service: None, consumer: None };
+    let directory = Arc::new(Directory::new(&entities).with_entities(vec![entity]));
     let consumer = match &input.consumer {
         None => None,
         Some(key) => {
@@ -190,12 +192,7 @@ pub fn run(runtime: &WasmRuntime, name: &str, wasm: &[u8], input: RunInput) -> R
         }
     };
     let call = CallContext {
-        entity: Some(Arc::new(super::plugin::PluginEntity {
-            id: uuid::Uuid::nil().to_string(),
-            route: None,
-            service: None,
-            consumer: None,
-        })),
+        entity: Some(0),
         consumer,
         credential: input.credential.clone(),
         directory: Some(directory),

@@ -317,42 +317,27 @@ impl Configured {
     }
 }
 
-/// A plugin entity as a request may meet it: its configured plugin, its protocols, and what it
-/// tells the plugin about itself.
-#[derive(Clone)]
+/// A plugin entity as a request may meet it: its configured plugin, its protocols, and where
+/// what it tells the plugin about itself is (its index in the directory's entities).
 struct Entry {
     configured: Arc<Configured>,
     protocols: Vec<PluginProtocol>,
-    entity: Arc<PluginEntity>,
+    entity: usize,
 }
 
-impl Entry {
-    fn running(&self) -> Running {
-        Running { configured: self.configured.clone(), entity: self.entity.clone() }
-    }
-}
-
-/// A plugin a request runs: its configured plugin and its entity.
-#[derive(Clone)]
-pub struct Running {
-    configured: Arc<Configured>,
-    entity: Arc<PluginEntity>,
-}
-
-impl std::ops::Deref for Running {
-    type Target = Configured;
-
-    fn deref(&self) -> &Configured {
-        &self.configured
-    }
-}
+/// A plugin a request runs: its entry's place in the version's [`WasmPhases::entries`]. An index,
+/// not a reference count: two workers running the same plugins then share no cache line that
+/// either writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Running(usize);
 
 /// Where a plugin entity applies: `(consumer, route, service)`, each `None` when not scoped to one.
 type Scope = (Option<Uuid>, Option<Uuid>, Option<Uuid>);
 
 /// One plugin name and its entities by scope.
 struct Slot {
-    entries: HashMap<Scope, Entry>,
+    /// Entries by scope, as indexes into [`WasmPhases::entries`].
+    entries: HashMap<Scope, usize>,
     /// Which of the eight precedence levels have an entity (bit `i` for [`LEVELS`]`[i]`).
     levels: u8,
 }
@@ -376,24 +361,26 @@ fn level_of(scope: &Scope) -> usize {
 
 impl Slot {
     /// The most specific entity for a request with these ids.
-    fn resolve(&self, consumer: Option<Uuid>, route: Option<Uuid>, service: Option<Uuid>) -> Option<&Entry> {
+    fn resolve(&self, consumer: Option<Uuid>, route: Option<Uuid>, service: Option<Uuid>) -> Option<Running> {
         LEVELS.iter().enumerate().filter(|(i, _)| self.levels & (1 << i) != 0).find_map(|(_, &(c, r, s))| {
             let key = (
                 if c { Some(consumer?) } else { None },
                 if r { Some(route?) } else { None },
                 if s { Some(service?) } else { None },
             );
-            self.entries.get(&key)
+            self.entries.get(&key).copied().map(Running)
         })
     }
 }
 
 /// One configuration version's plugins.
 pub struct WasmPhases {
+    /// Every plugin entity the node runs.
+    entries: Vec<Entry>,
     /// Plugin names in run order (priority, higher first; then name).
     slots: Vec<Slot>,
     /// The global entities, in run order: `rewrite`, and the set of a request never routed.
-    globals: Vec<Entry>,
+    globals: Vec<Running>,
     directory: Arc<Directory>,
 }
 
@@ -402,6 +389,8 @@ impl WasmPhases {
     /// entity (`None`: the node does not run that plugin, and the entity is skipped).
     pub fn build(config: &Config, mut configured: impl FnMut(&str, &str) -> Option<Arc<Configured>>) -> WasmPhases {
         let mut by_name: HashMap<&str, (i32, Slot)> = HashMap::new();
+        let mut entries = Vec::new();
+        let mut about = Vec::new();
         let mut fresh = Vec::new();
         for entity in config.plugins.iter().filter(|p| p.enabled) {
             let checked = entity.config.to_string();
@@ -414,18 +403,19 @@ impl WasmPhases {
             let (_, slot) =
                 by_name.entry(&entity.name).or_insert_with(|| (priority, Slot { entries: HashMap::new(), levels: 0 }));
             slot.levels |= 1 << level_of(&scope);
-            let about = Arc::new(PluginEntity {
+            about.push(PluginEntity {
                 id: entity.id.to_string(),
                 route: entity.route.map(|r| r.id.to_string()),
                 service: entity.service.map(|r| r.id.to_string()),
                 consumer: entity.consumer.map(|r| r.id.to_string()),
             });
-            slot.entries.insert(scope, Entry { configured: c, protocols: entity.protocols.clone(), entity: about });
+            slot.entries.insert(scope, entries.len());
+            entries.push(Entry { configured: c, protocols: entity.protocols.clone(), entity: about.len() - 1 });
         }
         let mut ordered: Vec<(&str, i32, Slot)> = by_name.into_iter().map(|(n, (p, s))| (n, p, s)).collect();
         ordered.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         let slots: Vec<Slot> = ordered.into_iter().map(|(_, _, s)| s).collect();
-        let globals = slots.iter().filter_map(|s| s.entries.get(&(None, None, None)).cloned()).collect();
+        let globals = slots.iter().filter_map(|s| s.entries.get(&(None, None, None)).copied().map(Running)).collect();
         if !fresh.is_empty() {
             // The pool fills in the background, one instance per worker, as the router's does.
             let pool = fresh.first().map_or(1, |c| c.keep.load(Ordering::Relaxed) / 2);
@@ -438,8 +428,8 @@ impl WasmPhases {
                 tracing::warn!(%error, "cannot start a thread to fill plugin pools; they fill on demand");
             }
         }
-        let directory = Arc::new(Directory::new(config));
-        WasmPhases { slots, globals, directory }
+        let directory = Arc::new(Directory::new(config).with_entities(about));
+        WasmPhases { entries, slots, globals, directory }
     }
 
     /// What the plugins are told about the request: its route, service, consumer and shared map.
@@ -485,16 +475,17 @@ impl WasmPhases {
                 skip -= 1;
                 continue;
             }
-            let Some(c) = found else { continue };
-            list.push(c.clone());
-            if !c.phases.has(phase) {
+            let Some(running) = found else { continue };
+            list.push(running);
+            let c = &self.entries[running.0];
+            if !c.configured.phases.has(phase) {
                 continue;
             }
             let handle = handle.get_or_insert_with(|| request_handle(ctx, req));
             let call = call.get_or_insert_with(|| self.call_context(ctx));
-            call.entity = Some(c.entity.clone());
+            call.entity = Some(c.entity);
             let error = |reason: &str| PhaseError {
-                plugin: c.name().to_string(),
+                plugin: c.configured.name().to_string(),
                 phase,
                 reason: reason.into(),
                 fault: Fault::Error,
@@ -547,7 +538,7 @@ impl WasmPhases {
             }
             None => Ok(()),
         };
-        let keep = list.iter().any(|c| c.phases.has(Phase::HeaderFilter) || c.phases.has(Phase::Log));
+        let keep = list.iter().any(|&c| self.phases(c).has(Phase::HeaderFilter) || self.phases(c).has(Phase::Log));
         let kept = keep.then(|| {
             let view = match handle {
                 Some(handle) => handle,
@@ -564,6 +555,11 @@ impl WasmPhases {
         let flow = outcome?;
         restored.map_err(|reason| PhaseError { plugin: "(plugins)".into(), phase, reason, fault: Fault::Error })?;
         Ok(flow)
+    }
+
+    /// The phases a plugin the request runs declares.
+    fn phases(&self, running: Running) -> Phases {
+        self.entries[running.0].configured.phases
     }
 
     fn list(ctx: &RequestContext) -> &[Running] {
@@ -626,11 +622,12 @@ impl PhaseRunner for WasmPhases {
             // header_filter also keeps the response head for body_filter and log.
             Phase::HeaderFilter => {
                 ctx.plugins.as_ref().is_some_and(|p| !p.response_headers.is_empty())
-                    || WasmPhases::list(ctx).iter().any(|c| {
-                        c.phases.has(Phase::HeaderFilter) || c.phases.has(Phase::BodyFilter) || c.phases.has(Phase::Log)
+                    || WasmPhases::list(ctx).iter().any(|&c| {
+                        let phases = self.phases(c);
+                        phases.has(Phase::HeaderFilter) || phases.has(Phase::BodyFilter) || phases.has(Phase::Log)
                     })
             }
-            _ => WasmPhases::list(ctx).iter().any(|c| c.phases.has(phase)),
+            _ => WasmPhases::list(ctx).iter().any(|&c| self.phases(c).has(phase)),
         }
     }
 
@@ -638,8 +635,8 @@ impl PhaseRunner for WasmPhases {
         let protocol = request_protocol(ctx, &req.headers);
         let mut globals = self.globals.iter();
         self.request_phase(Phase::Rewrite, ctx, req, |_| {
-            let entry = globals.next()?;
-            Some(entry.protocols.contains(&protocol).then(|| entry.running()))
+            let running = *globals.next()?;
+            Some(self.entries[running.0].protocols.contains(&protocol).then_some(running))
         })
     }
 
@@ -650,8 +647,8 @@ impl PhaseRunner for WasmPhases {
         let mut slots = self.slots.iter();
         self.request_phase(Phase::Access, ctx, req, |ctx| {
             let slot = slots.next()?;
-            let entry = slot.resolve(ctx.consumer.as_ref().map(|c| c.id), route, service);
-            Some(entry.filter(|e| e.protocols.contains(&protocol)).map(Entry::running))
+            let found = slot.resolve(ctx.consumer.as_ref().map(|c| c.id), route, service);
+            Some(found.filter(|r| self.entries[r.0].protocols.contains(&protocol)))
         })
     }
 
@@ -660,8 +657,8 @@ impl PhaseRunner for WasmPhases {
         for (name, value) in state.response_headers.drain(..) {
             res.headers.insert(name, value);
         }
-        if !state.list.iter().any(|c| c.phases.has(Phase::HeaderFilter)) {
-            if state.list.iter().any(|c| c.phases.has(Phase::BodyFilter) || c.phases.has(Phase::Log)) {
+        if !state.list.iter().any(|&c| self.phases(c).has(Phase::HeaderFilter)) {
+            if state.list.iter().any(|&c| self.phases(c).has(Phase::BodyFilter) || self.phases(c).has(Phase::Log)) {
                 state.response = Some(ResponseHandle { status: res.status.as_u16(), headers: res.headers.clone() });
             }
             ctx.plugins = Some(state);
@@ -672,13 +669,13 @@ impl PhaseRunner for WasmPhases {
         let mut call = self.call_context(ctx);
         let mut outcome = Ok(());
         for at in 0..state.list.len() {
-            let c = state.list[at].clone();
-            if !c.phases.has(Phase::HeaderFilter) {
+            let c = &self.entries[state.list[at].0];
+            if !c.configured.phases.has(Phase::HeaderFilter) {
                 continue;
             }
-            call.entity = Some(c.entity.clone());
+            call.entity = Some(c.entity);
             let run = |i: &mut PluginInstance| i.header_filter(&mut request, &mut response);
-            let done = if c.phases.has(Phase::BodyFilter) {
+            let done = if c.configured.phases.has(Phase::BodyFilter) {
                 c.configured.call_in(state.pinned(at), Phase::HeaderFilter, &mut call, run)
             } else {
                 c.configured.call(Phase::HeaderFilter, &mut call, run)
@@ -696,7 +693,7 @@ impl PhaseRunner for WasmPhases {
         if let Ok(status) = StatusCode::from_u16(response.status) {
             res.status = status;
         }
-        let later = state.list.iter().any(|c| c.phases.has(Phase::BodyFilter) || c.phases.has(Phase::Log));
+        let later = state.list.iter().any(|&c| self.phases(c).has(Phase::BodyFilter) || self.phases(c).has(Phase::Log));
         if later {
             state.response = Some(ResponseHandle { status: res.status.as_u16(), headers: res.headers.clone() });
         }
@@ -711,11 +708,11 @@ impl PhaseRunner for WasmPhases {
         let mut call = CallContext { head_sent: true, ..self.call_context(ctx) };
         let mut outcome = Ok(());
         for at in 0..state.list.len() {
-            let c = state.list[at].clone();
-            if !c.phases.has(Phase::BodyFilter) {
+            let c = &self.entries[state.list[at].0];
+            if !c.configured.phases.has(Phase::BodyFilter) {
                 continue;
             }
-            call.entity = Some(c.entity.clone());
+            call.entity = Some(c.entity);
             let slot = state.pinned(at);
             let done =
                 c.configured.call_in(slot, Phase::BodyFilter, &mut call, |i| i.body_filter(&mut response, chunk, eof));
@@ -744,8 +741,8 @@ impl PhaseRunner for WasmPhases {
             headers: HeaderMap::new(),
         });
         let mut call = CallContext { head_sent: true, ..self.call_context(ctx) };
-        for c in state.list.iter().filter(|c| c.phases.has(Phase::Log)) {
-            call.entity = Some(c.entity.clone());
+        for c in state.list.iter().map(|r| &self.entries[r.0]).filter(|c| c.configured.phases.has(Phase::Log)) {
+            call.entity = Some(c.entity);
             if let Err(error) = c.configured.call(Phase::Log, &mut call, |i| i.log(&mut request, &mut response)) {
                 let route = ctx.route().map(|r| r.name.clone().unwrap_or_else(|| r.id.to_string()));
                 if error.fault == Fault::Unavailable {
