@@ -97,6 +97,21 @@ fn access(c: &mut Criterion) {
     group.finish();
 }
 
+/// Evicts the caches: writes a line of every 64 bytes of a buffer larger than this machine's
+/// per-core caches (8 MiB), as a proxied request's network and HTTP work does between two plugin
+/// calls.
+fn evict_caches() {
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![1; 8 << 20]);
+    }
+    BUFFER.with(|b| {
+        let mut b = b.borrow_mut();
+        for i in (0..b.len()).step_by(64) {
+            b[i] = b[i].wrapping_add(1);
+        }
+    });
+}
+
 /// Every plugin phase of one proxied request, as the pipeline runs them (`access`, then
 /// `header_filter`, `body_filter` and `log` when wanted) on a configuration version's runner:
 /// what plugins cost a request beyond the proxying itself. The route with no plugin is the floor
@@ -139,45 +154,54 @@ fn request_phases(c: &mut Criterion) {
         tls: None,
         activity: Arc::default(),
     };
-    let mut group = c.benchmark_group("plugin-request");
-    for name in ["none", "noop", "ka", "rl", "ka-rl"] {
-        let route = snapshot.routes.iter().position(|(r, _)| r.name.as_deref() == Some(name)).unwrap();
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                let mut ctx = RequestContext::new(conn.clone(), snapshot.clone());
-                ctx.client_ip = Some(conn.peer.ip());
-                ctx.route = Some(route);
-                let (mut req, ()) = hyper::Request::get(format!("http://api.example.com/{name}"))
-                    .header("host", "api.example.com")
-                    .header("user-agent", "wrk")
-                    .header("apikey", "bench-key")
-                    .body(())
-                    .unwrap()
-                    .into_parts();
-                if runner.wants(P::Access, &ctx) {
-                    assert!(matches!(runner.access(&mut ctx, &mut req).unwrap(), Flow::Continue));
+    let one = |name: &str, route: usize| {
+        let mut ctx = RequestContext::new(conn.clone(), snapshot.clone());
+        ctx.client_ip = Some(conn.peer.ip());
+        ctx.route = Some(route);
+        let (mut req, ()) = hyper::Request::get(format!("http://api.example.com/{name}"))
+            .header("host", "api.example.com")
+            .header("user-agent", "wrk")
+            .header("apikey", "bench-key")
+            .body(())
+            .unwrap()
+            .into_parts();
+        if runner.wants(P::Access, &ctx) {
+            assert!(matches!(runner.access(&mut ctx, &mut req).unwrap(), Flow::Continue));
+        }
+        let (mut res, ()) = hyper::Response::builder()
+            .header("content-length", "2")
+            .header("content-type", "text/plain")
+            .body(())
+            .unwrap()
+            .into_parts();
+        if runner.wants(P::HeaderFilter, &ctx) {
+            runner.header_filter(&mut ctx, &mut res).unwrap();
+        }
+        if runner.wants(P::BodyFilter, &ctx) {
+            let mut chunk = hyper::body::Bytes::from_static(b"ok");
+            runner.body_filter(&mut ctx, &mut chunk, true).unwrap();
+        }
+        if runner.wants(P::Log, &ctx) {
+            runner.log(&mut ctx);
+        }
+        black_box((req, res, ctx));
+    };
+    // Hot: request after request, everything in the caches. Cold: the caches evicted before each
+    // request (not timed), as requests through the network find them.
+    for (group, cold) in [("plugin-request", false), ("plugin-request-cold", true)] {
+        let mut group = c.benchmark_group(group);
+        for name in ["none", "noop", "ka", "rl", "ka-rl"] {
+            let route = snapshot.routes.iter().position(|(r, _)| r.name.as_deref() == Some(name)).unwrap();
+            group.bench_function(name, |b| {
+                if cold {
+                    b.iter_batched(evict_caches, |()| one(name, route), criterion::BatchSize::PerIteration);
+                } else {
+                    b.iter(|| one(name, route));
                 }
-                let (mut res, ()) = hyper::Response::builder()
-                    .header("content-length", "2")
-                    .header("content-type", "text/plain")
-                    .body(())
-                    .unwrap()
-                    .into_parts();
-                if runner.wants(P::HeaderFilter, &ctx) {
-                    runner.header_filter(&mut ctx, &mut res).unwrap();
-                }
-                if runner.wants(P::BodyFilter, &ctx) {
-                    let mut chunk = hyper::body::Bytes::from_static(b"ok");
-                    runner.body_filter(&mut ctx, &mut chunk, true).unwrap();
-                }
-                if runner.wants(P::Log, &ctx) {
-                    runner.log(&mut ctx);
-                }
-                black_box((req, res, ctx));
-            })
-        });
+            });
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 criterion_group!(benches, access, request_phases);
