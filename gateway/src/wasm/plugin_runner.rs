@@ -9,7 +9,10 @@
 //!   routed, the global plugins) runs the later phases.
 //! - **Instances**: a plugin entity's configured instances live in a pool that the next version
 //!   takes over when the entity is unchanged; calls never instantiate on the request path unless
-//!   the pool runs dry (more requests in flight than instances).
+//!   the pool runs dry (more requests in flight than instances). Each worker thread takes back the
+//!   instance it used last (its own slot), so an instance's memory stays in one core's caches;
+//!   and a request refers to its plugins by index, so workers running the same plugins write no
+//!   shared reference counts.
 //! - **Failures**: a trap, the CPU deadline or the memory cap fails only the request (500) and
 //!   retires the instance; a replacement is made off the request path. A plugin that traps again
 //!   and again is paused with exponential back-off: its requests get 500 without calling it, and
