@@ -987,6 +987,22 @@ mod tests {
     }
 
     #[test]
+    fn response_headers_set_ahead_are_checked_capped_and_refused_once_the_head_is_sent() {
+        use self::gateway::api::host::Host;
+        let mut sandbox = Sandbox::new();
+        let pair = |n: &str, v: &str| (n.to_string(), v.to_string());
+        sandbox.set_response_headers(vec![pair("X-One", "1"), pair("X-Two", "2")]).unwrap();
+        assert!(sandbox.set_response_headers(vec![pair("X-Three", "3"), pair("X-Bad", "a\nb")]).is_err());
+        let kept: Vec<String> = sandbox.plugin.call.response_headers.iter().map(|(n, _)| n.to_string()).collect();
+        assert_eq!(kept, ["x-one", "x-two"], "a refused call keeps none of its headers");
+        let many: Vec<(String, String)> = (0..MAX_RESPONSE_HEADERS).map(|i| pair(&format!("x-{i}"), "v")).collect();
+        assert!(sandbox.set_response_headers(many).is_err(), "past the cap");
+        assert_eq!(sandbox.plugin.call.response_headers.len(), 2);
+        sandbox.plugin.call.head_sent = true;
+        assert!(sandbox.set_response_headers(vec![pair("X-Late", "1")]).unwrap_err().contains("has been sent"));
+    }
+
+    #[test]
     fn counters_add_up_within_their_window_and_restart_after_it() {
         let shared = NodeShared::default();
         assert_eq!(shared.incr("k".into(), 2, Duration::from_secs(60)), 2);
