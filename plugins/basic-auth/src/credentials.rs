@@ -6,6 +6,7 @@
 use base64::Engine;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use gateway_pdk::hex;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -68,16 +69,6 @@ pub fn verify(stored: &str, password: &[u8], consumer_id: &str) -> bool {
     sha.update(password);
     let actual = hex(&sha.finalize());
     actual.as_bytes().ct_eq(expected.as_bytes()).into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
 }
 
 /// `Basic base64(username:password)`, as a client makes it (for tests).

@@ -75,6 +75,17 @@ pub trait Plugin: Sized + 'static {
     fn log(&self, _req: &Request, _res: &Response) {}
 }
 
+/// Bytes as lower-case hexadecimal (a digest as Kong prints it).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
 /// Writes to the gateway's log, tagged with the plugin's name.
 pub fn log(level: LogLevel, message: &str) {
     host::log(level, message);

@@ -5,6 +5,7 @@
 //! that is the same; with requests racing on other workers it cannot let two through for the
 //! last unit, as read-then-count can. Kept apart from the host so it is tested on its own.
 
+use gateway_pdk::hex;
 use sha2::{Digest, Sha256};
 
 use crate::calendar::Period;
@@ -131,16 +132,6 @@ fn short(identifier: &str) -> std::borrow::Cow<'_, str> {
         return identifier.into();
     }
     format!("sha256:{}", hex(&Sha256::digest(identifier.as_bytes()))).into()
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    out
 }
 
 /// A number as Kong (Lua) prints it: whole numbers without a fraction.
