@@ -121,12 +121,22 @@ wasm_plugins_path = $target_dir/wasm-plugins/wasm32-wasip2/release
 plugins = bundled, template, noop
 EOF
 "$GATEWAY" -c "$work/gateway/kong.conf" 2>"$work/gateway/log" & pids+=($!); gateway_pid=$!
+# BASELINE=path/to/an/older/gateway: the same configuration on that binary too, measured in the same
+# rounds ("baseline", "base+ka+rl"), to compare two builds without the drift between runs.
+if [ -n "${BASELINE:-}" ]; then
+  GWB=$(free_port)
+  mkdir -p "$work/baseline"
+  sed -e "s|^prefix = .*|prefix = $work/baseline/servroot|" -e "s|^proxy_listen = .*|proxy_listen = 127.0.0.1:$GWB|" \
+    "$work/gateway/kong.conf" >"$work/baseline/kong.conf"
+  "$BASELINE" -c "$work/baseline/kong.conf" 2>"$work/baseline/log" & pids+=($!); baseline_pid=$!
+fi
 
 wait_for "http://127.0.0.1:$UPSTREAM/"
 wait_for "http://127.0.0.1:$NGINX/"
 wait_for "http://127.0.0.1:$GW/"
 wait_for "http://127.0.0.1:$GW/p3"
 wait_for "http://127.0.0.1:$GW/rl"
+[ -n "${BASELINE:-}" ] && wait_for "http://127.0.0.1:$GWB/rl"
 
 # CPU ticks (user + system) of a process and its children that are still running (nginx workers).
 ticks() {
@@ -140,7 +150,10 @@ HZ=$(getconf CLK_TCK)
 
 results="$work/results"
 : >"$results"
+# TARGETS="nginx gateway ...": only these runs (default: all).
+wanted() { [ -z "${TARGETS:-}" ] || grep -qw -- "$1" <<<"$TARGETS"; }
 run() { # NAME PORT PID_OF_THE_PROCESS_UNDER_TEST [PATH] [HEADER]
+  wanted "$1" || return 0
   local before after out rps requests p99 errors url="http://127.0.0.1:$2${4:-/}" header=()
   [ -n "${5:-}" ] && header=(-H "$5")
   wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d 2s "${header[@]}" "$url" >/dev/null # warm-up: connections, pools, caches
@@ -167,6 +180,10 @@ for round in $(seq "$ROUNDS"); do
   run gw+ka "$GW" "$gateway_pid" /ka "apikey: bench-key"
   run gw+rl "$GW" "$gateway_pid" /rl
   run gw+ka+rl "$GW" "$gateway_pid" /ka-rl "apikey: bench-key"
+  if [ -n "${BASELINE:-}" ]; then
+    run baseline "$GWB" "$baseline_pid"
+    run base+ka+rl "$GWB" "$baseline_pid" /ka-rl "apikey: bench-key"
+  fi
 done
 
 median() { # NAME COLUMN
@@ -182,10 +199,20 @@ rps_ka=$(median gw+ka 2); rps_rl=$(median gw+rl 2); rps_karl=$(median gw+ka+rl 2
 cpu_ka=$(median gw+ka 4); cpu_rl=$(median gw+rl 4); cpu_karl=$(median gw+ka+rl 4)
 minus() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", a - b}'; }
 # Per round (results are in round order): NAME's COLUMN ÷ (or −) BASE's, one line per round.
-paired() { awk -v n="$1" -v b="$2" -v c="$3" '$1 == b {base = $c} $1 == n {printf "%.2f\n", $c / base}' "$results"; }
-paired_minus() { awk -v n="$1" -v b="$2" -v c="$3" '$1 == b {base = $c} $1 == n {printf "%.1f\n", $c - base}' "$results"; }
+# The k-th run of NAME against the k-th of BASE.
+paired() { awk -v n="$1" -v b="$2" -v c="$3" '$1 == b {base[++nb] = $c} $1 == n {v[++nn] = $c} END {for (k = 1; k <= nn; k++) printf "%.2f\n", v[k] / base[k]}' "$results"; }
+paired_minus() { awk -v n="$1" -v b="$2" -v c="$3" '$1 == b {base[++nb] = $c} $1 == n {v[++nn] = $c} END {for (k = 1; k <= nn; k++) printf "%.1f\n", v[k] - base[k]}' "$results"; }
 errors=$(awk '{n += $5} END {print n + 0}' "$results")
 
+if [ -n "${BASELINE:-}" ]; then
+  echo "this build ÷ BASELINE, per round: $(paired gateway baseline 2 | xargs) (median $(paired gateway baseline 2 | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'))"
+  echo "with key-auth + rate-limiting, per round: $(paired gw+ka+rl base+ka+rl 2 | xargs) (median $(paired gw+ka+rl base+ka+rl 2 | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'))"
+  echo "CPU µs per request, median: this build $cpu_gateway, BASELINE $(median baseline 4); with the pair $cpu_karl, $(median base+ka+rl 4)"
+fi
+if [ -n "${TARGETS:-}" ] || [ -n "${BASELINE:-}" ]; then
+  echo "(TARGETS or BASELINE set: docs/benchmarks.md left as it is)"
+  exit 0
+fi
 section="$work/section.md"
 {
   echo "<!-- bench/proxy.sh: generated, do not edit by hand -->"

@@ -63,5 +63,6 @@ fn the_cluster_and_the_proxy_do_not_reach_up() {
     bad.extend(reaches("server", &["node", "proxy", "admin", "cluster"]));
     bad.extend(reaches("store", &["node", "catalog", "admin"]));
     bad.extend(reaches("io", &["node", "proxy", "admin", "cluster", "server"]));
+    bad.extend(reaches("workers", &["node", "proxy", "admin", "cluster", "server", "wasm", "conf", "entities"]));
     assert!(bad.is_empty(), "a lower layer imports a higher one:\n{}", bad.join("\n"));
 }

@@ -20,6 +20,7 @@ pub mod status;
 pub mod store;
 pub mod tls;
 pub mod wasm;
+pub mod workers;
 
 #[cfg(test)]
 mod layering;

@@ -41,6 +41,7 @@ use crate::store::lmdb::LmdbStore;
 use crate::wasm::plugin_set::PluginSet;
 use crate::wasm::router::CompiledRouter;
 use crate::wasm::{self, WasmRuntime};
+use crate::workers::Workers;
 
 /// The store's directory under `prefix`.
 pub const STORE_DIR: &str = "entities.lmdb";
@@ -72,8 +73,8 @@ pub enum NodeError {
     Tls(#[from] TlsSetupError),
     #[error(transparent)]
     ListenerTls(#[from] tls::ListenerTlsError),
-    #[error("cannot start the control runtime: {0}")]
-    Runtime(std::io::Error),
+    #[error("cannot start the {what}: {source}")]
+    Runtime { what: &'static str, source: std::io::Error },
     #[error(transparent)]
     Trust(#[from] crate::tls::trust::TrustError),
     #[error(transparent)]
@@ -341,13 +342,22 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             .thread_name(CONTROL_THREAD_NAME)
             .enable_all()
             .build()
-            .map_err(NodeError::Runtime)?,
+            .map_err(|source| NodeError::Runtime { what: "control runtime", source })?,
     ));
     let on_control = control.handle();
     let on_proxy = tokio::runtime::Handle::current();
     let applied = serves_proxy.then(|| apply_changes(&on_control, catalog.clone(), proxy.clone()));
     let (trigger, shutdown) = shutdown::channel();
     let mut tasks = JoinSet::new();
+    // The proxy's connections run on worker threads of their own, one per core (crate::workers).
+    let proxy_workers = if serves_proxy && !settings.proxy_listen.is_empty() {
+        Some(Arc::new(
+            Workers::start(workers, "proxy-worker")
+                .map_err(|source| NodeError::Runtime { what: "proxy worker threads", source })?,
+        ))
+    } else {
+        None
+    };
     if settings.role != Role::ControlPlane {
         for spec in &settings.proxy_listen {
             let listener = listener::bind("proxy_listen", spec).await?;
@@ -359,7 +369,12 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             };
             tracing::info!(listen = %spec, "proxy listening");
             let proxy = proxy.clone();
-            let options = server::ServeOptions { tls, http2: spec.http2, limits: settings.client_limits.clone() };
+            let options = server::ServeOptions {
+                tls,
+                http2: spec.http2,
+                limits: settings.client_limits.clone(),
+                workers: proxy_workers.clone(),
+            };
             tasks.spawn(server::serve(
                 "proxy",
                 listener,
@@ -447,7 +462,8 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             };
             tracing::info!(listen = %spec, "Admin API listening");
             let admin = admin.clone();
-            let options = server::ServeOptions { tls, http2: spec.http2, limits: settings.client_limits.clone() };
+            let options =
+                server::ServeOptions { tls, http2: spec.http2, limits: settings.client_limits.clone(), workers: None };
             tasks.spawn_on(
                 server::serve("admin", listener, options, move |_| admin.service(), shutdown.clone(), DRAIN_TIMEOUT),
                 &on_control,
@@ -465,7 +481,8 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         };
         tracing::info!(listen = %spec, "status API listening");
         let status = status.clone();
-        let options = server::ServeOptions { tls, http2: spec.http2, limits: settings.client_limits.clone() };
+        let options =
+            server::ServeOptions { tls, http2: spec.http2, limits: settings.client_limits.clone(), workers: None };
         tasks.spawn(server::serve(
             "status",
             listener,

@@ -66,7 +66,7 @@ impl Proxy {
     ) -> Arc<Proxy> {
         Arc::new(Proxy {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
-            pool: Arc::new(Pool::new(upstream_tls)),
+            pool: Arc::new(Pool::new(upstream_tls, instances)),
             router,
             instances,
             plugins,

@@ -1,5 +1,6 @@
-//! Connections to upstreams: one keep-alive pool shared by every request (HTTP/1.1, as Kong speaks
-//! to upstreams), connects bounded by the service's `connect_timeout`, and response bodies that
+//! Connections to upstreams: a keep-alive pool (HTTP/1.1, as Kong speaks to upstreams) with one
+//! shard per proxy worker thread, so a connection's requests reuse upstream connections driven on
+//! their own thread; connects bounded by the service's `connect_timeout`; and response bodies that
 //! hand their connection back to the pool when they end and fail when a read stalls.
 
 use std::collections::HashMap;
@@ -33,9 +34,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// them the addresses left with none: the map does not grow with every address ever used.
 const SWEEP_EVERY: u64 = 256;
 
-/// Idle connections kept in all: past it a connection is closed rather than kept (whatever the
-/// number of addresses: with `preserve_host` on an https service the client's Host is part of the
-/// key).
+/// Idle connections kept in all by one shard: past it a connection is closed rather than kept
+/// (whatever the number of addresses: with `preserve_host` on an https service the client's Host
+/// is part of the key).
 const MAX_IDLE: usize = 4096;
 
 /// Idle connections by pool key, with when they went idle, and how many there are in all.
@@ -43,7 +44,14 @@ const MAX_IDLE: usize = 4096;
 struct IdleConnections {
     by_key: HashMap<String, Vec<(Upstream, Instant)>>,
     count: usize,
+    /// Counts check-ins, to sweep the map now and then.
+    checkins: u64,
 }
+
+/// One worker's idle connections, on cache lines of their own.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(Mutex<IdleConnections>);
 
 impl IdleConnections {
     fn sweep(&mut self, idle_timeout: Duration) {
@@ -74,10 +82,9 @@ impl Upstream {
 }
 
 pub struct Pool {
-    idle: Mutex<IdleConnections>,
+    /// One shard per proxy worker thread, and the first for every other thread.
+    shards: Box<[Shard]>,
     idle_timeout: Duration,
-    /// Counts check-ins, to sweep the map now and then.
-    checkins: AtomicU64,
     /// For `https` services: verifies upstream certificates against `lua_ssl_trusted_certificate`.
     tls: Arc<rustls::ClientConfig>,
 }
@@ -108,17 +115,24 @@ pub enum ConnectError {
 }
 
 impl Pool {
-    pub fn new(tls: Arc<rustls::ClientConfig>) -> Pool {
-        Pool::with_idle_timeout(tls, IDLE_TIMEOUT)
+    /// A pool for `workers` proxy worker threads.
+    pub fn new(tls: Arc<rustls::ClientConfig>, workers: usize) -> Pool {
+        Pool::with_idle_timeout(tls, workers, IDLE_TIMEOUT)
     }
 
-    pub fn with_idle_timeout(tls: Arc<rustls::ClientConfig>, idle_timeout: Duration) -> Pool {
-        Pool { idle: Mutex::default(), idle_timeout, checkins: AtomicU64::new(0), tls }
+    pub fn with_idle_timeout(tls: Arc<rustls::ClientConfig>, workers: usize, idle_timeout: Duration) -> Pool {
+        Pool { shards: (0..=workers).map(|_| Shard::default()).collect(), idle_timeout, tls }
     }
 
-    /// A ready idle connection to `address`, if one is kept.
+    /// This thread's shard: its worker's own, or the first.
+    fn shard(&self) -> std::sync::MutexGuard<'_, IdleConnections> {
+        let i = crate::workers::current().map_or(0, |worker| worker + 1) % self.shards.len();
+        self.shards[i].0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A ready idle connection to `address`, if this thread's shard keeps one.
     pub fn checkout(&self, key: &str) -> Option<Upstream> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.shard();
         let list = idle.by_key.get_mut(key)?;
         let mut found = None;
         let mut taken = 0;
@@ -141,9 +155,9 @@ impl Pool {
         if !upstream.sender.is_ready() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let checkins = self.checkins.fetch_add(1, Ordering::Relaxed);
-        if checkins.is_multiple_of(SWEEP_EVERY) || idle.count >= MAX_IDLE {
+        let mut idle = self.shard();
+        idle.checkins += 1;
+        if idle.checkins.is_multiple_of(SWEEP_EVERY) || idle.count >= MAX_IDLE {
             idle.sweep(self.idle_timeout);
         }
         if idle.count >= MAX_IDLE {
@@ -156,9 +170,9 @@ impl Pool {
         }
     }
 
-    /// How many upstream addresses have idle connections kept.
+    /// How many upstream addresses have idle connections kept in this thread's shard.
     pub fn addresses(&self) -> usize {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).by_key.len()
+        self.shard().by_key.len()
     }
 
     /// A new connection to `address` (`host:port`), over TLS verified for `tls_name` when given.
@@ -296,7 +310,7 @@ mod tests {
                 .with_root_certificates(rustls::RootCertStore::empty())
                 .with_no_client_auth(),
         );
-        let pool = Pool::with_idle_timeout(tls, Duration::from_secs(1));
+        let pool = Pool::with_idle_timeout(tls, 2, Duration::from_secs(1));
         let timeout = Duration::from_secs(5);
         let connect = || async {
             let mut upstream = pool.connect(&address, None, timeout).await.unwrap();

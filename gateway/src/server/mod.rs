@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
@@ -18,6 +18,7 @@ pub mod client_io;
 use crate::conf::ClientLimits;
 use crate::io::AcceptBackoff;
 use crate::shutdown::Shutdown;
+use crate::workers::{OpenConnection, Workers};
 use client_io::{Activity, ClientIo, Clocks, Counted, InFlight};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -49,6 +50,9 @@ pub struct ServeOptions {
     /// Speak HTTP/2 as well (the listen flag `http2`); else HTTP/1.1 only, also in plain text.
     pub http2: bool,
     pub limits: ClientLimits,
+    /// Serve each connection on one of these worker threads (the proxy's); else on the runtime
+    /// that accepts.
+    pub workers: Option<Arc<Workers>>,
 }
 
 /// Accepts on `listener` (through TLS when the options say so) and serves each connection with
@@ -83,12 +87,33 @@ pub async fn serve<M, S, B>(
                     backoff.accepted();
                     let _ = stream.set_nodelay(true);
                     let local = stream.local_addr().unwrap_or(peer);
+                    let (stream, assigned) = match &options.workers {
+                        None => (Accepted::Here(stream), None),
+                        // Off this runtime's reactor, to be registered with the worker's.
+                        Some(workers) => match stream.into_std() {
+                            Ok(stream) => {
+                                let assigned = workers.assign();
+                                (Accepted::Moved(stream, assigned.open), Some(assigned.handle))
+                            }
+                            Err(error) => {
+                                tracing::debug!(%peer, %error, "{name}: cannot hand the connection to a worker");
+                                continue;
+                            }
+                        },
+                    };
                     let protocols = protocols.clone();
                     let drained = drained.clone();
                     let tls = options.tls.clone();
                     let make = make.clone();
                     let limits = limits.clone();
-                    connections.spawn(async move {
+                    let task = async move {
+                        let (stream, _open) = match stream.register() {
+                            Ok(registered) => registered,
+                            Err(error) => {
+                                tracing::debug!(%peer, %error, "{name}: cannot register the connection with its worker");
+                                return;
+                            }
+                        };
                         let activity = Arc::new(Activity::default());
                         let clocks = Clocks {
                             header: limits.header_timeout,
@@ -127,7 +152,11 @@ pub async fn serve<M, S, B>(
                         if let Err(error) = result {
                             tracing::debug!(%peer, %error, "{name}: connection ended with an error");
                         }
-                    });
+                    };
+                    match assigned {
+                        Some(worker) => connections.spawn_on(task, &worker),
+                        None => connections.spawn(task),
+                    };
                 }
                 Err(error) => tokio::select! {
                     () = backoff.failed(&error) => {}
@@ -147,6 +176,23 @@ pub async fn serve<M, S, B>(
         connections.abort_all();
     } else if open > 0 {
         tracing::debug!("{name}: {open} connection(s) drained");
+    }
+}
+
+/// An accepted connection: on the accepting runtime already, or moved off it for a worker (with
+/// its count on that worker).
+enum Accepted {
+    Here(TcpStream),
+    Moved(std::net::TcpStream, OpenConnection),
+}
+
+impl Accepted {
+    /// The stream on the runtime this runs on.
+    fn register(self) -> std::io::Result<(TcpStream, Option<OpenConnection>)> {
+        match self {
+            Accepted::Here(stream) => Ok((stream, None)),
+            Accepted::Moved(stream, open) => Ok((TcpStream::from_std(stream)?, Some(open))),
+        }
     }
 }
 
@@ -310,7 +356,7 @@ mod tests {
     }
 
     fn plain() -> ServeOptions {
-        ServeOptions { tls: None, http2: false, limits: ClientLimits::default() }
+        ServeOptions { tls: None, http2: false, limits: ClientLimits::default(), workers: None }
     }
 
     async fn request(addr: std::net::SocketAddr) -> TcpStream {

@@ -103,12 +103,12 @@ struct Local(Mutex<Option<PluginInstance>>);
 /// Per-thread slots a configured plugin keeps.
 const LOCAL_SLOTS: usize = 16;
 
-/// This thread's slot among [`LOCAL_SLOTS`]: threads take numbers in turn, so a node's few worker
-/// threads each get a slot of their own.
+/// This thread's slot among [`LOCAL_SLOTS`]: a proxy worker's own; other threads take numbers in
+/// turn (a slot is only a preference: a thread that finds it empty takes a shared instance).
 fn local_slot() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed) % LOCAL_SLOTS;
+        static SLOT: usize = crate::workers::current().unwrap_or_else(|| NEXT.fetch_add(1, Ordering::Relaxed)) % LOCAL_SLOTS;
     }
     SLOT.with(|slot| *slot)
 }
