@@ -148,3 +148,34 @@ fn a_prefix_that_is_a_file_fails_the_start() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("prefix/node exists but is not a directory"), "{}", stderr(&out));
 }
+
+/// The names of a running process's threads.
+fn thread_names(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn nginx_worker_processes_sets_how_many_proxy_workers_serve() {
+    let yaml =
+        "_format_version: '3.0'\nservices:\n- name: s\n  url: http://127.0.0.1:9\n  routes: [{name: r, paths: [/]}]\n";
+    let cores = std::thread::available_parallelism().unwrap().get();
+    for (setting, workers) in [("3", 3), ("auto", cores)] {
+        let node = gateway_tests::DbLess::start(yaml, &[format!("nginx_worker_processes = {setting}")]);
+        let mut names: Vec<String> =
+            thread_names(node.gateway.pid()).into_iter().filter(|n| n.starts_with("proxy-worker-")).collect();
+        names.sort();
+        let expected: Vec<String> = (0..workers).map(|i| format!("proxy-worker-{i}")).collect();
+        assert_eq!(names, expected, "nginx_worker_processes = {setting}");
+        // Every worker serves: more connections than workers, all answered (502: nothing listens
+        // upstream, so the answer is the gateway's own).
+        for _ in 0..workers * 2 {
+            let reply = gateway_tests::http_request(node.proxy, "GET", "/", &[]).unwrap();
+            assert_eq!(reply.status, 502, "{reply:?}");
+        }
+    }
+}

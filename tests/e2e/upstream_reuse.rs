@@ -61,12 +61,14 @@ fn serve_once(connection: usize, stream: TcpStream, log: &Mutex<Vec<(usize, Stri
     }
 }
 
+/// A node with one proxy worker: idle upstream connections are kept per worker (as nginx keeps
+/// them per worker process), so with one every request may reuse the connection of the one before.
 fn node_for(upstream: SocketAddr) -> DbLess {
     DbLess::start(
         &format!(
             "_format_version: '3.0'\nservices:\n- name: s\n  url: http://{upstream}\n  retries: 0\n  routes: [{{name: r, paths: [/]}}]\n"
         ),
-        &[],
+        &["nginx_worker_processes = 1".into()],
     )
 }
 

@@ -113,6 +113,12 @@ pub const KEYS: &[Key] = &[
         doc: "How long a client may pause between two reads of its request body: then the request gets 408 and its upstream connection is closed.",
     },
     Key {
+        name: "nginx_worker_processes",
+        default: Some("auto"),
+        kind: "`auto` | number (1 to 512)",
+        doc: "How many proxy worker threads serve client connections: `auto` is one per CPU core. Each is a single-threaded event loop, as an nginx worker process is; a connection stays on the worker that took it.",
+    },
+    Key {
         name: "nginx_http_keepalive_timeout",
         default: Some("75s"),
         kind: "nginx time",

@@ -74,6 +74,8 @@ pub struct Settings {
     pub wasm_plugins_path: Option<PathBuf>,
     /// Where compiled components are kept (else `<prefix>/wasm-cache`).
     pub wasm_cache_path: Option<PathBuf>,
+    /// Proxy worker threads (`nginx_worker_processes`); `None` is `auto`: one per core.
+    pub worker_processes: Option<usize>,
     /// The CPU time one plugin call may use.
     pub wasm_plugin_timeout: Duration,
     /// The linear memory one plugin instance may grow to, in bytes.
@@ -407,6 +409,7 @@ impl Checker<'_> {
             plugins: self.required("plugins", parse_plugins),
             wasm_plugins_path: self.optional("wasm_plugins_path", parse_existing_dir),
             wasm_cache_path: self.optional("wasm_cache_path", |v| Ok(PathBuf::from(v))),
+            worker_processes: self.required("nginx_worker_processes", parse_worker_processes),
             wasm_plugin_timeout: Duration::from_millis(self.required("wasm_plugin_timeout", |v| parse_integer(v, 1))),
             wasm_plugin_max_memory: self.required("wasm_plugin_max_memory", |v| {
                 parse_size(v).and_then(|n| if n < 1 << 20 { Err("must be at least 1m".into()) } else { Ok(n) })

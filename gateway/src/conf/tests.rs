@@ -438,3 +438,18 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn nginx_worker_processes_is_auto_or_a_number_of_workers() {
+    assert_eq!(load_text("").unwrap().settings.worker_processes, None, "Kong's default is auto");
+    assert_eq!(load_text("nginx_worker_processes = auto\n").unwrap().settings.worker_processes, None);
+    assert_eq!(load_text("nginx_worker_processes = 3\n").unwrap().settings.worker_processes, Some(3));
+    for bad in ["0", "513", "-1", "two"] {
+        assert_eq!(
+            problems(&format!("nginx_worker_processes = {bad}\n")),
+            vec![format!(
+                "test.conf:1: nginx_worker_processes = \"{bad}\": must be `auto` or a number of workers from 1 to 512"
+            )]
+        );
+    }
+}

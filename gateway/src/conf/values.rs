@@ -200,6 +200,17 @@ pub fn parse_integer(v: &str, min: u64) -> Result<u64, String> {
     Ok(n)
 }
 
+/// `nginx_worker_processes`: `auto` (`None`) or a number of workers.
+pub fn parse_worker_processes(v: &str) -> Result<Option<usize>, String> {
+    if v == "auto" {
+        return Ok(None);
+    }
+    match v.parse::<usize>() {
+        Ok(n @ 1..=512) => Ok(Some(n)),
+        _ => Err("must be `auto` or a number of workers from 1 to 512".into()),
+    }
+}
+
 /// A positive number of seconds, fractions allowed.
 pub fn parse_seconds(v: &str) -> Result<Duration, String> {
     let secs: f64 = v.parse().map_err(|_| "must be a number of seconds".to_string())?;

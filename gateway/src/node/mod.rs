@@ -268,7 +268,8 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     }
 
     let router_file = settings.router_component.clone();
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let workers =
+        settings.worker_processes.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let (enabled, plugin_dir) = (settings.plugins.clone(), settings.wasm_plugins_path.clone());
     let limits = wasm::plugin_set::Limits {
         timeout: settings.wasm_plugin_timeout,

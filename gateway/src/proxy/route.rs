@@ -16,7 +16,7 @@ use super::context::RequestContext;
 use super::snapshot::accepts;
 use super::upstream::ProxyBody;
 use crate::entities::{Route, Service};
-use crate::wasm::router::Request as RouterRequest;
+use crate::wasm::router::RouteQuery;
 
 /// Where a routed request goes.
 pub struct Routed {
@@ -39,20 +39,20 @@ pub fn route(proxy: &Proxy, ctx: &mut RequestContext, req: &request::Parts, host
     let Some(router) = &ctx.snapshot.router else {
         return Ok(Routing::Answered(kong_error(StatusCode::NOT_FOUND, "no Route matched with those values")));
     };
-    let headers: Vec<(String, Vec<u8>)> = router
+    let headers: Vec<(&str, &[u8])> = router
         .header_names()
         .iter()
-        .flat_map(|name| req.headers.get_all(name.as_str()).iter().map(move |v| (name.clone(), v.as_bytes().to_vec())))
+        .flat_map(|name| req.headers.get_all(name.as_str()).iter().map(move |v| (name.as_str(), v.as_bytes())))
         .collect();
     let conn = &ctx.conn;
-    let routed = router.route(&RouterRequest {
-        method: req.method.as_str().to_string(),
-        host: host.to_string(),
+    let routed = router.decide(&RouteQuery {
+        method: req.method.as_str(),
+        host,
         port: conn.local.port(),
-        path: req.uri.path().to_string(),
-        headers,
+        path: req.uri.path(),
+        headers: &headers,
         // A TLS request without a server name is `""`: it matches no route's `snis`.
-        sni: conn.tls.as_ref().map(|t| t.sni.clone().unwrap_or_default()),
+        sni: conn.tls.as_ref().map(|t| t.sni.as_deref().unwrap_or_default()),
     });
     let decision = match routed {
         Ok(Some(decision)) => decision,

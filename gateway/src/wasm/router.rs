@@ -20,6 +20,10 @@ wasmtime::component::bindgen!({ world: "router-component", path: "../wit" });
 
 pub use exports::gateway::api::routing::{HeaderRule, LoadError, PathHandling, Request, RouteMatch, RouteSpec};
 
+pub mod decisions;
+use decisions::Decisions;
+pub use decisions::RouteQuery;
+
 /// How long one `route` call may run before it is interrupted.
 const ROUTE_BUDGET: Duration = Duration::from_millis(100);
 /// How long loading a table may take.
@@ -73,7 +77,8 @@ impl CompiledRouter {
         let mut slots = vec![Mutex::new(SlotState::Ready(Box::new(first)))];
         slots.extend((1..instances.max(1)).map(|_| Mutex::new(SlotState::Building)));
         let instances = Arc::new(Instances { component: self.clone(), table, slots });
-        Ok(RouterPool { instances, next: AtomicUsize::new(0), header_names })
+        let decisions = (0..=instances.slots.len()).map(|_| DecisionShard::default()).collect();
+        Ok(RouterPool { instances, next: AtomicUsize::new(0), header_names, decisions })
     }
 }
 
@@ -178,7 +183,14 @@ pub struct RouterPool {
     instances: Arc<Instances>,
     next: AtomicUsize,
     header_names: Vec<String>,
+    /// Decisions remembered: one cache per proxy worker thread, and the first for other threads.
+    decisions: Box<[DecisionShard]>,
 }
+
+/// One thread's decisions, on cache lines of their own.
+#[repr(align(128))]
+#[derive(Default)]
+struct DecisionShard(Mutex<Decisions>);
 
 /// A route call that failed inside the component (a trap, a deadline); the request should get 500.
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +220,20 @@ impl RouterPool {
         }
     }
 
+    /// The decision for `query`: the one remembered for a request of the same shape, or the
+    /// component's (then remembered; a failure is not).
+    pub fn decide(&self, query: &RouteQuery<'_>) -> Result<Option<RouteMatch>, RouteFailure> {
+        let shard = &self.decisions[crate::workers::current().map_or(0, |worker| worker + 1) % self.decisions.len()];
+        let lock = || shard.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = lock().get(query) {
+            return Ok(known);
+        }
+        let decision = self.route(&query.to_request())?;
+        lock().insert(query, &decision);
+        Ok(decision)
+    }
+
+    /// The component's decision for `request`, always asked.
     pub fn route(&self, request: &Request) -> Result<Option<RouteMatch>, RouteFailure> {
         let instances = &self.instances;
         let n = instances.slots.len();
