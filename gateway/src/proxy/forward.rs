@@ -39,7 +39,7 @@ pub async fn forward(
     let RequestContext { conn, snapshot, timings, received, .. } = ctx;
     let (route, _) = &snapshot.routes[routed.index];
     let service = &routed.service;
-    let debug = proxy.allow_debug_header && parts.headers.get("kong-debug").is_some_and(|v| v == "1");
+    let debug = proxy.allow_debug_header && parts.headers.get(KONG_DEBUG).is_some_and(|v| v == "1");
 
     let upgrade = is_websocket_upgrade(&parts.headers);
     let client_upgrade = if upgrade { parts.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
@@ -64,27 +64,38 @@ pub async fn forward(
     }
     let headers = response.headers_mut();
     headers.append(header::VIA, HeaderValue::from_static(VIA));
-    headers.insert("x-kong-upstream-latency", HeaderValue::from(upstream_latency.as_millis() as u64));
-    headers.insert("x-kong-proxy-latency", HeaderValue::from(proxy_latency.as_millis() as u64));
+    headers.insert(X_KONG_UPSTREAM_LATENCY, HeaderValue::from(upstream_latency.as_millis() as u64));
+    headers.insert(X_KONG_PROXY_LATENCY, HeaderValue::from(proxy_latency.as_millis() as u64));
     if debug {
         add_debug_headers(headers, route, service);
     }
     Ok(response)
 }
 
-/// Headers that describe one connection, not the message (RFC 9110 section 7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
+const X_KONG_UPSTREAM_LATENCY: HeaderName = HeaderName::from_static("x-kong-upstream-latency");
+const X_KONG_PROXY_LATENCY: HeaderName = HeaderName::from_static("x-kong-proxy-latency");
+const KONG_DEBUG: HeaderName = HeaderName::from_static("kong-debug");
+
+/// Headers that describe one connection, not the message (RFC 9110 section 7.6.1), and
+/// `Transfer-Encoding`, which hyper sets again for the next hop.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::TRANSFER_ENCODING,
 ];
 
+/// Removes the hop-by-hop headers and those `Connection` names. One pass over the names
+/// present, since most messages carry none of them.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -98,7 +109,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in HOP_BY_HOP {
         headers.remove(name);
     }
-    headers.remove(header::TRANSFER_ENCODING);
 }
 
 /// Whether the request asks to become a WebSocket: the only upgrade forwarded, as in Kong. Any

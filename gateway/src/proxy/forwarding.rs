@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::conf::ClientTrust;
 
@@ -105,43 +105,63 @@ pub fn client_ip(headers: &HeaderMap, trust: &ClientTrust, peer: IpAddr) -> IpAd
     trust.client_ip(peer, real_ip.as_deref().map(str::as_bytes))
 }
 
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_FORWARDED_PATH: HeaderName = HeaderName::from_static("x-forwarded-path");
+const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+
 /// Sets the forwarding headers on `headers` (the client's, on their way upstream).
 pub fn set_forwarding_headers(headers: &mut HeaderMap, trust: &ClientTrust, request: &Forwarded<'_>) {
     let trusted = trust.trusts(request.peer);
     let peer = request.peer.to_string();
-    let (client_ip, forwarded_for) = if trusted {
+    if trusted {
         let client_ip = client_ip(headers, trust, request.peer);
         let forwarded_for = match joined(headers, "x-forwarded-for") {
             Some(existing) => format!("{existing}, {peer}"),
-            None => peer.clone(),
+            None => peer,
         };
-        (client_ip.to_string(), forwarded_for)
+        set(headers, X_REAL_IP, &client_ip.to_string());
+        set(headers, X_FORWARDED_FOR, &forwarded_for);
     } else {
-        (peer.clone(), peer)
-    };
-    set(headers, "x-real-ip", &client_ip);
-    set(headers, "x-forwarded-for", &forwarded_for);
+        match HeaderValue::from_str(&peer) {
+            Ok(v) => {
+                headers.insert(X_REAL_IP, v.clone());
+                headers.insert(X_FORWARDED_FOR, v);
+            }
+            Err(_) => {
+                headers.remove(X_REAL_IP);
+                headers.remove(X_FORWARDED_FOR);
+            }
+        }
+    }
     let (bare_host, _) = router_core::split_host_port(request.host);
-    let port = request.local_port.to_string();
+    let proto = HeaderValue::from_static(if request.tls { "https" } else { "http" });
     let ours = [
-        ("x-forwarded-proto", if request.tls { "https" } else { "http" }),
-        ("x-forwarded-host", bare_host),
-        ("x-forwarded-port", port.as_str()),
-        ("x-forwarded-path", request.path),
+        (X_FORWARDED_PROTO, Ok(proto)),
+        (X_FORWARDED_HOST, HeaderValue::from_str(bare_host)),
+        (X_FORWARDED_PORT, Ok(HeaderValue::from(request.local_port))),
+        (X_FORWARDED_PATH, HeaderValue::from_str(request.path)),
     ];
     for (name, value) in ours {
-        if !(trusted && headers.contains_key(name)) {
-            set(headers, name, value);
+        if trusted && headers.contains_key(&name) {
+            continue;
         }
+        match value {
+            Ok(v) => headers.insert(name, v),
+            Err(_) => headers.remove(name),
+        };
     }
     if !trusted {
         // Nobody vouches for these: an upstream must not see a client's claims.
-        headers.remove("x-forwarded-prefix");
+        headers.remove(X_FORWARDED_PREFIX);
         headers.remove(header::FORWARDED);
     }
 }
 
-fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     match HeaderValue::from_str(value) {
         Ok(v) => {
             headers.insert(name, v);

@@ -112,6 +112,13 @@ async fn exchange(
     read_timeout: Duration,
 ) -> Result<Response<Incoming>, Exchange> {
     upstream.set_write_timeout(Duration::from_millis(u64::from(service.write_timeout)));
+    if req.body().is_end_stream() {
+        // No body: read_timeout runs from now.
+        return match tokio::time::timeout(read_timeout, upstream.sender.send_request(req)).await {
+            Ok(response) => response.map_err(Exchange::Failed),
+            Err(_) => Err(Exchange::HeadTimeout),
+        };
+    }
     // read_timeout runs from the end of the request body (a long upload is not a slow upstream).
     let sent = Arc::new(tokio::sync::Notify::new());
     let req = req.map(|body| NotifyEnd::new(body, sent.clone()).boxed());
