@@ -43,7 +43,7 @@ wait_for() { # URL: until it answers 200, at most 30 s
   exit 1
 }
 
-UPSTREAM=$(free_port); NGINX=$(free_port); GW=$(free_port)
+UPSTREAM=$(free_port); NGINX=$(free_port); GW=$(free_port); ADMIN=$(free_port); GW10K=$(free_port)
 
 nginx_conf() { # DIR WORKERS SERVER_BLOCK
   mkdir -p "$1"
@@ -114,19 +114,30 @@ database = off
 declarative_config = $work/gateway/kong.yml
 prefix = $work/gateway/servroot
 proxy_listen = 127.0.0.1:$GW
-admin_listen = off
+admin_listen = 127.0.0.1:$ADMIN
 status_listen = off
 log_level = warn
 wasm_plugins_path = $target_dir/wasm-plugins/wasm32-wasip2/release
 plugins = bundled, template, noop
 EOF
 "$GATEWAY" -c "$work/gateway/kong.conf" 2>"$work/gateway/log" & pids+=($!); gateway_pid=$!
+# 10,000 routes instead of 1 (each a prefix path; requests go to the last one), same upstream.
+mkdir -p "$work/10k"
+{
+  printf '_format_version: "3.0"\nservices:\n- name: upstream\n  url: http://127.0.0.1:%s\n  routes:\n' "$UPSTREAM"
+  for i in $(seq 10000); do printf '  - {name: r%s, paths: [/svc%s/]}\n' "$i" "$i"; done
+} >"$work/10k/kong.yml"
+sed -e "s|^declarative_config = .*|declarative_config = $work/10k/kong.yml|" -e "s|^prefix = .*|prefix = $work/10k/servroot|" \
+  -e "s|^proxy_listen = .*|proxy_listen = 127.0.0.1:$GW10K|" -e "s|^admin_listen = .*|admin_listen = off|" \
+  "$work/gateway/kong.conf" >"$work/10k/kong.conf"
+"$GATEWAY" -c "$work/10k/kong.conf" 2>"$work/10k/log" & pids+=($!); gw10k_pid=$!
 # BASELINE=path/to/an/older/gateway: the same configuration on that binary too, measured in the same
 # rounds ("baseline", "base+ka+rl"), to compare two builds without the drift between runs.
 if [ -n "${BASELINE:-}" ]; then
   GWB=$(free_port)
   mkdir -p "$work/baseline"
   sed -e "s|^prefix = .*|prefix = $work/baseline/servroot|" -e "s|^proxy_listen = .*|proxy_listen = 127.0.0.1:$GWB|" \
+    -e "s|^admin_listen = .*|admin_listen = off|" \
     "$work/gateway/kong.conf" >"$work/baseline/kong.conf"
   "$BASELINE" -c "$work/baseline/kong.conf" 2>"$work/baseline/log" & pids+=($!); baseline_pid=$!
 fi
@@ -136,6 +147,7 @@ wait_for "http://127.0.0.1:$NGINX/"
 wait_for "http://127.0.0.1:$GW/"
 wait_for "http://127.0.0.1:$GW/p3"
 wait_for "http://127.0.0.1:$GW/rl"
+wait_for "http://127.0.0.1:$GW10K/svc10000/"
 [ -n "${BASELINE:-}" ] && wait_for "http://127.0.0.1:$GWB/rl"
 
 # CPU ticks (user + system) of a process and its children that are still running (nginx workers).
@@ -152,14 +164,31 @@ results="$work/results"
 : >"$results"
 # TARGETS="nginx gateway ...": only these runs (default: all).
 wanted() { [ -z "${TARGETS:-}" ] || grep -qw -- "$1" <<<"$TARGETS"; }
-run() { # NAME PORT PID_OF_THE_PROCESS_UNDER_TEST [PATH] [HEADER]
+# Configuration changes during a run: 50 `POST /config` to the main gateway, spread over the run,
+# each adding a route of its own to the same configuration. Counts the changes that were refused.
+churn() {
+  local i code failed=0 doc="$work/churn.yml"
+  for i in $(seq 50); do
+    { cat "$work/gateway/kong.yml"; printf 'routes:\n- {name: churn-%s, paths: [/churn-%s], service: upstream}\n' "$i" "$i"; } >"$doc"
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary "@$doc" "http://127.0.0.1:$ADMIN/config")
+    [ "$code" = 201 ] || [ "$code" = 200 ] || failed=$((failed + 1))
+    sleep "$(awk -v s="$SECONDS_PER_RUN" 'BEGIN {print s / 55}')"
+  done
+  echo "$failed" >"$work/churn.failed"
+}
+run() { # NAME PORT PID_OF_THE_PROCESS_UNDER_TEST [PATH] [HEADER] [churn]
   wanted "$1" || return 0
-  local before after out rps requests p99 errors url="http://127.0.0.1:$2${4:-/}" header=()
+  local before after out rps requests p99 errors churner url="http://127.0.0.1:$2${4:-/}" header=()
   [ -n "${5:-}" ] && header=(-H "$5")
   wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d 2s "${header[@]}" "$url" >/dev/null # warm-up: connections, pools, caches
   before=$(ticks "$3")
+  if [ -n "${6:-}" ]; then churn & churner=$!; fi
   out=$(wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "${SECONDS_PER_RUN}s" --latency "${header[@]}" "$url")
   after=$(ticks "$3")
+  if [ -n "${6:-}" ]; then
+    wait "$churner"
+    cat "$work/churn.failed" >>"$work/churn.refused"
+  fi
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   requests=$(awk '/ requests in / {print $1}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
@@ -180,6 +209,8 @@ for round in $(seq "$ROUNDS"); do
   run gw+ka "$GW" "$gateway_pid" /ka "apikey: bench-key"
   run gw+rl "$GW" "$gateway_pid" /rl
   run gw+ka+rl "$GW" "$gateway_pid" /ka-rl "apikey: bench-key"
+  run gw-10k "$GW10K" "$gw10k_pid" /svc10000/
+  run gw-churn "$GW" "$gateway_pid" / "" churn
   if [ -n "${BASELINE:-}" ]; then
     run baseline "$GWB" "$baseline_pid"
     run base+ka+rl "$GWB" "$baseline_pid" /ka-rl "apikey: bench-key"
@@ -197,6 +228,9 @@ rps_p1=$(median gw+1plugin 2); rps_p3=$(median gw+3plugins 2)
 cpu_p1=$(median gw+1plugin 4); cpu_p3=$(median gw+3plugins 4)
 rps_ka=$(median gw+ka 2); rps_rl=$(median gw+rl 2); rps_karl=$(median gw+ka+rl 2)
 cpu_ka=$(median gw+ka 4); cpu_rl=$(median gw+rl 4); cpu_karl=$(median gw+ka+rl 4)
+rps_10k=$(median gw-10k 2); cpu_10k=$(median gw-10k 4); rps_churn=$(median gw-churn 2)
+churn_errors=$(awk '$1 == "gw-churn" {n += $5} END {print n + 0}' "$results")
+churn_refused=$(awk '{n += $1} END {print n + 0}' "$work/churn.refused" 2>/dev/null || echo "?")
 minus() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", a - b}'; }
 # Per round (results are in round order): NAME's COLUMN ÷ (or −) BASE's, one line per round.
 # The k-th run of NAME against the k-th of BASE.
@@ -235,6 +269,8 @@ section="$work/section.md"
   echo "| gateway, key-auth | $rps_ka | $cpu_ka |"
   echo "| gateway, rate-limiting (local) | $rps_rl | $cpu_rl |"
   echo "| gateway, key-auth + rate-limiting | $rps_karl | $cpu_karl |"
+  echo "| gateway, 10,000 routes (the last one asked) | $rps_10k | $cpu_10k |"
+  echo "| gateway, one route, 50 configuration changes during the run | $rps_churn | $(median gw-churn 4) |"
   echo
   echo "- gateway ÷ nginx throughput: **$(ratio "$rps_gateway" "$rps_nginx")** (target ≥ 0.8)"
   echo "- gateway ÷ nginx CPU per request: **$(ratio "$cpu_gateway" "$cpu_nginx")** (lower is better)"
@@ -242,6 +278,8 @@ section="$work/section.md"
   echo "- plugins: 1 plugin costs $(awk -v a="$cpu_p1" -v b="$cpu_gateway" 'BEGIN {printf "%.1f", a - b}') µs CPU per request, 3 plugins $(awk -v a="$cpu_p3" -v b="$cpu_gateway" 'BEGIN {printf "%.1f", a - b}') µs ($(awk -v a="$cpu_p3" -v b="$cpu_gateway" 'BEGIN {printf "%.1f", (a - b) / 3}') µs per plugin; target ≤ 5); throughput with 1 and 3 plugins ÷ without: $(ratio "$rps_p1" "$rps_gateway"), $(ratio "$rps_p3" "$rps_gateway"). The router call alone: the \"Router call\" section; one plugin call alone: \"Plugin call\"."
   echo "- Kong's everyday pair: key-auth costs $(minus "$cpu_ka" "$cpu_gateway") µs CPU per request, rate-limiting $(minus "$cpu_rl" "$cpu_gateway") µs, both $(minus "$cpu_karl" "$cpu_gateway") µs (target ≤ 5 per plugin); throughput with both ÷ without plugins: **$(ratio "$rps_karl" "$rps_gateway")** (target ≥ 0.80: Kong loses 24–26 % to this pair), ÷ nginx: $(ratio "$rps_karl" "$rps_nginx"); key-auth alone $(ratio "$rps_ka" "$rps_gateway"), rate-limiting alone $(ratio "$rps_rl" "$rps_gateway")."
   echo "- the same pair round by round (each round's gateway runs follow each other within seconds, so a ratio per round cancels the drift between rounds; the runs of one round still differ by how connections land on the worker threads, see issue 16): throughput with both ÷ without, per round: $(paired gw+ka+rl gateway 2 | xargs), median **$(paired gw+ka+rl gateway 2 | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')**; CPU per request, both − without, per round: $(paired_minus gw+ka+rl gateway 4 | xargs) µs."
+  echo "- 10,000 routes instead of 1: throughput $(ratio "$rps_10k" "$rps_gateway")× (target ≥ 0.95), CPU per request $(minus "$cpu_10k" "$cpu_gateway") µs more. Routing a request costs the same at any table size once its decision is cached (Kong's router cache; see \"Router call\" for the component alone)."
+  echo "- configuration churn: 50 \`POST /config\` spread over each gw-churn run (each adds a route): throughput $(ratio "$rps_churn" "$rps_gateway")× the run without changes, failed requests during those runs: **$churn_errors** (target 0), changes refused: $churn_refused."
   echo "- failed requests (non-2xx or socket errors) over all runs: $errors"
   echo
   echo "Every run (name, requests/s, p99 latency, CPU µs/request, errors):"
