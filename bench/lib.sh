@@ -1,10 +1,12 @@
 # Sourced by the bench scripts.
 
-# A TCP port on 127.0.0.1 nothing listens on now.
+# A TCP port on 127.0.0.1 nothing listens on now, below the kernel's ephemeral range (an outgoing
+# connection's local port there makes a later bind fail even though nothing listens).
 free_port() {
-  local port
+  local port low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
   while :; do
-    port=$((20000 + RANDOM % 40000))
+    port=$((10000 + RANDOM % (low - 10000)))
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
   done
 }
