@@ -27,6 +27,31 @@ pub fn current() -> Option<usize> {
     CURRENT.with(Cell::get)
 }
 
+/// One `T` per proxy worker, and one more for every other thread, each behind its own lock on
+/// cache lines of its own: a worker locks only its own (never contended), so state kept this way
+/// (idle upstream connections, route decisions) stays on the worker's core.
+pub struct PerWorker<T> {
+    shards: Box<[Padded<std::sync::Mutex<T>>]>,
+}
+
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T: Default> PerWorker<T> {
+    /// For `workers` proxy workers.
+    pub fn new(workers: usize) -> PerWorker<T> {
+        PerWorker { shards: (0..=workers).map(|_| Padded(std::sync::Mutex::default())).collect() }
+    }
+}
+
+impl<T> PerWorker<T> {
+    /// This thread's `T`: its worker's own, or the one other threads share.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, T> {
+        let i = current().map_or(0, |worker| worker + 1) % self.shards.len();
+        self.shards[i].0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// A worker's count of open connections, on a cache line of its own: each connection's end
 /// writes it from that worker.
 #[repr(align(128))]
@@ -148,5 +173,27 @@ mod tests {
         assert_eq!(index, Some(grew[0]), "the task ran on the worker it was assigned to");
         assert_eq!(name, Some(format!("test-worker-{}", grew[0])));
         assert_eq!(current(), None, "the test thread is no worker");
+    }
+
+    #[test]
+    fn each_worker_has_its_own_state_and_other_threads_share_one() {
+        let workers = Workers::start(2, "test-state").unwrap();
+        let state: Arc<PerWorker<Vec<Option<usize>>>> = Arc::new(PerWorker::new(workers.len()));
+        state.lock().push(current());
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..workers.len() {
+            let assigned = workers.assign();
+            let (state, tx) = (state.clone(), tx.clone());
+            assigned.handle.spawn(async move {
+                let mut mine = state.lock();
+                mine.push(current());
+                tx.send(mine.clone()).unwrap();
+            });
+        }
+        let mut seen: Vec<Vec<Option<usize>>> =
+            (0..workers.len()).map(|_| rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap()).collect();
+        seen.sort();
+        assert_eq!(seen, vec![vec![Some(0)], vec![Some(1)]], "each worker saw only its own pushes");
+        assert_eq!(*state.lock(), vec![None], "the test thread's own");
     }
 }

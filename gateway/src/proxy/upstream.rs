@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use rustls_pki_types::ServerName;
 use tokio::time::Sleep;
 
 use crate::io::WriteDeadline;
+use crate::workers::PerWorker;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Bodies as they travel through the proxy, in either direction.
@@ -47,11 +48,6 @@ struct IdleConnections {
     /// Counts check-ins, to sweep the map now and then.
     checkins: u64,
 }
-
-/// One worker's idle connections, on cache lines of their own.
-#[repr(align(128))]
-#[derive(Default)]
-struct Shard(Mutex<IdleConnections>);
 
 impl IdleConnections {
     fn sweep(&mut self, idle_timeout: Duration) {
@@ -82,8 +78,8 @@ impl Upstream {
 }
 
 pub struct Pool {
-    /// One shard per proxy worker thread, and the first for every other thread.
-    shards: Box<[Shard]>,
+    /// Idle connections per proxy worker thread (and one set for every other thread).
+    idle: PerWorker<IdleConnections>,
     idle_timeout: Duration,
     /// For `https` services: verifies upstream certificates against `lua_ssl_trusted_certificate`.
     tls: Arc<rustls::ClientConfig>,
@@ -121,18 +117,12 @@ impl Pool {
     }
 
     pub fn with_idle_timeout(tls: Arc<rustls::ClientConfig>, workers: usize, idle_timeout: Duration) -> Pool {
-        Pool { shards: (0..=workers).map(|_| Shard::default()).collect(), idle_timeout, tls }
-    }
-
-    /// This thread's shard: its worker's own, or the first.
-    fn shard(&self) -> std::sync::MutexGuard<'_, IdleConnections> {
-        let i = crate::workers::current().map_or(0, |worker| worker + 1) % self.shards.len();
-        self.shards[i].0.lock().unwrap_or_else(|p| p.into_inner())
+        Pool { idle: PerWorker::new(workers), idle_timeout, tls }
     }
 
     /// A ready idle connection to `address`, if this thread's shard keeps one.
     pub fn checkout(&self, key: &str) -> Option<Upstream> {
-        let mut idle = self.shard();
+        let mut idle = self.idle.lock();
         let list = idle.by_key.get_mut(key)?;
         let mut found = None;
         let mut taken = 0;
@@ -155,7 +145,7 @@ impl Pool {
         if !upstream.sender.is_ready() {
             return;
         }
-        let mut idle = self.shard();
+        let mut idle = self.idle.lock();
         idle.checkins += 1;
         if idle.checkins.is_multiple_of(SWEEP_EVERY) || idle.count >= MAX_IDLE {
             idle.sweep(self.idle_timeout);
@@ -172,7 +162,7 @@ impl Pool {
 
     /// How many upstream addresses have idle connections kept in this thread's shard.
     pub fn addresses(&self) -> usize {
-        self.shard().by_key.len()
+        self.idle.lock().by_key.len()
     }
 
     /// A new connection to `address` (`host:port`), over TLS verified for `tls_name` when given.

@@ -21,6 +21,7 @@ wasmtime::component::bindgen!({ world: "router-component", path: "../wit" });
 pub use exports::gateway::api::routing::{HeaderRule, LoadError, PathHandling, Request, RouteMatch, RouteSpec};
 
 pub mod decisions;
+use crate::workers::PerWorker;
 use decisions::Decisions;
 pub use decisions::RouteQuery;
 
@@ -77,7 +78,7 @@ impl CompiledRouter {
         let mut slots = vec![Mutex::new(SlotState::Ready(Box::new(first)))];
         slots.extend((1..instances.max(1)).map(|_| Mutex::new(SlotState::Building)));
         let instances = Arc::new(Instances { component: self.clone(), table, slots });
-        let decisions = (0..=instances.slots.len()).map(|_| DecisionShard::default()).collect();
+        let decisions = PerWorker::new(instances.slots.len());
         Ok(RouterPool { instances, next: AtomicUsize::new(0), header_names, decisions })
     }
 }
@@ -184,13 +185,8 @@ pub struct RouterPool {
     next: AtomicUsize,
     header_names: Vec<String>,
     /// Decisions remembered: one cache per proxy worker thread, and the first for other threads.
-    decisions: Box<[DecisionShard]>,
+    decisions: PerWorker<Decisions>,
 }
-
-/// One thread's decisions, on cache lines of their own.
-#[repr(align(128))]
-#[derive(Default)]
-struct DecisionShard(Mutex<Decisions>);
 
 /// A route call that failed inside the component (a trap, a deadline); the request should get 500.
 #[derive(Debug, thiserror::Error)]
@@ -223,13 +219,11 @@ impl RouterPool {
     /// The decision for `query`: the one remembered for a request of the same shape, or the
     /// component's (then remembered; a failure is not).
     pub fn decide(&self, query: &RouteQuery<'_>) -> Result<Option<RouteMatch>, RouteFailure> {
-        let shard = &self.decisions[crate::workers::current().map_or(0, |worker| worker + 1) % self.decisions.len()];
-        let lock = || shard.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(known) = lock().get(query) {
+        if let Some(known) = self.decisions.lock().get(query) {
             return Ok(known);
         }
         let decision = self.route(&query.to_request())?;
-        lock().insert(query, &decision);
+        self.decisions.lock().insert(query, &decision);
         Ok(decision)
     }
 
