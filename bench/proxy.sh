@@ -8,8 +8,12 @@
 # free. Then, ROUNDS times and interleaved so drift hits every target alike, runs the same wrk load
 # (keep-alive, fixed connections) against the upstream directly, through nginx and through the
 # gateway. For each run it records requests per second, p99 latency and the CPU time the proxy
-# process(es) spent per request (from /proc, user + system). The medians and ratios replace the
-# "Proxy throughput" section of docs/benchmarks.md. Needs nginx and wrk (.ci/setup installs both).
+# process(es) spent per request (from /proc, user + system). The same pairs are measured with
+# access logs on (each one's default format, to a file), over HTTPS with HTTP/1.1 (wrk) and over
+# HTTP/2 (h2load), with the same certificate. The medians and ratios replace the "Proxy
+# throughput" section of docs/benchmarks.md. Needs nginx, wrk and h2load (.ci/setup installs them).
+# Logs: both proxies log their default format (nginx `combined`, the gateway Kong's
+# `kong_log_format`) to a file under the run's temp dir, emptied after each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -20,7 +24,8 @@ CONNECTIONS=${CONNECTIONS:-50}
 WRK_THREADS=${WRK_THREADS:-1}
 NGINX_WORKERS=${NGINX_WORKERS:-$(nproc)}
 
-command -v nginx >/dev/null && command -v wrk >/dev/null || { echo "needs nginx and wrk: run .ci/setup" >&2; exit 1; }
+command -v nginx >/dev/null && command -v wrk >/dev/null && command -v h2load >/dev/null ||
+  { echo "needs nginx, wrk and h2load: run .ci/setup" >&2; exit 1; }
 cargo build --release -p gateway --quiet
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 GATEWAY="$target_dir/release/gateway"
@@ -44,6 +49,10 @@ wait_for() { # URL: until it answers 200, at most 30 s
 }
 
 UPSTREAM=$(free_port); NGINX=$(free_port); GW=$(free_port); ADMIN=$(free_port); GW10K=$(free_port)
+NGINXLOG=$(free_port); GWLOG=$(free_port); NGINXTLS=$(free_port); GWTLS=$(free_port)
+# One certificate for both proxies' TLS listeners (ECDSA P-256, as a modern site would use).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+  -addext subjectAltName=DNS:localhost -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
 
 nginx_conf() { # DIR WORKERS SERVER_BLOCK
   mkdir -p "$1"
@@ -64,7 +73,11 @@ EOF
 
 nginx_conf "$work/upstream" 1 "server { listen 127.0.0.1:$UPSTREAM; location / { return 200 'ok'; } }"
 nginx_conf "$work/nginx" "$NGINX_WORKERS" "upstream u { server 127.0.0.1:$UPSTREAM; keepalive 64; }
-  server { listen 127.0.0.1:$NGINX; location / { proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+  server { listen 127.0.0.1:$NGINX; location / { proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }
+  server { listen 127.0.0.1:$NGINXLOG; access_log $work/nginx/access.log;
+    location / { proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }
+  server { listen 127.0.0.1:$NGINXTLS ssl http2; ssl_certificate $work/tls.crt; ssl_certificate_key $work/tls.key;
+    location / { proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 nginx -p "$work/upstream" -c "$work/upstream/nginx.conf" & pids+=($!); upstream_pid=$!
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" & pids+=($!); nginx_pid=$!
 
@@ -108,12 +121,19 @@ consumers:
 - username: bench
   keyauth_credentials:
   - key: bench-key
+certificates:
+- snis: [localhost]
+  cert: |
+$(sed 's/^/    /' "$work/tls.crt")
+  key: |
+$(sed 's/^/    /' "$work/tls.key")
 EOF
 cat >"$work/gateway/kong.conf" <<EOF
 database = off
 declarative_config = $work/gateway/kong.yml
 prefix = $work/gateway/servroot
-proxy_listen = 127.0.0.1:$GW
+proxy_listen = 127.0.0.1:$GW, 127.0.0.1:$GWTLS ssl http2
+proxy_access_log = off
 admin_listen = 127.0.0.1:$ADMIN
 status_listen = off
 log_level = warn
@@ -131,6 +151,12 @@ sed -e "s|^declarative_config = .*|declarative_config = $work/10k/kong.yml|" -e 
   -e "s|^proxy_listen = .*|proxy_listen = 127.0.0.1:$GW10K|" -e "s|^admin_listen = .*|admin_listen = off|" \
   "$work/gateway/kong.conf" >"$work/10k/kong.conf"
 "$GATEWAY" -c "$work/10k/kong.conf" 2>"$work/10k/log" & pids+=($!); gw10k_pid=$!
+# The same one-route gateway with its access log on (Kong's default file and format).
+mkdir -p "$work/gwlog"
+sed -e "s|^prefix = .*|prefix = $work/gwlog/servroot|" -e "s|^proxy_listen = .*|proxy_listen = 127.0.0.1:$GWLOG|" \
+  -e "s|^admin_listen = .*|admin_listen = off|" -e "s|^proxy_access_log = .*|proxy_access_log = logs/access.log|" \
+  "$work/gateway/kong.conf" >"$work/gwlog/kong.conf"
+"$GATEWAY" -c "$work/gwlog/kong.conf" 2>"$work/gwlog/log" & pids+=($!); gwlog_pid=$!
 # BASELINE=path/to/an/older/gateway: the same configuration on that binary too, measured in the same
 # rounds ("baseline", "base+ka+rl"), to compare two builds without the drift between runs.
 if [ -n "${BASELINE:-}" ]; then
@@ -148,6 +174,10 @@ wait_for "http://127.0.0.1:$GW/"
 wait_for "http://127.0.0.1:$GW/p3"
 wait_for "http://127.0.0.1:$GW/rl"
 wait_for "http://127.0.0.1:$GW10K/svc10000/"
+wait_for "http://127.0.0.1:$NGINXLOG/"
+wait_for "http://127.0.0.1:$GWLOG/"
+curl -s -o /dev/null --cacert "$work/tls.crt" "https://localhost:$NGINXTLS/" || { echo "nginx TLS did not come up" >&2; exit 1; }
+curl -s -o /dev/null --cacert "$work/tls.crt" "https://localhost:$GWTLS/" || { echo "gateway TLS did not come up" >&2; exit 1; }
 [ -n "${BASELINE:-}" ] && wait_for "http://127.0.0.1:$GWB/rl"
 
 # CPU ticks (user + system) of a process and its children that are still running (nginx workers).
@@ -178,7 +208,7 @@ churn() {
 }
 run() { # NAME PORT PID_OF_THE_PROCESS_UNDER_TEST [PATH] [HEADER] [churn]
   wanted "$1" || return 0
-  local before after out rps requests p99 errors churner url="http://127.0.0.1:$2${4:-/}" header=()
+  local before after out rps requests p99 errors churner url="${URL_BASE:-http://127.0.0.1}:$2${4:-/}" header=()
   [ -n "${5:-}" ] && header=(-H "$5")
   wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d 2s "${header[@]}" "$url" >/dev/null # warm-up: connections, pools, caches
   before=$(ticks "$3")
@@ -197,6 +227,26 @@ run() { # NAME PORT PID_OF_THE_PROCESS_UNDER_TEST [PATH] [HEADER] [churn]
   cpu=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$requests" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
   echo "$1 $rps $p99 $cpu $errors" >>"$results"
   printf '%-8s %10s req/s  p99 %-8s  %6s µs CPU/req  errors %s\n' "$1" "$rps" "$p99" "$cpu" "$errors"
+  # Access logs grow by the run's requests: emptied (both append, so they keep writing at the end).
+  : >"$work/nginx/access.log"
+  [ -d "$work/gwlog/servroot/logs" ] && : >"$work/gwlog/servroot/logs/access.log"
+  return 0
+}
+# HTTP/2 over TLS with h2load: CONNECTIONS connections, 10 streams each. h2load reports no
+# percentiles, so p99 is "-".
+run_h2() { # NAME PORT PID
+  wanted "$1" || return 0
+  local before after out rps requests errors url="https://localhost:$2/"
+  h2load -c "$CONNECTIONS" -m 10 -t "$WRK_THREADS" -D 2 "$url" >/dev/null
+  before=$(ticks "$3")
+  out=$(h2load -c "$CONNECTIONS" -m 10 -t "$WRK_THREADS" -D "$SECONDS_PER_RUN" "$url")
+  after=$(ticks "$3")
+  rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' <<<"$out")
+  requests=$(awk '/^requests:/ {print $8}' <<<"$out")
+  errors=$(awk '/^requests:/ {print $10 + $12} /^status codes:/ {print $4 + $6 + $8}' <<<"$out" | awk '{n += $1} END {print n + 0}')
+  cpu=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$requests" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
+  echo "$1 $rps - $cpu $errors" >>"$results"
+  printf '%-8s %10s req/s  p99 %-8s  %6s µs CPU/req  errors %s\n' "$1" "$rps" "-" "$cpu" "$errors"
 }
 
 for round in $(seq "$ROUNDS"); do
@@ -211,6 +261,12 @@ for round in $(seq "$ROUNDS"); do
   run gw+ka+rl "$GW" "$gateway_pid" /ka-rl "apikey: bench-key"
   run gw-10k "$GW10K" "$gw10k_pid" /svc10000/
   run gw-churn "$GW" "$gateway_pid" / "" churn
+  run nginx-log "$NGINXLOG" "$nginx_pid"
+  run gw-log "$GWLOG" "$gwlog_pid"
+  URL_BASE=https://localhost run nginx-tls "$NGINXTLS" "$nginx_pid"
+  URL_BASE=https://localhost run gw-tls "$GWTLS" "$gateway_pid"
+  run_h2 nginx-h2 "$NGINXTLS" "$nginx_pid"
+  run_h2 gw-h2 "$GWTLS" "$gateway_pid"
   if [ -n "${BASELINE:-}" ]; then
     run baseline "$GWB" "$baseline_pid"
     run base+ka+rl "$GWB" "$baseline_pid" /ka-rl "apikey: bench-key"
@@ -229,6 +285,9 @@ cpu_p1=$(median gw+1plugin 4); cpu_p3=$(median gw+3plugins 4)
 rps_ka=$(median gw+ka 2); rps_rl=$(median gw+rl 2); rps_karl=$(median gw+ka+rl 2)
 cpu_ka=$(median gw+ka 4); cpu_rl=$(median gw+rl 4); cpu_karl=$(median gw+ka+rl 4)
 rps_10k=$(median gw-10k 2); cpu_10k=$(median gw-10k 4); rps_churn=$(median gw-churn 2)
+rps_nginx_log=$(median nginx-log 2); rps_gw_log=$(median gw-log 2); cpu_nginx_log=$(median nginx-log 4); cpu_gw_log=$(median gw-log 4)
+rps_nginx_tls=$(median nginx-tls 2); rps_gw_tls=$(median gw-tls 2); cpu_nginx_tls=$(median nginx-tls 4); cpu_gw_tls=$(median gw-tls 4)
+rps_nginx_h2=$(median nginx-h2 2); rps_gw_h2=$(median gw-h2 2); cpu_nginx_h2=$(median nginx-h2 4); cpu_gw_h2=$(median gw-h2 4)
 churn_errors=$(awk '$1 == "gw-churn" {n += $5} END {print n + 0}' "$results")
 churn_refused=$(awk '{n += $1} END {print n + 0}' "$work/churn.refused" 2>/dev/null || echo "?")
 minus() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", a - b}'; }
@@ -271,10 +330,18 @@ section="$work/section.md"
   echo "| gateway, key-auth + rate-limiting | $rps_karl | $cpu_karl |"
   echo "| gateway, 10,000 routes (the last one asked) | $rps_10k | $cpu_10k |"
   echo "| gateway, one route, 50 configuration changes during the run | $rps_churn | $(median gw-churn 4) |"
+  echo "| nginx proxy_pass, access log on (\`combined\` to a file) | $rps_nginx_log | $cpu_nginx_log |"
+  echo "| gateway, access log on (\`kong_log_format\` to a file) | $rps_gw_log | $cpu_gw_log |"
+  echo "| nginx proxy_pass, HTTPS (HTTP/1.1, wrk) | $rps_nginx_tls | $cpu_nginx_tls |"
+  echo "| gateway, HTTPS (HTTP/1.1, wrk) | $rps_gw_tls | $cpu_gw_tls |"
+  echo "| nginx proxy_pass, HTTP/2 over TLS (h2load, 10 streams per connection) | $rps_nginx_h2 | $cpu_nginx_h2 |"
+  echo "| gateway, HTTP/2 over TLS (h2load, 10 streams per connection) | $rps_gw_h2 | $cpu_gw_h2 |"
   echo
   echo "- gateway ÷ nginx throughput: **$(ratio "$rps_gateway" "$rps_nginx")** (issue 16's target ≥ 1.0)"
   echo "- gateway ÷ nginx CPU per request: **$(ratio "$cpu_gateway" "$cpu_nginx")** (lower is better)"
   echo "- gateway ÷ direct throughput: $(ratio "$rps_gateway" "$rps_direct")"
+  echo "- access logs on in both: gateway ÷ nginx throughput **$(ratio "$rps_gw_log" "$rps_nginx_log")**, CPU per request $(ratio "$cpu_gw_log" "$cpu_nginx_log"); the log costs nginx $(minus "$cpu_nginx_log" "$cpu_nginx") µs per request (a \`write\` per line) and the gateway $(minus "$cpu_gw_log" "$cpu_gateway") µs (lines buffered per worker, written by a thread of their own)."
+  echo "- HTTPS, same certificate (ECDSA P-256, TLS 1.3): gateway ÷ nginx throughput **$(ratio "$rps_gw_tls" "$rps_nginx_tls")** over HTTP/1.1, **$(ratio "$rps_gw_h2" "$rps_nginx_h2")** over HTTP/2 (issue 16's target ≥ 1.0); CPU per request $(ratio "$cpu_gw_tls" "$cpu_nginx_tls") and $(ratio "$cpu_gw_h2" "$cpu_nginx_h2")."
   echo "- plugins: 1 plugin costs $(awk -v a="$cpu_p1" -v b="$cpu_gateway" 'BEGIN {printf "%.1f", a - b}') µs CPU per request, 3 plugins $(awk -v a="$cpu_p3" -v b="$cpu_gateway" 'BEGIN {printf "%.1f", a - b}') µs ($(awk -v a="$cpu_p3" -v b="$cpu_gateway" 'BEGIN {printf "%.1f", (a - b) / 3}') µs per plugin; target ≤ 5); throughput with 1 and 3 plugins ÷ without: $(ratio "$rps_p1" "$rps_gateway"), $(ratio "$rps_p3" "$rps_gateway"). The router call alone: the \"Router call\" section; one plugin call alone: \"Plugin call\"."
   echo "- Kong's everyday pair: key-auth costs $(minus "$cpu_ka" "$cpu_gateway") µs CPU per request, rate-limiting $(minus "$cpu_rl" "$cpu_gateway") µs, both $(minus "$cpu_karl" "$cpu_gateway") µs (target ≤ 5 per plugin); throughput with both ÷ without plugins: **$(ratio "$rps_karl" "$rps_gateway")** (target ≥ 0.80: Kong loses 24–26 % to this pair), ÷ nginx: $(ratio "$rps_karl" "$rps_nginx"); key-auth alone $(ratio "$rps_ka" "$rps_gateway"), rate-limiting alone $(ratio "$rps_rl" "$rps_gateway")."
   echo "- the same pair round by round (each round's gateway runs follow each other within seconds, so a ratio per round cancels the drift between rounds; the runs of one round still differ by how connections land on the worker threads, see issue 16): throughput with both ÷ without, per round: $(paired gw+ka+rl gateway 2 | xargs), median **$(paired gw+ka+rl gateway 2 | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')**; CPU per request, both − without, per round: $(paired_minus gw+ka+rl gateway 4 | xargs) µs."

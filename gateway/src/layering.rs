@@ -64,5 +64,9 @@ fn the_cluster_and_the_proxy_do_not_reach_up() {
     bad.extend(reaches("store", &["node", "catalog", "admin"]));
     bad.extend(reaches("io", &["node", "proxy", "admin", "cluster", "server"]));
     bad.extend(reaches("workers", &["node", "proxy", "admin", "cluster", "server", "wasm", "conf", "entities"]));
+    bad.extend(reaches(
+        "logs",
+        &["node", "proxy", "admin", "cluster", "server", "wasm", "conf", "entities", "catalog"],
+    ));
     assert!(bad.is_empty(), "a lower layer imports a higher one:\n{}", bad.join("\n"));
 }

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod conf;
 pub mod entities;
 pub mod io;
+pub mod logs;
 pub mod node;
 pub mod prefix;
 pub mod proxy;

@@ -40,13 +40,16 @@ pub enum Signal {
     Stop(&'static str),
     /// SIGHUP: re-read the cluster certificate, key and trust files.
     Reload,
+    /// SIGUSR1: reopen the log files (nginx's signal for logrotate).
+    Reopen,
 }
 
-/// SIGINT, SIGTERM and SIGHUP, caught from the moment they are installed.
+/// SIGINT, SIGTERM, SIGHUP and SIGUSR1, caught from the moment they are installed.
 pub struct Signals {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
     hangup: tokio::signal::unix::Signal,
+    user1: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -56,6 +59,7 @@ impl Signals {
             interrupt: signal(SignalKind::interrupt())?,
             terminate: signal(SignalKind::terminate())?,
             hangup: signal(SignalKind::hangup())?,
+            user1: signal(SignalKind::user_defined1())?,
         })
     }
 
@@ -65,6 +69,7 @@ impl Signals {
             _ = self.interrupt.recv() => Signal::Stop("SIGINT"),
             _ = self.terminate.recv() => Signal::Stop("SIGTERM"),
             _ = self.hangup.recv() => Signal::Reload,
+            _ = self.user1.recv() => Signal::Reopen,
         }
     }
 }

@@ -50,6 +50,14 @@ impl<T> PerWorker<T> {
         let i = current().map_or(0, |worker| worker + 1) % self.shards.len();
         self.shards[i].0.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Every `T` in turn, each under its lock: for a thread that gathers what the workers keep
+    /// (the access log's writer).
+    pub fn each(&self, mut f: impl FnMut(&mut T)) {
+        for shard in &self.shards {
+            f(&mut shard.0.lock().unwrap_or_else(|p| p.into_inner()));
+        }
+    }
 }
 
 /// A worker's count of open connections, on a cache line of its own: each connection's end

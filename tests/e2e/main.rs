@@ -1,5 +1,6 @@
 //! End-to-end tests: each drives the real `gateway` binary the way a user would.
 
+mod access_logs;
 mod admin;
 mod admin_compat;
 mod admin_hardening;

@@ -136,6 +136,21 @@ impl ClientTrust {
     }
 }
 
+impl ClientTrust {
+    /// [`Self::client_ip`] with the `real_ip_header` as it came: one line or several (each proxy
+    /// adding its own), read in order as one list.
+    pub fn client_ip_from_lines<'a>(&self, peer: IpAddr, mut lines: impl Iterator<Item = &'a [u8]>) -> IpAddr {
+        let Some(first) = lines.next() else { return self.client_ip(peer, None) };
+        let Some(second) = lines.next() else { return self.client_ip(peer, Some(first)) };
+        let mut all = first.to_vec();
+        for line in std::iter::once(second).chain(lines) {
+            all.extend_from_slice(b", ");
+            all.extend_from_slice(line);
+        }
+        self.client_ip(peer, Some(&all))
+    }
+}
+
 /// An address as a header may carry it: `1.2.3.4`, `::1`, `[::1]`, `1.2.3.4:80`, `[::1]:80`.
 fn parse_ip(text: &str) -> Option<IpAddr> {
     if let Ok(ip) = text.parse() {

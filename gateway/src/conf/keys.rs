@@ -119,6 +119,24 @@ pub const KEYS: &[Key] = &[
         doc: "How many proxy worker threads serve client connections: `auto` is one per CPU core. Each is a single-threaded event loop, as an nginx worker process is; a connection stays on the worker that took it.",
     },
     Key {
+        name: "proxy_access_log",
+        default: Some("logs/access.log"),
+        kind: "`off` | path [format]",
+        doc: "One line per proxied request in Kong's `kong_log_format` (nginx's `combined` followed by `kong_request_id: \"...\"`), or in `combined` when the path is followed by that name. A relative path is under `prefix`; `/dev/stdout` and `/dev/stderr` are the process's own. Times are in UTC. Lines are written off the request path, at least every 200 ms; SIGUSR1 reopens the file (for logrotate). Other format names (Kong's `nginx_http_log_format` injections) are refused.",
+    },
+    Key {
+        name: "admin_access_log",
+        default: Some("logs/admin_access.log"),
+        kind: "`off` | path [format]",
+        doc: "One line per Admin API request, in nginx's `combined` format; as `proxy_access_log` otherwise.",
+    },
+    Key {
+        name: "status_access_log",
+        default: Some("off"),
+        kind: "`off` | path [format]",
+        doc: "One line per status API request, in nginx's `combined` format; as `proxy_access_log` otherwise.",
+    },
+    Key {
         name: "nginx_http_keepalive_timeout",
         default: Some("75s"),
         kind: "nginx time",
@@ -339,7 +357,6 @@ pub const KEYS: &[Key] = &[
 /// Kong settings the gateway knows but does not use: a file with them still loads, with a warning
 /// that they have no effect (rather than a confusing "unknown key").
 pub const KONG_ONLY: &[&str] = &[
-    "admin_access_log",
     "admin_error_log",
     "anonymous_reports",
     "client_body_buffer_size",
@@ -363,14 +380,12 @@ pub const KONG_ONLY: &[&str] = &[
     "lua_ssl_protocols",
     "mem_cache_size",
     "node_id",
-    "proxy_access_log",
     "proxy_error_log",
     "router_flavor",
     "ssl_cert",
     "ssl_cert_key",
     "ssl_cipher_suite",
     "ssl_protocols",
-    "status_access_log",
     "status_error_log",
     "stream_listen",
     "untrusted_lua",

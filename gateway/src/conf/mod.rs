@@ -21,7 +21,9 @@ pub use client::{ClientLimits, ClientTrust};
 pub use env::Environment;
 pub use listen::ListenSpec;
 pub use syntax::ConfFile;
-pub use values::{ClusterMtls, ClusterOcsp, Credentials, Database, HostPort, LogLevel, ProxyScheme, ProxyServer, Role};
+pub use values::{
+    AccessLogSpec, ClusterMtls, ClusterOcsp, Credentials, Database, HostPort, LogLevel, ProxyScheme, ProxyServer, Role,
+};
 
 /// Where Kong looks for a configuration file when none is given.
 pub const DEFAULT_PATHS: &[&str] = &["/etc/kong/kong.conf", "/etc/kong.conf"];
@@ -76,6 +78,10 @@ pub struct Settings {
     pub wasm_cache_path: Option<PathBuf>,
     /// Proxy worker threads (`nginx_worker_processes`); `None` is `auto`: one per core.
     pub worker_processes: Option<usize>,
+    /// Access logs of the proxy, the Admin API and the status API; `None` is `off`.
+    pub proxy_access_log: Option<AccessLogSpec>,
+    pub admin_access_log: Option<AccessLogSpec>,
+    pub status_access_log: Option<AccessLogSpec>,
     /// The CPU time one plugin call may use.
     pub wasm_plugin_timeout: Duration,
     /// The linear memory one plugin instance may grow to, in bytes.
@@ -352,6 +358,10 @@ impl Checker<'_> {
         use values::*;
         let prefix = self.required("prefix", |v| Ok(PathBuf::from(v)));
         let prefix = std::path::absolute(&prefix).unwrap_or(prefix);
+        use crate::logs::Format;
+        let proxy_access_log = self.required("proxy_access_log", |v| parse_access_log(v, &prefix, Format::Kong));
+        let admin_access_log = self.required("admin_access_log", |v| parse_access_log(v, &prefix, Format::Combined));
+        let status_access_log = self.required("status_access_log", |v| parse_access_log(v, &prefix, Format::Combined));
         Settings {
             role: self.required("role", parse_role),
             database: self.required("database", parse_database),
@@ -410,6 +420,9 @@ impl Checker<'_> {
             wasm_plugins_path: self.optional("wasm_plugins_path", parse_existing_dir),
             wasm_cache_path: self.optional("wasm_cache_path", |v| Ok(PathBuf::from(v))),
             worker_processes: self.required("nginx_worker_processes", parse_worker_processes),
+            proxy_access_log,
+            admin_access_log,
+            status_access_log,
             wasm_plugin_timeout: Duration::from_millis(self.required("wasm_plugin_timeout", |v| parse_integer(v, 1))),
             wasm_plugin_max_memory: self.required("wasm_plugin_max_memory", |v| {
                 parse_size(v).and_then(|n| if n < 1 << 20 { Err("must be at least 1m".into()) } else { Ok(n) })

@@ -453,3 +453,47 @@ fn nginx_worker_processes_is_auto_or_a_number_of_workers() {
         );
     }
 }
+
+#[test]
+fn access_logs_are_kongs_files_under_the_prefix_with_kongs_formats() {
+    use crate::logs::{Destination, Format};
+    let settings = load_text("prefix = /srv/kong\n").unwrap().settings;
+    let file = |p: &str| Destination::File(PathBuf::from(p));
+    assert_eq!(
+        settings.proxy_access_log,
+        Some(AccessLogSpec { destination: file("/srv/kong/logs/access.log"), format: Format::Kong })
+    );
+    assert_eq!(
+        settings.admin_access_log,
+        Some(AccessLogSpec { destination: file("/srv/kong/logs/admin_access.log"), format: Format::Combined })
+    );
+    assert_eq!(settings.status_access_log, None, "Kong's default is off");
+
+    let settings = load_text(
+        "proxy_access_log = /dev/stdout\nadmin_access_log = off\nstatus_access_log = /var/log/s.log kong_log_format\n",
+    )
+    .unwrap()
+    .settings;
+    assert_eq!(
+        settings.proxy_access_log,
+        Some(AccessLogSpec { destination: Destination::Stdout, format: Format::Kong })
+    );
+    assert_eq!(settings.admin_access_log, None);
+    assert_eq!(
+        settings.status_access_log,
+        Some(AccessLogSpec { destination: file("/var/log/s.log"), format: Format::Kong })
+    );
+
+    assert_eq!(
+        problems("proxy_access_log = logs/a.log main extra\n"),
+        vec![
+            "test.conf:1: proxy_access_log = \"logs/a.log main extra\": must be a path, optionally followed by a format name"
+        ]
+    );
+    assert_eq!(
+        problems("admin_access_log = logs/a.log main\n"),
+        vec![
+            "test.conf:1: admin_access_log = \"logs/a.log main\": log format `main` is not one the gateway writes: use `combined` or `kong_log_format`, or name none"
+        ]
+    );
+}

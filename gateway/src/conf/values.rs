@@ -211,6 +211,45 @@ pub fn parse_worker_processes(v: &str) -> Result<Option<usize>, String> {
     }
 }
 
+/// An access log setting (`proxy_access_log` ...): where lines go and in which format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogSpec {
+    pub destination: crate::logs::Destination,
+    pub format: crate::logs::Format,
+}
+
+/// `off` (`None`), or a path (relative ones under `prefix`; `/dev/stdout` and `/dev/stderr` as
+/// the process's own) optionally followed by a format name, `default` when none is given. Kong
+/// also accepts the names of formats injected with `nginx_http_log_format`; those are nginx
+/// directives we do not read, so they are refused rather than silently replaced.
+pub fn parse_access_log(
+    v: &str,
+    prefix: &std::path::Path,
+    default: crate::logs::Format,
+) -> Result<Option<AccessLogSpec>, String> {
+    use crate::logs::{Destination, Format};
+    let mut words = v.split_whitespace();
+    let path = words.next().ok_or("must be `off` or a path")?;
+    if path == "off" && words.next().is_none() {
+        return Ok(None);
+    }
+    let format = match (words.next(), words.next()) {
+        (None, _) => default,
+        (Some(name), None) => Format::named(name).ok_or_else(|| {
+            format!(
+                "log format `{name}` is not one the gateway writes: use `combined` or `kong_log_format`, or name none"
+            )
+        })?,
+        (Some(_), Some(_)) => return Err("must be a path, optionally followed by a format name".into()),
+    };
+    let destination = match path {
+        "/dev/stdout" => Destination::Stdout,
+        "/dev/stderr" => Destination::Stderr,
+        path => Destination::File(prefix.join(path)),
+    };
+    Ok(Some(AccessLogSpec { destination, format }))
+}
+
 /// A positive number of seconds, fractions allowed.
 pub fn parse_seconds(v: &str) -> Result<Duration, String> {
     let secs: f64 = v.parse().map_err(|_| "must be a number of seconds".to_string())?;

@@ -76,6 +76,8 @@ pub enum NodeError {
     #[error("cannot start the {what}: {source}")]
     Runtime { what: &'static str, source: std::io::Error },
     #[error(transparent)]
+    AccessLog(#[from] crate::logs::access::OpenError),
+    #[error(transparent)]
     Trust(#[from] crate::tls::trust::TrustError),
     #[error(transparent)]
     ClusterTls(#[from] crate::cluster::tls::ClusterTlsError),
@@ -270,6 +272,8 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     let router_file = settings.router_component.clone();
     let workers =
         settings.worker_processes.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    // Opened first, so a log that cannot be written fails the start at once.
+    let access_logs = AccessLogs::open(&settings, workers)?;
     let (enabled, plugin_dir) = (settings.plugins.clone(), settings.wasm_plugins_path.clone());
     let limits = wasm::plugin_set::Limits {
         timeout: settings.wasm_plugin_timeout,
@@ -375,6 +379,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
                 http2: spec.http2,
                 limits: settings.client_limits.clone(),
                 workers: proxy_workers.clone(),
+                access_log: access_logs.proxy.clone(),
             };
             tasks.spawn(server::serve(
                 "proxy",
@@ -463,8 +468,13 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             };
             tracing::info!(listen = %spec, "Admin API listening");
             let admin = admin.clone();
-            let options =
-                server::ServeOptions { tls, http2: spec.http2, limits: settings.client_limits.clone(), workers: None };
+            let options = server::ServeOptions {
+                tls,
+                http2: spec.http2,
+                limits: settings.client_limits.clone(),
+                workers: None,
+                access_log: access_logs.admin.clone(),
+            };
             tasks.spawn_on(
                 server::serve("admin", listener, options, move |_| admin.service(), shutdown.clone(), DRAIN_TIMEOUT),
                 &on_control,
@@ -482,8 +492,13 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         };
         tracing::info!(listen = %spec, "status API listening");
         let status = status.clone();
-        let options =
-            server::ServeOptions { tls, http2: spec.http2, limits: settings.client_limits.clone(), workers: None };
+        let options = server::ServeOptions {
+            tls,
+            http2: spec.http2,
+            limits: settings.client_limits.clone(),
+            workers: None,
+            access_log: access_logs.status.clone(),
+        };
         tasks.spawn(server::serve(
             "status",
             listener,
@@ -502,6 +517,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
                 Some(what) => what.reload().await,
                 None => tracing::info!("SIGHUP: nothing to reload (no cluster link)"),
             },
+            shutdown::Signal::Reopen => access_logs.reopen(),
         }
     };
     tracing::info!(signal, "stopping: no new connections; in-flight requests get up to {DRAIN_TIMEOUT:?}");
@@ -509,6 +525,57 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     while tasks.join_next().await.is_some() {}
     drop(control);
     drop(runtime);
+    drop(access_logs);
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// The node's access logs, kept open until it has stopped (dropping one writes what is left),
+/// and what each listener logs through.
+struct AccessLogs {
+    open: Vec<crate::logs::AccessLog>,
+    proxy: Option<server::access_log::AccessLogging>,
+    admin: Option<server::access_log::AccessLogging>,
+    status: Option<server::access_log::AccessLogging>,
+}
+
+impl AccessLogs {
+    /// The logs of the listeners this node runs; the proxy's with a buffer per worker.
+    fn open(settings: &Settings, workers: usize) -> Result<AccessLogs, NodeError> {
+        let mut logs = AccessLogs { open: Vec::new(), proxy: None, admin: None, status: None };
+        let proxy = settings.role != Role::ControlPlane && !settings.proxy_listen.is_empty();
+        if let Some(spec) = settings.proxy_access_log.as_ref().filter(|_| proxy) {
+            logs.proxy = Some(logs.add("proxy_access_log", spec, workers, Some(settings.client_trust.clone()))?);
+        }
+        let admin = settings.role != Role::DataPlane && !settings.admin_listen.is_empty();
+        if let Some(spec) = settings.admin_access_log.as_ref().filter(|_| admin) {
+            logs.admin = Some(logs.add("admin_access_log", spec, 0, None)?);
+        }
+        if let Some(spec) = settings.status_access_log.as_ref().filter(|_| !settings.status_listen.is_empty()) {
+            logs.status = Some(logs.add("status_access_log", spec, 0, None)?);
+        }
+        Ok(logs)
+    }
+
+    fn add(
+        &mut self,
+        key: &'static str,
+        spec: &crate::conf::AccessLogSpec,
+        workers: usize,
+        trust: Option<crate::conf::ClientTrust>,
+    ) -> Result<server::access_log::AccessLogging, NodeError> {
+        let log = crate::logs::AccessLog::open(key, spec.destination.clone(), spec.format, workers)?;
+        let sink = log.sink();
+        tracing::info!(log = key, destination = %spec.destination, "access log open");
+        self.open.push(log);
+        Ok(server::access_log::AccessLogging { sink, trust })
+    }
+
+    /// SIGUSR1: every file is reopened (after logrotate moved it).
+    fn reopen(&self) {
+        tracing::info!("SIGUSR1: reopening the access logs");
+        for log in &self.open {
+            log.sink().reopen();
+        }
+    }
 }

@@ -12,11 +12,12 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use hyper::body::{Body, Frame, SizeHint};
+use hyper::body::{Body, Buf, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
+use super::access_log::Record;
 use crate::io::WriteDeadline;
 
 /// What the connection is doing, shared by its I/O and its requests.
@@ -117,13 +118,23 @@ pub struct Counted<B> {
     /// 0 while the body is not holding a frame ready; else 1 + the millisecond it produced one.
     ready_at: Arc<AtomicU64>,
     in_flight: InFlight,
+    /// The request's access-log line, written when the body is done.
+    record: Option<Record>,
 }
 
 impl<B> Counted<B> {
-    pub fn new(inner: B, in_flight: InFlight) -> Self {
+    pub fn new(inner: B, in_flight: InFlight, record: Option<Record>) -> Self {
         let ready_at = Arc::new(AtomicU64::new(0));
         in_flight.0.watch(&ready_at);
-        Counted { inner, ready_at, in_flight }
+        Counted { inner, ready_at, in_flight, record }
+    }
+}
+
+impl<B> Drop for Counted<B> {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            record.finish();
+        }
     }
 }
 
@@ -135,7 +146,12 @@ impl<B: Body + Unpin> Body for Counted<B> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         let ready_at = match &polled {
-            Poll::Ready(Some(Ok(_))) => this.in_flight.0.now_ms() + 1,
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(record), Some(data)) = (this.record.as_mut(), frame.data_ref()) {
+                    record.sent(data.remaining());
+                }
+                this.in_flight.0.now_ms() + 1
+            }
             _ => 0,
         };
         this.ready_at.store(ready_at, Ordering::Relaxed);

@@ -13,12 +13,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+pub mod access_log;
 pub mod client_io;
 
 use crate::conf::ClientLimits;
 use crate::io::AcceptBackoff;
 use crate::shutdown::Shutdown;
 use crate::workers::{OpenConnection, Workers};
+use access_log::{AccessLogging, ConnLog, Pending};
 use client_io::{Activity, ClientIo, Clocks, Counted, InFlight};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -53,6 +55,8 @@ pub struct ServeOptions {
     /// Serve each connection on one of these worker threads (the proxy's); else on the runtime
     /// that accepts.
     pub workers: Option<Arc<Workers>>,
+    /// Log each request (`*_access_log`), or not.
+    pub access_log: Option<AccessLogging>,
 }
 
 /// Accepts on `listener` (through TLS when the options say so) and serves each connection with
@@ -106,6 +110,7 @@ pub async fn serve<M, S, B>(
                     let tls = options.tls.clone();
                     let make = make.clone();
                     let limits = limits.clone();
+                    let access_log = options.access_log.as_ref().map(|logging| ConnLog::new(logging, peer.ip()));
                     let task = async move {
                         let (stream, _open) = match stream.register() {
                             Ok(registered) => registered,
@@ -126,7 +131,7 @@ pub async fn serve<M, S, B>(
                             match tls {
                                 None => {
                                     let conn = Conn { peer, local, tls: None, activity: activity.clone() };
-                                    let service = Counting::new(make(conn), activity);
+                                    let service = Counting::new(make(conn), activity, access_log);
                                     protocols.serve(io, service, drained).await
                                 }
                                 Some(acceptor) => {
@@ -137,7 +142,7 @@ pub async fn serve<M, S, B>(
                                     };
                                     let sni = stream.get_ref().1.server_name().map(str::to_string);
                                     let conn = Conn { peer, local, tls: Some(TlsInfo { sni }), activity: activity.clone() };
-                                    let service = Counting::new(make(conn), activity);
+                                    let service = Counting::new(make(conn), activity, access_log);
                                     protocols.serve(stream, service, drained).await
                                 }
                             }
@@ -268,15 +273,17 @@ impl Protocols {
     }
 }
 
-/// A connection's service that counts its requests in flight until their responses are sent.
+/// A connection's service that counts its requests in flight until their responses are sent,
+/// and logs each one then when the listener has an access log.
 struct Counting<S> {
     inner: S,
     activity: Arc<Activity>,
+    access_log: Option<Arc<ConnLog>>,
 }
 
 impl<S> Counting<S> {
-    fn new(inner: S, activity: Arc<Activity>) -> Self {
-        Counting { inner, activity }
+    fn new(inner: S, activity: Arc<Activity>, access_log: Option<Arc<ConnLog>>) -> Self {
+        Counting { inner, activity, access_log }
     }
 }
 
@@ -289,7 +296,8 @@ where
     type Future = CountingFuture<S::Future>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
-        CountingFuture { inner: self.inner.call(req), in_flight: Some(self.activity.begin()) }
+        let logged = self.access_log.as_ref().map(|log| log.begin(&req));
+        CountingFuture { inner: self.inner.call(req), in_flight: Some(self.activity.begin()), logged }
     }
 }
 
@@ -298,6 +306,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         in_flight: Option<InFlight>,
+        logged: Option<Pending>,
     }
 }
 
@@ -311,7 +320,11 @@ where
         let this = self.project();
         let response = std::task::ready!(this.inner.poll(cx));
         let in_flight = this.in_flight.take().expect("polled after completion");
-        std::task::Poll::Ready(response.map(|r| r.map(|body| Counted::new(body, in_flight))))
+        let logged = this.logged.take();
+        std::task::Poll::Ready(response.map(|r| {
+            let record = logged.map(|pending| pending.answered(r.status()));
+            r.map(|body| Counted::new(body, in_flight, record))
+        }))
     }
 }
 
@@ -356,7 +369,7 @@ mod tests {
     }
 
     fn plain() -> ServeOptions {
-        ServeOptions { tls: None, http2: false, limits: ClientLimits::default(), workers: None }
+        ServeOptions { tls: None, http2: false, limits: ClientLimits::default(), workers: None, access_log: None }
     }
 
     async fn request(addr: std::net::SocketAddr) -> TcpStream {

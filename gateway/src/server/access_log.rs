@@ -1,0 +1,76 @@
+//! A listener's access log: each request's head is noted when it arrives and its line written,
+//! through the listener's [`Sink`], when its response has been sent or given up (with the body
+//! bytes that went out). Requests hyper refuses before any service sees them are not logged.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hyper::Request;
+
+use crate::conf::ClientTrust;
+use crate::logs::access::{Entry, Sink};
+
+/// Where a listener logs its requests, and (for the proxy) whose forwarding headers may name the
+/// client, as nginx's realip module sets `$remote_addr`.
+#[derive(Clone)]
+pub struct AccessLogging {
+    pub sink: Sink,
+    pub trust: Option<ClientTrust>,
+}
+
+/// One connection's access logging: the listener's, with the connection's peer. Each request
+/// holds it until its line is written; it is the connection's own, so no count is shared
+/// between cores per request.
+pub struct ConnLog {
+    logging: AccessLogging,
+    peer: IpAddr,
+}
+
+impl ConnLog {
+    pub fn new(logging: &AccessLogging, peer: IpAddr) -> Arc<ConnLog> {
+        Arc::new(ConnLog { logging: logging.clone(), peer })
+    }
+
+    /// Notes what the line will say about `req`.
+    pub fn begin<B>(self: &Arc<Self>, req: &Request<B>) -> Pending {
+        let remote_addr = match &self.logging.trust {
+            Some(trust) if trust.trusts(self.peer) => {
+                let lines = req.headers().get_all(trust.real_ip_header.as_str()).iter().map(|v| v.as_bytes());
+                trust.client_ip_from_lines(self.peer, lines)
+            }
+            _ => self.peer,
+        };
+        Pending { conn: self.clone(), entry: Entry::of(req, remote_addr) }
+    }
+}
+
+/// A request whose line waits for its response.
+pub struct Pending {
+    conn: Arc<ConnLog>,
+    entry: Entry,
+}
+
+impl Pending {
+    /// The response's head is known: the line waits for its body.
+    pub fn answered(self, status: hyper::StatusCode) -> Record {
+        Record { pending: self, status: status.as_u16(), sent: 0 }
+    }
+}
+
+/// A request answered with `status`, counting its response body bytes until it is written.
+pub struct Record {
+    pending: Pending,
+    status: u16,
+    sent: u64,
+}
+
+impl Record {
+    pub fn sent(&mut self, bytes: usize) {
+        self.sent += bytes as u64;
+    }
+
+    /// Writes the line: the response has been sent whole or given up.
+    pub fn finish(self) {
+        self.pending.conn.logging.sink.write(&self.pending.entry, self.status, self.sent);
+    }
+}
