@@ -34,6 +34,14 @@ enum Command {
         #[arg(short = 'c', long = "conf", value_name = "FILE")]
         conf: Option<PathBuf>,
     },
+    /// Compile the node's WebAssembly components (router, plugins) into its compile cache and exit,
+    /// so that a node started later loads them at once (e.g. when building a container image). A
+    /// node's first start runs this in a child process by itself.
+    Precompile {
+        /// Configuration file (kong.conf syntax).
+        #[arg(short = 'c', long = "conf", value_name = "FILE")]
+        conf: Option<PathBuf>,
+    },
     /// Check a configuration file and report every problem in it.
     Check {
         /// The kong.conf file to check.
@@ -201,6 +209,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Start { conf: cli.conf }) {
         Command::Start { conf } => start(conf.as_deref()),
         Command::Check { file } => check(&file),
+        Command::Precompile { conf } => precompile(conf.as_deref()),
         Command::Hybrid { command: Hybrid::Cert { cert, key, days } } => {
             let cert = cert.unwrap_or_else(|| PathBuf::from("cluster.crt"));
             let key = key.unwrap_or_else(|| PathBuf::from("cluster.key"));
@@ -396,6 +405,19 @@ fn plugin_run(file: &Path, input: &str, cache: Option<&Path>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn precompile(file: Option<&Path>) -> ExitCode {
+    let file = file.map(Path::to_path_buf).or_else(conf::default_file);
+    let loaded = match conf::load(file.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(error) => return fail(&error.to_string()),
+    };
+    node::logging::init(loaded.settings.log_level);
+    match node::components::precompile(&loaded.settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error.to_string()),
     }
 }
 

@@ -53,7 +53,17 @@ fn a_second_start_loads_the_router_from_the_cache_and_a_damaged_entry_is_rebuilt
     let dir = DbLess::dir(port, &yaml, &[]);
 
     let first = start(dir.path());
-    assert!(first.log().contains(ROUTER_COMPILED), "{}", first.log());
+    // A first start compiles in a child process (its log lines share the node's stderr), then
+    // the node loads every component from the cache the child filled.
+    let log = first.log();
+    assert!(log.contains("first start: compiling the components in a child process"), "{log}");
+    assert!(log.contains(ROUTER_COMPILED), "{log}");
+    assert!(log.contains(ROUTER_FROM_CACHE), "the node loads what the child compiled: {log}");
+    assert_eq!(
+        log.matches("component compiled and cached").count(),
+        log.matches("component loaded from the compile cache").count(),
+        "each component compiled once, by the child, and loaded by the node: {log}"
+    );
     let router = router_entry(&first.log());
     assert_routes(port);
     stop(first);
@@ -70,6 +80,7 @@ fn a_second_start_loads_the_router_from_the_cache_and_a_damaged_entry_is_rebuilt
     let log = second.log();
     assert!(log.contains(ROUTER_FROM_CACHE), "{log}");
     assert!(!log.contains("component compiled"), "nothing is compiled again: {log}");
+    assert!(!log.contains("first start"), "{log}");
     assert_routes(port);
     stop(second);
 
@@ -101,4 +112,26 @@ fn a_second_start_loads_the_router_from_the_cache_and_a_damaged_entry_is_rebuilt
     assert!(fifth.log().contains(ROUTER_FROM_CACHE), "{}", fifth.log());
     assert_routes(port);
     stop(fifth);
+}
+
+#[test]
+fn gateway_precompile_fills_the_cache_so_the_first_start_compiles_nothing() {
+    let echo = EchoServer::start();
+    let port = free_port();
+    let yaml = format!(
+        "_format_version: '3.0'\nservices:\n- name: s\n  url: http://{}\n  routes: [{{name: r, paths: [/]}}]\n",
+        echo.addr
+    );
+    let dir = DbLess::dir(port, &yaml, &[]);
+    let out = gateway_tests::run(dir.path(), &["precompile", "-c", "kong.conf"], &[("KONG_WASM_CACHE_PATH", "")]);
+    assert!(out.status.success(), "{}", gateway_tests::stderr(&out));
+    assert!(gateway_tests::stderr(&out).contains(ROUTER_COMPILED), "{}", gateway_tests::stderr(&out));
+    assert_eq!(entries(dir.path()).len(), 14, "the router, the health probe and the twelve bundled plugins");
+
+    let node = start(dir.path());
+    let log = node.log();
+    assert!(!log.contains("component compiled") && !log.contains("first start"), "{log}");
+    assert!(log.contains(ROUTER_FROM_CACHE), "{log}");
+    assert_routes(port);
+    stop(node);
 }

@@ -7,6 +7,7 @@
 //! blocking pool), so a large `POST /config` or a burst of data planes never holds up a proxy
 //! worker.
 
+pub mod components;
 pub mod listener;
 pub mod logging;
 pub mod tls;
@@ -38,9 +39,7 @@ use crate::proxy::{Proxy, SnapshotError};
 use crate::status::StatusApi;
 use crate::store::Store;
 use crate::store::lmdb::LmdbStore;
-use crate::wasm::plugin_set::PluginSet;
-use crate::wasm::router::CompiledRouter;
-use crate::wasm::{self, WasmRuntime};
+use crate::wasm;
 use crate::workers::Workers;
 
 /// The store's directory under `prefix`.
@@ -269,36 +268,16 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         tracing::info!(prefix = %settings.prefix.display(), "created prefix (mode 0700)");
     }
 
-    let router_file = settings.router_component.clone();
     let workers =
         settings.worker_processes.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     // Opened first, so a log that cannot be written fails the start at once.
     let access_logs = AccessLogs::open(&settings, workers)?;
-    let (enabled, plugin_dir) = (settings.plugins.clone(), settings.wasm_plugins_path.clone());
-    let limits = wasm::plugin_set::Limits {
-        timeout: settings.wasm_plugin_timeout,
-        memory: usize::try_from(settings.wasm_plugin_max_memory).unwrap_or(usize::MAX),
-    };
-    let cache_dir = settings.wasm_cache_path.clone().unwrap_or_else(|| wasm::cache::default_dir(&settings.prefix));
-    let (runtime, report, router, plugins) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
-        let runtime = WasmRuntime::with_cache_dir(&cache_dir)?;
-        let report = wasm::health::probe(&runtime)?;
-        let router = match router_file {
-            None => CompiledRouter::new(&runtime, "router", wasm::bundled::ROUTER)?,
-            Some(file) => {
-                let name = file.display().to_string();
-                let wasm =
-                    std::fs::read(&file).map_err(|source| NodeError::RouterComponent { file: name.clone(), source })?;
-                let router = CompiledRouter::new(&runtime, &name, &wasm)?;
-                tracing::info!(file = %name, "router component loaded");
-                router
-            }
-        };
-        let plugins = PluginSet::load(&runtime, &enabled, plugin_dir.as_deref(), limits, workers)?;
-        Ok((runtime, report, router, Arc::new(plugins)))
-    })
-    .await
-    .expect("the wasm self-test does not panic")?;
+    let inputs = components::Inputs::new(&settings, workers);
+    let conf_file = settings.source.clone();
+    let components::Components { runtime, report, router, plugins } =
+        tokio::task::spawn_blocking(move || components::load(&inputs, conf_file.as_deref()))
+            .await
+            .expect("the wasm self-test does not panic")?;
     tracing::info!(
         component = %report.name,
         version = %report.version,
