@@ -242,8 +242,10 @@ run_h2() { # NAME PORT PID
   out=$(h2load -c "$CONNECTIONS" -m 10 -t "$WRK_THREADS" -D "$SECONDS_PER_RUN" "$url")
   after=$(ticks "$3")
   rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' <<<"$out")
+  # `requests: N total, N started, N done, N succeeded, N failed, N errored, N timeout` and
+  # `status codes: N 2xx, N 3xx, N 4xx, N 5xx`.
   requests=$(awk '/^requests:/ {print $8}' <<<"$out")
-  errors=$(awk '/^requests:/ {print $10 + $12} /^status codes:/ {print $4 + $6 + $8}' <<<"$out" | awk '{n += $1} END {print n + 0}')
+  errors=$(awk '/^requests:/ {print $10 + $12} /^status codes:/ {print $7 + $9}' <<<"$out" | awk '{n += $1} END {print n + 0}')
   cpu=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$requests" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')
   echo "$1 $rps - $cpu $errors" >>"$results"
   printf '%-8s %10s req/s  p99 %-8s  %6s µs CPU/req  errors %s\n' "$1" "$rps" "-" "$cpu" "$errors"
