@@ -408,13 +408,20 @@ fn plugin_run(file: &Path, input: &str, cache: Option<&Path>) -> ExitCode {
     }
 }
 
-fn precompile(file: Option<&Path>) -> ExitCode {
+/// The node's settings from `file` (else Kong's default places, else the built-in defaults), with
+/// logging set up at their `log_level`.
+fn node_settings(file: Option<&Path>) -> Result<(Option<PathBuf>, conf::Loaded), ExitCode> {
     let file = file.map(Path::to_path_buf).or_else(conf::default_file);
-    let loaded = match conf::load(file.as_deref()) {
-        Ok(loaded) => loaded,
-        Err(error) => return fail(&error.to_string()),
-    };
+    let loaded = conf::load(file.as_deref()).map_err(|error| fail(&error.to_string()))?;
     node::logging::init(loaded.settings.log_level);
+    Ok((file, loaded))
+}
+
+fn precompile(file: Option<&Path>) -> ExitCode {
+    let (_, loaded) = match node_settings(file) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
     match node::components::precompile(&loaded.settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(&error.to_string()),
@@ -422,12 +429,10 @@ fn precompile(file: Option<&Path>) -> ExitCode {
 }
 
 fn start(file: Option<&Path>) -> ExitCode {
-    let file = file.map(Path::to_path_buf).or_else(conf::default_file);
-    let loaded = match conf::load(file.as_deref()) {
-        Ok(loaded) => loaded,
-        Err(error) => return fail(&error.to_string()),
+    let (file, loaded) = match node_settings(file) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
-    node::logging::init(loaded.settings.log_level);
     match &file {
         Some(path) => tracing::info!(file = %path.display(), "configuration loaded"),
         None => tracing::info!("no configuration file given and none in /etc/kong: running on built-in defaults"),

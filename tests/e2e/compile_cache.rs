@@ -42,8 +42,8 @@ fn router_entry(log: &str) -> PathBuf {
     PathBuf::from(file)
 }
 
-#[test]
-fn a_second_start_loads_the_router_from_the_cache_and_a_damaged_entry_is_rebuilt() {
+/// A DB-less node's directory (its upstream running), routing everything to the upstream.
+fn node_dir() -> (EchoServer, u16, tempfile::TempDir) {
     let echo = EchoServer::start();
     let port = free_port();
     let yaml = format!(
@@ -51,6 +51,12 @@ fn a_second_start_loads_the_router_from_the_cache_and_a_damaged_entry_is_rebuilt
         echo.addr
     );
     let dir = DbLess::dir(port, &yaml, &[]);
+    (echo, port, dir)
+}
+
+#[test]
+fn a_second_start_loads_the_router_from_the_cache_and_a_damaged_entry_is_rebuilt() {
+    let (_echo, port, dir) = node_dir();
 
     let first = start(dir.path());
     // A first start compiles in a child process (its log lines share the node's stderr), then
@@ -116,13 +122,7 @@ fn a_second_start_loads_the_router_from_the_cache_and_a_damaged_entry_is_rebuilt
 
 #[test]
 fn gateway_precompile_fills_the_cache_so_the_first_start_compiles_nothing() {
-    let echo = EchoServer::start();
-    let port = free_port();
-    let yaml = format!(
-        "_format_version: '3.0'\nservices:\n- name: s\n  url: http://{}\n  routes: [{{name: r, paths: [/]}}]\n",
-        echo.addr
-    );
-    let dir = DbLess::dir(port, &yaml, &[]);
+    let (_echo, port, dir) = node_dir();
     let out = gateway_tests::run(dir.path(), &["precompile", "-c", "kong.conf"], &[("KONG_WASM_CACHE_PATH", "")]);
     assert!(out.status.success(), "{}", gateway_tests::stderr(&out));
     assert!(gateway_tests::stderr(&out).contains(ROUTER_COMPILED), "{}", gateway_tests::stderr(&out));
