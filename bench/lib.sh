@@ -30,3 +30,9 @@ write_section() {
   fi
   echo "wrote $doc"
 }
+
+# The gateway's messages on stderr, where the scripts redirect them (Kong's defaults are files
+# under the prefix).
+export KONG_PROXY_ERROR_LOG=${KONG_PROXY_ERROR_LOG:-/dev/stderr}
+export KONG_ADMIN_ERROR_LOG=${KONG_ADMIN_ERROR_LOG:-/dev/stderr}
+export KONG_STATUS_ERROR_LOG=${KONG_STATUS_ERROR_LOG:-/dev/stderr}

@@ -413,7 +413,7 @@ fn plugin_run(file: &Path, input: &str, cache: Option<&Path>) -> ExitCode {
 fn node_settings(file: Option<&Path>) -> Result<(Option<PathBuf>, conf::Loaded), ExitCode> {
     let file = file.map(Path::to_path_buf).or_else(conf::default_file);
     let loaded = conf::load(file.as_deref()).map_err(|error| fail(&error.to_string()))?;
-    node::logging::init(loaded.settings.log_level);
+    node::logging::init(&loaded.settings).map_err(|error| fail(&error.to_string()))?;
     Ok((file, loaded))
 }
 
@@ -444,10 +444,15 @@ fn start(file: Option<&Path>) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
+    let logged_to_stderr = loaded.settings.proxy_error_log == gateway::logs::Destination::Stderr;
     match runtime.block_on(node::run(loaded.settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error}");
+            // Whoever started the node is told why it did not start, wherever its log is.
+            if !logged_to_stderr {
+                eprintln!("Error: {error}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -1,6 +1,5 @@
 //! End-to-end tests: each drives the real `gateway` binary the way a user would.
 
-mod access_logs;
 mod admin;
 mod admin_compat;
 mod admin_hardening;
@@ -14,6 +13,7 @@ mod gen_cert;
 mod hostile_clients;
 mod hybrid;
 mod lifecycle;
+mod logs;
 mod ocsp;
 mod pki;
 mod pki_tools;

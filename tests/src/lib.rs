@@ -87,6 +87,7 @@ pub fn poll<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option
 pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(gateway_bin());
     cmd.current_dir(dir).args(args).env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    cmd.envs(ERROR_LOGS_TO_STDERR);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -100,6 +101,14 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// The node's messages on stderr, where the tests read them (Kong's defaults are files under the
+/// prefix; a test of those passes its own values).
+pub const ERROR_LOGS_TO_STDERR: [(&str, &str); 3] = [
+    ("KONG_PROXY_ERROR_LOG", "/dev/stderr"),
+    ("KONG_ADMIN_ERROR_LOG", "/dev/stderr"),
+    ("KONG_STATUS_ERROR_LOG", "/dev/stderr"),
+];
 
 /// A `gateway` process started in the background, with its stderr collected.
 pub struct Gateway {
@@ -124,6 +133,7 @@ impl Gateway {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        cmd.envs(ERROR_LOGS_TO_STDERR);
         for (k, v) in env {
             cmd.env(k, v);
         }

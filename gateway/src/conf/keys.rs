@@ -38,7 +38,7 @@ pub const KEYS: &[Key] = &[
         name: "log_level",
         default: Some("notice"),
         kind: "`debug` | `info` | `notice` | `warn` | `error` | `crit` | `alert` | `emerg`",
-        doc: "Lowest level logged to stderr. `notice` logs what `info` does; `crit`, `alert` and `emerg` log what `error` does.",
+        doc: "Lowest level written to the error logs (`proxy_error_log`, `admin_error_log`, `status_error_log`). `notice` logs what `info` does; `crit`, `alert` and `emerg` log what `error` does.",
     },
     Key {
         name: "proxy_listen",
@@ -135,6 +135,24 @@ pub const KEYS: &[Key] = &[
         default: Some("off"),
         kind: "`off` | path [format]",
         doc: "One line per status API request, in nginx's `combined` format; as `proxy_access_log` otherwise.",
+    },
+    Key {
+        name: "proxy_error_log",
+        default: Some("logs/error.log"),
+        kind: "path",
+        doc: "Where the node's messages at `log_level` go once its configuration is read: the proxy's, the cluster link's, start and stop (everything but the Admin and status APIs'). A relative path is under `prefix`; `/dev/stderr` and `/dev/stdout` are the process's own (what containers want: `KONG_PROXY_ERROR_LOG=/dev/stderr`). A node whose log is a file says where on stderr when it starts. SIGUSR1 reopens the file. Problems found before the configuration is read go to stderr.",
+    },
+    Key {
+        name: "admin_error_log",
+        default: Some("logs/error.log"),
+        kind: "path",
+        doc: "Where the Admin API's own messages go; as `proxy_error_log` (one file when both name it).",
+    },
+    Key {
+        name: "status_error_log",
+        default: Some("logs/status_error.log"),
+        kind: "path",
+        doc: "Where the status API's own messages go; as `proxy_error_log`.",
     },
     Key {
         name: "nginx_http_keepalive_timeout",
@@ -357,7 +375,6 @@ pub const KEYS: &[Key] = &[
 /// Kong settings the gateway knows but does not use: a file with them still loads, with a warning
 /// that they have no effect (rather than a confusing "unknown key").
 pub const KONG_ONLY: &[&str] = &[
-    "admin_error_log",
     "anonymous_reports",
     "client_body_buffer_size",
     "client_max_body_size",
@@ -380,13 +397,11 @@ pub const KONG_ONLY: &[&str] = &[
     "lua_ssl_protocols",
     "mem_cache_size",
     "node_id",
-    "proxy_error_log",
     "router_flavor",
     "ssl_cert",
     "ssl_cert_key",
     "ssl_cipher_suite",
     "ssl_protocols",
-    "status_error_log",
     "stream_listen",
     "untrusted_lua",
     "upstream_keepalive_idle_timeout",

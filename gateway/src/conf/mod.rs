@@ -82,6 +82,11 @@ pub struct Settings {
     pub proxy_access_log: Option<AccessLogSpec>,
     pub admin_access_log: Option<AccessLogSpec>,
     pub status_access_log: Option<AccessLogSpec>,
+    /// Where the node's own messages go: the proxy's and everything else, the Admin API's and the
+    /// status API's (see `logs::error`).
+    pub proxy_error_log: crate::logs::Destination,
+    pub admin_error_log: crate::logs::Destination,
+    pub status_error_log: crate::logs::Destination,
     /// The CPU time one plugin call may use.
     pub wasm_plugin_timeout: Duration,
     /// The linear memory one plugin instance may grow to, in bytes.
@@ -362,6 +367,9 @@ impl Checker<'_> {
         let proxy_access_log = self.required("proxy_access_log", |v| parse_access_log(v, &prefix, Format::Kong));
         let admin_access_log = self.required("admin_access_log", |v| parse_access_log(v, &prefix, Format::Combined));
         let status_access_log = self.required("status_access_log", |v| parse_access_log(v, &prefix, Format::Combined));
+        let proxy_error_log = self.required("proxy_error_log", |v| parse_error_log(v, &prefix));
+        let admin_error_log = self.required("admin_error_log", |v| parse_error_log(v, &prefix));
+        let status_error_log = self.required("status_error_log", |v| parse_error_log(v, &prefix));
         Settings {
             role: self.required("role", parse_role),
             database: self.required("database", parse_database),
@@ -423,6 +431,9 @@ impl Checker<'_> {
             proxy_access_log,
             admin_access_log,
             status_access_log,
+            proxy_error_log,
+            admin_error_log,
+            status_error_log,
             wasm_plugin_timeout: Duration::from_millis(self.required("wasm_plugin_timeout", |v| parse_integer(v, 1))),
             wasm_plugin_max_memory: self.required("wasm_plugin_max_memory", |v| {
                 parse_size(v).and_then(|n| if n < 1 << 20 { Err("must be at least 1m".into()) } else { Ok(n) })

@@ -497,3 +497,21 @@ fn access_logs_are_kongs_files_under_the_prefix_with_kongs_formats() {
         ]
     );
 }
+
+#[test]
+fn error_logs_are_kongs_files_under_the_prefix() {
+    use crate::logs::Destination;
+    let settings = load_text("prefix = /srv/kong\n").unwrap().settings;
+    assert_eq!(settings.proxy_error_log, Destination::File(PathBuf::from("/srv/kong/logs/error.log")));
+    assert_eq!(settings.admin_error_log, Destination::File(PathBuf::from("/srv/kong/logs/error.log")));
+    assert_eq!(settings.status_error_log, Destination::File(PathBuf::from("/srv/kong/logs/status_error.log")));
+    let settings = load_text("proxy_error_log = /dev/stderr\nadmin_error_log = /var/log/admin.log\n").unwrap().settings;
+    assert_eq!(settings.proxy_error_log, Destination::Stderr);
+    assert_eq!(settings.admin_error_log, Destination::File(PathBuf::from("/var/log/admin.log")));
+    assert_eq!(
+        problems("status_error_log = off\n"),
+        vec![
+            "test.conf:1: status_error_log = \"off\": an error log cannot be turned off: name a file, /dev/stderr or /dev/null"
+        ]
+    );
+}

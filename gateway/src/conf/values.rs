@@ -227,7 +227,7 @@ pub fn parse_access_log(
     prefix: &std::path::Path,
     default: crate::logs::Format,
 ) -> Result<Option<AccessLogSpec>, String> {
-    use crate::logs::{Destination, Format};
+    use crate::logs::Format;
     let mut words = v.split_whitespace();
     let path = words.next().ok_or("must be `off` or a path")?;
     if path == "off" && words.next().is_none() {
@@ -242,12 +242,28 @@ pub fn parse_access_log(
         })?,
         (Some(_), Some(_)) => return Err("must be a path, optionally followed by a format name".into()),
     };
-    let destination = match path {
+    Ok(Some(AccessLogSpec { destination: log_destination(path, prefix), format }))
+}
+
+/// Where a log goes: `/dev/stdout` and `/dev/stderr` as the process's own, any other path as a
+/// file (relative ones under `prefix`).
+pub fn log_destination(path: &str, prefix: &std::path::Path) -> crate::logs::Destination {
+    use crate::logs::Destination;
+    match path {
         "/dev/stdout" => Destination::Stdout,
         "/dev/stderr" => Destination::Stderr,
         path => Destination::File(prefix.join(path)),
-    };
-    Ok(Some(AccessLogSpec { destination, format }))
+    }
+}
+
+/// An error log setting (`proxy_error_log` ...): a path. nginx has no `off` here either: it would
+/// write to a file named `off`, so the word is refused rather than taken as a file name.
+pub fn parse_error_log(v: &str, prefix: &std::path::Path) -> Result<crate::logs::Destination, String> {
+    match v.split_whitespace().collect::<Vec<_>>()[..] {
+        ["off"] => Err("an error log cannot be turned off: name a file, /dev/stderr or /dev/null".into()),
+        [path] => Ok(log_destination(path, prefix)),
+        _ => Err("must be one path".into()),
+    }
 }
 
 /// A positive number of seconds, fractions allowed.

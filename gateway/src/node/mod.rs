@@ -550,9 +550,10 @@ impl AccessLogs {
         Ok(server::access_log::AccessLogging { sink, trust })
     }
 
-    /// SIGUSR1: every file is reopened (after logrotate moved it).
+    /// SIGUSR1: every file is reopened (after logrotate moved it), the error logs' too.
     fn reopen(&self) {
-        tracing::info!("SIGUSR1: reopening the access logs");
+        logging::reopen();
+        tracing::info!("SIGUSR1: reopened the error logs; reopening the access logs");
         for log in &self.open {
             log.sink().reopen();
         }

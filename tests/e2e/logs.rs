@@ -1,12 +1,13 @@
-//! Access logs (`proxy_access_log`, `admin_access_log`, `status_access_log`) as an operator meets
-//! them: Kong's line formats in Kong's default files under the prefix, the client as the realip
-//! rules name it, logrotate's move-then-SIGUSR1, `off`, `/dev/stderr`, and what is left written
-//! at shutdown.
+//! The logs as an operator meets them. Access logs (`proxy_access_log`, `admin_access_log`,
+//! `status_access_log`): Kong's line formats in Kong's default files under the prefix, the client
+//! as the realip rules name it, logrotate's move-then-SIGUSR1, `off`, `/dev/stderr`, and what is
+//! left written at shutdown. Error logs (`proxy_error_log` ...): the node's messages in Kong's
+//! files, reopened on SIGUSR1.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use gateway_tests::{DbLess, EchoServer, conf_dir, free_port, http_request, poll, run, stderr};
+use gateway_tests::{DbLess, EchoServer, Gateway, conf_dir, free_port, http_request, poll, run, stderr};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -170,4 +171,68 @@ fn a_log_format_we_do_not_write_or_a_file_we_cannot_open_is_refused_by_name() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("proxy_access_log: cannot open /proc/self/no/such/access.log"), "{err}");
+}
+
+#[test]
+fn the_nodes_messages_go_to_kongs_error_log_files_and_sigusr1_reopens_them() {
+    let closed = free_port();
+    let yaml = format!(
+        "_format_version: '3.0'\nservices:\n- name: down\n  url: http://127.0.0.1:{closed}\n  routes: [{{name: r, paths: [/]}}]\n"
+    );
+    let port = free_port();
+    let dir = DbLess::dir(port, &yaml, &[]);
+    // Kong's defaults, in place of the harness's /dev/stderr.
+    let kongs = [
+        ("KONG_PROXY_ERROR_LOG", "logs/error.log"),
+        ("KONG_ADMIN_ERROR_LOG", "logs/error.log"),
+        ("KONG_STATUS_ERROR_LOG", "logs/status_error.log"),
+    ];
+    let mut node = Gateway::start(dir.path(), &["-c", "kong.conf"], &kongs);
+    let file = dir.path().join("servroot/logs/error.log");
+    node.wait_for_log(&format!("gateway: logging to {} (proxy_error_log)", file.display()));
+    poll("`gateway started` in logs/error.log", DEADLINE, || {
+        std::fs::read_to_string(&file).unwrap_or_default().contains("gateway started").then_some(())
+    });
+    let proxy = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    assert_eq!(http_request(proxy, "GET", "/", &[]).unwrap().status, 502);
+    poll("the failed upstream request in logs/error.log", DEADLINE, || {
+        std::fs::read_to_string(&file).unwrap_or_default().contains("upstream request failed").then_some(())
+    });
+    assert!(!node.log().contains("gateway started"), "the messages went to stderr too: {}", node.log());
+    use std::os::unix::fs::PermissionsExt;
+    let prefix_mode = std::fs::metadata(dir.path().join("servroot")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(prefix_mode, 0o700, "the logs' directory is made inside a 0700 prefix");
+
+    std::fs::rename(&file, file.with_extension("log.1")).unwrap();
+    node.signal("USR1");
+    poll("the reopened logs/error.log", DEADLINE, || {
+        std::fs::read_to_string(&file).unwrap_or_default().contains("SIGUSR1: reopened the error logs").then_some(())
+    });
+    let before = std::fs::read_to_string(file.with_extension("log.1")).unwrap();
+    assert!(before.contains("upstream request failed") && !before.contains("SIGUSR1"), "{before}");
+}
+
+#[test]
+fn an_error_log_cannot_be_turned_off() {
+    let (dir, _) = conf_dir(&["log_level = info".into()]);
+    let out = run(dir.path(), &["check", "kong.conf"], &[("KONG_PROXY_ERROR_LOG", "off")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("environment variable KONG_PROXY_ERROR_LOG: proxy_error_log = \"off\": an error log cannot be turned off: name a file, /dev/stderr or /dev/null"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_node_that_cannot_start_says_why_on_stderr_even_when_it_logs_to_a_file() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let dir = DbLess::dir(port, "_format_version: '3.0'\n", &[]);
+    let out = run(dir.path(), &["-c", "kong.conf"], &[("KONG_PROXY_ERROR_LOG", "logs/error.log")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("Error: ") && err.contains("proxy_listen"), "{err}");
+    let logged = std::fs::read_to_string(dir.path().join("servroot/logs/error.log")).unwrap();
+    assert!(logged.contains("proxy_listen"), "and in the log: {logged}");
 }
