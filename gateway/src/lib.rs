@@ -12,6 +12,7 @@ pub mod conf;
 pub mod entities;
 pub mod io;
 pub mod logs;
+pub mod metrics;
 pub mod node;
 pub mod prefix;
 pub mod proxy;

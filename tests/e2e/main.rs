@@ -14,6 +14,7 @@ mod hostile_clients;
 mod hybrid;
 mod lifecycle;
 mod logs;
+mod metrics;
 mod ocsp;
 mod pki;
 mod pki_tools;

@@ -342,6 +342,11 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     } else {
         None
     };
+    // Kong's request metrics, counted only when a status listener can serve them.
+    let metrics = (proxy_workers.is_some() && !settings.status_listen.is_empty()).then(|| {
+        proxy.collect_facts();
+        crate::metrics::Metrics::new(workers)
+    });
     if settings.role != Role::ControlPlane {
         for spec in &settings.proxy_listen {
             let listener = listener::bind("proxy_listen", spec).await?;
@@ -359,6 +364,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
                 limits: settings.client_limits.clone(),
                 workers: proxy_workers.clone(),
                 access_log: access_logs.proxy.clone(),
+                metrics: metrics.clone(),
             };
             tasks.spawn(server::serve(
                 "proxy",
@@ -453,6 +459,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
                 limits: settings.client_limits.clone(),
                 workers: None,
                 access_log: access_logs.admin.clone(),
+                metrics: None,
             };
             tasks.spawn_on(
                 server::serve("admin", listener, options, move |_| admin.service(), shutdown.clone(), DRAIN_TIMEOUT),
@@ -460,7 +467,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             );
         }
     }
-    let status = StatusApi::new(&settings, proxy.clone());
+    let status = StatusApi::new(&settings, proxy.clone(), metrics);
     for spec in &settings.status_listen {
         let listener = listener::bind("status_listen", spec).await?;
         let listener = listener::into_tokio(&on_proxy, "status_listen", spec, listener)?;
@@ -477,6 +484,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             limits: settings.client_limits.clone(),
             workers: None,
             access_log: access_logs.status.clone(),
+            metrics: None,
         };
         tasks.spawn(server::serve(
             "status",

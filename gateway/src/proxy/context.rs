@@ -47,6 +47,8 @@ pub struct RequestContext {
     pub plugins: Option<Box<crate::wasm::plugin_runner::RequestPlugins>>,
     /// Counts the request body bytes sent upstream; only when phases run (see [`Self::bytes_in`]).
     pub(super) received: Option<Arc<AtomicU64>>,
+    /// A plugin answered the request itself (Kong's `exit` source in metrics).
+    pub exited: bool,
 }
 
 /// When each step of the request happened. `start` is when the pipeline took the request.
@@ -90,6 +92,7 @@ impl RequestContext {
             shared: HashMap::new(),
             plugins: None,
             received: None,
+            exited: false,
         }
     }
 

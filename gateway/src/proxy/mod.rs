@@ -51,6 +51,9 @@ pub struct Proxy {
     pub trust: ClientTrust,
     /// Body size and pace limits for clients.
     pub limits: ClientLimits,
+    /// Whether each response carries the request's [`crate::metrics::Facts`] for the listener to
+    /// count (only when something serves the metrics).
+    facts: std::sync::atomic::AtomicBool,
 }
 
 impl Proxy {
@@ -73,7 +76,17 @@ impl Proxy {
             allow_debug_header,
             trust,
             limits,
+            facts: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// From now on, responses carry their request's facts for the node's metrics.
+    pub fn collect_facts(&self) {
+        self.facts.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn collects_facts(&self) -> bool {
+        self.facts.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The configuration being served now.

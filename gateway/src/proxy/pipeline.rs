@@ -39,6 +39,7 @@ use super::phases::{PhaseRunner, Step};
 use super::route::Routing;
 use super::upstream::ProxyBody;
 use super::{access, forward, response, rewrite, route};
+use crate::metrics::{Facts, Source};
 use crate::server::Conn;
 
 /// Handles one request. Never fails: every problem becomes a response.
@@ -49,11 +50,35 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Conn, req: Request<Incoming>) -> Re
     if phases.is_some() {
         ctx.received = Some(Arc::default());
     }
-    let response = match run(&proxy, &mut ctx, phases.as_deref(), req).await {
-        Ok(response) => response,
-        Err(failure) => failure.answer(&ctx, client_version),
+    let (response, source) = match run(&proxy, &mut ctx, phases.as_deref(), req).await {
+        Ok(response) if ctx.timings.first_byte.is_some() => (response, Source::Service),
+        Ok(response) if ctx.exited => (response, Source::Exit),
+        Ok(response) => (response, Source::Kong),
+        Err(failure) => (failure.answer(&ctx, client_version), Source::Kong),
     };
-    response::deliver(response, client_version, ctx, phases)
+    let facts = proxy.collects_facts().then(|| facts(&ctx, source));
+    let mut response = response::deliver(response, client_version, ctx, phases);
+    if let Some(facts) = facts {
+        response.extensions_mut().insert(facts);
+    }
+    response
+}
+
+/// What the node's metrics count of the request (the listener counts it once its body is done).
+fn facts(ctx: &RequestContext, source: Source) -> Facts {
+    let (route, service) = match ctx.route.and_then(|i| ctx.snapshot.labels.get(i)) {
+        Some((route, service)) => (Some(route.clone()), service.clone()),
+        None => (None, None),
+    };
+    let t = &ctx.timings;
+    Facts {
+        service,
+        route,
+        consumer: ctx.consumer.as_ref().map(|c| Arc::from(c.username.as_deref().unwrap_or(&c.id.to_string()))),
+        source,
+        start: t.start,
+        upstream: t.first_byte.zip(t.upstream_connected.or(t.upstream_start)).map(|(head, sent)| head - sent),
+    }
 }
 
 /// Steps 1 to 5; a [`Failure`] says who is to blame when one fails.
@@ -73,7 +98,10 @@ async fn run(
         loop {
             match rewrite::rewrite(phases, ctx, &mut parts, &mut host)? {
                 Step::Proceed => break,
-                Step::Answer(exit) => return Ok(exit),
+                Step::Answer(exit) => {
+                    ctx.exited = true;
+                    return Ok(exit);
+                }
                 Step::ReadBody(max) => read_body(proxy, ctx, &parts, &mut body, max).await?,
             }
         }
@@ -86,7 +114,10 @@ async fn run(
         loop {
             match access::access(phases, ctx, &mut parts, &mut routed)? {
                 Step::Proceed => break,
-                Step::Answer(exit) => return Ok(exit),
+                Step::Answer(exit) => {
+                    ctx.exited = true;
+                    return Ok(exit);
+                }
                 Step::ReadBody(max) => read_body(proxy, ctx, &parts, &mut body, max).await?,
             }
         }

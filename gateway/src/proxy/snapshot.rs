@@ -22,6 +22,9 @@ pub struct Snapshot {
     pub certificates: Certificates,
     /// Runs this version's plugins in the request's phases; `None` when no plugin is configured.
     pub phases: Option<Arc<dyn PhaseRunner>>,
+    /// Per position in `routes`: the route's and its service's names in metrics (Kong's labels:
+    /// the route's name, else its id; the service's name, else its host), made once per version.
+    pub labels: Vec<(Arc<str>, Option<Arc<str>>)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +47,7 @@ impl Snapshot {
             balancers: HashMap::new(),
             certificates: Certificates::default(),
             phases: None,
+            labels: Vec::new(),
         }
     }
 
@@ -86,7 +90,24 @@ impl Snapshot {
             balancers.insert(upstream.name.clone(), Balancer::new(targets, upstream.slots));
         }
         let certificates = Certificates::from_config(&config)?;
-        Ok(Snapshot { hash: config_hash(&config), config, router, routes, balancers, certificates, phases: None })
+        let labels = routes
+            .iter()
+            .map(|(route, service)| {
+                let route = route.name.clone().unwrap_or_else(|| route.id.to_string());
+                let service = service.as_ref().map(|s| Arc::from(s.name.as_deref().unwrap_or(s.host.as_str())));
+                (Arc::from(route), service)
+            })
+            .collect();
+        Ok(Snapshot {
+            hash: config_hash(&config),
+            config,
+            router,
+            routes,
+            balancers,
+            certificates,
+            phases: None,
+            labels,
+        })
     }
 
     pub fn is_empty(&self) -> bool {

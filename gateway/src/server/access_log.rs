@@ -9,6 +9,7 @@ use hyper::Request;
 
 use crate::conf::ClientTrust;
 use crate::logs::access::{Entry, Sink};
+use crate::metrics::{Facts, Metrics};
 
 /// Where a listener logs its requests, and (for the proxy) whose forwarding headers may name the
 /// client, as nginx's realip module sets `$remote_addr`.
@@ -50,27 +51,41 @@ pub struct Pending {
     entry: Entry,
 }
 
-impl Pending {
-    /// The response's head is known: the line waits for its body.
-    pub fn answered(self, status: hyper::StatusCode) -> Record {
-        Record { pending: self, status: status.as_u16(), sent: 0 }
-    }
-}
+/// A connection's handle on the node's metrics: each request clones this one, whose count only
+/// the connection's thread writes, not the node's `Arc` that every core shares.
+pub type ConnMetrics = Arc<Arc<Metrics>>;
 
-/// A request answered with `status`, counting its response body bytes until it is written.
+/// A request answered with `status`, counting its response body bytes until its access-log line
+/// is written and it is counted in the node's metrics.
 pub struct Record {
-    pending: Pending,
+    line: Option<Pending>,
+    counted: Option<(ConnMetrics, Facts)>,
     status: u16,
     sent: u64,
 }
 
 impl Record {
+    /// The response's head is known: the line and the count wait for its body. `None` when the
+    /// listener neither logs nor counts.
+    pub fn answered(
+        line: Option<Pending>,
+        counted: Option<(ConnMetrics, Facts)>,
+        status: hyper::StatusCode,
+    ) -> Option<Record> {
+        (line.is_some() || counted.is_some()).then_some(Record { line, counted, status: status.as_u16(), sent: 0 })
+    }
+
     pub fn sent(&mut self, bytes: usize) {
         self.sent += bytes as u64;
     }
 
-    /// Writes the line: the response has been sent whole or given up.
+    /// Writes the line and counts the request: the response has been sent whole or given up.
     pub fn finish(self) {
-        self.pending.conn.logging.sink.write(&self.pending.entry, self.status, self.sent);
+        if let Some(pending) = &self.line {
+            pending.conn.logging.sink.write(&pending.entry, self.status, self.sent);
+        }
+        if let Some((metrics, facts)) = self.counted {
+            metrics.record(facts, self.status, std::time::Instant::now());
+        }
     }
 }

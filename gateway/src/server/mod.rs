@@ -18,9 +18,10 @@ pub mod client_io;
 
 use crate::conf::ClientLimits;
 use crate::io::AcceptBackoff;
+use crate::metrics::Facts;
 use crate::shutdown::Shutdown;
 use crate::workers::{OpenConnection, Workers};
-use access_log::{AccessLogging, ConnLog, Pending};
+use access_log::{AccessLogging, ConnLog, ConnMetrics, Pending, Record};
 use client_io::{Activity, ClientIo, Clocks, Counted, InFlight};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -57,6 +58,8 @@ pub struct ServeOptions {
     pub workers: Option<Arc<Workers>>,
     /// Log each request (`*_access_log`), or not.
     pub access_log: Option<AccessLogging>,
+    /// Count each request whose response carries its [`crate::metrics::Facts`] (the proxy's).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Accepts on `listener` (through TLS when the options say so) and serves each connection with
@@ -111,6 +114,9 @@ pub async fn serve<M, S, B>(
                     let make = make.clone();
                     let limits = limits.clone();
                     let access_log = options.access_log.as_ref().map(|logging| ConnLog::new(logging, peer.ip()));
+                    // The connection's own handle: cloned per request without touching a count
+                    // the other cores write.
+                    let metrics = options.metrics.clone().map(Arc::new);
                     let task = async move {
                         let (stream, _open) = match stream.register() {
                             Ok(registered) => registered,
@@ -131,7 +137,7 @@ pub async fn serve<M, S, B>(
                             match tls {
                                 None => {
                                     let conn = Conn { peer, local, tls: None, activity: activity.clone() };
-                                    let service = Counting::new(make(conn), activity, access_log);
+                                    let service = Counting::new(make(conn), activity, access_log, metrics);
                                     protocols.serve(io, service, drained).await
                                 }
                                 Some(acceptor) => {
@@ -142,7 +148,7 @@ pub async fn serve<M, S, B>(
                                     };
                                     let sni = stream.get_ref().1.server_name().map(str::to_string);
                                     let conn = Conn { peer, local, tls: Some(TlsInfo { sni }), activity: activity.clone() };
-                                    let service = Counting::new(make(conn), activity, access_log);
+                                    let service = Counting::new(make(conn), activity, access_log, metrics);
                                     protocols.serve(stream, service, drained).await
                                 }
                             }
@@ -279,11 +285,12 @@ struct Counting<S> {
     inner: S,
     activity: Arc<Activity>,
     access_log: Option<Arc<ConnLog>>,
+    metrics: Option<ConnMetrics>,
 }
 
 impl<S> Counting<S> {
-    fn new(inner: S, activity: Arc<Activity>, access_log: Option<Arc<ConnLog>>) -> Self {
-        Counting { inner, activity, access_log }
+    fn new(inner: S, activity: Arc<Activity>, access_log: Option<Arc<ConnLog>>, metrics: Option<ConnMetrics>) -> Self {
+        Counting { inner, activity, access_log, metrics }
     }
 }
 
@@ -297,7 +304,12 @@ where
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let logged = self.access_log.as_ref().map(|log| log.begin(&req));
-        CountingFuture { inner: self.inner.call(req), in_flight: Some(self.activity.begin()), logged }
+        CountingFuture {
+            inner: self.inner.call(req),
+            in_flight: Some(self.activity.begin()),
+            logged,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -307,6 +319,7 @@ pin_project_lite::pin_project! {
         inner: F,
         in_flight: Option<InFlight>,
         logged: Option<Pending>,
+        metrics: Option<ConnMetrics>,
     }
 }
 
@@ -321,8 +334,9 @@ where
         let response = std::task::ready!(this.inner.poll(cx));
         let in_flight = this.in_flight.take().expect("polled after completion");
         let logged = this.logged.take();
-        std::task::Poll::Ready(response.map(|r| {
-            let record = logged.map(|pending| pending.answered(r.status()));
+        std::task::Poll::Ready(response.map(|mut r| {
+            let counted = this.metrics.take().and_then(|m| Some((m, r.extensions_mut().remove::<Facts>()?)));
+            let record = Record::answered(logged, counted, r.status());
             r.map(|body| Counted::new(body, in_flight, record))
         }))
     }
@@ -369,7 +383,14 @@ mod tests {
     }
 
     fn plain() -> ServeOptions {
-        ServeOptions { tls: None, http2: false, limits: ClientLimits::default(), workers: None, access_log: None }
+        ServeOptions {
+            tls: None,
+            http2: false,
+            limits: ClientLimits::default(),
+            workers: None,
+            access_log: None,
+            metrics: None,
+        }
     }
 
     async fn request(addr: std::net::SocketAddr) -> TcpStream {

@@ -1,5 +1,6 @@
-//! The status API on `status_listen`: `/status` (what the node is and has served) and
-//! `/status/ready` (200 only once the node has a configuration to serve).
+//! The status API on `status_listen`: `/status` (what the node is and has served),
+//! `/status/ready` (200 only once the node has a configuration to serve) and `/metrics` (the
+//! node's request metrics for Prometheus, with Kong's names; 404 on a node that proxies nothing).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::conf::{Role, Settings};
+use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 
 #[derive(Clone)]
@@ -23,16 +25,18 @@ struct Inner {
     proxy: Arc<Proxy>,
     started: Instant,
     total_requests: AtomicU64,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl StatusApi {
-    pub fn new(settings: &Settings, proxy: Arc<Proxy>) -> Self {
+    pub fn new(settings: &Settings, proxy: Arc<Proxy>, metrics: Option<Arc<Metrics>>) -> Self {
         StatusApi {
             inner: Arc::new(Inner {
                 role: settings.role,
                 proxy,
                 started: Instant::now(),
                 total_requests: AtomicU64::new(0),
+                metrics,
             }),
         }
     }
@@ -80,6 +84,14 @@ impl StatusApi {
                 serde_json::json!({ "message": "no configuration available (empty configuration present)" }),
             ),
             "/status/ready" => json(StatusCode::OK, serde_json::json!({ "message": "ready" })),
+            "/metrics" if self.inner.metrics.is_some() => {
+                let body = self.inner.metrics.as_ref().map(|m| m.encode()).unwrap_or_default();
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header("content-type", crate::metrics::CONTENT_TYPE)
+                    .body(Full::new(Bytes::from(body)))
+                    .expect("a static response is valid")
+            }
             _ => json(StatusCode::NOT_FOUND, serde_json::json!({ "message": "Not found" })),
         }
     }
