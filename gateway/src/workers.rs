@@ -13,7 +13,7 @@
 
 use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -77,6 +77,8 @@ pub struct Workers {
     workers: Vec<Worker>,
     /// Where the search for the least busy worker starts, in turn, so ties spread evenly.
     next: AtomicUsize,
+    /// Connections assigned since the start.
+    accepted: AtomicU64,
 }
 
 /// A worker chosen for a connection: spawn the connection's task on `handle` and keep `open` in it
@@ -113,7 +115,7 @@ impl Workers {
             })?;
             workers.push(Worker { handle, open: Arc::default(), stop: Some(stop) });
         }
-        Ok(Workers { workers, next: AtomicUsize::new(0) })
+        Ok(Workers { workers, next: AtomicUsize::new(0), accepted: AtomicU64::new(0) })
     }
 
     pub fn len(&self) -> usize {
@@ -135,7 +137,13 @@ impl Workers {
             .expect("at least one worker");
         let worker = &self.workers[chosen];
         worker.open.0.fetch_add(1, Ordering::Relaxed);
+        self.accepted.fetch_add(1, Ordering::Relaxed);
         Assigned { handle: worker.handle.clone(), open: OpenConnection(worker.open.clone()) }
+    }
+
+    /// Connections assigned to the workers since they started.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
     }
 
     /// Open connections per worker, in worker order.

@@ -116,8 +116,8 @@ consumers:
         Some(7.0)
     );
     assert_eq!(requests(&[("service", "billing"), ("code", "200"), ("consumer", "bob")]), Some(3.0));
-    // key-auth's own 401: a plugin's exit, no consumer.
-    assert_eq!(requests(&[("service", "billing"), ("code", "401"), ("consumer", ""), ("source", "exit")]), Some(2.0));
+    // key-auth's own 401: no consumer, and (as in Kong) not the service's answer.
+    assert_eq!(requests(&[("service", "billing"), ("code", "401"), ("consumer", ""), ("source", "kong")]), Some(2.0));
     // A route without a name is labelled by its id, as Kong does.
     let items = samples
         .iter()
@@ -138,6 +138,14 @@ consumers:
     assert_eq!(latency("kong_upstream_latency_ms_bucket", &inf), Some(7.0));
     assert_eq!(latency("kong_kong_latency_ms_bucket", &inf), Some(7.0));
     assert_eq!(value(&samples, "gateway_metrics_series_dropped_total", &[]), Some(0.0));
+
+    // The node's gauges: each request above came on a connection of its own.
+    assert_eq!(value(&samples, "kong_nginx_requests_total", &[("subsystem", "http")]), Some(18.0));
+    let accepted = value(&samples, "kong_nginx_connections_total", &[("state", "accepted")]).unwrap();
+    assert!(accepted >= 18.0, "{accepted}");
+    assert_eq!(value(&samples, "kong_nginx_connections_total", &[("state", "handled")]), Some(accepted));
+    assert!(value(&samples, "kong_nginx_connections_total", &[("state", "active")]).is_some());
+    assert_eq!(value(&samples, "kong_node_info", &[]), Some(1.0));
 }
 
 #[test]
@@ -152,4 +160,52 @@ fn the_proxy_listener_routes_metrics_like_any_other_path() {
     let answer = http_get(node.proxy, "/metrics").unwrap();
     assert_eq!(answer.status, 200);
     assert!(!answer.body.contains("kong_http_requests"), "{}", answer.body);
+}
+
+/// A control plane's `/metrics` (on its Admin API and its status listener) shows each data plane
+/// as Kong's exporter does; a data plane's shows its link to the control plane, up then down.
+#[test]
+fn hybrid_metrics_show_the_data_planes_and_the_link() {
+    use crate::hybrid::{at, cluster_dir, data_planes, start_cp_with, start_dp};
+    let dir = cluster_dir();
+    let cluster = free_port();
+    let cp_status = free_port();
+    let mut cp = start_cp_with(dir.path(), cluster, &[format!("status_listen = 127.0.0.1:{cp_status}")]);
+    // Something to sync, so that the data plane's configuration hash is not the empty one's.
+    let echo = EchoServer::start();
+    crate::hybrid::add_route(&cp, &echo, "echo", "r", "/echo");
+    let dp = start_dp(dir.path(), "dp1", cluster, &[]);
+    let row = poll("the data plane listed", crate::hybrid::SYNC_DEADLINE, || {
+        // Listed from the link's start with no hash yet (""), then the empty configuration's, then
+        // the synced one's.
+        data_planes(&cp)
+            .into_iter()
+            .find(|r| r["config_hash"].as_str().is_some_and(|h| h.len() == 32 && h != "0".repeat(32)))
+    });
+    let id = row["id"].as_str().unwrap().to_string();
+
+    for on in [cp.admin, at(cp_status)] {
+        let answer = http_get(on, "/metrics").unwrap();
+        assert_eq!(answer.status, 200, "{on}: {}", answer.body);
+        let samples = parse(&answer.body);
+        let labels = [("node_id", id.as_str()), ("hostname", row["hostname"].as_str().unwrap())];
+        let last_seen = value(&samples, "kong_data_plane_last_seen", &labels).expect("kong_data_plane_last_seen");
+        assert!((last_seen - row["last_seen"].as_f64().unwrap()).abs() <= 60.0, "{last_seen} against {row}");
+        let hash = value(&samples, "kong_data_plane_config_hash", &labels).expect("kong_data_plane_config_hash");
+        assert!(hash > 0.0, "the synced configuration's hash as a number: {hash}; {row}\n{}", answer.body);
+        assert_eq!(value(&samples, "kong_data_plane_version_compatible", &labels), Some(1.0));
+        assert_eq!(value(&samples, "kong_node_info", &[]), Some(1.0));
+        // A control plane proxies nothing.
+        assert_eq!(value(&samples, "kong_http_requests_total", &[]), None);
+    }
+
+    let link = |dp: &crate::hybrid::Dp| {
+        let answer = http_get(dp.status, "/metrics").unwrap();
+        value(&parse(&answer.body), "kong_control_plane_connected", &[])
+    };
+    let deadline = crate::hybrid::SYNC_DEADLINE;
+    poll("the data plane's link reported up", deadline, || (link(&dp) == Some(1.0)).then_some(()));
+    cp.gateway.signal("KILL");
+    cp.gateway.wait_exit(gateway_tests::DEADLINE);
+    poll("the data plane's link reported down", deadline, || (link(&dp) == Some(0.0)).then_some(()));
 }

@@ -48,6 +48,8 @@ struct Inner {
     registry: Option<Arc<Registry>>,
     /// The extra trusted data-plane certificates, on a pki control plane (unset: shared mode).
     dp_certificates: OnceLock<Arc<DpCertificates>>,
+    /// `/metrics`, on a control plane.
+    metrics: OnceLock<Arc<crate::metrics::Scrape>>,
     edge: edge::Edge,
 }
 
@@ -59,7 +61,22 @@ impl AdminApi {
         registry: Option<Arc<Registry>>,
         edge: edge::Edge,
     ) -> AdminApi {
-        AdminApi { inner: Arc::new(Inner { catalog, applied, info, registry, dp_certificates: OnceLock::new(), edge }) }
+        AdminApi {
+            inner: Arc::new(Inner {
+                catalog,
+                applied,
+                info,
+                registry,
+                dp_certificates: OnceLock::new(),
+                metrics: OnceLock::new(),
+                edge,
+            }),
+        }
+    }
+
+    /// Serve `/metrics` (a control plane's: its data planes as Kong's exporter shows them).
+    pub fn serve_metrics(&self, scrape: Arc<crate::metrics::Scrape>) {
+        let _ = self.inner.metrics.set(scrape);
     }
 
     /// On a pki control plane: serve `/clustering/dp-certificates` from `certs`. Without this a
@@ -114,6 +131,15 @@ impl AdminApi {
     /// Answers a received request. Writes run to completion on their own task whatever happens to
     /// the connection; reads are answered in place.
     async fn answer(&self, request: Received) -> Response<Full<Bytes>> {
+        if let (Some(scrape), "/metrics", true) =
+            (self.inner.metrics.get(), request.path.as_str(), request.method == Method::GET)
+        {
+            return Response::builder()
+                .status(StatusCode::OK)
+                .header(hyper::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
+                .body(Full::new(Bytes::from(scrape.encode())))
+                .expect("a static response is valid");
+        }
         let result = if request.method == Method::GET || request.method == Method::HEAD {
             self.handle(request).await
         } else {

@@ -40,6 +40,8 @@ pub struct DataPlane {
     pub max_payload: usize,
     pub proxy: Arc<Proxy>,
     pub cache: Option<Arc<ConfigCache>>,
+    /// Whether a link to the control plane is up now (`kong_control_plane_connected`).
+    pub link_up: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Why a link attempt ended, by the step that failed.
@@ -60,6 +62,7 @@ impl DataPlane {
     pub async fn run(self: Arc<Self>, mut shutdown: Shutdown) {
         loop {
             let outcome = self.session(&mut shutdown).await;
+            self.link_up.store(false, std::sync::atomic::Ordering::Relaxed);
             if shutdown.fired() {
                 return;
             }
@@ -94,6 +97,7 @@ impl DataPlane {
         let hello = serde_json::to_vec(&hello).expect("basic_info serialises");
         send(&mut ws, Message::Binary(hello.into()), &cp).await?;
         tracing::info!(control_plane = %cp, node = %self.node_id, "connected to the control plane");
+        self.link_up.store(true, std::sync::atomic::Ordering::Relaxed);
 
         let mut ping = tokio::time::interval(PING_INTERVAL);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

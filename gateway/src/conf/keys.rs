@@ -56,7 +56,7 @@ pub const KEYS: &[Key] = &[
         name: "status_listen",
         default: Some("127.0.0.1:8007 reuseport backlog=16384"),
         kind: LISTEN,
-        doc: "Addresses of the status API (`/status`, `/status/ready`), with the flags of `proxy_listen` (`ssl` serves `status_ssl_cert`). `off` disables it.",
+        doc: "Addresses of the status API (`/status`, `/status/ready`, and `/metrics`), with the flags of `proxy_listen` (`ssl` serves `status_ssl_cert`). `off` disables it (and a proxying node then counts no request metrics).",
     },
     Key {
         name: "cluster_listen",

@@ -11,14 +11,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::workers::PerWorker;
+use crate::workers::{PerWorker, Workers};
 
 /// Kong's latency buckets (milliseconds), from its Prometheus plugin.
 pub const LATENCY_BUCKETS_MS: [f64; 17] =
@@ -30,7 +30,9 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 /// Label sets kept per worker; requests of further label sets are counted as dropped.
 pub const MAX_SERIES: usize = 10_000;
 
-/// Who made a response (Kong's `source` label).
+/// Who made a response. Kong's `source` label knows two: `service` for the upstream's, `kong` for
+/// the rest (its own answers and plugins' alike); the plugin's exit is kept apart here for the
+/// analytics that will read these facts too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Source {
     /// The upstream.
@@ -45,8 +47,7 @@ impl Source {
     fn as_str(self) -> &'static str {
         match self {
             Source::Service => "service",
-            Source::Kong => "kong",
-            Source::Exit => "exit",
+            Source::Kong | Source::Exit => "kong",
         }
     }
 }
@@ -169,8 +170,8 @@ impl Metrics {
         merged
     }
 
-    /// The metrics in the OpenMetrics text format ([`CONTENT_TYPE`]), which Prometheus reads.
-    pub fn encode(&self) -> String {
+    /// Registers the request metrics, added up over the workers, in `registry`.
+    fn register(&self, registry: &mut Registry) {
         let merged = self.merged();
         let mut requests = Vec::new();
         // Kong's latency histograms are per service and route (and consumer), not per code.
@@ -195,7 +196,6 @@ impl Metrics {
             Families(latencies.iter().map(|(labels, h)| (labels.clone(), h[i].clone())).collect())
         };
 
-        let mut registry = Registry::default();
         registry.register(
             "kong_http_requests",
             "HTTP status codes per consumer/service/route in Kong",
@@ -221,10 +221,158 @@ impl Metrics {
             "Requests not counted because their worker already keeps as many label sets as it may",
             Total(self.dropped.load(Ordering::Relaxed)),
         );
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String cannot fail");
-        out
     }
+}
+
+/// What a node is and holds now, for the gauges Kong's exporter adds to the request metrics.
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    pub node_id: String,
+    pub version: String,
+    /// The proxy's connections; `None` on a node that proxies nothing.
+    pub connections: Option<Connections>,
+    /// A data plane's link to its control plane (`None` on other nodes).
+    pub control_plane_connected: Option<bool>,
+    /// A control plane's data planes.
+    pub data_planes: Vec<DataPlane>,
+}
+
+/// Kong's `kong_nginx_connections_total` states the gateway has.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Connections {
+    /// Client connections accepted since the start (every one is handled: nginx's `handled`).
+    pub accepted: u64,
+    /// Open now.
+    pub active: u64,
+}
+
+/// One data plane as a control plane last heard of it.
+#[derive(Debug, Clone)]
+pub struct DataPlane {
+    pub id: String,
+    pub hostname: String,
+    pub ip: String,
+    pub version: String,
+    /// 32 hex digits.
+    pub config_hash: String,
+    /// Unix seconds.
+    pub last_seen: i64,
+    /// False when its version or plugins are incompatible with the control plane's.
+    pub compatible: bool,
+}
+
+/// Everything a scrape reads, shared by the listeners that serve `/metrics` (the status API on
+/// every node, the Admin API on a control plane).
+pub struct Scrape {
+    pub node_id: String,
+    /// The proxy's request metrics, when the node counts them.
+    pub requests: Option<Arc<Metrics>>,
+    /// The proxy's worker threads, for the connection gauges.
+    pub workers: Option<Arc<Workers>>,
+    /// A data plane's link to its control plane: up or not.
+    pub control_plane_link: Option<Arc<AtomicBool>>,
+    /// A control plane's data planes, as its registry lists them now.
+    pub data_planes: Option<Box<dyn Fn() -> Vec<DataPlane> + Send + Sync>>,
+}
+
+impl Scrape {
+    /// The metrics as they stand now ([`CONTENT_TYPE`]).
+    pub fn encode(&self) -> String {
+        let node = Node {
+            node_id: self.node_id.clone(),
+            version: crate::VERSION.to_string(),
+            connections: self.workers.as_ref().map(|w| Connections {
+                accepted: w.accepted(),
+                active: w.open_connections().iter().sum::<usize>() as u64,
+            }),
+            control_plane_connected: self.control_plane_link.as_ref().map(|up| up.load(Ordering::Relaxed)),
+            data_planes: self.data_planes.as_ref().map(|list| list()).unwrap_or_default(),
+        };
+        encode(self.requests.as_deref(), &node)
+    }
+}
+
+/// The node's metrics in the OpenMetrics text format ([`CONTENT_TYPE`]), which Prometheus reads:
+/// the request metrics when the node counts them, and the node's gauges.
+pub fn encode(requests: Option<&Metrics>, node: &Node) -> String {
+    let mut registry = Registry::default();
+    if let Some(requests) = requests {
+        requests.register(&mut registry);
+    }
+    let id = || node.node_id.clone();
+    registry.register(
+        "kong_node_info",
+        "Kong Node metadata information",
+        Gauges(vec![(NodeLabels { node_id: id(), version: escape(&node.version) }, 1.0)]),
+    );
+    if let Some(c) = node.connections {
+        let state = |state: &str, value: u64| {
+            (ConnectionLabels { node_id: id(), subsystem: "http".into(), state: state.into() }, value as f64)
+        };
+        registry.register(
+            "kong_nginx_connections_total",
+            "Number of connections by subsystem",
+            Gauges(vec![state("accepted", c.accepted), state("handled", c.accepted), state("active", c.active)]),
+        );
+        let total = requests.map_or(0, |r| r.merged().values().map(|s| s.requests).sum::<u64>());
+        registry.register(
+            "kong_nginx_requests_total",
+            "Number of requests total",
+            Gauges(vec![(SubsystemLabels { node_id: id(), subsystem: "http".into() }, total as f64)]),
+        );
+    }
+    if let Some(up) = node.control_plane_connected {
+        registry.register(
+            "kong_control_plane_connected",
+            "Kong connected to control plane, 0 is unconnected",
+            Level(if up { 1.0 } else { 0.0 }),
+        );
+    }
+    if !node.data_planes.is_empty() {
+        let labels = |dp: &DataPlane| DataPlaneLabels {
+            node_id: dp.id.clone(),
+            hostname: escape(&dp.hostname),
+            ip: escape(&dp.ip),
+        };
+        registry.register(
+            "kong_data_plane_last_seen",
+            "Last time data plane contacted control plane",
+            Gauges(node.data_planes.iter().map(|dp| (labels(dp), dp.last_seen as f64)).collect()),
+        );
+        registry.register(
+            "kong_data_plane_config_hash",
+            "Config hash numeric value of the data plane",
+            Gauges(node.data_planes.iter().map(|dp| (labels(dp), hash_number(&dp.config_hash))).collect()),
+        );
+        registry.register(
+            "kong_data_plane_version_compatible",
+            "Version compatible status of the data plane, 0 is incompatible",
+            Gauges(
+                node.data_planes
+                    .iter()
+                    .map(|dp| {
+                        let l = labels(dp);
+                        let labels = VersionLabels {
+                            node_id: l.node_id,
+                            hostname: l.hostname,
+                            ip: l.ip,
+                            kong_version: escape(&dp.version),
+                        };
+                        (labels, if dp.compatible { 1.0 } else { 0.0 })
+                    })
+                    .collect(),
+            ),
+        );
+    }
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String cannot fail");
+    out
+}
+
+/// Kong's `config_hash_to_number`: the hash's hex digits read as one number (a float, so only
+/// its leading digits count: enough to see that two nodes differ).
+fn hash_number(hash: &str) -> f64 {
+    hash.chars().try_fold(0f64, |n, c| c.to_digit(16).map(|d| n * 16.0 + f64::from(d))).unwrap_or(0.0)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -235,7 +383,10 @@ fn ms(d: Duration) -> f64 {
 /// a `"`, `\\` or line break in a name (a consumer's username is anybody's choice) would end the
 /// value early and let the rest read as samples of its own.
 fn label(value: &Option<Arc<str>>) -> String {
-    let value = value.as_deref().unwrap_or("");
+    escape(value.as_deref().unwrap_or(""))
+}
+
+fn escape(value: &str) -> String {
     let mut escaped = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
@@ -320,6 +471,71 @@ impl<L: EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static> EncodeMetric f
 
     fn metric_type(&self) -> MetricType {
         MetricType::Histogram
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct NodeLabels {
+    node_id: String,
+    version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ConnectionLabels {
+    node_id: String,
+    subsystem: String,
+    state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SubsystemLabels {
+    node_id: String,
+    subsystem: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DataPlaneLabels {
+    node_id: String,
+    hostname: String,
+    ip: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct VersionLabels {
+    node_id: String,
+    hostname: String,
+    ip: String,
+    kong_version: String,
+}
+
+/// A gauge family made at scrape time.
+#[derive(Debug)]
+struct Gauges<L>(Vec<(L, f64)>);
+
+impl<L: EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static> EncodeMetric for Gauges<L> {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, value) in &self.0 {
+            encoder.encode_family(labels)?.encode_gauge(value)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
+    }
+}
+
+/// One gauge without labels.
+#[derive(Debug)]
+struct Level(f64);
+
+impl EncodeMetric for Level {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_gauge(&self.0)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
     }
 }
 

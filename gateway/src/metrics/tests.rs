@@ -27,7 +27,7 @@ fn requests_are_counted_per_label_set_across_workers() {
     }
     let (f, start) = facts(None, None, None, Source::Kong);
     metrics.record(f, 404, start);
-    let text = metrics.encode();
+    let text = encode(Some(&metrics), &Node::default());
     assert_eq!(
         sample(
             &text,
@@ -53,7 +53,7 @@ fn latencies_fall_in_kongs_buckets() {
     let (f, start) = facts(Some("svc"), Some("r1"), None, Source::Service);
     // 12 ms in all, 3 of them the upstream's: Kong's own 9.
     metrics.record(f, 200, start + Duration::from_millis(12));
-    let text = metrics.encode();
+    let text = encode(Some(&metrics), &Node::default());
     let labels = r#"service="svc",route="r1",workspace="default",consumer="""#;
     let bucket = |name: &str, le: &str| sample(&text, &format!("{name}_bucket{{le=\"{le}\",{labels}}}"));
     assert_eq!(bucket("kong_request_latency_ms", "10.0"), Some(0.0), "{text}");
@@ -77,7 +77,7 @@ fn label_sets_past_the_bound_are_counted_as_dropped() {
     // An existing label set is still counted.
     let (f, start) = facts(Some("svc"), Some("r"), Some("0"), Source::Service);
     metrics.record(f, 200, start);
-    let text = metrics.encode();
+    let text = encode(Some(&metrics), &Node::default());
     assert_eq!(sample(&text, "gateway_metrics_series_dropped_total"), Some(5.0));
     assert_eq!(
         sample(
@@ -94,7 +94,7 @@ fn hostile_label_values_stay_inside_their_quotes() {
     let metrics = Metrics::new(1);
     let (f, start) = facts(Some("a\"b\\c\nd"), Some("r"), None, Source::Service);
     metrics.record(f, 200, start);
-    let text = metrics.encode();
+    let text = encode(Some(&metrics), &Node::default());
     assert!(text.contains(r#"service="a\"b\\c\nd""#), "{text}");
     assert_eq!(text.lines().filter(|l| l.starts_with("kong_http_requests_total")).count(), 1);
 }

@@ -379,6 +379,17 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     let node_id = prefix::node_id(&settings.prefix)?;
     let registry =
         (settings.role == Role::ControlPlane).then(|| Registry::new(settings.cluster_data_plane_purge_delay));
+    let cp_link = dp_cache.is_some().then(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    let scrape = Arc::new(crate::metrics::Scrape {
+        node_id: node_id.to_string(),
+        requests: metrics,
+        workers: proxy_workers.clone(),
+        control_plane_link: cp_link.clone(),
+        data_planes: registry.clone().map(|registry| {
+            Box::new(move || registry.rows().iter().map(data_plane_gauges).collect())
+                as Box<dyn Fn() -> Vec<crate::metrics::DataPlane> + Send + Sync>
+        }),
+    });
     // What SIGHUP re-reads: the cluster certificate, key and trust files.
     let mut reloadable: Option<Reloadable> = None;
     let mut dp_certificates = None;
@@ -427,6 +438,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             max_payload: usize::try_from(settings.cluster_max_payload).unwrap_or(usize::MAX),
             proxy: proxy.clone(),
             cache: Some(cache),
+            link_up: cp_link.clone().unwrap_or_default(),
         });
         tracing::info!(control_plane = %settings.cluster_control_plane, node = %node_id, "data plane: linking to the control plane");
         tasks.spawn_on(dp.run(shutdown.clone()), &on_control);
@@ -443,6 +455,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         if let Some(certs) = &dp_certificates {
             admin.serve_dp_certificates(certs.clone());
         }
+        admin.serve_metrics(scrape.clone());
         for spec in &settings.admin_listen {
             let listener = listener::bind("admin_listen", spec).await?;
             let listener = listener::into_tokio(&on_control, "admin_listen", spec, listener)?;
@@ -467,7 +480,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             );
         }
     }
-    let status = StatusApi::new(&settings, proxy.clone(), metrics);
+    let status = StatusApi::new(&settings, proxy.clone(), scrape.clone());
     for spec in &settings.status_listen {
         let listener = listener::bind("status_listen", spec).await?;
         let listener = listener::into_tokio(&on_proxy, "status_listen", spec, listener)?;
@@ -565,5 +578,24 @@ impl AccessLogs {
         for log in &self.open {
             log.sink().reopen();
         }
+    }
+}
+
+/// A data plane row as Kong's exporter shows it.
+fn data_plane_gauges(row: &crate::cluster::cp::DataPlaneRow) -> crate::metrics::DataPlane {
+    use crate::cluster::protocol::SyncStatus;
+    crate::metrics::DataPlane {
+        id: row.id.to_string(),
+        hostname: row.hostname.clone(),
+        ip: row.ip.clone(),
+        version: row.version.clone(),
+        config_hash: row.config_hash.clone(),
+        last_seen: row.last_seen,
+        compatible: !matches!(
+            row.sync_status,
+            SyncStatus::KongVersionIncompatible
+                | SyncStatus::PluginSetIncompatible
+                | SyncStatus::PluginVersionIncompatible
+        ),
     }
 }

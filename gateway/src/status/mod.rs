@@ -1,6 +1,6 @@
 //! The status API on `status_listen`: `/status` (what the node is and has served),
 //! `/status/ready` (200 only once the node has a configuration to serve) and `/metrics` (the
-//! node's request metrics for Prometheus, with Kong's names; 404 on a node that proxies nothing).
+//! node's metrics for Prometheus, with Kong's names).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::conf::{Role, Settings};
-use crate::metrics::Metrics;
+use crate::metrics::Scrape;
 use crate::proxy::Proxy;
 
 #[derive(Clone)]
@@ -25,11 +25,11 @@ struct Inner {
     proxy: Arc<Proxy>,
     started: Instant,
     total_requests: AtomicU64,
-    metrics: Option<Arc<Metrics>>,
+    metrics: Arc<Scrape>,
 }
 
 impl StatusApi {
-    pub fn new(settings: &Settings, proxy: Arc<Proxy>, metrics: Option<Arc<Metrics>>) -> Self {
+    pub fn new(settings: &Settings, proxy: Arc<Proxy>, metrics: Arc<Scrape>) -> Self {
         StatusApi {
             inner: Arc::new(Inner {
                 role: settings.role,
@@ -84,8 +84,8 @@ impl StatusApi {
                 serde_json::json!({ "message": "no configuration available (empty configuration present)" }),
             ),
             "/status/ready" => json(StatusCode::OK, serde_json::json!({ "message": "ready" })),
-            "/metrics" if self.inner.metrics.is_some() => {
-                let body = self.inner.metrics.as_ref().map(|m| m.encode()).unwrap_or_default();
+            "/metrics" => {
+                let body = self.inner.metrics.encode();
                 Response::builder()
                     .status(StatusCode::OK)
                     .header("content-type", crate::metrics::CONTENT_TYPE)
