@@ -26,7 +26,8 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::gateway::api::types::{
-    Body, ConsumerInfo, Credential, Descriptor, EntityRef, FieldError, Flow, LogLevel, Phase, PluginEntity, Protocol,
+    Body, ConsumerInfo, Credential, Descriptor, EntityRef, FieldError, Flow, LogLevel, Phase, PluginEntity, Proof,
+    Protocol,
 };
 use crate::proxy::phases::BodyState;
 
@@ -269,6 +270,17 @@ impl NodeShared {
 pub struct PluginHost {
     pub call: CallContext,
     pub shared: Arc<NodeShared>,
+}
+
+/// Kong's upstream headers for an authenticated request (`authenticate`).
+mod auth_headers {
+    use hyper::header::HeaderName;
+
+    pub const CONSUMER_ID: HeaderName = HeaderName::from_static("x-consumer-id");
+    pub const CONSUMER_CUSTOM_ID: HeaderName = HeaderName::from_static("x-consumer-custom-id");
+    pub const CONSUMER_USERNAME: HeaderName = HeaderName::from_static("x-consumer-username");
+    pub const CREDENTIAL_IDENTIFIER: HeaderName = HeaderName::from_static("x-credential-identifier");
+    pub const ANONYMOUS: HeaderName = HeaderName::from_static("x-anonymous-consumer");
 }
 
 fn header_name(name: &str) -> Result<hyper::header::HeaderName, String> {
@@ -571,6 +583,44 @@ impl self::gateway::api::host::Host for Sandbox {
         let consumer = directory.consumer(&consumer_id).ok_or_else(|| format!("no consumer has id {consumer_id}"))?;
         call.consumer = Some(EntityRef { id: consumer.id.to_string(), name: consumer.username.clone() });
         call.credential = credential_id;
+        call.consumer_changed = true;
+        Ok(())
+    }
+
+    fn authenticate(
+        &mut self,
+        req: Resource<RequestHandle>,
+        consumer_id: String,
+        proof: Option<Proof>,
+    ) -> Result<(), String> {
+        let Some(directory) = &self.plugin.call.directory else {
+            return Err(format!("no request is in progress to associate consumer {consumer_id} with"));
+        };
+        let consumer = directory.consumer(&consumer_id).ok_or_else(|| format!("no consumer has id {consumer_id}"))?;
+        let id = consumer.id.to_string();
+        let headers = [
+            (auth_headers::CONSUMER_ID, Some(id.as_str())),
+            (auth_headers::CONSUMER_CUSTOM_ID, consumer.custom_id.as_deref()),
+            (auth_headers::CONSUMER_USERNAME, consumer.username.as_deref()),
+            (auth_headers::CREDENTIAL_IDENTIFIER, proof.as_ref().map(|p| p.identifier.as_str())),
+            (auth_headers::ANONYMOUS, proof.is_none().then_some("true")),
+        ];
+        let mut checked = Vec::with_capacity(headers.len());
+        for (name, value) in headers {
+            let value = value.map(header_value).transpose().map_err(|e| format!("{}: {e}", name.as_str()))?;
+            checked.push((name, value));
+        }
+        let username = consumer.username.clone();
+        let request = self.request(&req);
+        for (name, value) in checked {
+            match value {
+                Some(value) => request.headers.insert(name, value),
+                None => request.headers.remove(name),
+            };
+        }
+        let call = &mut self.plugin.call;
+        call.consumer = Some(EntityRef { id, name: username });
+        call.credential = proof.map(|p| p.id);
         call.consumer_changed = true;
         Ok(())
     }
@@ -1000,6 +1050,64 @@ mod tests {
         assert_eq!(sandbox.plugin.call.response_headers.len(), 2);
         sandbox.plugin.call.head_sent = true;
         assert!(sandbox.set_response_headers(vec![pair("X-Late", "1")]).unwrap_err().contains("has been sent"));
+    }
+
+    #[test]
+    fn authenticate_sets_the_consumer_and_kongs_headers_in_one_call_or_changes_nothing() {
+        use self::gateway::api::host::Host;
+        let doc = serde_json::json!({
+            "_format_version": "3.0",
+            "consumers": [{"username": "alice", "custom_id": "a-1"}, {"custom_id": "c-2"}],
+        });
+        let config = crate::entities::parse_value(&doc).unwrap();
+        let id_of = |custom: &str| {
+            config.consumers.iter().find(|c| c.custom_id.as_deref() == Some(custom)).unwrap().id.to_string()
+        };
+        let (alice, nameless) = (id_of("a-1"), id_of("c-2"));
+        let mut sandbox = Sandbox::new();
+        sandbox.plugin.call.directory = Some(Arc::new(Directory::new(&config)));
+        let mut forged = hyper::HeaderMap::new();
+        for name in ["x-consumer-username", "x-anonymous-consumer", "x-credential-identifier"] {
+            forged.insert(name, "forged".parse().unwrap());
+        }
+        let handle = sandbox.table.push(RequestHandle { headers: forged, ..RequestHandle::default() }).unwrap();
+        let borrow = || Resource::<RequestHandle>::new_borrow(handle.rep());
+        let proof = Proof { id: "cred-1".into(), identifier: "key-1".into() };
+
+        sandbox.authenticate(borrow(), alice.clone(), Some(proof)).unwrap();
+        let headers = &sandbox.table.get(&handle).unwrap().headers;
+        let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(header("x-consumer-id"), Some(alice.clone()));
+        assert_eq!(header("x-consumer-custom-id").as_deref(), Some("a-1"));
+        assert_eq!(header("x-consumer-username").as_deref(), Some("alice"));
+        assert_eq!(header("x-credential-identifier").as_deref(), Some("key-1"));
+        assert_eq!(header("x-anonymous-consumer"), None, "a forged header is removed");
+        let call = &sandbox.plugin.call;
+        assert_eq!(call.consumer.as_ref().map(|c| (c.id.clone(), c.name.clone())), Some((alice, Some("alice".into()))));
+        assert_eq!(call.credential.as_deref(), Some("cred-1"));
+        assert!(call.consumer_changed);
+
+        // The anonymous consumer: no credential, no username.
+        sandbox.authenticate(borrow(), nameless.clone(), None).unwrap();
+        let headers = &sandbox.table.get(&handle).unwrap().headers;
+        let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(header("x-consumer-id"), Some(nameless.clone()));
+        assert_eq!(header("x-anonymous-consumer").as_deref(), Some("true"));
+        assert_eq!((header("x-consumer-username"), header("x-credential-identifier")), (None, None));
+        assert_eq!(sandbox.plugin.call.credential, None);
+
+        // An unknown consumer, or a value that cannot be a header: nothing changes.
+        let before = sandbox.table.get(&handle).unwrap().headers.clone();
+        let refused = sandbox.authenticate(borrow(), "no-such-id".into(), None).unwrap_err();
+        assert!(refused.contains("no-such-id"), "{refused}");
+        let bad = Proof { id: "cred-2".into(), identifier: "a\nb".into() };
+        let refused = sandbox.authenticate(borrow(), id_of("a-1"), Some(bad)).unwrap_err();
+        assert!(refused.contains("x-credential-identifier"), "{refused}");
+        assert_eq!(sandbox.table.get(&handle).unwrap().headers, before);
+        assert_eq!(sandbox.plugin.call.consumer.as_ref().map(|c| c.id.clone()), Some(nameless));
+
+        sandbox.plugin.call.directory = None;
+        assert!(sandbox.authenticate(borrow(), id_of("a-1"), None).is_err(), "outside a request");
     }
 
     #[test]

@@ -71,16 +71,15 @@ impl Plugin for BasicAuth {
             return Ok(Flow::Proceed);
         }
         if let Some((credential, username)) = self.authenticate(req) {
-            let consumer = host::find_consumer(&credential.consumer.id)
-                .ok_or_else(|| format!("the consumer of credential {} is gone", credential.id))?;
-            auth::set_consumer(req, &consumer, Some(Proof { id: &credential.id, identifier: &username }))?;
+            let proof = Proof { id: &credential.id, identifier: &username };
+            auth::set_consumer(req, &credential.consumer.id, Some(proof))?;
             return Ok(Flow::Proceed);
         }
         match &self.config.anonymous {
             None => Ok(Flow::Respond(error(401, UNAUTHORIZED, Some(&self.www_authenticate)))),
             Some(anonymous) => match auth::anonymous_consumer(anonymous) {
                 Some(consumer) => {
-                    auth::set_consumer(req, &consumer, None)?;
+                    auth::set_consumer(req, &consumer.id, None)?;
                     Ok(Flow::Proceed)
                 }
                 None => {

@@ -195,7 +195,7 @@ impl Plugin for JwtAuth {
         }
         match auth::anonymous_consumer(anonymous) {
             Some(consumer) => {
-                auth::set_consumer(req, &consumer, None)?;
+                auth::set_consumer(req, &consumer.id, None)?;
                 Ok(Flow::Proceed)
             }
             None => {
@@ -274,7 +274,7 @@ impl JwtAuth {
         let Some(consumer) = host::find_consumer(&credential.consumer.id) else {
             return Ok(Err(Denial::Message(format!("Could not find consumer for '{name}={key}'"))));
         };
-        auth::set_consumer(req, &consumer, Some(Proof { id: &credential.id, identifier: &secret.key }))?;
+        auth::set_consumer(req, &consumer.id, Some(Proof { id: &credential.id, identifier: &secret.key }))?;
         host::ctx_set(SHARED_TOKEN, &token);
         Ok(Ok(()))
     }

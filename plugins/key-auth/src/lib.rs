@@ -144,10 +144,8 @@ impl Plugin for KeyAuth {
                 if key.is_empty() {
                     NO_KEY
                 } else if let Some(credential) = host::find_credential("keyauth_credentials", &key) {
-                    let consumer = host::find_consumer(&credential.consumer.id)
-                        .ok_or_else(|| format!("the consumer of credential {} is gone", credential.id))?;
                     let proof = Proof { id: &credential.id, identifier: &credential.id };
-                    auth::set_consumer(req, &consumer, Some(proof))?;
+                    auth::set_consumer(req, &credential.consumer.id, Some(proof))?;
                     return Ok(Flow::Proceed);
                 } else {
                     UNAUTHORIZED
@@ -159,7 +157,7 @@ impl Plugin for KeyAuth {
             None => Ok(Flow::Respond(error(401, refused, Some(&self.www_authenticate)))),
             Some(anonymous) => match auth::anonymous_consumer(anonymous) {
                 Some(consumer) => {
-                    auth::set_consumer(req, &consumer, None)?;
+                    auth::set_consumer(req, &consumer.id, None)?;
                     Ok(Flow::Proceed)
                 }
                 None => {

@@ -21,22 +21,14 @@ pub struct Proof<'a> {
     pub identifier: &'a str,
 }
 
-/// Kong's `set_consumer`: the request now belongs to `consumer`; with no `proof` it is the
-/// anonymous consumer (`X-Anonymous-Consumer: true`). Headers a client sent under these names
-/// are replaced or removed, so an upstream never trusts a forged one.
-pub fn set_consumer(req: &Request, consumer: &ConsumerInfo, proof: Option<Proof<'_>>) -> Result<(), String> {
-    host::set_consumer(&consumer.id, proof.map(|p| p.id.to_string()).as_deref())?;
-    let headers = [
-        (CONSUMER_ID, Some(consumer.id.as_str())),
-        (CONSUMER_CUSTOM_ID, consumer.custom_id.as_deref()),
-        (CONSUMER_USERNAME, consumer.username.as_deref()),
-        (CREDENTIAL_IDENTIFIER, proof.map(|p| p.identifier)),
-        (ANONYMOUS, proof.is_none().then_some("true")),
-    ];
-    // One call for the five (set, or removed when there is no value).
-    let headers: Vec<(String, Option<String>)> =
-        headers.iter().map(|(name, value)| (name.to_string(), value.map(str::to_string))).collect();
-    req.set_headers(&headers)
+/// Kong's `set_consumer`: the request now belongs to the consumer with this id; with no `proof`
+/// it is the anonymous consumer (`X-Anonymous-Consumer: true`). The host sets Kong's upstream
+/// headers from the consumer it holds, replacing or removing any a client sent under these names,
+/// so an upstream never trusts a forged one (one host call: `host.authenticate`).
+pub fn set_consumer(req: &Request, consumer_id: &str, proof: Option<Proof<'_>>) -> Result<(), String> {
+    let proof =
+        proof.map(|p| crate::gateway::api::types::Proof { id: p.id.to_string(), identifier: p.identifier.to_string() });
+    host::authenticate(req, consumer_id, proof.as_ref())
 }
 
 /// The consumer `anonymous` names (an id or a username), as Kong's `anonymous` setting does.
