@@ -34,9 +34,10 @@ section="$work/section.md"
     awk -v p="$p" -v c="$(median_ns "$p")" 'BEGIN {printf "| %s | %.2f µs |\n", p, c / 1000}'
   done
   echo
-  echo "key-auth: a key found in a header, its credential and consumer looked up in the configuration's"
-  echo 'index, its five upstream headers set in one call; rate-limiting (`hour`, by ip): its counter'
-  echo 'counted, its headers set ahead for the response (`set-response-headers`, no `header_filter` call).'
+  echo "key-auth: a key found in a header, its credential looked up in the configuration's index, the"
+  echo 'consumer and its five upstream headers set in one `authenticate` call; rate-limiting (`hour`, by'
+  echo 'ip): its counter counted, its headers set ahead for the response (`set-response-headers`, no'
+  echo '`header_filter` call).'
   echo
   echo "Every plugin phase of one request, as the pipeline runs them on a configuration's runner"
   echo "(\`access\`, then \`header_filter\`, \`body_filter\` and \`log\` when wanted), the request and response"

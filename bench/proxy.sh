@@ -82,8 +82,9 @@ nginx -p "$work/upstream" -c "$work/upstream/nginx.conf" & pids+=($!); upstream_
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" & pids+=($!); nginx_pid=$!
 
 mkdir -p "$work/gateway"
-# /p1 runs one plugin (template), /p3 three (template, correlation-id, noop); / runs none. /ka runs
-# key-auth, /rl rate-limiting (a limit no run reaches), /ka-rl both: Kong's published cost of that pair.
+# /p1 runs one plugin (template), /p3 three (template, correlation-id, noop); / runs none. /noop runs
+# one plugin that does nothing in its one call (the floor of any plugin). /ka runs key-auth, /rl
+# rate-limiting (a limit no run reaches), /ka-rl both: Kong's published cost of that pair.
 cat >"$work/gateway/kong.yml" <<EOF
 _format_version: "3.0"
 services:
@@ -101,6 +102,10 @@ services:
     plugins:
     - name: template
     - name: correlation-id
+    - name: noop
+  - name: noop
+    paths: [/noop]
+    plugins:
     - name: noop
   - name: key-auth
     paths: [/ka]
@@ -263,6 +268,7 @@ for round in $(seq "$ROUNDS"); do
   run gateway "$GW" "$gateway_pid"
   run gw+1plugin "$GW" "$gateway_pid" /p1
   run gw+3plugins "$GW" "$gateway_pid" /p3
+  run gw+noop "$GW" "$gateway_pid" /noop
   run gw+ka "$GW" "$gateway_pid" /ka "apikey: bench-key"
   run gw+rl "$GW" "$gateway_pid" /rl
   run gw+ka+rl "$GW" "$gateway_pid" /ka-rl "apikey: bench-key"
@@ -290,6 +296,7 @@ cpu_direct=$(median direct 4); cpu_nginx=$(median nginx 4); cpu_gateway=$(median
 rps_p1=$(median gw+1plugin 2); rps_p3=$(median gw+3plugins 2)
 cpu_p1=$(median gw+1plugin 4); cpu_p3=$(median gw+3plugins 4)
 rps_ka=$(median gw+ka 2); rps_rl=$(median gw+rl 2); rps_karl=$(median gw+ka+rl 2)
+rps_noop=$(median gw+noop 2); cpu_noop=$(median gw+noop 4)
 cpu_ka=$(median gw+ka 4); cpu_rl=$(median gw+rl 4); cpu_karl=$(median gw+ka+rl 4)
 rps_10k=$(median gw-10k 2); cpu_10k=$(median gw-10k 4); rps_churn=$(median gw-churn 2)
 rps_nginx_log=$(median nginx-log 2); rps_gw_log=$(median gw-log 2); cpu_nginx_log=$(median nginx-log 4); cpu_gw_log=$(median gw-log 4)
@@ -332,6 +339,7 @@ section="$work/section.md"
   echo "| gateway | $rps_gateway | $cpu_gateway |"
   echo "| gateway, 1 plugin (template) | $rps_p1 | $cpu_p1 |"
   echo "| gateway, 3 plugins (template, correlation-id, noop) | $rps_p3 | $cpu_p3 |"
+  echo "| gateway, 1 plugin that does nothing (noop) | $rps_noop | $cpu_noop |"
   echo "| gateway, key-auth | $rps_ka | $cpu_ka |"
   echo "| gateway, rate-limiting (local) | $rps_rl | $cpu_rl |"
   echo "| gateway, key-auth + rate-limiting | $rps_karl | $cpu_karl |"
@@ -352,6 +360,7 @@ section="$work/section.md"
   echo "- plugins: 1 plugin costs $(awk -v a="$cpu_p1" -v b="$cpu_gateway" 'BEGIN {printf "%.1f", a - b}') µs CPU per request, 3 plugins $(awk -v a="$cpu_p3" -v b="$cpu_gateway" 'BEGIN {printf "%.1f", a - b}') µs ($(awk -v a="$cpu_p3" -v b="$cpu_gateway" 'BEGIN {printf "%.1f", (a - b) / 3}') µs per plugin; target ≤ 5); throughput with 1 and 3 plugins ÷ without: $(ratio "$rps_p1" "$rps_gateway"), $(ratio "$rps_p3" "$rps_gateway"). The router call alone: the \"Router call\" section; one plugin call alone: \"Plugin call\"."
   echo "- Kong's everyday pair: key-auth costs $(minus "$cpu_ka" "$cpu_gateway") µs CPU per request, rate-limiting $(minus "$cpu_rl" "$cpu_gateway") µs, both $(minus "$cpu_karl" "$cpu_gateway") µs (target ≤ 5 per plugin); throughput with both ÷ without plugins: **$(ratio "$rps_karl" "$rps_gateway")** (target ≥ 0.80: Kong loses 24–26 % to this pair), ÷ nginx: $(ratio "$rps_karl" "$rps_nginx"); key-auth alone $(ratio "$rps_ka" "$rps_gateway"), rate-limiting alone $(ratio "$rps_rl" "$rps_gateway")."
   echo "- the same pair round by round (each round's gateway runs follow each other within seconds, so a ratio per round cancels the drift between rounds; the runs of one round still differ by how connections land on the worker threads, see issue 16): throughput with both ÷ without, per round: $(paired gw+ka+rl gateway 2 | xargs), median **$(paired gw+ka+rl gateway 2 | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')**; CPU per request, both − without, per round: $(paired_minus gw+ka+rl gateway 4 | xargs) µs."
+  echo "- the floor of a plugin: one call that does nothing costs $(minus "$cpu_noop" "$cpu_gateway") µs CPU per request (per round: $(paired_minus gw+noop gateway 4 | xargs) µs), throughput $(ratio "$rps_noop" "$rps_gateway")× the route without plugins; whatever a plugin does costs this much more than nothing."
   echo "- 10,000 routes instead of 1: throughput $(ratio "$rps_10k" "$rps_gateway")× (target ≥ 0.95), CPU per request $(minus "$cpu_10k" "$cpu_gateway") µs against one route. Routing a request costs the same at any table size once its decision is cached (Kong's router cache; see \"Router call\" for the component alone)."
   echo "- configuration churn: 50 \`POST /config\` spread over each gw-churn run (each adds a route): throughput $(ratio "$rps_churn" "$rps_gateway")× the run without changes, failed requests during those runs: **$churn_errors** (target 0), changes refused: $churn_refused."
   echo "- failed requests (non-2xx or socket errors) over all runs: $errors"
