@@ -209,3 +209,45 @@ fn hybrid_metrics_show_the_data_planes_and_the_link() {
     cp.gateway.wait_exit(gateway_tests::DEADLINE);
     poll("the data plane's link reported down", deadline, || (link(&dp) == Some(0.0)).then_some(()));
 }
+
+/// Each WebAssembly component's traps are counted by name (`gateway_wasm_traps_total`): a plugin
+/// that traps on some requests shows exactly those, and the router, which never trapped, shows 0.
+#[test]
+fn wasm_traps_are_counted_per_component() {
+    let echo = EchoServer::start();
+    let status = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = crate::wasm_plugins::plugin_dir(dir.path(), &["hostile"]);
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: http://{}\n  routes:\n  - paths: [/]\n    plugins:\n    - name: hostile\n      config: {{mode: trap}}\n",
+        echo.addr
+    );
+    let node = DbLess::start(
+        &yaml,
+        &[
+            format!("status_listen = 127.0.0.1:{status}"),
+            format!("wasm_plugins_path = {plugins}"),
+            "plugins = bundled, hostile".into(),
+        ],
+    );
+    let status = std::net::SocketAddr::from(([127, 0, 0, 1], status));
+    let traps = || {
+        let answer = http_get(status, "/metrics").unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        parse(&answer.body)
+    };
+    let before = traps();
+    assert_eq!(value(&before, "gateway_wasm_traps_total", &[("component", "hostile")]), Some(0.0), "listed at 0");
+    for _ in 0..2 {
+        let answer = http_request(node.proxy, "GET", "/", &[("x-hostile", "trap")]).unwrap();
+        assert_eq!(answer.status, 500, "{}", answer.body);
+        assert_eq!(http_request(node.proxy, "GET", "/", &[]).unwrap().status, 200, "the next request passes");
+    }
+    let after = traps();
+    assert_eq!(value(&after, "gateway_wasm_traps_total", &[("component", "hostile")]), Some(2.0));
+    let router = after
+        .iter()
+        .find(|(n, l, _)| n == "gateway_wasm_traps_total" && l.get("component").is_some_and(|c| c != "hostile"))
+        .expect("the router is listed");
+    assert_eq!(router.2, 0.0, "{router:?}");
+}

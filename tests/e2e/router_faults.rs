@@ -1,19 +1,32 @@
 //! A router component that misbehaves fails only the request it was deciding: the request gets
 //! Kong's 500, the instance is rebuilt, and the next request is routed as usual.
 
-use gateway_tests::{DEADLINE, DbLess, EchoServer, Gateway, http_request, wasm_fixture};
+use std::net::SocketAddr;
 
-fn node_with_trap_router() -> (EchoServer, DbLess) {
+use gateway_tests::{DEADLINE, DbLess, EchoServer, Gateway, free_port, http_get, http_request, wasm_fixture};
+
+fn node_with_trap_router() -> (EchoServer, DbLess, SocketAddr) {
     let echo = EchoServer::start();
     let trap = wasm_fixture("trap-router");
+    let status = free_port();
     let node = DbLess::start(
         &format!(
             "_format_version: '3.0'\nservices:\n- name: s\n  url: http://{}\n  routes: [{{name: r, paths: [/]}}]\n",
             echo.addr
         ),
-        &[format!("router_component = {}", trap.display())],
+        &[format!("router_component = {}", trap.display()), format!("status_listen = 127.0.0.1:{status}")],
     );
-    (echo, node)
+    (echo, node, SocketAddr::from(([127, 0, 0, 1], status)))
+}
+
+/// The router's line of `gateway_wasm_traps_total` on the status listener's `/metrics`.
+fn router_traps(status: SocketAddr) -> f64 {
+    let metrics = http_get(status, "/metrics").unwrap().body;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("gateway_wasm_traps_total{") && l.contains("trap"))
+        .unwrap_or_else(|| panic!("the router's traps are listed: {metrics}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
 fn assert_routed(node: &DbLess, path: &str) {
@@ -24,9 +37,10 @@ fn assert_routed(node: &DbLess, path: &str) {
 
 #[test]
 fn a_trap_in_the_router_fails_only_its_own_request() {
-    let (_echo, mut node) = node_with_trap_router();
+    let (_echo, mut node, status) = node_with_trap_router();
     assert!(node.gateway.log().contains("router component loaded"), "{}", node.gateway.log());
     assert_routed(&node, "/before");
+    assert_eq!(router_traps(status), 0.0);
 
     let reply = http_request(node.proxy, "GET", "/trap", &[]).unwrap();
     assert_eq!(reply.status, 500, "{reply:?}");
@@ -42,16 +56,18 @@ fn a_trap_in_the_router_fails_only_its_own_request() {
     for i in 0..32 {
         assert_routed(&node, &format!("/after/{i}"));
     }
+    assert_eq!(router_traps(status), 1.0, "one trap, counted once");
 }
 
 #[test]
 fn a_router_call_that_never_returns_is_interrupted() {
-    let (_echo, node) = node_with_trap_router();
+    let (_echo, node, status) = node_with_trap_router();
     let reply = http_request(node.proxy, "GET", "/spin", &[]).unwrap();
     assert_eq!(reply.status, 500, "{reply:?}");
     for i in 0..4 {
         assert_routed(&node, &format!("/after/{i}"));
     }
+    assert_eq!(router_traps(status), 1.0, "the deadline counts as a trap");
 }
 
 #[test]

@@ -235,6 +235,8 @@ pub struct Node {
     pub control_plane_connected: Option<bool>,
     /// A control plane's data planes.
     pub data_planes: Vec<DataPlane>,
+    /// Each WebAssembly component the node runs and how often it has trapped.
+    pub wasm_traps: Vec<(String, u64)>,
 }
 
 /// Kong's `kong_nginx_connections_total` states the gateway has.
@@ -273,6 +275,8 @@ pub struct Scrape {
     pub control_plane_link: Option<Arc<AtomicBool>>,
     /// A control plane's data planes, as its registry lists them now.
     pub data_planes: Option<Box<dyn Fn() -> Vec<DataPlane> + Send + Sync>>,
+    /// The traps of the node's WebAssembly components.
+    pub wasm_traps: Option<crate::wasm::Traps>,
 }
 
 impl Scrape {
@@ -287,6 +291,7 @@ impl Scrape {
             }),
             control_plane_connected: self.control_plane_link.as_ref().map(|up| up.load(Ordering::Relaxed)),
             data_planes: self.data_planes.as_ref().map(|list| list()).unwrap_or_default(),
+            wasm_traps: self.wasm_traps.as_ref().map(|t| t.counts()).unwrap_or_default(),
         };
         encode(self.requests.as_deref(), &node)
     }
@@ -362,6 +367,14 @@ pub fn encode(requests: Option<&Metrics>, node: &Node) -> String {
                     })
                     .collect(),
             ),
+        );
+    }
+    if !node.wasm_traps.is_empty() {
+        let traps = node.wasm_traps.iter().map(|(name, n)| (ComponentLabels { component: escape(name) }, *n)).collect();
+        registry.register(
+            "gateway_wasm_traps",
+            "Calls into a WebAssembly component that trapped (a fault, its CPU deadline or its memory cap), by component",
+            Families(traps),
         );
     }
     let mut out = String::new();
@@ -485,6 +498,11 @@ struct ConnectionLabels {
     node_id: String,
     subsystem: String,
     state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ComponentLabels {
+    component: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

@@ -389,6 +389,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             Box::new(move || registry.rows().iter().map(data_plane_gauges).collect())
                 as Box<dyn Fn() -> Vec<crate::metrics::DataPlane> + Send + Sync>
         }),
+        wasm_traps: Some(runtime.traps().clone()),
     });
     // What SIGHUP re-reads: the cluster certificate, key and trust files.
     let mut reloadable: Option<Reloadable> = None;

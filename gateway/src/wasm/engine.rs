@@ -18,6 +18,8 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 pub struct WasmRuntime {
     engine: Engine,
+    /// Traps of the components this runtime runs, by name (`gateway_wasm_traps_total`).
+    traps: Traps,
     ticker: Option<EpochTicker>,
     /// Where compiled components are kept between starts; tools without a prefix have none.
     cache: Option<CompileCache>,
@@ -64,7 +66,7 @@ impl WasmRuntime {
         }
         let engine = Engine::new(&config).map_err(|e| WasmError::Engine(super::chain(&e)))?;
         let ticker = EpochTicker::start(engine.clone());
-        Ok(WasmRuntime { engine, ticker: Some(ticker), cache: None })
+        Ok(WasmRuntime { engine, traps: Traps::default(), ticker: Some(ticker), cache: None })
     }
 
     /// A runtime that keeps compiled components in `<prefix>/wasm-cache/`. A cache directory that
@@ -101,6 +103,11 @@ impl WasmRuntime {
         &self.engine
     }
 
+    /// How often each component loaded through this runtime has trapped.
+    pub fn traps(&self) -> &Traps {
+        &self.traps
+    }
+
     /// Ticks for a deadline of `budget` from now.
     pub fn deadline_ticks(budget: Duration) -> u64 {
         (budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
@@ -115,6 +122,32 @@ impl Drop for WasmRuntime {
         if let Some(ticker) = self.ticker.take() {
             ticker.stop();
         }
+    }
+}
+
+/// How many times each component has trapped (a guest fault, its CPU deadline, its memory cap)
+/// since the node started, by component name. A component is listed from when it is loaded, at
+/// zero. Shared by everything a runtime loads; a trap is rare, so one lock is enough.
+#[derive(Debug, Clone, Default)]
+pub struct Traps(Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>);
+
+impl Traps {
+    /// Lists `component` (at zero until it traps).
+    pub fn register(&self, component: &str) {
+        self.counts_mut().entry(component.to_string()).or_insert(0);
+    }
+
+    pub fn record(&self, component: &str) {
+        *self.counts_mut().entry(component.to_string()).or_insert(0) += 1;
+    }
+
+    /// Each component and its traps, by name.
+    pub fn counts(&self) -> Vec<(String, u64)> {
+        self.counts_mut().iter().map(|(name, n)| (name.clone(), *n)).collect()
+    }
+
+    fn counts_mut(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, u64>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

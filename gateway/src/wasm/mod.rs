@@ -14,7 +14,7 @@ pub mod sandbox;
 pub mod scaffold;
 mod sync_io;
 
-pub use engine::WasmRuntime;
+pub use engine::{Traps, WasmRuntime};
 
 /// Errors of loading or calling a component. wasmtime's error is kept as text with its whole chain.
 #[derive(Debug, thiserror::Error)]

@@ -26,8 +26,8 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::gateway::api::types::{
-    Body, ConsumerInfo, Credential, Descriptor, EntityRef, FieldError, Flow, LogLevel, Phase, PluginEntity, Proof,
-    Protocol,
+    Body, CallIds, ConsumerInfo, Credential, Descriptor, EntityRef, FieldError, Flow, LogLevel, Phase, PluginEntity,
+    Proof, Protocol,
 };
 use crate::proxy::phases::BodyState;
 
@@ -270,6 +270,11 @@ impl NodeShared {
 pub struct PluginHost {
     pub call: CallContext,
     pub shared: Arc<NodeShared>,
+}
+
+/// An entity id as the contract's `uuid` (two numbers); `None` for an id that is not a UUID.
+fn uuid(id: &str) -> Option<(u64, u64)> {
+    uuid::Uuid::parse_str(id).ok().map(|id| id.as_u64_pair())
 }
 
 /// Kong's upstream headers for an authenticated request (`authenticate`).
@@ -563,6 +568,21 @@ impl self::gateway::api::host::Host for Sandbox {
         call.directory.as_ref()?.entities.get(call.entity?).cloned()
     }
 
+    fn ids(&mut self) -> CallIds {
+        let call = &self.plugin.call;
+        let plugin = call.entity.and_then(|i| call.directory.as_ref()?.entities.get(i)).and_then(|e| uuid(&e.id));
+        CallIds {
+            plugin,
+            route: call.route.as_ref().and_then(|r| uuid(&r.id)),
+            service: call.service.as_ref().and_then(|s| uuid(&s.id)),
+            consumer: call.consumer.as_ref().and_then(|c| uuid(&c.id)),
+            credential: call.credential.as_deref().and_then(uuid),
+            now_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+
     fn route(&mut self) -> Option<EntityRef> {
         self.plugin.call.route.clone()
     }
@@ -701,6 +721,8 @@ impl self::gateway::api::host::Host for Sandbox {
 pub struct LoadedPlugin {
     pub name: String,
     pub descriptor: Descriptor,
+    /// Where this plugin's traps are counted.
+    pub traps: super::engine::Traps,
     engine: wasmtime::Engine,
     pre: PluginComponentPre<Sandbox>,
 }
@@ -735,9 +757,11 @@ impl LoadedPlugin {
                 consumer_scope: true,
                 default_config: String::new(),
             },
+            traps: runtime.traps().clone(),
             engine,
             pre,
         };
+        this.traps.register(name);
         let (mut store, bindings) = this.instance()?;
         let descriptor = bindings.gateway_api_plugin().call_metadata(&mut store).map_err(|e| WasmError::Call {
             component: name.into(),
@@ -1108,6 +1132,42 @@ mod tests {
 
         sandbox.plugin.call.directory = None;
         assert!(sandbox.authenticate(borrow(), id_of("a-1"), None).is_err(), "outside a request");
+    }
+
+    #[test]
+    fn the_calls_ids_cross_as_numbers() {
+        use self::gateway::api::host::Host;
+        let doc = serde_json::json!({
+            "_format_version": "3.0",
+            "consumers": [{"username": "alice", "keyauth_credentials": [{"key": "k1"}]}],
+        });
+        let config = crate::entities::parse_value(&doc).unwrap();
+        let alice = config.consumers[0].id;
+        let mut sandbox = Sandbox::new();
+        let none = sandbox.ids();
+        assert_eq!((none.plugin, none.route, none.consumer, none.credential), (None, None, None, None));
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        assert!(none.now_ms.abs_diff(now) < 60_000, "{} against {now}", none.now_ms);
+
+        let directory = Directory::new(&config).with_entities(vec![PluginEntity {
+            id: "7d2f9ab0-5b5e-4f37-9e39-0c7a4e1b2c3d".into(),
+            route: None,
+            service: None,
+            consumer: None,
+        }]);
+        sandbox.plugin.call.directory = Some(Arc::new(directory));
+        sandbox.plugin.call.entity = Some(0);
+        let credential = sandbox.find_credential("keyauth_credentials".into(), "k1".into()).unwrap();
+
+        sandbox.plugin.call.consumer = Some(EntityRef { id: alice.to_string(), name: None });
+        sandbox.plugin.call.credential = Some(credential.id.clone());
+        let ids = sandbox.ids();
+        let entity = uuid::Uuid::parse_str("7d2f9ab0-5b5e-4f37-9e39-0c7a4e1b2c3d").unwrap();
+        assert_eq!(ids.plugin, Some(entity.as_u64_pair()));
+        assert_eq!(ids.consumer, Some(alice.as_u64_pair()));
+        assert_eq!(ids.credential, Some(uuid::Uuid::parse_str(&credential.id).unwrap().as_u64_pair()));
+        sandbox.plugin.call.credential = Some("not-a-uuid".into());
+        assert_eq!(sandbox.ids().credential, None, "a credential id that is no UUID has no number");
     }
 
     #[test]

@@ -279,6 +279,7 @@ impl Configured {
             }
             Err(failure) if failure.retires_instance() => {
                 *slot = None;
+                self.plugin.traps.record(self.name());
                 self.trapped();
                 self.replace();
                 Err(error(failure.to_string(), Fault::Trap))

@@ -41,6 +41,7 @@ pub struct CompiledRouter {
     engine: wasmtime::Engine,
     pre: RouterComponentPre<Sandbox>,
     name: String,
+    traps: super::engine::Traps,
 }
 
 /// Why a table could not be loaded.
@@ -66,7 +67,9 @@ impl CompiledRouter {
         let linker = Sandbox::linker(&engine).map_err(instantiate)?;
         let pre = linker.instantiate_pre(&component).map_err(instantiate)?;
         let pre = RouterComponentPre::new(pre).map_err(instantiate)?;
-        Ok(Arc::new(CompiledRouter { engine, pre, name: name.into() }))
+        let traps = runtime.traps().clone();
+        traps.register(name);
+        Ok(Arc::new(CompiledRouter { engine, pre, name: name.into(), traps }))
     }
 
     /// Loads `table` into one fresh instance, ready to route; the pool grows to `instances` when
@@ -259,6 +262,7 @@ impl RouterPool {
                 // thread of its own.
                 let cause = store.data().failure(&e);
                 tracing::error!(component = %instances.component.name, error = %cause, "router component trapped; rebuilding its instance");
+                instances.component.traps.record(&instances.component.name);
                 *guard = SlotState::Building;
                 drop(guard);
                 instances.schedule_rebuild(i);

@@ -22,8 +22,8 @@ pub use config::HeaderName;
 pub use gateway::api::host;
 pub use gateway::api::http::{Request, Response};
 pub use gateway::api::types::{
-    Body, ConsumerInfo, Credential, Descriptor, EntityRef, Exit, FieldError, Flow, LogLevel, Phase, PluginEntity,
-    Protocol,
+    Body, CallIds, ConsumerInfo, Credential, Descriptor, EntityRef, Exit, FieldError, Flow, LogLevel, Phase,
+    PluginEntity, Protocol,
 };
 
 /// A plugin: what it is, its configuration, and what it does in the phases it declares in
@@ -73,6 +73,13 @@ pub trait Plugin: Sized + 'static {
     }
 
     fn log(&self, _req: &Request, _res: &Response) {}
+}
+
+/// An id from the contract's `uuid` shape (`host::ids`) in the form
+/// the Admin API shows: lower-case hex, hyphenated.
+pub fn uuid_string((high, low): (u64, u64)) -> String {
+    let hex = hex(&[high.to_be_bytes(), low.to_be_bytes()].concat());
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 
 /// Bytes as lower-case hexadecimal (a digest as Kong prints it).
@@ -167,4 +174,14 @@ macro_rules! plugin {
 
         $crate::export_component!(__GatewayPlugin with_types_in $crate);
     };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uuid_numbers_print_as_the_admin_api_shows_ids() {
+        let id = (0x0123_4567_89ab_cdef_u64, 0xfedc_ba98_7654_3210_u64);
+        assert_eq!(super::uuid_string(id), "01234567-89ab-cdef-fedc-ba9876543210");
+        assert_eq!(super::uuid_string((0, 1)), "00000000-0000-0000-0000-000000000001");
+    }
 }

@@ -105,3 +105,15 @@ fn instantiation_on_demand_vs_pooling() {
         }
     }
 }
+
+#[test]
+fn traps_are_counted_per_component_and_listed_from_their_load() {
+    let traps = Traps::default();
+    traps.register("router");
+    traps.register("hostile");
+    let shared = traps.clone();
+    shared.record("hostile");
+    shared.record("hostile");
+    traps.register("hostile");
+    assert_eq!(traps.counts(), [("hostile".to_string(), 2), ("router".to_string(), 0)]);
+}
