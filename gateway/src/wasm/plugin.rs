@@ -114,6 +114,23 @@ pub struct CallContext {
     pub logs: Option<Vec<String>>,
 }
 
+impl CallContext {
+    /// The consumer with this id, for `set-consumer` and `authenticate`.
+    fn consumer_by_id(&self, id: &str) -> Result<Arc<crate::entities::Consumer>, String> {
+        let Some(directory) = &self.directory else {
+            return Err(format!("no request is in progress to associate consumer {id} with"));
+        };
+        directory.consumer(id).ok_or_else(|| format!("no consumer has id {id}"))
+    }
+
+    /// The request now belongs to `consumer`, proved by the credential `credential` (if any).
+    fn associate(&mut self, consumer: &crate::entities::Consumer, credential: Option<String>) {
+        self.consumer = Some(EntityRef { id: consumer.id.to_string(), name: consumer.username.clone() });
+        self.credential = credential;
+        self.consumer_changed = true;
+    }
+}
+
 /// A configuration version's consumers and their credentials, indexed for plugins that identify
 /// them: by consumer id and username, by (credential kind, key), and by (kind, consumer). Built
 /// once per configuration version, so a request looks up instead of scanning.
@@ -596,14 +613,8 @@ impl self::gateway::api::host::Host for Sandbox {
     }
 
     fn set_consumer(&mut self, consumer_id: String, credential_id: Option<String>) -> Result<(), String> {
-        let call = &mut self.plugin.call;
-        let Some(directory) = &call.directory else {
-            return Err(format!("no request is in progress to associate consumer {consumer_id} with"));
-        };
-        let consumer = directory.consumer(&consumer_id).ok_or_else(|| format!("no consumer has id {consumer_id}"))?;
-        call.consumer = Some(EntityRef { id: consumer.id.to_string(), name: consumer.username.clone() });
-        call.credential = credential_id;
-        call.consumer_changed = true;
+        let consumer = self.plugin.call.consumer_by_id(&consumer_id)?;
+        self.plugin.call.associate(&consumer, credential_id);
         Ok(())
     }
 
@@ -613,10 +624,7 @@ impl self::gateway::api::host::Host for Sandbox {
         consumer_id: String,
         proof: Option<Proof>,
     ) -> Result<(), String> {
-        let Some(directory) = &self.plugin.call.directory else {
-            return Err(format!("no request is in progress to associate consumer {consumer_id} with"));
-        };
-        let consumer = directory.consumer(&consumer_id).ok_or_else(|| format!("no consumer has id {consumer_id}"))?;
+        let consumer = self.plugin.call.consumer_by_id(&consumer_id)?;
         let id = consumer.id.to_string();
         let headers = [
             (auth_headers::CONSUMER_ID, Some(id.as_str())),
@@ -630,7 +638,6 @@ impl self::gateway::api::host::Host for Sandbox {
             let value = value.map(header_value).transpose().map_err(|e| format!("{}: {e}", name.as_str()))?;
             checked.push((name, value));
         }
-        let username = consumer.username.clone();
         let request = self.request(&req);
         for (name, value) in checked {
             match value {
@@ -638,10 +645,7 @@ impl self::gateway::api::host::Host for Sandbox {
                 None => request.headers.remove(name),
             };
         }
-        let call = &mut self.plugin.call;
-        call.consumer = Some(EntityRef { id, name: username });
-        call.credential = proof.map(|p| p.id);
-        call.consumer_changed = true;
+        self.plugin.call.associate(&consumer, proof.map(|p| p.id));
         Ok(())
     }
 
