@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Crates of `plugins/` that are embedded in the binary, by crate name.
-const BUNDLED: &[&str] = &["health", "router"];
+const BUNDLED: &[&str] = &["health", "router", "analytics"];
 
 /// Crates of `plugins/` embedded in the binary as the bundled plugins (`plugins = bundled`); the crate
 /// name is the plugin's name.
@@ -30,7 +30,7 @@ const BUNDLED_PLUGINS: &[&str] = &[
 
 /// Crates of `plugins/testing/` built alongside for the end-to-end tests, never embedded; they land in
 /// `<target dir>/wasm-plugins/wasm32-wasip2/release/`.
-const TEST_FIXTURES: &[&str] = &["trap-router", "template", "hostile", "probe", "noop", "who"];
+const TEST_FIXTURES: &[&str] = &["trap-router", "template", "hostile", "probe", "noop", "who", "analytics-flat"];
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 

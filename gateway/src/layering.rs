@@ -62,6 +62,7 @@ fn the_cluster_and_the_proxy_do_not_reach_up() {
     bad.extend(reaches("proxy", &["cluster", "node", "admin"]));
     bad.extend(reaches("server", &["node", "proxy", "admin", "cluster"]));
     bad.extend(reaches("store", &["node", "catalog", "admin"]));
+    bad.extend(reaches("telemetry", &["node", "admin", "proxy", "server", "cluster", "catalog", "metrics"]));
     bad.extend(reaches("io", &["node", "proxy", "admin", "cluster", "server"]));
     bad.extend(reaches("workers", &["node", "proxy", "admin", "cluster", "server", "wasm", "conf", "entities"]));
     bad.extend(reaches(

@@ -20,6 +20,7 @@ pub mod server;
 pub mod shutdown;
 pub mod status;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 pub mod wasm;
 pub mod workers;

@@ -26,6 +26,8 @@ use crate::catalog::{ApiError, Catalog, State, Target};
 use crate::cluster::cp::Registry;
 use crate::cluster::cp::dp_certificates::DpCertificates;
 use crate::entities::Kind;
+use crate::telemetry;
+use crate::telemetry::store::AnalyticsStore;
 
 /// Page size when `size` is not given, and the largest allowed (Kong's).
 const DEFAULT_PAGE: usize = 100;
@@ -50,6 +52,8 @@ struct Inner {
     dp_certificates: OnceLock<Arc<DpCertificates>>,
     /// `/metrics`, on a control plane.
     metrics: OnceLock<Arc<crate::metrics::Scrape>>,
+    /// `/analytics`, where the node keeps analytics.
+    analytics: OnceLock<Arc<AnalyticsStore>>,
     edge: edge::Edge,
 }
 
@@ -69,6 +73,7 @@ impl AdminApi {
                 registry,
                 dp_certificates: OnceLock::new(),
                 metrics: OnceLock::new(),
+                analytics: OnceLock::new(),
                 edge,
             }),
         }
@@ -77,6 +82,11 @@ impl AdminApi {
     /// Serve `/metrics` (a control plane's: its data planes as Kong's exporter shows them).
     pub fn serve_metrics(&self, scrape: Arc<crate::metrics::Scrape>) {
         let _ = self.inner.metrics.set(scrape);
+    }
+
+    /// Serve `/analytics` and `/analytics/billing` from `store`.
+    pub fn serve_analytics(&self, store: Arc<AnalyticsStore>) {
+        let _ = self.inner.analytics.set(store);
     }
 
     /// On a pki control plane: serve `/clustering/dp-certificates` from `certs`. Without this a
@@ -192,6 +202,7 @@ impl AdminApi {
                     _ => Err(ApiError::not_found()),
                 }
             }
+            ["analytics", rest @ ..] => self.analytics(&method, rest, &query).await,
             ["plugins", "enabled"] => {
                 only_get(&method)?;
                 let names: Vec<&str> = self.inner.catalog.plugins().names().collect();
@@ -241,6 +252,56 @@ impl AdminApi {
             }
             _ => Err(ApiError::not_found()),
         }
+    }
+
+    /// `GET /analytics` (`rest` empty) and `GET /analytics/billing`, read off the async threads.
+    async fn analytics(
+        &self,
+        method: &Method,
+        rest: &[&str],
+        query: &str,
+    ) -> Result<(StatusCode, Option<Value>), ApiError> {
+        let store = self.inner.analytics.get().ok_or_else(ApiError::not_found)?.clone();
+        only_get(method)?;
+        let invalid = |e: telemetry::query::BadParameter| ApiError {
+            status: 400,
+            body: json!({ "message": e.to_string(), "fields": { e.parameter.clone(): e.message } }),
+        };
+        let failed = |e: crate::store::StoreError| ApiError::internal(format!("reading the analytics: {e}"));
+        let answer = match rest {
+            [] => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                let params = telemetry::query::Params::parse(query, now).map_err(invalid)?;
+                let config = self.inner.catalog.current().config.clone();
+                tokio::task::spawn_blocking(move || {
+                    let (first, last) = params.minutes();
+                    let found = store.query(first, last)?;
+                    let nodes = store.nodes()?;
+                    Ok(telemetry::query::answer(&params, &found, &config, &nodes))
+                })
+                .await
+                .map_err(|_| ApiError::internal("reading the analytics failed"))?
+                .map_err(failed)?
+            }
+            ["billing"] => {
+                if !query.is_empty() {
+                    let parameter = query.split(['=', '&']).next().unwrap_or(query).to_string();
+                    return Err(invalid(telemetry::query::BadParameter {
+                        parameter,
+                        message: "/analytics/billing takes no parameters".into(),
+                    }));
+                }
+                let months = tokio::task::spawn_blocking(move || store.months())
+                    .await
+                    .map_err(|_| ApiError::internal("reading the analytics failed"))?
+                    .map_err(failed)?;
+                telemetry::query::billing(&months)
+            }
+            _ => return Err(ApiError::not_found()),
+        };
+        Ok((StatusCode::OK, Some(answer)))
     }
 
     /// `/{parent kind}/{parent}/{kind}`: the parent's link and the child kind.

@@ -272,13 +272,31 @@ pub const KEYS: &[Key] = &[
         name: "analytics_flush_interval",
         default: Some("1"),
         kind: "number (seconds, > 0)",
-        doc: "Data plane: how often analytics are sent to the control plane.",
+        doc: "How often analytics are flushed: a data plane sends them to its control plane, a traditional node writes them to its own store.",
     },
     Key {
         name: "analytics_buffer_size_limit",
         default: Some("100000"),
         kind: "integer (> 0)",
-        doc: "Data plane: analytics records kept while the telemetry link is down; the oldest are dropped and counted beyond it.",
+        doc: "Analytics records a node keeps between flushes (a data plane: while the telemetry link is down); the oldest are dropped and counted beyond it.",
+    },
+    Key {
+        name: "analytics",
+        default: Some("on"),
+        kind: "boolean",
+        doc: "Ours, not Kong's: collect traffic analytics (calls, status classes, latencies, bytes per service, route, consumer and node). A traditional node keeps its own; a data plane sends them to its control plane. `GET /analytics` and `GET /analytics/billing` on the Admin API read them.",
+    },
+    Key {
+        name: "analytics_component",
+        default: None,
+        kind: "path",
+        doc: "Ours, not Kong's: a WebAssembly component (world `analytics-component` in `wit/analytics.wit`) that folds request records into aggregates instead of the bundled one. Read and compiled at start; a component that cannot be loaded stops the start.",
+    },
+    Key {
+        name: "analytics_retention_days",
+        default: Some("7"),
+        kind: "integer (days, ≥ 1)",
+        doc: "Ours, not Kong's: how long a traditional node or a control plane keeps per-minute analytics. Monthly billing counts are kept for good.",
     },
     Key {
         name: "declarative_config",

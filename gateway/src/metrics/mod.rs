@@ -67,6 +67,11 @@ pub struct Facts {
     pub start: Instant,
     /// From sending to the upstream to its response head, when there was one.
     pub upstream: Option<Duration>,
+    /// The ids behind the labels, for the analytics.
+    pub ids: crate::telemetry::Ids,
+    pub method: hyper::Method,
+    /// Request body bytes read from the client (complete once the request has ended).
+    pub received: Option<Arc<AtomicU64>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -9,6 +9,9 @@ fn facts(service: Option<&str>, route: Option<&str>, consumer: Option<&str>, sou
         source,
         start,
         upstream: (source == Source::Service).then(|| Duration::from_millis(3)),
+        ids: crate::telemetry::Ids::default(),
+        method: hyper::Method::GET,
+        received: None,
     };
     (facts, start)
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::NodeError;
 use crate::conf::Settings;
+use crate::wasm::analytics::CompiledAnalytics;
 use crate::wasm::health::ProbeReport;
 use crate::wasm::plugin_set::{Limits, PluginSet};
 use crate::wasm::router::CompiledRouter;
@@ -24,6 +25,9 @@ const CHILD_DEADLINE: Duration = Duration::from_secs(600);
 pub struct Inputs {
     cache_dir: PathBuf,
     router_file: Option<PathBuf>,
+    /// The analytics component: none when the node folds no analytics; the bundled one unless a
+    /// file is named.
+    analytics: Option<Option<PathBuf>>,
     enabled: Vec<String>,
     plugin_dir: Option<PathBuf>,
     limits: Limits,
@@ -36,6 +40,8 @@ impl Inputs {
         Inputs {
             cache_dir: settings.wasm_cache_path.clone().unwrap_or_else(|| wasm::cache::default_dir(&settings.prefix)),
             router_file: settings.router_component.clone(),
+            analytics: (settings.analytics && settings.role != crate::conf::Role::ControlPlane)
+                .then(|| settings.analytics_component.clone()),
             enabled: settings.plugins.clone(),
             plugin_dir: settings.wasm_plugins_path.clone(),
             limits: Limits {
@@ -53,6 +59,7 @@ pub struct Components {
     pub report: ProbeReport,
     pub router: Arc<CompiledRouter>,
     pub plugins: Arc<PluginSet>,
+    pub analytics: Option<Arc<CompiledAnalytics>>,
 }
 
 /// Loads every component, compiling what the cache does not hold; on a first start the
@@ -87,9 +94,21 @@ fn load_with(runtime: WasmRuntime, inputs: &Inputs) -> Result<Components, NodeEr
             router
         }
     };
+    let analytics = match &inputs.analytics {
+        None => None,
+        Some(None) => Some(CompiledAnalytics::new(&runtime, "analytics", wasm::bundled::ANALYTICS)?),
+        Some(Some(file)) => {
+            let name = file.display().to_string();
+            let wasm =
+                std::fs::read(file).map_err(|source| NodeError::AnalyticsComponent { file: name.clone(), source })?;
+            let analytics = CompiledAnalytics::new(&runtime, &name, &wasm)?;
+            tracing::info!(file = %name, "analytics component loaded");
+            Some(analytics)
+        }
+    };
     let plugins =
         PluginSet::load(&runtime, &inputs.enabled, inputs.plugin_dir.as_deref(), inputs.limits, inputs.workers)?;
-    Ok(Components { runtime, report, router, plugins: Arc::new(plugins) })
+    Ok(Components { runtime, report, router, plugins: Arc::new(plugins), analytics })
 }
 
 /// The cache holds no entry for the start-up probe, which every start compiles: this build has

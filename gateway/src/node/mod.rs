@@ -86,6 +86,8 @@ pub enum NodeError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     DpCertificates(#[from] DpCertError),
+    #[error("analytics_component {file}: {source}")]
+    AnalyticsComponent { file: String, source: std::io::Error },
     #[error("router_component {file}: {source}")]
     RouterComponent { file: String, source: std::io::Error },
     #[error(transparent)]
@@ -274,7 +276,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     let access_logs = AccessLogs::open(&settings, workers)?;
     let inputs = components::Inputs::new(&settings, workers);
     let conf_file = settings.source.clone();
-    let components::Components { runtime, report, router, plugins } =
+    let components::Components { runtime, report, router, plugins, analytics } =
         tokio::task::spawn_blocking(move || components::load(&inputs, conf_file.as_deref()))
             .await
             .expect("the wasm self-test does not panic")?;
@@ -347,6 +349,41 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         proxy.collect_facts();
         crate::metrics::Metrics::new(workers)
     });
+    let node_id = prefix::node_id(&settings.prefix)?;
+    // Analytics: a traditional node folds its own requests' records and keeps the aggregates in
+    // its analytics store; a control plane keeps its data planes' there.
+    let analytics_store = if settings.analytics && settings.role != Role::DataPlane {
+        let (prefix, days) = (settings.prefix.clone(), settings.analytics_retention_days);
+        let store = tokio::task::spawn_blocking(move || crate::telemetry::store::AnalyticsStore::open(&prefix, days))
+            .await
+            .expect("opening the analytics store does not panic")?;
+        Some(Arc::new(store))
+    } else {
+        None
+    };
+    let collector = match (&analytics, &analytics_store, &proxy_workers) {
+        (Some(component), Some(store), Some(_)) if settings.role == Role::Traditional => {
+            proxy.collect_facts();
+            let collector = Arc::new(crate::telemetry::Collector::new(workers, settings.analytics_buffer_size_limit));
+            let services = {
+                let catalog = catalog.clone();
+                Box::new(move || catalog.current().config.services.len() as u64) as Box<dyn Fn() -> u64 + Send>
+            };
+            let local = crate::telemetry::Local {
+                collector: collector.clone(),
+                folding: crate::telemetry::Folding::new(component.clone()),
+                store: store.clone(),
+                node: node_id,
+                hostname: hostname(),
+                services,
+            };
+            tasks.spawn_on(local.run(settings.analytics_flush_interval, shutdown.clone()), &on_control);
+            Some(collector)
+        }
+        _ => None,
+    };
+    let counters = (metrics.is_some() || collector.is_some())
+        .then(|| server::access_log::Counters { metrics: metrics.clone(), analytics: collector.clone() });
     if settings.role != Role::ControlPlane {
         for spec in &settings.proxy_listen {
             let listener = listener::bind("proxy_listen", spec).await?;
@@ -364,7 +401,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
                 limits: settings.client_limits.clone(),
                 workers: proxy_workers.clone(),
                 access_log: access_logs.proxy.clone(),
-                metrics: metrics.clone(),
+                counters: counters.clone(),
             };
             tasks.spawn(server::serve(
                 "proxy",
@@ -376,7 +413,6 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             ));
         }
     }
-    let node_id = prefix::node_id(&settings.prefix)?;
     let registry =
         (settings.role == Role::ControlPlane).then(|| Registry::new(settings.cluster_data_plane_purge_delay));
     let cp_link = dp_cache.is_some().then(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
@@ -457,6 +493,9 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             admin.serve_dp_certificates(certs.clone());
         }
         admin.serve_metrics(scrape.clone());
+        if let Some(store) = &analytics_store {
+            admin.serve_analytics(store.clone());
+        }
         for spec in &settings.admin_listen {
             let listener = listener::bind("admin_listen", spec).await?;
             let listener = listener::into_tokio(&on_control, "admin_listen", spec, listener)?;
@@ -473,7 +512,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
                 limits: settings.client_limits.clone(),
                 workers: None,
                 access_log: access_logs.admin.clone(),
-                metrics: None,
+                counters: None,
             };
             tasks.spawn_on(
                 server::serve("admin", listener, options, move |_| admin.service(), shutdown.clone(), DRAIN_TIMEOUT),
@@ -498,7 +537,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             limits: settings.client_limits.clone(),
             workers: None,
             access_log: access_logs.status.clone(),
-            metrics: None,
+            counters: None,
         };
         tasks.spawn(server::serve(
             "status",

@@ -45,9 +45,10 @@ use crate::server::Conn;
 /// Handles one request. Never fails: every problem becomes a response.
 pub async fn handle(proxy: Arc<Proxy>, conn: Conn, req: Request<Incoming>) -> Response<ProxyBody> {
     let client_version = req.version();
+    let method = proxy.collects_facts().then(|| req.method().clone());
     let mut ctx = RequestContext::new(conn, proxy.current());
     let phases = ctx.snapshot.phases.clone();
-    if phases.is_some() {
+    if phases.is_some() || proxy.collects_facts() {
         ctx.received = Some(Arc::default());
     }
     let (response, source) = match run(&proxy, &mut ctx, phases.as_deref(), req).await {
@@ -56,7 +57,7 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Conn, req: Request<Incoming>) -> Re
         Ok(response) => (response, Source::Kong),
         Err(failure) => (failure.answer(&ctx, client_version), Source::Kong),
     };
-    let facts = proxy.collects_facts().then(|| facts(&ctx, source));
+    let facts = proxy.collects_facts().then(|| facts(&ctx, source, method));
     let mut response = response::deliver(response, client_version, ctx, phases);
     if let Some(facts) = facts {
         response.extensions_mut().insert(facts);
@@ -65,7 +66,7 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Conn, req: Request<Incoming>) -> Re
 }
 
 /// What the node's metrics count of the request (the listener counts it once its body is done).
-fn facts(ctx: &RequestContext, source: Source) -> Facts {
+fn facts(ctx: &RequestContext, source: Source, method: Option<hyper::Method>) -> Facts {
     let (route, service) = match ctx.route.and_then(|i| ctx.snapshot.labels.get(i)) {
         Some((route, service)) => (Some(route.clone()), service.clone()),
         None => (None, None),
@@ -78,6 +79,13 @@ fn facts(ctx: &RequestContext, source: Source) -> Facts {
         source,
         start: t.start,
         upstream: t.first_byte.zip(t.upstream_connected.or(t.upstream_start)).map(|(head, sent)| head - sent),
+        ids: crate::telemetry::Ids {
+            service: ctx.service().map(|s| s.id),
+            route: ctx.route().map(|r| r.id),
+            consumer: ctx.consumer.as_ref().map(|c| c.id),
+        },
+        method: method.unwrap_or_default(),
+        received: ctx.received.clone(),
     }
 }
 

@@ -9,7 +9,11 @@ use hyper::Request;
 
 use crate::conf::ClientTrust;
 use crate::logs::access::{Entry, Sink};
-use crate::metrics::{Facts, Metrics};
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime};
+
+use crate::metrics::{Facts, Metrics, Source};
+use crate::telemetry::{self, Collector};
 
 /// Where a listener logs its requests, and (for the proxy) whose forwarding headers may name the
 /// client, as nginx's realip module sets `$remote_addr`.
@@ -51,9 +55,46 @@ pub struct Pending {
     entry: Entry,
 }
 
-/// A connection's handle on the node's metrics: each request clones this one, whose count only
+/// What counts each finished proxied request: the node's Prometheus series, its analytics
+/// records, or both.
+#[derive(Clone)]
+pub struct Counters {
+    pub metrics: Option<Arc<Metrics>>,
+    pub analytics: Option<Arc<Collector>>,
+}
+
+impl Counters {
+    /// Counts one request answered with `status`, `sent` body bytes, ended at `end`.
+    fn record(&self, facts: Facts, status: u16, sent: u64, end: Instant) {
+        if let Some(collector) = &self.analytics {
+            let latency = end.saturating_duration_since(facts.start);
+            collector.push(telemetry::Record {
+                started: SystemTime::now().checked_sub(latency).unwrap_or(SystemTime::UNIX_EPOCH),
+                service: facts.ids.service,
+                route: facts.ids.route,
+                consumer: facts.ids.consumer,
+                method: facts.method.clone(),
+                status,
+                bytes_in: facts.received.as_ref().map_or(0, |r| r.load(Ordering::Relaxed)),
+                bytes_out: sent,
+                latency,
+                upstream_latency: facts.upstream,
+                source: match facts.source {
+                    Source::Service => telemetry::Source::Service,
+                    Source::Kong => telemetry::Source::Gateway,
+                    Source::Exit => telemetry::Source::Plugin,
+                },
+            });
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.record(facts, status, end);
+        }
+    }
+}
+
+/// A connection's handle on the node's counters: each request clones this one, whose count only
 /// the connection's thread writes, not the node's `Arc` that every core shares.
-pub type ConnMetrics = Arc<Arc<Metrics>>;
+pub type ConnMetrics = Arc<Counters>;
 
 /// A request answered with `status`, counting its response body bytes until its access-log line
 /// is written and it is counted in the node's metrics.
@@ -84,8 +125,8 @@ impl Record {
         if let Some(pending) = &self.line {
             pending.conn.logging.sink.write(&pending.entry, self.status, self.sent);
         }
-        if let Some((metrics, facts)) = self.counted {
-            metrics.record(facts, self.status, std::time::Instant::now());
+        if let Some((counters, facts)) = self.counted {
+            counters.record(facts, self.status, self.sent, Instant::now());
         }
     }
 }

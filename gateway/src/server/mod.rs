@@ -59,7 +59,7 @@ pub struct ServeOptions {
     /// Log each request (`*_access_log`), or not.
     pub access_log: Option<AccessLogging>,
     /// Count each request whose response carries its [`crate::metrics::Facts`] (the proxy's).
-    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    pub counters: Option<access_log::Counters>,
 }
 
 /// Accepts on `listener` (through TLS when the options say so) and serves each connection with
@@ -116,7 +116,7 @@ pub async fn serve<M, S, B>(
                     let access_log = options.access_log.as_ref().map(|logging| ConnLog::new(logging, peer.ip()));
                     // The connection's own handle: cloned per request without touching a count
                     // the other cores write.
-                    let metrics = options.metrics.clone().map(Arc::new);
+                    let metrics = options.counters.clone().map(Arc::new);
                     let task = async move {
                         let (stream, _open) = match stream.register() {
                             Ok(registered) => registered,
@@ -389,7 +389,7 @@ mod tests {
             limits: ClientLimits::default(),
             workers: None,
             access_log: None,
-            metrics: None,
+            counters: None,
         }
     }
 

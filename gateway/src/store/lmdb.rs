@@ -39,19 +39,35 @@ impl LmdbStore {
 /// An LMDB environment in directory `path` (made 0700; LMDB makes its files 0600) with one named
 /// database of string keys and byte values.
 pub(crate) fn open_env(path: &Path, map_size: u64, name: &str) -> Result<(Env, Database<Str, Bytes>), StoreError> {
+    let (env, dbs) = open_databases(path, map_size, &[name])?;
+    Ok((env, dbs[0].remap_key_type::<Str>()))
+}
+
+/// An LMDB environment in directory `path` (made 0700; LMDB makes its files 0600) with the named
+/// databases of byte keys and values, in the order of `names`.
+pub(crate) fn open_databases(
+    path: &Path,
+    map_size: u64,
+    names: &[&str],
+) -> Result<(Env, Vec<Database<Bytes, Bytes>>), StoreError> {
     let fail = |message: String| StoreError::Open { path: path.display().to_string(), message };
     crate::prefix::ensure(path).map_err(|e| fail(e.to_string()))?;
     let mut options = EnvOpenOptions::new();
-    options.map_size(usize::try_from(map_size).unwrap_or(usize::MAX)).max_dbs(2);
+    options
+        .map_size(usize::try_from(map_size).unwrap_or(usize::MAX))
+        .max_dbs(u32::try_from(names.len() + 1).unwrap_or(u32::MAX));
     // SAFETY: heed's `open` is unsafe because the map must not be modified behind LMDB's back.
     // Only this process opens the environment (LMDB's lock file guards other processes), heed
     // allows opening the same path twice in one process, and the files live in our 0700 prefix.
     #[allow(unsafe_code)]
     let env = unsafe { options.open(path) }.map_err(|e| fail(e.to_string()))?;
     let mut txn = env.write_txn().map_err(|e| fail(e.to_string()))?;
-    let db = env.create_database(&mut txn, Some(name)).map_err(|e| fail(e.to_string()))?;
+    let mut dbs = Vec::with_capacity(names.len());
+    for name in names {
+        dbs.push(env.create_database(&mut txn, Some(name)).map_err(|e| fail(e.to_string()))?);
+    }
     txn.commit().map_err(|e| fail(e.to_string()))?;
-    Ok((env, db))
+    Ok((env, dbs))
 }
 
 fn key(kind: Kind, id: &uuid::Uuid) -> String {

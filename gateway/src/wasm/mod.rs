@@ -1,6 +1,7 @@
 //! The WebAssembly side of the gateway: one engine for the process, the sandbox every component runs
 //! in, the components bundled into the binary, and the host end of each WIT world in `wit/`.
 
+pub mod analytics;
 pub mod bundled;
 pub mod cache;
 pub mod engine;

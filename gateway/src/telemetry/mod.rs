@@ -1,0 +1,216 @@
+//! Traffic analytics: one record per finished proxied request, collected per worker thread (no
+//! lock shared between cores per request); once per `analytics_flush_interval` the records are
+//! handed to the analytics component (`wasm::analytics`), which folds them into per-minute
+//! aggregates with fixed-bucket latency histograms; the aggregates go to the node's analytics store
+//! (`store`), which `GET /analytics` and `GET /analytics/billing` read (`query`).
+//!
+//! Bounded everywhere: the collector keeps at most `analytics_buffer_size_limit` records and drops
+//! the oldest beyond that, counting them; the count reaches the store with the next flush and the
+//! analytics answers show it.
+
+pub mod collector;
+pub mod histogram;
+pub mod query;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use uuid::Uuid;
+
+pub use collector::Collector;
+
+use crate::shutdown::Shutdown;
+pub use crate::wasm::analytics::Source;
+use crate::wasm::analytics::{Aggregate, CompiledAnalytics, Folder, RequestRecord};
+
+/// One finished request, as the proxy saw it.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// When the request arrived.
+    pub started: SystemTime,
+    pub service: Option<Uuid>,
+    pub route: Option<Uuid>,
+    pub consumer: Option<Uuid>,
+    pub method: hyper::Method,
+    pub status: u16,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// From arrival to the response's last byte (or the client gone).
+    pub latency: Duration,
+    /// From sending upstream to the upstream's response head.
+    pub upstream_latency: Option<Duration>,
+    pub source: Source,
+}
+
+impl Record {
+    /// The record as the analytics component takes it.
+    pub fn into_wit(self) -> RequestRecord {
+        RequestRecord {
+            started_ms: u64::try_from(self.started.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis())
+                .unwrap_or(u64::MAX),
+            service: self.service.map(halves),
+            route: self.route.map(halves),
+            consumer: self.consumer.map(halves),
+            method: self.method.as_str().to_string(),
+            status: self.status,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            latency_us: micros(self.latency),
+            upstream_latency_us: self.upstream_latency.map(micros),
+            source: self.source,
+        }
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// A UUID as the WIT contract carries it: its two halves, most significant first.
+pub fn halves(id: Uuid) -> (u64, u64) {
+    let n = id.as_u128();
+    ((n >> 64) as u64, n as u64)
+}
+
+/// The UUID of two halves.
+pub fn from_halves((high, low): (u64, u64)) -> Uuid {
+    Uuid::from_u128((u128::from(high) << 64) | u128::from(low))
+}
+
+/// The ids a request's record names, known when its response head goes out.
+#[derive(Debug, Clone, Default)]
+pub struct Ids {
+    pub service: Option<Uuid>,
+    pub route: Option<Uuid>,
+    pub consumer: Option<Uuid>,
+}
+
+/// The analytics component and its folder, rebuilt after a failure.
+pub struct Folding {
+    component: Arc<CompiledAnalytics>,
+    folder: Option<Folder>,
+}
+
+impl Folding {
+    pub fn new(component: Arc<CompiledAnalytics>) -> Folding {
+        Folding { component, folder: None }
+    }
+
+    /// The aggregates of `records`, and how many records were lost because the component failed
+    /// (all of them then: a failed call leaves nothing to trust).
+    pub fn fold(&mut self, records: Vec<Record>) -> (Vec<Aggregate>, u64) {
+        let n = records.len() as u64;
+        let mut folder = match self.folder.take() {
+            Some(folder) => folder,
+            None => match self.component.folder() {
+                Ok(folder) => folder,
+                Err(error) => {
+                    tracing::error!(%error, records = n, "analytics: cannot make a folder; these records are dropped");
+                    return (Vec::new(), n);
+                }
+            },
+        };
+        match folder.fold(records.into_iter().map(Record::into_wit).collect()) {
+            Ok(aggregates) => {
+                self.folder = Some(folder);
+                (aggregates, 0)
+            }
+            Err(error) => {
+                tracing::error!(%error, records = n, "analytics: the component failed; these records are dropped");
+                (Vec::new(), n)
+            }
+        }
+    }
+}
+
+/// A node that keeps its own analytics (a traditional node): each flush folds what the collector
+/// holds and merges it into the node's store.
+pub struct Local {
+    pub collector: Arc<Collector>,
+    pub folding: Folding,
+    pub store: Arc<store::AnalyticsStore>,
+    pub node: Uuid,
+    pub hostname: String,
+    /// How many gateway services are configured now (for billing).
+    pub services: Box<dyn Fn() -> u64 + Send>,
+}
+
+/// An idle node still merges this often, so the month's count of services stays current.
+const IDLE_MERGE: Duration = Duration::from_secs(60);
+
+impl Local {
+    /// Flushes every `interval` until shutdown, then once more.
+    pub async fn run(self, interval: Duration, mut shutdown: Shutdown) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut local = self;
+        let mut last_merge: Option<std::time::Instant> = None;
+        loop {
+            let stopping = tokio::select! {
+                _ = ticker.tick() => false,
+                () = shutdown.wait() => true,
+            };
+            let flushed = tokio::task::spawn_blocking(move || {
+                let merged = local.flush(last_merge);
+                (local, merged)
+            })
+            .await;
+            match flushed {
+                Ok((back, merged)) => {
+                    local = back;
+                    if merged {
+                        last_merge = Some(std::time::Instant::now());
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "analytics: the flush panicked; analytics stop");
+                    return;
+                }
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    /// One flush; whether it wrote to the store.
+    fn flush(&mut self, last_merge: Option<std::time::Instant>) -> bool {
+        let (records, dropped) = self.collector.drain();
+        if records.is_empty() && dropped == 0 && last_merge.is_some_and(|at| at.elapsed() < IDLE_MERGE) {
+            return false;
+        }
+        let (aggregates, lost) = self.folding.fold(records);
+        let report = store::Report {
+            node: self.node,
+            hostname: &self.hostname,
+            aggregates: &aggregates,
+            dropped: dropped + lost,
+            services: (self.services)(),
+        };
+        match self.store.merge(&report, now_minute()) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(%error, aggregates = aggregates.len(), "analytics: cannot write to the analytics store");
+                false
+            }
+        }
+    }
+}
+
+/// Minutes since the Unix epoch, now.
+pub fn now_minute() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() / 60
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_go_to_halves_and_back() {
+        let id = Uuid::parse_str("0b5e4b8c-1f7e-4c1b-9d3a-2f6e8a7c9d01").unwrap();
+        assert_eq!(from_halves(halves(id)), id);
+        assert_eq!(halves(Uuid::from_u128(1 << 64 | 2)), (1, 2));
+    }
+}
