@@ -3,6 +3,7 @@
 mod admin;
 mod admin_compat;
 mod admin_hardening;
+mod analytics;
 mod bundled_plugins;
 mod check;
 mod cluster_stalls;
