@@ -1,16 +1,23 @@
 //! Where finished requests' records wait for the next flush: one queue per proxy worker thread (a
 //! lock only that worker takes per request), together holding at most the configured number of
-//! records. A full queue drops its oldest record and counts it.
+//! records, less what a batch not yet acknowledged still holds (`reserve`). Past that, a new
+//! record replaces the oldest of its worker's queue (or, when that queue is empty, is itself
+//! dropped), and every record dropped is counted, so the count is exact and memory stays bounded.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::Record;
 use crate::workers::PerWorker;
 
 pub struct Collector {
     workers: PerWorker<VecDeque<Record>>,
-    per_worker: usize,
+    limit: usize,
+    /// Records in the queues.
+    held: AtomicUsize,
+    /// Records held elsewhere that count against the limit (a batch waiting for its
+    /// acknowledgement).
+    reserved: AtomicUsize,
     dropped: AtomicU64,
 }
 
@@ -18,37 +25,57 @@ impl Collector {
     /// Queues for `workers` worker threads (and one for other threads) holding `limit` records in
     /// all.
     pub fn new(workers: usize, limit: u64) -> Collector {
-        let queues = workers.max(1) + 1;
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
-        Collector { workers: PerWorker::new(workers), per_worker: (limit / queues).max(1), dropped: AtomicU64::new(0) }
+        Collector {
+            workers: PerWorker::new(workers),
+            limit: usize::try_from(limit).unwrap_or(usize::MAX).max(1),
+            held: AtomicUsize::new(0),
+            reserved: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+        }
     }
 
     pub fn push(&self, record: Record) {
         let mut queue = self.workers.lock();
-        if queue.len() >= self.per_worker {
-            queue.pop_front();
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        let room = self.limit.saturating_sub(self.reserved.load(Ordering::Relaxed));
+        if self.held.fetch_add(1, Ordering::Relaxed) < room {
+            queue.push_back(record);
+            return;
         }
-        queue.push_back(record);
+        self.held.fetch_sub(1, Ordering::Relaxed);
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        if queue.pop_front().is_some() {
+            queue.push_back(record);
+        }
     }
 
     /// Every queued record, oldest first per worker, and how many were dropped since the last
     /// drain.
     pub fn drain(&self) -> (Vec<Record>, u64) {
         let mut records = Vec::new();
-        self.workers.each(|queue| records.extend(queue.drain(..)));
+        self.workers.each(|queue| {
+            self.held.fetch_sub(queue.len(), Ordering::Relaxed);
+            records.extend(queue.drain(..));
+        });
         (records, self.dropped.swap(0, Ordering::Relaxed))
     }
 
-    /// Records waiting now.
+    /// Counts `records` held outside the queues against the limit (0 to release them).
+    pub fn reserve(&self, records: usize) {
+        self.reserved.store(records, Ordering::Relaxed);
+    }
+
+    /// Records waiting now, in the queues and reserved.
     pub fn len(&self) -> usize {
-        let mut n = 0;
-        self.workers.each(|queue| n += queue.len());
-        n
+        self.held.load(Ordering::Relaxed) + self.reserved.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Records dropped since the last drain.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -77,17 +104,52 @@ mod tests {
 
     #[test]
     fn past_the_limit_the_oldest_are_dropped_and_counted() {
-        // One worker: two queues (the worker's, and other threads'), 3 records each.
-        let collector = Collector::new(1, 6);
+        let collector = Collector::new(1, 3);
         for status in 100..110 {
             collector.push(record(status));
         }
         assert_eq!(collector.len(), 3);
+        assert_eq!(collector.dropped(), 7);
         let (records, dropped) = collector.drain();
         assert_eq!(records.iter().map(|r| r.status).collect::<Vec<_>>(), vec![107, 108, 109]);
         assert_eq!(dropped, 7);
         let (records, dropped) = collector.drain();
         assert!(records.is_empty());
         assert_eq!(dropped, 0);
+    }
+
+    #[test]
+    fn reserved_records_count_against_the_limit() {
+        let collector = Collector::new(2, 10);
+        collector.reserve(6);
+        for status in 0..10 {
+            collector.push(record(status));
+        }
+        let (records, dropped) = collector.drain();
+        assert_eq!((records.len(), dropped), (4, 6));
+        collector.reserve(0);
+        for status in 0..10 {
+            collector.push(record(status));
+        }
+        assert_eq!(collector.drain().0.len(), 10);
+    }
+
+    #[test]
+    fn many_threads_never_hold_more_than_the_limit_and_every_record_is_kept_or_counted() {
+        let collector = std::sync::Arc::new(Collector::new(4, 100));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let collector = collector.clone();
+                std::thread::spawn(move || {
+                    for status in 0..1000 {
+                        collector.push(record(status));
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert!(collector.len() <= 100);
+        let (records, dropped) = collector.drain();
+        assert_eq!(records.len() as u64 + dropped, 4000);
     }
 }

@@ -22,7 +22,7 @@ pub use collector::Collector;
 
 use crate::shutdown::Shutdown;
 pub use crate::wasm::analytics::Source;
-use crate::wasm::analytics::{Aggregate, CompiledAnalytics, Folder, RequestRecord};
+use crate::wasm::analytics::{self as wit, CompiledAnalytics, Folder, RequestRecord};
 
 /// One finished request, as the proxy saw it.
 #[derive(Debug, Clone)]
@@ -78,6 +78,71 @@ pub fn from_halves((high, low): (u64, u64)) -> Uuid {
     Uuid::from_u128((u128::from(high) << 64) | u128::from(low))
 }
 
+/// The largest histogram bucket: that of `u64::MAX` microseconds.
+pub const MAX_BUCKET: u16 = 8 * 61 + 7;
+
+/// One aggregate as a node keeps and sends it: the component's, with its ids as UUIDs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Aggregate {
+    /// Minutes since the Unix epoch.
+    pub minute: u64,
+    pub service: Option<Uuid>,
+    pub route: Option<Uuid>,
+    pub consumer: Option<Uuid>,
+    /// `status / 100`, or 0.
+    pub status_class: u8,
+    pub calls: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// (bucket, calls), the buckets of `wit/analytics.wit`.
+    pub latency: Vec<(u16, u64)>,
+    pub upstream_latency: Vec<(u16, u64)>,
+}
+
+impl Aggregate {
+    pub fn of_wit(a: wit::Aggregate) -> Aggregate {
+        Aggregate {
+            minute: a.minute,
+            service: a.service.map(from_halves),
+            route: a.route.map(from_halves),
+            consumer: a.consumer.map(from_halves),
+            status_class: a.status_class,
+            calls: a.calls,
+            bytes_in: a.bytes_in,
+            bytes_out: a.bytes_out,
+            latency: a.latency,
+            upstream_latency: a.upstream_latency,
+        }
+    }
+
+    /// Whether the aggregate adds up: a status class of 0 to 5, known buckets, as many latencies
+    /// as calls and no more upstream latencies. What a component or another node sends is checked
+    /// before it is kept.
+    pub fn check(&self) -> Result<(), String> {
+        if self.status_class > 5 {
+            return Err(format!("status class {} is not 0 to 5", self.status_class));
+        }
+        let count = |histogram: &[(u16, u64)], what: &str| -> Result<u64, String> {
+            let mut total: u64 = 0;
+            for (bucket, n) in histogram {
+                if *bucket > MAX_BUCKET {
+                    return Err(format!("{what} bucket {bucket} is past {MAX_BUCKET}"));
+                }
+                total = total.checked_add(*n).ok_or_else(|| format!("{what} counts overflow"))?;
+            }
+            Ok(total)
+        };
+        let latencies = count(&self.latency, "latency")?;
+        if latencies != self.calls {
+            return Err(format!("{} calls but {latencies} latencies", self.calls));
+        }
+        if count(&self.upstream_latency, "upstream latency")? > self.calls {
+            return Err(format!("more upstream latencies than the {} calls", self.calls));
+        }
+        Ok(())
+    }
+}
+
 /// The ids a request's record names, known when its response head goes out.
 #[derive(Debug, Clone, Default)]
 pub struct Ids {
@@ -100,6 +165,9 @@ impl Folding {
     /// The aggregates of `records`, and how many records were lost because the component failed
     /// (all of them then: a failed call leaves nothing to trust).
     pub fn fold(&mut self, records: Vec<Record>) -> (Vec<Aggregate>, u64) {
+        if records.is_empty() {
+            return (Vec::new(), 0);
+        }
         let n = records.len() as u64;
         let mut folder = match self.folder.take() {
             Some(folder) => folder,
@@ -114,7 +182,18 @@ impl Folding {
         match folder.fold(records.into_iter().map(Record::into_wit).collect()) {
             Ok(aggregates) => {
                 self.folder = Some(folder);
-                (aggregates, 0)
+                let mut kept = Vec::with_capacity(aggregates.len());
+                let mut lost = 0;
+                for aggregate in aggregates.into_iter().map(Aggregate::of_wit) {
+                    match aggregate.check() {
+                        Ok(()) => kept.push(aggregate),
+                        Err(error) => {
+                            lost += aggregate.calls;
+                            tracing::error!(%error, component = self.component.name(), "analytics: the component made an aggregate that does not add up; dropped");
+                        }
+                    }
+                }
+                (kept, lost)
             }
             Err(error) => {
                 tracing::error!(%error, records = n, "analytics: the component failed; these records are dropped");
@@ -183,13 +262,14 @@ impl Local {
         let (aggregates, lost) = self.folding.fold(records);
         let report = store::Report {
             node: self.node,
+            sequence: None,
             hostname: &self.hostname,
             aggregates: &aggregates,
             dropped: dropped + lost,
             services: (self.services)(),
         };
         match self.store.merge(&report, now_minute()) {
-            Ok(()) => true,
+            Ok(_) => true,
             Err(error) => {
                 tracing::error!(%error, aggregates = aggregates.len(), "analytics: cannot write to the analytics store");
                 false

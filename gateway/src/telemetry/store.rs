@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::store::StoreError;
 use crate::store::lmdb::open_databases;
-use crate::wasm::analytics::Aggregate;
+use super::Aggregate;
 
 /// The environment's directory under `prefix`.
 pub const DIR: &str = "analytics.lmdb";
@@ -135,9 +135,27 @@ pub struct NodeName {
     pub hostname: String,
 }
 
+/// Where a data plane's batch stands in its sequence: its process's session and the batch's
+/// number in it (from 1, one more per batch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Sequence {
+    pub session: Uuid,
+    pub seq: u64,
+}
+
+/// What a merge did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merged {
+    Added,
+    /// The batch was merged before (its acknowledgement was lost): nothing changed.
+    Duplicate,
+}
+
 /// One flush of one node.
 pub struct Report<'a> {
     pub node: Uuid,
+    /// A data plane's batch: merged once, however often it is sent.
+    pub sequence: Option<Sequence>,
     pub hostname: &'a str,
     pub aggregates: &'a [Aggregate],
     /// Records the node dropped (its buffer was full, or a component call failed).
@@ -160,6 +178,8 @@ pub struct AnalyticsStore {
     dropped: Database<Bytes, Bytes>,
     months: Database<Bytes, Bytes>,
     nodes: Database<Bytes, Bytes>,
+    /// Per node, the last batch merged: its session and sequence number.
+    sessions: Database<Bytes, Bytes>,
     retention_minutes: u64,
     /// The minute of the last retention purge.
     purged: Mutex<u64>,
@@ -189,8 +209,8 @@ impl AnalyticsStore {
     /// Opens (creating if needed) the store under `prefix`, keeping aggregates for
     /// `retention_days`.
     pub fn open(prefix: &Path, retention_days: u64) -> Result<AnalyticsStore, StoreError> {
-        let (env, dbs) = open_databases(&prefix.join(DIR), MAP_SIZE, &["aggregates", "dropped", "months", "nodes"])?;
-        let [aggregates, dropped, months, nodes] = <[Database<Bytes, Bytes>; 4]>::try_from(dbs)
+        let (env, dbs) = open_databases(&prefix.join(DIR), MAP_SIZE, &["aggregates", "dropped", "months", "nodes", "sessions"])?;
+        let [aggregates, dropped, months, nodes, sessions] = <[Database<Bytes, Bytes>; 5]>::try_from(dbs)
             .map_err(|_| StoreError::Io("the analytics store opened the wrong number of databases".into()))?;
         Ok(AnalyticsStore {
             env,
@@ -198,22 +218,34 @@ impl AnalyticsStore {
             dropped,
             months,
             nodes,
+            sessions,
             retention_minutes: retention_days.saturating_mul(24 * 60),
             purged: Mutex::new(0),
         })
     }
 
     /// Adds one node's flush, in one transaction; `now` is the current minute (for retention).
-    pub fn merge(&self, report: &Report<'_>, now: u64) -> Result<(), StoreError> {
+    /// A batch of a sequence already merged changes nothing.
+    pub fn merge(&self, report: &Report<'_>, now: u64) -> Result<Merged, StoreError> {
         let mut txn = self.env.write_txn().map_err(io)?;
+        if let Some(sequence) = &report.sequence {
+            let key = report.node.as_bytes();
+            if let Some(bytes) = self.sessions.get(&txn, key).map_err(io)? {
+                let last: Sequence = serde_json::from_slice(bytes).map_err(|e| corrupt(key, e))?;
+                if last.session == sequence.session && sequence.seq <= last.seq {
+                    return Ok(Merged::Duplicate);
+                }
+            }
+            self.sessions.put(&mut txn, key, &serde_json::to_vec(sequence).expect("sequences serialise")).map_err(io)?;
+        }
         let mut months: BTreeMap<String, u64> = BTreeMap::new();
         for aggregate in report.aggregates {
             let group = Group {
                 minute: aggregate.minute,
                 node: report.node,
-                service: aggregate.service.map(super::from_halves),
-                route: aggregate.route.map(super::from_halves),
-                consumer: aggregate.consumer.map(super::from_halves),
+                service: aggregate.service,
+                route: aggregate.route,
+                consumer: aggregate.consumer,
                 status_class: aggregate.status_class,
             };
             let key = group.key();
@@ -257,7 +289,8 @@ impl AnalyticsStore {
             self.nodes.put(&mut txn, report.node.as_bytes(), &bytes).map_err(io)?;
         }
         self.purge(&mut txn, now)?;
-        txn.commit().map_err(io)
+        txn.commit().map_err(io)?;
+        Ok(Merged::Added)
     }
 
     /// Drops what is older than the retention, at most every few minutes.

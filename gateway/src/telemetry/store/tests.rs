@@ -1,12 +1,11 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::telemetry::halves;
 
 fn aggregate(minute: u64, service: Option<Uuid>, status_class: u8, calls: u64) -> Aggregate {
     Aggregate {
         minute,
-        service: service.map(halves),
+        service,
         route: None,
         consumer: None,
         status_class,
@@ -19,7 +18,29 @@ fn aggregate(minute: u64, service: Option<Uuid>, status_class: u8, calls: u64) -
 }
 
 fn report<'a>(node: Uuid, aggregates: &'a [Aggregate], dropped: u64, services: u64) -> Report<'a> {
-    Report { node, hostname: "dp-1", aggregates, dropped, services }
+    Report { node, sequence: None, hostname: "dp-1", aggregates, dropped, services }
+}
+
+#[test]
+fn a_batch_sent_twice_is_merged_once_and_a_new_session_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = AnalyticsStore::open(dir.path(), 7).unwrap();
+    let node = Uuid::from_u128(3);
+    let batch = [aggregate(10, None, 2, 5)];
+    let (first, second) = (Uuid::from_u128(100), Uuid::from_u128(200));
+    let send = |session, seq, dropped| {
+        let report = Report { sequence: Some(Sequence { session, seq }), ..report(node, &batch, dropped, 1) };
+        store.merge(&report, 10).unwrap()
+    };
+    assert_eq!(send(first, 1, 4), Merged::Added);
+    assert_eq!(send(first, 1, 4), Merged::Duplicate);
+    assert_eq!(send(first, 2, 0), Merged::Added);
+    assert_eq!(send(first, 1, 0), Merged::Duplicate);
+    // The data plane restarted: its sequence starts again at 1 in a new session.
+    assert_eq!(send(second, 1, 0), Merged::Added);
+    let found = store.query(10, 10).unwrap();
+    assert_eq!(found.rows[0].1.calls, 15);
+    assert_eq!(found.dropped[&node], 4);
 }
 
 #[test]
