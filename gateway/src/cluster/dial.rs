@@ -34,6 +34,8 @@ pub enum Hop {
     ClusterTls,
     ClusterCertificate,
     Outlet,
+    /// The telemetry link's upgrade.
+    Ingest,
 }
 
 impl Hop {
@@ -46,6 +48,7 @@ impl Hop {
             Hop::ClusterTls => "CP TLS",
             Hop::ClusterCertificate => "CP certificate",
             Hop::Outlet => "/v1/outlet handshake",
+            Hop::Ingest => "/v1/ingest handshake",
         }
     }
 }
@@ -68,6 +71,7 @@ impl fmt::Display for HopError {
 impl std::error::Error for HopError {}
 
 /// The forward proxy and how to speak TLS to it.
+#[derive(Clone)]
 pub struct Proxy {
     pub server: ProxyServer,
     /// For `https://` proxies.
@@ -76,8 +80,10 @@ pub struct Proxy {
 
 pub struct Dialer {
     pub control_plane: HostPort,
-    /// The cluster identity, trust and name; reloadable.
+    /// The cluster identity and trust; reloadable.
     pub cluster_tls: Arc<DpTls>,
+    /// The SNI sent and the name required of the control plane's certificate.
+    pub server_name: ServerName<'static>,
     pub proxy: Option<Proxy>,
     /// Bounds each hop.
     pub timeout: Duration,
@@ -109,9 +115,31 @@ impl Dialer {
         };
         Ok(Dialer {
             control_plane: settings.cluster_control_plane.clone(),
+            server_name: tls.server_name().clone(),
             cluster_tls: Arc::new(tls),
             proxy,
             timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// The way to the control plane's telemetry listener (`cluster_telemetry_endpoint`): the same
+    /// identity, trust and forward proxy; in pki mode the name `cluster_telemetry_server_name`, else
+    /// `cluster_server_name`, else the endpoint's host.
+    pub fn for_telemetry(&self, settings: &Settings) -> Result<Dialer, ClusterTlsError> {
+        let endpoint = settings.cluster_telemetry_endpoint.clone();
+        let server_name = match self.cluster_tls.mode() {
+            ClusterMtls::Shared => self.server_name.clone(),
+            ClusterMtls::Pki => {
+                let name = settings.cluster_telemetry_server_name.as_deref().or(settings.cluster_server_name.as_deref());
+                super::tls::pki_server_name(name, &endpoint)?
+            }
+        };
+        Ok(Dialer {
+            control_plane: endpoint,
+            cluster_tls: self.cluster_tls.clone(),
+            server_name,
+            proxy: self.proxy.clone(),
+            timeout: self.timeout,
         })
     }
 
@@ -123,7 +151,7 @@ impl Dialer {
             Some(proxy) => self.tunnel(proxy, report).await?,
         };
         let via = self.proxy.as_ref().map(|p| format!(" through {}", p.server)).unwrap_or_default();
-        let name = self.cluster_tls.server_name().clone();
+        let name = self.server_name.clone();
         let handshake = TlsConnector::from(self.cluster_tls.config()).connect(name.clone(), stream);
         match tokio::time::timeout(self.timeout, handshake).await {
             Ok(Ok(tls)) => {

@@ -195,7 +195,7 @@ impl DataPlane {
 
 /// The closing handshake: our close, then frames until the control plane's close comes back, so it
 /// never writes into a socket we already dropped (it would log a broken link, not a departure).
-async fn close(ws: &mut Outlet) {
+pub(crate) async fn close(ws: &mut Outlet) {
     let farewell = CloseFrame { code: CloseCode::Away, reason: "the data plane is stopping".into() };
     if ws.close(Some(farewell)).await.is_err() {
         return;
@@ -208,7 +208,7 @@ async fn close(ws: &mut Outlet) {
 }
 
 /// Sends `message`, failing the link if the control plane does not take it in time.
-async fn send(ws: &mut Outlet, message: Message, cp: &str) -> Result<(), LinkError> {
+pub(crate) async fn send(ws: &mut Outlet, message: Message, cp: &str) -> Result<(), LinkError> {
     match tokio::time::timeout(SEND_DEADLINE, ws.send(message)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(LinkError::Link { cp: cp.to_string(), cause: e.to_string() }),
@@ -220,13 +220,13 @@ async fn send(ws: &mut Outlet, message: Message, cp: &str) -> Result<(), LinkErr
 }
 
 /// A random whole number in `range`.
-fn rand_between(range: std::ops::RangeInclusive<u64>) -> u64 {
+pub(crate) fn rand_between(range: std::ops::RangeInclusive<u64>) -> u64 {
     let span = range.end() - range.start() + 1;
     range.start() + (Uuid::new_v4().as_u128() % u128::from(span)) as u64
 }
 
 type ClusterStream = tokio_rustls::client::TlsStream<Box<dyn super::dial::Io>>;
-type Outlet = tokio_tungstenite::WebSocketStream<ClusterStream>;
+pub(crate) type Outlet = tokio_tungstenite::WebSocketStream<ClusterStream>;
 
 /// The WebSocket upgrade at `/v1/outlet` on an established mTLS stream.
 pub async fn outlet(
@@ -236,16 +236,35 @@ pub async fn outlet(
     hostname: &str,
     max_payload: usize,
 ) -> Result<(Outlet, tokio_tungstenite::tungstenite::handshake::client::Response), HopError> {
+    upgrade(tls, cp, Hop::Outlet, node_id, hostname, max_payload).await
+}
+
+/// The WebSocket upgrade of `hop` (`/v1/outlet` or `/v1/ingest`) on an established mTLS stream.
+pub async fn upgrade(
+    tls: ClusterStream,
+    cp: &crate::conf::HostPort,
+    hop: Hop,
+    node_id: Uuid,
+    hostname: &str,
+    max_payload: usize,
+) -> Result<(Outlet, tokio_tungstenite::tungstenite::handshake::client::Response), HopError> {
+    let (path, hint) = match hop {
+        Hop::Ingest => (
+            protocol::INGEST_PATH,
+            "the control plane's telemetry listener answers there; is cluster_telemetry_endpoint its cluster_telemetry_listen, and are its analytics on?",
+        ),
+        _ => (OUTLET_PATH, "the control plane's cluster listener answers there; is cluster_control_plane its cluster_listen?"),
+    };
     let url = format!(
-        "wss://{cp}{OUTLET_PATH}?node_id={node_id}&node_hostname={}&node_version={}",
+        "wss://{cp}{path}?node_id={node_id}&node_hostname={}&node_version={}",
         percent_encoding::utf8_percent_encode(hostname, percent_encoding::NON_ALPHANUMERIC),
         crate::VERSION
     );
     let config = protocol::websocket_config(max_payload);
     let failed = |cause: String| HopError {
-        hop: Hop::Outlet,
-        message: format!("WebSocket handshake with the control plane {cp} at {OUTLET_PATH}: {cause}"),
-        hint: "the control plane's cluster listener answers there; is cluster_control_plane its cluster_listen?",
+        hop,
+        message: format!("WebSocket handshake with the control plane {cp} at {path}: {cause}"),
+        hint,
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::client_async_with_config(url, tls, Some(config)))
         .await

@@ -7,4 +7,5 @@ pub mod cp;
 pub mod dial;
 pub mod dp;
 pub mod protocol;
+pub mod telemetry;
 pub mod tls;

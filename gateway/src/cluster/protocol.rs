@@ -11,6 +11,13 @@ use serde_json::Value;
 
 /// The path data planes dial.
 pub const OUTLET_PATH: &str = "/v1/outlet";
+/// Where a data plane sends its analytics, on the control plane's `cluster_telemetry_listen`.
+pub const INGEST_PATH: &str = "/v1/ingest";
+/// A telemetry link redials sooner than the configuration link: its buffer is filling meanwhile.
+pub const TELEMETRY_REDIAL_SECONDS: std::ops::RangeInclusive<u64> = 1..=5;
+/// How long a data plane waits for a batch's acknowledgement before it takes the link for broken
+/// (and sends the batch again on the next one).
+pub const ACK_DEADLINE: Duration = Duration::from_secs(15);
 /// How often a data plane pings.
 pub const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// A link on which nothing arrived from the peer for this long is dropped by either side (what a
@@ -135,6 +142,34 @@ pub fn describe(error: &tokio_tungstenite::tungstenite::Error, limit: usize) -> 
         }
         other => other.to_string(),
     }
+}
+
+/// Data plane → control plane on the telemetry link: one batch of analytics (a binary frame of
+/// JSON). A batch is kept until acknowledged and sent again, with the same `session` and `seq`,
+/// on the next link; the control plane merges each (session, seq) once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Ingest {
+    Analytics {
+        /// This data plane process's run: a new one at every start.
+        session: uuid::Uuid,
+        /// From 1, one more per batch of the session.
+        seq: u64,
+        /// Records the data plane dropped since its previous batch (its buffer was full).
+        dropped: u64,
+        aggregates: Vec<crate::telemetry::Aggregate>,
+    },
+}
+
+/// Control plane → data plane on the telemetry link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum IngestAnswer {
+    /// The batch is stored (or was before): the data plane may forget it.
+    Ack { seq: u64 },
+    /// The batch cannot be stored, ever (it does not add up): the data plane drops it and counts
+    /// its records as dropped.
+    Refused { seq: u64, message: String },
 }
 
 /// Kong's `sync_status` values, and `out_of_sync` (ours): the data plane is compatible but has not

@@ -340,7 +340,7 @@ fn cp_trust(material: &Material) -> Result<TrustSet, ClusterTlsError> {
 }
 
 /// The name a pki data plane sends and requires: `cluster_server_name`, else the control plane's host.
-fn pki_server_name(configured: Option<&str>, cp: &HostPort) -> Result<ServerName<'static>, ClusterTlsError> {
+pub(crate) fn pki_server_name(configured: Option<&str>, cp: &HostPort) -> Result<ServerName<'static>, ClusterTlsError> {
     let name = configured.unwrap_or(&cp.host).trim_start_matches('[').trim_end_matches(']').to_string();
     ServerName::try_from(name.clone()).map_err(|_| ClusterTlsError::ServerName(name))
 }

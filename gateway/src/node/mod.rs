@@ -28,7 +28,7 @@ use crate::admin::AdminApi;
 use crate::catalog::{Catalog, CatalogError};
 use crate::cluster::cache::{Cached, ConfigCache};
 use crate::cluster::cp::dp_certificates::{DpCertError, DpCertificates};
-use crate::cluster::cp::{ControlPlane, Registry};
+use crate::cluster::cp::{ControlPlane, Door, Registry};
 use crate::cluster::dial::Dialer;
 use crate::cluster::dp::DataPlane;
 use crate::cluster::tls::{CpTls, DpTls};
@@ -361,27 +361,29 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     } else {
         None
     };
-    let collector = match (&analytics, &analytics_store, &proxy_workers) {
-        (Some(component), Some(store), Some(_)) if settings.role == Role::Traditional => {
+    // A node that proxies collects a record of each request for its analytics component.
+    let collector = match (&analytics, &proxy_workers) {
+        (Some(_), Some(_)) => {
             proxy.collect_facts();
-            let collector = Arc::new(crate::telemetry::Collector::new(workers, settings.analytics_buffer_size_limit));
-            let services = {
-                let catalog = catalog.clone();
-                Box::new(move || catalog.current().config.services.len() as u64) as Box<dyn Fn() -> u64 + Send>
-            };
-            let local = crate::telemetry::Local {
-                collector: collector.clone(),
-                folding: crate::telemetry::Folding::new(component.clone()),
-                store: store.clone(),
-                node: node_id,
-                hostname: hostname(),
-                services,
-            };
-            tasks.spawn_on(local.run(settings.analytics_flush_interval, shutdown.clone()), &on_control);
-            Some(collector)
+            Some(Arc::new(crate::telemetry::Collector::new(workers, settings.analytics_buffer_size_limit)))
         }
         _ => None,
     };
+    if let (Some(component), Some(store), Some(collector)) = (&analytics, &analytics_store, &collector) {
+        let services = {
+            let catalog = catalog.clone();
+            Box::new(move || catalog.current().config.services.len() as u64) as Box<dyn Fn() -> u64 + Send>
+        };
+        let local = crate::telemetry::Local {
+            collector: collector.clone(),
+            folding: crate::telemetry::Folding::new(component.clone()),
+            store: store.clone(),
+            node: node_id,
+            hostname: hostname(),
+            services,
+        };
+        tasks.spawn_on(local.run(settings.analytics_flush_interval, shutdown.clone()), &on_control);
+    }
     let counters = (metrics.is_some() || collector.is_some())
         .then(|| server::access_log::Counters { metrics: metrics.clone(), analytics: collector.clone() });
     if settings.role != Role::ControlPlane {
@@ -416,6 +418,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     let registry =
         (settings.role == Role::ControlPlane).then(|| Registry::new(settings.cluster_data_plane_purge_delay));
     let cp_link = dp_cache.is_some().then(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    let telemetry_link = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let scrape = Arc::new(crate::metrics::Scrape {
         node_id: node_id.to_string(),
         requests: metrics,
@@ -452,7 +455,17 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             let listener = listener::bind("cluster_listen", spec).await?;
             let listener = listener::into_tokio(&on_control, "cluster_listen", spec, listener)?;
             tracing::info!(listen = %spec, "cluster listener ready for data planes");
-            tasks.spawn_on(cp.clone().serve(listener, shutdown.clone()), &on_control);
+            tasks.spawn_on(cp.clone().serve(listener, Door::Cluster, shutdown.clone()), &on_control);
+        }
+        // The data planes' analytics: only where they are kept.
+        if let Some(store) = &analytics_store {
+            let _ = cp.analytics.set(store.clone());
+            for spec in &settings.cluster_telemetry_listen {
+                let listener = listener::bind("cluster_telemetry_listen", spec).await?;
+                let listener = listener::into_tokio(&on_control, "cluster_telemetry_listen", spec, listener)?;
+                tracing::info!(listen = %spec, "telemetry listener ready for data planes");
+                tasks.spawn_on(cp.clone().serve(listener, Door::Telemetry, shutdown.clone()), &on_control);
+            }
         }
     }
     if let Some(cache) = dp_cache {
@@ -478,6 +491,20 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             link_up: cp_link.clone().unwrap_or_default(),
         });
         tracing::info!(control_plane = %settings.cluster_control_plane, node = %node_id, "data plane: linking to the control plane");
+        if let (Some(component), Some(collector)) = (&analytics, &collector) {
+            let link = crate::cluster::telemetry::TelemetryLink {
+                dialer: dp.dialer.for_telemetry(&settings)?,
+                node_id,
+                hostname: dp.hostname.clone(),
+                collector: collector.clone(),
+                folding: Arc::new(std::sync::Mutex::new(crate::telemetry::Folding::new(component.clone()))),
+                interval: settings.analytics_flush_interval,
+                max_payload: usize::try_from(settings.cluster_max_payload).unwrap_or(usize::MAX),
+                link_up: telemetry_link.clone(),
+            };
+            tracing::info!(endpoint = %settings.cluster_telemetry_endpoint, "data plane: sending analytics to the control plane");
+            tasks.spawn_on(link.run(shutdown.clone()), &on_control);
+        }
         tasks.spawn_on(dp.run(shutdown.clone()), &on_control);
     }
     if settings.role != Role::DataPlane && !settings.admin_listen.is_empty() {

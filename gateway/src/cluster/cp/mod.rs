@@ -33,10 +33,14 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use uuid::Uuid;
 
-use super::protocol::{self, BasicInfo, CLOSE_DEADLINE, OUTLET_PATH, SEND_DEADLINE, SILENCE_LIMIT, SyncStatus};
+use super::protocol::{
+    self, BasicInfo, CLOSE_DEADLINE, INGEST_PATH, Ingest, IngestAnswer, OUTLET_PATH, SEND_DEADLINE, SILENCE_LIMIT,
+    SyncStatus,
+};
 use crate::catalog::Catalog;
 use crate::conf::{ClusterMtls, ClusterOcsp, Settings};
 use crate::shutdown::Shutdown;
+use crate::telemetry::store::{AnalyticsStore, Merged, Report, Sequence};
 use crate::tls::ocsp::{self, Decision, Ocsp, OcspMode};
 pub use payload::{Payload, Payloads};
 pub use registry::{DataPlaneRow, Registry};
@@ -51,6 +55,31 @@ type LinkSink = SplitSink<Link, Message>;
 /// A frame being written; gives the sink back when done.
 type Sending = Pin<Box<dyn Future<Output = (LinkSink, Result<(), String>)> + Send>>;
 
+/// Which listener a link came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    /// `cluster_listen`: `/v1/outlet`, the configuration link.
+    Cluster,
+    /// `cluster_telemetry_listen`: `/v1/ingest`, analytics.
+    Telemetry,
+}
+
+impl Door {
+    fn name(self) -> &'static str {
+        match self {
+            Door::Cluster => "cluster",
+            Door::Telemetry => "telemetry",
+        }
+    }
+}
+
+/// A link past its handshakes.
+struct Upgraded {
+    ws: Link,
+    params: HashMap<String, String>,
+    cert_details: serde_json::Value,
+}
+
 pub struct ControlPlane {
     pub catalog: Arc<Catalog>,
     pub registry: Arc<Registry>,
@@ -64,6 +93,8 @@ pub struct ControlPlane {
     /// The control plane's plugins and their versions: a data plane must run the same major
     /// version of each plugin the configuration uses.
     pub plugins: HashMap<String, String>,
+    /// Where the data planes' analytics go (`analytics = on`).
+    pub analytics: std::sync::OnceLock<Arc<AnalyticsStore>>,
 }
 
 impl ControlPlane {
@@ -83,12 +114,14 @@ impl ControlPlane {
             payloads: Payloads::new(max_payload),
             ocsp,
             plugins,
+            analytics: std::sync::OnceLock::new(),
         })
     }
 
-    /// Accepts data planes on `listener` until `shutdown`.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, mut shutdown: Shutdown) {
-        let mut backoff = AcceptBackoff::new("cluster");
+    /// Accepts data planes on `listener` until `shutdown`: configuration links on the cluster
+    /// listener, analytics on the telemetry listener.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, door: Door, mut shutdown: Shutdown) {
+        let mut backoff = AcceptBackoff::new(door.name());
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -109,14 +142,20 @@ impl ControlPlane {
             let cp = self.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
-                if let Err(error) = cp.link(stream, peer, shutdown).await {
-                    tracing::warn!(peer = %peer, %error, "data plane link ended");
+                let outcome = match door {
+                    Door::Cluster => cp.link(stream, peer, shutdown).await,
+                    Door::Telemetry => cp.ingest(stream, peer, shutdown).await,
+                };
+                if let Err(error) = outcome {
+                    tracing::warn!(peer = %peer, %error, "data plane {} link ended", door.name());
                 }
             });
         }
     }
 
-    async fn link(&self, stream: TcpStream, peer: SocketAddr, shutdown: Shutdown) -> Result<(), String> {
+    /// The handshakes every link starts with: mutual TLS (with the pki checks and OCSP), then the
+    /// WebSocket upgrade at `path`. None when the data plane was refused (logged, and told why).
+    async fn upgrade(&self, stream: TcpStream, peer: SocketAddr, path: &'static str) -> Result<Option<Upgraded>, String> {
         // Frames are written whole; waiting for more to coalesce only delays them.
         let _ = stream.set_nodelay(true);
         // The verifier logs its refusals inside this span, so they name the data plane's address.
@@ -136,7 +175,7 @@ impl ControlPlane {
                     }
                     None => tracing::error!(peer = %peer, %error, "refused a data plane at the TLS handshake"),
                 }
-                return Ok(());
+                return Ok(None);
             }
         };
         let chain: Vec<_> = tls.get_ref().1.peer_certificates().map(<[_]>::to_vec).unwrap_or_default();
@@ -161,7 +200,7 @@ impl ControlPlane {
                 // The trusted set changed between the handshake and now.
                 let (serial, subject) = error.cert().map_or(("?", "?"), |c| (c.serial.as_str(), c.subject.as_str()));
                 tracing::error!(peer = %peer, serial, subject, reason = %error.reason(), "refusing a data plane certificate");
-                return Ok(());
+                return Ok(None);
             }
         };
         let refused = match (&self.ocsp, &verified, chain.first()) {
@@ -184,7 +223,7 @@ impl ControlPlane {
                 headers.insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
                 return Err(answer);
             }
-            if req.uri().path() != OUTLET_PATH {
+            if req.uri().path() != path {
                 let mut refusal = ErrorResponse::new(Some("not found".into()));
                 *refusal.status_mut() = hyper::StatusCode::NOT_FOUND;
                 return Err(refusal);
@@ -201,11 +240,18 @@ impl ControlPlane {
         .map_err(|_| format!("no WebSocket handshake within {HANDSHAKE_TIMEOUT:?}"))?;
         if refused.is_some() {
             // Logged with its reason above; the data plane got its 403.
-            return Ok(());
+            return Ok(None);
         }
-        let mut ws = upgraded.map_err(|e| format!("WebSocket handshake: {e}"))?;
+        let ws = upgraded.map_err(|e| format!("WebSocket handshake: {e}"))?;
         let params: HashMap<String, String> =
             url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+        Ok(Some(Upgraded { ws, params, cert_details }))
+    }
+
+    async fn link(&self, stream: TcpStream, peer: SocketAddr, shutdown: Shutdown) -> Result<(), String> {
+        let Some(Upgraded { mut ws, params, cert_details }) = self.upgrade(stream, peer, OUTLET_PATH).await? else {
+            return Ok(());
+        };
         let id = params
             .get("node_id")
             .and_then(|s| Uuid::parse_str(s).ok())
@@ -253,6 +299,95 @@ impl ControlPlane {
             tracing::info!(node = %id, how = %how, "data plane disconnected");
         }
         outcome.map(|_| ())
+    }
+
+    /// A telemetry link: each batch is checked, merged into the analytics store (once per session
+    /// and sequence number) and acknowledged, one at a time, until one side ends the link.
+    async fn ingest(&self, stream: TcpStream, peer: SocketAddr, mut shutdown: Shutdown) -> Result<(), String> {
+        let Some(store) = self.analytics.get().cloned() else {
+            return Err("analytics are off on this control plane".into());
+        };
+        let Some(Upgraded { mut ws, params, .. }) = self.upgrade(stream, peer, INGEST_PATH).await? else {
+            return Ok(());
+        };
+        let node = params
+            .get("node_id")
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .ok_or_else(|| "the data plane sent no valid node_id".to_string())?;
+        let hostname = params.get("node_hostname").cloned().unwrap_or_default();
+        tracing::info!(node = %node, %hostname, ip = %peer.ip(), "data plane telemetry connected");
+        let silence = tokio::time::sleep(SILENCE_LIMIT);
+        tokio::pin!(silence);
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.wait() => {
+                    let farewell = CloseFrame { code: CloseCode::Away, reason: "the control plane is stopping".into() };
+                    let _ = tokio::time::timeout(CLOSE_DEADLINE, ws.close(Some(farewell))).await;
+                    return Ok(());
+                }
+                incoming = ws.next() => {
+                    silence.as_mut().reset(tokio::time::Instant::now() + SILENCE_LIMIT);
+                    let frame = match incoming {
+                        None | Some(Ok(Message::Close(_))) => {
+                            tracing::info!(node = %node, "data plane telemetry disconnected");
+                            return Ok(());
+                        }
+                        Some(Err(e)) => return Err(format!("node {node}: {}", protocol::describe(&e, self.max_payload))),
+                        Some(Ok(Message::Binary(frame))) => frame,
+                        Some(Ok(_)) => continue,
+                    };
+                    let answer = self.take_batch(&store, node, &hostname, &frame).await?;
+                    let bytes = serde_json::to_vec(&answer).expect("answers serialise");
+                    match tokio::time::timeout(SEND_DEADLINE, ws.send(Message::Binary(bytes.into()))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return Err(format!("node {node}: acknowledging a batch: {e}")),
+                        Err(_) => return Err(format!("node {node}: took no acknowledgement for {SEND_DEADLINE:?}")),
+                    }
+                }
+                () = &mut silence => return Err(format!("node {node}: telemetry silent for {SILENCE_LIMIT:?}")),
+            }
+        }
+    }
+
+    /// Checks and stores one batch; the answer says whether the data plane may forget it. An error
+    /// is the store failing: the link ends and the data plane sends the batch again later.
+    async fn take_batch(
+        &self,
+        store: &Arc<AnalyticsStore>,
+        node: Uuid,
+        hostname: &str,
+        frame: &[u8],
+    ) -> Result<IngestAnswer, String> {
+        let Ingest::Analytics { session, seq, dropped, aggregates } = match serde_json::from_slice::<Ingest>(frame) {
+            Ok(batch) => batch,
+            Err(e) => return Err(format!("node {node}: not a telemetry batch: {e}")),
+        };
+        if let Some((i, error)) = aggregates.iter().enumerate().find_map(|(i, a)| a.check().err().map(|e| (i, e))) {
+            let message = format!("aggregates[{i}]: {error}");
+            tracing::error!(node = %node, seq, %message, "refusing a telemetry batch");
+            return Ok(IngestAnswer::Refused { seq, message });
+        }
+        let services = self.catalog.current().config.services.len() as u64;
+        let (store, hostname) = (store.clone(), hostname.to_string());
+        let merged = tokio::task::spawn_blocking(move || {
+            let report = Report {
+                node,
+                sequence: Some(Sequence { session, seq }),
+                hostname: &hostname,
+                aggregates: &aggregates,
+                dropped,
+                services,
+            };
+            store.merge(&report, crate::telemetry::now_minute())
+        })
+        .await
+        .map_err(|_| format!("node {node}: storing a batch was interrupted"))?
+        .map_err(|e| format!("node {node}: storing a batch: {e}"))?;
+        if merged == Merged::Duplicate {
+            tracing::info!(node = %node, seq, "a telemetry batch came again (its acknowledgement was lost): not counted twice");
+        }
+        Ok(IngestAnswer::Ack { seq })
     }
 
     /// The link after `basic_info`: pushes, pings, silence, until one side ends it. Returns how a
