@@ -23,6 +23,7 @@ mod plugins;
 mod proxy;
 mod router_faults;
 mod streams;
+mod telemetry;
 mod tls;
 mod upstream_reuse;
 mod wasm_plugins;

@@ -130,7 +130,8 @@ impl Dialer {
         let server_name = match self.cluster_tls.mode() {
             ClusterMtls::Shared => self.server_name.clone(),
             ClusterMtls::Pki => {
-                let name = settings.cluster_telemetry_server_name.as_deref().or(settings.cluster_server_name.as_deref());
+                let name =
+                    settings.cluster_telemetry_server_name.as_deref().or(settings.cluster_server_name.as_deref());
                 super::tls::pki_server_name(name, &endpoint)?
             }
         };

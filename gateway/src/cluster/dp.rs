@@ -253,7 +253,10 @@ pub async fn upgrade(
             protocol::INGEST_PATH,
             "the control plane's telemetry listener answers there; is cluster_telemetry_endpoint its cluster_telemetry_listen, and are its analytics on?",
         ),
-        _ => (OUTLET_PATH, "the control plane's cluster listener answers there; is cluster_control_plane its cluster_listen?"),
+        _ => (
+            OUTLET_PATH,
+            "the control plane's cluster listener answers there; is cluster_control_plane its cluster_listen?",
+        ),
     };
     let url = format!(
         "wss://{cp}{path}?node_id={node_id}&node_hostname={}&node_version={}",

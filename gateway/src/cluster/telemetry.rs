@@ -68,7 +68,10 @@ impl TelemetryLink {
             }
             if shutdown.fired() {
                 if let Some(pending) = &outbox.pending {
-                    tracing::warn!(records = pending.records, "stopping with a telemetry batch not acknowledged: it is lost");
+                    tracing::warn!(
+                        records = pending.records,
+                        "stopping with a telemetry batch not acknowledged: it is lost"
+                    );
                 }
                 return;
             }

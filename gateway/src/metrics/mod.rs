@@ -242,6 +242,22 @@ pub struct Node {
     pub data_planes: Vec<DataPlane>,
     /// Each WebAssembly component the node runs and how often it has trapped.
     pub wasm_traps: Vec<(String, u64)>,
+    /// The analytics records waiting to be flushed and those dropped since the start, on a node
+    /// that collects them.
+    pub analytics: Option<AnalyticsBuffer>,
+    /// A data plane's telemetry link to its control plane.
+    pub telemetry_connected: Option<bool>,
+}
+
+/// A node's analytics buffer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnalyticsBuffer {
+    /// Records held now (waiting for a flush, or in a batch not yet acknowledged).
+    pub buffered: u64,
+    /// The buffer's limit (`analytics_buffer_size_limit`).
+    pub limit: u64,
+    /// Records dropped since the start because the buffer was full.
+    pub dropped: u64,
 }
 
 /// Kong's `kong_nginx_connections_total` states the gateway has.
@@ -282,6 +298,10 @@ pub struct Scrape {
     pub data_planes: Option<Box<dyn Fn() -> Vec<DataPlane> + Send + Sync>>,
     /// The traps of the node's WebAssembly components.
     pub wasm_traps: Option<crate::wasm::Traps>,
+    /// The analytics buffer, on a node that collects analytics.
+    pub analytics: Option<Arc<crate::telemetry::Collector>>,
+    /// A data plane's telemetry link: up or not.
+    pub telemetry_link: Option<Arc<AtomicBool>>,
 }
 
 impl Scrape {
@@ -297,6 +317,12 @@ impl Scrape {
             control_plane_connected: self.control_plane_link.as_ref().map(|up| up.load(Ordering::Relaxed)),
             data_planes: self.data_planes.as_ref().map(|list| list()).unwrap_or_default(),
             wasm_traps: self.wasm_traps.as_ref().map(|t| t.counts()).unwrap_or_default(),
+            analytics: self.analytics.as_ref().map(|c| AnalyticsBuffer {
+                buffered: c.len() as u64,
+                limit: c.limit() as u64,
+                dropped: c.dropped_total(),
+            }),
+            telemetry_connected: self.telemetry_link.as_ref().map(|up| up.load(Ordering::Relaxed)),
         };
         encode(self.requests.as_deref(), &node)
     }
@@ -380,6 +406,30 @@ pub fn encode(requests: Option<&Metrics>, node: &Node) -> String {
             "gateway_wasm_traps",
             "Calls into a WebAssembly component that trapped (a fault, its CPU deadline or its memory cap), by component",
             Families(traps),
+        );
+    }
+    if let Some(buffer) = node.analytics {
+        registry.register(
+            "gateway_analytics_buffered_records",
+            "Analytics records waiting to be flushed or acknowledged",
+            Level(buffer.buffered as f64),
+        );
+        registry.register(
+            "gateway_analytics_buffer_limit_records",
+            "The analytics buffer's limit (analytics_buffer_size_limit)",
+            Level(buffer.limit as f64),
+        );
+        registry.register(
+            "gateway_analytics_dropped_records",
+            "Analytics records dropped because the buffer was full",
+            Total(buffer.dropped),
+        );
+    }
+    if let Some(up) = node.telemetry_connected {
+        registry.register(
+            "gateway_telemetry_connected",
+            "The telemetry link to the control plane, 0 is unconnected",
+            Level(if up { 1.0 } else { 0.0 }),
         );
     }
     let mut out = String::new();

@@ -429,6 +429,8 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
                 as Box<dyn Fn() -> Vec<crate::metrics::DataPlane> + Send + Sync>
         }),
         wasm_traps: Some(runtime.traps().clone()),
+        analytics: collector.clone(),
+        telemetry_link: (dp_cache.is_some() && collector.is_some()).then(|| telemetry_link.clone()),
     });
     // What SIGHUP re-reads: the cluster certificate, key and trust files.
     let mut reloadable: Option<Reloadable> = None;

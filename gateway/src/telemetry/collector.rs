@@ -19,6 +19,8 @@ pub struct Collector {
     /// acknowledgement).
     reserved: AtomicUsize,
     dropped: AtomicU64,
+    /// Every record dropped since the start.
+    dropped_total: AtomicU64,
 }
 
 impl Collector {
@@ -31,6 +33,7 @@ impl Collector {
             held: AtomicUsize::new(0),
             reserved: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
+            dropped_total: AtomicU64::new(0),
         }
     }
 
@@ -43,6 +46,7 @@ impl Collector {
         }
         self.held.fetch_sub(1, Ordering::Relaxed);
         self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.dropped_total.fetch_add(1, Ordering::Relaxed);
         if queue.pop_front().is_some() {
             queue.push_back(record);
         }
@@ -76,6 +80,16 @@ impl Collector {
     /// Records dropped since the last drain.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records dropped since the start.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_total.load(Ordering::Relaxed)
+    }
+
+    /// The most records held at once.
+    pub fn limit(&self) -> usize {
+        self.limit
     }
 }
 

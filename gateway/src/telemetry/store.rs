@@ -17,9 +17,9 @@ use heed::{Database, Env};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::Aggregate;
 use crate::store::StoreError;
 use crate::store::lmdb::open_databases;
-use super::Aggregate;
 
 /// The environment's directory under `prefix`.
 pub const DIR: &str = "analytics.lmdb";
@@ -209,7 +209,8 @@ impl AnalyticsStore {
     /// Opens (creating if needed) the store under `prefix`, keeping aggregates for
     /// `retention_days`.
     pub fn open(prefix: &Path, retention_days: u64) -> Result<AnalyticsStore, StoreError> {
-        let (env, dbs) = open_databases(&prefix.join(DIR), MAP_SIZE, &["aggregates", "dropped", "months", "nodes", "sessions"])?;
+        let (env, dbs) =
+            open_databases(&prefix.join(DIR), MAP_SIZE, &["aggregates", "dropped", "months", "nodes", "sessions"])?;
         let [aggregates, dropped, months, nodes, sessions] = <[Database<Bytes, Bytes>; 5]>::try_from(dbs)
             .map_err(|_| StoreError::Io("the analytics store opened the wrong number of databases".into()))?;
         Ok(AnalyticsStore {
@@ -236,7 +237,9 @@ impl AnalyticsStore {
                     return Ok(Merged::Duplicate);
                 }
             }
-            self.sessions.put(&mut txn, key, &serde_json::to_vec(sequence).expect("sequences serialise")).map_err(io)?;
+            self.sessions
+                .put(&mut txn, key, &serde_json::to_vec(sequence).expect("sequences serialise"))
+                .map_err(io)?;
         }
         let mut months: BTreeMap<String, u64> = BTreeMap::new();
         for aggregate in report.aggregates {

@@ -155,7 +155,12 @@ impl ControlPlane {
 
     /// The handshakes every link starts with: mutual TLS (with the pki checks and OCSP), then the
     /// WebSocket upgrade at `path`. None when the data plane was refused (logged, and told why).
-    async fn upgrade(&self, stream: TcpStream, peer: SocketAddr, path: &'static str) -> Result<Option<Upgraded>, String> {
+    async fn upgrade(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        path: &'static str,
+    ) -> Result<Option<Upgraded>, String> {
         // Frames are written whole; waiting for more to coalesce only delays them.
         let _ = stream.set_nodelay(true);
         // The verifier logs its refusals inside this span, so they name the data plane's address.
