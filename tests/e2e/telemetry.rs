@@ -62,12 +62,18 @@ fn count(rows: &std::collections::BTreeMap<String, u64>, name: &str) -> u64 {
     rows.get(name).copied().unwrap_or(0)
 }
 
+/// What a load sent, by service, consumer and data plane.
+struct Sent {
+    services: Vec<(String, u64)>,
+    consumers: Vec<(String, u64)>,
+    per_dp: Vec<u64>,
+}
+
 /// Sends `n` requests over `dps` in turn: to `/a` and `/b` alternately in pairs, with key `k1`
-/// every third time and `k2` otherwise. Returns the count per service, consumer and data plane
-/// index.
-fn load(dps: &[&Dp], n: usize, from: usize) -> (Vec<(String, u64)>, Vec<(String, u64)>, Vec<u64>) {
+/// every third time and `k2` otherwise.
+fn load(dps: &[&Dp], n: usize) -> Sent {
     let (mut services, mut consumers, mut per_dp) = ([0u64; 2], [0u64; 2], vec![0u64; dps.len()]);
-    for i in from..from + n {
+    for i in 0..n {
         let dp = i % dps.len();
         let service = usize::from(i % 4 >= 2);
         let consumer = usize::from(i % 3 != 0);
@@ -79,11 +85,11 @@ fn load(dps: &[&Dp], n: usize, from: usize) -> (Vec<(String, u64)>, Vec<(String,
         consumers[consumer] += 1;
         per_dp[dp] += 1;
     }
-    (
-        vec![("s1".into(), services[0]), ("s2".into(), services[1])],
-        vec![("c1".into(), consumers[0]), ("c2".into(), consumers[1])],
+    Sent {
+        services: vec![("s1".into(), services[0]), ("s2".into(), services[1])],
+        consumers: vec![("c1".into(), consumers[0]), ("c2".into(), consumers[1])],
         per_dp,
-    )
+    }
 }
 
 /// A probe request whose count shows that a flush after it reached the control plane.
@@ -124,7 +130,7 @@ fn two_data_planes_totals_are_exact_on_the_control_plane_within_3_s() {
     let (before_dps, _) = by(&cp, "data_plane");
     let (before_consumers, _) = by(&cp, "consumer");
 
-    let (services, consumers, per_dp) = load(&[&dp1, &dp2], 1000, 0);
+    let Sent { services, consumers, per_dp } = load(&[&dp1, &dp2], 1000);
     let sent = Instant::now();
     poll("the control plane's totals to be exact", Duration::from_secs(3), || {
         let (rows, _) = by(&cp, "service");
@@ -181,7 +187,7 @@ fn a_control_plane_outage_of_20_s_loses_nothing() {
     ready(&cp, &dp);
     let (before, _) = by(&cp, "service");
 
-    let (cp, (services, _, _)) = outage(dir.path(), cp, &cp_lines, Duration::from_secs(20), || load(&[&dp], 500, 0));
+    let (cp, Sent { services, .. }) = outage(dir.path(), cp, &cp_lines, Duration::from_secs(20), || load(&[&dp], 500));
     poll("the totals to be exact after the outage", SYNC_DEADLINE, || {
         let (rows, _) = by(&cp, "service");
         services.iter().all(|(name, n)| count(&rows, name) == count(&before, name) + n).then_some(())
@@ -214,7 +220,7 @@ fn past_analytics_buffer_size_limit_the_oldest_are_dropped_counted_and_reported(
     let rss_before = gateway_tests::peak_rss(dp.gateway.pid());
 
     let (cp, _) = outage(dir.path(), cp, &cp_lines, Duration::ZERO, || {
-        let sent = load(&[&dp], 500, 0);
+        let sent = load(&[&dp], 500);
         assert_eq!(metric(&dp, "gateway_analytics_buffered_records"), 100.0);
         assert_eq!(metric(&dp, "gateway_telemetry_connected"), 0.0);
         sent
