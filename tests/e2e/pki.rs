@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use gateway_tests::pki::{Chain, Leaf, LeafSpec, TestCa, write_cert, write_key};
-use gateway_tests::{DEADLINE, EchoServer, Gateway, free_port, peers, poll, run, stdout};
+use gateway_tests::{DEADLINE, EchoServer, Gateway, free_port, http_get, peers, poll, run, stdout};
 use rcgen::ExtendedKeyUsagePurpose;
 
 use crate::hybrid::{Cp, Dp, SYNC_DEADLINE, add_route, at, cp_hash, data_planes, get, wait_status, write_conf};
@@ -677,4 +677,46 @@ fn sighup_rotates_cluster_certificates_with_a_live_data_plane() {
     });
     add_route(&cp, &echo, "s5", "r5", "/fifth");
     wait_status(&dp, "/fifth", 200);
+}
+
+/// The telemetry link in PKI mode through nginx `ssl_preread`: the DP sends
+/// `cluster_telemetry_server_name` as the SNI of `/v1/ingest` (its config link keeps
+/// `cluster_server_name`), nginx routes by it, and the CP counts the DP's requests.
+#[test]
+fn pki_telemetry_through_an_sni_router_with_cluster_telemetry_server_name() {
+    const TELEMETRY_NAME: &str = "telemetry.cluster.test";
+    let echo = EchoServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = TestCa::new("cluster CA");
+    let ca_file = ca.write(d, "cluster-ca.pem");
+    let cp_files =
+        Files::write(d, "cp", &ca.issue(&LeafSpec::server(&[CP_NAME, TELEMETRY_NAME])), Chain::Leaf, &ca_file);
+    let telemetry = free_port();
+    let cp =
+        start_pki_cp(d, "cp", free_port(), &cp_files, &[format!("cluster_telemetry_listen = {}", local(telemetry))]);
+    add_route(&cp, &echo, "s", "r", "/counted");
+    let router = peers::nginx_sni_router(d, TELEMETRY_NAME, telemetry);
+    let dp_files = Files::write(d, "dp", &ca.issue(&client("dp.cluster.test")), Chain::Leaf, &ca_file);
+    let dp = start_pki_dp(
+        d,
+        "dp",
+        &local(cp.cluster),
+        &dp_files,
+        &[
+            server_name(CP_NAME),
+            format!("cluster_telemetry_endpoint = {}", local(router.port)),
+            format!("cluster_telemetry_server_name = {TELEMETRY_NAME}"),
+        ],
+    );
+    wait_status(&dp, "/counted", 200);
+    poll("the control plane to count the data plane's requests", SYNC_DEADLINE, || {
+        let body = http_get(cp.admin, "/analytics?group_by=service").unwrap().json();
+        let rows = body["data"].as_array().unwrap().clone();
+        rows.iter().any(|row| row["service"]["name"] == "s" && row["calls"].as_u64() >= Some(1)).then_some(())
+    });
+    drop(dp);
+    poll("nginx's log of the telemetry SNI", DEADLINE, || {
+        router.log_text().contains(&format!("sni={TELEMETRY_NAME} upstream=127.0.0.1:{telemetry}")).then_some(())
+    });
 }

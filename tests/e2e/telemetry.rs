@@ -236,3 +236,101 @@ fn past_analytics_buffer_size_limit_the_oldest_are_dropped_counted_and_reported(
     let grown = gateway_tests::peak_rss(dp.gateway.pid()).saturating_sub(rss_before);
     assert!(grown < 32 << 20, "the data plane grew by {grown} bytes");
 }
+
+#[test]
+fn telemetry_goes_through_tinyproxy() {
+    let echo = EchoServer::start();
+    let dir = cluster_dir();
+    let telemetry = free_port();
+    let (cp_lines, mut dp_lines) = telemetry_lines(telemetry);
+    let cp = start_cp_with(dir.path(), free_port(), &cp_lines);
+    configure(&cp, &echo);
+    let proxy = gateway_tests::peers::tinyproxy(dir.path(), &[cp.cluster, telemetry], None);
+    dp_lines.extend(["cluster_use_proxy = on".into(), format!("proxy_server = {}", proxy.url("http", None))]);
+    let dp = start_dp(dir.path(), "dp1", cp.cluster, &dp_lines);
+    ready(&cp, &dp);
+    let log = proxy.log_text();
+    assert!(log.contains(&format!("CONNECT 127.0.0.1:{telemetry}")), "{log}");
+    assert!(log.contains(&format!("CONNECT 127.0.0.1:{}", cp.cluster)), "{log}");
+}
+
+/// The control plane killed (SIGKILL) while batches flow, mid-send or mid-merge as it happens:
+/// the data plane sends again what was not acknowledged, the control plane merges each batch
+/// once, so the totals are exact after its restart.
+#[test]
+fn a_control_plane_killed_under_load_counts_nothing_twice() {
+    let echo = EchoServer::start();
+    let dir = cluster_dir();
+    let (cp_lines, mut dp_lines) = telemetry_lines(free_port());
+    dp_lines.push("analytics_flush_interval = 0.1".into());
+    let cp = start_cp_with(dir.path(), free_port(), &cp_lines);
+    configure(&cp, &echo);
+    let dp = start_dp(dir.path(), "dp1", cp.cluster, &dp_lines);
+    ready(&cp, &dp);
+    let (before, _) = by(&cp, "service");
+
+    let Cp { mut gateway, cluster, .. } = cp;
+    let (first, second) = std::thread::scope(|scope| {
+        let load = scope.spawn(|| load(&[&dp], 300));
+        // Killed while the load runs, so batches are in flight.
+        poll("the load to be under way", Duration::from_secs(10), || {
+            (metric(&dp, "gateway_analytics_buffered_records") > 0.0).then_some(())
+        });
+        gateway.signal("KILL");
+        let _ = gateway.wait_exit(Duration::from_secs(10));
+        (load.join().unwrap(), load_after(&dp))
+    });
+    let cp = start_cp_with(dir.path(), cluster, &cp_lines);
+    poll("the totals to be exact after the kill", SYNC_DEADLINE, || {
+        let (rows, _) = by(&cp, "service");
+        first
+            .services
+            .iter()
+            .zip(&second.services)
+            .all(|((name, a), (_, b))| count(&rows, name) == count(&before, name) + a + b)
+            .then_some(())
+    });
+    // And stays so after another flush.
+    flushed(&cp, &dp, SYNC_DEADLINE);
+    let (rows, body) = by(&cp, "service");
+    for ((name, a), (_, b)) in first.services.iter().zip(&second.services) {
+        assert_eq!(count(&rows, name), count(&before, name) + a + b, "{name}: {body}");
+    }
+    assert_eq!(body["dropped"], 0, "{body}");
+}
+
+/// A little more load while the control plane is gone.
+fn load_after(dp: &Dp) -> Sent {
+    load(&[dp], 50)
+}
+
+/// The case the sequence numbers exist for, made certain: the control plane is paused (SIGSTOP)
+/// with a batch in its socket, the data plane gives up waiting for the acknowledgement and
+/// redials; resumed, the control plane merges the batch and its acknowledgement goes nowhere; the
+/// data plane sends the batch again on the new link, and the control plane does not count it twice.
+#[test]
+fn a_batch_merged_but_not_acknowledged_is_sent_again_and_counted_once() {
+    let echo = EchoServer::start();
+    let dir = cluster_dir();
+    let (cp_lines, dp_lines) = telemetry_lines(free_port());
+    let mut cp = start_cp_with(dir.path(), free_port(), &cp_lines);
+    configure(&cp, &echo);
+    let mut dp = start_dp(dir.path(), "dp1", cp.cluster, &dp_lines);
+    ready(&cp, &dp);
+    let (before, _) = by(&cp, "service");
+
+    cp.gateway.signal("STOP");
+    let sent = load(&[&dp], 40);
+    dp.gateway.wait_for_log("not acknowledged within");
+    cp.gateway.signal("CONT");
+    poll("the totals to be exact", SYNC_DEADLINE, || {
+        let (rows, _) = by(&cp, "service");
+        sent.services.iter().all(|(name, n)| count(&rows, name) == count(&before, name) + n).then_some(())
+    });
+    cp.gateway.wait_for_log("a telemetry batch came again");
+    flushed(&cp, &dp, SYNC_DEADLINE);
+    let (rows, body) = by(&cp, "service");
+    for (name, n) in &sent.services {
+        assert_eq!(count(&rows, name), count(&before, name) + n, "{name}: {body}");
+    }
+}
