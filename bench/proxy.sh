@@ -49,7 +49,7 @@ wait_for() { # URL: until it answers 200, at most 30 s
 }
 
 UPSTREAM=$(free_port); NGINX=$(free_port); GW=$(free_port); ADMIN=$(free_port); GW10K=$(free_port)
-NGINXLOG=$(free_port); GWLOG=$(free_port); NGINXTLS=$(free_port); GWTLS=$(free_port)
+NGINXLOG=$(free_port); GWLOG=$(free_port); NGINXTLS=$(free_port); GWTLS=$(free_port); GWOFF=$(free_port)
 # One certificate for both proxies' TLS listeners (ECDSA P-256, as a modern site would use).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
   -addext subjectAltName=DNS:localhost -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
@@ -167,6 +167,13 @@ sed -e "s|^prefix = .*|prefix = $work/gwlog/servroot|" -e "s|^proxy_listen = .*|
   -e "s|^admin_listen = .*|admin_listen = off|" -e "s|^proxy_access_log = .*|proxy_access_log = logs/access.log|" \
   "$work/gateway/kong.conf" >"$work/gwlog/kong.conf"
 "$GATEWAY" -c "$work/gwlog/kong.conf" 2>"$work/gwlog/log" & pids+=($!); gwlog_pid=$!
+# The same one-route gateway with analytics off (`analytics = off`): the main one folds every
+# request into its analytics, as a node does by default.
+mkdir -p "$work/gwoff"
+sed -e "s|^prefix = .*|prefix = $work/gwoff/servroot|" -e "s|^proxy_listen = .*|proxy_listen = 127.0.0.1:$GWOFF|" \
+  -e "s|^admin_listen = .*|admin_listen = off|" "$work/gateway/kong.conf" >"$work/gwoff/kong.conf"
+echo "analytics = off" >>"$work/gwoff/kong.conf"
+"$GATEWAY" -c "$work/gwoff/kong.conf" 2>"$work/gwoff/log" & pids+=($!); gwoff_pid=$!
 # BASELINE=path/to/an/older/gateway: the same configuration on that binary too, measured in the same
 # rounds ("baseline", "base+ka+rl"), to compare two builds without the drift between runs.
 if [ -n "${BASELINE:-}" ]; then
@@ -186,6 +193,7 @@ wait_for "http://127.0.0.1:$GW/rl"
 wait_for "http://127.0.0.1:$GW10K/svc10000/"
 wait_for "http://127.0.0.1:$NGINXLOG/"
 wait_for "http://127.0.0.1:$GWLOG/"
+wait_for "http://127.0.0.1:$GWOFF/"
 curl -s -o /dev/null --cacert "$work/tls.crt" "https://localhost:$NGINXTLS/" || { echo "nginx TLS did not come up" >&2; exit 1; }
 curl -s -o /dev/null --cacert "$work/tls.crt" "https://localhost:$GWTLS/" || { echo "gateway TLS did not come up" >&2; exit 1; }
 [ -n "${BASELINE:-}" ] && wait_for "http://127.0.0.1:$GWB/rl"
@@ -266,6 +274,7 @@ for round in $(seq "$ROUNDS"); do
   run direct "$UPSTREAM" "$upstream_pid"
   run nginx "$NGINX" "$nginx_pid"
   run gateway "$GW" "$gateway_pid"
+  run gw-noanalytics "$GWOFF" "$gwoff_pid"
   run gw+1plugin "$GW" "$gateway_pid" /p1
   run gw+3plugins "$GW" "$gateway_pid" /p3
   run gw+noop "$GW" "$gateway_pid" /noop
@@ -298,6 +307,7 @@ cpu_p1=$(median gw+1plugin 4); cpu_p3=$(median gw+3plugins 4)
 rps_ka=$(median gw+ka 2); rps_rl=$(median gw+rl 2); rps_karl=$(median gw+ka+rl 2)
 rps_noop=$(median gw+noop 2); cpu_noop=$(median gw+noop 4)
 cpu_ka=$(median gw+ka 4); cpu_rl=$(median gw+rl 4); cpu_karl=$(median gw+ka+rl 4)
+rps_off=$(median gw-noanalytics 2); cpu_off=$(median gw-noanalytics 4)
 rps_10k=$(median gw-10k 2); cpu_10k=$(median gw-10k 4); rps_churn=$(median gw-churn 2)
 rps_nginx_log=$(median nginx-log 2); rps_gw_log=$(median gw-log 2); cpu_nginx_log=$(median nginx-log 4); cpu_gw_log=$(median gw-log 4)
 rps_nginx_tls=$(median nginx-tls 2); rps_gw_tls=$(median gw-tls 2); cpu_nginx_tls=$(median nginx-tls 4); cpu_gw_tls=$(median gw-tls 4)
@@ -337,6 +347,7 @@ section="$work/section.md"
   echo "| upstream directly | $rps_direct | $cpu_direct (the upstream's) |"
   echo "| nginx proxy_pass | $rps_nginx | $cpu_nginx |"
   echo "| gateway | $rps_gateway | $cpu_gateway |"
+  echo "| gateway, analytics off (\`analytics = off\`) | $rps_off | $cpu_off |"
   echo "| gateway, 1 plugin (template) | $rps_p1 | $cpu_p1 |"
   echo "| gateway, 3 plugins (template, correlation-id, noop) | $rps_p3 | $cpu_p3 |"
   echo "| gateway, 1 plugin that does nothing (noop) | $rps_noop | $cpu_noop |"
@@ -361,6 +372,7 @@ section="$work/section.md"
   echo "- Kong's everyday pair: key-auth costs $(minus "$cpu_ka" "$cpu_gateway") µs CPU per request, rate-limiting $(minus "$cpu_rl" "$cpu_gateway") µs, both $(minus "$cpu_karl" "$cpu_gateway") µs (target ≤ 5 per plugin); throughput with both ÷ without plugins: **$(ratio "$rps_karl" "$rps_gateway")** (target ≥ 0.80: Kong loses 24–26 % to this pair), ÷ nginx: $(ratio "$rps_karl" "$rps_nginx"); key-auth alone $(ratio "$rps_ka" "$rps_gateway"), rate-limiting alone $(ratio "$rps_rl" "$rps_gateway")."
   echo "- the same pair round by round (each round's gateway runs follow each other within seconds, so a ratio per round cancels the drift between rounds; the runs of one round still differ by how connections land on the worker threads, see issue 16): throughput with both ÷ without, per round: $(paired gw+ka+rl gateway 2 | xargs), median **$(paired gw+ka+rl gateway 2 | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')**; CPU per request, both − without, per round: $(paired_minus gw+ka+rl gateway 4 | xargs) µs."
   echo "- the floor of a plugin: one call that does nothing costs $(minus "$cpu_noop" "$cpu_gateway") µs CPU per request (per round: $(paired_minus gw+noop gateway 4 | xargs) µs), throughput $(ratio "$rps_noop" "$rps_gateway")× the route without plugins; whatever a plugin does costs this much more than nothing."
+  echo "- analytics (on by default: every request recorded, folded once a second by the analytics component, kept in the node's store): throughput with ÷ without, per round: $(paired gateway gw-noanalytics 2 | xargs), median **$(paired gateway gw-noanalytics 2 | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')** (issue 14's target ≥ 0.95); CPU per request, with − without, per round: $(paired_minus gateway gw-noanalytics 4 | xargs) µs (median of the runs: $(minus "$cpu_gateway" "$cpu_off") µs)."
   echo "- 10,000 routes instead of 1: throughput $(ratio "$rps_10k" "$rps_gateway")× (target ≥ 0.95), CPU per request $(minus "$cpu_10k" "$cpu_gateway") µs against one route. Routing a request costs the same at any table size once its decision is cached (Kong's router cache; see \"Router call\" for the component alone)."
   echo "- configuration churn: 50 \`POST /config\` spread over each gw-churn run (each adds a route): throughput $(ratio "$rps_churn" "$rps_gateway")× the run without changes, failed requests during those runs: **$churn_errors** (target 0), changes refused: $churn_refused."
   echo "- failed requests (non-2xx or socket errors) over all runs: $errors"

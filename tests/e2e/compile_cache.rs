@@ -76,7 +76,11 @@ fn a_second_start_loads_the_router_from_the_cache_and_a_damaged_entry_is_rebuilt
     let cache = dir.path().join("servroot/wasm-cache");
     assert_eq!(std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o700);
     let files = entries(dir.path());
-    assert_eq!(files.len(), 14, "the router, the health probe and the twelve bundled plugins: {files:?}");
+    assert_eq!(
+        files.len(),
+        15,
+        "the router, the health probe, the analytics component and the twelve bundled plugins: {files:?}"
+    );
     assert!(files.contains(&router), "{files:?}");
     for file in &files {
         assert_eq!(std::fs::metadata(file).unwrap().permissions().mode() & 0o777, 0o600, "{}", file.display());
@@ -126,7 +130,11 @@ fn gateway_precompile_fills_the_cache_so_the_first_start_compiles_nothing() {
     let out = gateway_tests::run(dir.path(), &["precompile", "-c", "kong.conf"], &[("KONG_WASM_CACHE_PATH", "")]);
     assert!(out.status.success(), "{}", gateway_tests::stderr(&out));
     assert!(gateway_tests::stderr(&out).contains(ROUTER_COMPILED), "{}", gateway_tests::stderr(&out));
-    assert_eq!(entries(dir.path()).len(), 14, "the router, the health probe and the twelve bundled plugins");
+    assert_eq!(
+        entries(dir.path()).len(),
+        15,
+        "the router, the health probe, the analytics component and the twelve bundled plugins"
+    );
 
     let node = start(dir.path());
     let log = node.log();

@@ -11,11 +11,11 @@ use std::time::Duration;
 use gateway_tests::{DbLess, EchoServer, free_port, http_get, http_request, poll};
 
 /// One sample as the parser read it: name, labels, value.
-type Sample = (String, HashMap<String, String>, f64);
+pub(crate) type Sample = (String, HashMap<String, String>, f64);
 
 /// Parses `text` with prometheus_client's OpenMetrics parser; panics with its message if it
 /// refuses the text.
-fn parse(text: &str) -> Vec<Sample> {
+pub(crate) fn parse(text: &str) -> Vec<Sample> {
     let script = r#"
 import json, sys
 from prometheus_client.openmetrics.parser import text_string_to_metric_families

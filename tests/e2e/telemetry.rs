@@ -198,12 +198,12 @@ fn a_control_plane_outage_of_20_s_loses_nothing() {
     assert!(log.contains("cannot send telemetry to the control plane"), "{log}");
 }
 
-/// The data plane's `/metrics` sample `name` (no labels).
+/// The data plane's `/metrics` sample `name` (no labels), as the official Prometheus client's
+/// OpenMetrics parser reads the whole answer.
 fn metric(dp: &Dp, name: &str) -> f64 {
     let text = http_get(dp.status, "/metrics").unwrap().body;
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    let samples = crate::metrics::parse(&text);
+    samples.iter().find(|(n, _, _)| n == name).map(|(_, _, v)| *v).unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
 
 #[test]

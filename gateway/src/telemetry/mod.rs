@@ -287,6 +287,39 @@ pub fn now_minute() -> u64 {
 mod tests {
     use super::*;
 
+    use proptest::prelude::*;
+
+    fn histogram() -> impl Strategy<Value = Vec<(u16, u64)>> {
+        proptest::collection::vec((0u16..600, 0u64..1000), 0..6)
+    }
+
+    proptest! {
+        /// Any aggregate (as a hostile data plane could send) is accepted exactly when it adds up.
+        #[test]
+        fn an_aggregate_is_accepted_exactly_when_it_adds_up(
+            status_class in 0u8..10, calls in 0u64..3000, latency in histogram(), upstream in histogram(),
+        ) {
+            let aggregate = Aggregate {
+                minute: 1, service: None, route: None, consumer: None, status_class, calls,
+                bytes_in: 0, bytes_out: 0, latency: latency.clone(), upstream_latency: upstream.clone(),
+            };
+            let known = |h: &[(u16, u64)]| h.iter().all(|(b, _)| *b <= MAX_BUCKET);
+            let sum = |h: &[(u16, u64)]| h.iter().map(|(_, n)| n).sum::<u64>();
+            let adds_up = status_class <= 5 && known(&latency) && known(&upstream)
+                && sum(&latency) == calls && sum(&upstream) <= calls;
+            prop_assert_eq!(aggregate.check().is_ok(), adds_up);
+        }
+
+        #[test]
+        fn counts_that_overflow_are_refused(n in (u64::MAX / 2 + 1)..u64::MAX) {
+            let aggregate = Aggregate {
+                minute: 1, service: None, route: None, consumer: None, status_class: 2, calls: n,
+                bytes_in: 0, bytes_out: 0, latency: vec![(1, n), (2, n)], upstream_latency: Vec::new(),
+            };
+            prop_assert!(aggregate.check().is_err());
+        }
+    }
+
     #[test]
     fn uuids_go_to_halves_and_back() {
         let id = Uuid::parse_str("0b5e4b8c-1f7e-4c1b-9d3a-2f6e8a7c9d01").unwrap();
