@@ -35,14 +35,9 @@ impl CompiledAnalytics {
     /// Compiles `wasm` (the bundled component unless `analytics_component` names another) and
     /// checks that it instantiates and makes a folder, so a broken one fails the start.
     pub fn new(runtime: &WasmRuntime, name: &str, wasm: &[u8]) -> Result<Arc<Self>, WasmError> {
-        let engine = runtime.engine().clone();
-        let component = runtime.compile(name, wasm)?;
         let instantiate = |e: wasmtime::Error| WasmError::Instantiate { component: name.into(), cause: chain(&e) };
-        let linker = Sandbox::linker(&engine).map_err(instantiate)?;
-        let pre = linker.instantiate_pre(&component).map_err(instantiate)?;
-        let pre = AnalyticsComponentPre::new(pre).map_err(instantiate)?;
-        let traps = runtime.traps().clone();
-        traps.register(name);
+        let pre = AnalyticsComponentPre::new(runtime.prepare(name, wasm)?).map_err(instantiate)?;
+        let (engine, traps) = (runtime.engine().clone(), runtime.traps().clone());
         let compiled = Arc::new(CompiledAnalytics { engine, pre, name: name.into(), traps });
         compiled.folder()?;
         Ok(compiled)

@@ -85,6 +85,23 @@ impl WasmRuntime {
         Ok(runtime)
     }
 
+    /// `wasm` compiled as [`WasmRuntime::compile`] does, linked against the deny-all sandbox (a
+    /// component that imports anything else is refused here) and listed in the trap counts: ready
+    /// to instantiate. For the worlds whose component imports nothing of ours.
+    pub fn prepare(
+        &self,
+        name: &str,
+        wasm: &[u8],
+    ) -> Result<wasmtime::component::InstancePre<super::sandbox::Sandbox>, WasmError> {
+        let component = self.compile(name, wasm)?;
+        let instantiate =
+            |e: wasmtime::Error| WasmError::Instantiate { component: name.into(), cause: super::chain(&e) };
+        let linker = super::sandbox::Sandbox::linker(&self.engine).map_err(instantiate)?;
+        let pre = linker.instantiate_pre(&component).map_err(instantiate)?;
+        self.traps.register(name);
+        Ok(pre)
+    }
+
     /// The compiled component for `wasm` (named `name` in errors and logs): from the cache when it
     /// holds an intact entry, else compiled now (and cached).
     pub fn compile(&self, name: &str, wasm: &[u8]) -> Result<Component, WasmError> {

@@ -61,14 +61,9 @@ impl CompiledRouter {
     /// Compiles `wasm` (the bundled router unless the configuration names another) and checks its
     /// imports against the sandbox.
     pub fn new(runtime: &WasmRuntime, name: &str, wasm: &[u8]) -> Result<Arc<Self>, WasmError> {
-        let engine = runtime.engine().clone();
-        let component = runtime.compile(name, wasm)?;
         let instantiate = |e: wasmtime::Error| WasmError::Instantiate { component: name.into(), cause: chain(&e) };
-        let linker = Sandbox::linker(&engine).map_err(instantiate)?;
-        let pre = linker.instantiate_pre(&component).map_err(instantiate)?;
-        let pre = RouterComponentPre::new(pre).map_err(instantiate)?;
-        let traps = runtime.traps().clone();
-        traps.register(name);
+        let pre = RouterComponentPre::new(runtime.prepare(name, wasm)?).map_err(instantiate)?;
+        let (engine, traps) = (runtime.engine().clone(), runtime.traps().clone());
         Ok(Arc::new(CompiledRouter { engine, pre, name: name.into(), traps }))
     }
 
