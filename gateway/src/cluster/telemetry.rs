@@ -186,7 +186,8 @@ impl TelemetryLink {
                 records = count - lost,
                 "a telemetry batch is larger than cluster_max_payload allows: its records are dropped"
             );
-            outbox.carried += count;
+            // Neither its records nor the drops it carried reach the control plane: all dropped.
+            outbox.carried += dropped + count;
             return;
         }
         outbox.next_seq += 1;
