@@ -1,6 +1,9 @@
 //! `gateway check FILE`: exit codes and messages on good and bad files, and environment overrides.
 
-use gateway_tests::{conf_dir, repo_root, run, stderr, stdout};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use gateway_tests::{EchoServer, Gateway, conf_dir, free_port, http_get, poll, repo_root, run, stderr, stdout};
 
 /// Every conf/*.conf checks clean, run as the files say: from a copy of the repository's `conf/`,
 /// with the cluster certificate the hybrid ones expect made by `gateway hybrid gen_cert`.
@@ -62,7 +65,7 @@ fn unknown_keys_warn_with_a_suggestion_but_pass() {
     let err = stderr(&out);
     assert!(err.contains("warning: kong.conf:1: unknown key log_lvel (did you mean log_level?); ignored"), "{err}");
     assert!(
-        err.contains("warning: kong.conf:2: pg_host is a Kong setting that gateway does not use; ignored"),
+        err.contains("warning: kong.conf:2: pg_host does not apply here: PostgreSQL is not supported yet"),
         "{err}"
     );
     assert_eq!(stdout(&out), "configuration at kong.conf is valid\n");
@@ -108,4 +111,114 @@ fn proxy_credentials_are_not_echoed() {
     let err = stderr(&out);
     assert!(err.contains("proxy_server = \"http://<credentials>@proxy.corp:3128/x\": must not have a path"), "{err}");
     assert!(!err.contains("s3cret") && !err.contains("alice"), "{err}");
+}
+
+/// Kong 3.10's own `kong.conf.default` with every `#key = value` line uncommented and
+/// `database = off`, as an operator would start from it.
+fn kongs_default_file() -> String {
+    let text = std::fs::read_to_string(repo_root().join("tests/data/kong.conf.default")).unwrap();
+    let mut keys = 0;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let key = line.strip_prefix('#').and_then(|rest| rest.split_once(" = ")).map(|(key, _)| key);
+            match key {
+                Some(key)
+                    if !key.is_empty()
+                        && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
+                {
+                    keys += 1;
+                    if key == "database" { "database = off".to_string() } else { line[1..].to_string() }
+                }
+                _ => line.to_string(),
+            }
+        })
+        .collect();
+    assert_eq!(keys, 178, "Kong 3.10's kong.conf.default has 178 keys");
+    lines.join("\n")
+}
+
+#[test]
+fn kongs_own_default_file_uncommented_checks_clean_and_a_node_starts_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kong.conf"), kongs_default_file()).unwrap();
+    let out = run(dir.path(), &["check", "kong.conf"], &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(stdout(&out), "configuration at kong.conf is valid\n");
+    assert!(!err.contains("unknown key"), "{err}");
+    // Every line is a warning about one of Kong's keys, with its reason.
+    for line in err.lines() {
+        assert!(line.starts_with("warning: kong.conf:") && line.ends_with("; ignored"), "{line}");
+    }
+    assert!(err.contains("lua_package_path does not apply here: no Lua in this gateway"), "{err}");
+    assert!(err.contains("pg_host does not apply here: PostgreSQL is not supported yet"), "{err}");
+    assert!(err.contains("dns_resolver: not honoured yet"), "{err}");
+
+    // A node starts with the same file. Its addresses and prefix come from the environment (tests
+    // bind free loopback ports), and so do its configuration and node id, as in a container.
+    let upstream = EchoServer::start();
+    let (proxy, admin) = (free_port(), free_port());
+    let inline = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: echo\n  url: http://{}\n  routes:\n  - name: all\n    paths: [/]\n",
+        upstream.addr
+    );
+    let node_id = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
+    let mut node = Gateway::start(
+        dir.path(),
+        &["-c", "kong.conf"],
+        &[
+            ("KONG_PREFIX", "servroot"),
+            ("KONG_PROXY_LISTEN", &format!("127.0.0.1:{proxy}")),
+            ("KONG_ADMIN_LISTEN", &format!("127.0.0.1:{admin}")),
+            ("KONG_STATUS_LISTEN", "off"),
+            ("KONG_DECLARATIVE_CONFIG_STRING", &inline),
+            ("KONG_NODE_ID", node_id),
+        ],
+    );
+    node.wait_for_log("gateway started");
+    let proxy = SocketAddr::from(([127, 0, 0, 1], proxy));
+    let answer = poll("the proxy", Duration::from_secs(10), || http_get(proxy, "/hello").ok());
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["path"], "/hello");
+    let root = http_get(SocketAddr::from(([127, 0, 0, 1], admin)), "/").unwrap().json();
+    assert_eq!(root["node_id"], node_id);
+    assert!(!dir.path().join("servroot/node_id").exists(), "a fixed node_id is not written to the prefix");
+    // The inline configuration is what the Admin API shows; it is never logged.
+    let services = http_get(SocketAddr::from(([127, 0, 0, 1], admin)), "/services").unwrap().json();
+    assert_eq!(services["data"][0]["name"], "echo");
+    assert!(!node.log().contains("_format_version"), "{}", node.log());
+}
+
+#[test]
+fn a_bad_inline_declarative_config_stops_the_start_naming_the_key() {
+    let (dir, _) = conf_dir(&[
+        "database = off".into(),
+        "prefix = servroot".into(),
+        format!("proxy_listen = 127.0.0.1:{}", free_port()),
+        "admin_listen = off".into(),
+        "status_listen = off".into(),
+    ]);
+    let inline = "_format_version: \"3.0\"\nservices:\n- name: echo\n  url: ftp://nowhere\n";
+    let mut node = Gateway::start(dir.path(), &["-c", "kong.conf"], &[("KONG_DECLARATIVE_CONFIG_STRING", inline)]);
+    assert!(!node.wait_exit(Duration::from_secs(20)).success());
+    let log = node.log();
+    assert!(log.contains("declarative_config_string"), "{log}");
+    assert!(log.contains("services[0].url") || log.contains("services.echo"), "{log}");
+}
+
+#[test]
+fn kong_settings_that_would_fail_open_are_refused_from_file_and_environment() {
+    let (dir, _) = conf_dir(&["ssl_protocols = TLSv1.3".into(), "router_flavor = expressions".into()]);
+    let out = run(dir.path(), &["check", "kong.conf"], &[("KONG_HEADERS", "off")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    for line in [
+        "kong.conf:1: ssl_protocols = \"TLSv1.3\": not honoured yet: the proxy offers TLS 1.2 and 1.3",
+        "kong.conf:2: router_flavor = \"expressions\": the expressions router is not supported",
+        "environment variable KONG_HEADERS: headers = \"off\": not honoured yet",
+    ] {
+        assert!(err.contains(line), "missing `{line}` in:\n{err}");
+    }
+    assert!(err.contains("(3 problems)"), "{err}");
 }

@@ -1,17 +1,19 @@
-//! `KONG_<KEY>` environment overrides, the highest figment layer. Only known keys are read, and
+//! `KONG_<KEY>` environment overrides, the highest figment layer. Only Kong's and our keys are read, and
 //! values are taken as they are: Kong strips no comments from environment values.
 
 use figment::value::{Dict, Map, Value};
 use figment::{Metadata, Profile, Provider};
 
 use super::keys::KEYS;
+use super::kong_keys::KONG_KEYS;
 
 /// The metadata name of environment values in the figment merge.
 pub const ENV_SOURCE: &str = "environment";
 
 #[derive(Debug, Clone, Default)]
 pub struct Environment {
-    /// (key, value) for every known key whose variable is set.
+    /// (key, value) for every key whose variable is set: the gateway's and Kong's others (so
+    /// those are warned about, or refused, as in a file).
     values: Vec<(String, String)>,
 }
 
@@ -28,11 +30,11 @@ impl Environment {
     /// From (variable, value) pairs; variables that name no known key are ignored.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
         let vars: Vec<(String, String)> = vars.into_iter().collect();
-        let values = KEYS
-            .iter()
-            .filter_map(|k| {
-                let name = var_name(k.name);
-                vars.iter().rev().find(|(var, _)| *var == name).map(|(_, v)| (k.name.to_string(), v.clone()))
+        let names = KEYS.iter().map(|k| k.name).chain(KONG_KEYS.iter().map(|k| k.name));
+        let values = names
+            .filter_map(|key| {
+                let name = var_name(key);
+                vars.iter().rev().find(|(var, _)| *var == name).map(|(_, v)| (key.to_string(), v.clone()))
             })
             .collect();
         Environment { values }

@@ -305,6 +305,24 @@ pub const KEYS: &[Key] = &[
         doc: "A declarative file (`_format_version: \"3.0\"`, YAML or JSON) served by a DB-less node, or by a data plane until its control plane answers.",
     },
     Key {
+        name: "declarative_config_string",
+        default: None,
+        kind: "YAML or JSON text",
+        doc: "A declarative configuration given inline (as `KONG_DECLARATIVE_CONFIG_STRING` in containers), served as `declarative_config` would be when that is unset (Kong's order). Never printed.",
+    },
+    Key {
+        name: "node_id",
+        default: None,
+        kind: "UUID",
+        doc: "This node's id (the Admin API's `node_id`, what a data plane reports to its control plane). Unset: a random id made at the first start and kept in `prefix/node_id`.",
+    },
+    Key {
+        name: "router_flavor",
+        default: Some("traditional_compatible"),
+        kind: "`traditional_compatible` | `traditional`",
+        doc: "Kong's route matching by `paths`, `hosts`, `methods`, `headers` and `snis`: both flavours give the same answers, the bundled router's. `expressions` is refused (routes with an `expression` field are not supported).",
+    },
+    Key {
         name: "allow_debug_header",
         default: Some("off"),
         kind: "boolean",
@@ -390,57 +408,8 @@ pub const KEYS: &[Key] = &[
     },
 ];
 
-/// Kong settings the gateway knows but does not use: a file with them still loads, with a warning
-/// that they have no effect (rather than a confusing "unknown key").
-pub const KONG_ONLY: &[&str] = &[
-    "anonymous_reports",
-    "client_body_buffer_size",
-    "client_max_body_size",
-    "cluster_cjson",
-    "cluster_rpc",
-    "cluster_rpc_sync",
-    "db_cache_ttl",
-    "db_update_frequency",
-    "db_update_propagation",
-    "declarative_config_string",
-    "dedicated_config_processing",
-    "dns_order",
-    "dns_resolver",
-    "error_default_type",
-    "headers",
-    "konnect_mode",
-    "lmdb_environment_path",
-    "lua_package_path",
-    "lua_socket_pool_size",
-    "lua_ssl_protocols",
-    "mem_cache_size",
-    "node_id",
-    "router_flavor",
-    "ssl_cert",
-    "ssl_cert_key",
-    "ssl_cipher_suite",
-    "ssl_protocols",
-    "stream_listen",
-    "untrusted_lua",
-    "upstream_keepalive_idle_timeout",
-    "upstream_keepalive_max_requests",
-    "upstream_keepalive_pool_size",
-    "vitals",
-    "wasm",
-    "wasm_filters_path",
-    "worker_state_update_frequency",
-];
-
-/// Families of Kong settings (nginx directive injection, PostgreSQL, Cassandra, the GUI) we do not use.
-pub const KONG_ONLY_PREFIXES: &[&str] =
-    &["nginx_", "pg_", "cassandra_", "admin_gui_", "vitals_", "portal_", "tracing_"];
-
 pub fn find(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.name == name)
-}
-
-pub fn is_kong_only(name: &str) -> bool {
-    find(name).is_none() && (KONG_ONLY.contains(&name) || KONG_ONLY_PREFIXES.iter().any(|p| name.starts_with(p)))
 }
 
 /// The known key closest to a misspelt one, when it is close enough to be a likely typo.
@@ -483,10 +452,10 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_unique_and_not_also_kong_only() {
+    fn keys_are_unique_and_not_also_unhonoured() {
         for (i, k) in KEYS.iter().enumerate() {
             assert!(KEYS[i + 1..].iter().all(|o| o.name != k.name), "{} twice", k.name);
-            assert!(!is_kong_only(k.name), "{} is both ours and Kong-only", k.name);
+            assert!(super::super::kong_keys::find(k.name).is_none(), "{} is both honoured and not", k.name);
         }
     }
 }

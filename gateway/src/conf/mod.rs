@@ -5,6 +5,7 @@
 pub mod client;
 pub mod env;
 pub mod keys;
+pub mod kong_keys;
 pub mod listen;
 pub mod syntax;
 pub mod values;
@@ -22,7 +23,8 @@ pub use env::Environment;
 pub use listen::ListenSpec;
 pub use syntax::ConfFile;
 pub use values::{
-    AccessLogSpec, ClusterMtls, ClusterOcsp, Credentials, Database, HostPort, LogLevel, ProxyScheme, ProxyServer, Role,
+    AccessLogSpec, ClusterMtls, ClusterOcsp, Credentials, Database, HostPort, InlineConfig, LogLevel, ProxyScheme,
+    ProxyServer, Role,
 };
 
 /// Where Kong looks for a configuration file when none is given.
@@ -64,6 +66,10 @@ pub struct Settings {
     pub analytics_component: Option<PathBuf>,
     pub analytics_retention_days: u64,
     pub declarative_config: Option<PathBuf>,
+    /// A declarative configuration given inline, used when `declarative_config` is unset.
+    pub declarative_config_string: Option<InlineConfig>,
+    /// A fixed node id (else one made once and kept in `prefix/node_id`).
+    pub node_id: Option<uuid::Uuid>,
     pub lmdb_map_size: u64,
     pub allow_debug_header: bool,
     /// Names the Admin API answers to besides IP literals, `localhost` and its listen hosts.
@@ -219,6 +225,7 @@ pub fn load_from(file: Option<ConfFile>, env: Environment) -> Result<Loaded, Con
     })?;
     let mut cx = Checker { figment, file: file.as_ref(), raw, problems: Vec::new(), warnings: Vec::new() };
     cx.check_file();
+    cx.check_kong_keys();
     let settings = cx.settings();
     cx.check_roles(&settings);
     cx.check_plugins(&settings);
@@ -301,6 +308,15 @@ impl Checker<'_> {
         self.optional(key, &parse).unwrap_or_else(default)
     }
 
+    /// A key with a built-in default that may be left empty: empty means the default.
+    fn defaulted<T>(&mut self, key: &str, parse: impl Fn(&str) -> Result<T, String>) -> T {
+        let default = || {
+            let text = keys::find(key).and_then(|k| k.default).expect("defaulted keys have a default");
+            parse(text).expect("built-in defaults parse")
+        };
+        self.optional(key, &parse).unwrap_or_else(default)
+    }
+
     /// A certificate and its key for a TLS listener: both set and matching, or neither.
     fn tls_pair(&mut self, cert_key: &str, key_key: &str) -> Option<(PemSource, PemSource)> {
         let cert = self.optional(cert_key, |v| {
@@ -346,8 +362,13 @@ impl Checker<'_> {
             if keys::find(&entry.key).is_some() {
                 continue;
             }
-            let message = if keys::is_kong_only(&entry.key) {
-                format!("{} is a Kong setting that gateway does not use; ignored", entry.key)
+            if kong_keys::find(&entry.key).is_some() {
+                // Warned about (or refused) with its reason by `check_kong_keys`, from a file or
+                // the environment alike.
+                continue;
+            }
+            let message = if let Some(reason) = kong_keys::family(&entry.key) {
+                format!("{} does not apply here: {reason}; ignored", entry.key)
             } else if let Some(known) = keys::suggest(&entry.key) {
                 format!("unknown key {} (did you mean {known}?); ignored", entry.key)
             } else {
@@ -363,6 +384,36 @@ impl Checker<'_> {
         }
     }
 
+    /// Kong's keys the gateway does not honour: each set one is warned about once with its reason;
+    /// where ignoring a value would fail open, a value other than Kong's default is refused.
+    fn check_kong_keys(&mut self) {
+        for key in kong_keys::KONG_KEYS {
+            if !self.raw.contains_key(key.name) {
+                continue;
+            }
+            let value = self.value(key.name);
+            match (key.handling, value) {
+                (kong_keys::Handling::LaterDefaultOnly, Some(value)) if !kong_keys::is_default(key, &value) => {
+                    let default =
+                        if key.default.is_empty() { "unset".to_string() } else { format!("`{}`", key.default) };
+                    self.problem(
+                        key.name,
+                        Some(&value),
+                        format!("{}; until it is, only Kong's default ({default}) is accepted", key.reason),
+                    );
+                }
+                (kong_keys::Handling::NotApplicable, _) => self.warnings.push(Warning {
+                    origin: self.origin(key.name),
+                    message: format!("{} does not apply here: {}; ignored", key.name, key.reason),
+                }),
+                _ => self.warnings.push(Warning {
+                    origin: self.origin(key.name),
+                    message: format!("{}: {}; ignored", key.name, key.reason),
+                }),
+            }
+        }
+    }
+
     fn settings(&mut self) -> Settings {
         use values::*;
         let prefix = self.required("prefix", |v| Ok(PathBuf::from(v)));
@@ -374,8 +425,16 @@ impl Checker<'_> {
         let proxy_error_log = self.required("proxy_error_log", |v| parse_error_log(v, &prefix));
         let admin_error_log = self.required("admin_error_log", |v| parse_error_log(v, &prefix));
         let status_error_log = self.required("status_error_log", |v| parse_error_log(v, &prefix));
+        let role = self.required("role", parse_role);
+        self.required("router_flavor", parse_router_flavor);
+        // Only a data plane dials its control plane: elsewhere Kong leaves these empty.
+        let endpoint = |cx: &mut Self, key: &str| {
+            if role == Role::DataPlane { cx.required(key, parse_host_port) } else { cx.defaulted(key, parse_host_port) }
+        };
+        let cluster_control_plane = endpoint(self, "cluster_control_plane");
+        let cluster_telemetry_endpoint = endpoint(self, "cluster_telemetry_endpoint");
         Settings {
-            role: self.required("role", parse_role),
+            role,
             database: self.required("database", parse_database),
             prefix,
             log_level: self.required("log_level", parse_log_level),
@@ -394,8 +453,8 @@ impl Checker<'_> {
             cluster_telemetry_listen: self
                 .optional("cluster_telemetry_listen", |v| listen::parse_listen_for("cluster_telemetry_listen", v))
                 .unwrap_or_default(),
-            cluster_control_plane: self.required("cluster_control_plane", parse_host_port),
-            cluster_telemetry_endpoint: self.required("cluster_telemetry_endpoint", parse_host_port),
+            cluster_control_plane,
+            cluster_telemetry_endpoint,
             cluster_mtls: self.required("cluster_mtls", parse_cluster_mtls),
             cluster_cert: self.optional("cluster_cert", |v| {
                 let source = PemSource::parse(v);
@@ -430,6 +489,8 @@ impl Checker<'_> {
             analytics_component: self.optional("analytics_component", parse_existing_file),
             analytics_retention_days: self.required("analytics_retention_days", |v| parse_integer(v, 1)),
             declarative_config: self.optional("declarative_config", parse_existing_file),
+            declarative_config_string: self.optional("declarative_config_string", |v| Ok(InlineConfig(v.to_string()))),
+            node_id: self.optional("node_id", parse_node_id),
             lmdb_map_size: self.required("lmdb_map_size", parse_size),
             plugins: self.required("plugins", parse_plugins),
             wasm_plugins_path: self.optional("wasm_plugins_path", parse_existing_dir),
@@ -657,6 +718,8 @@ fn parse_server_name(v: &str) -> Result<String, String> {
 fn printable(key: &str, value: &str) -> String {
     if value.contains("-----BEGIN") {
         "<inline PEM>".into()
+    } else if key == "declarative_config_string" {
+        "<inline configuration>".into()
     } else if key == "proxy_server" {
         values::redact_url(value)
     } else {

@@ -136,7 +136,7 @@ fn unknown_keys_warn_and_suggest() {
         vec![
             "test.conf:1: unknown key cluster_contol_plane (did you mean cluster_control_plane?); ignored",
             "test.conf:2: unknown key foo_bar_baz; ignored",
-            "test.conf:3: pg_host is a Kong setting that gateway does not use; ignored",
+            "test.conf:3: pg_host does not apply here: PostgreSQL is not supported yet (database = postgres is refused); ignored",
         ]
     );
 }
@@ -514,4 +514,174 @@ fn error_logs_are_kongs_files_under_the_prefix() {
             "test.conf:1: status_error_log = \"off\": an error log cannot be turned off: name a file, /dev/stderr or /dev/null"
         ]
     );
+}
+
+/// Kong 3.10's own `kong.conf.default` (tests/data), every `#key = value` line uncommented.
+fn kongs_default_file(database: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/kong.conf.default");
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .map(|line| match line.strip_prefix('#') {
+            Some(rest)
+                if rest.split_once(" = ").is_some_and(|(k, _)| {
+                    !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                }) =>
+            {
+                if rest.starts_with("database = ") {
+                    format!("database = {database}")
+                } else {
+                    rest.to_string()
+                }
+            }
+            _ => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The keys of Kong 3.10's `kong.conf.default`, in its order.
+fn kongs_keys() -> Vec<String> {
+    let file = ConfFile::parse(Path::new("kong.conf"), &kongs_default_file("off"));
+    file.entries.iter().map(|e| e.key.clone()).collect()
+}
+
+#[test]
+fn kongs_whole_default_file_loads_with_every_key_recognised() {
+    let keys = kongs_keys();
+    assert_eq!(keys.len(), 178, "Kong 3.10's kong.conf.default has 178 keys");
+    let loaded = load_text(&kongs_default_file("off")).unwrap_or_else(|e| panic!("{e}"));
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert!(warnings.iter().all(|w| !w.contains("unknown key")), "{warnings:#?}");
+    // Each key is honoured or warned about exactly once, with its reason.
+    for key in &keys {
+        let about: Vec<&String> = warnings
+            .iter()
+            .filter(|w| {
+                let message = w.split_once(": ").map_or("", |(_, m)| m);
+                message.starts_with(&format!("{key} ")) || message.starts_with(&format!("{key}: "))
+            })
+            .collect();
+        match (keys::find(key), kong_keys::find(key)) {
+            (Some(_), None) => assert!(about.is_empty(), "{key} is honoured but warned: {about:?}"),
+            (None, Some(kong)) => {
+                assert_eq!(about.len(), 1, "{key}: {about:?}");
+                assert!(about[0].ends_with(&format!("{}; ignored", kong.reason)), "{about:?}");
+            }
+            other => panic!("{key} is in neither table or in both: {}", other.0.is_some()),
+        }
+    }
+    assert_eq!(loaded.settings.database, Database::Off);
+    // Kong leaves cluster_control_plane empty on a traditional node.
+    assert_eq!(loaded.settings.role, Role::Traditional);
+}
+
+#[test]
+fn a_control_plane_address_is_needed_only_by_a_data_plane() {
+    assert!(load_text("cluster_control_plane =\n").is_ok());
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = cert_files(dir.path());
+    let err = problems(&format!(
+        "role = data_plane\ndatabase = off\ncluster_cert = {cert}\ncluster_cert_key = {key}\ncluster_control_plane =\n"
+    ));
+    assert_eq!(err, vec!["test.conf:5: cluster_control_plane: must not be empty"]);
+}
+
+#[test]
+fn kong_keys_that_would_fail_open_accept_only_kongs_default() {
+    // Kong's defaults, spelt loosely, are accepted with a warning.
+    let loaded = load_text(
+        "ssl_protocols = TLSv1.2  TLSv1.3\nheaders = server_tokens,latency_tokens, X-Kong-Request-Id\nssl_cert =\n",
+    )
+    .unwrap();
+    assert_eq!(loaded.warnings.len(), 3, "{:?}", loaded.warnings);
+    let err = problems("ssl_protocols = TLSv1.3\nheaders = off\n");
+    assert_eq!(err.len(), 2, "{err:?}");
+    assert!(
+        err[0].starts_with(
+            "test.conf:1: ssl_protocols = \"TLSv1.3\": not honoured yet: the proxy offers TLS 1.2 and 1.3"
+        ),
+        "{err:?}"
+    );
+    assert!(err[0].ends_with("only Kong's default (`TLSv1.2 TLSv1.3`) is accepted"), "{err:?}");
+    assert!(err[1].starts_with("test.conf:2: headers = \"off\": not honoured yet"), "{err:?}");
+    // The same from the environment, which is otherwise read only for honoured keys.
+    let err = problems_env("", &[("KONG_SSL_CIPHER_SUITE", "modern")]);
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(
+        err[0]
+            .starts_with("environment variable KONG_SSL_CIPHER_SUITE: ssl_cipher_suite = \"modern\": not honoured yet"),
+        "{err:?}"
+    );
+    let loaded = load_text_env("", &[("KONG_LUA_PACKAGE_PATH", "/x/?.lua")]).unwrap();
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        vec![
+            "environment variable KONG_LUA_PACKAGE_PATH: lua_package_path does not apply here: no Lua in this gateway (plugins are WebAssembly components); ignored"
+        ]
+    );
+}
+
+#[test]
+fn node_id_router_flavor_and_inline_declarative_config() {
+    let s =
+        load_text("node_id = 6ba7b810-9dad-11d1-80b4-00c04fd430c8\nrouter_flavor = traditional\n").unwrap().settings;
+    assert_eq!(s.node_id.unwrap().to_string(), "6ba7b810-9dad-11d1-80b4-00c04fd430c8");
+    assert!(load_text("router_flavor = traditional_compatible\n").unwrap().settings.node_id.is_none());
+    let mut err = problems("node_id = node-1\nrouter_flavor = expressions\n");
+    err.sort();
+    assert_eq!(err.len(), 2, "{err:?}");
+    assert!(err[0].starts_with("test.conf:1: node_id = \"node-1\": must be a UUID"), "{err:?}");
+    assert!(
+        err[1].starts_with("test.conf:2: router_flavor = \"expressions\": the expressions router is not supported"),
+        "{err:?}"
+    );
+    let secret = "_format_version: \"3.0\"\nconsumers: [{username: a, keyauth_credentials: [{key: s3cret}]}]";
+    let s = load_text_env("", &[("KONG_DECLARATIVE_CONFIG_STRING", secret)]).unwrap().settings;
+    let inline = s.declarative_config_string.as_ref().unwrap();
+    assert_eq!(inline.0, secret);
+    assert!(!inline.is_json());
+    assert!(!format!("{s:?}").contains("s3cret"), "Settings' Debug shows the inline configuration");
+    assert_eq!(printable("declarative_config_string", secret), "<inline configuration>");
+}
+
+/// The table of every Kong 3.10 key in docs/configuration.md, made from the two key tables.
+fn kong_key_table() -> String {
+    let mut out =
+        String::from("| key | Kong's default | here | why, or what the gateway does instead |\n|---|---|---|---|\n");
+    let file = ConfFile::parse(Path::new("kong.conf"), &kongs_default_file("postgres"));
+    for entry in &file.entries {
+        let default =
+            if entry.value.is_empty() { String::new() } else { format!("`{}`", entry.value.replace('|', "\\|")) };
+        let (here, why) = match (keys::find(&entry.key), kong_keys::find(&entry.key)) {
+            (Some(_), _) => ("honoured", "see [Keys](#keys)".to_string()),
+            (None, Some(k)) => match k.handling {
+                kong_keys::Handling::NotApplicable => ("not applicable", k.reason.to_string()),
+                kong_keys::Handling::Later => ("later", k.reason.to_string()),
+                kong_keys::Handling::LaterDefaultOnly => ("later; only Kong's default accepted", k.reason.to_string()),
+            },
+            (None, None) => ("unknown", String::new()),
+        };
+        out.push_str(&format!("| `{}` | {default} | {here} | {why} |\n", entry.key));
+    }
+    out
+}
+
+#[test]
+fn configuration_doc_has_the_table_of_every_kong_key() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let (begin, end) =
+        ("<!-- kong-keys: made by conf::tests (GATEWAY_UPDATE_DOCS=1 rewrites it) -->\n", "<!-- /kong-keys -->");
+    let start = doc.find(begin).expect("docs/configuration.md has the kong-keys markers") + begin.len();
+    let stop = doc[start..].find(end).expect("the closing marker") + start;
+    let table = kong_key_table();
+    if std::env::var_os("GATEWAY_UPDATE_DOCS").is_some() {
+        std::fs::write(&path, format!("{}{table}{}", &doc[..start], &doc[stop..])).unwrap();
+    } else {
+        assert!(
+            doc[start..stop] == table,
+            "docs/configuration.md's table of Kong keys is stale: run with GATEWAY_UPDATE_DOCS=1"
+        );
+    }
 }

@@ -331,6 +331,40 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// A declarative configuration given inline (`declarative_config_string`): it may hold
+/// credentials, so it is never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InlineConfig(pub String);
+
+impl fmt::Debug for InlineConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InlineConfig(<{} bytes>)", self.0.len())
+    }
+}
+
+impl InlineConfig {
+    /// JSON when it looks like a JSON object, else YAML (Kong takes either).
+    pub fn is_json(&self) -> bool {
+        self.0.trim_start().starts_with('{')
+    }
+}
+
+/// `node_id`: a UUID, as Kong requires.
+pub fn parse_node_id(v: &str) -> Result<uuid::Uuid, String> {
+    uuid::Uuid::parse_str(v).map_err(|_| "must be a UUID (e.g. 6ba7b810-9dad-11d1-80b4-00c04fd430c8)".to_string())
+}
+
+/// `router_flavor`: Kong's two flavours that match routes by their `paths`, `hosts`, `methods`,
+/// `headers` and `snis` fields give the same answers (that is what `traditional_compatible`
+/// promises), and are what the bundled router does. `expressions` routes are not supported.
+pub fn parse_router_flavor(v: &str) -> Result<(), String> {
+    match v {
+        "traditional_compatible" | "traditional" => Ok(()),
+        "expressions" => Err("the expressions router is not supported: routes match by paths, hosts, methods, headers and snis (use traditional_compatible)".into()),
+        _ => Err("must be one of: traditional_compatible, traditional".into()),
+    }
+}
+
 /// The URL without its password: safe for logs and errors.
 impl fmt::Display for ProxyServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

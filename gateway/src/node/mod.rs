@@ -173,18 +173,29 @@ async fn data_plane_start(
         ),
         Cached::Empty => {}
     }
-    match &settings.declarative_config {
-        Some(file) => {
-            let config = crate::entities::parse_file_with(file, &plugins)?;
-            let snapshot = proxy
-                .apply(config)
-                .await
-                .map_err(|source| NodeError::Config { file: file.display().to_string(), source })?;
-            tracing::info!(file = %file.display(), hash = %snapshot.hash, "serving declarative_config until the control plane answers");
+    match declarative(settings, &plugins)? {
+        Some((config, origin)) => {
+            let snapshot =
+                proxy.apply(config).await.map_err(|source| NodeError::Config { file: origin.clone(), source })?;
+            tracing::info!(from = %origin, hash = %snapshot.hash, "serving the declarative configuration until the control plane answers");
         }
         None => tracing::warn!("no configuration yet: answering 404 until the control plane sends one"),
     }
     Ok(cache)
+}
+
+/// The declarative configuration a node starts from, and where it came from: `declarative_config`
+/// (a file), else `declarative_config_string` (Kong's order).
+fn declarative(
+    settings: &Settings,
+    plugins: &crate::entities::PluginRegistry,
+) -> Result<Option<(crate::entities::Config, String)>, NodeError> {
+    if let Some(file) = &settings.declarative_config {
+        return Ok(Some((crate::entities::parse_file_with(file, plugins)?, file.display().to_string())));
+    }
+    let Some(inline) = &settings.declarative_config_string else { return Ok(None) };
+    let origin = "declarative_config_string";
+    Ok(Some((crate::entities::parse_str_with(&inline.0, inline.is_json(), origin, plugins)?, origin.to_string())))
 }
 
 fn hostname() -> String {
@@ -306,14 +317,13 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     };
     if settings.role == Role::DataPlane {
         // The start sequence chose what to serve.
-    } else if let (Database::Off, Some(file)) = (settings.database, &settings.declarative_config) {
-        let config = crate::entities::parse_file_with(file, catalog.plugins())?;
-        let snapshot = proxy
-            .apply(config.clone())
-            .await
-            .map_err(|source| NodeError::Config { file: file.display().to_string(), source })?;
+    } else if settings.database == Database::Off
+        && let Some((config, origin)) = declarative(&settings, catalog.plugins())?
+    {
+        let snapshot =
+            proxy.apply(config.clone()).await.map_err(|source| NodeError::Config { file: origin.clone(), source })?;
         catalog.load_config(&config);
-        tracing::info!(file = %file.display(), hash = %snapshot.hash, "declarative config loaded");
+        tracing::info!(from = %origin, hash = %snapshot.hash, "declarative config loaded");
     } else if settings.database == Database::Lmdb && serves_proxy {
         let state = catalog.current();
         let snapshot = proxy
@@ -349,7 +359,10 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         proxy.collect_facts();
         crate::metrics::Metrics::new(workers)
     });
-    let node_id = prefix::node_id(&settings.prefix)?;
+    let node_id = match settings.node_id {
+        Some(id) => id,
+        None => prefix::node_id(&settings.prefix)?,
+    };
     // Analytics: a traditional node folds its own requests' records and keeps the aggregates in
     // its analytics store; a control plane keeps its data planes' there.
     let analytics_store = if settings.analytics && settings.role != Role::DataPlane {
