@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 thread_local! {
     static CURRENT: Cell<Option<usize>> = const { Cell::new(None) };
@@ -79,7 +79,15 @@ pub struct Workers {
     next: AtomicUsize,
     /// Connections assigned since the start.
     accepted: AtomicU64,
+    /// Room for client connections: `nginx_events_worker_connections` per worker. The listeners
+    /// wait for room before they accept, so connections beyond it wait in the listen backlog.
+    room: Arc<Semaphore>,
+    per_worker: usize,
 }
+
+/// Room for one client connection, held until the connection ends (dropping it gives the room
+/// back).
+pub struct Admission(#[allow(dead_code)] OwnedSemaphorePermit);
 
 /// A worker chosen for a connection: spawn the connection's task on `handle` and keep `open` in it
 /// until the connection ends.
@@ -88,8 +96,8 @@ pub struct Assigned {
     pub open: OpenConnection,
 }
 
-/// Counts as one open connection on its worker while it lives.
-pub struct OpenConnection(Arc<Open>);
+/// Counts as one open connection on its worker, and holds its room, while it lives.
+pub struct OpenConnection(Arc<Open>, #[allow(dead_code)] Admission);
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
@@ -98,8 +106,9 @@ impl Drop for OpenConnection {
 }
 
 impl Workers {
-    /// Starts `count` workers (at least one), threads named `{name}-{i}`.
-    pub fn start(count: usize, name: &str) -> std::io::Result<Workers> {
+    /// Starts `count` workers (at least one), threads named `{name}-{i}`, each serving at most
+    /// `per_worker` client connections at once.
+    pub fn start(count: usize, name: &str, per_worker: usize) -> std::io::Result<Workers> {
         let mut workers = Vec::with_capacity(count.max(1));
         for i in 0..count.max(1) {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -115,7 +124,30 @@ impl Workers {
             })?;
             workers.push(Worker { handle, open: Arc::default(), stop: Some(stop) });
         }
-        Ok(Workers { workers, next: AtomicUsize::new(0), accepted: AtomicU64::new(0) })
+        let per_worker = per_worker.max(1);
+        let room = per_worker.saturating_mul(workers.len()).min(Semaphore::MAX_PERMITS);
+        Ok(Workers {
+            workers,
+            next: AtomicUsize::new(0),
+            accepted: AtomicU64::new(0),
+            room: Arc::new(Semaphore::new(room)),
+            per_worker,
+        })
+    }
+
+    /// Waits until the workers have room for one more client connection.
+    pub async fn admit(&self) -> Admission {
+        Admission(self.room.clone().acquire_owned().await.expect("the semaphore is never closed"))
+    }
+
+    /// Room for one more client connection, if there is some now.
+    pub fn try_admit(&self) -> Option<Admission> {
+        self.room.clone().try_acquire_owned().ok().map(Admission)
+    }
+
+    /// The client connections each worker serves at once (`nginx_events_worker_connections`).
+    pub fn per_worker(&self) -> usize {
+        self.per_worker
     }
 
     pub fn len(&self) -> usize {
@@ -128,7 +160,7 @@ impl Workers {
 
     /// The worker with the fewest open connections (ties taken in turn), counted as holding one
     /// more from now on.
-    pub fn assign(&self) -> Assigned {
+    pub fn assign(&self, admission: Admission) -> Assigned {
         let n = self.workers.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
         let chosen = (0..n)
@@ -138,7 +170,7 @@ impl Workers {
         let worker = &self.workers[chosen];
         worker.open.0.fetch_add(1, Ordering::Relaxed);
         self.accepted.fetch_add(1, Ordering::Relaxed);
-        Assigned { handle: worker.handle.clone(), open: OpenConnection(worker.open.clone()) }
+        Assigned { handle: worker.handle.clone(), open: OpenConnection(worker.open.clone(), admission) }
     }
 
     /// Connections assigned to the workers since they started.
@@ -168,13 +200,13 @@ mod tests {
 
     #[test]
     fn connections_go_to_the_least_busy_worker_and_tasks_run_on_it() {
-        let workers = Workers::start(3, "test-worker").unwrap();
-        let mut held: Vec<Assigned> = (0..6).map(|_| workers.assign()).collect();
+        let workers = Workers::start(3, "test-worker", 16).unwrap();
+        let mut held: Vec<Assigned> = (0..6).map(|_| workers.assign(workers.try_admit().unwrap())).collect();
         assert_eq!(workers.open_connections(), vec![2, 2, 2], "six connections spread evenly");
         held.truncate(4);
         let counts = workers.open_connections();
         assert_eq!(counts.iter().sum::<usize>(), 4, "a connection's end counts: {counts:?}");
-        let next = workers.assign();
+        let next = workers.assign(workers.try_admit().unwrap());
         let emptiest = counts.iter().copied().min().unwrap();
         let after = workers.open_connections();
         let grew: Vec<usize> = (0..3).filter(|&i| after[i] == counts[i] + 1).collect();
@@ -192,13 +224,25 @@ mod tests {
     }
 
     #[test]
+    fn workers_admit_per_worker_connections_and_a_closed_one_makes_room() {
+        let workers = Workers::start(2, "test-room", 2).unwrap();
+        let mut held: Vec<Assigned> =
+            (0..4).map(|_| workers.assign(workers.try_admit().expect("room for 4"))).collect();
+        assert!(workers.try_admit().is_none(), "2 workers × 2 connections are full");
+        held.pop();
+        let room = workers.try_admit();
+        assert!(room.is_some(), "a connection's end makes room");
+        assert!(workers.try_admit().is_none(), "for one connection");
+    }
+
+    #[test]
     fn each_worker_has_its_own_state_and_other_threads_share_one() {
-        let workers = Workers::start(2, "test-state").unwrap();
+        let workers = Workers::start(2, "test-state", 16).unwrap();
         let state: Arc<PerWorker<Vec<Option<usize>>>> = Arc::new(PerWorker::new(workers.len()));
         state.lock().push(current());
         let (tx, rx) = std::sync::mpsc::channel();
         for _ in 0..workers.len() {
-            let assigned = workers.assign();
+            let assigned = workers.assign(workers.try_admit().unwrap());
             let (state, tx) = (state.clone(), tx.clone());
             assigned.handle.spawn(async move {
                 let mut mine = state.lock();

@@ -179,3 +179,96 @@ fn nginx_worker_processes_sets_how_many_proxy_workers_serve() {
         }
     }
 }
+
+/// The soft and hard open-file limits of a running process (`None`: unlimited).
+fn open_file_limits(pid: u32) -> (Option<u64>, Option<u64>) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let numbers: Vec<Option<u64>> =
+        line["Max open files".len()..].split_whitespace().take(2).map(|v| v.parse().ok()).collect();
+    (numbers[0], numbers[1])
+}
+
+#[test]
+fn nginx_main_worker_rlimit_nofile_raises_the_limit_for_every_worker_or_says_why_not() {
+    let port = free_port();
+    let (dir, _) =
+        conf_dir(&node_conf(port, &["nginx_worker_processes = 2", "nginx_main_worker_rlimit_nofile = 3000"]));
+    let env = [];
+    // 2 workers × 3000 + 1024 = 7024, under the hard limit: raised to it.
+    let mut node =
+        Gateway::start_via(&["prlimit", "--nofile=1024:16000", "--"], dir.path(), &["-c", "kong.conf"], &env);
+    wait_ready(&mut node, port);
+    assert_eq!(open_file_limits(node.pid()), (Some(7024), Some(16000)), "{}", node.log());
+    node.signal("TERM");
+    assert!(node.wait_exit(DEADLINE).success());
+    // A hard limit below the need: as high as it goes, and the log says why.
+    let mut node = Gateway::start_via(&["prlimit", "--nofile=1024:4096", "--"], dir.path(), &["-c", "kong.conf"], &env);
+    wait_ready(&mut node, port);
+    assert_eq!(open_file_limits(node.pid()), (Some(4096), Some(4096)));
+    let log = node.log();
+    assert!(log.contains("the open-file limit stays at 4096, below the 7024 asked for"), "{log}");
+    assert!(log.contains("hard limit is 4096"), "{log}");
+}
+
+#[test]
+fn nginx_events_worker_connections_caps_client_connections_and_the_rest_wait() {
+    let upstream = gateway_tests::EchoServer::start();
+    let yaml = format!(
+        "_format_version: '3.0'\nservices:\n- name: s\n  url: http://{}\n  routes: [{{name: r, paths: [/]}}]\n",
+        upstream.addr
+    );
+    let status = free_port();
+    let node = gateway_tests::DbLess::start(
+        &yaml,
+        &[
+            "nginx_worker_processes = 1".into(),
+            "nginx_events_worker_connections = 2".into(),
+            format!("status_listen = 127.0.0.1:{status}"),
+        ],
+    );
+    let server = http_get(status_addr(status), "/status").unwrap().json()["server"].clone();
+    assert_eq!((server["workers"].clone(), server["worker_connections"].clone()), (1.into(), 2.into()), "{server}");
+    // Two keep-alive connections, each answered once and left open.
+    let request = b"GET /held HTTP/1.1\r\nHost: test\r\n\r\n";
+    let mut held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut conn = TcpStream::connect(node.proxy).unwrap();
+            conn.set_read_timeout(Some(DEADLINE)).unwrap();
+            std::io::Write::write_all(&mut conn, request).unwrap();
+            assert!(read_head(&mut conn).starts_with("HTTP/1.1 200"));
+            conn
+        })
+        .collect();
+    // A third is taken by the kernel's backlog but not served while the two stay open...
+    let mut third = TcpStream::connect(node.proxy).unwrap();
+    std::io::Write::write_all(&mut third, request).unwrap();
+    third.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut byte = [0u8; 1];
+    let waited = std::io::Read::read(&mut third, &mut byte);
+    assert!(
+        matches!(&waited, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "the third connection was served while two were open: {waited:?}"
+    );
+    let server = http_get(status_addr(status), "/status").unwrap().json()["server"].clone();
+    assert_eq!(server["connections_active"], 2, "{server}");
+    // ...and is served as soon as one of them closes.
+    drop(held.remove(0));
+    third.set_read_timeout(Some(DEADLINE)).unwrap();
+    let head = read_head(&mut third);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+}
+
+/// Reads a response head (up to the blank line) and the 2-byte-or-so body the echo server may
+/// send is left unread; returns the head.
+fn read_head(conn: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match std::io::Read::read(conn, &mut byte) {
+            Ok(1) => head.push(byte[0]),
+            other => panic!("the response head ended early: {other:?} after {:?}", String::from_utf8_lossy(&head)),
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}

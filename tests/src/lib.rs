@@ -124,7 +124,20 @@ impl Gateway {
     /// compiled once per build rather than at every start; a test of the cache itself passes
     /// `KONG_WASM_CACHE_PATH` empty (the cache in the node's prefix) or its own.
     pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Gateway {
-        let mut cmd = Command::new(gateway_bin());
+        Gateway::start_via(&[], dir, args, env)
+    }
+
+    /// [`Gateway::start`] through a program that `exec`s it (e.g. `prlimit --nofile=S:H --`), so
+    /// the gateway keeps the child's pid.
+    pub fn start_via(wrapper: &[&str], dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Gateway {
+        let mut cmd = match wrapper.split_first() {
+            None => Command::new(gateway_bin()),
+            Some((program, rest)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(rest).arg(gateway_bin());
+                cmd
+            }
+        };
         cmd.env("KONG_WASM_CACHE_PATH", shared_wasm_cache());
         cmd.current_dir(dir)
             .args(args)

@@ -119,6 +119,18 @@ pub const KEYS: &[Key] = &[
         doc: "How many proxy worker threads serve client connections: `auto` is one per CPU core. Each is a single-threaded event loop, as an nginx worker process is; a connection stays on the worker that took it.",
     },
     Key {
+        name: "nginx_events_worker_connections",
+        default: Some("auto"),
+        kind: "`auto` | number",
+        doc: "Client connections each proxy worker serves at once (all workers together: this times `nginx_worker_processes`); further connections wait in the listen backlog until one closes. `auto` is the open-file limit (`ulimit -n`) found at start, from 1024 to 16384, as Kong computes it.",
+    },
+    Key {
+        name: "nginx_main_worker_rlimit_nofile",
+        default: Some("auto"),
+        kind: "`auto` | number",
+        doc: "Open files per proxy worker. The gateway is one process holding every worker, so at start it raises its own soft limit to this times `nginx_worker_processes`, plus 1024 for listeners, logs and stores (never lowering it); when the hard limit stops it, it says so and runs with the hard limit. `auto` as for `nginx_events_worker_connections`.",
+    },
+    Key {
         name: "proxy_access_log",
         default: Some("logs/access.log"),
         kind: "`off` | path [format]",

@@ -47,7 +47,6 @@ const SESSIONS: &str =
 const CLIENT_SSL: &str = "not honoured yet: no client certificate is presented to upstreams";
 const ERRORS: &str = "not honoured yet: the gateway's own error answers are JSON";
 const KEEPALIVE: &str = "not honoured yet: upstream connections are pooled with the gateway's fixed limits";
-const WORKERS: &str = "not honoured yet: the gateway takes the system's limits";
 const VAULT: &str = "not honoured yet: {vault://...} references are not resolved";
 
 /// Every Kong 3.10 key of `kong.conf.default` the gateway does not honour, in that file's order,
@@ -118,8 +117,6 @@ pub const KONG_KEYS: &[KongKey] = &[
     k("upstream_keepalive_pool_size", "512", Later, KEEPALIVE),
     k("upstream_keepalive_max_requests", "10000", Later, KEEPALIVE),
     k("upstream_keepalive_idle_timeout", "60", Later, KEEPALIVE),
-    k("nginx_main_worker_rlimit_nofile", "auto", Later, WORKERS),
-    k("nginx_events_worker_connections", "auto", Later, WORKERS),
     k("nginx_http_client_header_buffer_size", "1k", NotApplicable, NO_NGINX),
     k("nginx_http_charset", "UTF-8", NotApplicable, "no nginx in this gateway: no charset is added to responses"),
     k("nginx_http_client_body_buffer_size", "8k", NotApplicable, NO_NGINX),

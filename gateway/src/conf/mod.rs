@@ -88,6 +88,11 @@ pub struct Settings {
     pub wasm_cache_path: Option<PathBuf>,
     /// Proxy worker threads (`nginx_worker_processes`); `None` is `auto`: one per core.
     pub worker_processes: Option<usize>,
+    /// Client connections each worker serves at once (`nginx_events_worker_connections`); `None`
+    /// is `auto`: the open-file limit found at start, from 1024 to 16384.
+    pub worker_connections: Option<usize>,
+    /// Open files per worker (`nginx_main_worker_rlimit_nofile`); `None` is `auto`, as above.
+    pub worker_rlimit_nofile: Option<u64>,
     /// Access logs of the proxy, the Admin API and the status API; `None` is `off`.
     pub proxy_access_log: Option<AccessLogSpec>,
     pub admin_access_log: Option<AccessLogSpec>,
@@ -496,6 +501,10 @@ impl Checker<'_> {
             wasm_plugins_path: self.optional("wasm_plugins_path", parse_existing_dir),
             wasm_cache_path: self.optional("wasm_cache_path", |v| Ok(PathBuf::from(v))),
             worker_processes: self.required("nginx_worker_processes", parse_worker_processes),
+            worker_connections: self
+                .required("nginx_events_worker_connections", parse_auto_count)
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            worker_rlimit_nofile: self.required("nginx_main_worker_rlimit_nofile", parse_auto_count),
             proxy_access_log,
             admin_access_log,
             status_access_log,

@@ -211,6 +211,18 @@ pub fn parse_worker_processes(v: &str) -> Result<Option<usize>, String> {
     }
 }
 
+/// `auto` or a count of at least 1 (`nginx_events_worker_connections`,
+/// `nginx_main_worker_rlimit_nofile`); `None` is `auto`.
+pub fn parse_auto_count(v: &str) -> Result<Option<u64>, String> {
+    if v == "auto" {
+        return Ok(None);
+    }
+    match v.parse::<u64>() {
+        Ok(n @ 1..=1_048_576) => Ok(Some(n)),
+        _ => Err("must be `auto` or a number from 1 to 1048576".into()),
+    }
+}
+
 /// An access log setting (`proxy_access_log` ...): where lines go and in which format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessLogSpec {

@@ -8,6 +8,7 @@
 //! worker.
 
 pub mod components;
+pub mod limits;
 pub mod listener;
 pub mod logging;
 pub mod tls;
@@ -283,6 +284,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
 
     let workers =
         settings.worker_processes.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let worker_connections = limits::apply(settings.worker_rlimit_nofile, settings.worker_connections, workers);
     // Opened first, so a log that cannot be written fails the start at once.
     let access_logs = AccessLogs::open(&settings, workers)?;
     let inputs = components::Inputs::new(&settings, workers);
@@ -348,7 +350,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     // The proxy's connections run on worker threads of their own, one per core (crate::workers).
     let proxy_workers = if serves_proxy && !settings.proxy_listen.is_empty() {
         Some(Arc::new(
-            Workers::start(workers, "proxy-worker")
+            Workers::start(workers, "proxy-worker", worker_connections)
                 .map_err(|source| NodeError::Runtime { what: "proxy worker threads", source })?,
         ))
     } else {
@@ -562,7 +564,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             );
         }
     }
-    let status = StatusApi::new(&settings, proxy.clone(), scrape.clone());
+    let status = StatusApi::new(&settings, proxy.clone(), scrape.clone(), proxy_workers.clone());
     for spec in &settings.status_listen {
         let listener = listener::bind("status_listen", spec).await?;
         let listener = listener::into_tokio(&on_proxy, "status_listen", spec, listener)?;

@@ -87,9 +87,20 @@ pub async fn serve<M, S, B>(
     let make = Arc::new(make);
     let mut connections = tokio::task::JoinSet::new();
     let mut backoff = AcceptBackoff::new(name);
+    // Room for the next connection on the workers, taken before accepting it: while the workers
+    // are full, new connections wait in the listen backlog (nginx's worker_connections).
+    let mut room = None;
+    let admit = |workers: Option<Arc<Workers>>| async move {
+        match workers {
+            Some(workers) => workers.admit().await,
+            None => std::future::pending().await,
+        }
+    };
     loop {
+        let waiting = options.workers.is_some() && room.is_none();
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            admitted = admit(options.workers.clone()), if waiting => room = Some(admitted),
+            accepted = listener.accept(), if !waiting => match accepted {
                 Ok((stream, peer)) => {
                     backoff.accepted();
                     let _ = stream.set_nodelay(true);
@@ -99,7 +110,7 @@ pub async fn serve<M, S, B>(
                         // Off this runtime's reactor, to be registered with the worker's.
                         Some(workers) => match stream.into_std() {
                             Ok(stream) => {
-                                let assigned = workers.assign();
+                                let assigned = workers.assign(room.take().expect("room is taken before accepting"));
                                 (Accepted::Moved(stream, assigned.open), Some(assigned.handle))
                             }
                             Err(error) => {

@@ -26,10 +26,17 @@ struct Inner {
     started: Instant,
     total_requests: AtomicU64,
     metrics: Arc<Scrape>,
+    /// The proxy's workers, on a node that proxies.
+    workers: Option<Arc<crate::workers::Workers>>,
 }
 
 impl StatusApi {
-    pub fn new(settings: &Settings, proxy: Arc<Proxy>, metrics: Arc<Scrape>) -> Self {
+    pub fn new(
+        settings: &Settings,
+        proxy: Arc<Proxy>,
+        metrics: Arc<Scrape>,
+        workers: Option<Arc<crate::workers::Workers>>,
+    ) -> Self {
         StatusApi {
             inner: Arc::new(Inner {
                 role: settings.role,
@@ -37,6 +44,7 @@ impl StatusApi {
                 started: Instant::now(),
                 total_requests: AtomicU64::new(0),
                 metrics,
+                workers,
             }),
         }
     }
@@ -74,7 +82,7 @@ impl StatusApi {
                     "version": crate::VERSION,
                     "role": self.inner.role.as_str(),
                     "uptime_seconds": self.inner.started.elapsed().as_secs(),
-                    "server": { "total_requests": total },
+                    "server": self.server(total),
                     "configuration_hash": snapshot.hash,
                     "entities": snapshot.config.counts(),
                 }),
@@ -94,6 +102,20 @@ impl StatusApi {
             }
             _ => json(StatusCode::NOT_FOUND, serde_json::json!({ "message": "Not found" })),
         }
+    }
+}
+
+impl StatusApi {
+    /// Kong's `server` block, with the proxy's workers (ours: `workers`, `worker_connections`).
+    fn server(&self, total: u64) -> serde_json::Value {
+        let mut server = serde_json::json!({ "total_requests": total });
+        if let Some(workers) = &self.inner.workers {
+            server["workers"] = workers.len().into();
+            server["worker_connections"] = workers.per_worker().into();
+            server["connections_accepted"] = workers.accepted().into();
+            server["connections_active"] = workers.open_connections().iter().sum::<usize>().into();
+        }
+        server
     }
 }
 
