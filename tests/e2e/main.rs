@@ -4,6 +4,7 @@ mod admin;
 mod admin_compat;
 mod admin_hardening;
 mod analytics;
+mod answers;
 mod bundled_plugins;
 mod check;
 mod cluster_stalls;

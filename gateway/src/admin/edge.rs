@@ -51,6 +51,8 @@ pub struct Edge {
     pub max_body: usize,
     /// The longest pause between two reads of a body (`nginx_http_client_body_timeout`).
     pub body_timeout: std::time::Duration,
+    /// Kong's `headers`: `Server` and `X-Kong-Admin-Latency` on every answer, or not.
+    pub headers: crate::conf::ResponseHeaders,
 }
 
 impl Edge {
@@ -65,11 +67,21 @@ impl Edge {
             .collect();
         names.sort();
         names.dedup();
-        Edge { names, max_body, body_timeout: std::time::Duration::from_secs(60) }
+        Edge {
+            names,
+            max_body,
+            body_timeout: std::time::Duration::from_secs(60),
+            headers: crate::conf::values::parse_headers("server_tokens, latency_tokens")
+                .expect("Kong's default parses"),
+        }
     }
 
     pub fn with_body_timeout(self, body_timeout: std::time::Duration) -> Edge {
         Edge { body_timeout, ..self }
+    }
+
+    pub fn with_headers(self, headers: crate::conf::ResponseHeaders) -> Edge {
+        Edge { headers, ..self }
     }
 
     /// Admits a request whose target is `authority` (HTTP/2's `:authority`, or an absolute URI)

@@ -112,10 +112,19 @@ impl AdminApi {
         hyper::service::service_fn(move |req| {
             let api = api.clone();
             async move {
-                let response = match api.receive(req).await {
+                let start = std::time::Instant::now();
+                let mut response = match api.receive(req).await {
                     Ok(request) => api.answer(request).await,
                     Err(e) => error_response(e),
                 };
+                // Kong's `headers` on the Admin API: `Server` set or removed, and its latency.
+                let (headers, shown) = (response.headers_mut(), &api.inner.edge.headers);
+                if shown.server {
+                    headers.insert(hyper::header::SERVER, hyper::header::HeaderValue::from_static(SERVER));
+                }
+                if shown.admin_latency {
+                    headers.insert(ADMIN_LATENCY, (start.elapsed().as_millis() as u64).into());
+                }
                 Ok(response)
             }
         })
@@ -567,16 +576,16 @@ struct Received {
     bytes: Bytes,
 }
 
+const SERVER: &str = concat!("gateway/", env!("CARGO_PKG_VERSION"));
+const ADMIN_LATENCY: hyper::header::HeaderName = hyper::header::HeaderName::from_static("x-kong-admin-latency");
+
 fn error_response(e: ApiError) -> Response<Full<Bytes>> {
     respond(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), Some(e.body))
 }
 
 fn respond(status: StatusCode, body: Option<Value>) -> Response<Full<Bytes>> {
     // Answers can carry keys (certificates, /clustering/dp-certificates/generate): never cached.
-    let builder = Response::builder()
-        .status(status)
-        .header("server", concat!("gateway/", env!("CARGO_PKG_VERSION")))
-        .header("cache-control", "no-store");
+    let builder = Response::builder().status(status).header("cache-control", "no-store");
     match body {
         Some(body) => builder
             .header("content-type", "application/json; charset=utf-8")

@@ -335,6 +335,48 @@ pub const KEYS: &[Key] = &[
         doc: "Kong's route matching by `paths`, `hosts`, `methods`, `headers` and `snis`: both flavours give the same answers, the bundled router's. `expressions` is refused (routes with an `expression` field are not supported).",
     },
     Key {
+        name: "headers",
+        default: Some("server_tokens, latency_tokens, X-Kong-Request-Id"),
+        kind: "list of `off`, `server_tokens`, `latency_tokens` or header names",
+        doc: "The gateway's own response headers. Proxied responses: `Via` (`1.1 gateway/VERSION`, added to the upstream's), `Server` (only when the upstream sent none), `X-Kong-Proxy-Latency` and `X-Kong-Upstream-Latency` (ms), `X-Kong-Upstream-Status`. The gateway's own answers (no route, errors, plugin exits): `Server` (replaced; removed when not listed) and `X-Kong-Response-Latency`. Both: `X-Kong-Request-Id` (the access log's `kong_request_id`). `server_tokens` is `Via` and `Server`; `latency_tokens` the latency headers; `off` first turns all of them off (a later `off` is ignored, as in Kong). `X-Kong-Admin-Latency` is on the Admin API's answers.",
+    },
+    Key {
+        name: "headers_upstream",
+        default: Some("X-Kong-Request-Id"),
+        kind: "`off` | `X-Kong-Request-Id`",
+        doc: "Upstream requests carry `X-Kong-Request-Id`, the request's id (replacing one the client sent).",
+    },
+    Key {
+        name: "error_default_type",
+        default: Some("text/plain"),
+        kind: "`application/json` | `application/xml` | `text/html` | `text/plain`",
+        doc: "The format of the gateway's error answers (a client error, an upstream failure, a failed plugin) when the request has neither an `Accept` nor a `Content-Type` naming one. `Accept` is read as Kong reads it: the type with the highest `q` wins (the first on a tie; `text/*` is plain, `application/*` and `*/*` JSON, anything else JSON). Answers Kong makes with `kong.response.error` (no route matched, `Please use HTTPS protocol`) follow `Accept`, else JSON.",
+    },
+    Key {
+        name: "error_template_html",
+        default: None,
+        kind: "path",
+        doc: "A template for HTML error answers instead of Kong's: the first `%s` is the message, the second the request id; `%%` is a literal `%`. Read at start: a missing file, another `%` directive or more than two `%s` stops the start.",
+    },
+    Key {
+        name: "error_template_json",
+        default: None,
+        kind: "path",
+        doc: "As `error_template_html`, for JSON error answers.",
+    },
+    Key {
+        name: "error_template_xml",
+        default: None,
+        kind: "path",
+        doc: "As `error_template_html`, for XML error answers.",
+    },
+    Key {
+        name: "error_template_plain",
+        default: None,
+        kind: "path",
+        doc: "As `error_template_html`, for plain-text error answers.",
+    },
+    Key {
         name: "allow_debug_header",
         default: Some("off"),
         kind: "boolean",

@@ -45,7 +45,6 @@ const PROXY_TLS: &str =
 const SESSIONS: &str =
     "not honoured yet: the proxy resumes TLS sessions with rustls's defaults (stateless tickets, a 256-entry cache)";
 const CLIENT_SSL: &str = "not honoured yet: no client certificate is presented to upstreams";
-const ERRORS: &str = "not honoured yet: the gateway's own error answers are JSON";
 const KEEPALIVE: &str = "not honoured yet: upstream connections are pooled with the gateway's fixed limits";
 const VAULT: &str = "not honoured yet: {vault://...} references are not resolved";
 
@@ -73,10 +72,6 @@ pub const KONG_KEYS: &[KongKey] = &[
     ),
     k("port_maps", "", NotApplicable, "not supported: X-Forwarded-Port is the port the client connected to"),
     k("anonymous_reports", "on", NotApplicable, "the gateway sends no usage reports"),
-    k("error_template_html", "", Later, ERRORS),
-    k("error_template_json", "", Later, ERRORS),
-    k("error_template_xml", "", Later, ERRORS),
-    k("error_template_plain", "", Later, ERRORS),
     k("stream_listen", "off", NotApplicable, STREAM),
     k("nginx_user", "kong kong", NotApplicable, "the gateway runs as the user that starts it"),
     k("nginx_daemon", "on", NotApplicable, "the gateway runs in the foreground: let a service manager keep it"),
@@ -106,14 +101,6 @@ pub const KONG_KEYS: &[KongKey] = &[
     k("client_ssl_cert_key", "", LaterDefaultOnly, CLIENT_SSL),
     k("debug_ssl_cert", "", NotApplicable, "no request-debugging listener here"),
     k("debug_ssl_cert_key", "", NotApplicable, "no request-debugging listener here"),
-    k(
-        "headers",
-        "server_tokens, latency_tokens, X-Kong-Request-Id",
-        LaterDefaultOnly,
-        "not honoured yet: responses carry Via and X-Kong-Upstream-Latency / X-Kong-Proxy-Latency",
-    ),
-    k("headers_upstream", "X-Kong-Request-Id", LaterDefaultOnly, "not honoured yet: no request id is sent upstream"),
-    k("error_default_type", "text/plain", Later, ERRORS),
     k("upstream_keepalive_pool_size", "512", Later, KEEPALIVE),
     k("upstream_keepalive_max_requests", "10000", Later, KEEPALIVE),
     k("upstream_keepalive_idle_timeout", "60", Later, KEEPALIVE),

@@ -23,8 +23,8 @@ pub use env::Environment;
 pub use listen::ListenSpec;
 pub use syntax::ConfFile;
 pub use values::{
-    AccessLogSpec, ClusterMtls, ClusterOcsp, Credentials, Database, HostPort, InlineConfig, LogLevel, ProxyScheme,
-    ProxyServer, Role,
+    AccessLogSpec, ClusterMtls, ClusterOcsp, Credentials, Database, ErrorTemplates, ErrorType, HostPort, InlineConfig,
+    LogLevel, ProxyScheme, ProxyServer, ResponseHeaders, Role,
 };
 
 /// Where Kong looks for a configuration file when none is given.
@@ -72,6 +72,12 @@ pub struct Settings {
     pub node_id: Option<uuid::Uuid>,
     pub lmdb_map_size: u64,
     pub allow_debug_header: bool,
+    /// Which of the gateway's own headers responses carry (`headers`).
+    pub headers: ResponseHeaders,
+    /// Whether upstream requests carry `X-Kong-Request-Id` (`headers_upstream`).
+    pub upstream_request_id: bool,
+    /// How the gateway words its own error answers.
+    pub error_templates: ErrorTemplates,
     /// Names the Admin API answers to besides IP literals, `localhost` and its listen hosts.
     pub admin_allowed_hosts: Vec<String>,
     /// `nginx_admin_client_max_body_size`, in bytes.
@@ -530,6 +536,12 @@ impl Checker<'_> {
                 real_ip_recursive: self.required("real_ip_recursive", parse_bool),
             },
             allow_debug_header: self.required("allow_debug_header", parse_bool),
+            headers: self.defaulted("headers", parse_headers),
+            upstream_request_id: self.defaulted("headers_upstream", parse_headers_upstream),
+            error_templates: ErrorTemplates {
+                default_type: self.required("error_default_type", parse_error_default_type),
+                custom: ErrorType::ALL.map(|kind| self.optional(kind.key(), parse_error_template)),
+            },
             admin_allowed_hosts: self.optional("admin_allowed_hosts", parse_host_names).unwrap_or_default(),
             admin_max_body: self.required("nginx_admin_client_max_body_size", parse_size),
             admin_ssl: self.tls_pair("admin_ssl_cert", "admin_ssl_cert_key"),

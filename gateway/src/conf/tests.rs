@@ -589,12 +589,10 @@ fn a_control_plane_address_is_needed_only_by_a_data_plane() {
 #[test]
 fn kong_keys_that_would_fail_open_accept_only_kongs_default() {
     // Kong's defaults, spelt loosely, are accepted with a warning.
-    let loaded = load_text(
-        "ssl_protocols = TLSv1.2  TLSv1.3\nheaders = server_tokens,latency_tokens, X-Kong-Request-Id\nssl_cert =\n",
-    )
-    .unwrap();
+    let loaded =
+        load_text("ssl_protocols = TLSv1.2  TLSv1.3\nlua_ssl_protocols = TLSv1.2,TLSv1.3\nssl_cert =\n").unwrap();
     assert_eq!(loaded.warnings.len(), 3, "{:?}", loaded.warnings);
-    let err = problems("ssl_protocols = TLSv1.3\nheaders = off\n");
+    let err = problems("ssl_protocols = TLSv1.3\nclient_ssl = on\n");
     assert_eq!(err.len(), 2, "{err:?}");
     assert!(
         err[0].starts_with(
@@ -603,7 +601,7 @@ fn kong_keys_that_would_fail_open_accept_only_kongs_default() {
         "{err:?}"
     );
     assert!(err[0].ends_with("only Kong's default (`TLSv1.2 TLSv1.3`) is accepted"), "{err:?}");
-    assert!(err[1].starts_with("test.conf:2: headers = \"off\": not honoured yet"), "{err:?}");
+    assert!(err[1].starts_with("test.conf:2: client_ssl = \"on\": not honoured yet"), "{err:?}");
     // The same from the environment, which is otherwise read only for honoured keys.
     let err = problems_env("", &[("KONG_SSL_CIPHER_SUITE", "modern")]);
     assert_eq!(err.len(), 1, "{err:?}");

@@ -343,6 +343,165 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// Kong's `headers`: which of the gateway's own headers responses carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ResponseHeaders {
+    /// `Via` on proxied responses.
+    pub via: bool,
+    /// `Server`: on proxied responses when the upstream sent none; on the gateway's own answers
+    /// always (and removed when off).
+    pub server: bool,
+    pub proxy_latency: bool,
+    pub response_latency: bool,
+    pub upstream_latency: bool,
+    pub admin_latency: bool,
+    pub upstream_status: bool,
+    pub request_id: bool,
+}
+
+/// `headers`: a list of Kong's names (any case), `server_tokens` (`Via` and `Server`),
+/// `latency_tokens` (the four latency headers) or `off`. As in Kong, `off` first turns every one
+/// off and an `off` later in the list is ignored.
+pub fn parse_headers(v: &str) -> Result<ResponseHeaders, String> {
+    let mut h = ResponseHeaders::default();
+    let items: Vec<String> = v.split(',').map(|i| i.trim().to_ascii_lowercase()).filter(|i| !i.is_empty()).collect();
+    for (i, item) in items.iter().enumerate() {
+        match item.as_str() {
+            "off" if i == 0 => return Ok(ResponseHeaders::default()),
+            "off" => {}
+            "server_tokens" => (h.via, h.server) = (true, true),
+            "latency_tokens" => {
+                (h.proxy_latency, h.response_latency, h.upstream_latency, h.admin_latency) = (true, true, true, true)
+            }
+            "via" => h.via = true,
+            "server" => h.server = true,
+            "x-kong-proxy-latency" => h.proxy_latency = true,
+            "x-kong-response-latency" => h.response_latency = true,
+            "x-kong-upstream-latency" => h.upstream_latency = true,
+            "x-kong-admin-latency" => h.admin_latency = true,
+            "x-kong-upstream-status" => h.upstream_status = true,
+            "x-kong-request-id" => h.request_id = true,
+            _ => {
+                return Err(format!(
+                    "invalid entry `{item}`: must be a list of off, server_tokens, latency_tokens, Via, Server, X-Kong-Proxy-Latency, X-Kong-Response-Latency, X-Kong-Upstream-Latency, X-Kong-Admin-Latency, X-Kong-Upstream-Status, X-Kong-Request-Id"
+                ));
+            }
+        }
+    }
+    Ok(h)
+}
+
+/// `headers_upstream`: whether upstream requests carry `X-Kong-Request-Id` (`off` or that name).
+pub fn parse_headers_upstream(v: &str) -> Result<bool, String> {
+    let items: Vec<String> = v.split(',').map(|i| i.trim().to_ascii_lowercase()).filter(|i| !i.is_empty()).collect();
+    let mut request_id = false;
+    for (i, item) in items.iter().enumerate() {
+        match item.as_str() {
+            "off" if i == 0 => return Ok(false),
+            "off" => {}
+            "x-kong-request-id" => request_id = true,
+            _ => return Err(format!("invalid entry `{item}`: must be off or X-Kong-Request-Id")),
+        }
+    }
+    Ok(request_id)
+}
+
+/// The formats of the gateway's own error answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorType {
+    Json,
+    Html,
+    Xml,
+    Plain,
+}
+
+impl ErrorType {
+    pub const ALL: [ErrorType; 4] = [ErrorType::Json, ErrorType::Html, ErrorType::Xml, ErrorType::Plain];
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            ErrorType::Json => "application/json",
+            ErrorType::Html => "text/html",
+            ErrorType::Xml => "application/xml",
+            ErrorType::Plain => "text/plain",
+        }
+    }
+
+    /// Its `error_template_*` key.
+    pub fn key(self) -> &'static str {
+        match self {
+            ErrorType::Json => "error_template_json",
+            ErrorType::Html => "error_template_html",
+            ErrorType::Xml => "error_template_xml",
+            ErrorType::Plain => "error_template_plain",
+        }
+    }
+}
+
+/// How the gateway words its own error answers: `error_default_type` and the
+/// `error_template_*` files (by [`ErrorType`], `None`: Kong's template).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorTemplates {
+    pub default_type: ErrorType,
+    pub custom: [Option<std::sync::Arc<str>>; 4],
+}
+
+impl Default for ErrorTemplates {
+    fn default() -> Self {
+        ErrorTemplates { default_type: ErrorType::Plain, custom: Default::default() }
+    }
+}
+
+impl ErrorTemplates {
+    pub fn custom(&self, kind: ErrorType) -> Option<&str> {
+        self.custom[kind as usize].as_deref()
+    }
+}
+
+/// `error_default_type`: one of Kong's four MIME types.
+pub fn parse_error_default_type(v: &str) -> Result<ErrorType, String> {
+    ErrorType::ALL
+        .into_iter()
+        .find(|t| t.mime() == v)
+        .ok_or_else(|| "must be one of: application/json, application/xml, text/html, text/plain".into())
+}
+
+/// The largest error template read.
+pub const MAX_ERROR_TEMPLATE: u64 = 64 * 1024;
+
+/// An `error_template_*` file: read at start, UTF-8, at most [`MAX_ERROR_TEMPLATE`] bytes, with at
+/// most two `%s` (the message, then the request id) and `%%` for a literal `%` (Kong fills it with
+/// Lua's `string.format`); any other `%` directive is refused here rather than failing requests.
+pub fn parse_error_template(v: &str) -> Result<std::sync::Arc<str>, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(v).map_err(|e| format!("cannot read {v}: {e}"))?;
+    let mut text = String::new();
+    file.take(MAX_ERROR_TEMPLATE + 1).read_to_string(&mut text).map_err(|e| format!("cannot read {v}: {e}"))?;
+    if text.len() as u64 > MAX_ERROR_TEMPLATE {
+        return Err(format!("{v} is larger than {MAX_ERROR_TEMPLATE} bytes"));
+    }
+    let mut placeholders = 0;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.next() {
+                Some('s') => placeholders += 1,
+                Some('%') => {}
+                other => {
+                    return Err(format!(
+                        "{v}: `%{}` is not a placeholder: use %s (the message, then the request id) and %% for a literal %",
+                        other.map(String::from).unwrap_or_default()
+                    ));
+                }
+            }
+        }
+    }
+    if placeholders > 2 {
+        return Err(format!("{v} has {placeholders} `%s`: at most two (the message, then the request id)"));
+    }
+    Ok(std::sync::Arc::from(text))
+}
+
 /// A declarative configuration given inline (`declarative_config_string`): it may hold
 /// credentials, so it is never printed.
 #[derive(Clone, PartialEq, Eq)]

@@ -295,6 +295,9 @@ pub struct Entry {
     pub user_agent: Option<HeaderValue>,
     /// `Authorization` when it is HTTP Basic: `$remote_user` is its user name.
     pub basic_auth: Option<HeaderValue>,
+    /// The request's id, when the service that answered gave it one (the proxy's); else one is
+    /// made for the line.
+    pub request_id: Option<RequestId>,
 }
 
 impl Entry {
@@ -312,6 +315,7 @@ impl Entry {
             referer: headers.get(header::REFERER).cloned(),
             user_agent: headers.get(header::USER_AGENT).cloned(),
             basic_auth,
+            request_id: None,
         }
     }
 
@@ -340,7 +344,7 @@ impl Entry {
         header_into(&mut line, self.user_agent.as_ref());
         line.push('"');
         if format == Format::Kong {
-            let _ = write!(line, " kong_request_id: \"{:032x}\"", request_id());
+            let _ = write!(line, " kong_request_id: \"{}\"", self.request_id.unwrap_or_default());
         }
         line.push('\n');
         out.extend_from_slice(line.as_bytes());
@@ -425,7 +429,32 @@ fn seed() -> u64 {
     hasher.finish()
 }
 
-/// Kong's `$kong_request_id`: 128 bits, unique per request, from this thread's splitmix64 stream.
+/// Kong's `$kong_request_id`: 128 bits, unique per request, printed as 32 lowercase hex digits.
+/// The proxy gives each request one (its `X-Kong-Request-Id`, its error answers' `request_id`)
+/// and hands it to the access log with the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestId(pub u128);
+
+impl RequestId {
+    /// The next id from this thread's stream.
+    pub fn new() -> RequestId {
+        RequestId(request_id())
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        RequestId::new()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+/// 128 bits from this thread's splitmix64 stream.
 fn request_id() -> u128 {
     REQUEST_IDS.with(|state| {
         let next = || {

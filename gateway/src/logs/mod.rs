@@ -6,5 +6,5 @@
 pub mod access;
 pub mod error;
 
-pub use access::{AccessLog, Destination, Format, Sink};
+pub use access::{AccessLog, Destination, Format, RequestId, Sink};
 pub use error::ErrorLogs;

@@ -304,7 +304,12 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     let proxy = Proxy::new(
         router,
         workers,
-        settings.allow_debug_header,
+        crate::proxy::answers::Presentation {
+            allow_debug_header: settings.allow_debug_header,
+            headers: settings.headers,
+            upstream_request_id: settings.upstream_request_id,
+            errors: settings.error_templates.clone(),
+        },
         upstream_tls,
         settings.client_trust.clone(),
         settings.client_limits.clone(),
@@ -530,7 +535,8 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             &settings.admin_allowed_hosts,
             usize::try_from(settings.admin_max_body).unwrap_or(usize::MAX),
         )
-        .with_body_timeout(settings.client_limits.body_timeout);
+        .with_body_timeout(settings.client_limits.body_timeout)
+        .with_headers(settings.headers);
         let admin =
             AdminApi::new(catalog.clone(), applied.clone(), node_info(&settings, node_id), registry.clone(), edge);
         if let Some(certs) = &dp_certificates {

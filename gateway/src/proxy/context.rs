@@ -49,6 +49,11 @@ pub struct RequestContext {
     pub(super) received: Option<Arc<AtomicU64>>,
     /// A plugin answered the request itself (Kong's `exit` source in metrics).
     pub exited: bool,
+    /// Kong's `$kong_request_id`: `X-Kong-Request-Id`, the error answers' `request_id`, the access
+    /// log's `kong_request_id`.
+    pub request_id: crate::logs::RequestId,
+    /// What the client's head said about the answer formats it wants.
+    pub wishes: super::answers::Wishes,
 }
 
 /// When each step of the request happened. `start` is when the pipeline took the request.
@@ -93,6 +98,8 @@ impl RequestContext {
             plugins: None,
             received: None,
             exited: false,
+            request_id: crate::logs::RequestId::new(),
+            wishes: super::answers::Wishes::default(),
         }
     }
 

@@ -24,8 +24,6 @@ use super::upstream::ProxyBody;
 use crate::entities::{Route, Service};
 use crate::server::Conn;
 
-const VIA: &str = concat!("1.1 gateway/", env!("CARGO_PKG_VERSION"));
-
 /// Sends the routed request upstream and returns the upstream's response with its head made the
 /// client's.
 pub async fn forward(
@@ -36,22 +34,23 @@ pub async fn forward(
     routed: Routed,
     host: &str,
 ) -> Result<Response<ProxyBody>, Failure> {
-    let RequestContext { conn, snapshot, timings, received, .. } = ctx;
+    let RequestContext { conn, snapshot, timings, received, request_id, .. } = ctx;
     let (route, _) = &snapshot.routes[routed.index];
     let service = &routed.service;
-    let debug = proxy.allow_debug_header && parts.headers.get(KONG_DEBUG).is_some_and(|v| v == "1");
+    let debug = proxy.presentation.allow_debug_header && parts.headers.get(KONG_DEBUG).is_some_and(|v| v == "1");
 
     let upgrade = is_websocket_upgrade(&parts.headers);
     let client_upgrade = if upgrade { parts.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
     let target = Target { route, service, upstream_path: &routed.upstream_path, client_host: host, upgrade };
-    let upstream_req = upstream_request(proxy, parts, body, conn, &target, received.clone())?;
-    let sent = Instant::now();
-    let proxy_latency = sent - timings.start;
-    timings.upstream_start = Some(sent);
+    let mut upstream_req = upstream_request(proxy, parts, body, conn, &target, received.clone())?;
+    if proxy.presentation.upstream_request_id {
+        upstream_req
+            .headers_mut()
+            .insert(super::answers::X_KONG_REQUEST_ID, super::answers::request_id_value(request_id));
+    }
+    timings.upstream_start = Some(Instant::now());
     let mut response = send(&proxy.pool, snapshot, service, upstream_req, timings).await?;
-    let first_byte = Instant::now();
-    timings.first_byte = Some(first_byte);
-    let upstream_latency = first_byte - sent;
+    timings.first_byte = Some(Instant::now());
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_upgrade) = client_upgrade {
@@ -62,18 +61,12 @@ pub async fn forward(
     } else {
         strip_hop_by_hop(response.headers_mut());
     }
-    let headers = response.headers_mut();
-    headers.append(header::VIA, HeaderValue::from_static(VIA));
-    headers.insert(X_KONG_UPSTREAM_LATENCY, HeaderValue::from(upstream_latency.as_millis() as u64));
-    headers.insert(X_KONG_PROXY_LATENCY, HeaderValue::from(proxy_latency.as_millis() as u64));
     if debug {
-        add_debug_headers(headers, route, service);
+        add_debug_headers(response.headers_mut(), route, service);
     }
     Ok(response)
 }
 
-const X_KONG_UPSTREAM_LATENCY: HeaderName = HeaderName::from_static("x-kong-upstream-latency");
-const X_KONG_PROXY_LATENCY: HeaderName = HeaderName::from_static("x-kong-proxy-latency");
 const KONG_DEBUG: HeaderName = HeaderName::from_static("kong-debug");
 
 /// Headers that describe one connection, not the message (RFC 9110 section 7.6.1), and
@@ -178,7 +171,7 @@ fn upstream_request(
             path: parts.uri.path(),
         },
     );
-    headers.append(header::VIA, HeaderValue::from_static(VIA));
+    headers.append(header::VIA, HeaderValue::from_static(super::answers::VIA));
 
     let body = ClientBody::new(body, proxy.limits.max_body_size, proxy.limits.body_timeout, received);
     let mut builder = Request::builder().method(parts.method).uri(path_and_query).version(hyper::Version::HTTP_11);

@@ -45,8 +45,8 @@ pub struct Proxy {
     instances: usize,
     /// The plugins the node runs; each configuration version gets its runner from them.
     plugins: Arc<PluginSet>,
-    /// Kong's `allow_debug_header`: answer `Kong-Debug: 1` with the matched route and service.
-    pub allow_debug_header: bool,
+    /// What the gateway says itself: its headers, error answers and debug headers.
+    pub presentation: answers::Presentation,
     /// Whose forwarding headers to believe.
     pub trust: ClientTrust,
     /// Body size and pace limits for clients.
@@ -61,7 +61,7 @@ impl Proxy {
     pub fn new(
         router: Arc<CompiledRouter>,
         instances: usize,
-        allow_debug_header: bool,
+        presentation: answers::Presentation,
         upstream_tls: Arc<rustls::ClientConfig>,
         trust: ClientTrust,
         limits: ClientLimits,
@@ -73,7 +73,7 @@ impl Proxy {
             router,
             instances,
             plugins,
-            allow_debug_header,
+            presentation,
             trust,
             limits,
             facts: std::sync::atomic::AtomicBool::new(false),

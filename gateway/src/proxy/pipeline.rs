@@ -30,7 +30,6 @@ use hyper::http::request;
 use hyper::{Request, Response, StatusCode};
 
 use super::Proxy;
-pub use super::answers::kong_error;
 use super::answers::{Blame, Failure};
 use super::client_body::Inbound;
 use super::context::RequestContext;
@@ -47,20 +46,26 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Conn, req: Request<Incoming>) -> Re
     let client_version = req.version();
     let method = proxy.collects_facts().then(|| req.method().clone());
     let mut ctx = RequestContext::new(conn, proxy.current());
+    ctx.wishes = super::answers::Wishes::of(req.headers());
     let phases = ctx.snapshot.phases.clone();
     if phases.is_some() || proxy.collects_facts() {
         ctx.received = Some(Arc::default());
     }
-    let (response, source) = match run(&proxy, &mut ctx, phases.as_deref(), req).await {
+    let (mut response, source) = match run(&proxy, &mut ctx, phases.as_deref(), req).await {
         Ok(response) if ctx.timings.first_byte.is_some() => (response, Source::Service),
         Ok(response) if ctx.exited => (response, Source::Exit),
         Ok(response) => (response, Source::Kong),
-        Err(failure) => (failure.answer(&ctx, client_version), Source::Kong),
+        Err(failure) => (failure.answer(&ctx, client_version, &proxy.presentation), Source::Kong),
     };
+    let upstream_status = (source == Source::Service).then(|| response.status());
+    proxy.presentation.stamp(response.headers_mut(), &ctx, upstream_status);
     let facts = proxy.collects_facts().then(|| facts(&ctx, source, method));
-    let mut response = response::deliver(response, client_version, ctx, phases);
+    let request_id = ctx.request_id;
+    let mut response = response::deliver(response, client_version, ctx, phases, &proxy.presentation);
+    let extensions = response.extensions_mut();
+    extensions.insert(request_id);
     if let Some(facts) = facts {
-        response.extensions_mut().insert(facts);
+        extensions.insert(facts);
     }
     response
 }

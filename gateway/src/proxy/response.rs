@@ -26,6 +26,7 @@ pub fn deliver(
     client_version: hyper::Version,
     mut ctx: RequestContext,
     phases: Option<Arc<dyn PhaseRunner>>,
+    presentation: &super::answers::Presentation,
 ) -> Response<ProxyBody> {
     let Some(phases) = phases else {
         // The client hears our HTTP version, whatever the upstream spoke.
@@ -36,7 +37,11 @@ pub fn deliver(
         let (mut head, body) = response.into_parts();
         response = match phases.header_filter(&mut ctx, &mut head) {
             Ok(()) => Response::from_parts(head, body),
-            Err(error) => Failure::plugin(error).answer(&ctx, client_version),
+            Err(error) => {
+                let mut answer = Failure::plugin(error).answer(&ctx, client_version, presentation);
+                presentation.stamp(answer.headers_mut(), &ctx, None);
+                answer
+            }
         };
     }
     *response.version_mut() = client_version;

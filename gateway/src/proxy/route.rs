@@ -11,7 +11,7 @@ use hyper::http::request;
 use hyper::{Response, StatusCode};
 
 use super::Proxy;
-use super::answers::{Blame, Failure, kong_error};
+use super::answers::{Blame, Failure, Negotiation};
 use super::context::RequestContext;
 use super::snapshot::accepts;
 use super::upstream::ProxyBody;
@@ -36,8 +36,11 @@ pub enum Routing {
 /// Routes `req` on the request's snapshot; a match sets `ctx.route`, even when a check then
 /// refuses the request (its later phases and log know the route).
 pub fn route(proxy: &Proxy, ctx: &mut RequestContext, req: &request::Parts, host: &str) -> Result<Routing, Failure> {
+    let no_route = |ctx: &RequestContext| {
+        Routing::Answered(proxy.presentation.answer(ctx, StatusCode::NOT_FOUND, NO_ROUTE, Negotiation::Accept))
+    };
     let Some(router) = &ctx.snapshot.router else {
-        return Ok(Routing::Answered(kong_error(StatusCode::NOT_FOUND, "no Route matched with those values")));
+        return Ok(no_route(ctx));
     };
     let headers: Vec<(&str, &[u8])> = router
         .header_names()
@@ -56,9 +59,7 @@ pub fn route(proxy: &Proxy, ctx: &mut RequestContext, req: &request::Parts, host
     });
     let decision = match routed {
         Ok(Some(decision)) => decision,
-        Ok(None) => {
-            return Ok(Routing::Answered(kong_error(StatusCode::NOT_FOUND, "no Route matched with those values")));
-        }
+        Ok(None) => return Ok(no_route(ctx)),
         Err(failure) => {
             return Err(Failure::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -74,14 +75,16 @@ pub fn route(proxy: &Proxy, ctx: &mut RequestContext, req: &request::Parts, host
     let (route, service) = &ctx.snapshot.routes[index];
     if !accepts(route, tls) {
         if !tls {
-            return Ok(Routing::Answered(https_required(route, host, &req.uri)));
+            return Ok(Routing::Answered(https_required(proxy, ctx, route, host, &req.uri)));
         }
-        return Ok(Routing::Answered(kong_error(StatusCode::NOT_FOUND, "no Route matched with those values")));
+        return Ok(no_route(ctx));
     }
     let Some(service) = service.clone() else {
-        return Ok(Routing::Answered(kong_error(
+        return Ok(Routing::Answered(proxy.presentation.answer(
+            ctx,
             StatusCode::SERVICE_UNAVAILABLE,
             "no Service found with those values",
+            Negotiation::Accept,
         )));
     };
     if !router_core::upstream_path_is_safe(&decision.upstream_path, service.path.as_deref()) {
@@ -112,10 +115,20 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
 }
 
-fn https_required(route: &Route, host: &str, uri: &hyper::Uri) -> Response<ProxyBody> {
+/// Kong's text when no route matches.
+const NO_ROUTE: &str = "no Route matched with those values";
+
+fn https_required(
+    proxy: &Proxy,
+    ctx: &RequestContext,
+    route: &Route,
+    host: &str,
+    uri: &hyper::Uri,
+) -> Response<ProxyBody> {
+    let answer = |status| proxy.presentation.answer(ctx, status, "Please use HTTPS protocol", Negotiation::Accept);
     let code = route.https_redirect_status_code;
     if code == 426 {
-        let mut response = kong_error(StatusCode::UPGRADE_REQUIRED, "Please use HTTPS protocol");
+        let mut response = answer(StatusCode::UPGRADE_REQUIRED);
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         response.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("TLS/1.2, HTTP/1.1"));
         return response;
@@ -123,7 +136,7 @@ fn https_required(route: &Route, host: &str, uri: &hyper::Uri) -> Response<Proxy
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::MOVED_PERMANENTLY);
     let (bare_host, _) = router_core::split_host_port(host);
     let location = format!("https://{bare_host}{}", uri.path_and_query().map_or("/", |p| p.as_str()));
-    let mut response = kong_error(status, "Please use HTTPS protocol");
+    let mut response = answer(status);
     if let Ok(v) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, v);
     }

@@ -52,7 +52,7 @@ impl ConnLog {
 /// A request whose line waits for its response.
 pub struct Pending {
     conn: Arc<ConnLog>,
-    entry: Entry,
+    pub(crate) entry: Entry,
 }
 
 /// What counts each finished proxied request: the node's Prometheus series, its analytics

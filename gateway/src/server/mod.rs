@@ -344,8 +344,11 @@ where
         let this = self.project();
         let response = std::task::ready!(this.inner.poll(cx));
         let in_flight = this.in_flight.take().expect("polled after completion");
-        let logged = this.logged.take();
+        let mut logged = this.logged.take();
         std::task::Poll::Ready(response.map(|mut r| {
+            if let (Some(pending), Some(id)) = (logged.as_mut(), r.extensions().get::<crate::logs::RequestId>()) {
+                pending.entry.request_id = Some(*id);
+            }
             let counted = this.metrics.take().and_then(|m| Some((m, r.extensions_mut().remove::<Facts>()?)));
             let record = Record::answered(logged, counted, r.status());
             r.map(|body| Counted::new(body, in_flight, record))
