@@ -26,6 +26,7 @@ const BUNDLED_PLUGINS: &[&str] = &[
     "jwt",
     "request-transformer",
     "response-transformer",
+    "prometheus",
 ];
 
 /// Crates of `plugins/testing/` built alongside for the end-to-end tests, never embedded; they land in

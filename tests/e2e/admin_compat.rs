@@ -386,3 +386,42 @@ fn error_kinds_map_to_kongs_statuses() {
     // A nested child that is not there: 404.
     assert_eq!(get(node.admin, "/services/s1/routes/nope").status, 404);
 }
+
+/// Kong's own fixture of a large real-world configuration (`_format_version: "1.1"`, 236
+/// services, 286 routes, upstreams with health checks, ip-restriction on 94 routes and a global
+/// prometheus): a DB-less node serves it from its file, and `POST /config` takes it, as Kong's
+/// "can load large declarative config" test does.
+#[test]
+fn kongs_large_format_1_1_fixture_loads_from_a_file_and_through_post_config() {
+    let fixture = std::fs::read_to_string(gateway_tests::repo_root().join("tests/data/kong-burst.yml")).unwrap();
+    let status_port = free_port();
+    let admin_port = free_port();
+    let node = gateway_tests::DbLess::start(
+        &fixture,
+        &[format!("status_listen = 127.0.0.1:{status_port}"), format!("admin_listen = 127.0.0.1:{admin_port}")],
+    );
+    let status = get(SocketAddr::from(([127, 0, 0, 1], status_port)), "/status").json();
+    let counts = &status["entities"];
+    for (kind, n) in [("services", 236), ("routes", 286), ("upstreams", 236), ("targets", 237), ("plugins", 95)] {
+        assert_eq!(counts[kind], n, "{kind}: {status}");
+    }
+    // Kept as Kong 3 keeps it: in the current format.
+    let exported = get(SocketAddr::from(([127, 0, 0, 1], admin_port)), "/config").json();
+    assert!(
+        exported["config"].as_str().unwrap().starts_with("_format_version: '3.0'")
+            || exported["config"].as_str().unwrap().contains("_format_version: \"3.0\""),
+        "{}",
+        &exported["config"].as_str().unwrap()[..200]
+    );
+    drop(node);
+
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path());
+    let posted = http_json(node.admin, "POST", "/config", &json!({"config": fixture}));
+    assert_eq!(posted.status, 201, "{}", posted.body);
+    let status = get(node.status, "/status").json();
+    assert_eq!(
+        (status["entities"]["services"].clone(), status["entities"]["routes"].clone()),
+        (json!(236), json!(286))
+    );
+}

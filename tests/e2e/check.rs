@@ -222,3 +222,48 @@ fn kong_settings_that_would_fail_open_are_refused_from_file_and_environment() {
     }
     assert!(err.contains("(3 problems)"), "{err}");
 }
+
+/// Kong's env vault: a key given as `{vault://env/NAME}` comes from the environment, the node
+/// starts with it, and neither `gateway check` nor the node prints the secret.
+#[test]
+fn a_vault_reference_is_resolved_from_the_environment_and_never_printed() {
+    let admin = free_port();
+    let (dir, _) = conf_dir(&[
+        "database = off".into(),
+        "prefix = servroot".into(),
+        format!("admin_listen = 127.0.0.1:{admin} ssl"),
+        "proxy_listen = off".into(),
+        "status_listen = off".into(),
+        "vault_env_prefix = gw_".into(),
+        "admin_ssl_cert = cluster.crt".into(),
+        "admin_ssl_cert_key = {vault://env/admin-tls/key}".into(),
+    ]);
+    assert!(run(dir.path(), &["hybrid", "gen_cert"], &[]).status.success());
+    let key = std::fs::read_to_string(dir.path().join("cluster.key")).unwrap();
+    std::fs::remove_file(dir.path().join("cluster.key")).unwrap();
+    // Missing: refused, naming the key and the variable, showing the reference.
+    let out = run(dir.path(), &["check", "kong.conf"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(
+            "kong.conf:8: admin_ssl_cert_key = \"{vault://env/admin-tls/key}\": the environment variable GW_ADMIN_TLS is not set"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // Set (a JSON object, as secret stores hand them over): the node serves TLS with it.
+    let secret = serde_json::json!({ "key": key }).to_string();
+    let env = [("GW_ADMIN_TLS", secret.as_str())];
+    let out = run(dir.path(), &["check", "kong.conf"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut node = Gateway::start(dir.path(), &["-c", "kong.conf"], &env);
+    node.wait_for_log("gateway started");
+    let handshake = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{admin}"), "-brief"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&handshake.stderr).into_owned() + &String::from_utf8_lossy(&handshake.stdout);
+    assert!(said.contains("CONNECTION ESTABLISHED"), "{said}");
+    assert!(!node.log().contains("PRIVATE KEY") && !stderr(&out).contains("PRIVATE KEY"));
+}

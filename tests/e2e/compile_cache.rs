@@ -78,8 +78,8 @@ fn a_second_start_loads_the_router_from_the_cache_and_a_damaged_entry_is_rebuilt
     let files = entries(dir.path());
     assert_eq!(
         files.len(),
-        15,
-        "the router, the health probe, the analytics component and the twelve bundled plugins: {files:?}"
+        16,
+        "the router, the health probe, the analytics component and the thirteen bundled plugins: {files:?}"
     );
     assert!(files.contains(&router), "{files:?}");
     for file in &files {
@@ -132,8 +132,8 @@ fn gateway_precompile_fills_the_cache_so_the_first_start_compiles_nothing() {
     assert!(gateway_tests::stderr(&out).contains(ROUTER_COMPILED), "{}", gateway_tests::stderr(&out));
     assert_eq!(
         entries(dir.path()).len(),
-        15,
-        "the router, the health probe, the analytics component and the twelve bundled plugins"
+        16,
+        "the router, the health probe, the analytics component and the thirteen bundled plugins"
     );
 
     let node = start(dir.path());

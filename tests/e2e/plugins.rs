@@ -190,10 +190,12 @@ fn the_guest_crates_unit_tests_pass() {
         "-p",
         "response-transformer",
         "-p",
+        "prometheus",
+        "-p",
         "analytics",
     ];
     let out = cargo(&root.join("plugins"), &target, &channel, &args);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.matches("test result: ok.").count() >= 14, "{text}");
+    assert!(text.matches("test result: ok.").count() >= 15, "{text}");
 }

@@ -162,7 +162,7 @@ routes:
         echo = echo.addr
     ));
     let check = |path: &str, status: u16, message: &str| {
-        let reply = http_request(node.proxy, "GET", path, &[]).unwrap();
+        let reply = http_request(node.proxy, "GET", path, &[("Accept", "application/json")]).unwrap();
         assert_eq!(reply.status, status, "{path}: {reply:?}");
         assert_eq!(reply.json()["message"], message, "{path}");
         reply

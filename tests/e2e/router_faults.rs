@@ -42,7 +42,7 @@ fn a_trap_in_the_router_fails_only_its_own_request() {
     assert_routed(&node, "/before");
     assert_eq!(router_traps(status), 0.0);
 
-    let reply = http_request(node.proxy, "GET", "/trap", &[]).unwrap();
+    let reply = http_request(node.proxy, "GET", "/trap", &[("Accept", "application/json")]).unwrap();
     assert_eq!(reply.status, 500, "{reply:?}");
     assert_eq!(reply.json()["message"], "An unexpected error occurred");
     // The component's own panic message is part of the report.

@@ -130,3 +130,65 @@ fn stopping_a_peer_stops_its_children_too() {
     }
     assert!(TcpStream::connect(("127.0.0.1", nginx.port)).is_err(), "nothing listens any more");
 }
+
+/// A keep-alive upstream that answers every request with the number of the connection it came on.
+fn numbering_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().flatten().enumerate() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line.trim().is_empty() {
+                            break;
+                        }
+                    }
+                    let body = n.to_string();
+                    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                    if reader.get_mut().write_all(head.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The upstream connection each of `n` requests in turn came on, through a node with `extra`.
+fn connections(n: usize, extra: &[&str]) -> (Vec<String>, DbLess) {
+    let upstream = numbering_upstream();
+    let mut lines = vec!["nginx_worker_processes = 1".to_string()];
+    lines.extend(extra.iter().map(|l| l.to_string()));
+    let node = DbLess::start(
+        &format!(
+            "_format_version: '3.0'\nservices:\n- name: s\n  url: http://{upstream}\n  routes: [{{name: r, paths: [/]}}]\n"
+        ),
+        &lines,
+    );
+    let seen = (0..n).map(|i| http_request(node.proxy, "GET", &format!("/r{i}"), &[]).unwrap().body).collect();
+    (seen, node)
+}
+
+#[test]
+fn upstream_keepalive_settings_decide_how_connections_are_reused() {
+    assert_eq!(connections(5, &[]).0, ["0", "0", "0", "0", "0"], "Kong's defaults: one connection for all");
+    assert_eq!(
+        connections(5, &["upstream_keepalive_max_requests = 2"]).0,
+        ["0", "0", "1", "1", "2"],
+        "a connection is closed after 2 requests"
+    );
+    assert_eq!(connections(3, &["upstream_keepalive_pool_size = 0"]).0, ["0", "1", "2"], "no pool: one each");
+    let (seen, node) = connections(2, &["upstream_keepalive_idle_timeout = 1"]);
+    assert_eq!(seen, ["0", "0"]);
+    // Idle past the timeout: the next request opens a new connection.
+    std::thread::sleep(Duration::from_millis(1300));
+    assert_eq!(http_request(node.proxy, "GET", "/late", &[]).unwrap().body, "1");
+}

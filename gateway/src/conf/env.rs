@@ -15,6 +15,8 @@ pub struct Environment {
     /// (key, value) for every key whose variable is set: the gateway's and Kong's others (so
     /// those are warned about, or refused, as in a file).
     values: Vec<(String, String)>,
+    /// Every variable, for the env vault (`{vault://env/NAME}`).
+    pub all: Vec<(String, String)>,
 }
 
 /// `KONG_CLUSTER_CERT` for `cluster_cert`.
@@ -37,7 +39,7 @@ impl Environment {
                 vars.iter().rev().find(|(var, _)| *var == name).map(|(_, v)| (key.to_string(), v.clone()))
             })
             .collect();
-        Environment { values }
+        Environment { values, all: vars }
     }
 }
 

@@ -128,7 +128,7 @@ pub const KEYS: &[Key] = &[
         name: "nginx_main_worker_rlimit_nofile",
         default: Some("auto"),
         kind: "`auto` | number",
-        doc: "Open files per proxy worker. The gateway is one process holding every worker, so at start it raises its own soft limit to this times `nginx_worker_processes`, plus 1024 for listeners, logs and stores (never lowering it); when the hard limit stops it, it says so and runs with the hard limit. `auto` as for `nginx_events_worker_connections`.",
+        doc: "Open files per proxy worker. The gateway is one process holding every worker, so at start it raises its own soft limit to this times `nginx_worker_processes`, plus 1024 for listeners, logs and stores (never lowering it); when the hard limit stops it, it runs with the hard limit, and says so when the number was set (not for `auto`). `auto` as for `nginx_events_worker_connections`.",
     },
     Key {
         name: "proxy_access_log",
@@ -377,6 +377,36 @@ pub const KEYS: &[Key] = &[
         doc: "As `error_template_html`, for plain-text error answers.",
     },
     Key {
+        name: "upstream_keepalive_pool_size",
+        default: Some("512"),
+        kind: "integer (≥ 0)",
+        doc: "Idle connections kept for reuse per upstream (address and TLS server name) on each proxy worker. `0` keeps none: every request opens a connection.",
+    },
+    Key {
+        name: "upstream_keepalive_max_requests",
+        default: Some("10000"),
+        kind: "integer (≥ 0)",
+        doc: "Requests one upstream connection serves before it is closed. `0`: any number.",
+    },
+    Key {
+        name: "upstream_keepalive_idle_timeout",
+        default: Some("60"),
+        kind: "seconds (≥ 0)",
+        doc: "How long an idle upstream connection is kept for reuse before it is closed. `0`: for as long as the upstream keeps it open.",
+    },
+    Key {
+        name: "vaults",
+        default: Some("bundled"),
+        kind: "`bundled` | `env` | `off`",
+        doc: "The vaults `{vault://...}` references are resolved with: Kong's `env` vault (`bundled` is it here; Kong's other vaults are refused by name). `off` refuses every reference.",
+    },
+    Key {
+        name: "vault_env_prefix",
+        default: None,
+        kind: "string",
+        doc: "Put before the name of every env vault reference: with `SECRET_`, `{vault://env/db-pass}` reads `SECRET_DB_PASS`. A reference `{vault://env/NAME}` reads the variable `NAME` in upper case with `-` as `_`; `{vault://env/NAME/KEY}` the string field `KEY` of the JSON object it holds. References work in any kong.conf value (or item of a list value), from the file or a `KONG_*` variable. They are resolved when the configuration is read; a missing variable stops the start naming the key, and errors show the reference, never the secret. Entity fields (Kong's referenceable certificate fields) do not take references yet: a certificate written as one is refused.",
+    },
+    Key {
         name: "allow_debug_header",
         default: Some("off"),
         kind: "boolean",
@@ -386,7 +416,7 @@ pub const KEYS: &[Key] = &[
         name: "plugins",
         default: Some("bundled"),
         kind: "list of `bundled`, `off` or plugin names",
-        doc: "The plugins this node offers. A data plane reports them (with their versions) to its control plane, which sends configuration only to data planes that offer every plugin the configuration uses. `bundled` stands for the plugins built into the gateway (listed in docs/plugins.md: `acl`, `basic-auth`, `correlation-id`, `cors`, `ip-restriction`, `jwt`, `key-auth`, `rate-limiting`, `request-size-limiting`, `request-termination`, `request-transformer`, `response-transformer`); any other name must be a component `NAME.wasm` in `wasm_plugins_path`.",
+        doc: "The plugins this node offers. A data plane reports them (with their versions) to its control plane, which sends configuration only to data planes that offer every plugin the configuration uses. `bundled` stands for the plugins built into the gateway (listed in docs/plugins.md: `acl`, `basic-auth`, `correlation-id`, `cors`, `ip-restriction`, `jwt`, `key-auth`, `prometheus`, `rate-limiting`, `request-size-limiting`, `request-termination`, `request-transformer`, `response-transformer`); any other name must be a component `NAME.wasm` in `wasm_plugins_path`.",
     },
     Key {
         name: "wasm_plugins_path",

@@ -45,15 +45,12 @@ const PROXY_TLS: &str =
 const SESSIONS: &str =
     "not honoured yet: the proxy resumes TLS sessions with rustls's defaults (stateless tickets, a 256-entry cache)";
 const CLIENT_SSL: &str = "not honoured yet: no client certificate is presented to upstreams";
-const KEEPALIVE: &str = "not honoured yet: upstream connections are pooled with the gateway's fixed limits";
-const VAULT: &str = "not honoured yet: {vault://...} references are not resolved";
 
 /// Every Kong 3.10 key of `kong.conf.default` the gateway does not honour, in that file's order,
 /// and keys of other Kong versions a kong.conf may still carry.
 pub const KONG_KEYS: &[KongKey] = &[
     k("proxy_stream_access_log", "logs/access.log basic", NotApplicable, STREAM),
     k("proxy_stream_error_log", "logs/error.log", NotApplicable, STREAM),
-    k("vaults", "bundled", Later, VAULT),
     k("opentelemetry_tracing", "off", NotApplicable, TRACING),
     k("tracing_instrumentations", "off", NotApplicable, TRACING),
     k("opentelemetry_tracing_sampling_rate", "1.0", NotApplicable, TRACING),
@@ -101,9 +98,6 @@ pub const KONG_KEYS: &[KongKey] = &[
     k("client_ssl_cert_key", "", LaterDefaultOnly, CLIENT_SSL),
     k("debug_ssl_cert", "", NotApplicable, "no request-debugging listener here"),
     k("debug_ssl_cert_key", "", NotApplicable, "no request-debugging listener here"),
-    k("upstream_keepalive_pool_size", "512", Later, KEEPALIVE),
-    k("upstream_keepalive_max_requests", "10000", Later, KEEPALIVE),
-    k("upstream_keepalive_idle_timeout", "60", Later, KEEPALIVE),
     k("nginx_http_client_header_buffer_size", "1k", NotApplicable, NO_NGINX),
     k("nginx_http_charset", "UTF-8", NotApplicable, "no nginx in this gateway: no charset is added to responses"),
     k("nginx_http_client_body_buffer_size", "8k", NotApplicable, NO_NGINX),
@@ -169,7 +163,6 @@ pub const KONG_KEYS: &[KongKey] = &[
     k("resolver_stale_ttl", "3600", Later, DNS),
     k("resolver_lru_cache_size", "10000", Later, DNS),
     k("resolver_mem_cache_size", "5m", Later, DNS),
-    k("vault_env_prefix", "", Later, VAULT),
     k("worker_consistency", "eventual", NotApplicable, "a new configuration reaches every worker at once"),
     k("worker_state_update_frequency", "5", NotApplicable, "a new configuration reaches every worker at once"),
     k("lua_max_req_headers", "100", NotApplicable, NO_LUA),

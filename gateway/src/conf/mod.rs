@@ -9,6 +9,7 @@ pub mod kong_keys;
 pub mod listen;
 pub mod syntax;
 pub mod values;
+pub mod vault;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,7 +25,7 @@ pub use listen::ListenSpec;
 pub use syntax::ConfFile;
 pub use values::{
     AccessLogSpec, ClusterMtls, ClusterOcsp, Credentials, Database, ErrorTemplates, ErrorType, HostPort, InlineConfig,
-    LogLevel, ProxyScheme, ProxyServer, ResponseHeaders, Role,
+    Keepalive, LogLevel, ProxyScheme, ProxyServer, ResponseHeaders, Role,
 };
 
 /// Where Kong looks for a configuration file when none is given.
@@ -78,6 +79,10 @@ pub struct Settings {
     pub upstream_request_id: bool,
     /// How the gateway words its own error answers.
     pub error_templates: ErrorTemplates,
+    /// How upstream connections are kept for reuse.
+    pub upstream_keepalive: Keepalive,
+    /// The vaults `{vault://...}` references in entity fields are resolved with.
+    pub vaults: vault::Vaults,
     /// Names the Admin API answers to besides IP literals, `localhost` and its listen hosts.
     pub admin_allowed_hosts: Vec<String>,
     /// `nginx_admin_client_max_body_size`, in bytes.
@@ -229,12 +234,22 @@ pub fn load_from(file: Option<ConfFile>, env: Environment) -> Result<Loaded, Con
     if let Some(file) = &file {
         figment = figment.merge(file.clone());
     }
+    let vars = env.all.clone();
     figment = figment.merge(env);
     let raw: BTreeMap<String, String> = figment.extract().map_err(|e| ConfError::Invalid {
         problems: vec![Problem { origin: Origin::Default, key: String::new(), value: None, reason: e.to_string() }],
         warnings: vec![],
     })?;
-    let mut cx = Checker { figment, file: file.as_ref(), raw, problems: Vec::new(), warnings: Vec::new() };
+    let mut cx = Checker {
+        figment,
+        file: file.as_ref(),
+        raw,
+        problems: Vec::new(),
+        warnings: Vec::new(),
+        references: BTreeMap::new(),
+        vaults: vault::Vaults::default(),
+    };
+    cx.resolve_references(vars);
     cx.check_file();
     cx.check_kong_keys();
     let settings = cx.settings();
@@ -253,6 +268,10 @@ struct Checker<'a> {
     raw: BTreeMap<String, String>,
     problems: Vec<Problem>,
     warnings: Vec<Warning>,
+    /// Keys whose value was written as vault references: what was written, printed in place of
+    /// the value.
+    references: BTreeMap<String, String>,
+    vaults: vault::Vaults,
 }
 
 impl Checker<'_> {
@@ -274,7 +293,10 @@ impl Checker<'_> {
     }
 
     fn problem(&mut self, key: &str, value: Option<&str>, reason: impl Into<String>) {
-        let value = value.map(|v| printable(key, v));
+        let value = match self.references.get(key) {
+            Some(written) => value.map(|_| written.clone()),
+            None => value.map(|v| printable(key, v)),
+        };
         self.problems.push(Problem { origin: self.origin(key), key: key.to_string(), value, reason: reason.into() });
     }
 
@@ -313,7 +335,9 @@ impl Checker<'_> {
             parse(text).expect("built-in defaults parse")
         };
         if self.value(key).is_none() {
-            self.problem(key, None, "must not be empty");
+            if !self.failed(key) {
+                self.problem(key, None, "must not be empty");
+            }
             return default();
         }
         self.optional(key, &parse).unwrap_or_else(default)
@@ -392,6 +416,45 @@ impl Checker<'_> {
                 origin: Origin::File { path: file.path.clone(), line: last },
                 message: format!("{key} is also set on line {first}; this line wins"),
             });
+        }
+    }
+
+    /// Resolves `{vault://...}` references in every value (a whole value, or items of a list)
+    /// with the env vault (`vaults`, `vault_env_prefix`), keeping what was written for messages.
+    fn resolve_references(&mut self, vars: Vec<(String, String)>) {
+        let env = self.required("vaults", vault::parse_vaults);
+        let env_prefix = self.value("vault_env_prefix").unwrap_or_default();
+        self.vaults = vault::Vaults { env, env_prefix, vars };
+        let written: Vec<(String, String)> = self
+            .raw
+            .iter()
+            .filter(|(_, v)| v.contains("{vault://"))
+            .map(|(k, v)| (k.clone(), v.trim().to_string()))
+            .collect();
+        for (key, value) in written {
+            if key == "vaults" || key == "vault_env_prefix" {
+                self.problem(&key, Some(&value), "the vault settings themselves cannot be references");
+                continue;
+            }
+            self.references.insert(key.clone(), value.clone());
+            let resolved: Result<String, vault::VaultError> = if vault::is_reference(&value) {
+                self.vaults.value_of(&value)
+            } else {
+                value
+                    .split(',')
+                    .map(|item| self.vaults.value_of(item.trim()))
+                    .collect::<Result<Vec<String>, _>>()
+                    .map(|items| items.join(", "))
+            };
+            match resolved {
+                Ok(resolved) => {
+                    self.raw.insert(key, resolved);
+                }
+                Err(error) => {
+                    self.problem(&key, Some(&value), error.to_string());
+                    self.raw.remove(&key);
+                }
+            }
         }
     }
 
@@ -538,6 +601,15 @@ impl Checker<'_> {
             allow_debug_header: self.required("allow_debug_header", parse_bool),
             headers: self.defaulted("headers", parse_headers),
             upstream_request_id: self.defaulted("headers_upstream", parse_headers_upstream),
+            vaults: self.vaults.clone(),
+            upstream_keepalive: Keepalive {
+                pool_size: self
+                    .required("upstream_keepalive_pool_size", |v| parse_integer(v, 0))
+                    .try_into()
+                    .unwrap_or(usize::MAX),
+                max_requests: self.required("upstream_keepalive_max_requests", |v| parse_integer(v, 0)),
+                idle_timeout: self.required("upstream_keepalive_idle_timeout", parse_idle_timeout),
+            },
             error_templates: ErrorTemplates {
                 default_type: self.required("error_default_type", parse_error_default_type),
                 custom: ErrorType::ALL.map(|kind| self.optional(kind.key(), parse_error_template)),

@@ -683,3 +683,37 @@ fn configuration_doc_has_the_table_of_every_kong_key() {
         );
     }
 }
+
+#[test]
+fn vault_references_are_resolved_from_the_environment_and_never_printed() {
+    let env = [
+        ("LOG_LEVEL_SECRET", "debug"),
+        ("CORP_PROXY", "http://alice:s3cret@proxy.corp:3128/x"),
+        ("APP_LABELS", "env:prod"),
+    ];
+    let loaded = load_text_env("log_level = {vault://env/log-level-secret}\n", &env).unwrap();
+    assert_eq!(loaded.settings.log_level, LogLevel::Debug);
+    // With a prefix, in an item of a list, and from a KONG_ variable.
+    let s = load_text_env(
+        "vault_env_prefix = app_\n",
+        &[("APP_ADMIN_HOST", "Admin.Example.test"), ("KONG_ADMIN_ALLOWED_HOSTS", "{vault://env/admin-host}, b.test")],
+    )
+    .unwrap()
+    .settings;
+    assert_eq!(s.admin_allowed_hosts, vec!["admin.example.test", "b.test"]);
+    // A bad value shows the reference, not what it stood for.
+    let err = problems_env("proxy_server = {vault://env/corp-proxy}\n", &env);
+    assert_eq!(err, vec!["test.conf:1: proxy_server = \"{vault://env/corp-proxy}\": must not have a path"]);
+    let err = problems("cluster_cert_key = {vault://env/nowhere}\n");
+    assert_eq!(
+        err,
+        vec!["test.conf:1: cluster_cert_key = \"{vault://env/nowhere}\": the environment variable NOWHERE is not set"]
+    );
+    let err = problems("vaults = off\nlog_level = {vault://env/x}\n");
+    assert_eq!(err, vec!["test.conf:2: log_level = \"{vault://env/x}\": vaults = off: references are not resolved"]);
+    let err = problems("log_level = {vault://hcv/x}\n");
+    assert_eq!(
+        err,
+        vec!["test.conf:1: log_level = \"{vault://hcv/x}\": only the env vault is available here, not `hcv`"]
+    );
+}

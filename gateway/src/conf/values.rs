@@ -502,6 +502,38 @@ pub fn parse_error_template(v: &str) -> Result<std::sync::Arc<str>, String> {
     Ok(std::sync::Arc::from(text))
 }
 
+/// Kong's upstream keep-alive settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle connections kept per upstream (address and TLS name) on each worker
+    /// (`upstream_keepalive_pool_size`); 0 keeps none: every request opens a connection.
+    pub pool_size: usize,
+    /// Requests one connection serves before it is closed (`upstream_keepalive_max_requests`);
+    /// 0: any number.
+    pub max_requests: u64,
+    /// How long an idle connection is kept (`upstream_keepalive_idle_timeout`); `None`: for good.
+    pub idle_timeout: Option<std::time::Duration>,
+}
+
+impl Default for Keepalive {
+    /// Kong's defaults: 512, 10000, 60 s.
+    fn default() -> Self {
+        Keepalive { pool_size: 512, max_requests: 10_000, idle_timeout: Some(std::time::Duration::from_secs(60)) }
+    }
+}
+
+/// `upstream_keepalive_idle_timeout`: seconds (a fraction allowed), `0` for no limit.
+pub fn parse_idle_timeout(v: &str) -> Result<Option<std::time::Duration>, String> {
+    let secs: f64 = v.parse().map_err(|_| "must be a number of seconds (0: no limit)".to_string())?;
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err("must be a number of seconds (0: no limit)".into());
+    }
+    if secs == 0.0 {
+        return Ok(None);
+    }
+    std::time::Duration::try_from_secs_f64(secs).map(Some).map_err(|_| "is too large".to_string())
+}
+
 /// A declarative configuration given inline (`declarative_config_string`): it may hold
 /// credentials, so it is never printed.
 #[derive(Clone, PartialEq, Eq)]

@@ -99,6 +99,112 @@ pub fn parse_value(doc: &Value) -> Result<Config, Vec<FieldError>> {
 
 /// [`parse_value`], accepting the plugins of `plugins`.
 pub fn parse_value_with(doc: &Value, plugins: &PluginRegistry) -> Result<Config, Vec<FieldError>> {
+    match older_format(doc) {
+        Some(migrated) => parse_current(&migrated, plugins),
+        None => parse_current(doc, plugins),
+    }
+}
+
+/// Kong 3's reading of a file in an older format (`_format_version` `"1.1"` or `"2.1"`, as Kong
+/// 1.x/2.x and decK wrote them): the same entities, except that a route path was a regex whenever
+/// it held anything but letters, digits and `._~/%-`, where Kong 3 wants the regex marked with
+/// `~`. Each route path is rewritten as Kong 3 rewrites it (plain ones normalised, regexes
+/// prefixed) and each change is named in a warning; the document then reads as `"3.0"`.
+/// `None` for any other document.
+fn older_format(doc: &Value) -> Option<Value> {
+    let version = doc.get("_format_version")?.as_str()?;
+    if version != "1.1" && version != "2.1" {
+        return None;
+    }
+    let mut doc = doc.clone();
+    let mut changes = Vec::new();
+    if let Some(routes) = doc.get_mut("routes") {
+        migrate_routes(routes, "routes", &mut changes);
+    }
+    if let Some(services) = doc.get_mut("services").and_then(Value::as_array_mut) {
+        for (i, service) in services.iter_mut().enumerate() {
+            if let Some(routes) = service.get_mut("routes") {
+                migrate_routes(routes, &format!("services[{i}].routes"), &mut changes);
+            }
+        }
+    }
+    for change in &changes {
+        tracing::warn!("_format_version {version}: {change}");
+    }
+    doc["_format_version"] = Value::String("3.0".into());
+    Some(doc)
+}
+
+/// Rewrites the `paths` of each route in `routes` (an array at `at`), noting each change.
+fn migrate_routes(routes: &mut Value, at: &str, changes: &mut Vec<String>) {
+    let Some(routes) = routes.as_array_mut() else { return };
+    for (i, route) in routes.iter_mut().enumerate() {
+        let name = route.get("name").and_then(Value::as_str).map(|n| format!(" ({n})")).unwrap_or_default();
+        let Some(paths) = route.get_mut("paths").and_then(Value::as_array_mut) else { continue };
+        for (j, path) in paths.iter_mut().enumerate() {
+            let Some(old) = path.as_str() else { continue };
+            let new = migrate_path(old);
+            if new != old {
+                let what = if new.starts_with('~') { "a regex, now marked" } else { "normalised" };
+                changes.push(format!("{at}[{i}]{name}.paths[{j}]: {old:?} is {what}: {new:?}"));
+                *path = Value::String(new);
+            }
+        }
+    }
+}
+
+/// Kong 3's migration of one pre-3.0 route path.
+fn migrate_path(path: &str) -> String {
+    if path.bytes().all(|b| b.is_ascii_alphanumeric() || b"._~/%-".contains(&b)) {
+        router_core::normalize_path(path)
+    } else {
+        format!("~{}", percent_decoded_regex(path))
+    }
+}
+
+/// A regex path with its percent-escapes decoded as Kong 3 decodes them: reserved characters stay
+/// escaped (in upper case), regex metacharacters become escaped literals, anything else its
+/// character.
+pub(super) fn percent_decoded_regex(path: &str) -> String {
+    const RESERVED: &[u8] = b"!*'();:@&=+$,/?%#[]";
+    const META: &[u8] = b".^-{}\\|";
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape = (bytes[i] == b'%' && i + 3 <= bytes.len())
+            .then(|| {
+                std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .flatten();
+        match escape {
+            Some(b) if RESERVED.contains(&b) || !b.is_ascii_graphic() => {
+                out.push_str(&format!("%{b:02X}"));
+                i += 3;
+            }
+            Some(b) if META.contains(&b) => {
+                out.push('\\');
+                out.push(char::from(b));
+                i += 3;
+            }
+            Some(b) => {
+                out.push(char::from(b));
+                i += 3;
+            }
+            None => {
+                let c = path[i..].chars().next().expect("i is on a char boundary");
+                out.push(c);
+                i += c.len_utf8();
+            }
+        }
+    }
+    out
+}
+
+fn parse_current(doc: &Value, plugins: &PluginRegistry) -> Result<Config, Vec<FieldError>> {
     let mut b = Builder::new(plugins);
     let Some(mut top) = Obj::new(String::new(), doc, &mut b.errors) else {
         b.errors.0[0].path = "(root)".into();
@@ -106,7 +212,9 @@ pub fn parse_value_with(doc: &Value, plugins: &PluginRegistry) -> Result<Config,
     };
     match top.string("_format_version", &mut b.errors).as_deref() {
         Some("3.0") => {}
-        Some(other) => b.errors.push("_format_version", format!("unsupported version {other:?}: use \"3.0\"")),
+        Some(other) => {
+            b.errors.push("_format_version", format!("unsupported version {other:?}: expected one of: 1.1, 2.1, 3.0"))
+        }
         None if top.has("_format_version") => {}
         None => b.errors.push("_format_version", "required field missing (use \"3.0\")"),
     }

@@ -199,7 +199,8 @@ fn identical_unnamed_routes_are_reported() {
 #[test]
 fn format_version_is_required() {
     assert_eq!(errors("services: []\n"), vec!["_format_version: required field missing (use \"3.0\")"]);
-    assert!(errors("_format_version: '2.1'\n")[0].contains("unsupported version"));
+    assert!(errors("_format_version: '0.1'\n")[0].contains("unsupported version"));
+    assert!(errors("_format_version: 1.1\n")[0].contains("_format_version"), "a number, not the string Kong wants");
 }
 
 #[test]
@@ -513,4 +514,25 @@ fn deleting_a_consumer_cascades_to_its_credentials() {
     assert_eq!(Kind::from_nested_endpoint("jwt"), Some(Kind::JwtSecrets));
     assert_eq!(Kind::from_endpoint("acls"), Some(Kind::Acls));
     assert_eq!(Kind::from_endpoint("keyauth_credentials"), None);
+}
+
+#[test]
+fn older_formats_read_as_kong_3_reads_them_regex_paths_marked() {
+    let older = |version: &str| {
+        format!(
+            "_format_version: \"{version}\"\nroutes:\n- {{name: top, paths: [/regex.+, /prefix, /a/./b//c]}}\nservices:\n- name: s\n  host: s.test\n  routes:\n  - {{name: nested, paths: ['/users/(?<id>\\d+)$', /plain]}}\n"
+        )
+    };
+    for version in ["1.1", "2.1"] {
+        let config = parse(&older(version)).unwrap_or_else(|e| panic!("{version}: {e:?}"));
+        let paths = |name: &str| config.routes.iter().find(|r| r.name.as_deref() == Some(name)).unwrap().paths.clone();
+        assert_eq!(paths("top"), vec!["~/regex.+", "/prefix", "/a/b/c"], "{version}");
+        assert_eq!(paths("nested"), vec!["~/users/(?<id>\\d+)$", "/plain"], "{version}");
+    }
+    // 3.0 paths are taken as written: the same regex-looking path stays a plain prefix.
+    let current = parse(&older("3.0").replace("/a/./b//c", "/ok").replace("'/users/(?<id>\\d+)$', ", "")).unwrap();
+    assert!(current.routes.iter().all(|r| r.paths.iter().all(|p| !p.starts_with('~'))), "3.0 is not migrated");
+    let refused = errors("_format_version: \"4.0\"\n");
+    assert!(refused[0].contains("unsupported version \"4.0\": expected one of: 1.1, 2.1, 3.0"), "{refused:?}");
+    assert_eq!(declarative::percent_decoded_regex("/a%2Eb%2fc%41%zz"), "/a\\.b%2Fc%41%zz".replace("%41", "A"));
 }

@@ -63,8 +63,12 @@ pub fn apply(rlimit_nofile: Option<u64>, worker_connections: Option<usize>, work
             ),
         }
     }
-    if let Some(short) = plan.short {
-        tracing::warn!("nginx_main_worker_rlimit_nofile: {short}");
+    match (plan.short, rlimit_nofile) {
+        // Asked for by number: the operator is told it did not happen.
+        (Some(short), Some(_)) => tracing::warn!("nginx_main_worker_rlimit_nofile: {short}"),
+        // `auto` takes what the system allows.
+        (Some(short), None) => tracing::debug!("nginx_main_worker_rlimit_nofile = auto: {short}"),
+        (None, _) => {}
     }
     worker_connections.unwrap_or_else(|| usize::try_from(auto(found)).unwrap_or(16384))
 }

@@ -178,7 +178,7 @@ async fn data_plane_start(
         Some((config, origin)) => {
             let snapshot =
                 proxy.apply(config).await.map_err(|source| NodeError::Config { file: origin.clone(), source })?;
-            tracing::info!(from = %origin, hash = %snapshot.hash, "serving the declarative configuration until the control plane answers");
+            tracing::info!(from = %origin, hash = %snapshot.hash, "serving declarative_config until the control plane answers");
         }
         None => tracing::warn!("no configuration yet: answering 404 until the control plane sends one"),
     }
@@ -310,7 +310,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             upstream_request_id: settings.upstream_request_id,
             errors: settings.error_templates.clone(),
         },
-        upstream_tls,
+        (upstream_tls, settings.upstream_keepalive),
         settings.client_trust.clone(),
         settings.client_limits.clone(),
         plugins.clone(),

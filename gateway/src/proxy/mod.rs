@@ -57,19 +57,20 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// `upstream_tls` verifies the certificates of `https` services.
+    /// `upstream` is how upstream connections are made and kept: the TLS client that verifies
+    /// `https` services, and Kong's keep-alive settings.
     pub fn new(
         router: Arc<CompiledRouter>,
         instances: usize,
         presentation: answers::Presentation,
-        upstream_tls: Arc<rustls::ClientConfig>,
+        upstream: (Arc<rustls::ClientConfig>, upstream::Keepalive),
         trust: ClientTrust,
         limits: ClientLimits,
         plugins: Arc<PluginSet>,
     ) -> Arc<Proxy> {
         Arc::new(Proxy {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
-            pool: Arc::new(Pool::new(upstream_tls, instances)),
+            pool: Arc::new(Pool::new(upstream.0, instances, upstream.1)),
             router,
             instances,
             plugins,

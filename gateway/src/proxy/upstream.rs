@@ -26,19 +26,21 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Bodies as they travel through the proxy, in either direction.
 pub type ProxyBody = BoxBody<Bytes, BoxError>;
 
-/// Idle connections kept per upstream address.
-const MAX_IDLE_PER_ADDRESS: usize = 128;
-/// An idle connection older than this is closed rather than reused (Kong's default is 60 s).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Every this many check-ins, connections past the idle timeout or closed are dropped, and with
 /// them the addresses left with none: the map does not grow with every address ever used.
 const SWEEP_EVERY: u64 = 256;
 
-/// Idle connections kept in all by one shard: past it a connection is closed rather than kept
-/// (whatever the number of addresses: with `preserve_host` on an https service the client's Host
-/// is part of the key).
+/// Idle connections kept in all by one shard (at least; a larger `upstream_keepalive_pool_size`
+/// raises it): past it a connection is closed rather than kept (whatever the number of addresses:
+/// with `preserve_host` on an https service the client's Host is part of the key).
 const MAX_IDLE: usize = 4096;
+
+pub use crate::conf::Keepalive;
+
+/// Whether a connection idle since `since` may still be used.
+fn fresh(keepalive: &Keepalive, since: Instant) -> bool {
+    keepalive.idle_timeout.is_none_or(|timeout| since.elapsed() < timeout)
+}
 
 /// Idle connections by pool key, with when they went idle, and how many there are in all.
 #[derive(Default)]
@@ -50,10 +52,10 @@ struct IdleConnections {
 }
 
 impl IdleConnections {
-    fn sweep(&mut self, idle_timeout: Duration) {
+    fn sweep(&mut self, keepalive: &Keepalive) {
         let mut count = 0;
         self.by_key.retain(|_, list| {
-            list.retain(|(upstream, since)| upstream.sender.is_ready() && since.elapsed() < idle_timeout);
+            list.retain(|(upstream, since)| upstream.sender.is_ready() && fresh(keepalive, *since));
             count += list.len();
             !list.is_empty()
         });
@@ -68,6 +70,8 @@ pub struct Upstream {
     pub reused: bool,
     /// The connection's write timeout in milliseconds, set by whichever service uses it.
     write_timeout: Arc<AtomicU64>,
+    /// Requests it has served.
+    served: u64,
 }
 
 impl Upstream {
@@ -80,7 +84,7 @@ impl Upstream {
 pub struct Pool {
     /// Idle connections per proxy worker thread (and one set for every other thread).
     idle: PerWorker<IdleConnections>,
-    idle_timeout: Duration,
+    keepalive: Keepalive,
     /// For `https` services: verifies upstream certificates against `lua_ssl_trusted_certificate`.
     tls: Arc<rustls::ClientConfig>,
 }
@@ -112,12 +116,8 @@ pub enum ConnectError {
 
 impl Pool {
     /// A pool for `workers` proxy worker threads.
-    pub fn new(tls: Arc<rustls::ClientConfig>, workers: usize) -> Pool {
-        Pool::with_idle_timeout(tls, workers, IDLE_TIMEOUT)
-    }
-
-    pub fn with_idle_timeout(tls: Arc<rustls::ClientConfig>, workers: usize, idle_timeout: Duration) -> Pool {
-        Pool { idle: PerWorker::new(workers), idle_timeout, tls }
+    pub fn new(tls: Arc<rustls::ClientConfig>, workers: usize, keepalive: Keepalive) -> Pool {
+        Pool { idle: PerWorker::new(workers), keepalive, tls }
     }
 
     /// A ready idle connection to `address`, if this thread's shard keeps one.
@@ -128,7 +128,7 @@ impl Pool {
         let mut taken = 0;
         while let Some((mut upstream, since)) = list.pop() {
             taken += 1;
-            if upstream.sender.is_ready() && since.elapsed() < self.idle_timeout {
+            if upstream.sender.is_ready() && fresh(&self.keepalive, since) {
                 upstream.reused = true;
                 found = Some(upstream);
                 break;
@@ -141,20 +141,26 @@ impl Pool {
         found
     }
 
-    pub fn checkin(&self, key: String, upstream: Upstream) {
-        if !upstream.sender.is_ready() {
+    /// A connection that served a request whole, back for the next one: kept unless it is done
+    /// (closed, served `max_requests`) or the pool is full; else dropped, which closes it.
+    pub fn checkin(&self, key: String, mut upstream: Upstream) {
+        upstream.served += 1;
+        let k = &self.keepalive;
+        if !upstream.sender.is_ready() || k.pool_size == 0 || (k.max_requests != 0 && upstream.served >= k.max_requests)
+        {
             return;
         }
+        let most = MAX_IDLE.max(k.pool_size);
         let mut idle = self.idle.lock();
         idle.checkins += 1;
-        if idle.checkins.is_multiple_of(SWEEP_EVERY) || idle.count >= MAX_IDLE {
-            idle.sweep(self.idle_timeout);
+        if idle.checkins.is_multiple_of(SWEEP_EVERY) || idle.count >= most {
+            idle.sweep(k);
         }
-        if idle.count >= MAX_IDLE {
+        if idle.count >= most {
             return;
         }
         let list = idle.by_key.entry(key).or_default();
-        if list.len() < MAX_IDLE_PER_ADDRESS {
+        if list.len() < k.pool_size {
             list.push((upstream, Instant::now()));
             idle.count += 1;
         }
@@ -189,7 +195,7 @@ impl Pool {
                 tracing::debug!(upstream = %peer, %error, "upstream connection ended with an error");
             }
         });
-        Ok(Upstream { sender, reused: false, write_timeout })
+        Ok(Upstream { sender, reused: false, write_timeout, served: 0 })
     }
 
     async fn open(&self, address: &str, tls_name: Option<&ServerName<'static>>) -> Result<Box<dyn Io>, ConnectError> {
@@ -300,7 +306,8 @@ mod tests {
                 .with_root_certificates(rustls::RootCertStore::empty())
                 .with_no_client_auth(),
         );
-        let pool = Pool::with_idle_timeout(tls, 2, Duration::from_secs(1));
+        let keepalive = Keepalive { idle_timeout: Some(Duration::from_secs(1)), ..Keepalive::default() };
+        let pool = Pool::new(tls, 2, keepalive);
         let timeout = Duration::from_secs(5);
         let connect = || async {
             let mut upstream = pool.connect(&address, None, timeout).await.unwrap();

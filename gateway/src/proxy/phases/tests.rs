@@ -245,8 +245,15 @@ async fn proxy(upstream: &Upstream, phases: Option<Arc<dyn PhaseRunner>>) -> Soc
             .with_no_client_auth(),
     );
     let plugins = Arc::new(crate::wasm::plugin_set::PluginSet::empty());
-    let proxy =
-        Proxy::new(router, 1, Default::default(), tls, ClientTrust::default(), ClientLimits::default(), plugins);
+    let proxy = Proxy::new(
+        router,
+        1,
+        Default::default(),
+        (tls, Default::default()),
+        ClientTrust::default(),
+        ClientLimits::default(),
+        plugins,
+    );
     let config = serde_json::json!({
         "_format_version": "3.0",
         "services": [{
