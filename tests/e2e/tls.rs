@@ -153,3 +153,78 @@ fn https_upstreams_are_verified_against_the_trusted_roots() {
     let mut gateway = node.gateway;
     gateway.wait_for_log("UnknownIssuer");
 }
+
+/// What `openssl s_client` says of a handshake with the proxy at `port` (its extra `args`).
+fn s_client(port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "unknown.test"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn established(said: &str) -> bool {
+    said.contains("Cipher is ") && !said.contains("Cipher is (NONE)")
+}
+
+fn tls_node(extra: &[String]) -> (DbLess, u16) {
+    let tls = free_port();
+    let mut lines = vec![format!("proxy_listen = 127.0.0.1:{}, 127.0.0.1:{tls} ssl", free_port())];
+    lines.extend_from_slice(extra);
+    (DbLess::start("_format_version: '3.0'\n", &lines), tls)
+}
+
+#[test]
+fn kongs_tls_settings_decide_versions_suites_and_the_default_certificate() {
+    // Kong's defaults (intermediate): TLS 1.2 and 1.3.
+    let (node, port) = tls_node(&[]);
+    assert!(established(&s_client(port, &["-tls1_2"])), "{}", s_client(port, &["-tls1_2"]));
+    assert!(s_client(port, &["-tls1_3"]).contains("TLSv1.3"));
+    drop(node);
+    // modern: TLS 1.3 only.
+    let (node, port) = tls_node(&["ssl_cipher_suite = modern".into()]);
+    assert!(!established(&s_client(port, &["-tls1_2"])), "modern refuses TLS 1.2");
+    assert!(established(&s_client(port, &["-tls1_3"])));
+    drop(node);
+    // ssl_protocols narrows intermediate the same way.
+    let (node, port) = tls_node(&["ssl_protocols = TLSv1.3".into()]);
+    assert!(!established(&s_client(port, &["-tls1_2"])));
+    drop(node);
+    // custom: only the TLS 1.2 suites named (the default certificate is ECDSA).
+    let (node, port) =
+        tls_node(&["ssl_cipher_suite = custom".into(), "ssl_ciphers = ECDHE-ECDSA-AES256-GCM-SHA384".into()]);
+    let named = s_client(port, &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-GCM-SHA384"]);
+    assert!(named.contains("ECDHE-ECDSA-AES256-GCM-SHA384") && established(&named), "{named}");
+    assert!(!established(&s_client(port, &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"])));
+    drop(node);
+
+    // ssl_cert / ssl_cert_key: served when no certificate entity matches.
+    let ca = TestCa::new("default-ca");
+    let pem = ca.server(&["default.example.test"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("default.crt"), &pem.cert).unwrap();
+    std::fs::write(dir.path().join("default.key"), &pem.key).unwrap();
+    let (node, port) = tls_node(&[
+        format!("ssl_cert = {}", dir.path().join("default.crt").display()),
+        format!("ssl_cert_key = {}", dir.path().join("default.key").display()),
+    ]);
+    let said = s_client(port, &[]);
+    assert!(said.contains("default.example.test"), "{said}");
+    drop(node);
+}
+
+#[test]
+fn tls_settings_rustls_cannot_honour_are_refused_by_name() {
+    for (line, reason) in [
+        ("ssl_protocols = TLSv1.1 TLSv1.2", "`TLSv1.1` is not available"),
+        ("ssl_cipher_suite = old", "rustls does not have"),
+        ("ssl_ciphers = DES-CBC3-SHA", "`DES-CBC3-SHA` is not available"),
+    ] {
+        let (dir, _) = gateway_tests::conf_dir(&[line.to_string()]);
+        let out = gateway_tests::run(dir.path(), &["check", "kong.conf"], &[]);
+        assert_eq!(out.status.code(), Some(1), "{line}");
+        assert!(gateway_tests::stderr(&out).contains(reason), "{line}: {}", gateway_tests::stderr(&out));
+    }
+}

@@ -407,6 +407,42 @@ pub const KEYS: &[Key] = &[
         doc: "Put before the name of every env vault reference: with `SECRET_`, `{vault://env/db-pass}` reads `SECRET_DB_PASS`. A reference `{vault://env/NAME}` reads the variable `NAME` in upper case with `-` as `_`; `{vault://env/NAME/KEY}` the string field `KEY` of the JSON object it holds. References work in any kong.conf value (or item of a list value), from the file or a `KONG_*` variable. They are resolved when the configuration is read; a missing variable stops the start naming the key, and errors show the reference, never the secret. Entity fields (Kong's referenceable certificate fields) do not take references yet: a certificate written as one is refused.",
     },
     Key {
+        name: "ssl_cipher_suite",
+        default: Some("intermediate"),
+        kind: "`modern` | `intermediate` | `custom`",
+        doc: "What the proxy's `ssl` listeners offer, Mozilla's profiles as Kong has them: `modern` is TLS 1.3 only; `intermediate` TLS 1.2 and 1.3 with ECDHE and AES-GCM or ChaCha20-Poly1305 (Kong's list without its DHE suites, which rustls does not have); `custom` TLS 1.3 and the TLS 1.2 suites of `ssl_ciphers`. `ssl_protocols` narrows any of them. Kong's `old` and `fips` are refused: rustls has no TLS 1.0/1.1, CBC or FIPS module.",
+    },
+    Key {
+        name: "ssl_ciphers",
+        default: None,
+        kind: "OpenSSL cipher names, `:`-separated",
+        doc: "With `ssl_cipher_suite = custom`: the TLS 1.2 suites offered, in order, among ECDHE-ECDSA-AES128-GCM-SHA256, ECDHE-RSA-AES128-GCM-SHA256, ECDHE-ECDSA-AES256-GCM-SHA384, ECDHE-RSA-AES256-GCM-SHA384, ECDHE-ECDSA-CHACHA20-POLY1305, ECDHE-RSA-CHACHA20-POLY1305; any other name is refused. TLS 1.3 suites are always offered (as OpenSSL's `ssl_ciphers` leaves them alone). Ignored, with a warning, with another suite.",
+    },
+    Key {
+        name: "ssl_protocols",
+        default: Some("TLSv1.2 TLSv1.3"),
+        kind: "`TLSv1.2`, `TLSv1.3`",
+        doc: "The TLS versions the proxy's `ssl` listeners speak, within what `ssl_cipher_suite` allows. `TLSv1` and `TLSv1.1` are refused (rustls does not speak them).",
+    },
+    Key {
+        name: "ssl_prefer_server_ciphers",
+        default: Some("on"),
+        kind: "boolean",
+        doc: "With `ssl_cipher_suite = custom`: the order of `ssl_ciphers` wins over the client's. `modern` and `intermediate` let the client choose, as in Kong.",
+    },
+    Key {
+        name: "ssl_cert",
+        default: None,
+        kind: "list of paths or inline PEM",
+        doc: "The proxy's default certificates: served by `ssl` listeners when no certificate entity matches the SNI, instead of the self-signed one made in `prefix/ssl`. Several (one per key type, e.g. RSA and ECDSA): each client gets the first it can verify.",
+    },
+    Key {
+        name: "ssl_cert_key",
+        default: None,
+        kind: "list of paths or inline PEM",
+        doc: "The private keys of `ssl_cert`, in the same order. Never logged.",
+    },
+    Key {
         name: "allow_debug_header",
         default: Some("off"),
         kind: "boolean",

@@ -40,8 +40,6 @@ const DB_CACHE: &str = "no database cache: each configuration version is held wh
 const PG: &str = "PostgreSQL is not supported yet (database = postgres is refused)";
 const CONSOLE: &str = "no console yet (planned: admin_gui_listen)";
 const DNS: &str = "not honoured yet: upstream host names are resolved by the system resolver (getaddrinfo)";
-const PROXY_TLS: &str =
-    "not honoured yet: the proxy offers TLS 1.2 and 1.3 with rustls's suites (ECDHE with AES-GCM or ChaCha20-Poly1305)";
 const SESSIONS: &str =
     "not honoured yet: the proxy resumes TLS sessions with rustls's defaults (stateless tickets, a 256-entry cache)";
 const CLIENT_SSL: &str = "not honoured yet: no client certificate is presented to upstreams";
@@ -73,26 +71,10 @@ pub const KONG_KEYS: &[KongKey] = &[
     k("nginx_user", "kong kong", NotApplicable, "the gateway runs as the user that starts it"),
     k("nginx_daemon", "on", NotApplicable, "the gateway runs in the foreground: let a service manager keep it"),
     k("mem_cache_size", "128m", NotApplicable, DB_CACHE),
-    k("ssl_cipher_suite", "intermediate", LaterDefaultOnly, PROXY_TLS),
-    k("ssl_ciphers", "", LaterDefaultOnly, PROXY_TLS),
-    k("ssl_protocols", "TLSv1.2 TLSv1.3", LaterDefaultOnly, PROXY_TLS),
-    k("ssl_prefer_server_ciphers", "on", LaterDefaultOnly, PROXY_TLS),
     k("ssl_dhparam", "", NotApplicable, "rustls has no finite-field Diffie-Hellman: key exchange is always ECDHE"),
     k("ssl_session_tickets", "on", LaterDefaultOnly, SESSIONS),
     k("ssl_session_timeout", "1d", LaterDefaultOnly, SESSIONS),
     k("ssl_session_cache_size", "10m", LaterDefaultOnly, SESSIONS),
-    k(
-        "ssl_cert",
-        "",
-        LaterDefaultOnly,
-        "not honoured yet: without a matching certificate entity the proxy serves a self-signed one made in prefix/ssl",
-    ),
-    k(
-        "ssl_cert_key",
-        "",
-        LaterDefaultOnly,
-        "not honoured yet: without a matching certificate entity the proxy serves a self-signed one made in prefix/ssl",
-    ),
     k("client_ssl", "off", LaterDefaultOnly, CLIENT_SSL),
     k("client_ssl_cert", "", LaterDefaultOnly, CLIENT_SSL),
     k("client_ssl_cert_key", "", LaterDefaultOnly, CLIENT_SSL),

@@ -7,6 +7,7 @@ pub mod env;
 pub mod keys;
 pub mod kong_keys;
 pub mod listen;
+pub mod proxy_tls;
 pub mod syntax;
 pub mod values;
 pub mod vault;
@@ -83,6 +84,8 @@ pub struct Settings {
     pub upstream_keepalive: Keepalive,
     /// The vaults `{vault://...}` references in entity fields are resolved with.
     pub vaults: vault::Vaults,
+    /// What the proxy's `ssl` listeners offer and serve by default.
+    pub proxy_tls: proxy_tls::ProxyTls,
     /// Names the Admin API answers to besides IP literals, `localhost` and its listen hosts.
     pub admin_allowed_hosts: Vec<String>,
     /// `nginx_admin_client_max_body_size`, in bytes.
@@ -352,6 +355,100 @@ impl Checker<'_> {
         self.optional(key, &parse).unwrap_or_else(default)
     }
 
+    /// Kong's proxy TLS settings as one [`proxy_tls::ProxyTls`]: the suite decides (Mozilla's
+    /// `modern`, `intermediate`), `ssl_protocols` narrows it, `custom` takes `ssl_ciphers` and
+    /// `ssl_prefer_server_ciphers`; `ssl_cert`/`ssl_cert_key` pair up one by one.
+    fn proxy_tls(&mut self) -> proxy_tls::ProxyTls {
+        use proxy_tls::{CipherSuite, ProxyTls, TLS12_SUITES};
+        let suite = self.required("ssl_cipher_suite", proxy_tls::parse_cipher_suite);
+        let (p12, p13) = self.required("ssl_protocols", proxy_tls::parse_protocols);
+        let prefer = self.required("ssl_prefer_server_ciphers", values::parse_bool);
+        let ciphers = self.optional("ssl_ciphers", proxy_tls::parse_ciphers);
+        let mut tls = ProxyTls::default();
+        match suite {
+            CipherSuite::Modern => {
+                (tls.tls12, tls.tls13, tls.tls12_suites) = (false, p13, Vec::new());
+            }
+            CipherSuite::Intermediate => {
+                (tls.tls12, tls.tls13, tls.tls12_suites) = (p12, p13, TLS12_SUITES.to_vec());
+            }
+            CipherSuite::Custom => {
+                if ciphers.is_none() && !self.failed("ssl_ciphers") {
+                    self.problem_because(
+                        "ssl_cipher_suite",
+                        "ssl_ciphers",
+                        "ssl_cipher_suite = custom needs ssl_ciphers",
+                    );
+                }
+                let suites = ciphers.clone().unwrap_or_default();
+                (tls.tls12, tls.tls13, tls.prefer_server_ciphers) = (p12 && !suites.is_empty(), p13, prefer);
+                tls.tls12_suites = suites;
+            }
+        }
+        if suite != CipherSuite::Custom && ciphers.is_some() {
+            self.warnings.push(Warning {
+                origin: self.origin("ssl_ciphers"),
+                message: "ssl_ciphers has no effect unless ssl_cipher_suite = custom".into(),
+            });
+        }
+        if !tls.tls12 && !tls.tls13 && !self.failed("ssl_protocols") {
+            let value = self.value("ssl_protocols");
+            self.problem(
+                "ssl_protocols",
+                value.as_deref(),
+                "leaves no protocol with this ssl_cipher_suite (modern is TLSv1.3 only; custom needs TLS 1.2 suites in ssl_ciphers for TLSv1.2)",
+            );
+        }
+        tls.default_certificates = self.default_certificates();
+        tls
+    }
+
+    /// `ssl_cert` and `ssl_cert_key`: lists of the same length, each key its certificate's.
+    fn default_certificates(&mut self) -> Vec<(PemSource, PemSource)> {
+        let certs = self.optional("ssl_cert", |v| {
+            let list = proxy_tls::parse_pem_list(v);
+            list.iter().try_for_each(|s| s.load_certs().map(|_| ()))?;
+            Ok(list)
+        });
+        let keys = self.optional("ssl_cert_key", |v| {
+            let list = proxy_tls::parse_pem_list(v);
+            list.iter().try_for_each(|s| s.load_key().map(|_| ()))?;
+            Ok(list)
+        });
+        match (certs, keys) {
+            (Some(certs), Some(keys)) if certs.len() == keys.len() => {
+                let pairs: Vec<(PemSource, PemSource)> = certs.into_iter().zip(keys).collect();
+                for (i, (cert, key)) in pairs.iter().enumerate() {
+                    if let Err(reason) = crate::certs::check_pair(cert, key) {
+                        self.problem("ssl_cert_key", None, format!("item {}: {reason}", i + 1));
+                    }
+                }
+                pairs
+            }
+            (Some(certs), Some(keys)) => {
+                self.problem(
+                    "ssl_cert_key",
+                    None,
+                    format!(
+                        "ssl_cert lists {} certificates and ssl_cert_key {} keys: one key per certificate",
+                        certs.len(),
+                        keys.len()
+                    ),
+                );
+                Vec::new()
+            }
+            (Some(_), None) if !self.failed("ssl_cert_key") => {
+                self.problem_because("ssl_cert", "ssl_cert_key", "ssl_cert is set: set ssl_cert_key too");
+                Vec::new()
+            }
+            (None, Some(_)) if !self.failed("ssl_cert") => {
+                self.problem_because("ssl_cert_key", "ssl_cert", "ssl_cert_key is set: set ssl_cert too");
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// A certificate and its key for a TLS listener: both set and matching, or neither.
     fn tls_pair(&mut self, cert_key: &str, key_key: &str) -> Option<(PemSource, PemSource)> {
         let cert = self.optional(cert_key, |v| {
@@ -602,6 +699,7 @@ impl Checker<'_> {
             headers: self.defaulted("headers", parse_headers),
             upstream_request_id: self.defaulted("headers_upstream", parse_headers_upstream),
             vaults: self.vaults.clone(),
+            proxy_tls: self.proxy_tls(),
             upstream_keepalive: Keepalive {
                 pool_size: self
                     .required("upstream_keepalive_pool_size", |v| parse_integer(v, 0))

@@ -411,7 +411,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             let listener = listener::bind("proxy_listen", spec).await?;
             let listener = listener::into_tokio(&on_proxy, "proxy_listen", spec, listener)?;
             let tls = if spec.ssl {
-                Some(crate::proxy::tls::acceptor(proxy.clone(), &settings.prefix, spec.http2)?)
+                Some(crate::proxy::tls::acceptor(proxy.clone(), &settings.prefix, spec.http2, &settings.proxy_tls)?)
             } else {
                 None
             };
