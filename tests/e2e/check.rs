@@ -210,13 +210,13 @@ fn a_bad_inline_declarative_config_stops_the_start_naming_the_key() {
 #[test]
 fn kong_settings_that_would_fail_open_are_refused_from_file_and_environment() {
     let (dir, _) = conf_dir(&["ssl_session_tickets = off".into(), "router_flavor = expressions".into()]);
-    let out = run(dir.path(), &["check", "kong.conf"], &[("KONG_CLIENT_SSL", "on")]);
+    let out = run(dir.path(), &["check", "kong.conf"], &[("KONG_SSL_SESSION_CACHE_SIZE", "1m")]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     for line in [
         "kong.conf:1: ssl_session_tickets = \"off\": not honoured yet: the proxy resumes TLS sessions",
         "kong.conf:2: router_flavor = \"expressions\": the expressions router is not supported",
-        "environment variable KONG_CLIENT_SSL: client_ssl = \"on\": not honoured yet",
+        "environment variable KONG_SSL_SESSION_CACHE_SIZE: ssl_session_cache_size = \"1m\": not honoured yet",
     ] {
         assert!(err.contains(line), "missing `{line}` in:\n{err}");
     }

@@ -228,3 +228,58 @@ fn tls_settings_rustls_cannot_honour_are_refused_by_name() {
         assert!(gateway_tests::stderr(&out).contains(reason), "{line}: {}", gateway_tests::stderr(&out));
     }
 }
+
+/// nginx as an https upstream that requires a client certificate issued by `client_ca`
+/// (`ssl_verify_client on`), answering `200 verified <subject>`.
+fn nginx_mtls_upstream(dir: &std::path::Path, server: &Pem, client_ca: &str) -> gateway_tests::peers::Peer {
+    let port = free_port();
+    let home = dir.join(format!("nginx-{port}"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("server.crt"), &server.cert).unwrap();
+    std::fs::write(home.join("server.key"), &server.key).unwrap();
+    std::fs::write(home.join("clients.pem"), client_ca).unwrap();
+    let conf = format!(
+        "daemon off;\npid {home}/nginx.pid;\nerror_log {home}/error.log notice;\nevents {{ worker_connections 64; }}\n\
+         http {{\n  access_log {home}/access.log;\n  client_body_temp_path {home}/body;\n\
+           server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {home}/server.crt;\n    ssl_certificate_key {home}/server.key;\n\
+             ssl_client_certificate {home}/clients.pem;\n    ssl_verify_client on;\n\
+             location / {{ return 200 \"verified $ssl_client_s_dn\"; }}\n  }}\n}}\n",
+        home = home.display()
+    );
+    std::fs::write(home.join("nginx.conf"), conf).unwrap();
+    gateway_tests::peers::nginx(&home, port)
+}
+
+#[test]
+fn client_ssl_presents_the_client_certificate_to_an_upstream_that_requires_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_ca = TestCa::new("upstream-ca");
+    let client_ca = TestCa::new("client-ca");
+    let upstream = nginx_mtls_upstream(dir.path(), &server_ca.server(&["localhost"]), client_ca.root_pem());
+    let client = client_ca.client("gateway-client");
+    std::fs::write(dir.path().join("upstream-ca.pem"), server_ca.root_pem()).unwrap();
+    std::fs::write(dir.path().join("client.crt"), &client.cert).unwrap();
+    std::fs::write(dir.path().join("client.key"), &client.key).unwrap();
+    let yaml = format!(
+        "_format_version: '3.0'\nservices:\n- name: mtls\n  url: https://localhost:{}\n  routes: [{{name: r, paths: [/]}}]\n",
+        upstream.port
+    );
+    let trust = format!("lua_ssl_trusted_certificate = {}", dir.path().join("upstream-ca.pem").display());
+    // Without it, nginx refuses the request (400: no required SSL certificate was sent).
+    let node = DbLess::start(&yaml, std::slice::from_ref(&trust));
+    let refused = http_request(node.proxy, "GET", "/", &[]).unwrap();
+    assert_eq!(refused.status, 400, "{refused:?}");
+    drop(node);
+    let node = DbLess::start(
+        &yaml,
+        &[
+            trust,
+            "client_ssl = on".into(),
+            format!("client_ssl_cert = {}", dir.path().join("client.crt").display()),
+            format!("client_ssl_cert_key = {}", dir.path().join("client.key").display()),
+        ],
+    );
+    let accepted = http_request(node.proxy, "GET", "/", &[]).unwrap();
+    assert_eq!(accepted.status, 200, "{accepted:?}");
+    assert!(accepted.body.starts_with("verified") && accepted.body.contains("gateway-client"), "{}", accepted.body);
+}

@@ -196,6 +196,14 @@ pub fn nginx_sni_router(dir: &Path, name: &str, backend: u16) -> Peer {
     Peer::spawn(cmd, port, home.join("access.log"), false)
 }
 
+/// nginx run from `home/nginx.conf` (which must make it listen on `port`), logging to
+/// `home/access.log`.
+pub fn nginx(home: &Path, port: u16) -> Peer {
+    let mut cmd = Command::new("nginx");
+    cmd.arg("-p").arg(home).arg("-c").arg(home.join("nginx.conf"));
+    Peer::spawn(cmd, port, home.join("access.log"), false)
+}
+
 /// nginx as a plain HTTP upstream answering `200 ok` (with the request's path in `X-Path`),
 /// closing idle keep-alive connections after `keepalive` seconds. Its access log shows each
 /// request with the connection it came on (`$connection`).

@@ -443,6 +443,24 @@ pub const KEYS: &[Key] = &[
         doc: "The private keys of `ssl_cert`, in the same order. Never logged.",
     },
     Key {
+        name: "client_ssl",
+        default: Some("off"),
+        kind: "boolean",
+        doc: "Present `client_ssl_cert` to `https` upstreams that ask for a client certificate (mutual TLS to upstreams).",
+    },
+    Key {
+        name: "client_ssl_cert",
+        default: None,
+        kind: "path or inline PEM",
+        doc: "The client certificate (and chain) `client_ssl` presents. A service's own `client_certificate` is not supported yet.",
+    },
+    Key {
+        name: "client_ssl_cert_key",
+        default: None,
+        kind: "path or inline PEM",
+        doc: "The private key of `client_ssl_cert`; set both or neither. Never logged.",
+    },
+    Key {
         name: "allow_debug_header",
         default: Some("off"),
         kind: "boolean",

@@ -42,7 +42,6 @@ const CONSOLE: &str = "no console yet (planned: admin_gui_listen)";
 const DNS: &str = "not honoured yet: upstream host names are resolved by the system resolver (getaddrinfo)";
 const SESSIONS: &str =
     "not honoured yet: the proxy resumes TLS sessions with rustls's defaults (stateless tickets, a 256-entry cache)";
-const CLIENT_SSL: &str = "not honoured yet: no client certificate is presented to upstreams";
 
 /// Every Kong 3.10 key of `kong.conf.default` the gateway does not honour, in that file's order,
 /// and keys of other Kong versions a kong.conf may still carry.
@@ -75,9 +74,6 @@ pub const KONG_KEYS: &[KongKey] = &[
     k("ssl_session_tickets", "on", LaterDefaultOnly, SESSIONS),
     k("ssl_session_timeout", "1d", LaterDefaultOnly, SESSIONS),
     k("ssl_session_cache_size", "10m", LaterDefaultOnly, SESSIONS),
-    k("client_ssl", "off", LaterDefaultOnly, CLIENT_SSL),
-    k("client_ssl_cert", "", LaterDefaultOnly, CLIENT_SSL),
-    k("client_ssl_cert_key", "", LaterDefaultOnly, CLIENT_SSL),
     k("debug_ssl_cert", "", NotApplicable, "no request-debugging listener here"),
     k("debug_ssl_cert_key", "", NotApplicable, "no request-debugging listener here"),
     k("nginx_http_client_header_buffer_size", "1k", NotApplicable, NO_NGINX),

@@ -86,6 +86,8 @@ pub struct Settings {
     pub vaults: vault::Vaults,
     /// What the proxy's `ssl` listeners offer and serve by default.
     pub proxy_tls: proxy_tls::ProxyTls,
+    /// The certificate and key presented to upstreams that ask for one (`client_ssl`).
+    pub client_ssl: Option<(PemSource, PemSource)>,
     /// Names the Admin API answers to besides IP literals, `localhost` and its listen hosts.
     pub admin_allowed_hosts: Vec<String>,
     /// `nginx_admin_client_max_body_size`, in bytes.
@@ -403,6 +405,34 @@ impl Checker<'_> {
         tls
     }
 
+    /// `client_ssl` with its pair: on needs both; a pair without it is warned about (it would
+    /// present nothing).
+    fn client_ssl(&mut self) -> Option<(PemSource, PemSource)> {
+        let on = self.required("client_ssl", values::parse_bool);
+        let pair = self.tls_pair("client_ssl_cert", "client_ssl_cert_key");
+        match (on, pair) {
+            (true, Some(pair)) => Some(pair),
+            (true, None) => {
+                if !self.failed("client_ssl_cert") && !self.failed("client_ssl_cert_key") {
+                    self.problem_because(
+                        "client_ssl",
+                        "client_ssl_cert",
+                        "client_ssl = on needs client_ssl_cert and client_ssl_cert_key",
+                    );
+                }
+                None
+            }
+            (false, Some(_)) => {
+                self.warnings.push(Warning {
+                    origin: self.origin("client_ssl_cert"),
+                    message: "client_ssl_cert has no effect unless client_ssl = on".into(),
+                });
+                None
+            }
+            (false, None) => None,
+        }
+    }
+
     /// `ssl_cert` and `ssl_cert_key`: lists of the same length, each key its certificate's.
     fn default_certificates(&mut self) -> Vec<(PemSource, PemSource)> {
         let certs = self.optional("ssl_cert", |v| {
@@ -700,6 +730,7 @@ impl Checker<'_> {
             upstream_request_id: self.defaulted("headers_upstream", parse_headers_upstream),
             vaults: self.vaults.clone(),
             proxy_tls: self.proxy_tls(),
+            client_ssl: self.client_ssl(),
             upstream_keepalive: Keepalive {
                 pool_size: self
                     .required("upstream_keepalive_pool_size", |v| parse_integer(v, 0))

@@ -590,9 +590,10 @@ fn a_control_plane_address_is_needed_only_by_a_data_plane() {
 fn kong_keys_that_would_fail_open_accept_only_kongs_default() {
     // Kong's defaults, spelt loosely, are accepted with a warning.
     let loaded =
-        load_text("ssl_session_timeout = 1d\nlua_ssl_protocols = TLSv1.2,TLSv1.3\nclient_ssl_cert =\n").unwrap();
+        load_text("ssl_session_timeout = 1d\nlua_ssl_protocols = TLSv1.2,TLSv1.3\nssl_session_cache_size = 10m\n")
+            .unwrap();
     assert_eq!(loaded.warnings.len(), 3, "{:?}", loaded.warnings);
-    let mut err = problems("lua_ssl_protocols = TLSv1.3\nclient_ssl = on\n");
+    let mut err = problems("lua_ssl_protocols = TLSv1.3\nssl_session_cache_size = 1m\n");
     err.sort();
     assert_eq!(err.len(), 2, "{err:?}");
     assert!(
@@ -602,7 +603,7 @@ fn kong_keys_that_would_fail_open_accept_only_kongs_default() {
         "{err:?}"
     );
     assert!(err[0].ends_with("only Kong's default (`TLSv1.2 TLSv1.3`) is accepted"), "{err:?}");
-    assert!(err[1].starts_with("test.conf:2: client_ssl = \"on\": not honoured yet"), "{err:?}");
+    assert!(err[1].starts_with("test.conf:2: ssl_session_cache_size = \"1m\": not honoured yet"), "{err:?}");
     // The same from the environment, which is otherwise read only for honoured keys.
     let err = problems_env("", &[("KONG_SSL_SESSION_TICKETS", "off")]);
     assert_eq!(err.len(), 1, "{err:?}");

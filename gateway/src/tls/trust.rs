@@ -22,6 +22,8 @@ pub enum TrustError {
     Pem(String),
     #[error("lua_ssl_trusted_certificate: {0}")]
     Rejected(String),
+    #[error("client_ssl_cert: {0}")]
+    Client(String),
 }
 
 /// The root store `sources` describe.
@@ -51,13 +53,24 @@ pub fn roots(sources: &[TrustSource]) -> Result<RootCertStore, TrustError> {
 }
 
 /// A TLS client configuration verifying servers against `sources` (TLS 1.2 and 1.3), speaking
-/// HTTP/1.1, as the proxy does to upstreams.
-pub fn http1_client(sources: &[TrustSource]) -> Result<Arc<rustls::ClientConfig>, TrustError> {
-    let mut config = rustls::ClientConfig::builder_with_provider(super::provider())
+/// HTTP/1.1, as the proxy does to upstreams; presenting `client` (certificate chain and key,
+/// Kong's `client_ssl`) to servers that ask for one.
+pub fn http1_client(
+    sources: &[TrustSource],
+    client: Option<&(PemSource, PemSource)>,
+) -> Result<Arc<rustls::ClientConfig>, TrustError> {
+    let builder = rustls::ClientConfig::builder_with_provider(super::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TrustError::Rejected(e.to_string()))?
-        .with_root_certificates(roots(sources)?)
-        .with_no_client_auth();
+        .with_root_certificates(roots(sources)?);
+    let mut config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = cert.load_certs().map_err(TrustError::Client)?;
+            let key = key.load_key().map_err(TrustError::Client)?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| TrustError::Client(e.to_string()))?
+        }
+    };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -592,7 +592,7 @@ pub fn ocsp_checker(settings: &Settings) -> Result<Option<Arc<Ocsp>>, crate::tls
     if settings.cluster_mtls != ClusterMtls::Pki {
         return Ok(None);
     }
-    let https = crate::tls::trust::http1_client(&settings.lua_ssl_trusted_certificate)?;
+    let https = crate::tls::trust::http1_client(&settings.lua_ssl_trusted_certificate, None)?;
     Ok(Some(Arc::new(Ocsp::new(mode, Some(https)))))
 }
 
