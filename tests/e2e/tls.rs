@@ -200,6 +200,18 @@ fn kongs_tls_settings_decide_versions_suites_and_the_default_certificate() {
     assert!(!established(&s_client(port, &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"])));
     drop(node);
 
+    // Session tickets: on by default (a TLS 1.2 session resumes from its ticket), off on request.
+    let (node, port) = tls_node(&[]);
+    let session = tempfile::NamedTempFile::new().unwrap();
+    let file = session.path().to_str().unwrap();
+    let first = s_client(port, &["-tls1_2", "-sess_out", file]);
+    assert!(first.contains("TLS session ticket lifetime hint"), "{first}");
+    assert!(s_client(port, &["-tls1_2", "-sess_in", file]).contains("Reused"), "resumed");
+    drop(node);
+    let (node, port) = tls_node(&["ssl_session_tickets = off".into()]);
+    assert!(!s_client(port, &["-tls1_2"]).contains("TLS session ticket lifetime hint"), "no ticket");
+    drop(node);
+
     // ssl_cert / ssl_cert_key: served when no certificate entity matches.
     let ca = TestCa::new("default-ca");
     let pem = ca.server(&["default.example.test"]);

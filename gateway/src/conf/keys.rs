@@ -431,6 +431,18 @@ pub const KEYS: &[Key] = &[
         doc: "With `ssl_cipher_suite = custom`: the order of `ssl_ciphers` wins over the client's. `modern` and `intermediate` let the client choose, as in Kong.",
     },
     Key {
+        name: "ssl_session_tickets",
+        default: Some("on"),
+        kind: "boolean",
+        doc: "Issue stateless TLS session tickets (TLS 1.2 and 1.3; keys rotated every 12 hours). `off`: sessions resume only from the server's cache.",
+    },
+    Key {
+        name: "ssl_session_cache_size",
+        default: Some("10m"),
+        kind: "size",
+        doc: "The server's cache of TLS sessions for resumption, sized as nginx sizes it: about 4000 sessions per megabyte.",
+    },
+    Key {
         name: "ssl_cert",
         default: None,
         kind: "list of paths or inline PEM",

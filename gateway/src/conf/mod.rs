@@ -401,6 +401,8 @@ impl Checker<'_> {
                 "leaves no protocol with this ssl_cipher_suite (modern is TLSv1.3 only; custom needs TLS 1.2 suites in ssl_ciphers for TLSv1.2)",
             );
         }
+        tls.session_tickets = self.required("ssl_session_tickets", values::parse_bool);
+        tls.session_cache = proxy_tls::sessions_in(self.required("ssl_session_cache_size", values::parse_size));
         tls.default_certificates = self.default_certificates();
         tls
     }

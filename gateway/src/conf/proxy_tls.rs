@@ -26,6 +26,11 @@ pub struct ProxyTls {
     pub tls12_suites: Vec<&'static str>,
     /// The server's order of suites wins over the client's.
     pub prefer_server_ciphers: bool,
+    /// Stateless TLS session tickets (`ssl_session_tickets`).
+    pub session_tickets: bool,
+    /// Sessions kept for resumption by id (`ssl_session_cache_size`, as nginx counts: about 4000
+    /// per megabyte).
+    pub session_cache: usize,
     /// `ssl_cert` / `ssl_cert_key`: the certificates served when no certificate entity matches
     /// the SNI (several: one per key type, each client gets one it can verify). Empty: the
     /// self-signed one in `prefix/ssl`.
@@ -39,9 +44,16 @@ impl Default for ProxyTls {
             tls13: true,
             tls12_suites: TLS12_SUITES.to_vec(),
             prefer_server_ciphers: false,
+            session_tickets: true,
+            session_cache: sessions_in(10 << 20),
             default_certificates: Vec::new(),
         }
     }
+}
+
+/// Sessions a cache of `bytes` holds, as nginx sizes its shared cache (about 4000 a megabyte).
+pub fn sessions_in(bytes: u64) -> usize {
+    usize::try_from(bytes.saturating_mul(4000) >> 20).unwrap_or(usize::MAX).max(1)
 }
 
 /// `ssl_cipher_suite`.

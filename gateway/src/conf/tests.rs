@@ -590,10 +590,9 @@ fn a_control_plane_address_is_needed_only_by_a_data_plane() {
 fn kong_keys_that_would_fail_open_accept_only_kongs_default() {
     // Kong's defaults, spelt loosely, are accepted with a warning.
     let loaded =
-        load_text("ssl_session_timeout = 1d\nlua_ssl_protocols = TLSv1.2,TLSv1.3\nssl_session_cache_size = 10m\n")
-            .unwrap();
+        load_text("ssl_session_timeout = 1d\nlua_ssl_protocols = TLSv1.2,TLSv1.3\nnginx_user = kong kong\n").unwrap();
     assert_eq!(loaded.warnings.len(), 3, "{:?}", loaded.warnings);
-    let mut err = problems("lua_ssl_protocols = TLSv1.3\nssl_session_cache_size = 1m\n");
+    let mut err = problems("lua_ssl_protocols = TLSv1.3\nssl_session_timeout = 5m\n");
     err.sort();
     assert_eq!(err.len(), 2, "{err:?}");
     assert!(
@@ -603,13 +602,13 @@ fn kong_keys_that_would_fail_open_accept_only_kongs_default() {
         "{err:?}"
     );
     assert!(err[0].ends_with("only Kong's default (`TLSv1.2 TLSv1.3`) is accepted"), "{err:?}");
-    assert!(err[1].starts_with("test.conf:2: ssl_session_cache_size = \"1m\": not honoured yet"), "{err:?}");
+    assert!(err[1].starts_with("test.conf:2: ssl_session_timeout = \"5m\": not honoured yet"), "{err:?}");
     // The same from the environment, which is otherwise read only for honoured keys.
-    let err = problems_env("", &[("KONG_SSL_SESSION_TICKETS", "off")]);
+    let err = problems_env("", &[("KONG_SSL_SESSION_TIMEOUT", "5m")]);
     assert_eq!(err.len(), 1, "{err:?}");
     assert!(
         err[0].starts_with(
-            "environment variable KONG_SSL_SESSION_TICKETS: ssl_session_tickets = \"off\": not honoured yet"
+            "environment variable KONG_SSL_SESSION_TIMEOUT: ssl_session_timeout = \"5m\": not honoured yet"
         ),
         "{err:?}"
     );

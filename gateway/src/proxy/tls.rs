@@ -81,6 +81,10 @@ pub fn acceptor(
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniResolver { proxy, defaults }));
     config.ignore_client_order = settings.prefer_server_ciphers;
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(settings.session_cache);
+    if settings.session_tickets {
+        config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    }
     config.alpn_protocols = if http2 { vec![b"h2".to_vec()] } else { Vec::new() };
     config.alpn_protocols.push(b"http/1.1".to_vec());
     Ok(TlsAcceptor::from(Arc::new(config)))
