@@ -10,6 +10,7 @@ mod check;
 mod cluster_stalls;
 mod compile_cache;
 mod credentials;
+mod dns;
 mod forward_proxy;
 mod gen_cert;
 mod hostile_clients;

@@ -290,3 +290,29 @@ pub fn openssl_ocsp(dir: &Path, port: u16, index: &Path, ca: &Path, signer: (&Pa
 pub fn ocsp_requests(responder: &Peer) -> usize {
     responder.log_text().matches("Received request").count()
 }
+
+/// dnsmasq as an authoritative-only name server on a free 127.0.0.1 port (UDP and TCP), answering
+/// from `records` (dnsmasq options such as `--host-record=name,ip,ttl` or
+/// `--srv-host=name,target,port`) and NXDOMAIN for any other name under `.test`. Every question is
+/// logged to its log (`query[A] name from ...`).
+pub fn dnsmasq(dir: &Path, records: &[String]) -> Peer {
+    dnsmasq_on(dir, free_port(), records)
+}
+
+pub fn dnsmasq_on(dir: &Path, port: u16, records: &[String]) -> Peer {
+    let log = dir.join(format!("dnsmasq-{port}.log"));
+    let mut cmd = Command::new("dnsmasq");
+    cmd.args(["--keep-in-foreground", "--bind-interfaces", "--listen-address=127.0.0.1", "--no-resolv", "--no-hosts"])
+        .args(["--user=root", "--log-queries", "--local=/test/"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--pid-file={}", dir.join(format!("dnsmasq-{port}.pid")).display()))
+        .arg(format!("--log-facility={}", log.display()))
+        .args(records);
+    Peer::spawn(cmd, port, log, false)
+}
+
+/// How many questions of `kind` (`A`, `SRV`, ...) about `name` a dnsmasq has been asked.
+pub fn dns_questions(server: &Peer, kind: &str, name: &str) -> usize {
+    let needle = format!("query[{kind}] {name} from");
+    server.log_text().lines().filter(|l| l.contains(&needle)).count()
+}

@@ -39,7 +39,6 @@ const NO_NGINX: &str = "no nginx in this gateway: an nginx buffer setting";
 const DB_CACHE: &str = "no database cache: each configuration version is held whole in memory";
 const PG: &str = "PostgreSQL is not supported yet (database = postgres is refused)";
 const CONSOLE: &str = "no console yet (planned: admin_gui_listen)";
-const DNS: &str = "not honoured yet: upstream host names are resolved by the system resolver (getaddrinfo)";
 const SESSIONS: &str =
     "not honoured yet: TLS sessions resume for up to 12 hours (rustls's ticket lifetime) whatever this says";
 
@@ -121,24 +120,12 @@ pub const KONG_KEYS: &[KongKey] = &[
     k("db_cache_neg_ttl", "", NotApplicable, DB_CACHE),
     k("db_resurrect_ttl", "30", NotApplicable, DB_CACHE),
     k("db_cache_warmup_entities", "services", NotApplicable, DB_CACHE),
-    k("dns_resolver", "", Later, DNS),
-    k("dns_hostsfile", "/etc/hosts", Later, DNS),
-    k("dns_order", "LAST,SRV,A,CNAME", Later, DNS),
-    k("dns_valid_ttl", "", Later, DNS),
-    k("dns_stale_ttl", "3600", Later, DNS),
-    k("dns_cache_size", "10000", Later, DNS),
-    k("dns_not_found_ttl", "30", Later, DNS),
-    k("dns_error_ttl", "1", Later, DNS),
-    k("dns_no_sync", "off", Later, DNS),
-    k("new_dns_client", "off", Later, DNS),
-    k("resolver_address", "<name servers parsed from resolv.conf>", Later, DNS),
-    k("resolver_hosts_file", "/etc/hosts", Later, DNS),
-    k("resolver_family", "A,SRV", Later, DNS),
-    k("resolver_valid_ttl", "<TTL from responses>", Later, DNS),
-    k("resolver_error_ttl", "1", Later, DNS),
-    k("resolver_stale_ttl", "3600", Later, DNS),
-    k("resolver_lru_cache_size", "10000", Later, DNS),
-    k("resolver_mem_cache_size", "5m", Later, DNS),
+    k(
+        "resolver_mem_cache_size",
+        "5m",
+        NotApplicable,
+        "one process holds every worker, so there is one DNS cache, sized by resolver_lru_cache_size",
+    ),
     k("worker_consistency", "eventual", NotApplicable, "a new configuration reaches every worker at once"),
     k("worker_state_update_frequency", "5", NotApplicable, "a new configuration reaches every worker at once"),
     k("lua_max_req_headers", "100", NotApplicable, NO_LUA),

@@ -3,6 +3,7 @@
 //! and every problem found is reported at once with where the value came from.
 
 pub mod client;
+mod dns;
 pub mod env;
 pub mod keys;
 pub mod kong_keys;
@@ -82,6 +83,8 @@ pub struct Settings {
     pub error_templates: ErrorTemplates,
     /// How upstream connections are kept for reuse.
     pub upstream_keepalive: Keepalive,
+    /// How upstream host names are resolved and cached (`dns_*`, `resolver_*`).
+    pub dns: crate::dns::Settings,
     /// The vaults `{vault://...}` references in entity fields are resolved with.
     pub vaults: vault::Vaults,
     /// What the proxy's `ssl` listeners offer and serve by default.
@@ -741,6 +744,7 @@ impl Checker<'_> {
                 max_requests: self.required("upstream_keepalive_max_requests", |v| parse_integer(v, 0)),
                 idle_timeout: self.required("upstream_keepalive_idle_timeout", parse_idle_timeout),
             },
+            dns: self.dns(),
             error_templates: ErrorTemplates {
                 default_type: self.required("error_default_type", parse_error_default_type),
                 custom: ErrorType::ALL.map(|kind| self.optional(kind.key(), parse_error_template)),

@@ -93,6 +93,8 @@ pub enum NodeError {
     RouterComponent { file: String, source: std::io::Error },
     #[error(transparent)]
     Plugins(#[from] wasm::plugin_set::PluginSetError),
+    #[error("the proxy's DNS resolver: {0}")]
+    Dns(String),
 }
 
 /// The node's entities: from the LMDB store under `prefix`, or in memory for DB-less nodes.
@@ -311,7 +313,11 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             upstream_request_id: settings.upstream_request_id,
             errors: settings.error_templates.clone(),
         },
-        (upstream_tls, settings.upstream_keepalive),
+        crate::proxy::upstream::Connector {
+            tls: upstream_tls,
+            keepalive: settings.upstream_keepalive,
+            resolver: Arc::new(crate::dns::Resolver::new(settings.dns.clone()).map_err(NodeError::Dns)?),
+        },
         settings.client_trust.clone(),
         settings.client_limits.clone(),
         plugins.clone(),

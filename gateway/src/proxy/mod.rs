@@ -57,20 +57,19 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// `upstream` is how upstream connections are made and kept: the TLS client that verifies
-    /// `https` services, and Kong's keep-alive settings.
+    /// `upstream` is how upstream connections are made and kept.
     pub fn new(
         router: Arc<CompiledRouter>,
         instances: usize,
         presentation: answers::Presentation,
-        upstream: (Arc<rustls::ClientConfig>, upstream::Keepalive),
+        upstream: upstream::Connector,
         trust: ClientTrust,
         limits: ClientLimits,
         plugins: Arc<PluginSet>,
     ) -> Arc<Proxy> {
         Arc::new(Proxy {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
-            pool: Arc::new(Pool::new(upstream.0, instances, upstream.1)),
+            pool: Arc::new(Pool::new(upstream, instances)),
             router,
             instances,
             plugins,

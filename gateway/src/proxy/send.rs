@@ -152,28 +152,94 @@ async fn connect(
             quiet: false,
         });
     }
-    let mut last: Option<ConnectError> = None;
+    let mut last = None;
     for _attempt in 0..=service.retries {
-        let address = match balancer.and_then(|b| b.next()) {
-            Some(target) => target.to_string(),
-            None if service.host.contains(':') => format!("[{}]:{}", service.host, service.port),
-            None => format!("{}:{}", service.host, service.port),
+        let (host, port) = match balancer.and_then(|b| b.next()) {
+            Some(target) => split_target(target),
+            None => (service.host.as_str(), service.port),
         };
-        let key = pool_key(&address, tls_name);
+        let peer = match tokio::time::timeout(connect_timeout, pool.resolver.resolve(host, port)).await {
+            Ok(Ok(peer)) => peer,
+            Ok(Err(error)) => {
+                last = Some(Unreached::Dns(host.to_string(), error));
+                // A target that does not resolve is skipped; a service's own host has no other.
+                if balancer.is_some() {
+                    continue;
+                }
+                break;
+            }
+            Err(_) => {
+                last = Some(Unreached::DnsTimeout(host.to_string(), connect_timeout));
+                break;
+            }
+        };
+        let key = pool_key(&peer.to_string(), tls_name);
         if pooled && let Some(upstream) = pool.checkout(&key) {
             return Ok((key, upstream));
         }
-        match pool.connect(&address, tls_name, connect_timeout).await {
+        let address = match host.parse::<std::net::IpAddr>() {
+            Ok(_) => peer.to_string(),
+            Err(_) if host.starts_with('[') => peer.to_string(),
+            Err(_) => format!("{host}:{port} ({peer})"),
+        };
+        match pool.connect(peer, &address, tls_name, connect_timeout).await {
             Ok(upstream) => return Ok((key, upstream)),
-            Err(e) => last = Some(e),
+            Err(e) => last = Some(Unreached::Connect(e)),
         }
     }
-    let error = last.expect("at least one attempt was made");
-    let status = match error {
-        ConnectError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-        _ => StatusCode::BAD_GATEWAY,
-    };
-    Err(Failure::new(status, Blame::Upstream, error.to_string()))
+    Err(last.expect("at least one attempt was made").failure())
+}
+
+/// Why the last attempt to reach an upstream failed.
+enum Unreached {
+    /// The host name did not resolve.
+    Dns(String, crate::dns::DnsError),
+    /// Resolving it took all of `connect_timeout`.
+    DnsTimeout(String, Duration),
+    Connect(ConnectError),
+}
+
+impl Unreached {
+    /// Kong's answers: a name that does not exist is 503 "name resolution failed"; a DNS failure
+    /// 500 (Kong's "failed the initial dns/balancer resolve"); a connect timeout 504; any other
+    /// connect failure 502.
+    fn failure(self) -> Failure {
+        let (status, message, detail) = match self {
+            Unreached::Dns(host, error) if error.is_not_found() => {
+                (StatusCode::SERVICE_UNAVAILABLE, "name resolution failed", format!("resolving {host}: {error}"))
+            }
+            Unreached::Dns(host, error) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "failed the initial dns/balancer resolve",
+                format!("resolving {host}: {error}"),
+            ),
+            Unreached::DnsTimeout(host, after) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "failed the initial dns/balancer resolve",
+                format!("resolving {host}: no answer within connect_timeout {after:?}"),
+            ),
+            Unreached::Connect(error @ ConnectError::Timeout { .. }) => {
+                return Failure::new(StatusCode::GATEWAY_TIMEOUT, Blame::Upstream, error.to_string());
+            }
+            Unreached::Connect(error) => {
+                return Failure::new(StatusCode::BAD_GATEWAY, Blame::Upstream, error.to_string());
+            }
+        };
+        Failure { status, message, detail, blame: Blame::Upstream, quiet: false }
+    }
+}
+
+/// A target's host and port (`host:port`, `[v6]:port`; Kong's 8000 when it has none).
+fn split_target(target: &str) -> (&str, u16) {
+    match target.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && (!host.contains(':') || host.starts_with('[')) => {
+            match port.parse() {
+                Ok(port) => (host, port),
+                Err(_) => (target, 8000),
+            }
+        }
+        _ => (target, 8000),
+    }
 }
 
 /// Whether an exchange failed because the connection was gone before any response came back:

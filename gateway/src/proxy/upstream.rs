@@ -4,6 +4,7 @@
 //! hand their connection back to the pool when they end and fail when a read stalls.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -87,6 +88,18 @@ pub struct Pool {
     keepalive: Keepalive,
     /// For `https` services: verifies upstream certificates against `lua_ssl_trusted_certificate`.
     tls: Arc<rustls::ClientConfig>,
+    /// Upstream host names to addresses.
+    pub resolver: Arc<crate::dns::Resolver>,
+}
+
+/// How upstream connections are made and kept.
+pub struct Connector {
+    /// The TLS client that verifies `https` services (and presents `client_ssl_cert`).
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Kong's keep-alive settings.
+    pub keepalive: Keepalive,
+    /// The caching resolver for upstream host names.
+    pub resolver: Arc<crate::dns::Resolver>,
 }
 
 /// A connection to an upstream, plain or TLS.
@@ -116,8 +129,9 @@ pub enum ConnectError {
 
 impl Pool {
     /// A pool for `workers` proxy worker threads.
-    pub fn new(tls: Arc<rustls::ClientConfig>, workers: usize, keepalive: Keepalive) -> Pool {
-        Pool { idle: PerWorker::new(workers), keepalive, tls }
+    pub fn new(connector: Connector, workers: usize) -> Pool {
+        let Connector { tls, keepalive, resolver } = connector;
+        Pool { idle: PerWorker::new(workers), keepalive, tls, resolver }
     }
 
     /// A ready idle connection to `address`, if this thread's shard keeps one.
@@ -171,15 +185,16 @@ impl Pool {
         self.idle.lock().by_key.len()
     }
 
-    /// A new connection to `address` (`host:port`), over TLS verified for `tls_name` when given.
-    /// `timeout` bounds the TCP connect and the TLS handshake together.
+    /// A new connection to `peer` (named `address` in errors), over TLS verified for `tls_name`
+    /// when given. `timeout` bounds the TCP connect and the TLS handshake together.
     pub async fn connect(
         &self,
+        peer: SocketAddr,
         address: &str,
         tls_name: Option<&ServerName<'static>>,
         timeout: Duration,
     ) -> Result<Upstream, ConnectError> {
-        let stream = match tokio::time::timeout(timeout, self.open(address, tls_name)).await {
+        let stream = match tokio::time::timeout(timeout, self.open(peer, address, tls_name)).await {
             Ok(result) => result?,
             Err(_) => return Err(ConnectError::Timeout { address: address.into(), timeout }),
         };
@@ -198,8 +213,13 @@ impl Pool {
         Ok(Upstream { sender, reused: false, write_timeout, served: 0 })
     }
 
-    async fn open(&self, address: &str, tls_name: Option<&ServerName<'static>>) -> Result<Box<dyn Io>, ConnectError> {
-        let stream = tokio::net::TcpStream::connect(address)
+    async fn open(
+        &self,
+        peer: SocketAddr,
+        address: &str,
+        tls_name: Option<&ServerName<'static>>,
+    ) -> Result<Box<dyn Io>, ConnectError> {
+        let stream = tokio::net::TcpStream::connect(peer)
             .await
             .map_err(|source| ConnectError::Io { address: address.into(), source })?;
         let _ = stream.set_nodelay(true);
@@ -292,7 +312,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn addresses_whose_connections_expired_leave_the_pool() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap().to_string();
+        let peer = listener.local_addr().unwrap();
+        let address = peer.to_string();
         let held = tokio::spawn(async move {
             let mut open = Vec::new();
             while let Ok((stream, _)) = listener.accept().await {
@@ -307,10 +328,13 @@ mod tests {
                 .with_no_client_auth(),
         );
         let keepalive = Keepalive { idle_timeout: Some(Duration::from_secs(1)), ..Keepalive::default() };
-        let pool = Pool::new(tls, 2, keepalive);
+        let resolver = Arc::new(
+            crate::dns::Resolver::new(crate::dns::Settings { hostsfile: None, ..Default::default() }).unwrap(),
+        );
+        let pool = Pool::new(Connector { tls, keepalive, resolver }, 2);
         let timeout = Duration::from_secs(5);
         let connect = || async {
-            let mut upstream = pool.connect(&address, None, timeout).await.unwrap();
+            let mut upstream = pool.connect(peer, &address, None, timeout).await.unwrap();
             upstream.sender.ready().await.unwrap();
             upstream
         };

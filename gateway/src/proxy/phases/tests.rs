@@ -249,7 +249,13 @@ async fn proxy(upstream: &Upstream, phases: Option<Arc<dyn PhaseRunner>>) -> Soc
         router,
         1,
         Default::default(),
-        (tls, Default::default()),
+        crate::proxy::upstream::Connector {
+            tls,
+            keepalive: Default::default(),
+            resolver: Arc::new(
+                crate::dns::Resolver::new(crate::dns::Settings { hostsfile: None, ..Default::default() }).unwrap(),
+            ),
+        },
         ClientTrust::default(),
         ClientLimits::default(),
         plugins,
