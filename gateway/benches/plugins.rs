@@ -145,7 +145,8 @@ fn request_phases(c: &mut Criterion) {
     let runner = set.runner(&config).unwrap();
     let router =
         gateway::wasm::router::CompiledRouter::new(&runtime, "router", gateway::wasm::bundled::ROUTER).unwrap();
-    let mut snapshot = gateway::proxy::Snapshot::build(config, &router, 1).unwrap();
+    let tls = gateway::tls::trust::UpstreamTls::new(&[], None).unwrap();
+    let mut snapshot = gateway::proxy::Snapshot::build(config, &router, 1, &tls).unwrap();
     snapshot.phases = Some(runner.clone());
     let snapshot = Arc::new(snapshot);
     let conn = gateway::server::Conn {

@@ -295,3 +295,81 @@ fn client_ssl_presents_the_client_certificate_to_an_upstream_that_requires_one()
     assert_eq!(accepted.status, 200, "{accepted:?}");
     assert!(accepted.body.starts_with("verified") && accepted.body.contains("gateway-client"), "{}", accepted.body);
 }
+
+#[test]
+fn a_services_own_ca_certificates_and_client_certificate_reach_an_upstream_that_requires_mtls() {
+    use gateway_tests::{DEADLINE, http_json, poll};
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let server_ca = TestCa::new("upstream-ca");
+    let client_ca = TestCa::new("client-ca");
+    let upstream = nginx_mtls_upstream(dir.path(), &server_ca.server(&["localhost"]), client_ca.root_pem());
+    let client = client_ca.client("service-client");
+    // The shipped kong.conf: upstreams are verified against the system store only.
+    let node = crate::admin::start(dir.path(), &[]);
+    let admin = node.admin;
+    let url = format!("https://localhost:{}", upstream.port);
+    let created = |path: &str, body: serde_json::Value| {
+        let answer = http_json(admin, "POST", path, &body);
+        assert_eq!(answer.status, 201, "{path}: {answer:?}");
+        answer.json()["id"].as_str().unwrap().to_string()
+    };
+    let ca = created("/ca_certificates", json!({"cert": server_ca.root_pem()}));
+    let cert = created("/certificates", json!({"cert": client.cert, "key": client.key}));
+
+    // What the gateway cannot honour is refused, with the field at fault.
+    let refused = |body: serde_json::Value, field: &str, says: &str| {
+        let answer = http_json(admin, "POST", "/services", &body);
+        assert_eq!(answer.status, 400, "{answer:?}");
+        let message = answer.json()["fields"][field].to_string();
+        assert!(message.contains(says), "{field}: {}", answer.body);
+    };
+    refused(
+        json!({"url": "http://localhost:1", "client_certificate": {"id": cert}}),
+        "client_certificate",
+        "unless protocol is https",
+    );
+    refused(json!({"url": url, "tls_verify": false}), "tls_verify", "always verified");
+    refused(json!({"url": url, "tls_verify_depth": 2}), "tls_verify_depth", "not supported");
+    refused(json!({"url": url, "ca_certificates": [uuid_like()]}), "ca_certificates", "no ca_certificate");
+
+    created("/services", json!({"name": "node-trust", "url": url}));
+    created("/services/node-trust/routes", json!({"paths": ["/node"]}));
+    created(
+        "/services",
+        json!({"name": "own", "url": url, "tls_verify": true, "ca_certificates": [ca], "client_certificate": {"id": cert}}),
+    );
+    created("/services/own/routes", json!({"paths": ["/own"]}));
+    let own = poll("the service's route to be served", DEADLINE, || {
+        let answer = http_request(node.proxy, "GET", "/own", &[]).unwrap();
+        (answer.status != 404).then_some(answer)
+    });
+    assert_eq!(own.status, 200, "{own:?}");
+    assert!(own.body.starts_with("verified") && own.body.contains("service-client"), "{}", own.body);
+    // The same upstream through the node's client: its CA is unknown (and the pooled connection
+    // of the other service is not reused).
+    assert_eq!(http_request(node.proxy, "GET", "/node", &[]).unwrap().status, 502);
+    let shown = http_request(admin, "GET", "/services/own", &[]).unwrap().json();
+    assert_eq!(shown["ca_certificates"], json!([ca]));
+    assert_eq!(shown["client_certificate"], json!({"id": cert}));
+
+    // Named by a service, neither certificate can be deleted.
+    for path in [format!("/certificates/{cert}"), format!("/ca_certificates/{ca}")] {
+        let answer = http_request(admin, "DELETE", &path, &[]).unwrap();
+        assert_eq!(answer.status, 400, "{path}: {answer:?}");
+        assert!(answer.body.contains("an existing 'services' entity references"), "{}", answer.body);
+    }
+    // Without its client certificate, the upstream refuses the request.
+    let patched = http_json(admin, "PATCH", "/services/own", &json!({"client_certificate": null}));
+    assert_eq!(patched.status, 200, "{patched:?}");
+    let refused = poll("the service's change to be served", DEADLINE, || {
+        let answer = http_request(node.proxy, "GET", "/own", &[]).unwrap();
+        (answer.status != 200).then_some(answer)
+    });
+    assert_eq!(refused.status, 400, "nginx: no required SSL certificate was sent: {refused:?}");
+    assert_eq!(http_request(admin, "DELETE", &format!("/certificates/{cert}"), &[]).unwrap().status, 204);
+}
+
+fn uuid_like() -> String {
+    "6ba7b810-9dad-11d1-80b4-00c04fd430c8".to_string()
+}

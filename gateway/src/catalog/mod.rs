@@ -309,6 +309,9 @@ impl Catalog {
                 return Err(ApiError::referenced_by(target.kind.name(), kind.name()));
             }
         }
+        if named_by_a_service(&state, target.kind, id) {
+            return Err(ApiError::referenced_by(target.kind.name(), Kind::Services.name()));
+        }
         let mut records = state.records.clone();
         remove_with_dependents(&state, &mut records, target.kind, id);
         self.commit(&state, records, None).await?;
@@ -621,6 +624,24 @@ fn diff(old: &BTreeMap<Key, Stored>, new: &BTreeMap<Key, Stored>) -> Vec<Change>
         }
     }
     changes
+}
+
+/// Whether a service names certificate or CA certificate `id` in its upstream TLS fields
+/// (`client_certificate`, `ca_certificates`): Kong refuses to delete those while they are named.
+/// These fields are not descriptor links (a service comes before certificates in a document, and
+/// `ca_certificates` is a list), so they are checked here.
+fn named_by_a_service(state: &State, kind: Kind, id: Uuid) -> bool {
+    let field = match kind {
+        Kind::Certificates => "client_certificate",
+        Kind::CaCertificates => "ca_certificates",
+        _ => return false,
+    };
+    let id = id.to_string();
+    state.list(Kind::Services, None).iter().any(|(_, service)| match &service.entity[field] {
+        Value::Object(link) => link.get("id").and_then(Value::as_str) == Some(id.as_str()),
+        Value::Array(ids) => ids.iter().any(|v| v.as_str() == Some(id.as_str())),
+        _ => false,
+    })
 }
 
 #[cfg(test)]

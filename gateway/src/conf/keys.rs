@@ -566,7 +566,7 @@ pub const KEYS: &[Key] = &[
         name: "client_ssl_cert",
         default: None,
         kind: "path or inline PEM",
-        doc: "The client certificate (and chain) `client_ssl` presents. A service's own `client_certificate` is not supported yet.",
+        doc: "The client certificate (and chain) `client_ssl` presents, to upstreams of services without a `client_certificate` of their own.",
     },
     Key {
         name: "client_ssl_cert_key",

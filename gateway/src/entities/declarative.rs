@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::kind::Kind;
 use super::plugins::{PluginRegistry, not_enabled};
-use super::schema::{ErrorKind, Errors, FieldError, Obj, index, join};
+use super::schema::{ErrorKind, Errors, FieldError, Obj, index, join, type_name};
 use super::secrets;
 use super::types::*;
 use super::validate;
@@ -269,7 +269,8 @@ enum Link {
 struct Builder<'r> {
     plugin_schemas: &'r PluginRegistry,
     errors: Errors,
-    services: Vec<(String, Service)>,
+    /// Each service, with its `client_certificate` until it is resolved.
+    services: Vec<(String, Service, Option<Link>)>,
     routes: Vec<(String, Route, Option<Link>)>,
     consumers: Vec<(String, Consumer)>,
     plugins: Vec<(String, Plugin, [Option<Link>; 3])>,
@@ -293,7 +294,6 @@ enum Credential {
 const CREDENTIALS: [Kind; 4] = [Kind::KeyauthCredentials, Kind::BasicauthCredentials, Kind::JwtSecrets, Kind::Acls];
 
 /// Fields Kong exports or accepts that the gateway does not use yet.
-const SERVICE_ACCEPTED: &[&str] = &["tls_verify", "tls_verify_depth", "ca_certificates", "client_certificate"];
 const UPSTREAM_ACCEPTED: &[&str] = &[
     "hash_on",
     "hash_fallback",
@@ -474,8 +474,11 @@ impl<'r> Builder<'r> {
             read_timeout: timeout(self, &mut obj, "read_timeout"),
             enabled: obj.bool("enabled", true, &mut self.errors),
             tags: self.tags(&mut obj),
+            tls_verify: None,
+            ca_certificates: Vec::new(),
+            client_certificate: None,
         };
-        obj.accept(SERVICE_ACCEPTED);
+        let (service, client_certificate) = self.upstream_tls(&mut obj, service);
         for (child, v) in obj.array("routes", &mut self.errors) {
             self.route(child, v, Some(id));
         }
@@ -483,7 +486,49 @@ impl<'r> Builder<'r> {
             self.plugin(child, v, Some((Kind::Services, id)));
         }
         obj.finish(&mut self.errors);
-        self.services.push((path, service));
+        self.services.push((path, service, client_certificate));
+    }
+
+    /// A service's upstream TLS fields, Kong's: only for `https` services (else they must be
+    /// null); `tls_verify` may not be `false` (upstream certificates are always verified) and
+    /// `tls_verify_depth` is not supported, so both are refused rather than ignored.
+    fn upstream_tls(&mut self, obj: &mut Obj, mut service: Service) -> (Service, Option<Link>) {
+        const FIELDS: [&str; 4] = ["client_certificate", "tls_verify", "tls_verify_depth", "ca_certificates"];
+        if service.protocol != Protocol::Https {
+            for field in FIELDS {
+                let empty_list = obj.raw(field).is_some_and(|v| v.as_array().is_some_and(Vec::is_empty));
+                if obj.has(field) && !empty_list {
+                    self.errors.push(obj.path_of(field), "value must be null unless protocol is https");
+                }
+            }
+            return (service, None);
+        }
+        match obj.raw("tls_verify") {
+            None => {}
+            Some(Value::Bool(true)) => service.tls_verify = Some(true),
+            Some(Value::Bool(false)) => self.errors.push(
+                obj.path_of("tls_verify"),
+                "upstream certificates are always verified here: false is not supported",
+            ),
+            Some(other) => {
+                self.errors.push(obj.path_of("tls_verify"), format!("expected a boolean, got {}", type_name(other)))
+            }
+        }
+        if obj.raw("tls_verify_depth").is_some() {
+            obj.int("tls_verify_depth", 0, 64, 0, &mut self.errors);
+            self.errors.push(
+                obj.path_of("tls_verify_depth"),
+                "not supported yet: the chain depth is not limited; leave it null",
+            );
+        }
+        for (i, id) in obj.strings("ca_certificates", &mut self.errors).iter().enumerate() {
+            match Uuid::parse_str(id) {
+                Ok(id) => service.ca_certificates.push(id),
+                Err(_) => self.errors.push(index(&obj.path_of("ca_certificates"), i), "expected a valid UUID"),
+            }
+        }
+        let client_certificate = self.reference(obj, "client_certificate", Kind::Certificates);
+        (service, client_certificate)
     }
 
     fn route(&mut self, path: String, value: &Value, parent: Option<Uuid>) {
@@ -1158,7 +1203,7 @@ impl<'r> Builder<'r> {
             credentials,
         } = self;
         let service_ids =
-            Lookup::new(Kind::Services, services.iter().map(|(_, s)| (s.id, vec![("name", s.name.clone())])));
+            Lookup::new(Kind::Services, services.iter().map(|(_, s, _)| (s.id, vec![("name", s.name.clone())])));
         let route_ids =
             Lookup::new(Kind::Routes, routes.iter().map(|(_, r, _)| (r.id, vec![("name", r.name.clone())])));
         let consumer_ids = Lookup::new(
@@ -1170,6 +1215,21 @@ impl<'r> Builder<'r> {
         let upstream_ids =
             Lookup::new(Kind::Upstreams, upstreams.iter().map(|(_, u)| (u.id, vec![("name", Some(u.name.clone()))])));
         let certificate_ids = Lookup::new(Kind::Certificates, certificates.iter().map(|(_, c)| (c.id, Vec::new())));
+        let ca_ids: HashSet<Uuid> = ca_certificates.iter().map(|(_, c)| c.id).collect();
+
+        let services: Vec<(String, Service)> = services
+            .into_iter()
+            .map(|(path, mut service, link)| {
+                service.client_certificate = certificate_ids.resolve(link, &mut errors);
+                for (i, id) in service.ca_certificates.iter().enumerate() {
+                    if !ca_ids.contains(id) {
+                        errors
+                            .push(index(&join(&path, "ca_certificates"), i), format!("no ca_certificate with id {id}"));
+                    }
+                }
+                (path, service)
+            })
+            .collect();
 
         let routes: Vec<(String, Route)> = routes
             .into_iter()

@@ -252,6 +252,60 @@ fn an_x509_v1_certificate_is_accepted_and_a_bad_part_is_named() {
 }
 
 #[test]
+fn a_services_upstream_tls_fields_are_read_checked_and_exported() {
+    let (cert, key) = (include_str!("testdata/v1.crt"), include_str!("testdata/v1.key"));
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_pem = params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem();
+    let (ca, client) = ("00000000-0000-4000-8000-0000000000ca", "00000000-0000-4000-8000-0000000000c1");
+    let doc = |service: serde_json::Value| {
+        serde_json::json!({
+            "_format_version": "3.0",
+            "ca_certificates": [{"id": ca, "cert": ca_pem}],
+            "certificates": [{"id": client, "cert": cert, "key": key}],
+            "services": [service],
+        })
+    };
+    let good = doc(serde_json::json!({
+        "name": "s", "url": "https://up.test", "tls_verify": true, "tls_verify_depth": null,
+        "ca_certificates": [ca], "client_certificate": {"id": client},
+    }));
+    let config = parse_value(&good).unwrap();
+    let service = &config.services[0];
+    assert_eq!(service.tls_verify, Some(true));
+    assert_eq!(service.ca_certificates, vec![uuid::Uuid::parse_str(ca).unwrap()]);
+    assert_eq!(service.client_certificate.map(|r| r.id.to_string()).as_deref(), Some(client));
+    assert_eq!(parse_value(&to_declarative(&config)).unwrap(), config);
+
+    let refused = |service: serde_json::Value| -> Vec<String> {
+        parse_value(&doc(service)).unwrap_err().iter().map(ToString::to_string).collect()
+    };
+    assert_eq!(
+        refused(serde_json::json!({"url": "http://up.test", "client_certificate": {"id": client}, "tls_verify": true})),
+        vec![
+            "services[0].client_certificate: value must be null unless protocol is https",
+            "services[0].tls_verify: value must be null unless protocol is https",
+        ]
+    );
+    assert_eq!(
+        refused(serde_json::json!({
+            "url": "https://up.test", "tls_verify": false, "tls_verify_depth": 1,
+            "ca_certificates": ["00000000-0000-4000-8000-000000000bad", "x"],
+            "client_certificate": {"id": "00000000-0000-4000-8000-000000000bad"},
+        })),
+        vec![
+            "services[0].tls_verify: upstream certificates are always verified here: false is not supported",
+            "services[0].tls_verify_depth: not supported yet: the chain depth is not limited; leave it null",
+            "services[0].ca_certificates[1]: expected a valid UUID",
+            "services[0].client_certificate: no certificate with id 00000000-0000-4000-8000-000000000bad",
+            "services[0].ca_certificates[0]: no ca_certificate with id 00000000-0000-4000-8000-000000000bad",
+        ]
+    );
+    // An empty list on an http service is Kong's unset.
+    assert!(parse_value(&doc(serde_json::json!({"url": "http://up.test", "ca_certificates": []}))).is_ok());
+}
+
+#[test]
 fn yaml_syntax_errors_name_the_file_and_line() {
     let err = parse_str("_format_version: '3.0'\nservices: [\n", false, "kong.yml").unwrap_err().to_string();
     assert!(err.starts_with("declarative config kong.yml is not valid YAML"), "{err}");

@@ -122,6 +122,16 @@ pub struct Service {
     pub enabled: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Kong's `tls_verify`: `true` or unset, both meaning verified (upstream certificates are
+    /// always verified here; `false` is refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_verify: Option<bool>,
+    /// CA certificates (ids) that verify the upstream instead of `lua_ssl_trusted_certificate`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ca_certificates: Vec<Uuid>,
+    /// The certificate presented to the upstream when it asks for one (instead of `client_ssl_cert`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<Ref>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

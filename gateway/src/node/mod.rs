@@ -302,8 +302,10 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         "wasm engine ready"
     );
 
-    let upstream_tls =
-        crate::tls::trust::http1_client(&settings.lua_ssl_trusted_certificate, settings.client_ssl.as_ref())?;
+    let upstream_tls = Arc::new(crate::tls::trust::UpstreamTls::new(
+        &settings.lua_ssl_trusted_certificate,
+        settings.client_ssl.as_ref(),
+    )?);
     let proxy = Proxy::new(
         router,
         workers,

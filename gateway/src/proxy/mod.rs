@@ -110,7 +110,7 @@ impl Proxy {
         let proxy = self.clone();
         let snapshot = tokio::task::spawn_blocking(move || {
             let phases = phases.or_else(|| proxy.plugins.runner(&config));
-            Snapshot::build(config, &proxy.router, proxy.instances).map(|s| Snapshot { phases, ..s })
+            Snapshot::build(config, &proxy.router, proxy.instances, &proxy.pool.tls).map(|s| Snapshot { phases, ..s })
         })
         .await
         .expect("building a snapshot does not panic")?;

@@ -16,7 +16,7 @@ use super::answers::{Blame, Failure};
 use super::client_body::ClientBodyError;
 use super::context::Timings;
 use super::snapshot::Snapshot;
-use super::upstream::{ConnectError, Pool, PooledBody, ProxyBody, Upstream, pool_key};
+use super::upstream::{ConnectError, Pool, PooledBody, ProxyBody, TlsTo, Upstream, pool_key};
 use crate::entities::Service;
 
 /// Connects (with retries across targets on connect failure) and sends the request. A request
@@ -35,7 +35,11 @@ pub async fn send(
         _ => None,
     };
     let read_timeout = Duration::from_millis(u64::from(service.read_timeout));
-    let (key, mut upstream) = connect(pool, snapshot, service, tls_name.as_ref(), true).await?;
+    let tls = tls_name.as_ref().map(|name| match snapshot.upstream_tls.get(&service.id) {
+        Some(client) => TlsTo { name, client, owner: Some(service.id) },
+        None => TlsTo { name, client: &pool.tls.default, owner: None },
+    });
+    let (key, mut upstream) = connect(pool, snapshot, service, tls.as_ref(), true).await?;
     timings.upstream_connected = Some(Instant::now());
     if !upstream.reused {
         let result = exchange(&mut upstream, req, service, read_timeout).await;
@@ -47,7 +51,7 @@ pub async fn send(
     match exchange(&mut upstream, first, service, read_timeout).await {
         Err(Exchange::Failed(error)) if stale(&error) && retry_is_safe(&parts.method, &body, &error) => {
             tracing::debug!(upstream = %key, error = %error_chain(&error), "a reused connection was closed by the upstream; sending again on a new one");
-            let (key, mut upstream) = connect(pool, snapshot, service, tls_name.as_ref(), false).await?;
+            let (key, mut upstream) = connect(pool, snapshot, service, tls.as_ref(), false).await?;
             timings.upstream_connected = Some(Instant::now());
             let second = Request::from_parts(parts, body.boxed());
             let result = exchange(&mut upstream, second, service, read_timeout).await;
@@ -138,7 +142,7 @@ async fn connect(
     pool: &Arc<Pool>,
     snapshot: &Snapshot,
     service: &Service,
-    tls_name: Option<&ServerName<'static>>,
+    tls: Option<&TlsTo<'_>>,
     pooled: bool,
 ) -> Result<(String, Upstream), Failure> {
     let connect_timeout = Duration::from_millis(u64::from(service.connect_timeout));
@@ -173,7 +177,7 @@ async fn connect(
                 break;
             }
         };
-        let key = pool_key(&peer.to_string(), tls_name);
+        let key = pool_key(&peer.to_string(), tls);
         if pooled && let Some(upstream) = pool.checkout(&key) {
             return Ok((key, upstream));
         }
@@ -182,7 +186,7 @@ async fn connect(
             Err(_) if host.starts_with('[') => peer.to_string(),
             Err(_) => format!("{host}:{port} ({peer})"),
         };
-        match pool.connect(peer, &address, tls_name, connect_timeout).await {
+        match pool.connect(peer, &address, tls, connect_timeout).await {
             Ok(upstream) => return Ok((key, upstream)),
             Err(e) => last = Some(Unreached::Connect(e)),
         }

@@ -9,6 +9,7 @@ use rustls::sign::CertifiedKey;
 
 use super::phases::PhaseRunner;
 use crate::entities::{Config, PathHandling, Protocol, Route, Service, config_hash};
+use crate::tls::trust::UpstreamTls;
 use crate::wasm::router::{self, CompiledRouter, RouterLoadError, RouterPool};
 
 pub struct Snapshot {
@@ -20,6 +21,9 @@ pub struct Snapshot {
     pub routes: Vec<(Route, Option<Arc<Service>>)>,
     pub balancers: HashMap<String, Balancer>,
     pub certificates: Certificates,
+    /// The TLS clients of `https` services with their own `ca_certificates` or
+    /// `client_certificate`, by service id.
+    pub upstream_tls: HashMap<uuid::Uuid, Arc<rustls::ClientConfig>>,
     /// Runs this version's plugins in the request's phases; `None` when no plugin is configured.
     pub phases: Option<Arc<dyn PhaseRunner>>,
     /// Per position in `routes`: the route's and its service's names in metrics (Kong's labels:
@@ -35,6 +39,8 @@ pub enum SnapshotError {
     Router(RouterLoadError),
     #[error("certificate {id}: {message}")]
     Certificate { id: uuid::Uuid, message: String },
+    #[error("service {service}: upstream TLS: {message}")]
+    ServiceTls { service: String, message: String },
 }
 
 impl Snapshot {
@@ -46,13 +52,19 @@ impl Snapshot {
             routes: Vec::new(),
             balancers: HashMap::new(),
             certificates: Certificates::default(),
+            upstream_tls: HashMap::new(),
             phases: None,
             labels: Vec::new(),
         }
     }
 
     /// Compiles `config`. Blocking (loads wasm): call it off the async runtime.
-    pub fn build(config: Config, component: &Arc<CompiledRouter>, instances: usize) -> Result<Snapshot, SnapshotError> {
+    pub fn build(
+        config: Config,
+        component: &Arc<CompiledRouter>,
+        instances: usize,
+        tls: &UpstreamTls,
+    ) -> Result<Snapshot, SnapshotError> {
         let services: HashMap<uuid::Uuid, Arc<Service>> =
             config.services.iter().map(|s| (s.id, Arc::new(s.clone()))).collect();
         // Routes of a disabled service are not served, as in Kong.
@@ -90,6 +102,7 @@ impl Snapshot {
             balancers.insert(upstream.name.clone(), Balancer::new(targets, upstream.slots));
         }
         let certificates = Certificates::from_config(&config)?;
+        let upstream_tls = upstream_tls(&config, tls)?;
         let labels = routes
             .iter()
             .map(|(route, service)| {
@@ -105,6 +118,7 @@ impl Snapshot {
             routes,
             balancers,
             certificates,
+            upstream_tls,
             phases: None,
             labels,
         })
@@ -245,6 +259,49 @@ pub fn certified_key(cert_pem: &str, key_pem: &str) -> Result<CertifiedKey, Stri
 /// Whether the route accepts the request's protocol.
 pub fn accepts(route: &Route, tls: bool) -> bool {
     route.protocols.contains(&if tls { Protocol::Https } else { Protocol::Http })
+}
+
+/// The TLS clients of the services that name their own CA certificates or client certificate
+/// (their references were checked when the configuration was read).
+fn upstream_tls(
+    config: &Config,
+    tls: &UpstreamTls,
+) -> Result<HashMap<uuid::Uuid, Arc<rustls::ClientConfig>>, SnapshotError> {
+    let mut clients = HashMap::new();
+    for service in &config.services {
+        if service.ca_certificates.is_empty() && service.client_certificate.is_none() {
+            continue;
+        }
+        let fail = |message: String| SnapshotError::ServiceTls {
+            service: service.name.clone().unwrap_or_else(|| service.id.to_string()),
+            message,
+        };
+        let cas: Vec<&str> = service
+            .ca_certificates
+            .iter()
+            .map(|id| {
+                config
+                    .ca_certificates
+                    .iter()
+                    .find(|c| c.id == *id)
+                    .map(|c| c.cert.as_str())
+                    .ok_or_else(|| fail(format!("no ca_certificate {id}")))
+            })
+            .collect::<Result<_, _>>()?;
+        let client = match service.client_certificate {
+            None => None,
+            Some(link) => {
+                let cert = config
+                    .certificates
+                    .iter()
+                    .find(|c| c.id == link.id)
+                    .ok_or_else(|| fail(format!("no certificate {}", link.id)))?;
+                Some((cert.cert.as_str(), cert.key.as_str()))
+            }
+        };
+        clients.insert(service.id, tls.for_service(&cas, client).map_err(fail)?);
+    }
+    Ok(clients)
 }
 
 #[cfg(test)]

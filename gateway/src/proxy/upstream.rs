@@ -86,16 +86,16 @@ pub struct Pool {
     /// Idle connections per proxy worker thread (and one set for every other thread).
     idle: PerWorker<IdleConnections>,
     keepalive: Keepalive,
-    /// For `https` services: verifies upstream certificates against `lua_ssl_trusted_certificate`.
-    tls: Arc<rustls::ClientConfig>,
+    /// The TLS clients for `https` services.
+    pub tls: Arc<crate::tls::trust::UpstreamTls>,
     /// Upstream host names to addresses.
     pub resolver: Arc<crate::dns::Resolver>,
 }
 
 /// How upstream connections are made and kept.
 pub struct Connector {
-    /// The TLS client that verifies `https` services (and presents `client_ssl_cert`).
-    pub tls: Arc<rustls::ClientConfig>,
+    /// The TLS clients that verify `https` services (and present client certificates).
+    pub tls: Arc<crate::tls::trust::UpstreamTls>,
     /// Kong's keep-alive settings.
     pub keepalive: Keepalive,
     /// The caching resolver for upstream host names.
@@ -106,11 +106,22 @@ pub struct Connector {
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Io for T {}
 
-/// Where a pooled connection goes: the address, and for TLS the server name it was verified for.
-pub fn pool_key(address: &str, tls_name: Option<&ServerName<'static>>) -> String {
-    match tls_name {
+/// How a TLS connection to an upstream is made: the name verified, and the client (the node's,
+/// or a service's own with its CA and client certificates).
+pub struct TlsTo<'a> {
+    pub name: &'a ServerName<'static>,
+    pub client: &'a Arc<rustls::ClientConfig>,
+    /// The service whose own client it is; `None`: the node's.
+    pub owner: Option<uuid::Uuid>,
+}
+
+/// Where a pooled connection goes: the address, and for TLS the server name it was verified for
+/// and whose TLS client made it (a service's own CA and client certificate are not shared).
+pub fn pool_key(address: &str, tls: Option<&TlsTo<'_>>) -> String {
+    match tls {
         None => address.to_string(),
-        Some(name) => format!("{address} tls {}", name.to_str()),
+        Some(TlsTo { name, owner: None, .. }) => format!("{address} tls {}", name.to_str()),
+        Some(TlsTo { name, owner: Some(owner), .. }) => format!("{address} tls {} of {owner}", name.to_str()),
     }
 }
 
@@ -185,16 +196,15 @@ impl Pool {
         self.idle.lock().by_key.len()
     }
 
-    /// A new connection to `peer` (named `address` in errors), over TLS verified for `tls_name`
-    /// when given. `timeout` bounds the TCP connect and the TLS handshake together.
+    /// A new connection to `peer` (named `address` in errors), over TLS as `tls` says when given. `timeout` bounds the TCP connect and the TLS handshake together.
     pub async fn connect(
         &self,
         peer: SocketAddr,
         address: &str,
-        tls_name: Option<&ServerName<'static>>,
+        tls: Option<&TlsTo<'_>>,
         timeout: Duration,
     ) -> Result<Upstream, ConnectError> {
-        let stream = match tokio::time::timeout(timeout, self.open(peer, address, tls_name)).await {
+        let stream = match tokio::time::timeout(timeout, self.open(peer, address, tls)).await {
             Ok(result) => result?,
             Err(_) => return Err(ConnectError::Timeout { address: address.into(), timeout }),
         };
@@ -217,14 +227,14 @@ impl Pool {
         &self,
         peer: SocketAddr,
         address: &str,
-        tls_name: Option<&ServerName<'static>>,
+        tls: Option<&TlsTo<'_>>,
     ) -> Result<Box<dyn Io>, ConnectError> {
         let stream = tokio::net::TcpStream::connect(peer)
             .await
             .map_err(|source| ConnectError::Io { address: address.into(), source })?;
         let _ = stream.set_nodelay(true);
-        let Some(name) = tls_name else { return Ok(Box::new(stream)) };
-        let tls = tokio_rustls::TlsConnector::from(self.tls.clone()).connect(name.clone(), stream).await.map_err(
+        let Some(TlsTo { name, client, .. }) = tls else { return Ok(Box::new(stream)) };
+        let tls = tokio_rustls::TlsConnector::from((*client).clone()).connect((*name).clone(), stream).await.map_err(
             |source| ConnectError::Tls { address: address.into(), name: name.to_str().into_owned(), source },
         )?;
         Ok(Box::new(tls))
@@ -320,13 +330,7 @@ mod tests {
                 open.push(stream);
             }
         });
-        let tls = Arc::new(
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth(),
-        );
+        let tls = Arc::new(crate::tls::trust::UpstreamTls::new(&[], None).unwrap());
         let keepalive = Keepalive { idle_timeout: Some(Duration::from_secs(1)), ..Keepalive::default() };
         let resolver = Arc::new(
             crate::dns::Resolver::new(crate::dns::Settings { hostsfile: None, ..Default::default() }).unwrap(),

@@ -6,6 +6,8 @@
 use std::sync::Arc;
 
 use rustls::RootCertStore;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::PemSource;
 
@@ -59,16 +61,74 @@ pub fn http1_client(
     sources: &[TrustSource],
     client: Option<&(PemSource, PemSource)>,
 ) -> Result<Arc<rustls::ClientConfig>, TrustError> {
+    Ok(UpstreamTls::new(sources, client)?.default)
+}
+
+/// A certificate chain and its private key, presented to servers that ask for one.
+type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// The proxy's TLS clients to upstreams: the node's (`lua_ssl_trusted_certificate`,
+/// `client_ssl`), and per service one made of the service's own `ca_certificates` and
+/// `client_certificate` where it has them.
+pub struct UpstreamTls {
+    roots: Arc<RootCertStore>,
+    identity: Option<Identity>,
+    /// The node's client, for services without TLS settings of their own.
+    pub default: Arc<rustls::ClientConfig>,
+}
+
+impl UpstreamTls {
+    pub fn new(sources: &[TrustSource], client: Option<&(PemSource, PemSource)>) -> Result<UpstreamTls, TrustError> {
+        let roots = Arc::new(roots(sources)?);
+        let identity = match client {
+            None => None,
+            Some((cert, key)) => {
+                Some((cert.load_certs().map_err(TrustError::Client)?, key.load_key().map_err(TrustError::Client)?))
+            }
+        };
+        let default = http1_config(roots.clone(), identity.as_ref()).map_err(TrustError::Client)?;
+        Ok(UpstreamTls { roots, identity, default })
+    }
+
+    /// The client for a service: verifying with `cas` (PEM) when it names any, else the node's
+    /// roots; presenting `client` (certificate and key PEM) when it has one, else `client_ssl`'s.
+    pub fn for_service(&self, cas: &[&str], client: Option<(&str, &str)>) -> Result<Arc<rustls::ClientConfig>, String> {
+        let roots = if cas.is_empty() {
+            self.roots.clone()
+        } else {
+            let mut store = RootCertStore::empty();
+            for pem in cas {
+                for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                    let cert = cert.map_err(|e| format!("a CA certificate: {e}"))?;
+                    store.add(cert).map_err(|e| format!("a CA certificate: {e}"))?;
+                }
+            }
+            Arc::new(store)
+        };
+        let identity = match client {
+            None => None,
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("client_certificate: {e}"))?;
+                let key =
+                    PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| format!("client_certificate: {e}"))?;
+                Some((chain, key))
+            }
+        };
+        http1_config(roots, identity.as_ref().or(self.identity.as_ref()))
+    }
+}
+
+fn http1_config(roots: Arc<RootCertStore>, identity: Option<&Identity>) -> Result<Arc<rustls::ClientConfig>, String> {
     let builder = rustls::ClientConfig::builder_with_provider(super::provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| TrustError::Rejected(e.to_string()))?
-        .with_root_certificates(roots(sources)?);
-    let mut config = match client {
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    let mut config = match identity {
         None => builder.with_no_client_auth(),
-        Some((cert, key)) => {
-            let chain = cert.load_certs().map_err(TrustError::Client)?;
-            let key = key.load_key().map_err(TrustError::Client)?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| TrustError::Client(e.to_string()))?
+        Some((chain, key)) => {
+            builder.with_client_auth_cert(chain.clone(), key.clone_key()).map_err(|e| e.to_string())?
         }
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];

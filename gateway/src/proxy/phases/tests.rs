@@ -237,13 +237,7 @@ fn router() -> Arc<CompiledRouter> {
 /// installed; its address.
 async fn proxy(upstream: &Upstream, phases: Option<Arc<dyn PhaseRunner>>) -> SocketAddr {
     let router = tokio::task::spawn_blocking(router).await.unwrap();
-    let tls = Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth(),
-    );
+    let tls = Arc::new(crate::tls::trust::UpstreamTls::new(&[], None).unwrap());
     let plugins = Arc::new(crate::wasm::plugin_set::PluginSet::empty());
     let proxy = Proxy::new(
         router,
