@@ -146,7 +146,7 @@ fn request_phases(c: &mut Criterion) {
     let router =
         gateway::wasm::router::CompiledRouter::new(&runtime, "router", gateway::wasm::bundled::ROUTER).unwrap();
     let tls = gateway::tls::trust::UpstreamTls::new(&[], None).unwrap();
-    let mut snapshot = gateway::proxy::Snapshot::build(config, &router, 1, &tls).unwrap();
+    let mut snapshot = gateway::proxy::Snapshot::build(config, &router, 1, &tls, &Default::default()).unwrap();
     snapshot.phases = Some(runner.clone());
     let snapshot = Arc::new(snapshot);
     let conn = gateway::server::Conn {

@@ -373,3 +373,52 @@ fn a_services_own_ca_certificates_and_client_certificate_reach_an_upstream_that_
 fn uuid_like() -> String {
     "6ba7b810-9dad-11d1-80b4-00c04fd430c8".to_string()
 }
+
+#[test]
+fn certificates_written_as_vault_references_are_resolved_by_the_node_that_serves_them() {
+    use gateway_tests::{Gateway, http_json};
+    use serde_json::json;
+    let echo = EchoServer::start();
+    let ca = TestCa::new("vault CA");
+    let pem = ca.server(&["vault.test"]);
+    let key_json = json!({"key": pem.key}).to_string();
+    let env = [("GW_VAULT_CERT", pem.cert.as_str()), ("GW_TLS", key_json.as_str())];
+    let (cert_ref, key_ref) = ("{vault://env/gw-vault-cert}", "{vault://env/gw-tls/key}");
+
+    // DB-less: the declarative file holds references only; the node resolves them at load.
+    let port = free_port();
+    let yaml = format!(
+        "_format_version: '3.0'\ncertificates:\n- cert: '{cert_ref}'\n  key: '{key_ref}'\n  snis: [vault.test]\n\
+         services:\n- name: s\n  url: http://{}\n  routes: [{{name: r, paths: [/], protocols: [https]}}]\n",
+        echo.addr
+    );
+    let dir = DbLess::dir(port, &yaml, &[format!("proxy_listen = 127.0.0.1:{port} ssl")]);
+    let mut gateway = Gateway::start(dir.path(), &["-c", "kong.conf"], &env);
+    gateway.wait_for_log("gateway started");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let proxy = SocketAddr::from(([127, 0, 0, 1], port));
+    let answer = runtime.block_on(get(proxy, "vault.test", ca.client_config(&["http/1.1"]), "/")).unwrap();
+    assert_eq!(answer.status, 200, "the certificate from the environment is served");
+    assert!(!gateway.log().contains("PRIVATE KEY"), "{}", gateway.log());
+    drop(gateway);
+    // Without the variable, the start fails naming the certificate's reference and the variable.
+    let mut gateway = Gateway::start(dir.path(), &["-c", "kong.conf"], &env[1..]);
+    assert!(!gateway.wait_exit(gateway_tests::DEADLINE).success());
+    let log = gateway.log();
+    assert!(log.contains(cert_ref) && log.contains("GW_VAULT_CERT is not set"), "{log}");
+
+    // A traditional node stores and shows the references, and refuses one it cannot resolve.
+    let home = tempfile::tempdir().unwrap();
+    let node = crate::admin::start(home.path(), &env);
+    let created = http_json(node.admin, "POST", "/certificates", &json!({"cert": cert_ref, "key": key_ref}));
+    assert_eq!(created.status, 201, "{created:?}");
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    let shown = http_request(node.admin, "GET", &format!("/certificates/{id}"), &[]).unwrap().json();
+    assert_eq!((shown["cert"].as_str(), shown["key"].as_str()), (Some(cert_ref), Some(key_ref)));
+    let unset = http_json(node.admin, "POST", "/certificates", &json!({"cert": "{vault://env/nope}", "key": key_ref}));
+    assert_eq!(unset.status, 400, "{unset:?}");
+    assert!(unset.json()["fields"]["cert"].as_str().unwrap().contains("NOPE is not set"), "{}", unset.body);
+    let other = http_json(node.admin, "POST", "/certificates", &json!({"cert": "{vault://aws/x}", "key": key_ref}));
+    assert_eq!(other.status, 400, "{other:?}");
+    assert!(other.body.contains("only the env vault"), "{}", other.body);
+}

@@ -129,6 +129,9 @@ pub struct Catalog {
     version: watch::Sender<u64>,
     /// The plugins entities may use: every write is checked against them.
     plugins: Arc<PluginRegistry>,
+    /// On a node that serves what it stores: vault references in certificates must resolve here
+    /// (a control plane leaves them to its data planes, which resolve them in their own vaults).
+    vaults: Option<crate::conf::vault::Vaults>,
 }
 
 /// How a write names the entity it touches.
@@ -163,6 +166,7 @@ impl Catalog {
             store,
             version: watch::channel(1).0,
             plugins,
+            vaults: None,
         })
     }
 
@@ -326,6 +330,12 @@ impl Catalog {
         self.commit(&state, records, None).await
     }
 
+    /// Every write must leave the certificates' vault references resolvable in `vaults`.
+    pub fn resolving_references(mut self, vaults: crate::conf::vault::Vaults) -> Catalog {
+        self.vaults = Some(vaults);
+        self
+    }
+
     /// Validates `records`, writes what changed, and makes them current.
     async fn commit(
         &self,
@@ -339,6 +349,11 @@ impl Catalog {
                 return Err(explain(&errors, touched.and_then(|k| paths.get(&k).cloned()), &records, touched));
             }
         };
+        if let Some(vaults) = &self.vaults
+            && let Some(unresolved) = unresolved_reference(&config, vaults)
+        {
+            return Err(ApiError::schema(&[unresolved]));
+        }
         if let Some((kind, id)) = touched {
             // Keep the normalised form: defaults filled, `url` expanded, references by id.
             let normalised = config.entity_json(kind, id).expect("a valid entity is in its config");
@@ -624,6 +639,27 @@ fn diff(old: &BTreeMap<Key, Stored>, new: &BTreeMap<Key, Stored>) -> Vec<Change>
         }
     }
     changes
+}
+
+/// The first certificate field whose vault reference does not resolve in `vaults`: the field and
+/// why (naming the reference and the variable, never a value).
+fn unresolved_reference(
+    config: &crate::entities::Config,
+    vaults: &crate::conf::vault::Vaults,
+) -> Option<(String, String)> {
+    use crate::conf::vault::is_reference;
+    config.certificates.iter().find_map(|c| {
+        let fields = [
+            ("cert", Some(&c.cert)),
+            ("key", Some(&c.key)),
+            ("cert_alt", c.cert_alt.as_ref()),
+            ("key_alt", c.key_alt.as_ref()),
+        ];
+        fields.into_iter().find_map(|(field, value)| {
+            let value = value.filter(|v| is_reference(v))?;
+            vaults.value_of(value).err().map(|e| (field.to_string(), format!("{value}: {e}")))
+        })
+    })
 }
 
 /// Whether a service names certificate or CA certificate `id` in its upstream TLS fields

@@ -506,7 +506,7 @@ pub const KEYS: &[Key] = &[
         name: "vault_env_prefix",
         default: None,
         kind: "string",
-        doc: "Put before the name of every env vault reference: with `SECRET_`, `{vault://env/db-pass}` reads `SECRET_DB_PASS`. A reference `{vault://env/NAME}` reads the variable `NAME` in upper case with `-` as `_`; `{vault://env/NAME/KEY}` the string field `KEY` of the JSON object it holds. References work in any kong.conf value (or item of a list value), from the file or a `KONG_*` variable. They are resolved when the configuration is read; a missing variable stops the start naming the key, and errors show the reference, never the secret. Entity fields (Kong's referenceable certificate fields) do not take references yet: a certificate written as one is refused.",
+        doc: "Put before the name of every env vault reference: with `SECRET_`, `{vault://env/db-pass}` reads `SECRET_DB_PASS`. A reference `{vault://env/NAME}` reads the variable `NAME` in upper case with `-` as `_`; `{vault://env/NAME/KEY}` the string field `KEY` of the JSON object it holds. References work in any kong.conf value (or item of a list value), from the file or a `KONG_*` variable. They are resolved when the configuration is read; a missing variable stops the start naming the key, and errors show the reference, never the secret. Certificates' `cert`, `key`, `cert_alt` and `key_alt` (Kong's referenceable entity fields) take references too: stored and shown as written, resolved by each node that serves them (a data plane in its own environment); a traditional node refuses a certificate whose reference it cannot resolve, a DB-less node or data plane refuses the configuration.",
     },
     Key {
         name: "ssl_cipher_suite",

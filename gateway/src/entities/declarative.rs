@@ -15,6 +15,7 @@ use super::schema::{ErrorKind, Errors, FieldError, Obj, index, join, type_name};
 use super::secrets;
 use super::types::*;
 use super::validate;
+use crate::conf::vault::{Reference, is_reference};
 
 /// Ids of entities that have none are UUIDv5 in this namespace, from the entity's natural key, so
 /// the same file always gives the same ids.
@@ -1073,6 +1074,24 @@ impl<'r> Builder<'r> {
         {
             let (Some(c), Some(k)) = (c, k) else { continue };
             if c.is_empty() || k.is_empty() {
+                continue;
+            }
+            // A vault reference (Kong's referenceable fields) is resolved by each node that
+            // serves the certificate; here only its form is checked.
+            let references = [(c, c_field), (k, k_field)].into_iter().filter(|(v, _)| is_reference(v));
+            let mut referenced = false;
+            for (value, field) in references {
+                referenced = true;
+                match Reference::parse(value) {
+                    Ok(reference) if reference.vault != "env" => self.errors.push(
+                        obj.path_of(field),
+                        format!("{reference}: only the env vault is available here, not `{}`", reference.vault),
+                    ),
+                    Ok(_) => {}
+                    Err(e) => self.errors.push(obj.path_of(field), e.to_string()),
+                }
+            }
+            if referenced {
                 continue;
             }
             match validate::cert_pair(c, k) {

@@ -306,6 +306,21 @@ fn a_services_upstream_tls_fields_are_read_checked_and_exported() {
 }
 
 #[test]
+fn certificate_fields_may_be_vault_references_checked_only_for_their_form() {
+    let doc = |cert: &str, key: &str| serde_json::json!({"_format_version": "3.0", "certificates": [{"cert": cert, "key": key, "snis": ["v.test"]}]});
+    let config = parse_value(&doc("{vault://env/tls-cert}", "{vault://env/tls/key}")).unwrap();
+    assert_eq!(config.certificates[0].cert, "{vault://env/tls-cert}", "kept as written");
+    let key = include_str!("testdata/v1.key");
+    let errs: Vec<String> =
+        parse_value(&doc("{vault://env}", key)).unwrap_err().iter().map(ToString::to_string).collect();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("certificates[0].cert: `{vault://env}` is not a vault reference"), "{errs:?}");
+    let errs: Vec<String> =
+        parse_value(&doc("{vault://aws/cert}", key)).unwrap_err().iter().map(ToString::to_string).collect();
+    assert_eq!(errs, vec!["certificates[0].cert: {vault://aws/cert}: only the env vault is available here, not `aws`"]);
+}
+
+#[test]
 fn yaml_syntax_errors_name_the_file_and_line() {
     let err = parse_str("_format_version: '3.0'\nservices: [\n", false, "kong.yml").unwrap_err().to_string();
     assert!(err.starts_with("declarative config kong.yml is not valid YAML"), "{err}");

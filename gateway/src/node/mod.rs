@@ -105,10 +105,16 @@ async fn open_catalog(settings: &Settings, plugins: PluginRegistry) -> Result<Ca
     }
     let path = settings.prefix.join(STORE_DIR);
     let map_size = settings.lmdb_map_size;
+    // A control plane's data planes resolve references in their own vaults.
+    let vaults = (settings.role == Role::Traditional).then(|| settings.vaults.clone());
     tokio::task::spawn_blocking(move || -> Result<Catalog, NodeError> {
         let store: Arc<dyn Store> = Arc::new(LmdbStore::open(&path, map_size)?);
         tracing::info!(path = %path.display(), "store opened");
-        Ok(Catalog::open(Some(store), plugins)?)
+        let catalog = Catalog::open(Some(store), plugins)?;
+        Ok(match vaults {
+            Some(vaults) => catalog.resolving_references(vaults),
+            None => catalog,
+        })
     })
     .await
     .expect("opening the store does not panic")
@@ -309,19 +315,22 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     let proxy = Proxy::new(
         router,
         workers,
-        crate::proxy::answers::Presentation {
-            allow_debug_header: settings.allow_debug_header,
-            headers: settings.headers,
-            upstream_request_id: settings.upstream_request_id,
-            errors: settings.error_templates.clone(),
+        crate::proxy::ProxySettings {
+            presentation: crate::proxy::answers::Presentation {
+                allow_debug_header: settings.allow_debug_header,
+                headers: settings.headers,
+                upstream_request_id: settings.upstream_request_id,
+                errors: settings.error_templates.clone(),
+            },
+            trust: settings.client_trust.clone(),
+            limits: settings.client_limits.clone(),
+            vaults: settings.vaults.clone(),
         },
         crate::proxy::upstream::Connector {
             tls: upstream_tls,
             keepalive: settings.upstream_keepalive,
             resolver: Arc::new(crate::dns::Resolver::new(settings.dns.clone()).map_err(NodeError::Dns)?),
         },
-        settings.client_trust.clone(),
-        settings.client_limits.clone(),
         plugins.clone(),
     );
     let catalog = Arc::new(open_catalog(&settings, plugins.registry()).await?);

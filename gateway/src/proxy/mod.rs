@@ -51,9 +51,24 @@ pub struct Proxy {
     pub trust: ClientTrust,
     /// Body size and pace limits for clients.
     pub limits: ClientLimits,
+    /// The vaults `{vault://...}` references in certificates are read from.
+    vaults: crate::conf::vault::Vaults,
     /// Whether each response carries the request's [`crate::metrics::Facts`] for the listener to
     /// count (only when something serves the metrics).
     facts: std::sync::atomic::AtomicBool,
+}
+
+/// What the node's settings say about the proxy itself.
+pub struct ProxySettings {
+    /// What the gateway says itself: its headers, error answers and debug headers.
+    pub presentation: answers::Presentation,
+    /// Whose forwarding headers to believe.
+    pub trust: ClientTrust,
+    /// Body size and pace limits for clients.
+    pub limits: ClientLimits,
+    /// The vaults `{vault://...}` references in certificates are read from (on this node, so a
+    /// data plane reads its own environment).
+    pub vaults: crate::conf::vault::Vaults,
 }
 
 impl Proxy {
@@ -61,12 +76,11 @@ impl Proxy {
     pub fn new(
         router: Arc<CompiledRouter>,
         instances: usize,
-        presentation: answers::Presentation,
+        settings: ProxySettings,
         upstream: upstream::Connector,
-        trust: ClientTrust,
-        limits: ClientLimits,
         plugins: Arc<PluginSet>,
     ) -> Arc<Proxy> {
+        let ProxySettings { presentation, trust, limits, vaults } = settings;
         Arc::new(Proxy {
             snapshot: ArcSwap::from_pointee(Snapshot::empty()),
             pool: Arc::new(Pool::new(upstream, instances)),
@@ -76,6 +90,7 @@ impl Proxy {
             presentation,
             trust,
             limits,
+            vaults,
             facts: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -110,7 +125,8 @@ impl Proxy {
         let proxy = self.clone();
         let snapshot = tokio::task::spawn_blocking(move || {
             let phases = phases.or_else(|| proxy.plugins.runner(&config));
-            Snapshot::build(config, &proxy.router, proxy.instances, &proxy.pool.tls).map(|s| Snapshot { phases, ..s })
+            Snapshot::build(config, &proxy.router, proxy.instances, &proxy.pool.tls, &proxy.vaults)
+                .map(|s| Snapshot { phases, ..s })
         })
         .await
         .expect("building a snapshot does not panic")?;

@@ -1,6 +1,7 @@
 //! One configuration version, compiled for serving: the entities, the loaded router, the balancers
 //! and the TLS certificates. Built off the request path, swapped in whole, never mutated.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,6 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rustls::sign::CertifiedKey;
 
 use super::phases::PhaseRunner;
+use crate::conf::vault::{Vaults, is_reference};
+use crate::entities::Certificate;
 use crate::entities::{Config, PathHandling, Protocol, Route, Service, config_hash};
 use crate::tls::trust::UpstreamTls;
 use crate::wasm::router::{self, CompiledRouter, RouterLoadError, RouterPool};
@@ -64,6 +67,7 @@ impl Snapshot {
         component: &Arc<CompiledRouter>,
         instances: usize,
         tls: &UpstreamTls,
+        vaults: &Vaults,
     ) -> Result<Snapshot, SnapshotError> {
         let services: HashMap<uuid::Uuid, Arc<Service>> =
             config.services.iter().map(|s| (s.id, Arc::new(s.clone()))).collect();
@@ -101,8 +105,8 @@ impl Snapshot {
                 .collect();
             balancers.insert(upstream.name.clone(), Balancer::new(targets, upstream.slots));
         }
-        let certificates = Certificates::from_config(&config)?;
-        let upstream_tls = upstream_tls(&config, tls)?;
+        let certificates = Certificates::from_config(&config, vaults)?;
+        let upstream_tls = upstream_tls(&config, tls, vaults)?;
         let labels = routes
             .iter()
             .map(|(route, service)| {
@@ -217,11 +221,12 @@ pub struct Certificates {
 }
 
 impl Certificates {
-    fn from_config(config: &Config) -> Result<Certificates, SnapshotError> {
+    fn from_config(config: &Config, vaults: &Vaults) -> Result<Certificates, SnapshotError> {
         let mut keys = HashMap::new();
         for cert in &config.certificates {
-            let key = certified_key(&cert.cert, &cert.key)
-                .map_err(|message| SnapshotError::Certificate { id: cert.id, message })?;
+            let fail = |message| SnapshotError::Certificate { id: cert.id, message };
+            let (pem, key) = resolved_pair(cert, vaults).map_err(fail)?;
+            let key = certified_key(&pem, &key).map_err(fail)?;
             keys.insert(cert.id, Arc::new(key));
         }
         let mut out = Certificates::default();
@@ -256,6 +261,25 @@ pub fn certified_key(cert_pem: &str, key_pem: &str) -> Result<CertifiedKey, Stri
     Ok(CertifiedKey::new(chain, signing))
 }
 
+/// A certificate's PEM pair, its vault references resolved on this node (a data plane reads its
+/// own environment). A resolved pair is checked as a written one is when it was read; errors name
+/// the reference, never the value.
+fn resolved_pair<'c>(cert: &'c Certificate, vaults: &Vaults) -> Result<(Cow<'c, str>, Cow<'c, str>), String> {
+    let read = |field: &str, value: &'c str| -> Result<Cow<'c, str>, String> {
+        if is_reference(value) {
+            vaults.value_of(value).map(Cow::Owned).map_err(|e| format!("{field} {value}: {e}"))
+        } else {
+            Ok(Cow::Borrowed(value))
+        }
+    };
+    let (pem, key) = (read("cert", &cert.cert)?, read("key", &cert.key)?);
+    if is_reference(&cert.cert) || is_reference(&cert.key) {
+        crate::entities::validate::cert_pair(&pem, &key)
+            .map_err(|e| format!("as resolved from the vault: {}", e.message))?;
+    }
+    Ok((pem, key))
+}
+
 /// Whether the route accepts the request's protocol.
 pub fn accepts(route: &Route, tls: bool) -> bool {
     route.protocols.contains(&if tls { Protocol::Https } else { Protocol::Http })
@@ -266,6 +290,7 @@ pub fn accepts(route: &Route, tls: bool) -> bool {
 fn upstream_tls(
     config: &Config,
     tls: &UpstreamTls,
+    vaults: &Vaults,
 ) -> Result<HashMap<uuid::Uuid, Arc<rustls::ClientConfig>>, SnapshotError> {
     let mut clients = HashMap::new();
     for service in &config.services {
@@ -296,9 +321,10 @@ fn upstream_tls(
                     .iter()
                     .find(|c| c.id == link.id)
                     .ok_or_else(|| fail(format!("no certificate {}", link.id)))?;
-                Some((cert.cert.as_str(), cert.key.as_str()))
+                Some(resolved_pair(cert, vaults).map_err(|e| fail(format!("client_certificate: {e}")))?)
             }
         };
+        let client = client.as_ref().map(|(pem, key)| (pem.as_ref(), key.as_ref()));
         clients.insert(service.id, tls.for_service(&cas, client).map_err(fail)?);
     }
     Ok(clients)

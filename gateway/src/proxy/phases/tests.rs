@@ -242,7 +242,12 @@ async fn proxy(upstream: &Upstream, phases: Option<Arc<dyn PhaseRunner>>) -> Soc
     let proxy = Proxy::new(
         router,
         1,
-        Default::default(),
+        crate::proxy::ProxySettings {
+            presentation: Default::default(),
+            trust: ClientTrust::default(),
+            limits: ClientLimits::default(),
+            vaults: Default::default(),
+        },
         crate::proxy::upstream::Connector {
             tls,
             keepalive: Default::default(),
@@ -250,8 +255,6 @@ async fn proxy(upstream: &Upstream, phases: Option<Arc<dyn PhaseRunner>>) -> Soc
                 crate::dns::Resolver::new(crate::dns::Settings { hostsfile: None, ..Default::default() }).unwrap(),
             ),
         },
-        ClientTrust::default(),
-        ClientLimits::default(),
         plugins,
     );
     let config = serde_json::json!({
