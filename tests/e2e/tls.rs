@@ -205,12 +205,24 @@ fn kongs_tls_settings_decide_versions_suites_and_the_default_certificate() {
     let session = tempfile::NamedTempFile::new().unwrap();
     let file = session.path().to_str().unwrap();
     let first = s_client(port, &["-tls1_2", "-sess_out", file]);
-    assert!(first.contains("TLS session ticket lifetime hint"), "{first}");
+    assert!(first.contains("TLS session ticket lifetime hint: 86400"), "Kong's 1d: {first}");
     assert!(s_client(port, &["-tls1_2", "-sess_in", file]).contains("Reused"), "resumed");
     drop(node);
     let (node, port) = tls_node(&["ssl_session_tickets = off".into()]);
     assert!(!s_client(port, &["-tls1_2"]).contains("TLS session ticket lifetime hint"), "no ticket");
     drop(node);
+    // ssl_session_timeout: a session resumes within it, from a ticket or (tickets off) the
+    // server's cache, and not after it (time has to pass: there is nothing to poll).
+    for tickets in ["on", "off"] {
+        let (node, port) = tls_node(&["ssl_session_timeout = 2s".into(), format!("ssl_session_tickets = {tickets}")]);
+        let first = s_client(port, &["-tls1_2", "-sess_out", file]);
+        assert_eq!(first.contains("TLS session ticket lifetime hint: 2 "), tickets == "on", "{first}");
+        assert!(s_client(port, &["-tls1_2", "-sess_in", file]).contains("Reused"), "tickets {tickets}: resumed");
+        std::thread::sleep(std::time::Duration::from_millis(3200));
+        let late = s_client(port, &["-tls1_2", "-sess_in", file]);
+        assert!(established(&late) && !late.contains("Reused"), "tickets {tickets}: expired: {late}");
+        drop(node);
+    }
 
     // ssl_cert / ssl_cert_key: served when no certificate entity matches.
     let ca = TestCa::new("default-ca");

@@ -545,6 +545,12 @@ pub const KEYS: &[Key] = &[
         doc: "The server's cache of TLS sessions for resumption, sized as nginx sizes it: about 4000 sessions per megabyte.",
     },
     Key {
+        name: "ssl_session_timeout",
+        default: Some("1d"),
+        kind: "time (`s`, `m`, `h`, `d`; 1s to 7d)",
+        doc: "How long a TLS session may be resumed, from a ticket (its lifetime hint) or the server's cache: tickets and cached sessions carry the time they were made and are refused once older; ticket keys are replaced every half of it.",
+    },
+    Key {
         name: "ssl_cert",
         default: None,
         kind: "list of paths or inline PEM",

@@ -39,8 +39,6 @@ const NO_NGINX: &str = "no nginx in this gateway: an nginx buffer setting";
 const DB_CACHE: &str = "no database cache: each configuration version is held whole in memory";
 const PG: &str = "PostgreSQL is not supported yet (database = postgres is refused)";
 const CONSOLE: &str = "no console yet (planned: admin_gui_listen)";
-const SESSIONS: &str =
-    "not honoured yet: TLS sessions resume for up to 12 hours (rustls's ticket lifetime) whatever this says";
 
 /// Every Kong 3.10 key of `kong.conf.default` the gateway does not honour, in that file's order,
 /// and keys of other Kong versions a kong.conf may still carry.
@@ -70,7 +68,6 @@ pub const KONG_KEYS: &[KongKey] = &[
     k("nginx_daemon", "on", NotApplicable, "the gateway runs in the foreground: let a service manager keep it"),
     k("mem_cache_size", "128m", NotApplicable, DB_CACHE),
     k("ssl_dhparam", "", NotApplicable, "rustls has no finite-field Diffie-Hellman: key exchange is always ECDHE"),
-    k("ssl_session_timeout", "1d", LaterDefaultOnly, SESSIONS),
     k("debug_ssl_cert", "", NotApplicable, "no request-debugging listener here"),
     k("debug_ssl_cert_key", "", NotApplicable, "no request-debugging listener here"),
     k("nginx_http_client_header_buffer_size", "1k", NotApplicable, NO_NGINX),

@@ -406,6 +406,7 @@ impl Checker<'_> {
         }
         tls.session_tickets = self.required("ssl_session_tickets", values::parse_bool);
         tls.session_cache = proxy_tls::sessions_in(self.required("ssl_session_cache_size", values::parse_size));
+        tls.session_timeout = self.required("ssl_session_timeout", proxy_tls::parse_session_timeout);
         tls.default_certificates = self.default_certificates();
         tls
     }

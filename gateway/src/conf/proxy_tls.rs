@@ -31,6 +31,8 @@ pub struct ProxyTls {
     /// Sessions kept for resumption by id (`ssl_session_cache_size`, as nginx counts: about 4000
     /// per megabyte).
     pub session_cache: usize,
+    /// How long a session may be resumed (`ssl_session_timeout`), from tickets or the cache.
+    pub session_timeout: std::time::Duration,
     /// `ssl_cert` / `ssl_cert_key`: the certificates served when no certificate entity matches
     /// the SNI (several: one per key type, each client gets one it can verify). Empty: the
     /// self-signed one in `prefix/ssl`.
@@ -46,9 +48,20 @@ impl Default for ProxyTls {
             prefer_server_ciphers: false,
             session_tickets: true,
             session_cache: sessions_in(10 << 20),
+            session_timeout: std::time::Duration::from_secs(86_400),
             default_certificates: Vec::new(),
         }
     }
+}
+
+/// `ssl_session_timeout`: nginx's time (`1d`, `5m`, `300s`), at least a second, at most a week
+/// (TLS 1.3 caps a ticket's life at 7 days).
+pub fn parse_session_timeout(v: &str) -> Result<std::time::Duration, String> {
+    let timeout = super::client::parse_nginx_time(v)?;
+    if timeout < std::time::Duration::from_secs(1) || timeout > std::time::Duration::from_secs(7 * 86_400) {
+        return Err("must be from 1s to 7d".into());
+    }
+    Ok(timeout)
 }
 
 /// Sessions a cache of `bytes` holds, as nginx sizes its shared cache (about 4000 a megabyte).

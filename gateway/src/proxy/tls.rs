@@ -5,8 +5,9 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::{ClientHello, ProducesTickets, ResolvesServerCert, StoresServerSessions};
 use rustls::sign::CertifiedKey;
 use tokio_rustls::TlsAcceptor;
 
@@ -81,13 +82,116 @@ pub fn acceptor(
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniResolver { proxy, defaults }));
     config.ignore_client_order = settings.prefer_server_ciphers;
-    config.session_storage = rustls::server::ServerSessionMemoryCache::new(settings.session_cache);
+    config.session_storage = Arc::new(Expiring {
+        inner: rustls::server::ServerSessionMemoryCache::new(settings.session_cache),
+        timeout: settings.session_timeout,
+    });
     if settings.session_tickets {
-        config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+        config.ticketer = ticketer(settings.session_timeout)?;
     }
     config.alpn_protocols = if http2 { vec![b"h2".to_vec()] } else { Vec::new() };
     config.alpn_protocols.push(b"http/1.1".to_vec());
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Session tickets that resume for at most `timeout` (`ssl_session_timeout`): keys are replaced
+/// every half of it and kept one more half (rustls's rotation, so keys are erased), and each
+/// ticket carries the time it was issued (rotation is lazy: on a quiet listener a key can outlive
+/// its turn, the time cannot).
+fn ticketer(timeout: Duration) -> Result<Arc<dyn ProducesTickets>, rustls::Error> {
+    let half = u32::try_from((timeout.as_secs() / 2).max(1)).unwrap_or(u32::MAX);
+    let keys = rustls::TicketRotator::new(half, fresh_keys)?;
+    Ok(Arc::new(Expiring { inner: keys, timeout }))
+}
+
+/// A ticketer with new random keys (ChaCha20-Poly1305, rustls's own).
+fn fresh_keys() -> Result<Box<dyn ProducesTickets>, rustls::crypto::GetRandomFailed> {
+    let keys = rustls::crypto::ring::Ticketer::new().map_err(|_| rustls::crypto::GetRandomFailed)?;
+    Ok(Box::new(Keys(keys)))
+}
+
+/// One set of ticket keys.
+#[derive(Debug)]
+struct Keys(Arc<dyn ProducesTickets>);
+
+impl ProducesTickets for Keys {
+    fn enabled(&self) -> bool {
+        self.0.enabled()
+    }
+
+    fn lifetime(&self) -> u32 {
+        self.0.lifetime()
+    }
+
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        self.0.encrypt(plain)
+    }
+
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        self.0.decrypt(cipher)
+    }
+}
+
+/// Sessions (tickets, or cache entries) stamped with the second they were made, and refused once
+/// older than `timeout`.
+#[derive(Debug)]
+struct Expiring<T> {
+    inner: T,
+    timeout: Duration,
+}
+
+impl<T> Expiring<T> {
+    fn stamp(plain: &[u8]) -> Vec<u8> {
+        let mut stamped = now_secs().to_be_bytes().to_vec();
+        stamped.extend_from_slice(plain);
+        stamped
+    }
+
+    fn fresh(&self, stamped: Vec<u8>) -> Option<Vec<u8>> {
+        let (at, value) = stamped.split_first_chunk::<8>()?;
+        let age = now_secs().saturating_sub(u64::from_be_bytes(*at));
+        (age <= self.timeout.as_secs()).then(|| value.to_vec())
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl<T: ProducesTickets> ProducesTickets for Expiring<T> {
+    fn enabled(&self) -> bool {
+        self.inner.enabled()
+    }
+
+    fn lifetime(&self) -> u32 {
+        u32::try_from(self.timeout.as_secs()).unwrap_or(u32::MAX)
+    }
+
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        self.inner.encrypt(&Self::stamp(plain))
+    }
+
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        self.fresh(self.inner.decrypt(cipher)?)
+    }
+}
+
+impl<T: StoresServerSessions> StoresServerSessions for Expiring<Arc<T>> {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        self.inner.put(key, Self::stamp(&value))
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.fresh(self.inner.get(key)?)
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.fresh(self.inner.take(key)?)
+    }
+
+    fn can_cache(&self) -> bool {
+        self.inner.can_cache()
+    }
 }
 
 /// The crypto of the proxy's listeners: every TLS 1.3 suite, then the TLS 1.2 suites `settings`
@@ -132,4 +236,38 @@ pub(crate) fn default_certificate(prefix: &Path) -> Result<CertifiedKey, TlsSetu
     }
     let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| fail(format!("{}: {e}", p.display())));
     certified_key(&read(&cert)?, &read(&key)?).map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tickets_and_cached_sessions_older_than_the_timeout_are_refused() {
+        let tickets = ticketer(Duration::from_secs(60)).unwrap();
+        assert_eq!(tickets.lifetime(), 60);
+        let ticket = tickets.encrypt(b"session").unwrap();
+        assert_eq!(tickets.decrypt(&ticket).as_deref(), Some(&b"session"[..]));
+        assert_eq!(tickets.decrypt(b"forged"), None);
+
+        let keys = rustls::TicketRotator::new(30, fresh_keys).unwrap();
+        let expiring = Expiring { inner: keys, timeout: Duration::from_secs(60) };
+        let mut old = (now_secs() - 61).to_be_bytes().to_vec();
+        old.extend_from_slice(b"session");
+        let stale = expiring.inner.encrypt(&old).unwrap();
+        assert_eq!(expiring.decrypt(&stale), None, "issued 61 s ago");
+        let mut recent = (now_secs() - 59).to_be_bytes().to_vec();
+        recent.extend_from_slice(b"session");
+        let fresh = expiring.inner.encrypt(&recent).unwrap();
+        assert_eq!(expiring.decrypt(&fresh).as_deref(), Some(&b"session"[..]));
+
+        let cache =
+            Expiring { inner: rustls::server::ServerSessionMemoryCache::new(8), timeout: Duration::from_secs(60) };
+        assert!(cache.put(b"a".to_vec(), b"one".to_vec()));
+        assert_eq!(cache.get(b"a").as_deref(), Some(&b"one"[..]));
+        cache.inner.put(b"b".to_vec(), old);
+        assert_eq!(cache.get(b"b"), None, "cached 61 s ago");
+        assert_eq!(cache.take(b"a").as_deref(), Some(&b"one"[..]));
+        assert_eq!(cache.get(b"a"), None, "taken");
+    }
 }
