@@ -153,7 +153,13 @@ fn kongs_own_default_file_uncommented_checks_clean_and_a_node_starts_with_it() {
     }
     assert!(err.contains("lua_package_path does not apply here: no Lua in this gateway"), "{err}");
     assert!(err.contains("pg_host does not apply here: PostgreSQL is not supported yet"), "{err}");
-    assert!(err.contains("dns_resolver: not honoured yet"), "{err}");
+    // The DNS keys are honoured, both Kong's dns_* and the resolver_* of new_dns_client (whose
+    // `<name servers parsed from resolv.conf>` placeholders mean "the default").
+    for key in
+        ["dns_resolver", "dns_order", "dns_hostsfile", "resolver_address", "resolver_valid_ttl", "ssl_session_timeout"]
+    {
+        assert!(!err.contains(&format!(" {key} ")), "{key} is honoured: {err}");
+    }
 
     // A node starts with the same file. Its addresses and prefix come from the environment (tests
     // bind free loopback ports), and so do its configuration and node id, as in a container.
