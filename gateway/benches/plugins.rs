@@ -125,8 +125,14 @@ fn request_phases(c: &mut Criterion) {
     let exe = std::env::current_exe().unwrap();
     let target = exe.ancestors().find(|d| d.join("CACHEDIR.TAG").is_file()).expect("a cargo target dir");
     let fixtures = target.join("wasm-plugins/wasm32-wasip2/release");
-    let set =
-        gateway::wasm::plugin_set::PluginSet::load(&runtime, &enabled, Some(&fixtures), Default::default(), 1).unwrap();
+    let set = gateway::wasm::plugin_set::PluginSet::load(
+        &runtime,
+        &enabled,
+        Some(&fixtures),
+        (Default::default(), 1),
+        Default::default(),
+    )
+    .unwrap();
     let doc = serde_json::json!({
         "_format_version": "3.0",
         "services": [{"name": "s", "url": "http://127.0.0.1:9", "routes": [

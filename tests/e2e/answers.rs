@@ -190,6 +190,45 @@ fn custom_error_templates_are_used_and_bad_ones_stop_the_start() {
     check_refuses("headers = X-Powered-By", "headers", "invalid entry `x-powered-by`");
 }
 
+#[test]
+fn plugins_error_answers_are_the_gateways_in_the_format_asked_for_with_the_nodes_templates() {
+    // Kong's plugins answer with kong.response.error: Accept (else JSON), the node's templates and
+    // the request id. key-auth's challenge stays; jwt's 401 is kong.response.exit, JSON always.
+    let echo = EchoServer::start();
+    let templates = tempfile::tempdir().unwrap();
+    let plain = templates.path().join("error.txt");
+    std::fs::write(&plain, "refused: %s (%s)\n").unwrap();
+    let yaml = format!(
+        "_format_version: '3.0'\nservices:\n- name: echo\n  url: http://{}\n  routes:\n  - name: keys\n    paths: [/keys]\n    plugins: [{{name: key-auth}}]\n  - name: walled\n    paths: [/walled]\n    plugins: [{{name: ip-restriction, config: {{deny: [127.0.0.1], status: 451, message: Go <away>}}}}]\n  - name: tokens\n    paths: [/tokens]\n    plugins: [{{name: jwt}}]\n",
+        echo.addr
+    );
+    let node = DbLess::start(&yaml, &[format!("error_template_plain = {}", plain.display())]);
+
+    let json = get(node.proxy, "/keys", &[]);
+    assert_eq!((json.status, json.header("www-authenticate")), (401, Some("Key")), "{json:?}");
+    assert_eq!(json.header("content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(json.json()["message"], "No API key found in request");
+    assert_eq!(json.json()["request_id"], id_of(&json), "the answer names the request's id");
+
+    let html = get(node.proxy, "/keys", &[("Accept", "text/html")]);
+    assert_eq!((html.status, html.header("www-authenticate")), (401, Some("Key")), "{html:?}");
+    assert_eq!(html.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(html.body.contains("<p>No API key found in request.</p>"), "{}", html.body);
+    assert!(html.body.contains(&format!("<p>request_id: {}</p>", id_of(&html))), "{}", html.body);
+
+    let custom = get(node.proxy, "/keys", &[("Accept", "text/plain")]);
+    assert_eq!(custom.body, format!("refused: No API key found in request ({})\n", id_of(&custom)));
+
+    let xml = get(node.proxy, "/walled", &[("Accept", "application/xml")]);
+    assert_eq!(xml.status, 451, "{xml:?}");
+    assert_eq!(xml.header("content-type"), Some("application/xml; charset=utf-8"));
+    assert!(xml.body.contains("<message>Go &lt;away&gt;</message>"), "escaped for XML: {}", xml.body);
+
+    let jwt = get(node.proxy, "/tokens", &[("Accept", "text/html")]);
+    assert_eq!((jwt.status, jwt.header("content-type")), (401, Some("application/json; charset=utf-8")), "{jwt:?}");
+    assert_eq!(jwt.json(), serde_json::json!({"message": "Unauthorized"}));
+}
+
 fn id_of(answer: &Exchange) -> &str {
     answer.header("x-kong-request-id").unwrap()
 }

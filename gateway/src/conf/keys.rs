@@ -350,7 +350,7 @@ pub const KEYS: &[Key] = &[
         name: "error_default_type",
         default: Some("text/plain"),
         kind: "`application/json` | `application/xml` | `text/html` | `text/plain`",
-        doc: "The format of the gateway's error answers (a client error, an upstream failure, a failed plugin) when the request has neither an `Accept` nor a `Content-Type` naming one. `Accept` is read as Kong reads it: the type with the highest `q` wins (the first on a tie; `text/*` is plain, `application/*` and `*/*` JSON, anything else JSON). Answers Kong makes with `kong.response.error` (no route matched, `Please use HTTPS protocol`) follow `Accept`, else JSON.",
+        doc: "The format of the gateway's error answers (a client error, an upstream failure, a failed plugin) when the request has neither an `Accept` nor a `Content-Type` naming one. `Accept` is read as Kong reads it: the type with the highest `q` wins (the first on a tie; `text/*` is plain, `application/*` and `*/*` JSON, anything else JSON). Answers Kong makes with `kong.response.error` (no route matched, `Please use HTTPS protocol`, the bundled plugins' refusals) follow `Accept`, else JSON.",
     },
     Key {
         name: "error_template_html",

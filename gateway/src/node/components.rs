@@ -32,6 +32,7 @@ pub struct Inputs {
     plugin_dir: Option<PathBuf>,
     limits: Limits,
     workers: usize,
+    errors: crate::conf::ErrorTemplates,
 }
 
 impl Inputs {
@@ -44,6 +45,7 @@ impl Inputs {
                 .then(|| settings.analytics_component.clone()),
             enabled: settings.plugins.clone(),
             plugin_dir: settings.wasm_plugins_path.clone(),
+            errors: settings.error_templates.clone(),
             limits: Limits {
                 timeout: settings.wasm_plugin_timeout,
                 memory: usize::try_from(settings.wasm_plugin_max_memory).unwrap_or(usize::MAX),
@@ -106,8 +108,13 @@ fn load_with(runtime: WasmRuntime, inputs: &Inputs) -> Result<Components, NodeEr
             Some(analytics)
         }
     };
-    let plugins =
-        PluginSet::load(&runtime, &inputs.enabled, inputs.plugin_dir.as_deref(), inputs.limits, inputs.workers)?;
+    let plugins = PluginSet::load(
+        &runtime,
+        &inputs.enabled,
+        inputs.plugin_dir.as_deref(),
+        (inputs.limits, inputs.workers),
+        inputs.errors.clone(),
+    )?;
     Ok(Components { runtime, report, router, plugins: Arc::new(plugins), analytics })
 }
 

@@ -177,15 +177,9 @@ impl Presentation {
         negotiation: Negotiation,
     ) -> Response<ProxyBody> {
         let kind = self.format(&ctx.wishes, negotiation);
-        let body = fill(self.errors.custom(kind).unwrap_or(default_template(kind)), kind, message, &ctx.request_id);
+        let (content_type, body) = render(&self.errors, kind, message, &ctx.request_id);
         let mut response = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
         *response.status_mut() = status;
-        let content_type = match kind {
-            ErrorType::Json => "application/json; charset=utf-8",
-            ErrorType::Html => "text/html; charset=utf-8",
-            ErrorType::Xml => "application/xml; charset=utf-8",
-            ErrorType::Plain => "text/plain; charset=utf-8",
-        };
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         response
     }
@@ -245,6 +239,80 @@ impl Presentation {
             headers.insert(X_KONG_REQUEST_ID, request_id_value(&ctx.request_id));
         }
     }
+}
+
+/// An error answer's `Content-Type` and body: `message` in the node's template for `kind` (Kong's
+/// when it has none), with the request id.
+pub fn render(
+    templates: &ErrorTemplates,
+    kind: ErrorType,
+    message: &str,
+    request_id: &crate::logs::RequestId,
+) -> (&'static str, String) {
+    let body = fill(templates.custom(kind).unwrap_or(default_template(kind)), kind, message, request_id);
+    let content_type = match kind {
+        ErrorType::Json => "application/json; charset=utf-8",
+        ErrorType::Html => "text/html; charset=utf-8",
+        ErrorType::Xml => "application/xml; charset=utf-8",
+        ErrorType::Plain => "text/plain; charset=utf-8",
+    };
+    (content_type, body)
+}
+
+/// Kong's `kong.response.error` format for a request whose `Accept` is `accept`: the best item
+/// of it, JSON when none counts or there is none.
+pub fn error_format(accept: Option<&[u8]>) -> ErrorType {
+    accept.and_then(from_accept).unwrap_or(ErrorType::Json)
+}
+
+/// Kong's text for an error status a plugin answers without a message of its own
+/// (`kong.response.error(status)`).
+pub fn status_message(status: u16) -> std::borrow::Cow<'static, str> {
+    let known = match status {
+        400 => "Bad request",
+        401 => "Unauthorized",
+        402 => "Payment required",
+        403 => "Forbidden",
+        404 => "Not found",
+        405 => "Method not allowed",
+        406 => "Not acceptable",
+        407 => "Proxy authentication required",
+        408 => "Request timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length required",
+        412 => "Precondition failed",
+        413 => "Payload too large",
+        414 => "URI too long",
+        415 => "Unsupported media type",
+        416 => "Range not satisfiable",
+        417 => "Expectation failed",
+        418 => "I'm a teapot",
+        421 => "Misdirected request",
+        422 => "Unprocessable entity",
+        423 => "Locked",
+        424 => "Failed dependency",
+        425 => "Too early",
+        426 => "Upgrade required",
+        428 => "Precondition required",
+        429 => "Too many requests",
+        431 => "Request header fields too large",
+        451 => "Unavailable for legal reasons",
+        494 => "Request header or cookie too large",
+        500 => "An unexpected error occurred",
+        501 => "Not implemented",
+        502 => "An invalid response was received from the upstream server",
+        503 => "The upstream server is currently unavailable",
+        504 => "The upstream server is timing out",
+        505 => "HTTP version not supported",
+        506 => "Variant also negotiates",
+        507 => "Insufficient storage",
+        508 => "Loop detected",
+        510 => "Not extended",
+        511 => "Network authentication required",
+        _ => return format!("The upstream server responded with {status}").into(),
+    };
+    known.into()
 }
 
 /// The request id as a header value (32 hex digits).
@@ -402,6 +470,22 @@ fn escape(kind: ErrorType, message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plugins_error_answers_take_kongs_texts_and_formats() {
+        assert_eq!(status_message(401), "Unauthorized");
+        assert_eq!(status_message(429), "Too many requests");
+        assert_eq!(status_message(499), "The upstream server responded with 499");
+        assert_eq!(error_format(None), ErrorType::Json);
+        assert_eq!(error_format(Some(b"text/css")), ErrorType::Json);
+        assert_eq!(error_format(Some(b"application/xml;q=0.5, text/html")), ErrorType::Html);
+        let id = crate::logs::RequestId(0xab);
+        let (content_type, body) = render(&ErrorTemplates::default(), ErrorType::Json, "say \"no\"", &id);
+        assert_eq!(content_type, "application/json; charset=utf-8");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["message"], "say \"no\"");
+        assert_eq!(body["request_id"], id.to_string());
+    }
 
     #[test]
     fn accept_is_read_as_kong_reads_it() {

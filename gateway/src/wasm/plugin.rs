@@ -109,6 +109,8 @@ pub struct CallContext {
     pub response_headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
     /// The response head has gone to the client (`body_filter`, `log`): too late for headers.
     pub head_sent: bool,
+    /// The request's id (Kong's `request_id` in error answers); `None` outside a request.
+    pub request_id: Option<crate::logs::RequestId>,
     /// When set, the plugin's log lines are kept here (`LEVEL message`) instead of logged
     /// (`gateway plugin run`).
     pub logs: Option<Vec<String>>,
@@ -205,6 +207,15 @@ impl Directory {
 pub struct NodeShared {
     counters: Mutex<Bounded<i64>>,
     values: Mutex<Bounded<Vec<u8>>>,
+    /// The node's error templates, for `error-answer`.
+    pub errors: crate::conf::ErrorTemplates,
+}
+
+impl NodeShared {
+    /// Nothing shared yet; plugins' error answers written with `errors`.
+    pub fn new(errors: crate::conf::ErrorTemplates) -> NodeShared {
+        NodeShared { errors, ..NodeShared::default() }
+    }
 }
 
 /// Entries with an expiry, at most [`SHARED_CAPACITY`] of them. When full, expired entries are
@@ -697,6 +708,28 @@ impl self::gateway::api::host::Host for Sandbox {
         }
         call.response_headers.extend(checked);
         Ok(())
+    }
+
+    fn error_answer(
+        &mut self,
+        req: Resource<RequestHandle>,
+        status: u16,
+        message: Option<String>,
+    ) -> Result<self::gateway::api::types::Exit, String> {
+        use crate::proxy::answers;
+        if !(400..=599).contains(&status) {
+            return Err(format!("an error answer's status must be between 400 and 599, not {status}"));
+        }
+        let request = self.request(&req);
+        let kind = answers::error_format(answers::Wishes::of(&request.headers).accept.as_ref().map(|v| v.as_bytes()));
+        let message = message.map_or_else(|| answers::status_message(status), std::borrow::Cow::Owned);
+        let id = self.plugin.call.request_id.unwrap_or(crate::logs::RequestId(0));
+        let (content_type, body) = answers::render(&self.plugin.shared.errors, kind, &message, &id);
+        Ok(self::gateway::api::types::Exit {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into_bytes(),
+        })
     }
 
     fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_seconds: u32) {

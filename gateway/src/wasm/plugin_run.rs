@@ -197,6 +197,7 @@ pub fn run(runtime: &WasmRuntime, name: &str, wasm: &[u8], input: RunInput) -> R
         credential: input.credential.clone(),
         directory: Some(directory),
         logs: Some(Vec::new()),
+        request_id: Some(crate::logs::RequestId::new()),
         ..CallContext::default()
     };
     instance.set_call(call);

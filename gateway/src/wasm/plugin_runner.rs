@@ -446,6 +446,7 @@ impl WasmPhases {
             credential: ctx.credential.clone(),
             shared: std::mem::take(&mut ctx.shared),
             directory: Some(self.directory.clone()),
+            request_id: Some(ctx.request_id),
             ..CallContext::default()
         }
     }

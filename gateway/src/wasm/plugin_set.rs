@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::plugin::{LoadedPlugin, NodeShared, phase_name, protocol_name};
 use super::plugin_runner::{Configured, WasmPhases};
 use super::{WasmError, WasmRuntime};
+use crate::conf::ErrorTemplates;
 use crate::entities::{Config, FieldError, PluginProtocol, PluginRegistry, PluginSchema};
 use crate::proxy::PhaseRunner;
 
@@ -68,13 +69,18 @@ impl std::fmt::Debug for PluginSet {
 impl PluginSet {
     /// No plugins.
     pub fn empty() -> PluginSet {
-        PluginSet::new(BTreeMap::new(), Limits::default(), 1)
+        PluginSet::new(BTreeMap::new(), Limits::default(), 1, ErrorTemplates::default())
     }
 
-    fn new(plugins: BTreeMap<String, Arc<LoadedPlugin>>, limits: Limits, pool: usize) -> PluginSet {
+    fn new(
+        plugins: BTreeMap<String, Arc<LoadedPlugin>>,
+        limits: Limits,
+        pool: usize,
+        errors: ErrorTemplates,
+    ) -> PluginSet {
         PluginSet {
             plugins,
-            shared: Arc::new(NodeShared::default()),
+            shared: Arc::new(NodeShared::new(errors)),
             limits,
             pool: pool.max(1),
             configured: Mutex::new(HashMap::new()),
@@ -82,13 +88,14 @@ impl PluginSet {
     }
 
     /// Loads the plugins named in `enabled`: bundled ones from the binary, the others from
-    /// `dir/NAME.wasm`. Blocking (compiles wasm).
+    /// `dir/NAME.wasm`. Their error answers (`error-answer`) are written with `errors`.
+    /// Blocking (compiles wasm).
     pub fn load(
         runtime: &WasmRuntime,
         enabled: &[String],
         dir: Option<&Path>,
-        limits: Limits,
-        pool: usize,
+        (limits, pool): (Limits, usize),
+        errors: ErrorTemplates,
     ) -> Result<PluginSet, PluginSetError> {
         let mut plugins = BTreeMap::new();
         for name in enabled {
@@ -128,7 +135,7 @@ impl PluginSet {
             );
             plugins.insert(name.clone(), Arc::new(loaded));
         }
-        Ok(PluginSet::new(plugins, limits, pool))
+        Ok(PluginSet::new(plugins, limits, pool, errors))
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<LoadedPlugin>> {

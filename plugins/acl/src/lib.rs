@@ -6,13 +6,10 @@
 use std::collections::HashSet;
 
 use gateway_pdk::auth::CONSUMER_GROUPS;
-use gateway_pdk::{Exit, FieldError, Flow, Phase, Plugin, Request, host};
+use gateway_pdk::{FieldError, Flow, Phase, Plugin, Request, host};
 use serde::{Deserialize, Serialize};
 
-/// Kong's `Content-Type` for the JSON bodies it makes.
-const JSON: &str = "application/json; charset=utf-8";
 const FORBIDDEN: &str = "You cannot consume this service";
-const UNAUTHORIZED: &str = "Unauthorized";
 const EITHER: &str = "'config.allow', 'config.deny'";
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -83,15 +80,17 @@ impl Plugin for Acl {
         // upstream (Kong leaves it in place when it does not set it).
         req.remove_header(CONSUMER_GROUPS);
         let authenticated = host::credential_id().is_some();
-        let refuse = |status| if authenticated { error(403, FORBIDDEN) } else { error(status, UNAUTHORIZED) };
-        let Some(consumer) = host::consumer() else { return Ok(Flow::Respond(refuse(401))) };
+        // Kong's `kong.response.error(401)` (its text for the status) or its 403.
+        let forbidden = || gateway_pdk::error_answer(req, 403, Some(FORBIDDEN), []);
+        let refuse = || if authenticated { forbidden() } else { gateway_pdk::error_answer(req, 401, None, []) };
+        let Some(consumer) = host::consumer() else { return refuse() };
         let groups = groups_of(&consumer.id);
         if groups.is_empty() && !self.deny {
-            return Ok(Flow::Respond(refuse(401)));
+            return refuse();
         }
         let in_group = groups.iter().any(|g| self.groups.contains(g));
         if in_group == self.deny {
-            return Ok(Flow::Respond(error(403, FORBIDDEN)));
+            return forbidden();
         }
         if !self.hide_groups_header {
             req.set_header(CONSUMER_GROUPS, &groups.join(", "))?;
@@ -109,15 +108,6 @@ fn group_of(fields: &str) -> Option<String> {
     match serde_json::from_str::<serde_json::Value>(fields).ok()?.get("group")? {
         serde_json::Value::String(group) => Some(group.clone()),
         _ => None,
-    }
-}
-
-/// Kong's error answer: `{"message": ...}` as JSON.
-fn error(status: u16, message: &str) -> Exit {
-    Exit {
-        status,
-        headers: vec![("Content-Type".to_string(), JSON.to_string())],
-        body: serde_json::json!({ "message": message }).to_string().into_bytes(),
     }
 }
 

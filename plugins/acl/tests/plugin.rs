@@ -13,8 +13,7 @@ fn without_an_authenticated_consumer_it_is_kongs_401() {
         assert_eq!(outcome.error, None);
         let exit = outcome.exit.expect("the plugin answered");
         assert_eq!(exit.status, Some(401));
-        assert_eq!(exit.header("content-type"), Some("application/json; charset=utf-8"));
-        assert_eq!(exit.body.as_deref(), Some(r#"{"message":"Unauthorized"}"#));
+        assert_eq!(exit.error_json(), json!({"message": "Unauthorized"}));
         assert!(outcome.request.is_none());
     }
 }
@@ -70,7 +69,7 @@ fn allow_and_deny_go_by_the_consumers_groups_and_the_upstream_sees_them() {
         let refused = run(config, who);
         let exit = refused.exit.expect("refused");
         assert_eq!(exit.status, Some(403));
-        assert_eq!(exit.body.as_deref(), Some(r#"{"message":"You cannot consume this service"}"#));
+        assert_eq!(exit.error_json(), json!({"message": "You cannot consume this service"}));
     }
     assert!(run(json!({"deny": ["banned"]}), "alice").request.is_some());
     // No groups at all: not in any allow list (Kong: 403 when a credential identified the

@@ -7,13 +7,11 @@
 mod credentials;
 
 use gateway_pdk::auth::{self, Proof};
-use gateway_pdk::{Credential, Exit, FieldError, Flow, LogLevel, Phase, Plugin, Request, host};
+use gateway_pdk::{Credential, FieldError, Flow, LogLevel, Phase, Plugin, Request, host};
 use serde::{Deserialize, Serialize};
 
 use credentials::Given;
 
-/// Kong's `Content-Type` for the JSON bodies it makes.
-const JSON: &str = "application/json; charset=utf-8";
 const UNAUTHORIZED: &str = "Unauthorized";
 const PROXY_AUTHORIZATION: &str = "proxy-authorization";
 const AUTHORIZATION: &str = "authorization";
@@ -76,7 +74,7 @@ impl Plugin for BasicAuth {
             return Ok(Flow::Proceed);
         }
         match &self.config.anonymous {
-            None => Ok(Flow::Respond(error(401, UNAUTHORIZED, Some(&self.www_authenticate)))),
+            None => gateway_pdk::error_answer(req, 401, Some(UNAUTHORIZED), [challenge(&self.www_authenticate)]),
             Some(anonymous) => match auth::anonymous_consumer(anonymous) {
                 Some(consumer) => {
                     auth::set_consumer(req, &consumer.id, None)?;
@@ -85,7 +83,7 @@ impl Plugin for BasicAuth {
                 None => {
                     let message = format!("anonymous consumer {anonymous} is configured but doesn't exist");
                     host::log(LogLevel::Err, &message);
-                    Ok(Flow::Respond(error(500, &message, None)))
+                    gateway_pdk::error_answer(req, 500, Some(&message), [])
                 }
             },
         }
@@ -124,11 +122,9 @@ fn lookup(given: Given) -> Option<(Credential, Given)> {
     host::find_credential("basicauth_credentials", &given.username).map(|credential| (credential, given))
 }
 
-/// Kong's error answer: `{"message": ...}` as JSON, with a challenge on a 401.
-fn error(status: u16, message: &str, www_authenticate: Option<&str>) -> Exit {
-    let mut headers = vec![("Content-Type".to_string(), JSON.to_string())];
-    headers.extend(www_authenticate.map(|value| ("WWW-Authenticate".to_string(), value.to_string())));
-    Exit { status, headers, body: serde_json::json!({ "message": message }).to_string().into_bytes() }
+/// Kong's challenge on a 401.
+fn challenge(www_authenticate: &str) -> (String, String) {
+    ("WWW-Authenticate".to_string(), www_authenticate.to_string())
 }
 
 gateway_pdk::plugin!(BasicAuth);

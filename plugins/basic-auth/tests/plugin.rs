@@ -38,9 +38,7 @@ fn run(config: Value, request: Request) -> Outcome {
 
 fn exit_of(outcome: &Outcome) -> (u16, Value, Option<&str>) {
     let exit = outcome.exit.as_ref().expect("the plugin answered");
-    assert_eq!(exit.header("content-type"), Some("application/json; charset=utf-8"));
-    let body = serde_json::from_str(exit.body.as_deref().unwrap_or_default()).unwrap();
-    (exit.status.unwrap(), body, exit.header("www-authenticate"))
+    (exit.status.unwrap(), exit.error_json(), exit.header("www-authenticate"))
 }
 
 fn kongs_401(outcome: &Outcome) {

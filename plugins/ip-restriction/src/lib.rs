@@ -1,19 +1,16 @@
 //! Kong's `ip-restriction` plugin: in `access`, a client whose address is on `deny` is refused, and
 //! so is one not on `allow` when `allow` is given (deny is checked first, so it wins). The answer is
-//! Kong's: 403 `{"message":"IP address not allowed: <ip>"}`, or the configured `status` and
-//! `message`. The lists are parsed once, when the instance is configured.
+//! Kong's error answer (`kong.response.error`): 403 "IP address not allowed: <ip>", or the
+//! configured `status` and `message`. The lists are parsed once, when the instance is configured.
 
 mod cidr;
 
 use std::net::IpAddr;
 
-use gateway_pdk::{Exit, FieldError, Flow, LogLevel, Phase, Plugin, Request};
+use gateway_pdk::{FieldError, Flow, LogLevel, Phase, Plugin, Request};
 use serde::{Deserialize, Serialize};
 
 use cidr::{Cidr, Matcher};
-
-/// Kong's `Content-Type` for the JSON bodies it makes.
-const JSON: &str = "application/json; charset=utf-8";
 
 /// What Kong answers when the client's address is not an IP address (a unix socket).
 const NO_ADDRESS: &str = "Cannot identify the client IP address, unix domain sockets are not supported.";
@@ -56,7 +53,7 @@ impl Plugin for IpRestriction {
     fn access(&self, req: &Request) -> Result<Flow, String> {
         let client = req.client_ip();
         let Ok(ip) = client.parse::<IpAddr>() else {
-            return Ok(Flow::Respond(refusal(403, NO_ADDRESS)));
+            return gateway_pdk::error_answer(req, 403, Some(NO_ADDRESS), []);
         };
         let refused = self.deny.matches(ip) || (!self.allow.is_empty() && !self.allow.matches(ip));
         if !refused {
@@ -67,7 +64,7 @@ impl Plugin for IpRestriction {
             None => format!("IP address not allowed: {client}"),
         };
         gateway_pdk::log(LogLevel::Warn, &message);
-        Ok(Flow::Respond(refusal(self.status, &message)))
+        gateway_pdk::error_answer(req, self.status, Some(&message), [])
     }
 }
 
@@ -86,11 +83,6 @@ pub fn validate(config: &Config) -> Vec<FieldError> {
             .push(FieldError::new("", "at least one of these fields must be non-empty: 'config.allow', 'config.deny'"));
     }
     errors
-}
-
-fn refusal(status: u16, message: &str) -> Exit {
-    let body = serde_json::json!({ "message": message }).to_string().into_bytes();
-    Exit { status, headers: vec![("Content-Type".into(), JSON.into())], body }
 }
 
 gateway_pdk::plugin!(IpRestriction);

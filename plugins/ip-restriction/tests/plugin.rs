@@ -14,9 +14,7 @@ fn passed(outcome: &Outcome) -> bool {
 }
 
 fn refused_body(outcome: &Outcome) -> Value {
-    let exit = outcome.exit.as_ref().expect("the plugin answered");
-    assert_eq!(exit.header("content-type"), Some("application/json; charset=utf-8"));
-    serde_json::from_str(exit.body.as_deref().unwrap()).unwrap()
+    outcome.exit.as_ref().expect("the plugin answered").error_json()
 }
 
 #[test]

@@ -201,7 +201,7 @@ impl Plugin for JwtAuth {
             None => {
                 let message = format!("anonymous consumer {anonymous} is configured but doesn't exist");
                 gateway_pdk::log(gateway_pdk::LogLevel::Err, &message);
-                Ok(Flow::Respond(json_exit(500, &json!({ "message": message }), None)))
+                gateway_pdk::error_answer(req, 500, Some(&message), [])
             }
         }
     }
@@ -310,7 +310,7 @@ impl JwtAuth {
             Denial::Message(message) => (json!({ "message": message }), &self.challenge_invalid),
             Denial::Claims(errors) => (Value::Object(errors), &self.challenge_invalid),
         };
-        json_exit(401, &body, Some(challenge))
+        json_exit(401, &body, challenge)
     }
 }
 
@@ -338,9 +338,11 @@ fn check_claims(claims: &Map<String, Value>, to_verify: &[Claim], now: f64) -> M
     errors
 }
 
-fn json_exit(status: u16, body: &Value, challenge: Option<&String>) -> Exit {
-    let mut headers = vec![("Content-Type".to_string(), JSON.to_string())];
-    headers.extend(challenge.map(|c| ("WWW-Authenticate".to_string(), c.clone())));
+/// Kong's jwt answers its 401s with `kong.response.exit` and a table: JSON whatever the client
+/// accepts, unlike the other authentication plugins' error answers.
+fn json_exit(status: u16, body: &Value, challenge: &str) -> Exit {
+    let headers =
+        vec![("Content-Type".to_string(), JSON.to_string()), ("WWW-Authenticate".to_string(), challenge.to_string())];
     Exit { status, headers, body: body.to_string().into_bytes() }
 }
 

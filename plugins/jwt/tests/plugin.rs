@@ -303,10 +303,7 @@ fn anonymous_lets_failures_through_as_the_configured_consumer() {
     let missing = run(json!({"anonymous": "nobody"}), Request::get("/"));
     let exit = missing.exit.unwrap();
     assert_eq!(exit.status, Some(500));
-    assert_eq!(
-        serde_json::from_str::<Value>(exit.body.as_deref().unwrap()).unwrap(),
-        json!({"message": "anonymous consumer nobody is configured but doesn't exist"})
-    );
+    assert_eq!(exit.error_json(), json!({"message": "anonymous consumer nobody is configured but doesn't exist"}));
 }
 
 #[test]

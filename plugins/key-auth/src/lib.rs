@@ -8,13 +8,11 @@ mod body;
 mod query;
 
 use gateway_pdk::auth::{self, Proof};
-use gateway_pdk::{Body, Exit, FieldError, Flow, HeaderName, Phase, Plugin, Request, host};
+use gateway_pdk::{Body, FieldError, Flow, HeaderName, Phase, Plugin, Request, host};
 use serde::{Deserialize, Serialize};
 
 use body::Format;
 
-/// Kong's `Content-Type` for the JSON bodies it makes.
-const JSON: &str = "application/json; charset=utf-8";
 /// The largest body `key_in_body` reads. Kong reads only bodies that fit nginx's client body
 /// buffer (8 KiB by default) and finds no key in longer ones; here the bound is larger but still
 /// keeps a hostile body's cost to microseconds.
@@ -154,7 +152,7 @@ impl Plugin for KeyAuth {
             Verdict::Refused(message) => message,
         };
         match &self.config.anonymous {
-            None => Ok(Flow::Respond(error(401, refused, Some(&self.www_authenticate)))),
+            None => gateway_pdk::error_answer(req, 401, Some(refused), [challenge(&self.www_authenticate)]),
             Some(anonymous) => match auth::anonymous_consumer(anonymous) {
                 Some(consumer) => {
                     auth::set_consumer(req, &consumer.id, None)?;
@@ -163,7 +161,7 @@ impl Plugin for KeyAuth {
                 None => {
                     let message = format!("anonymous consumer {anonymous} is configured but doesn't exist");
                     host::log(gateway_pdk::LogLevel::Err, &message);
-                    Ok(Flow::Respond(error(500, &message, None)))
+                    gateway_pdk::error_answer(req, 500, Some(&message), [])
                 }
             },
         }
@@ -239,11 +237,9 @@ impl KeyAuth {
     }
 }
 
-/// Kong's error answer: `{"message": ...}` as JSON, with a challenge on a 401.
-fn error(status: u16, message: &str, www_authenticate: Option<&str>) -> Exit {
-    let mut headers = vec![("Content-Type".to_string(), JSON.to_string())];
-    headers.extend(www_authenticate.map(|value| ("WWW-Authenticate".to_string(), value.to_string())));
-    Exit { status, headers, body: serde_json::json!({ "message": message }).to_string().into_bytes() }
+/// Kong's challenge on a 401.
+fn challenge(www_authenticate: &str) -> (String, String) {
+    ("WWW-Authenticate".to_string(), www_authenticate.to_string())
 }
 
 /// Why a realm cannot go in a `WWW-Authenticate` header, if it cannot.

@@ -93,6 +93,21 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Kong's `kong.response.error(status, message, headers)`: ends the request with the node's own
+/// error answer (formatted as the client's `Accept` asks, with the node's templates and the
+/// request id; `None`: Kong's text for the status) and `headers` added (a `WWW-Authenticate`
+/// challenge). Fails for a status outside 400 to 599.
+pub fn error_answer(
+    req: &Request,
+    status: u16,
+    message: Option<&str>,
+    headers: impl IntoIterator<Item = (String, String)>,
+) -> Result<Flow, String> {
+    let mut exit = host::error_answer(req, status, message)?;
+    exit.headers.extend(headers);
+    Ok(Flow::Respond(exit))
+}
+
 /// Writes to the gateway's log, tagged with the plugin's name.
 pub fn log(level: LogLevel, message: &str) {
     host::log(level, message);

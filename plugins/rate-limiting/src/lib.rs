@@ -1,7 +1,7 @@
 //! Kong's `rate-limiting` plugin with its `local` policy: in `access`, each request is counted
 //! against the configured limits (per second, minute, hour, day, month, year) of the entity it is
 //! limited by (`limit_by`, with Kong's fall-backs to the client's address); past a limit it gets
-//! Kong's 429 `{"message":"API rate limit exceeded"}` with `Retry-After`, and every answer carries
+//! Kong's 429 error answer "API rate limit exceeded" with `Retry-After`, and every answer carries
 //! Kong's `RateLimit-*` and `X-RateLimit-*` headers unless `hide_client_headers`. Counters are the
 //! node's (`host::incr`), shared by its workers.
 
@@ -9,13 +9,10 @@ mod calendar;
 mod config;
 mod limiter;
 
-use gateway_pdk::{CallIds, Exit, FieldError, Flow, Phase, Plugin, Request, host, uuid_string};
+use gateway_pdk::{CallIds, FieldError, Flow, Phase, Plugin, Request, host, uuid_string};
 
 use config::{Config, LimitBy};
 use limiter::{Counters, Limiter};
-
-/// Kong's `Content-Type` for the JSON bodies it makes.
-const JSON: &str = "application/json; charset=utf-8";
 
 pub struct RateLimiting {
     limiter: Limiter,
@@ -24,8 +21,8 @@ pub struct RateLimiting {
     header_name: Option<(String, Option<String>)>,
     path: Option<String>,
     error_code: u16,
-    /// The 429's body, made once.
-    error_body: Vec<u8>,
+    /// The refusal's message (`None`: Kong's text for `error_code`).
+    error_message: Option<String>,
 }
 
 impl Plugin for RateLimiting {
@@ -41,7 +38,6 @@ impl Plugin for RateLimiting {
     fn configure(config: Config) -> Result<Self, String> {
         // Counters are named per request by the plugin entity (see `access`): one instance serves
         // every entity configured alike.
-        let message = config.error_message.clone().unwrap_or_else(|| default_message(config.error_code));
         Ok(RateLimiting {
             limiter: Limiter::new("", config.limits(), !config.hide_client_headers),
             limit_by: config.limit_by,
@@ -51,7 +47,7 @@ impl Plugin for RateLimiting {
             }),
             path: config.path,
             error_code: config.error_code,
-            error_body: serde_json::json!({ "message": message }).to_string().into_bytes(),
+            error_message: config.error_message,
         })
     }
 
@@ -66,7 +62,7 @@ impl Plugin for RateLimiting {
         let verdict =
             self.limiter.check_in(&mut HostCounters, &entity, &self.identifier(&Caller { req, ids: &ids }), now);
         if !verdict.allowed {
-            return Ok(Flow::Respond(refusal(self.error_code, verdict.headers, &self.error_body)));
+            return gateway_pdk::error_answer(req, self.error_code, self.error_message.as_deref(), verdict.headers);
         }
         if !verdict.headers.is_empty() {
             // Kong sets them in `access` too (`kong.response.set_headers`): no header_filter call.
@@ -136,12 +132,6 @@ impl Client for Caller<'_> {
     }
 }
 
-/// Kong's answer past a limit: the rate-limit headers and a JSON message.
-fn refusal(status: u16, mut headers: Vec<(String, String)>, body: &[u8]) -> Exit {
-    headers.push(("Content-Type".into(), JSON.into()));
-    Exit { status, headers, body: body.to_vec() }
-}
-
 /// The node's counters.
 struct HostCounters;
 
@@ -149,55 +139,6 @@ impl Counters for HostCounters {
     fn incr(&mut self, key: &str, delta: i64, window: u32) -> i64 {
         host::incr(key, delta, window)
     }
-}
-
-/// Kong's message for an error status, when `error_message` is null.
-fn default_message(status: u16) -> String {
-    let known = match status {
-        400 => "Bad request",
-        401 => "Unauthorized",
-        402 => "Payment required",
-        403 => "Forbidden",
-        404 => "Not found",
-        405 => "Method not allowed",
-        406 => "Not acceptable",
-        407 => "Proxy authentication required",
-        408 => "Request timeout",
-        409 => "Conflict",
-        410 => "Gone",
-        411 => "Length required",
-        412 => "Precondition failed",
-        413 => "Payload too large",
-        414 => "URI too long",
-        415 => "Unsupported media type",
-        416 => "Range not satisfiable",
-        417 => "Expectation failed",
-        418 => "I'm a teapot",
-        421 => "Misdirected request",
-        422 => "Unprocessable entity",
-        423 => "Locked",
-        424 => "Failed dependency",
-        425 => "Too early",
-        426 => "Upgrade required",
-        428 => "Precondition required",
-        429 => "Too many requests",
-        431 => "Request header fields too large",
-        451 => "Unavailable for legal reasons",
-        494 => "Request header or cookie too large",
-        500 => "An unexpected error occurred",
-        501 => "Not implemented",
-        502 => "An invalid response was received from the upstream server",
-        503 => "The upstream server is currently unavailable",
-        504 => "The upstream server is timing out",
-        505 => "HTTP version not supported",
-        506 => "Variant also negotiates",
-        507 => "Insufficient storage",
-        508 => "Loop detected",
-        510 => "Not extended",
-        511 => "Network authentication required",
-        _ => return format!("The upstream server responded with {status}"),
-    };
-    known.to_string()
 }
 
 gateway_pdk::plugin!(RateLimiting);
@@ -221,7 +162,7 @@ mod tests {
     #[test]
     fn limit_plus_one_gets_kongs_429() {
         let config: Config = gateway_pdk::config::parse_valid(r#"{"second": 2}"#, config::validate).unwrap();
-        let message = config.error_message.clone().unwrap();
+        assert_eq!(config.error_message.as_deref(), Some("API rate limit exceeded"));
         let limiter = Limiter::new("t", config.limits(), true);
         let mut counters = Plain(HashMap::new());
         let now = 1_700_000_000;
@@ -229,16 +170,12 @@ mod tests {
         assert!(limiter.check(&mut counters, "ip", now).allowed);
         let verdict = limiter.check(&mut counters, "ip", now);
         assert!(!verdict.allowed);
-        let body = serde_json::json!({ "message": message }).to_string();
-        let exit = refusal(config.error_code, verdict.headers, body.as_bytes());
-        assert_eq!(exit.status, 429);
-        assert_eq!(String::from_utf8(exit.body).unwrap(), r#"{"message":"API rate limit exceeded"}"#);
-        let header = |name: &str| exit.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        assert_eq!(config.error_code, 429);
+        let header = |name: &str| verdict.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
         assert_eq!(header("Retry-After"), Some("1"));
         assert_eq!(header("X-RateLimit-Limit-Second"), Some("2"));
         assert_eq!(header("X-RateLimit-Remaining-Second"), Some("0"));
         assert_eq!(header("RateLimit-Remaining"), Some("0"));
-        assert_eq!(header("Content-Type"), Some(JSON));
         assert_eq!(Period::Second.window(now), (now, now + 1));
     }
 
@@ -303,12 +240,5 @@ mod tests {
         // A consumer-less request identified by a credential alone is counted by the credential.
         let credential_only = Known { credential: Some("cred"), ..Known::default() };
         assert_eq!(plugin(r#"{"second": 1}"#).identifier(&credential_only), "cred");
-    }
-
-    #[test]
-    fn kongs_messages_for_a_null_error_message() {
-        assert_eq!(default_message(429), "Too many requests");
-        assert_eq!(default_message(418), "I'm a teapot");
-        assert_eq!(default_message(499), "The upstream server responded with 499");
     }
 }

@@ -1,15 +1,12 @@
 //! Kong's `request-size-limiting` plugin: in `access`, a request whose body is larger than
-//! `allowed_payload_size` (in `size_unit`s) gets Kong's 413 `{"message":"Request size limit
-//! exceeded"}` (417 when the client sent `Expect: 100-continue`). A request with a
+//! `allowed_payload_size` (in `size_unit`s) gets Kong's 413 error answer "Request size
+//! limit exceeded" (417 when the client sent `Expect: 100-continue`). A request with a
 //! `Content-Length` is judged by it, before any of the body is read; one without (chunked) has
 //! its body read up to the limit and no further. With `require_content_length`, a request that
 //! has neither a `Content-Length` nor `Transfer-Encoding: chunked` gets Kong's 411.
 
-use gateway_pdk::{Body, Exit, Flow, Phase, Plugin, Request};
+use gateway_pdk::{Body, Flow, Phase, Plugin, Request};
 use serde::{Deserialize, Serialize};
-
-/// Kong's `Content-Type` for the JSON bodies it makes.
-const JSON: &str = "application/json; charset=utf-8";
 
 const TOO_LARGE: &str = "Request size limit exceeded";
 const LENGTH_REQUIRED: &str = "A valid Content-Length header is required";
@@ -67,31 +64,31 @@ impl Plugin for RequestSizeLimiting {
 
     fn access(&self, req: &Request) -> Result<Flow, String> {
         if let Some(length) = req.header("content-length").as_deref().and_then(content_length) {
-            return Ok(self.judge(req, length));
+            return self.judge(req, length);
         }
         if self.require_content_length && req.header("transfer-encoding").as_deref() != Some("chunked") {
-            return Ok(Flow::Respond(error(411, LENGTH_REQUIRED)));
+            return gateway_pdk::error_answer(req, 411, Some(LENGTH_REQUIRED), []);
         }
         match req.body() {
             // The host reads at most this much (and caps it further), so a body never has to be
             // held whole to learn that it is too large.
             Body::Unread => Ok(Flow::ReadBody(u32::try_from(self.allowed).unwrap_or(u32::MAX))),
-            Body::Complete(body) => Ok(self.judge(req, body.len() as u64)),
+            Body::Complete(body) => self.judge(req, body.len() as u64),
             // Longer than what was read: past this limit, or past a smaller one an earlier plugin
             // read it with, and then its real size is unknown. Refused either way.
-            Body::TooLarge(_) => Ok(self.too_large(req)),
+            Body::TooLarge(_) => self.too_large(req),
         }
     }
 }
 
 impl RequestSizeLimiting {
-    fn judge(&self, req: &Request, length: u64) -> Flow {
-        if length > self.allowed { self.too_large(req) } else { Flow::Proceed }
+    fn judge(&self, req: &Request, length: u64) -> Result<Flow, String> {
+        if length > self.allowed { self.too_large(req) } else { Ok(Flow::Proceed) }
     }
 
-    fn too_large(&self, req: &Request) -> Flow {
+    fn too_large(&self, req: &Request) -> Result<Flow, String> {
         let expects_continue = req.header("expect").is_some_and(|e| e.trim().eq_ignore_ascii_case("100-continue"));
-        Flow::Respond(error(if expects_continue { 417 } else { 413 }, TOO_LARGE))
+        gateway_pdk::error_answer(req, if expects_continue { 417 } else { 413 }, Some(TOO_LARGE), [])
     }
 }
 
@@ -103,11 +100,6 @@ pub fn content_length(value: &str) -> Option<u64> {
         return None;
     }
     digits.parse().ok()
-}
-
-fn error(status: u16, message: &str) -> Exit {
-    let body = serde_json::json!({ "message": message }).to_string().into_bytes();
-    Exit { status, headers: vec![("Content-Type".into(), JSON.into())], body }
 }
 
 gateway_pdk::plugin!(RequestSizeLimiting);

@@ -15,8 +15,7 @@ fn post(body_len: usize) -> Request {
 
 fn answer(outcome: &Outcome) -> (u16, Value) {
     let exit = outcome.exit.as_ref().expect("the plugin answered");
-    assert_eq!(exit.header("content-type"), Some("application/json; charset=utf-8"));
-    (exit.status.unwrap(), serde_json::from_str(exit.body.as_deref().unwrap()).unwrap())
+    (exit.status.unwrap(), exit.error_json())
 }
 
 const TEN_BYTES: fn() -> Value = || json!({"allowed_payload_size": 10, "size_unit": "bytes"});

@@ -116,6 +116,19 @@ impl Message {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
+
+    /// The body of a JSON error answer (the gateway's, as Kong's `kong.response.error` makes it)
+    /// without its `request_id`, which is checked to be one (32 hex digits). Panics when the body
+    /// is no such answer.
+    pub fn error_json(&self) -> Value {
+        assert_eq!(self.header("content-type"), Some("application/json; charset=utf-8"), "{self:?}");
+        let mut body: Value = serde_json::from_str(self.body.as_deref().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("the answer is not JSON ({e}): {self:?}"));
+        let id = body.as_object_mut().and_then(|o| o.remove("request_id"));
+        let id = id.as_ref().and_then(Value::as_str).unwrap_or_default();
+        assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "no request_id: {self:?}");
+        body
+    }
 }
 
 /// What the plugin did with one request.
