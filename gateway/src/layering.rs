@@ -64,6 +64,10 @@ fn the_cluster_and_the_proxy_do_not_reach_up() {
     bad.extend(reaches("store", &["node", "catalog", "admin"]));
     bad.extend(reaches("telemetry", &["node", "admin", "proxy", "server", "cluster", "catalog", "metrics"]));
     bad.extend(reaches("io", &["node", "proxy", "admin", "cluster", "server"]));
+    bad.extend(reaches("console", &["node", "proxy", "cluster", "server", "store", "wasm", "catalog", "telemetry"]));
+    for part in ["admin", "proxy", "cluster", "conf", "catalog", "server", "logs"] {
+        bad.extend(reaches(part, &["console"]));
+    }
     bad.extend(reaches("workers", &["node", "proxy", "admin", "cluster", "server", "wasm", "conf", "entities"]));
     bad.extend(reaches(
         "logs",

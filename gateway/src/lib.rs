@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod certs;
 pub mod cluster;
 pub mod conf;
+pub mod console;
 pub mod dns;
 pub mod entities;
 pub mod io;

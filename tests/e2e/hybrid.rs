@@ -41,6 +41,11 @@ pub(crate) fn start_cp(dir: &Path, cluster: u16) -> Cp {
 
 /// A control plane with `extra` lines in its conf.
 pub(crate) fn start_cp_with(dir: &Path, cluster: u16, extra: &[String]) -> Cp {
+    start_cp_env(dir, cluster, extra, &[])
+}
+
+/// A control plane with `extra` lines in its conf and `env` in its environment.
+pub(crate) fn start_cp_env(dir: &Path, cluster: u16, extra: &[String], env: &[(&str, &str)]) -> Cp {
     let admin = free_port();
     let mut lines = vec![
         "role = control_plane".into(),
@@ -54,7 +59,7 @@ pub(crate) fn start_cp_with(dir: &Path, cluster: u16, extra: &[String]) -> Cp {
     ];
     lines.extend_from_slice(extra);
     write_conf(dir, "cp.conf", &lines);
-    let mut gateway = Gateway::start(dir, &["-c", "cp.conf"], &[]);
+    let mut gateway = Gateway::start(dir, &["-c", "cp.conf"], env);
     gateway.wait_for_log("gateway started");
     Cp { gateway, admin: at(admin), cluster }
 }

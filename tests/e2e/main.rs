@@ -9,6 +9,7 @@ mod bundled_plugins;
 mod check;
 mod cluster_stalls;
 mod compile_cache;
+mod console;
 mod credentials;
 mod dns;
 mod forward_proxy;

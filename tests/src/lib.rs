@@ -1,6 +1,7 @@
 //! The harness of the end-to-end tests: it owns temp dirs, free ports, the `gateway` processes a
 //! test starts (stopped by pid on drop) and their logs, so each test reads like the user's story.
 
+pub mod browser;
 pub mod peers;
 pub mod pki;
 
@@ -87,7 +88,7 @@ pub fn poll<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option
 pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(gateway_bin());
     cmd.current_dir(dir).args(args).env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
-    cmd.envs(ERROR_LOGS_TO_STDERR);
+    cmd.envs(ERROR_LOGS_TO_STDERR).envs(NODE_DEFAULTS);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -104,11 +105,18 @@ pub fn stderr(out: &Output) -> String {
 
 /// The node's messages on stderr, where the tests read them (Kong's defaults are files under the
 /// prefix; a test of those passes its own values).
-pub const ERROR_LOGS_TO_STDERR: [(&str, &str); 3] = [
+pub const ERROR_LOGS_TO_STDERR: [(&str, &str); 4] = [
     ("KONG_PROXY_ERROR_LOG", "/dev/stderr"),
     ("KONG_ADMIN_ERROR_LOG", "/dev/stderr"),
     ("KONG_STATUS_ERROR_LOG", "/dev/stderr"),
+    ("KONG_ADMIN_GUI_ERROR_LOG", "/dev/stderr"),
 ];
+
+/// What every node a test starts runs with unless the test says otherwise (its `env` wins, and
+/// `KONG_*` variables win over the file): no console, whose default address (127.0.0.1:8002)
+/// nodes running side by side would fight over. A test of the console passes
+/// `KONG_ADMIN_GUI_LISTEN` with a free port.
+pub const NODE_DEFAULTS: [(&str, &str); 1] = [("KONG_ADMIN_GUI_LISTEN", "off")];
 
 /// A `gateway` process started in the background, with its stderr collected.
 pub struct Gateway {
@@ -138,15 +146,15 @@ impl Gateway {
                 cmd
             }
         };
-        cmd.env("KONG_WASM_CACHE_PATH", shared_wasm_cache());
         cmd.current_dir(dir)
             .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("KONG_WASM_CACHE_PATH", shared_wasm_cache())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        cmd.envs(ERROR_LOGS_TO_STDERR);
+        cmd.envs(ERROR_LOGS_TO_STDERR).envs(NODE_DEFAULTS);
         for (k, v) in env {
             cmd.env(k, v);
         }

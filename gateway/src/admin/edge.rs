@@ -87,17 +87,7 @@ impl Edge {
     /// Admits a request whose target is `authority` (HTTP/2's `:authority`, or an absolute URI)
     /// with `headers`, or says why not.
     pub fn admit(&self, authority: Option<&Authority>, headers: &HeaderMap) -> Result<(), EdgeError> {
-        let host_header = headers.get(HOST).map(header_text).transpose()?;
-        let hosts: Vec<&str> = host_header.into_iter().chain(authority.map(Authority::as_str)).collect();
-        if hosts.is_empty() {
-            return Err(EdgeError::NoHost);
-        }
-        for host in &hosts {
-            let (name, _) = split(host).ok_or_else(|| EdgeError::BadHost(host.to_string()))?;
-            if !self.answers_to(&name) {
-                return Err(EdgeError::HostNotAllowed(name));
-            }
-        }
+        let host = self.admit_host(authority, headers)?;
         if let Some(site) = headers.get("sec-fetch-site") {
             let site = header_text(site)?.to_ascii_lowercase();
             if site != "same-origin" && site != "none" {
@@ -106,11 +96,30 @@ impl Edge {
         }
         if let Some(origin) = headers.get(ORIGIN) {
             let origin = header_text(origin)?;
-            if !same_origin(origin, hosts[0]) {
+            if !same_origin(origin, host) {
                 return Err(EdgeError::CrossOrigin(origin.to_string()));
             }
         }
         Ok(())
+    }
+
+    /// Admits a request by its Host alone (a page a person may reach by a link from anywhere, but
+    /// not under another site's name), returning the Host it was sent to.
+    pub fn admit_host<'h>(
+        &self,
+        authority: Option<&'h Authority>,
+        headers: &'h HeaderMap,
+    ) -> Result<&'h str, EdgeError> {
+        let host_header = headers.get(HOST).map(header_text).transpose()?;
+        let hosts: Vec<&str> = host_header.into_iter().chain(authority.map(Authority::as_str)).collect();
+        let Some(&first) = hosts.first() else { return Err(EdgeError::NoHost) };
+        for host in &hosts {
+            let (name, _) = split(host).ok_or_else(|| EdgeError::BadHost(host.to_string()))?;
+            if !self.answers_to(&name) {
+                return Err(EdgeError::HostNotAllowed(name));
+            }
+        }
+        Ok(first)
     }
 
     fn answers_to(&self, name: &str) -> bool {

@@ -38,6 +38,9 @@ const APPLY_WAIT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct AdminApi {
     inner: Arc<Inner>,
+    /// Who may reach it through this door (each listener kind has its own: the Admin API's, the
+    /// console's `/api`).
+    edge: Arc<edge::Edge>,
 }
 
 struct Inner {
@@ -54,7 +57,6 @@ struct Inner {
     metrics: OnceLock<Arc<crate::metrics::Scrape>>,
     /// `/analytics`, where the node keeps analytics.
     analytics: OnceLock<Arc<AnalyticsStore>>,
-    edge: edge::Edge,
 }
 
 impl AdminApi {
@@ -74,9 +76,14 @@ impl AdminApi {
                 dp_certificates: OnceLock::new(),
                 metrics: OnceLock::new(),
                 analytics: OnceLock::new(),
-                edge,
             }),
+            edge: Arc::new(edge),
         }
+    }
+
+    /// The same Admin API behind another door: the console's, whose names and listeners differ.
+    pub fn behind(&self, edge: edge::Edge) -> AdminApi {
+        AdminApi { inner: self.inner.clone(), edge: Arc::new(edge) }
     }
 
     /// Serve `/metrics` (a control plane's: its data planes as Kong's exporter shows them).
@@ -111,33 +118,36 @@ impl AdminApi {
         let api = self.clone();
         hyper::service::service_fn(move |req| {
             let api = api.clone();
-            async move {
-                let start = std::time::Instant::now();
-                let mut response = match api.receive(req).await {
-                    Ok(request) => api.answer(request).await,
-                    Err(e) => error_response(e),
-                };
-                // Kong's `headers` on the Admin API: `Server` set or removed, and its latency.
-                let (headers, shown) = (response.headers_mut(), &api.inner.edge.headers);
-                if shown.server {
-                    headers.insert(hyper::header::SERVER, hyper::header::HeaderValue::from_static(SERVER));
-                }
-                if shown.admin_latency {
-                    headers.insert(ADMIN_LATENCY, (start.elapsed().as_millis() as u64).into());
-                }
-                Ok(response)
-            }
+            async move { Ok(api.respond(req).await) }
         })
+    }
+
+    /// Answers one request, from the door to Kong's headers.
+    pub async fn respond(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let start = std::time::Instant::now();
+        let mut response = match self.receive(req).await {
+            Ok(request) => self.answer(request).await,
+            Err(e) => error_response(e),
+        };
+        // Kong's `headers` on the Admin API: `Server` set or removed, and its latency.
+        let (headers, shown) = (response.headers_mut(), &self.edge.headers);
+        if shown.server {
+            headers.insert(hyper::header::SERVER, hyper::header::HeaderValue::from_static(SERVER));
+        }
+        if shown.admin_latency {
+            headers.insert(ADMIN_LATENCY, (start.elapsed().as_millis() as u64).into());
+        }
+        response
     }
 
     /// The door: who is asking, and the whole body within its limits.
     async fn receive(&self, req: Request<Incoming>) -> Result<Received, ApiError> {
-        self.inner.edge.admit(req.uri().authority(), req.headers())?;
+        self.edge.admit(req.uri().authority(), req.headers())?;
         let header = |name| req.headers().get(name).and_then(|v: &hyper::header::HeaderValue| v.to_str().ok());
         let content_type = header(hyper::header::CONTENT_TYPE).map(str::to_string);
         let length = header(hyper::header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
         let (parts, incoming) = req.into_parts();
-        let bytes = body::read(incoming, length, self.inner.edge.max_body, self.inner.edge.body_timeout).await?;
+        let bytes = body::read(incoming, length, self.edge.max_body, self.edge.body_timeout).await?;
         Ok(Received {
             method: parts.method,
             path: parts.uri.path().to_string(),

@@ -59,6 +59,12 @@ pub const KEYS: &[Key] = &[
         doc: "Addresses of the status API (`/status`, `/status/ready`, and `/metrics`), with the flags of `proxy_listen` (`ssl` serves `status_ssl_cert`). `off` disables it (and a proxying node then counts no request metrics).",
     },
     Key {
+        name: "admin_gui_listen",
+        default: Some("127.0.0.1:8002, 127.0.0.1:8445 ssl"),
+        kind: LISTEN,
+        doc: "Addresses of the console, a web page for the node and its cluster (data planes, certificates, entities, analytics), with the flags of `proxy_listen` (`ssl` serves `admin_gui_ssl_cert`). The page reaches the Admin API through its own origin (`/api/...`, with the Admin API's guards against other sites and DNS rebinding; `admin_allowed_hosts` applies), so it is served only where the Admin API is (`admin_listen` not `off`), never on a data plane. Loopback by default (Kong's is `0.0.0.0`): the console can change everything the Admin API can. `off` disables it.",
+    },
+    Key {
         name: "cluster_listen",
         default: Some("0.0.0.0:8005"),
         kind: LISTEN,
@@ -149,6 +155,12 @@ pub const KEYS: &[Key] = &[
         doc: "One line per status API request, in nginx's `combined` format; as `proxy_access_log` otherwise.",
     },
     Key {
+        name: "admin_gui_access_log",
+        default: Some("logs/admin_gui_access.log"),
+        kind: "`off` | path [format]",
+        doc: "One line per console request (its pages and its `/api` calls), in nginx's `combined` format; as `proxy_access_log` otherwise.",
+    },
+    Key {
         name: "proxy_error_log",
         default: Some("logs/error.log"),
         kind: "path",
@@ -165,6 +177,12 @@ pub const KEYS: &[Key] = &[
         default: Some("logs/status_error.log"),
         kind: "path",
         doc: "Where the status API's own messages go; as `proxy_error_log`.",
+    },
+    Key {
+        name: "admin_gui_error_log",
+        default: Some("logs/admin_gui_error.log"),
+        kind: "path",
+        doc: "Where the console's own messages go; as `proxy_error_log`.",
     },
     Key {
         name: "nginx_http_keepalive_timeout",
@@ -663,6 +681,18 @@ pub const KEYS: &[Key] = &[
         default: None,
         kind: "path or inline PEM",
         doc: "The private key of `status_ssl_cert`; set both or neither. Never logged.",
+    },
+    Key {
+        name: "admin_gui_ssl_cert",
+        default: None,
+        kind: "path or inline PEM",
+        doc: "The certificate (and chain) of `ssl` listeners in `admin_gui_listen`. Unset: a self-signed certificate made once under `prefix/ssl`.",
+    },
+    Key {
+        name: "admin_gui_ssl_cert_key",
+        default: None,
+        kind: "path or inline PEM",
+        doc: "The private key of `admin_gui_ssl_cert`; set both or neither. Never logged.",
     },
 ];
 

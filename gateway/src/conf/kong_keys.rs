@@ -26,7 +26,7 @@ pub struct KongKey {
     pub reason: &'static str,
 }
 
-use Handling::{Later, LaterDefaultOnly, NotApplicable};
+use Handling::{LaterDefaultOnly, NotApplicable};
 
 const fn k(name: &'static str, default: &'static str, handling: Handling, reason: &'static str) -> KongKey {
     KongKey { name, default, handling, reason }
@@ -38,7 +38,8 @@ const NO_LUA: &str = "no Lua in this gateway (plugins are WebAssembly components
 const NO_NGINX: &str = "no nginx in this gateway: an nginx buffer setting";
 const DB_CACHE: &str = "no database cache: each configuration version is held whole in memory";
 const PG: &str = "PostgreSQL is not supported yet (database = postgres is refused)";
-const CONSOLE: &str = "no console yet (planned: admin_gui_listen)";
+const CONSOLE_API: &str =
+    "the console calls the Admin API through its own origin (`/api`), so no other address or CORS opening is needed";
 
 /// Every Kong 3.10 key of `kong.conf.default` the gateway does not honour, in that file's order,
 /// and keys of other Kong versions a kong.conf may still carry.
@@ -142,15 +143,26 @@ pub const KONG_KEYS: &[KongKey] = &[
     k("untrusted_lua_sandbox_requires", "", NotApplicable, NO_LUA),
     k("untrusted_lua_sandbox_environment", "", NotApplicable, NO_LUA),
     k("openresty_path", "", NotApplicable, "no OpenResty in this gateway"),
-    k("admin_gui_listen", "0.0.0.0:8002, 0.0.0.0:8445 ssl", Later, CONSOLE),
-    k("admin_gui_url", "", Later, CONSOLE),
-    k("admin_gui_path", "/", Later, CONSOLE),
-    k("admin_gui_api_url", "", Later, CONSOLE),
-    k("admin_gui_csp_header", "off", Later, CONSOLE),
-    k("admin_gui_ssl_cert", "", Later, CONSOLE),
-    k("admin_gui_ssl_cert_key", "", Later, CONSOLE),
-    k("admin_gui_access_log", "logs/admin_gui_access.log", Later, CONSOLE),
-    k("admin_gui_error_log", "logs/admin_gui_error.log", Later, CONSOLE),
+    k("admin_gui_url", "", NotApplicable, CONSOLE_API),
+    k(
+        "admin_gui_path",
+        "/",
+        LaterDefaultOnly,
+        "the console is served at the root of admin_gui_listen; another base path is not supported yet",
+    ),
+    k("admin_gui_api_url", "", NotApplicable, CONSOLE_API),
+    k(
+        "admin_gui_auth",
+        "",
+        LaterDefaultOnly,
+        "not honoured yet: the console has no login of its own (Kong Enterprise's): keep admin_gui_listen on loopback or behind a proxy that authenticates",
+    ),
+    k(
+        "admin_gui_csp_header",
+        "off",
+        NotApplicable,
+        "the console always sends a strict Content-Security-Policy (its own origin only)",
+    ),
     k(
         "wasm",
         "off",
@@ -193,7 +205,7 @@ pub const KONG_PREFIXES: &[(&str, &str)] = &[
     ("nginx_", "an nginx directive injection: no nginx in this gateway"),
     ("pg_", PG),
     ("cassandra_", "Cassandra is not supported (Kong 3 dropped it too)"),
-    ("admin_gui_", CONSOLE),
+    ("admin_gui_", "a Kong Manager (Enterprise) setting with no counterpart in this console"),
     ("vitals_", "no Vitals here (see /metrics and /analytics)"),
     ("portal_", "no developer portal here"),
     ("tracing_", TRACING),

@@ -42,6 +42,8 @@ pub struct Settings {
     pub log_level: LogLevel,
     pub proxy_listen: Vec<ListenSpec>,
     pub admin_listen: Vec<ListenSpec>,
+    /// The console (`admin_gui_listen`); never served on a data plane.
+    pub admin_gui_listen: Vec<ListenSpec>,
     pub status_listen: Vec<ListenSpec>,
     pub cluster_listen: Vec<ListenSpec>,
     pub cluster_telemetry_listen: Vec<ListenSpec>,
@@ -99,6 +101,8 @@ pub struct Settings {
     pub admin_ssl: Option<(PemSource, PemSource)>,
     /// The certificate and key of `ssl` status listeners (both or neither).
     pub status_ssl: Option<(PemSource, PemSource)>,
+    /// The certificate and key of `ssl` console listeners (both or neither).
+    pub admin_gui_ssl: Option<(PemSource, PemSource)>,
     /// The plugins this node offers (`bundled` expanded).
     pub plugins: Vec<String>,
     /// Where user plugins (`NAME.wasm`) live.
@@ -116,11 +120,13 @@ pub struct Settings {
     pub proxy_access_log: Option<AccessLogSpec>,
     pub admin_access_log: Option<AccessLogSpec>,
     pub status_access_log: Option<AccessLogSpec>,
-    /// Where the node's own messages go: the proxy's and everything else, the Admin API's and the
-    /// status API's (see `logs::error`).
+    pub admin_gui_access_log: Option<AccessLogSpec>,
+    /// Where the node's own messages go: the proxy's and everything else, the Admin API's, the
+    /// status API's and the console's (see `logs::error`).
     pub proxy_error_log: crate::logs::Destination,
     pub admin_error_log: crate::logs::Destination,
     pub status_error_log: crate::logs::Destination,
+    pub admin_gui_error_log: crate::logs::Destination,
     /// The CPU time one plugin call may use.
     pub wasm_plugin_timeout: Duration,
     /// The linear memory one plugin instance may grow to, in bytes.
@@ -629,9 +635,12 @@ impl Checker<'_> {
         let proxy_access_log = self.required("proxy_access_log", |v| parse_access_log(v, &prefix, Format::Kong));
         let admin_access_log = self.required("admin_access_log", |v| parse_access_log(v, &prefix, Format::Combined));
         let status_access_log = self.required("status_access_log", |v| parse_access_log(v, &prefix, Format::Combined));
+        let admin_gui_access_log =
+            self.required("admin_gui_access_log", |v| parse_access_log(v, &prefix, Format::Combined));
         let proxy_error_log = self.required("proxy_error_log", |v| parse_error_log(v, &prefix));
         let admin_error_log = self.required("admin_error_log", |v| parse_error_log(v, &prefix));
         let status_error_log = self.required("status_error_log", |v| parse_error_log(v, &prefix));
+        let admin_gui_error_log = self.required("admin_gui_error_log", |v| parse_error_log(v, &prefix));
         let role = self.required("role", parse_role);
         self.required("router_flavor", parse_router_flavor);
         // Only a data plane dials its control plane: elsewhere Kong leaves these empty.
@@ -653,6 +662,9 @@ impl Checker<'_> {
                 .unwrap_or_default(),
             status_listen: self
                 .optional("status_listen", |v| listen::parse_listen_for("status_listen", v))
+                .unwrap_or_default(),
+            admin_gui_listen: self
+                .optional("admin_gui_listen", |v| listen::parse_listen_for("admin_gui_listen", v))
                 .unwrap_or_default(),
             cluster_listen: self
                 .optional("cluster_listen", |v| listen::parse_listen_for("cluster_listen", v))
@@ -710,9 +722,11 @@ impl Checker<'_> {
             proxy_access_log,
             admin_access_log,
             status_access_log,
+            admin_gui_access_log,
             proxy_error_log,
             admin_error_log,
             status_error_log,
+            admin_gui_error_log,
             wasm_plugin_timeout: Duration::from_millis(self.required("wasm_plugin_timeout", |v| parse_integer(v, 1))),
             wasm_plugin_max_memory: self.required("wasm_plugin_max_memory", |v| {
                 parse_size(v).and_then(|n| if n < 1 << 20 { Err("must be at least 1m".into()) } else { Ok(n) })
@@ -754,6 +768,7 @@ impl Checker<'_> {
             admin_max_body: self.required("nginx_admin_client_max_body_size", parse_size),
             admin_ssl: self.tls_pair("admin_ssl_cert", "admin_ssl_cert_key"),
             status_ssl: self.tls_pair("status_ssl_cert", "status_ssl_cert_key"),
+            admin_gui_ssl: self.tls_pair("admin_gui_ssl_cert", "admin_gui_ssl_cert_key"),
             source: self.file.map(|f| f.path.clone()),
         }
     }
@@ -877,6 +892,7 @@ impl Checker<'_> {
         for (key, listen, specs, pair) in [
             ("admin_ssl_cert", "admin_listen", &s.admin_listen, &s.admin_ssl),
             ("status_ssl_cert", "status_listen", &s.status_listen, &s.status_ssl),
+            ("admin_gui_ssl_cert", "admin_gui_listen", &s.admin_gui_listen, &s.admin_gui_ssl),
         ] {
             if pair.is_some() && !specs.iter().any(|spec| spec.ssl) {
                 self.warnings.push(Warning {

@@ -1,8 +1,9 @@
-//! Error logs (`proxy_error_log`, `admin_error_log`, `status_error_log`): where the node's own
-//! messages (`tracing` events at `log_level`) go once its settings are read. Events from the Admin
-//! API's code go to `admin_error_log`, the status API's to `status_error_log`, and everything else
-//! (the proxy, the cluster link, start and stop) to `proxy_error_log`, the file Kong's nginx names
-//! at its top level. Settings naming one file share one handle; [`ErrorLogs::reopen`] (SIGUSR1)
+//! Error logs (`proxy_error_log`, `admin_error_log`, `status_error_log`, `admin_gui_error_log`):
+//! where the node's own messages (`tracing` events at `log_level`) go once its settings are read.
+//! Events from the Admin API's code go to `admin_error_log`, the status API's to
+//! `status_error_log`, the console's to `admin_gui_error_log`, and everything else (the proxy, the
+//! cluster link, start and stop) to `proxy_error_log`, the file Kong's nginx names at its top
+//! level. Settings naming one file share one handle; [`ErrorLogs::reopen`] (SIGUSR1)
 //! opens each file again, for logrotate. A line is one `write`, so lines from several threads never
 //! mix.
 
@@ -15,12 +16,10 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use super::access::{Destination, OpenError, open_append};
 
-/// The three error logs, cheap to clone.
+/// The error logs, one per [`Part`], cheap to clone.
 #[derive(Clone)]
 pub struct ErrorLogs {
-    proxy: Arc<Target>,
-    admin: Arc<Target>,
-    status: Arc<Target>,
+    targets: [Arc<Target>; Part::ALL.len()],
 }
 
 struct Target {
@@ -36,44 +35,62 @@ pub enum Part {
     Proxy,
     Admin,
     Status,
+    Console,
 }
 
 impl Part {
+    pub const ALL: [Part; 4] = [Part::Proxy, Part::Admin, Part::Status, Part::Console];
+
     pub fn of(target: &str) -> Part {
         let module = target.strip_prefix("gateway::").unwrap_or("");
         let first = module.split("::").next().unwrap_or("");
         match first {
             "admin" => Part::Admin,
             "status" => Part::Status,
+            "console" => Part::Console,
             _ => Part::Proxy,
+        }
+    }
+
+    /// The setting that names this part's log.
+    pub fn key(self) -> &'static str {
+        match self {
+            Part::Proxy => "proxy_error_log",
+            Part::Admin => "admin_error_log",
+            Part::Status => "status_error_log",
+            Part::Console => "admin_gui_error_log",
         }
     }
 }
 
 impl ErrorLogs {
-    /// Opens the three destinations (each file once, however many settings name it).
-    pub fn open(proxy: &Destination, admin: &Destination, status: &Destination) -> Result<ErrorLogs, OpenError> {
-        let proxy = Target::open("proxy_error_log", proxy)?;
-        let admin = if admin == &proxy.destination { proxy.clone() } else { Target::open("admin_error_log", admin)? };
-        let status = if status == &proxy.destination {
-            proxy.clone()
-        } else if status == &admin.destination {
-            admin.clone()
-        } else {
-            Target::open("status_error_log", status)?
-        };
-        Ok(ErrorLogs { proxy, admin, status })
+    /// Opens the destination of each part, in [`Part::ALL`]'s order (each file once, however
+    /// many settings name it).
+    pub fn open(destinations: [&Destination; Part::ALL.len()]) -> Result<ErrorLogs, OpenError> {
+        let mut opened: Vec<Arc<Target>> = Vec::with_capacity(destinations.len());
+        for (part, destination) in Part::ALL.into_iter().zip(destinations) {
+            let target = match opened.iter().find(|t| &t.destination == destination) {
+                Some(same) => same.clone(),
+                None => Target::open(part.key(), destination)?,
+            };
+            opened.push(target);
+        }
+        let targets = opened.try_into().unwrap_or_else(|_| unreachable!("one target per part"));
+        Ok(ErrorLogs { targets })
     }
 
-    /// Where the proxy's messages (and everything not the Admin or status API's) go.
+    /// Where the proxy's messages (and everything not another part's) go.
     pub fn proxy_destination(&self) -> &Destination {
-        &self.proxy.destination
+        &self.target(Part::Proxy).destination
     }
 
     /// Opens every file again (after logrotate moved it). A file that cannot be opened keeps the
     /// old handle, and says so there.
     pub fn reopen(&self) {
-        for target in [&self.proxy, &self.admin, &self.status] {
+        for (i, target) in self.targets.iter().enumerate() {
+            if self.targets[..i].iter().any(|earlier| Arc::ptr_eq(earlier, target)) {
+                continue;
+            }
             let Destination::File(path) = &target.destination else { continue };
             let mut file = target.file.lock().unwrap_or_else(|p| p.into_inner());
             match open_append(path) {
@@ -88,11 +105,7 @@ impl ErrorLogs {
     }
 
     fn target(&self, part: Part) -> &Target {
-        match part {
-            Part::Proxy => &self.proxy,
-            Part::Admin => &self.admin,
-            Part::Status => &self.status,
-        }
+        &self.targets[part as usize]
     }
 }
 
@@ -135,7 +148,7 @@ impl<'a> MakeWriter<'a> for ErrorLogs {
     type Writer = EventWriter<'a>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        EventWriter(&self.proxy)
+        EventWriter(self.target(Part::Proxy))
     }
 
     fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
@@ -152,6 +165,7 @@ mod tests {
         assert_eq!(Part::of("gateway::admin::dp_certificates"), Part::Admin);
         assert_eq!(Part::of("gateway::admin"), Part::Admin);
         assert_eq!(Part::of("gateway::status"), Part::Status);
+        assert_eq!(Part::of("gateway::console::assets"), Part::Console);
         assert_eq!(Part::of("gateway::proxy::send"), Part::Proxy);
         assert_eq!(Part::of("gateway::node"), Part::Proxy);
         assert_eq!(Part::of("gateway::administrator"), Part::Proxy, "a module only named like one");
@@ -163,9 +177,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let error = Destination::File(dir.path().join("logs/error.log"));
         let status = Destination::File(dir.path().join("logs/status_error.log"));
-        let logs = ErrorLogs::open(&error, &error, &status).unwrap();
-        assert!(Arc::ptr_eq(&logs.proxy, &logs.admin));
-        assert!(!Arc::ptr_eq(&logs.proxy, &logs.status));
+        let logs = ErrorLogs::open([&error, &error, &status, &error]).unwrap();
+        let target = |part| &logs.targets[part as usize];
+        assert!(Arc::ptr_eq(target(Part::Proxy), target(Part::Admin)));
+        assert!(Arc::ptr_eq(target(Part::Proxy), target(Part::Console)));
+        assert!(!Arc::ptr_eq(target(Part::Proxy), target(Part::Status)));
         EventWriter(logs.target(Part::Admin)).write_all(b"from the admin API\n").unwrap();
         EventWriter(logs.target(Part::Status)).write_all(b"from the status API\n").unwrap();
         let Destination::File(path) = &error else { unreachable!() };

@@ -25,14 +25,19 @@ pub fn init(settings: &Settings) -> Result<(), LoggingError> {
     if crate::prefix::ensure(&settings.prefix)? {
         eprintln!("gateway: created prefix {} (mode 0700)", settings.prefix.display());
     }
-    let logs = ErrorLogs::open(&settings.proxy_error_log, &settings.admin_error_log, &settings.status_error_log)?;
+    let destinations = [
+        &settings.proxy_error_log,
+        &settings.admin_error_log,
+        &settings.status_error_log,
+        &settings.admin_gui_error_log,
+    ];
+    let logs = ErrorLogs::open(destinations)?;
     let to_terminal = |d: &Destination| match d {
         Destination::Stderr => std::io::IsTerminal::is_terminal(&std::io::stderr()),
         Destination::Stdout => std::io::IsTerminal::is_terminal(&std::io::stdout()),
         Destination::File(_) => false,
     };
-    let ansi =
-        [&settings.proxy_error_log, &settings.admin_error_log, &settings.status_error_log].into_iter().all(to_terminal);
+    let ansi = destinations.into_iter().all(to_terminal);
     let installed = tracing_subscriber::fmt()
         .with_writer(logs.clone())
         .with_max_level(settings.log_level.tracing_level())

@@ -228,8 +228,13 @@ fn node_info(settings: &Settings, node_id: uuid::Uuid) -> serde_json::Value {
             "proxy_listen": listens(&settings.proxy_listen),
             "admin_listen": listens(&settings.admin_listen),
             "status_listen": listens(&settings.status_listen),
+            "admin_gui_listen": listens(&settings.admin_gui_listen),
             "lmdb_map_size": settings.lmdb_map_size,
         },
+        // When this node started (seconds since the epoch), for its uptime.
+        "started_at": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
     })
 }
 
@@ -564,6 +569,51 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         if let Some(store) = &analytics_store {
             admin.serve_analytics(store.clone());
         }
+        if !settings.admin_gui_listen.is_empty() {
+            let edge = crate::admin::edge::Edge::new(
+                &settings.admin_gui_listen,
+                &settings.admin_allowed_hosts,
+                usize::try_from(settings.admin_max_body).unwrap_or(usize::MAX),
+            )
+            .with_body_timeout(settings.client_limits.body_timeout)
+            .with_headers(settings.headers);
+            let console = crate::console::Console::new(&admin, edge);
+            for spec in &settings.admin_gui_listen {
+                let listener = listener::bind("admin_gui_listen", spec).await?;
+                let listener = listener::into_tokio(&on_control, "admin_gui_listen", spec, listener)?;
+                let tls = if spec.ssl {
+                    Some(tls::acceptor(
+                        "admin_gui_ssl_cert",
+                        settings.admin_gui_ssl.as_ref(),
+                        &settings.prefix,
+                        spec.http2,
+                    )?)
+                } else {
+                    None
+                };
+                tracing::info!(listen = %spec, "console listening");
+                let console = console.clone();
+                let options = server::ServeOptions {
+                    tls,
+                    http2: spec.http2,
+                    limits: settings.client_limits.clone(),
+                    workers: None,
+                    access_log: access_logs.console.clone(),
+                    counters: None,
+                };
+                tasks.spawn_on(
+                    server::serve(
+                        "console",
+                        listener,
+                        options,
+                        move |_| console.service(),
+                        shutdown.clone(),
+                        DRAIN_TIMEOUT,
+                    ),
+                    &on_control,
+                );
+            }
+        }
         for spec in &settings.admin_listen {
             let listener = listener::bind("admin_listen", spec).await?;
             let listener = listener::into_tokio(&on_control, "admin_listen", spec, listener)?;
@@ -587,6 +637,11 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
                 &on_control,
             );
         }
+    }
+    if settings.role != Role::DataPlane && settings.admin_listen.is_empty() && !settings.admin_gui_listen.is_empty() {
+        tracing::info!(
+            "the console (admin_gui_listen) is not served: it works through the Admin API, and admin_listen is off"
+        );
     }
     let status = StatusApi::new(&settings, proxy.clone(), scrape.clone(), proxy_workers.clone());
     for spec in &settings.status_listen {
@@ -645,12 +700,13 @@ struct AccessLogs {
     proxy: Option<server::access_log::AccessLogging>,
     admin: Option<server::access_log::AccessLogging>,
     status: Option<server::access_log::AccessLogging>,
+    console: Option<server::access_log::AccessLogging>,
 }
 
 impl AccessLogs {
     /// The logs of the listeners this node runs; the proxy's with a buffer per worker.
     fn open(settings: &Settings, workers: usize) -> Result<AccessLogs, NodeError> {
-        let mut logs = AccessLogs { open: Vec::new(), proxy: None, admin: None, status: None };
+        let mut logs = AccessLogs { open: Vec::new(), proxy: None, admin: None, status: None, console: None };
         let proxy = settings.role != Role::ControlPlane && !settings.proxy_listen.is_empty();
         if let Some(spec) = settings.proxy_access_log.as_ref().filter(|_| proxy) {
             logs.proxy = Some(logs.add("proxy_access_log", spec, workers, Some(settings.client_trust.clone()))?);
@@ -661,6 +717,11 @@ impl AccessLogs {
         }
         if let Some(spec) = settings.status_access_log.as_ref().filter(|_| !settings.status_listen.is_empty()) {
             logs.status = Some(logs.add("status_access_log", spec, 0, None)?);
+        }
+        if let Some(spec) =
+            settings.admin_gui_access_log.as_ref().filter(|_| admin && !settings.admin_gui_listen.is_empty())
+        {
+            logs.console = Some(logs.add("admin_gui_access_log", spec, 0, None)?);
         }
         Ok(logs)
     }

@@ -24,8 +24,8 @@ pub struct DataPlaneRow {
     pub last_seen: i64,
     pub labels: BTreeMap<String, String>,
     pub cert_details: Value,
-    /// Whether a link to it is open now.
-    #[serde(skip)]
+    /// Whether a link to it is open now (not in Kong's rows: the console shows a node that went
+    /// away as stale at once, rather than after its pings stop being expected).
     pub connected: bool,
 }
 

@@ -1,0 +1,412 @@
+// The console: one page whose script renders what the address names, through the node's own
+// Admin API at /api on this origin. No framework and no build step; text goes into the page as
+// text (never as HTML), so nothing an entity holds can run as script.
+
+const main = document.getElementById('main');
+/** The node's `GET /` (role, version, hostname...), read once. */
+let node = null;
+/** Stops the current page's timers when another page is shown. */
+let leave = null;
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || `the Admin API answered ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+/** A call to the Admin API; its JSON answer, or an ApiError with Kong's message and fields. */
+async function api(path, options = {}) {
+  const headers = { Accept: 'application/json' };
+  let body;
+  if (options.body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    body = JSON.stringify(options.body);
+  }
+  const response = await fetch('/api' + path, {
+    method: options.method || 'GET',
+    headers,
+    body,
+    credentials: 'same-origin',
+    cache: 'no-store',
+  });
+  const text = await response.text();
+  let parsed = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    parsed = { message: text };
+  }
+  if (!response.ok) throw new ApiError(response.status, parsed);
+  return parsed;
+}
+
+/** An element with attributes (`class`, `text`, `on<event>`, others as is) and children. */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === 'class') el.className = value;
+    else if (key === 'text') el.textContent = value;
+    else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+    else el.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+function badge(text, kind) {
+  return h('span', { class: kind ? `badge ${kind}` : 'badge' }, text);
+}
+
+/** `n s ago`, `n min ago`... for a time in seconds since the epoch. */
+function ago(seconds) {
+  const delta = Math.max(0, Math.round(Date.now() / 1000 - seconds));
+  if (delta < 120) return `${delta} s ago`;
+  if (delta < 7200) return `${Math.round(delta / 60)} min ago`;
+  if (delta < 172800) return `${Math.round(delta / 3600)} h ago`;
+  return `${Math.round(delta / 86400)} d ago`;
+}
+
+function duration(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  const d = Math.floor(s / 86400), hr = Math.floor((s % 86400) / 3600), min = Math.floor((s % 3600) / 60);
+  if (d) return `${d} d ${hr} h`;
+  if (hr) return `${hr} h ${min} min`;
+  if (min) return `${min} min ${s % 60} s`;
+  return `${s} s`;
+}
+
+function date(seconds) {
+  return new Date(seconds * 1000).toISOString().slice(0, 10);
+}
+
+function table(columns, rows, rowAttrs) {
+  return h('div', { class: 'table-wrap' },
+    h('table', {},
+      h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col' }, c.title)))),
+      h('tbody', {}, rows.map((row) => h('tr', rowAttrs ? rowAttrs(row) : {},
+        columns.map((c) => h('td', { class: c.mono ? 'mono' : null, 'data-column': c.key, 'data-label': c.title }, c.cell(row))))))));
+}
+
+function failure(error) {
+  return h('p', { class: 'notice bad', role: 'alert' }, error instanceof ApiError || error instanceof Error
+    ? error.message : String(error));
+}
+
+/** Runs `work` now and every `ms`, until the page is left. */
+function every(ms, work) {
+  let timer = null;
+  let stopped = false;
+  const tick = async () => {
+    try {
+      await work();
+    } finally {
+      if (!stopped) timer = setTimeout(tick, ms);
+    }
+  };
+  tick();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+// ---- pages ----
+
+function page(title, ...children) {
+  document.title = `${title} · gateway console`;
+  main.replaceChildren(h('h1', { tabindex: '-1' }, title), ...children);
+}
+
+async function overview() {
+  const body = h('div', {});
+  page('Overview', body);
+  const role = node.configuration.role;
+  return every(5000, async () => {
+    try {
+      const status = await api('/status');
+      const planes = role === 'control_plane' ? (await api('/clustering/data-planes')).data : [];
+      const cards = h('div', { class: 'cards' },
+        card('Role', ROLES[role] || role),
+        card('Version', node.version),
+        card('Hostname', node.hostname),
+        card('Uptime', node.started_at ? duration(Date.now() / 1000 - node.started_at) : 'unknown'),
+        card('Configuration hash', status.configuration_hash, 'config-hash', true),
+        role === 'control_plane' ? card('Data plane nodes', String(planes.length), 'dp-count') : null);
+      const counts = Object.entries(status.entities).filter(([kind, n]) => n > 0 || ['services', 'routes', 'consumers', 'plugins'].includes(kind));
+      const warnings = [];
+      const now = Date.now() / 1000;
+      for (const dp of planes) {
+        const expiry = dp.cert_details && dp.cert_details.expiry_timestamp;
+        if (expiry && expiry - now < 30 * 86400) {
+          warnings.push(`The certificate of data plane ${dp.hostname} (${dp.id}) expires on ${date(expiry)}.`);
+        }
+        if (dp.connected && dp.config_hash !== status.configuration_hash) {
+          warnings.push(`Data plane ${dp.hostname} (${dp.id}) is out of sync: it serves ${dp.config_hash}.`);
+        }
+        if (!dp.connected) warnings.push(`Data plane ${dp.hostname} (${dp.id}) is not connected (last seen ${ago(dp.last_seen)}).`);
+      }
+      body.replaceChildren(
+        cards,
+        h('h2', {}, 'Warnings'),
+        warnings.length
+          ? h('ul', { class: 'warnings', id: 'warnings' }, warnings.map((w) => h('li', {}, w)))
+          : h('p', { class: 'muted', id: 'warnings' }, 'None.'),
+        h('h2', {}, 'Entities'),
+        table([
+          { title: 'Kind', key: 'kind', cell: ([kind]) => kind },
+          { title: 'Count', key: 'count', cell: ([, n]) => String(n) },
+        ], counts));
+    } catch (error) {
+      body.replaceChildren(failure(error));
+    }
+  });
+}
+
+function card(label, value, id, mono) {
+  return h('div', { class: 'card', id }, h('div', { class: 'label' }, label), h('div', { class: mono ? 'value mono' : 'value' }, value));
+}
+
+/** A long id or hash, shown by its start; the whole of it in `title` (and to a screen reader). */
+function short(value, length = 8) {
+  return value && value.length > length + 1 ? h('abbr', { title: value, 'aria-label': value }, `${value.slice(0, length)}…`) : value;
+}
+
+const ROLES = { control_plane: 'control plane', data_plane: 'data plane', traditional: 'traditional' };
+
+/** Kong's sync_status values, as a badge. */
+function syncBadge(status) {
+  const kind = status === 'normal' ? 'ok' : status === 'unknown' ? null : 'bad';
+  return badge(status, kind);
+}
+
+async function dataPlanes() {
+  const body = h('div', {});
+  page('Data plane nodes', h('p', { class: 'muted' }, 'Refreshed every 2 seconds.'), body);
+  return every(2000, async () => {
+    try {
+      const [planes, status] = await Promise.all([api('/clustering/data-planes'), api('/status')]);
+      const hash = status.configuration_hash;
+      const now = Date.now() / 1000;
+      const rows = planes.data;
+      if (!rows.length) {
+        body.replaceChildren(h('p', { class: 'notice', id: 'no-data-planes' }, 'No data plane has connected yet.'));
+        return;
+      }
+      body.replaceChildren(table([
+        { title: 'Hostname', key: 'hostname', cell: (r) => r.hostname },
+        { title: 'ID', key: 'id', mono: true, cell: (r) => short(r.id) },
+        { title: 'IP', key: 'ip', mono: true, cell: (r) => r.ip },
+        { title: 'Version', key: 'version', cell: (r) => r.version },
+        { title: 'Labels', key: 'labels', cell: (r) => Object.entries(r.labels || {}).map(([k, v]) => badge(`${k}: ${v}`)) },
+        {
+          title: 'Status', key: 'status',
+          cell: (r) => (r.connected && now - r.last_seen < 45 ? badge('connected', 'ok') : badge('stale', 'bad')),
+        },
+        { title: 'Sync status', key: 'sync_status', cell: (r) => syncBadge(r.sync_status) },
+        {
+          title: 'Config hash', key: 'config_hash', mono: true,
+          cell: (r) => (r.config_hash === hash
+            ? short(r.config_hash, 12)
+            : h('span', { class: 'differs', title: `the control plane serves ${hash}` }, short(r.config_hash, 12), ' (differs)')),
+        },
+        { title: 'Last seen', key: 'last_seen', cell: (r) => ago(r.last_seen) },
+        {
+          title: 'Certificate expires', key: 'cert_expiry',
+          cell: (r) => {
+            const expiry = r.cert_details && r.cert_details.expiry_timestamp;
+            if (!expiry) return '—';
+            const days = Math.floor((expiry - now) / 86400);
+            return [date(expiry), ' ', badge(`${days} d`, days < 30 ? 'warn' : null)];
+          },
+        },
+      ], rows, (r) => ({ 'data-id': r.id })));
+    } catch (error) {
+      body.replaceChildren(failure(error));
+    }
+  });
+}
+
+/** What each list shows, and the field an item is named by. */
+const KINDS = {
+  services: {
+    title: 'Services', name: (e) => e.name || e.id,
+    columns: [
+      ['Host', (e) => e.host], ['Port', (e) => String(e.port)], ['Protocol', (e) => e.protocol],
+      ['Path', (e) => e.path || ''], ['Enabled', (e) => (e.enabled === false ? 'no' : 'yes')],
+    ],
+  },
+  routes: {
+    title: 'Routes', name: (e) => e.name || e.id,
+    columns: [
+      ['Paths', (e) => (e.paths || []).join(', ')], ['Hosts', (e) => (e.hosts || []).join(', ')],
+      ['Methods', (e) => (e.methods || []).join(', ')], ['Service', (e) => (e.service ? e.service.id : '')],
+    ],
+  },
+  consumers: {
+    title: 'Consumers', name: (e) => e.username || e.custom_id || e.id,
+    columns: [['Custom ID', (e) => e.custom_id || '']],
+  },
+  plugins: {
+    title: 'Plugins', name: (e) => e.id,
+    columns: [
+      ['Plugin', (e) => e.name],
+      ['Applies to', (e) => ['route', 'service', 'consumer'].filter((k) => e[k]).map((k) => `${k} ${e[k].id}`).join(', ') || 'everything'],
+      ['Enabled', (e) => (e.enabled === false ? 'no' : 'yes')],
+    ],
+  },
+  upstreams: {
+    title: 'Upstreams', name: (e) => e.name || e.id,
+    columns: [['Algorithm', (e) => e.algorithm || ''], ['Slots', (e) => String(e.slots ?? '')]],
+  },
+};
+
+async function list(kind) {
+  const spec = KINDS[kind];
+  const query = new URLSearchParams(location.search);
+  const offset = query.get('offset');
+  const search = h('input', { id: 'search', type: 'search', placeholder: 'Name, id, tag…', value: query.get('q') || '' });
+  const body = h('div', {});
+  page(spec.title,
+    h('div', { class: 'toolbar' },
+      h('div', { class: 'grow' }, h('label', { for: 'search' }, 'Search this page'), search)),
+    body);
+  let data;
+  try {
+    data = await api(`/${kind}?size=100${offset ? `&offset=${encodeURIComponent(offset)}` : ''}`);
+  } catch (error) {
+    body.replaceChildren(failure(error));
+    return null;
+  }
+  const show = () => {
+    const needle = search.value.trim().toLowerCase();
+    const rows = data.data.filter((e) => !needle || JSON.stringify(e).toLowerCase().includes(needle));
+    const columns = [
+      { title: 'Name', key: 'name', cell: (e) => h('a', { href: `/${kind}/${encodeURIComponent(spec.name(e))}` }, spec.name(e)) },
+      ...spec.columns.map(([title, cell]) => ({ title, key: title.toLowerCase(), cell })),
+      { title: 'Tags', key: 'tags', cell: (e) => (e.tags || []).map((t) => badge(t)) },
+    ];
+    const pager = h('div', { class: 'pager' },
+      offset ? h('a', { href: `/${kind}` }, 'First page') : null,
+      data.next ? h('a', { href: `/${kind}?offset=${encodeURIComponent(data.offset)}`, rel: 'next' }, 'Next page') : null,
+      h('span', { class: 'muted' }, `${rows.length} shown`));
+    body.replaceChildren(rows.length ? table(columns, rows, (e) => ({ 'data-id': e.id })) : h('p', { class: 'notice' }, 'Nothing here.'), pager);
+  };
+  search.addEventListener('input', show);
+  show();
+  return null;
+}
+
+async function item(kind, key) {
+  const spec = KINDS[kind];
+  let entity;
+  try {
+    entity = await api(`/${kind}/${encodeURIComponent(key)}`);
+  } catch (error) {
+    page(spec.title, error.status === 404 ? h('p', { class: 'notice' }, `No such entity: ${key}.`) : failure(error));
+    return null;
+  }
+  const remove = h('button', {
+    class: 'danger', type: 'button',
+    onclick: async () => {
+      if (!window.confirm(`Delete ${spec.name(entity)}?`)) return;
+      try {
+        await api(`/${kind}/${entity.id}`, { method: 'DELETE' });
+        go(`/${kind}`);
+      } catch (error) {
+        main.append(failure(error));
+      }
+    },
+  }, 'Delete');
+  page(`${spec.title.replace(/s$/, '')} ${spec.name(entity)}`,
+    h('p', {}, h('a', { href: `/${kind}` }, `All ${spec.title.toLowerCase()}`)),
+    h('dl', { class: 'fields' }, Object.entries(entity).flatMap(([field, value]) => [
+      h('dt', {}, field),
+      h('dd', { class: typeof value === 'object' && value !== null ? 'mono' : null },
+        value === null ? '—' : typeof value === 'object' ? JSON.stringify(value) : String(value)),
+    ])),
+    h('div', { class: 'toolbar' }, remove));
+  return null;
+}
+
+function notFound() {
+  page('Not found', h('p', {}, 'The console has no page here. ', h('a', { href: '/' }, 'Back to the overview.')));
+  return null;
+}
+
+const PAGES = [
+  [/^\/$/, () => overview()],
+  [/^\/data-planes\/?$/, () => (node.configuration.role === 'control_plane' ? dataPlanes() : notFound())],
+  [/^\/(services|routes|consumers|plugins|upstreams)\/?$/, (m) => list(m[1])],
+  [/^\/(services|routes|consumers|plugins|upstreams)\/([^/]+)\/?$/, (m) => item(m[1], decodeURIComponent(m[2]))],
+];
+
+async function show() {
+  if (leave) leave();
+  leave = null;
+  const path = location.pathname;
+  for (const link of document.querySelectorAll('nav a')) {
+    const href = link.getAttribute('href');
+    const current = href === '/' ? path === '/' : path === href || path.startsWith(`${href}/`);
+    if (current) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  const found = PAGES.map(([pattern, render]) => [path.match(pattern), render]).find(([m]) => m);
+  leave = found ? await found[1](found[0]) : notFound();
+  const heading = main.querySelector('h1');
+  if (heading && document.activeElement !== document.body) heading.focus();
+}
+
+function go(href) {
+  history.pushState(null, '', href);
+  show();
+}
+
+function theme() {
+  const button = document.getElementById('theme');
+  const root = document.documentElement;
+  const saved = localStorage.getItem('theme');
+  const dark = () => (root.dataset.theme || (matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light')) === 'dark';
+  if (saved === 'dark' || saved === 'light') root.dataset.theme = saved;
+  const label = () => {
+    button.setAttribute('aria-pressed', String(dark()));
+    button.textContent = 'Dark theme';
+  };
+  button.addEventListener('click', () => {
+    root.dataset.theme = dark() ? 'light' : 'dark';
+    localStorage.setItem('theme', root.dataset.theme);
+    label();
+  });
+  label();
+}
+
+async function start() {
+  theme();
+  document.addEventListener('click', (event) => {
+    const link = event.target.closest('a[href^="/"]');
+    if (!link || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    event.preventDefault();
+    go(link.getAttribute('href'));
+  });
+  window.addEventListener('popstate', show);
+  try {
+    node = await api('/');
+  } catch (error) {
+    page('The Admin API cannot be reached', failure(error));
+    return;
+  }
+  const role = node.configuration.role;
+  const label = document.getElementById('node-role');
+  label.textContent = ROLES[role] || role;
+  label.hidden = false;
+  for (const entry of document.querySelectorAll('nav [data-role]')) entry.hidden = entry.dataset.role !== role;
+  await show();
+  document.body.dataset.ready = 'true';
+}
+
+start();

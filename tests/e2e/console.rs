@@ -1,0 +1,220 @@
+//! The console (`admin_gui_listen`): its pages in a real browser (headless Chromium) against a
+//! control plane with real data planes, and its door: pages by plain links, the Admin API at
+//! `/api` on the console's own origin only, never on a data plane. Screenshots of the pages are
+//! left under `target/tmp/console/` for review.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use gateway_tests::browser::Browser;
+use gateway_tests::{EchoServer, Exchange, Gateway, conf_dir, free_port, http_send, poll};
+use serde_json::json;
+
+use crate::hybrid::{SYNC_DEADLINE, add_route, cluster_dir, cp_hash, data_planes, start_cp_env, start_dp};
+
+fn shots() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console")
+}
+
+fn at(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Exchange {
+    http_send(addr, method, path, headers, body.map(str::as_bytes)).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+#[test]
+fn the_data_plane_list_shows_running_nodes_in_sync_and_a_stopped_one_goes_stale() {
+    let dir = cluster_dir();
+    let (cluster, gui) = (free_port(), free_port());
+    let listen = format!("127.0.0.1:{gui}");
+    let cp = start_cp_env(dir.path(), cluster, &[], &[("KONG_ADMIN_GUI_LISTEN", &listen)]);
+    let echo = EchoServer::start();
+    add_route(&cp, &echo, "echo", "echo-route", "/echo");
+    let dp1 = start_dp(dir.path(), "dp1", cluster, &["cluster_dp_labels = site:berlin".into()]);
+    let dp2 = start_dp(dir.path(), "dp2", cluster, &[]);
+    let hash = cp_hash(&cp);
+    let planes = poll("both data planes in sync", SYNC_DEADLINE, || {
+        let planes = data_planes(&cp);
+        (planes.len() == 2 && planes.iter().all(|p| p["config_hash"] == hash)).then_some(planes)
+    });
+    let stopped_id = planes
+        .iter()
+        .find(|p| p["labels"].as_object().is_none_or(|l| l.is_empty()))
+        .and_then(|p| p["id"].as_str())
+        .expect("dp2 has no labels")
+        .to_string();
+
+    let mut browser = Browser::start(1280, 800);
+    browser.goto(&format!("http://{listen}/data-planes"));
+    browser.wait_for(
+        "two data planes, connected and in sync",
+        "document.body.dataset.ready === 'true' \
+         && document.querySelectorAll('tbody tr').length === 2 \
+         && [...document.querySelectorAll('td[data-column=sync_status]')].every(td => td.textContent === 'normal') \
+         && [...document.querySelectorAll('td[data-column=status]')].every(td => td.textContent === 'connected')",
+    );
+    let shown = browser.eval(
+        "[...document.querySelectorAll('tbody tr')].map(tr => ({ id: tr.dataset.id, \
+           hash: tr.querySelector('td[data-column=config_hash] abbr').title, \
+           marked: tr.querySelector('td[data-column=config_hash]').textContent.includes('differs'), \
+           labels: tr.querySelector('td[data-column=labels]').textContent, \
+           seen: tr.querySelector('td[data-column=last_seen]').textContent }))",
+    );
+    let shown = shown.as_array().unwrap();
+    for plane in &planes {
+        let row = shown.iter().find(|r| r["id"] == plane["id"]).unwrap_or_else(|| panic!("{plane} shown: {shown:?}"));
+        assert_eq!((&row["hash"], &row["marked"]), (&hash, &json!(false)), "the CP's hash, not marked: {row}");
+        assert!(row["seen"].as_str().unwrap().ends_with(" s ago"), "{row}");
+    }
+    assert!(shown.iter().any(|r| r["labels"] == "site: berlin"), "{shown:?}");
+    assert_eq!(browser.eval("document.querySelectorAll('.differs').length"), json!(0));
+    assert_eq!(browser.eval("document.querySelector('nav a[aria-current=page]').textContent"), "Data plane nodes");
+    browser.screenshot(&shots().join("data-planes.png"));
+
+    // One node stops: its row goes stale without a reload; the other stays in sync.
+    drop(dp2);
+    browser.wait_for(
+        "the stopped data plane shown as stale",
+        &format!(
+            "document.querySelector('tr[data-id=\"{stopped_id}\"] td[data-column=status]')?.textContent === 'stale'"
+        ),
+    );
+    assert_eq!(
+        browser.eval("[...document.querySelectorAll('td[data-column=status]')].filter(td => td.textContent === 'connected').length"),
+        json!(1)
+    );
+    browser.screenshot(&shots().join("data-planes-one-stale.png"));
+
+    // The overview: the CP's hash, and the stopped node among the warnings.
+    browser.eval("document.querySelector('nav a[href=\"/\"]').click()");
+    let warnings = browser.wait_for(
+        "the overview's warnings",
+        "document.querySelector('#config-hash') && document.querySelector('#warnings')?.textContent",
+    );
+    assert!(warnings.as_str().unwrap().contains(&format!("{stopped_id}) is not connected")), "{warnings}");
+    assert_eq!(browser.eval("document.querySelector('#config-hash .value').textContent"), hash);
+    assert_eq!(browser.eval("location.pathname"), "/");
+    browser.screenshot(&shots().join("overview.png"));
+
+    // The entity pages, reached by links: the list, then the service's own page.
+    browser.goto(&format!("http://{listen}/services"));
+    browser.wait_for("the service list", "document.querySelector('tr[data-id] a')?.textContent === 'echo'");
+    browser.screenshot(&shots().join("services.png"));
+    browser.eval("document.querySelector('tr[data-id] a').click()");
+    browser.wait_for(
+        "the service's page",
+        "location.pathname === '/services/echo' && document.querySelector('dl.fields')",
+    );
+    assert_eq!(browser.eval("document.querySelector('h1').textContent"), "Service echo");
+    browser.screenshot(&shots().join("service.png"));
+    browser.goto(&format!("http://{listen}/routes"));
+    browser.wait_for("the route list", "document.querySelector('tr[data-id] a')?.textContent === 'echo-route'");
+    browser.screenshot(&shots().join("routes.png"));
+
+    // Narrow and dark: the same page still works.
+    browser.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 420, "height": 800, "deviceScaleFactor": 1, "mobile": true}),
+    );
+    browser
+        .call("Emulation.setEmulatedMedia", json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}));
+    browser.goto(&format!("http://{listen}/data-planes"));
+    browser.wait_for("the list in a narrow window", "document.querySelectorAll('tbody tr').length === 2");
+    let background = browser.eval("getComputedStyle(document.body).backgroundColor");
+    assert_eq!(background, "rgb(13, 17, 23)", "the dark theme");
+    browser.screenshot(&shots().join("data-planes-narrow-dark.png"));
+    drop(dp1);
+}
+
+#[test]
+fn the_console_serves_its_pages_and_the_admin_api_only_to_its_own_origin() {
+    let gui = free_port();
+    let admin = free_port();
+    let (dir, _) = conf_dir(&[
+        "prefix = servroot".into(),
+        "proxy_listen = off".into(),
+        "status_listen = off".into(),
+        format!("admin_listen = 127.0.0.1:{admin}"),
+    ]);
+    let listen = format!("127.0.0.1:{gui}");
+    let mut node = Gateway::start(dir.path(), &["-c", "kong.conf"], &[("KONG_ADMIN_GUI_LISTEN", &listen)]);
+    node.wait_for_log("gateway started");
+    assert!(node.log().contains(&format!("console listening listen={listen}")), "{}", node.log());
+    let gui = at(gui);
+
+    // Every console URL loads the page, with headers that keep it to its own origin.
+    for path in ["/", "/data-planes", "/services", "/services/anything", "/consumers/alice"] {
+        let page = send(gui, "GET", path, &[], None);
+        assert_eq!(page.status, 200, "{path}: {page:?}");
+        assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+        assert!(page.body.contains("<script type=\"module\" src=\"/assets/app.js\">"), "{}", page.body);
+        let csp = page.header("content-security-policy").unwrap_or_default();
+        assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    }
+    assert_eq!(send(gui, "GET", "/nowhere", &[], None).status, 404);
+    let script = send(gui, "GET", "/assets/app.js", &[], None);
+    assert_eq!((script.status, script.header("content-type")), (200, Some("text/javascript; charset=utf-8")));
+    assert_eq!(send(gui, "POST", "/services", &[], Some("x")).status, 405);
+    // A page under another site's name is refused (DNS rebinding); a link from anywhere is not.
+    assert_eq!(send(gui, "GET", "/", &[("Host", "evil.example")], None).status, 403);
+    assert_eq!(send(gui, "GET", "/", &[("Sec-Fetch-Site", "cross-site")], None).status, 200);
+
+    // The Admin API on the console's origin: reads and writes from the page work...
+    let origin = format!("http://{listen}");
+    let same = [("Origin", origin.as_str()), ("Sec-Fetch-Site", "same-origin"), ("Content-Type", "application/json")];
+    let created = send(gui, "POST", "/api/services", &same, Some(r#"{"name":"made-here","url":"http://127.0.0.1:9"}"#));
+    assert_eq!(created.status, 201, "{created:?}");
+    let listed = send(gui, "GET", "/api/services?size=10", &[], None);
+    assert_eq!(listed.json()["data"][0]["name"], "made-here");
+    let status = send(gui, "GET", "/api/status", &[], None);
+    assert!(status.json()["configuration_hash"].is_string(), "{status:?}");
+    assert_eq!(send(at(admin), "GET", "/services/made-here", &[], None).status, 200, "the same Admin API");
+    // ...and nothing from another site does: no CORS opening, no cross-site write.
+    let evil = [("Origin", "http://evil.example"), ("Content-Type", "application/json")];
+    let refused = send(gui, "POST", "/api/services", &evil, Some(r#"{"name":"not-made","url":"http://127.0.0.1:9"}"#));
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert!(refused.header("access-control-allow-origin").is_none());
+    let cross = send(gui, "DELETE", "/api/services/made-here", &[("Sec-Fetch-Site", "cross-site")], None);
+    assert_eq!(cross.status, 403, "{cross:?}");
+    assert_eq!(send(gui, "GET", "/api/services/not-made", &[], None).status, 404);
+    assert_eq!(send(gui, "GET", "/api/services/made-here", &[("Host", "evil.example")], None).status, 403);
+    drop(node);
+}
+
+#[test]
+fn data_planes_and_nodes_without_an_admin_api_serve_no_console() {
+    let dir = cluster_dir();
+    let (cluster, gui) = (free_port(), free_port());
+    let cp = start_cp_env(dir.path(), cluster, &[], &[]);
+    let listen = format!("127.0.0.1:{gui}");
+    let dp_conf = crate::hybrid::write_conf(
+        dir.path(),
+        "dp.conf",
+        &[
+            "role = data_plane".into(),
+            "database = off".into(),
+            "cluster_cert = cluster.crt".into(),
+            "cluster_cert_key = cluster.key".into(),
+            format!("cluster_control_plane = 127.0.0.1:{cluster}"),
+            format!("cluster_telemetry_endpoint = 127.0.0.1:{}", free_port()),
+            "prefix = dp".into(),
+            format!("proxy_listen = 127.0.0.1:{}", free_port()),
+            "status_listen = off".into(),
+        ],
+    );
+    let mut dp = Gateway::start(dir.path(), &["-c", dp_conf.to_str().unwrap()], &[("KONG_ADMIN_GUI_LISTEN", &listen)]);
+    dp.wait_for_log("gateway started");
+    poll("the data plane connected", SYNC_DEADLINE, || (data_planes(&cp).len() == 1).then_some(()));
+    assert!(std::net::TcpStream::connect(at(gui)).is_err(), "nothing listens on a data plane's admin_gui_listen");
+    assert!(!dp.log().contains("console listening"), "{}", dp.log());
+    drop(dp);
+
+    let (dir, _) = conf_dir(&["prefix = servroot".into(), "proxy_listen = off".into(), "admin_listen = off".into()]);
+    let mut node = Gateway::start(dir.path(), &["-c", "kong.conf"], &[("KONG_ADMIN_GUI_LISTEN", &listen)]);
+    node.wait_for_log("gateway started");
+    assert!(node.log().contains("the console (admin_gui_listen) is not served"), "{}", node.log());
+    assert!(std::net::TcpStream::connect(at(gui)).is_err());
+}
