@@ -125,6 +125,14 @@ fn the_data_plane_list_shows_running_nodes_in_sync_and_a_stopped_one_goes_stale(
     let background = browser.eval("getComputedStyle(document.body).backgroundColor");
     assert_eq!(background, "rgb(13, 17, 23)", "the dark theme");
     browser.screenshot(&shots().join("data-planes-narrow-dark.png"));
+    // The toggle overrides the system's preference, and the page remembers it.
+    assert_eq!(browser.eval("document.querySelector('#theme').getAttribute('aria-pressed')"), "true");
+    browser.eval("document.querySelector('#theme').click()");
+    assert_eq!(browser.eval("getComputedStyle(document.body).backgroundColor"), "rgb(246, 248, 250)");
+    assert_eq!(browser.eval("document.querySelector('#theme').getAttribute('aria-pressed')"), "false");
+    browser.goto(&format!("http://{listen}/"));
+    browser.wait_for("the overview", "document.body.dataset.ready === 'true'");
+    assert_eq!(browser.eval("getComputedStyle(document.body).backgroundColor"), "rgb(246, 248, 250)");
     drop(dp1);
 }
 

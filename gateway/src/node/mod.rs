@@ -553,13 +553,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         tasks.spawn_on(dp.run(shutdown.clone()), &on_control);
     }
     if settings.role != Role::DataPlane && !settings.admin_listen.is_empty() {
-        let edge = crate::admin::edge::Edge::new(
-            &settings.admin_listen,
-            &settings.admin_allowed_hosts,
-            usize::try_from(settings.admin_max_body).unwrap_or(usize::MAX),
-        )
-        .with_body_timeout(settings.client_limits.body_timeout)
-        .with_headers(settings.headers);
+        let edge = api_edge(&settings, &settings.admin_listen);
         let admin =
             AdminApi::new(catalog.clone(), applied.clone(), node_info(&settings, node_id), registry.clone(), edge);
         if let Some(certs) = &dp_certificates {
@@ -569,74 +563,27 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         if let Some(store) = &analytics_store {
             admin.serve_analytics(store.clone());
         }
-        if !settings.admin_gui_listen.is_empty() {
-            let edge = crate::admin::edge::Edge::new(
-                &settings.admin_gui_listen,
-                &settings.admin_allowed_hosts,
-                usize::try_from(settings.admin_max_body).unwrap_or(usize::MAX),
-            )
-            .with_body_timeout(settings.client_limits.body_timeout)
-            .with_headers(settings.headers);
-            let console = crate::console::Console::new(&admin, edge);
-            for spec in &settings.admin_gui_listen {
-                let listener = listener::bind("admin_gui_listen", spec).await?;
-                let listener = listener::into_tokio(&on_control, "admin_gui_listen", spec, listener)?;
-                let tls = if spec.ssl {
-                    Some(tls::acceptor(
-                        "admin_gui_ssl_cert",
-                        settings.admin_gui_ssl.as_ref(),
-                        &settings.prefix,
-                        spec.http2,
-                    )?)
-                } else {
-                    None
-                };
-                tracing::info!(listen = %spec, "console listening");
-                let console = console.clone();
-                let options = server::ServeOptions {
-                    tls,
-                    http2: spec.http2,
-                    limits: settings.client_limits.clone(),
-                    workers: None,
-                    access_log: access_logs.console.clone(),
-                    counters: None,
-                };
-                tasks.spawn_on(
-                    server::serve(
-                        "console",
-                        listener,
-                        options,
-                        move |_| console.service(),
-                        shutdown.clone(),
-                        DRAIN_TIMEOUT,
-                    ),
-                    &on_control,
-                );
-            }
-        }
-        for spec in &settings.admin_listen {
-            let listener = listener::bind("admin_listen", spec).await?;
-            let listener = listener::into_tokio(&on_control, "admin_listen", spec, listener)?;
-            let tls = if spec.ssl {
-                Some(tls::acceptor("admin_ssl_cert", settings.admin_ssl.as_ref(), &settings.prefix, spec.http2)?)
-            } else {
-                None
-            };
-            tracing::info!(listen = %spec, "Admin API listening");
-            let admin = admin.clone();
-            let options = server::ServeOptions {
-                tls,
-                http2: spec.http2,
-                limits: settings.client_limits.clone(),
-                workers: None,
-                access_log: access_logs.admin.clone(),
-                counters: None,
-            };
-            tasks.spawn_on(
-                server::serve("admin", listener, options, move |_| admin.service(), shutdown.clone(), DRAIN_TIMEOUT),
-                &on_control,
-            );
-        }
+        let console = crate::console::Console::new(&admin, api_edge(&settings, &settings.admin_gui_listen));
+        let door = ApiListener {
+            name: "console",
+            label: "console",
+            key: "admin_gui_listen",
+            cert_key: "admin_gui_ssl_cert",
+            specs: &settings.admin_gui_listen,
+            pair: settings.admin_gui_ssl.as_ref(),
+            access_log: access_logs.console.clone(),
+        };
+        door.serve(&settings, &on_control, &mut tasks, move |_| console.service(), &shutdown).await?;
+        let door = ApiListener {
+            name: "admin",
+            label: "Admin API",
+            key: "admin_listen",
+            cert_key: "admin_ssl_cert",
+            specs: &settings.admin_listen,
+            pair: settings.admin_ssl.as_ref(),
+            access_log: access_logs.admin.clone(),
+        };
+        door.serve(&settings, &on_control, &mut tasks, move |_| admin.service(), &shutdown).await?;
     }
     if settings.role != Role::DataPlane && settings.admin_listen.is_empty() && !settings.admin_gui_listen.is_empty() {
         tracing::info!(
@@ -644,33 +591,16 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         );
     }
     let status = StatusApi::new(&settings, proxy.clone(), scrape.clone(), proxy_workers.clone());
-    for spec in &settings.status_listen {
-        let listener = listener::bind("status_listen", spec).await?;
-        let listener = listener::into_tokio(&on_proxy, "status_listen", spec, listener)?;
-        let tls = if spec.ssl {
-            Some(tls::acceptor("status_ssl_cert", settings.status_ssl.as_ref(), &settings.prefix, spec.http2)?)
-        } else {
-            None
-        };
-        tracing::info!(listen = %spec, "status API listening");
-        let status = status.clone();
-        let options = server::ServeOptions {
-            tls,
-            http2: spec.http2,
-            limits: settings.client_limits.clone(),
-            workers: None,
-            access_log: access_logs.status.clone(),
-            counters: None,
-        };
-        tasks.spawn(server::serve(
-            "status",
-            listener,
-            options,
-            move |_| status.service(),
-            shutdown.clone(),
-            DRAIN_TIMEOUT,
-        ));
-    }
+    let door = ApiListener {
+        name: "status",
+        label: "status API",
+        key: "status_listen",
+        cert_key: "status_ssl_cert",
+        specs: &settings.status_listen,
+        pair: settings.status_ssl.as_ref(),
+        access_log: access_logs.status.clone(),
+    };
+    door.serve(&settings, &on_proxy, &mut tasks, move |_| status.service(), &shutdown).await?;
     tracing::info!(role = %settings.role, version = crate::VERSION, "gateway started");
 
     let signal = loop {
@@ -691,6 +621,80 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
     drop(access_logs);
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// The door of the Admin API (or of its console) on `listen`: the names it answers to, the largest
+/// body it reads, its clocks and Kong's headers.
+fn api_edge(settings: &Settings, listen: &[crate::conf::ListenSpec]) -> crate::admin::edge::Edge {
+    crate::admin::edge::Edge::new(
+        listen,
+        &settings.admin_allowed_hosts,
+        usize::try_from(settings.admin_max_body).unwrap_or(usize::MAX),
+    )
+    .with_body_timeout(settings.client_limits.body_timeout)
+    .with_headers(settings.headers)
+}
+
+/// One kind of API listener (the Admin API, the console, the status API): the settings that name
+/// its addresses and certificate, and its access log. A new one is one more of these.
+struct ApiListener<'a> {
+    /// The server's name in its own messages.
+    name: &'static str,
+    /// What the start says is listening.
+    label: &'static str,
+    key: &'static str,
+    cert_key: &'static str,
+    specs: &'a [crate::conf::ListenSpec],
+    pair: Option<&'a (crate::conf::PemSource, crate::conf::PemSource)>,
+    access_log: Option<server::access_log::AccessLogging>,
+}
+
+impl ApiListener<'_> {
+    /// Binds every address and serves `make`'s service on each, on `runtime`, until `shutdown`.
+    async fn serve<M, S, B>(
+        self,
+        settings: &Settings,
+        runtime: &tokio::runtime::Handle,
+        tasks: &mut JoinSet<()>,
+        make: M,
+        shutdown: &shutdown::Shutdown,
+    ) -> Result<(), NodeError>
+    where
+        M: Fn(crate::server::Conn) -> S + Clone + Send + Sync + 'static,
+        S: hyper::service::Service<hyper::Request<hyper::body::Incoming>, Response = hyper::Response<B>>
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        B: hyper::body::Body + Send + Unpin + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        for spec in self.specs {
+            let bound = listener::bind(self.key, spec).await?;
+            let bound = listener::into_tokio(runtime, self.key, spec, bound)?;
+            let tls = if spec.ssl {
+                Some(tls::acceptor(self.cert_key, self.pair, &settings.prefix, spec.http2)?)
+            } else {
+                None
+            };
+            tracing::info!(listen = %spec, "{} listening", self.label);
+            let options = server::ServeOptions {
+                tls,
+                http2: spec.http2,
+                limits: settings.client_limits.clone(),
+                workers: None,
+                access_log: self.access_log.clone(),
+                counters: None,
+            };
+            tasks.spawn_on(
+                server::serve(self.name, bound, options, make.clone(), shutdown.clone(), DRAIN_TIMEOUT),
+                runtime,
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The node's access logs, kept open until it has stopped (dropping one writes what is left),
