@@ -137,6 +137,71 @@ fn the_data_plane_list_shows_running_nodes_in_sync_and_a_stopped_one_goes_stale(
 }
 
 #[test]
+fn a_service_and_a_route_made_through_the_forms_are_served_by_a_data_plane() {
+    let dir = cluster_dir();
+    let (cluster, gui) = (free_port(), free_port());
+    let listen = format!("127.0.0.1:{gui}");
+    let cp = start_cp_env(dir.path(), cluster, &[], &[("KONG_ADMIN_GUI_LISTEN", &listen)]);
+    let dp = start_dp(dir.path(), "dp", cluster, &[]);
+    let echo = EchoServer::start();
+    let mut browser = Browser::start(1280, 900);
+
+    // A service with a port out of range: the error shows next to the port, and nothing is written.
+    browser.goto(&format!("http://{listen}/services"));
+    browser.wait_for("the service list", "document.body.dataset.ready === 'true' && document.querySelector('#new')");
+    browser.click("#new");
+    browser.type_into("#field-name", "made-in-console");
+    browser.type_into("#field-host", &echo.addr.ip().to_string());
+    browser.type_into("#field-port", "70000");
+    browser.click("form.entity-form button[type=submit]");
+    let error =
+        browser.wait_for("the port's error", "document.querySelector('#field-port-error:not([hidden])')?.textContent");
+    assert!(error.as_str().unwrap().contains("65535"), "{error}");
+    assert_eq!(browser.eval("document.querySelector('#field-port').getAttribute('aria-invalid')"), "true");
+    assert_eq!(browser.eval("document.activeElement.id"), "field-port", "the first field at fault has the focus");
+    assert_eq!(browser.eval("document.querySelector('#field-host-error').hidden"), json!(true));
+    browser.screenshot(&shots().join("service-form-error.png"));
+    assert_eq!(send(cp.admin, "GET", "/services", &[], None).json()["data"], json!([]), "nothing written");
+
+    // Corrected, it is made, and the page goes to the new service.
+    browser.type_into("#field-port", &echo.addr.port().to_string());
+    browser.click("form.entity-form button[type=submit]");
+    browser.wait_for(
+        "the new service's page",
+        "location.pathname === '/services/made-in-console' && document.querySelector('dl.fields')",
+    );
+
+    // A route for it, through the routes' form.
+    browser.goto(&format!("http://{listen}/routes"));
+    browser.wait_for("the route list", "document.body.dataset.ready === 'true' && document.querySelector('#new')");
+    browser.click("#new");
+    browser.type_into("#field-name", "made-route");
+    browser.type_into("#field-service", "made-in-console");
+    browser.type_into("#field-paths", "/made");
+    browser.click("form.entity-form button[type=submit]");
+    browser.wait_for("the new route's page", "location.pathname === '/routes/made-route'");
+    browser.screenshot(&shots().join("route.png"));
+
+    // The data plane serves it.
+    let proxied = poll("the data plane to serve /made", SYNC_DEADLINE, || {
+        let answer = http_send(dp.proxy, "GET", "/made/x", &[], None).ok()?;
+        (answer.status == 200).then_some(answer)
+    });
+    assert_eq!(proxied.json()["path"], "/x", "strip_path is on by default, as in Kong");
+
+    // Edited through the item page's form: the change reaches the data plane too.
+    browser.goto(&format!("http://{listen}/routes/made-route"));
+    browser.wait_for("the route's page", "document.body.dataset.ready === 'true' && document.querySelector('#edit')");
+    browser.click("#edit");
+    browser.type_into("#field-paths", "/changed");
+    browser.click("#edit-entity button[type=submit]");
+    browser.wait_for("the saved route", "document.querySelector('dl.fields')?.textContent.includes('/changed')");
+    poll("the data plane to serve /changed", SYNC_DEADLINE, || {
+        (http_send(dp.proxy, "GET", "/changed/x", &[], None).ok()?.status == 200).then_some(())
+    });
+}
+
+#[test]
 fn the_console_serves_its_pages_and_the_admin_api_only_to_its_own_origin() {
     let gui = free_port();
     let admin = free_port();

@@ -130,6 +130,24 @@ impl Browser {
         result["result"]["value"].clone()
     }
 
+    /// Types `text` into the field `selector` names, as a person would: focused, its old value
+    /// selected, then the keystrokes' text inserted.
+    pub fn type_into(&mut self, selector: &str, text: &str) {
+        let found = self.eval(&format!(
+            "(() => {{ const el = document.querySelector({selector:?}); if (!el) return false; el.focus(); el.select && el.select(); return true; }})()"
+        ));
+        assert_eq!(found, Value::Bool(true), "no field {selector}");
+        self.call("Input.insertText", json!({"text": text}));
+    }
+
+    /// Clicks the element `selector` names.
+    pub fn click(&mut self, selector: &str) {
+        let found = self.eval(&format!(
+            "(() => {{ const el = document.querySelector({selector:?}); if (!el) return false; el.click(); return true; }})()"
+        ));
+        assert_eq!(found, Value::Bool(true), "nothing to click at {selector}");
+    }
+
     /// Polls `expression` until it is truthy (not null, false, 0 or ""), and returns its value. A
     /// script error counts as not yet (the page may still be loading); the last one is reported
     /// if the deadline passes.

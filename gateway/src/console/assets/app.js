@@ -266,15 +266,168 @@ const KINDS = {
   },
 };
 
+/** The fields a form offers for each kind: [field, label, type, options]. Types: text, number,
+ *  list (comma separated), bool, select (options), service (a service by name or id). */
+const FORMS = {
+  services: [
+    ['name', 'Name', 'text'],
+    ['protocol', 'Protocol', 'select', ['http', 'https', 'grpc', 'grpcs']],
+    ['host', 'Host', 'text'],
+    ['port', 'Port', 'number'],
+    ['path', 'Path', 'text'],
+    ['retries', 'Retries', 'number'],
+    ['connect_timeout', 'Connect timeout (ms)', 'number'],
+    ['read_timeout', 'Read timeout (ms)', 'number'],
+    ['write_timeout', 'Write timeout (ms)', 'number'],
+    ['tags', 'Tags', 'list'],
+    ['enabled', 'Enabled', 'bool'],
+  ],
+  routes: [
+    ['name', 'Name', 'text'],
+    ['service', 'Service', 'service'],
+    ['paths', 'Paths', 'list'],
+    ['hosts', 'Hosts', 'list'],
+    ['methods', 'Methods', 'list'],
+    ['protocols', 'Protocols', 'list'],
+    ['strip_path', 'Strip the matched path', 'bool'],
+    ['preserve_host', 'Preserve the Host header', 'bool'],
+    ['tags', 'Tags', 'list'],
+  ],
+  consumers: [
+    ['username', 'Username', 'text'],
+    ['custom_id', 'Custom ID', 'text'],
+    ['tags', 'Tags', 'list'],
+  ],
+  upstreams: [
+    ['name', 'Name', 'text'],
+    ['algorithm', 'Algorithm', 'select', ['round-robin', 'consistent-hashing', 'least-connections', 'latency']],
+    ['slots', 'Slots', 'number'],
+    ['tags', 'Tags', 'list'],
+  ],
+};
+
+/** Kong's `fields` of a 400, as one message per top-level field. */
+function fieldMessages(fields) {
+  const text = (value) => {
+    if (value === null || value === undefined) return '';
+    if (typeof value === 'string') return value;
+    if (Array.isArray(value)) return value.map(text).filter(Boolean).join('; ');
+    return Object.entries(value).map(([k, v]) => `${k}: ${text(v)}`).join('; ');
+  };
+  return Object.fromEntries(Object.entries(fields || {}).map(([field, value]) => [field, text(value)]));
+}
+
+/** A form for an entity of `kind`: empty to create one, or filled from `entity` to change it.
+ *  `done(saved)` runs once the Admin API took it. Kong's field errors are shown next to their
+ *  fields; nothing is written unless the whole entity is accepted. */
+function entityForm(kind, entity, done) {
+  const spec = FORMS[kind];
+  const inputs = {};
+  const errors = {};
+  const formError = h('p', { class: 'notice bad', role: 'alert', hidden: true });
+  const rows = spec.map(([field, label, type, options]) => {
+    const id = `field-${field}`;
+    const value = entity ? entity[field] : undefined;
+    let input;
+    if (type === 'bool') {
+      input = h('input', { id, name: field, type: 'checkbox' });
+      input.checked = value === undefined ? !(field === 'preserve_host') : Boolean(value);
+    } else if (type === 'select') {
+      input = h('select', { id, name: field }, h('option', { value: '' }, '(default)'),
+        options.map((o) => h('option', { value: o, selected: value === o }, o)));
+    } else {
+      const shown = value === null || value === undefined ? ''
+        : type === 'list' ? value.join(', ')
+          : type === 'service' ? value.id : String(value);
+      input = h('input', { id, name: field, type: type === 'number' ? 'number' : 'text', value: shown,
+        placeholder: type === 'list' ? 'comma separated' : type === 'service' ? 'name or id' : null });
+    }
+    inputs[field] = [input, type];
+    errors[field] = h('span', { class: 'field-error', id: `${id}-error`, hidden: true });
+    return h('div', { class: type === 'bool' ? 'field check' : 'field' },
+      type === 'bool' ? [input, h('label', { for: id }, label)] : [h('label', { for: id }, label), input],
+      errors[field]);
+  });
+  const submit = h('button', { type: 'submit' }, entity ? 'Save' : 'Create');
+  const form = h('form', { class: 'entity-form', novalidate: true }, formError, h('div', { class: 'fields-grid' }, rows),
+    h('div', { class: 'toolbar' }, submit));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const body = {};
+    for (const [field, [input, type]] of Object.entries(inputs)) {
+      if (type === 'bool') {
+        body[field] = input.checked;
+        continue;
+      }
+      const raw = input.value.trim();
+      if (raw === '') {
+        if (entity && entity[field] !== null && entity[field] !== undefined) body[field] = null;
+        continue;
+      }
+      if (type === 'number') body[field] = Number(raw);
+      else if (type === 'list') body[field] = raw.split(',').map((v) => v.trim()).filter(Boolean);
+      else if (type === 'service') body[field] = /^[0-9a-f-]{36}$/i.test(raw) ? { id: raw } : { name: raw };
+      else body[field] = raw;
+    }
+    for (const [field, span] of Object.entries(errors)) {
+      span.hidden = true;
+      span.textContent = '';
+      inputs[field][0].removeAttribute('aria-invalid');
+      inputs[field][0].removeAttribute('aria-describedby');
+    }
+    formError.hidden = true;
+    submit.disabled = true;
+    try {
+      const saved = await api(entity ? `/${kind}/${entity.id}` : `/${kind}`, { method: entity ? 'PATCH' : 'POST', body });
+      done(saved);
+    } catch (error) {
+      const messages = fieldMessages(error.body && error.body.fields);
+      const unplaced = [];
+      let first = null;
+      for (const [field, message] of Object.entries(messages)) {
+        if (errors[field]) {
+          errors[field].textContent = message;
+          errors[field].hidden = false;
+          inputs[field][0].setAttribute('aria-invalid', 'true');
+          inputs[field][0].setAttribute('aria-describedby', errors[field].id);
+          first = first || inputs[field][0];
+        } else {
+          unplaced.push(`${field}: ${message}`);
+        }
+      }
+      formError.textContent = [error.message, ...unplaced].join(' — ');
+      formError.hidden = false;
+      (first || submit).focus();
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return form;
+}
+
 async function list(kind) {
   const spec = KINDS[kind];
   const query = new URLSearchParams(location.search);
   const offset = query.get('offset');
   const search = h('input', { id: 'search', type: 'search', placeholder: 'Name, id, tag…', value: query.get('q') || '' });
   const body = h('div', {});
+  const creating = h('section', { id: 'new-entity', hidden: true, 'aria-label': `New ${spec.title.replace(/s$/, '').toLowerCase()}` });
+  const open = FORMS[kind] ? h('button', {
+    type: 'button', id: 'new', 'aria-expanded': 'false', 'aria-controls': 'new-entity',
+    onclick: () => {
+      creating.hidden = !creating.hidden;
+      open.setAttribute('aria-expanded', String(!creating.hidden));
+      if (!creating.hidden && !creating.firstChild) {
+        creating.append(h('h2', {}, `New ${spec.title.replace(/s$/, '').toLowerCase()}`),
+          entityForm(kind, null, (saved) => go(`/${kind}/${encodeURIComponent(spec.name(saved))}`)));
+      }
+      if (!creating.hidden) creating.querySelector('input, select').focus();
+    },
+  }, `New ${spec.title.replace(/s$/, '').toLowerCase()}`) : null;
   page(spec.title,
     h('div', { class: 'toolbar' },
-      h('div', { class: 'grow' }, h('label', { for: 'search' }, 'Search this page'), search)),
+      h('div', { class: 'grow' }, h('label', { for: 'search' }, 'Search this page'), search), open),
+    creating,
     body);
   let data;
   try {
@@ -323,6 +476,21 @@ async function item(kind, key) {
       }
     },
   }, 'Delete');
+  const editing = h('section', { id: 'edit-entity', hidden: true, 'aria-label': 'Edit' });
+  const edit = FORMS[kind] ? h('button', {
+    type: 'button', class: 'ghost', id: 'edit', 'aria-expanded': 'false', 'aria-controls': 'edit-entity',
+    onclick: () => {
+      editing.hidden = !editing.hidden;
+      edit.setAttribute('aria-expanded', String(!editing.hidden));
+      if (!editing.hidden && !editing.firstChild) {
+        editing.append(entityForm(kind, entity, (saved) => {
+          const path = `/${kind}/${encodeURIComponent(spec.name(saved))}`;
+          if (path === location.pathname) show();
+          else go(path);
+        }));
+      }
+    },
+  }, 'Edit') : null;
   page(`${spec.title.replace(/s$/, '')} ${spec.name(entity)}`,
     h('p', {}, h('a', { href: `/${kind}` }, `All ${spec.title.toLowerCase()}`)),
     h('dl', { class: 'fields' }, Object.entries(entity).flatMap(([field, value]) => [
@@ -330,7 +498,8 @@ async function item(kind, key) {
       h('dd', { class: typeof value === 'object' && value !== null ? 'mono' : null },
         value === null ? '—' : typeof value === 'object' ? JSON.stringify(value) : String(value)),
     ])),
-    h('div', { class: 'toolbar' }, remove));
+    h('div', { class: 'toolbar' }, edit, remove),
+    editing);
   return null;
 }
 
