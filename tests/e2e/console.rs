@@ -113,6 +113,28 @@ fn the_data_plane_list_shows_running_nodes_in_sync_and_a_stopped_one_goes_stale(
     browser.wait_for("the route list", "document.querySelector('tr[data-id] a')?.textContent === 'echo-route'");
     browser.screenshot(&shots().join("routes.png"));
 
+    // In shared mode the wizard makes only the dp.conf: the node presents the one shared pair.
+    browser.goto(&format!("http://{listen}/data-planes/new"));
+    browser.wait_for("the wizard", "document.body.dataset.ready === 'true' && document.querySelector('#dp-generate')");
+    assert_eq!(browser.eval("document.querySelector('#dp-name')"), json!(null), "no pair to name");
+    browser.type_into("#dp-control-plane", &format!("127.0.0.1:{cluster}"));
+    browser.click("#dp-use-proxy");
+    browser.type_into("#dp-proxy-server", "http://proxy.internal:3128");
+    browser.click("#dp-generate");
+    let conf = browser.wait_for("the dp.conf", "document.querySelector('#dp-conf')?.textContent");
+    let conf = conf.as_str().unwrap();
+    for line in [
+        "cluster_mtls = shared",
+        "cluster_cert = cluster.crt",
+        "cluster_use_proxy = on",
+        "proxy_server = http://proxy.internal:3128",
+        "proxy_server_ssl_verify = on",
+    ] {
+        assert!(conf.lines().any(|l| l == line), "`{line}` in:\n{conf}");
+    }
+    assert_eq!(browser.eval("document.querySelector('#dp-key')"), json!(null));
+    browser.screenshot(&shots().join("data-plane-wizard-shared.png"));
+
     // Narrow and dark: the same page still works.
     browser.call(
         "Emulation.setDeviceMetricsOverride",
@@ -199,6 +221,123 @@ fn a_service_and_a_route_made_through_the_forms_are_served_by_a_data_plane() {
     poll("the data plane to serve /changed", SYNC_DEADLINE, || {
         (http_send(dp.proxy, "GET", "/changed/x", &[], None).ok()?.status == 200).then_some(())
     });
+}
+
+#[test]
+fn the_new_data_plane_wizards_files_start_a_node_that_syncs() {
+    let dir = crate::pki_tools::pki_dir();
+    let d = dir.path();
+    let (cluster, telemetry, gui, admin) = (free_port(), free_port(), free_port(), free_port());
+    let listen = format!("127.0.0.1:{gui}");
+    crate::hybrid::write_conf(
+        d,
+        "cp.conf",
+        &[
+            "role = control_plane".into(),
+            "cluster_mtls = pki".into(),
+            "cluster_cert = cp.crt".into(),
+            "cluster_cert_key = cp.key".into(),
+            "cluster_ca_cert = cluster_ca.crt".into(),
+            "prefix = cp".into(),
+            format!("admin_listen = 127.0.0.1:{admin}"),
+            format!("cluster_listen = 127.0.0.1:{cluster}"),
+            format!("cluster_telemetry_listen = 127.0.0.1:{telemetry}"),
+            "status_listen = off".into(),
+        ],
+    );
+    let mut cp = Gateway::start(d, &["-c", "cp.conf"], &[("KONG_ADMIN_GUI_LISTEN", &listen)]);
+    cp.wait_for_log("gateway started");
+    let admin = at(admin);
+
+    let mut browser = Browser::start(1280, 900);
+    browser.goto(&format!("http://{listen}/data-planes"));
+    browser.wait_for(
+        "the data plane list",
+        "document.body.dataset.ready === 'true' && document.querySelector('#new-data-plane')",
+    );
+    browser.click("#new-data-plane");
+    browser.wait_for("the wizard", "location.pathname === '/data-planes/new' && document.querySelector('#dp-name')");
+    // The defaults name this control plane's ports.
+    let defaults = browser.eval("document.querySelector('#dp-control-plane').value");
+    assert!(defaults.as_str().unwrap().ends_with(&format!(":{cluster}")), "{defaults}");
+    browser.type_into("#dp-name", "dp-wizard");
+    browser.type_into("#dp-control-plane", &format!("127.0.0.1:{cluster}"));
+    browser.type_into("#dp-telemetry", "not an address");
+    browser.type_into("#dp-labels", "site:lab, tier:edge");
+    browser.click("#dp-use-proxy");
+    browser.click("#dp-generate");
+    let refused = browser
+        .wait_for("the address refused", "document.querySelector('#dp-telemetry-error:not([hidden])')?.textContent");
+    assert_eq!(refused, "must be host:port");
+    assert!(
+        browser.eval("document.querySelector('#dp-proxy-server-error').hidden") == json!(false),
+        "a proxy URL is needed"
+    );
+    browser.screenshot(&shots().join("data-plane-wizard-errors.png"));
+    assert_eq!(send(admin, "GET", "/clustering/dp-certificates", &[], None).json()["data"], json!([]), "nothing made");
+    browser.click("#dp-use-proxy");
+    browser.type_into("#dp-telemetry", &format!("127.0.0.1:{telemetry}"));
+    browser.click("#dp-generate");
+    let conf = browser.wait_for("the dp.conf", "document.querySelector('#dp-conf')?.textContent");
+    let cert = browser.eval("document.querySelector('#dp-cert').textContent");
+    let key = browser.eval("document.querySelector('#dp-key').textContent");
+    browser.screenshot(&shots().join("data-plane-wizard.png"));
+    assert_eq!(browser.eval("document.querySelectorAll('[aria-invalid=true]').length"), json!(0), "errors cleared");
+    assert_eq!(
+        browser.eval("document.querySelector('#dp-proxy-server').offsetParent"),
+        json!(null),
+        "the proxy's fields are hidden while it is off"
+    );
+    let conf = conf.as_str().unwrap();
+    for line in [
+        "role = data_plane",
+        "cluster_mtls = pki",
+        &format!("cluster_control_plane = 127.0.0.1:{cluster}"),
+        "cluster_cert = dp-wizard.crt",
+        "cluster_cert_key = dp-wizard.key",
+        "cluster_ca_cert = cluster_ca.crt",
+        "cluster_dp_labels = site:lab,tier:edge",
+    ] {
+        assert!(conf.lines().any(|l| l == line), "`{line}` in:\n{conf}");
+    }
+    assert!(!conf.contains("cluster_use_proxy"), "{conf}");
+    assert_eq!(
+        browser.eval("[...document.querySelectorAll('#dp-output a[download]')].map(a => a.download)"),
+        json!(["dp.conf", "dp-wizard.crt", "dp-wizard.key"])
+    );
+    // The control plane trusts the certificate and keeps no key.
+    let trusted = send(admin, "GET", "/clustering/dp-certificates", &[], None).json();
+    assert_eq!(trusted["data"][0]["subject"], "CN=dp-wizard", "{trusted}");
+    assert!(trusted["data"][0].get("key").is_none());
+    assert!(!std::fs::read_to_string(d.join("cp/dp_certificates.json")).unwrap().contains("PRIVATE KEY"));
+
+    // The files as the page gave them start a data plane that syncs (only where it listens and
+    // keeps its files differ, as they would on its own machine).
+    std::fs::write(d.join("dp.conf"), conf).unwrap();
+    std::fs::write(d.join("dp-wizard.crt"), cert.as_str().unwrap()).unwrap();
+    std::fs::write(d.join("dp-wizard.key"), key.as_str().unwrap()).unwrap();
+    let proxy = free_port();
+    let proxy_listen = format!("127.0.0.1:{proxy}");
+    let mut dp = Gateway::start(
+        d,
+        &["-c", "dp.conf"],
+        &[("KONG_PREFIX", "dp"), ("KONG_PROXY_LISTEN", &proxy_listen), ("KONG_STATUS_LISTEN", "off")],
+    );
+    dp.wait_for_log("gateway started");
+    browser.goto(&format!("http://{listen}/data-planes"));
+    browser.wait_for(
+        "the new node listed, connected and in sync",
+        "document.querySelector('td[data-column=labels]')?.textContent === 'site: lab tier: edge' \
+         && document.querySelector('td[data-column=status]').textContent === 'connected' \
+         && document.querySelector('td[data-column=sync_status]').textContent === 'normal'",
+    );
+    let hash = send(admin, "GET", "/status", &[], None).json()["configuration_hash"].clone();
+    poll("the new node in sync", SYNC_DEADLINE, || {
+        let planes = send(admin, "GET", "/clustering/data-planes", &[], None).json();
+        (planes["data"][0]["config_hash"] == hash).then_some(())
+    });
+    drop(dp);
+    drop(cp);
 }
 
 #[test]

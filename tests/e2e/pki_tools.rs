@@ -270,7 +270,7 @@ const DP_CERTS: &str = "/clustering/dp-certificates";
 
 /// A directory with a cluster CA and a control plane certificate it signed for 127.0.0.1 and
 /// localhost, all made by the CLI.
-fn pki_dir() -> tempfile::TempDir {
+pub(crate) fn pki_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     ok(dir.path(), &["hybrid", "gen_ca"]);
     ok(

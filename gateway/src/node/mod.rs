@@ -229,6 +229,13 @@ fn node_info(settings: &Settings, node_id: uuid::Uuid) -> serde_json::Value {
             "admin_listen": listens(&settings.admin_listen),
             "status_listen": listens(&settings.status_listen),
             "admin_gui_listen": listens(&settings.admin_gui_listen),
+            "cluster_mtls": match settings.cluster_mtls {
+                crate::conf::ClusterMtls::Shared => "shared",
+                crate::conf::ClusterMtls::Pki => "pki",
+            },
+            "cluster_listen": listens(&settings.cluster_listen),
+            "cluster_telemetry_listen": listens(&settings.cluster_telemetry_listen),
+            "cluster_server_name": settings.cluster_server_name,
             "lmdb_map_size": settings.lmdb_map_size,
         },
         // When this node started (seconds since the epoch), for its uptime.

@@ -187,7 +187,11 @@ function syncBadge(status) {
 
 async function dataPlanes() {
   const body = h('div', {});
-  page('Data plane nodes', h('p', { class: 'muted' }, 'Refreshed every 2 seconds.'), body);
+  page('Data plane nodes',
+    h('div', { class: 'toolbar' },
+      h('p', { class: 'muted grow' }, 'Refreshed every 2 seconds.'),
+      h('a', { class: 'button', href: '/data-planes/new', id: 'new-data-plane' }, 'New data plane node')),
+    body);
   return every(2000, async () => {
     try {
       const [planes, status] = await Promise.all([api('/clustering/data-planes'), api('/status')]);
@@ -203,7 +207,7 @@ async function dataPlanes() {
         { title: 'ID', key: 'id', mono: true, cell: (r) => short(r.id) },
         { title: 'IP', key: 'ip', mono: true, cell: (r) => r.ip },
         { title: 'Version', key: 'version', cell: (r) => r.version },
-        { title: 'Labels', key: 'labels', cell: (r) => Object.entries(r.labels || {}).map(([k, v]) => badge(`${k}: ${v}`)) },
+        { title: 'Labels', key: 'labels', cell: (r) => Object.entries(r.labels || {}).flatMap(([k, v], i) => [i ? ' ' : null, badge(`${k}: ${v}`)]) },
         {
           title: 'Status', key: 'status',
           cell: (r) => (r.connected && now - r.last_seen < 45 ? badge('connected', 'ok') : badge('stale', 'bad')),
@@ -230,6 +234,148 @@ async function dataPlanes() {
       body.replaceChildren(failure(error));
     }
   });
+}
+
+/** The port of the first address of a listen list (`127.0.0.1:8005 reuseport` → `8005`). */
+function listenPort(list) {
+  const first = (list && list[0]) || '';
+  const address = first.split(/\s+/)[0];
+  const port = address.slice(address.lastIndexOf(':') + 1);
+  return /^\d+$/.test(port) ? port : '';
+}
+
+/** A file the browser saves, made here (nothing goes to the server). */
+function download(name, text, label) {
+  const url = URL.createObjectURL(new Blob([text], { type: 'application/octet-stream' }));
+  return h('a', { class: 'button ghost-link', href: url, download: name, 'data-file': name }, label || `Download ${name}`);
+}
+
+/** The dp.conf of a new data plane node, in kong.conf's format. */
+function dpConf(o) {
+  const conf = node.configuration;
+  const lines = [
+    `# A data plane node of the control plane ${node.hostname}, made by its console on ${new Date().toISOString().slice(0, 10)}.`,
+    '# Start it with: gateway -c dp.conf',
+    'role = data_plane',
+    'database = off',
+    `cluster_mtls = ${conf.cluster_mtls}`,
+    `cluster_control_plane = ${o.controlPlane}`,
+    `cluster_telemetry_endpoint = ${o.telemetry}`,
+  ];
+  if (conf.cluster_server_name) lines.push(`cluster_server_name = ${conf.cluster_server_name}`);
+  if (conf.cluster_mtls === 'pki') {
+    lines.push(`cluster_cert = ${o.name}.crt`, `cluster_cert_key = ${o.name}.key`,
+      '# the CA that signed the control plane\'s certificate (its cluster_ca_cert, or yours)',
+      'cluster_ca_cert = cluster_ca.crt');
+  } else {
+    lines.push('# the control plane\'s shared pair (gateway hybrid gen_cert): copy both files here',
+      'cluster_cert = cluster.crt', 'cluster_cert_key = cluster.key');
+  }
+  if (o.labels) lines.push(`cluster_dp_labels = ${o.labels}`);
+  if (o.useProxy) {
+    lines.push('# the forward proxy the node reaches its control plane through',
+      'cluster_use_proxy = on', `proxy_server = ${o.proxyServer}`, `proxy_server_ssl_verify = ${o.proxyVerify ? 'on' : 'off'}`);
+  }
+  lines.push('proxy_listen = 0.0.0.0:8000, 0.0.0.0:8443 http2 ssl');
+  return `${lines.join('\n')}\n`;
+}
+
+async function newDataPlane() {
+  const conf = node.configuration;
+  const pki = conf.cluster_mtls === 'pki';
+  const host = node.hostname || 'control-plane.example';
+  const field = (id, label, attrs, help) => {
+    const input = h('input', { id, name: id, ...attrs });
+    const error = h('span', { class: 'field-error', id: `${id}-error`, hidden: true });
+    return [h('div', { class: 'field' }, h('label', { for: id }, label), input, help ? h('span', { class: 'muted help' }, help) : null, error), input, error];
+  };
+  const [nameRow, name, nameError] = field('dp-name', 'Node name (the certificate\'s CN)', { value: 'dp-1', required: true });
+  const [daysRow, days, daysError] = field('dp-days', 'Valid for (days)', { type: 'number', value: '3650', min: '1', max: '36500' });
+  const [cpRow, controlPlane, cpError] = field('dp-control-plane', 'Control plane address (cluster_control_plane)',
+    { value: `${host}:${listenPort(conf.cluster_listen) || '8005'}` }, 'host:port, as the node reaches it');
+  const [telRow, telemetry, telError] = field('dp-telemetry', 'Telemetry address (cluster_telemetry_endpoint)',
+    { value: `${host}:${listenPort(conf.cluster_telemetry_listen) || '8006'}` });
+  const [labelsRow, labels] = field('dp-labels', 'Labels (cluster_dp_labels)', { placeholder: 'region:eu-west, env:prod' });
+  const useProxy = h('input', { id: 'dp-use-proxy', type: 'checkbox' });
+  const [proxyRow, proxyServer, proxyError] = field('dp-proxy-server', 'Forward proxy (proxy_server)',
+    { placeholder: 'http://proxy.internal:3128' }, 'http:// or https://, with user:password@ if it asks for them');
+  const proxyVerify = h('input', { id: 'dp-proxy-verify', type: 'checkbox', checked: true });
+  const proxyFields = h('div', { class: 'fields-grid', hidden: true }, proxyRow,
+    h('div', { class: 'field check' }, proxyVerify, h('label', { for: 'dp-proxy-verify' }, 'Verify an https proxy\'s certificate (proxy_server_ssl_verify)')));
+  useProxy.addEventListener('change', () => { proxyFields.hidden = !useProxy.checked; });
+  const formError = h('p', { class: 'notice bad', role: 'alert', hidden: true });
+  const submit = h('button', { type: 'submit', id: 'dp-generate' }, pki ? 'Generate the certificate and dp.conf' : 'Make dp.conf');
+  const output = h('section', { id: 'dp-output', 'aria-live': 'polite' });
+  const form = h('form', { class: 'entity-form', novalidate: true }, formError,
+    h('div', { class: 'fields-grid' }, pki ? [nameRow, daysRow] : null, cpRow, telRow, labelsRow),
+    h('fieldset', {}, h('legend', {}, 'Behind a firewall'),
+      h('div', { class: 'field check' }, useProxy, h('label', { for: 'dp-use-proxy' }, 'Reach the control plane through a forward proxy (cluster_use_proxy)')),
+      proxyFields),
+    h('div', { class: 'toolbar' }, submit));
+  page('New data plane node',
+    h('p', {}, pki
+      ? 'Makes a certificate pair for the node, trusted by this control plane from now on (until you remove it under its certificates), and the dp.conf the node starts with. The private key is shown here once: the control plane keeps only the certificate.'
+      : 'This control plane uses cluster_mtls = shared: every node presents the one shared certificate, so there is no pair to make. This makes the dp.conf the node starts with. For a certificate per node, use cluster_mtls = pki.'),
+    form, output);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    for (const span of [nameError, daysError, cpError, telError, proxyError]) { span.hidden = true; span.textContent = ''; }
+    for (const input of [name, days, controlPlane, telemetry, proxyServer]) input.removeAttribute('aria-invalid');
+    formError.hidden = true;
+    const problems = [];
+    const need = (input, error, ok, message) => {
+      if (ok) return;
+      error.textContent = message;
+      error.hidden = false;
+      input.setAttribute('aria-invalid', 'true');
+      problems.push(input);
+    };
+    const hostPort = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/;
+    need(controlPlane, cpError, hostPort.test(controlPlane.value.trim()), 'must be host:port');
+    need(telemetry, telError, hostPort.test(telemetry.value.trim()), 'must be host:port');
+    if (useProxy.checked) need(proxyServer, proxyError, /^https?:\/\/[^\s#]+$/.test(proxyServer.value.trim()), 'must be an http:// or https:// URL');
+    if (problems.length) { problems[0].focus(); return; }
+    const options = {
+      name: name.value.trim(), controlPlane: controlPlane.value.trim(), telemetry: telemetry.value.trim(),
+      labels: labels.value.split(',').map((l) => l.trim()).filter(Boolean).join(','),
+      useProxy: useProxy.checked, proxyServer: proxyServer.value.trim(), proxyVerify: proxyVerify.checked,
+    };
+    submit.disabled = true;
+    try {
+      const parts = [];
+      if (pki) {
+        const made = await api('/clustering/dp-certificates/generate', { method: 'POST', body: { name: options.name, days: Number(days.value) } });
+        parts.push(
+          h('h2', {}, `Certificate (${options.name}.crt)`), h('pre', { class: 'json', id: 'dp-cert' }, made.cert),
+          download(`${options.name}.crt`, made.cert),
+          h('h2', {}, `Private key (${options.name}.key)`),
+          h('p', { class: 'notice warn' }, 'Shown once: the control plane does not keep it. Save it now, readable only by the node (chmod 600).'),
+          h('pre', { class: 'json', id: 'dp-key' }, made.key), download(`${options.name}.key`, made.key),
+          h('p', { class: 'muted' }, `Trusted by this control plane as certificate ${made.id}, valid until ${date(made.not_after)}.`));
+      }
+      const text = dpConf(options);
+      output.replaceChildren(
+        h('h2', {}, 'dp.conf'), h('pre', { class: 'json', id: 'dp-conf' }, text), download('dp.conf', text),
+        ...parts,
+        h('h2', {}, 'Then'),
+        h('ol', {},
+          h('li', {}, pki ? 'Put dp.conf, the certificate, the key and cluster_ca.crt (the CA of the control plane\'s certificate) in one directory on the node.'
+            : 'Put dp.conf, cluster.crt and cluster.key (from the control plane) in one directory on the node.'),
+          h('li', {}, 'Run gateway -c dp.conf there.'),
+          h('li', {}, h('a', { href: '/data-planes' }, 'Data plane nodes'), ' lists it once it has connected.')));
+      output.querySelector('h2').setAttribute('tabindex', '-1');
+      output.querySelector('h2').focus();
+    } catch (error) {
+      const messages = fieldMessages(error.body && error.body.fields);
+      if (messages.name) need(name, nameError, false, messages.name);
+      if (messages.days) need(days, daysError, false, messages.days);
+      formError.textContent = error.message;
+      formError.hidden = false;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return null;
 }
 
 /** What each list shows, and the field an item is named by. */
@@ -511,6 +657,7 @@ function notFound() {
 const PAGES = [
   [/^\/$/, () => overview()],
   [/^\/data-planes\/?$/, () => (node.configuration.role === 'control_plane' ? dataPlanes() : notFound())],
+  [/^\/data-planes\/new\/?$/, () => (node.configuration.role === 'control_plane' ? newDataPlane() : notFound())],
   [/^\/(services|routes|consumers|plugins|upstreams)\/?$/, (m) => list(m[1])],
   [/^\/(services|routes|consumers|plugins|upstreams)\/([^/]+)\/?$/, (m) => item(m[1], decodeURIComponent(m[2]))],
 ];
