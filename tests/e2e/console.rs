@@ -113,6 +113,12 @@ fn the_data_plane_list_shows_running_nodes_in_sync_and_a_stopped_one_goes_stale(
     browser.wait_for("the route list", "document.querySelector('tr[data-id] a')?.textContent === 'echo-route'");
     browser.screenshot(&shots().join("routes.png"));
 
+    // In shared mode the certificates page says why there is no list of trusted certificates.
+    browser.goto(&format!("http://{listen}/certificates"));
+    let notice =
+        browser.wait_for("the shared-mode notice", "document.querySelector('#dp-certificates .notice')?.textContent");
+    assert!(notice.as_str().unwrap().contains("cluster_mtls = shared"), "{notice}");
+
     // In shared mode the wizard makes only the dp.conf: the node presents the one shared pair.
     browser.goto(&format!("http://{listen}/data-planes/new"));
     browser.wait_for("the wizard", "document.body.dataset.ready === 'true' && document.querySelector('#dp-generate')");
@@ -336,6 +342,33 @@ fn the_new_data_plane_wizards_files_start_a_node_that_syncs() {
         let planes = send(admin, "GET", "/clustering/data-planes", &[], None).json();
         (planes["data"][0]["config_hash"] == hash).then_some(())
     });
+
+    // The certificates page: the wizard's certificate is trusted (pinned); a CA of the operator's
+    // is added; a PEM that is none is refused next to its field; the node's own is removed.
+    browser.goto(&format!("http://{listen}/certificates"));
+    browser.wait_for(
+        "the trusted certificates",
+        "document.querySelector('#dp-certificates td[data-column=subject]')?.textContent === 'CN=dp-wizard'",
+    );
+    assert_eq!(browser.eval("document.querySelector('#dp-certificates td[data-column=kind]').textContent"), "pinned");
+    browser.type_into("#dp-cert-pem", "not a certificate");
+    browser.click("#dp-cert-add");
+    browser.wait_for("the refusal", "document.querySelector('#dp-cert-pem-error:not([hidden])')?.textContent");
+    let ca = gateway_tests::pki::TestCa::new("Operator CA");
+    browser.type_into("#dp-cert-pem", &ca.cert_pem());
+    browser.click("#dp-cert-add");
+    browser.wait_for("the CA listed", "document.querySelectorAll('#dp-certificates tbody tr').length === 2");
+    assert!(browser.eval("document.querySelector('#dp-certificates').textContent").as_str().unwrap().contains("CA"));
+    browser.screenshot(&shots().join("certificates.png"));
+    browser.eval("window.confirm = () => true");
+    browser.click("#dp-certificates button[aria-label='Remove CN=dp-wizard']");
+    browser.wait_for(
+        "the node's certificate removed",
+        "document.querySelectorAll('#dp-certificates tbody tr').length === 1",
+    );
+    let left = send(admin, "GET", "/clustering/dp-certificates", &[], None).json();
+    assert_eq!(left["data"].as_array().unwrap().len(), 1, "{left}");
+    assert_eq!(left["data"][0]["is_ca"], true, "{left}");
     drop(dp);
     drop(cp);
 }

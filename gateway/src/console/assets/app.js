@@ -151,6 +151,13 @@ async function overview() {
         }
         if (!dp.connected) warnings.push(`Data plane ${dp.hostname} (${dp.id}) is not connected (last seen ${ago(dp.last_seen)}).`);
       }
+      if (role === 'control_plane' && node.configuration.cluster_mtls === 'pki') {
+        for (const cert of (await api('/clustering/dp-certificates')).data) {
+          if (cert.not_after && cert.not_after - now < 30 * 86400) {
+            warnings.push(`The trusted data plane certificate ${cert.subject} ${cert.expired ? 'has expired' : `expires on ${date(cert.not_after)}`}.`);
+          }
+        }
+      }
       body.replaceChildren(
         cards,
         h('h2', {}, 'Warnings'),
@@ -375,6 +382,101 @@ async function newDataPlane() {
       submit.disabled = false;
     }
   });
+  return null;
+}
+
+/** `/certificates`: on a control plane, the data plane certificates it trusts (pki: list, add
+ *  a CA or a node's own certificate, remove); everywhere, the proxy's certificates (entities). */
+async function certificates() {
+  const role = node.configuration.role;
+  const pki = node.configuration.cluster_mtls === 'pki';
+  const planes = h('section', { id: 'dp-certificates' });
+  const proxy = h('section', { id: 'proxy-certificates' });
+  page('Certificates', role === 'control_plane' ? planes : null, proxy);
+  const showProxy = async () => {
+    try {
+      const list = await api('/certificates?size=1000');
+      proxy.replaceChildren(h('h2', {}, 'Proxy certificates (served by SNI)'),
+        list.data.length ? table([
+          { title: 'ID', key: 'id', mono: true, cell: (c) => short(c.id) },
+          { title: 'SNIs', key: 'snis', cell: (c) => (c.snis || []).join(', ') },
+          { title: 'Tags', key: 'tags', cell: (c) => (c.tags || []).map((t) => badge(t)) },
+          { title: 'Created', key: 'created_at', cell: (c) => (c.created_at ? date(c.created_at) : '') },
+        ], list.data, (c) => ({ 'data-id': c.id })) : h('p', { class: 'notice' }, 'None: the proxy serves its default certificate.'));
+    } catch (error) {
+      proxy.replaceChildren(failure(error));
+    }
+  };
+  showProxy();
+  if (role !== 'control_plane') return null;
+  if (!pki) {
+    planes.replaceChildren(h('h2', {}, 'Data plane certificates'),
+      h('p', { class: 'notice' }, 'This control plane uses cluster_mtls = shared: it trusts data planes by the one shared cluster certificate only. To trust a certificate per node, or a CA of yours, use cluster_mtls = pki.'));
+    return null;
+  }
+  const pem = h('textarea', { id: 'dp-cert-pem', rows: '6', placeholder: '-----BEGIN CERTIFICATE-----', spellcheck: 'false' });
+  const pemError = h('span', { class: 'field-error', id: 'dp-cert-pem-error', hidden: true });
+  const add = h('form', { class: 'entity-form', novalidate: true },
+    h('div', { class: 'field' }, h('label', { for: 'dp-cert-pem' }, 'Trust another certificate: a CA (its data plane certificates are accepted) or a data plane\'s own (pinned)'), pem, pemError),
+    h('div', { class: 'toolbar' }, h('button', { type: 'submit', id: 'dp-cert-add' }, 'Trust it')));
+  const listing = h('div', {});
+  const refresh = async () => {
+    try {
+      const list = await api('/clustering/dp-certificates');
+      const now = Date.now() / 1000;
+      listing.replaceChildren(list.data.length ? table([
+        { title: 'Subject', key: 'subject', cell: (c) => c.subject || '' },
+        { title: 'Kind', key: 'kind', cell: (c) => (c.is_ca ? badge('CA') : badge('pinned')) },
+        { title: 'Issuer', key: 'issuer', cell: (c) => c.issuer || '' },
+        {
+          title: 'Expires', key: 'expires',
+          cell: (c) => {
+            if (!c.not_after) return '';
+            const days = Math.floor((c.not_after - now) / 86400);
+            return [date(c.not_after), ' ', c.expired ? badge('expired', 'bad') : badge(`${days} d`, days < 30 ? 'warn' : null)];
+          },
+        },
+        { title: 'Digest', key: 'digest', mono: true, cell: (c) => short(c.cert_digest, 12) },
+        {
+          title: '', key: 'remove',
+          cell: (c) => h('button', {
+            type: 'button', class: 'danger', 'aria-label': `Remove ${c.subject}`,
+            onclick: async () => {
+              if (!window.confirm(`Stop trusting ${c.subject}? New connections with it will be refused.`)) return;
+              try {
+                await api(`/clustering/dp-certificates/${c.id}`, { method: 'DELETE' });
+                refresh();
+              } catch (error) {
+                listing.prepend(failure(error));
+              }
+            },
+          }, 'Remove'),
+        },
+      ], list.data, (c) => ({ 'data-id': c.id })) : h('p', { class: 'notice' }, 'None besides cluster_ca_cert.'));
+    } catch (error) {
+      listing.replaceChildren(failure(error));
+    }
+  };
+  add.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    pemError.hidden = true;
+    pem.removeAttribute('aria-invalid');
+    try {
+      await api('/clustering/dp-certificates', { method: 'POST', body: { cert: pem.value } });
+      pem.value = '';
+      refresh();
+    } catch (error) {
+      const messages = fieldMessages(error.body && error.body.fields);
+      pemError.textContent = messages.cert || error.message;
+      pemError.hidden = false;
+      pem.setAttribute('aria-invalid', 'true');
+      pem.focus();
+    }
+  });
+  planes.replaceChildren(h('h2', {}, 'Data plane certificates'),
+    h('p', { class: 'muted' }, 'Trusted on top of cluster_ca_cert. A change applies to the next connection; links already up stay up.'),
+    listing, add);
+  refresh();
   return null;
 }
 
@@ -657,6 +759,7 @@ function notFound() {
 const PAGES = [
   [/^\/$/, () => overview()],
   [/^\/data-planes\/?$/, () => (node.configuration.role === 'control_plane' ? dataPlanes() : notFound())],
+  [/^\/certificates\/?$/, () => certificates()],
   [/^\/data-planes\/new\/?$/, () => (node.configuration.role === 'control_plane' ? newDataPlane() : notFound())],
   [/^\/(services|routes|consumers|plugins|upstreams)\/?$/, (m) => list(m[1])],
   [/^\/(services|routes|consumers|plugins|upstreams)\/([^/]+)\/?$/, (m) => item(m[1], decodeURIComponent(m[2]))],
