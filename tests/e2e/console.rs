@@ -374,6 +374,75 @@ fn the_new_data_plane_wizards_files_start_a_node_that_syncs() {
 }
 
 #[test]
+fn the_analytics_page_shows_the_totals_of_a_load() {
+    let echo = EchoServer::start();
+    let (gui, admin, proxy) = (free_port(), free_port(), free_port());
+    let (dir, _) = conf_dir(&[
+        "database = off".into(),
+        "declarative_config = kong.yml".into(),
+        "prefix = servroot".into(),
+        format!("proxy_listen = 127.0.0.1:{proxy}"),
+        format!("admin_listen = 127.0.0.1:{admin}"),
+        "status_listen = off".into(),
+    ]);
+    std::fs::write(
+        dir.path().join("kong.yml"),
+        format!(
+            "_format_version: '3.0'\nservices:\n- name: billing\n  url: http://{}\n  routes: [{{name: invoices, paths: [/invoices]}}]\n",
+            echo.addr
+        ),
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{gui}");
+    let mut node = Gateway::start(dir.path(), &["-c", "kong.conf"], &[("KONG_ADMIN_GUI_LISTEN", &listen)]);
+    node.wait_for_log("gateway started");
+    for _ in 0..23 {
+        assert_eq!(send(at(proxy), "GET", "/invoices/1", &[], None).status, 200);
+    }
+    for _ in 0..4 {
+        assert_eq!(send(at(proxy), "GET", "/nowhere", &[], None).status, 404);
+    }
+    poll("the load in the analytics", SYNC_DEADLINE, || {
+        let totals = send(at(admin), "GET", "/analytics", &[], None).json();
+        (totals["data"][0]["calls"] == 27).then_some(())
+    });
+
+    let mut browser = Browser::start(1280, 900);
+    browser.goto(&format!("http://{listen}/analytics"));
+    browser.wait_for("the totals", "document.querySelector('#total-calls .value')?.textContent === '27'");
+    assert_eq!(browser.eval("document.querySelector('#total-2xx .value').textContent"), "23");
+    assert_eq!(browser.eval("document.querySelector('#total-4xx .value').textContent"), "4");
+    assert_eq!(
+        browser.eval("document.querySelector('tr[data-group=billing] td[data-column=calls]').textContent"),
+        "23"
+    );
+    assert_eq!(
+        browser.eval("document.querySelector('tr[data-group=\"(no service)\"] td[data-column=\"4xx\"]').textContent"),
+        "4"
+    );
+    // The charts are drawn: the bars over time add up to the total, each with its number.
+    let drawn = browser.eval(
+        "[...document.querySelectorAll('#chart-over-time rect title')].map(t => Number(t.textContent.split(': ').pop())).reduce((a, b) => a + b, 0)",
+    );
+    assert_eq!(drawn, json!(27), "the bars over time");
+    assert!(
+        browser
+            .eval("document.querySelector('#chart-status').getAttribute('aria-label')")
+            .as_str()
+            .unwrap()
+            .contains("2xx 23")
+    );
+    let month = browser.eval("document.querySelector('#chart-billing').getAttribute('aria-label')");
+    assert!(month.as_str().unwrap().ends_with(" 27"), "billing counts every call: {month}");
+    browser.screenshot(&shots().join("analytics.png"));
+    // Grouped another way, from the page's own control.
+    browser
+        .eval("const s = document.querySelector('#group-by'); s.value = 'route'; s.dispatchEvent(new Event('change'))");
+    browser.wait_for("by route", "location.search.includes('group_by=route') && document.querySelector('tr[data-group=invoices] td[data-column=calls]')?.textContent === '23'");
+    drop(node);
+}
+
+#[test]
 fn the_console_serves_its_pages_and_the_admin_api_only_to_its_own_origin() {
     let gui = free_port();
     let admin = free_port();

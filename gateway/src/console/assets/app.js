@@ -480,6 +480,164 @@ async function certificates() {
   return null;
 }
 
+// ---- charts (SVG, drawn here) ----
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined) continue;
+    // Colours are the theme's variables: set as style (a presentation attribute cannot hold var()).
+    if (key === 'fill' || key === 'stroke') el.style.setProperty(key, String(value));
+    else el.setAttribute(key, String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+const SERIES = ['var(--accent)', 'var(--ok)', 'var(--warn)', 'var(--bad)', 'var(--muted)', 'var(--text)'];
+
+/** A chart's frame: an accessible SVG (`summary` is what a screen reader hears; the numbers are
+ *  also in the table under it). */
+function chart(id, summary, width, height, ...parts) {
+  return svg('svg', { id, class: 'chart', viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': summary, preserveAspectRatio: 'xMinYMin meet' },
+    svg('title', {}, summary), ...parts);
+}
+
+/** Bars stacked per bucket: `buckets` [{label, values: {series: n}}], `series` names in order. */
+function stackedBars(id, summary, buckets, series) {
+  const width = 720, height = 240, left = 48, bottom = 28, top = 10;
+  const max = Math.max(1, ...buckets.map((b) => series.reduce((sum, name) => sum + (b.values[name] || 0), 0)));
+  const step = (width - left) / Math.max(1, buckets.length);
+  const y = (v) => top + (height - top - bottom) * (1 - v / max);
+  const parts = [
+    svg('line', { x1: left, y1: y(0), x2: width, y2: y(0), stroke: 'var(--border)' }),
+    svg('text', { x: left - 6, y: y(max) + 4, 'text-anchor': 'end', class: 'axis' }, String(max)),
+    svg('text', { x: left - 6, y: y(0), 'text-anchor': 'end', class: 'axis' }, '0'),
+  ];
+  buckets.forEach((bucket, i) => {
+    let base = 0;
+    series.forEach((name, k) => {
+      const v = bucket.values[name] || 0;
+      if (!v) return;
+      parts.push(svg('rect', { x: left + i * step + 2, y: y(base + v), width: Math.max(1, step - 4), height: y(base) - y(base + v), fill: SERIES[k % SERIES.length], 'data-series': name },
+        svg('title', {}, `${bucket.label} · ${name}: ${v}`)));
+      base += v;
+    });
+    if (i % Math.ceil(buckets.length / 6) === 0) {
+      parts.push(svg('text', { x: left + i * step + step / 2, y: height - 8, 'text-anchor': 'middle', class: 'axis' }, bucket.label));
+    }
+  });
+  return chart(id, summary, width, height, parts);
+}
+
+/** One horizontal bar per item: [{label, value, colour?}]. */
+function horizontalBars(id, summary, items, unit = '') {
+  const row = 26, left = 150, width = 720;
+  const height = Math.max(row, items.length * row) + 8;
+  const max = Math.max(1e-9, ...items.map((i) => i.value || 0));
+  const parts = items.flatMap((item, i) => {
+    const w = ((item.value || 0) / max) * (width - left - 90);
+    return [
+      svg('text', { x: left - 8, y: i * row + 18, 'text-anchor': 'end', class: 'axis' }, item.label),
+      svg('rect', { x: left, y: i * row + 5, width: Math.max(item.value ? 1 : 0, w), height: row - 10, fill: item.colour || SERIES[i % SERIES.length] },
+        svg('title', {}, `${item.label}: ${item.value}${unit}`)),
+      svg('text', { x: left + w + 6, y: i * row + 18, class: 'axis' }, item.value === null ? '—' : `${item.value}${unit}`),
+    ];
+  });
+  return chart(id, summary, width, height, parts);
+}
+
+const GROUPS = {
+  service: ['Service', (g) => (g ? g.name || g.id : '(no service)')],
+  route: ['Route', (g) => (g ? g.name || g.id : '(no route matched)')],
+  consumer: ['Consumer', (g) => (g ? g.username || g.id : '(no consumer)')],
+  data_plane: ['Data plane', (g) => (g ? g.hostname || g.id : '(none)')],
+};
+
+const RANGES = { '15m': 15 * 60, '1h': 3600, '24h': 86400 };
+
+async function analytics() {
+  const query = new URLSearchParams(location.search);
+  const group = GROUPS[query.get('group_by')] ? query.get('group_by') : 'service';
+  const range = RANGES[query.get('range')] ? query.get('range') : '1h';
+  const select = (id, label, options, value) => h('div', {}, h('label', { for: id }, label),
+    h('select', { id, onchange: (e) => go(`/analytics?group_by=${e.target.id === 'group-by' ? e.target.value : group}&range=${e.target.id === 'range' ? e.target.value : range}`) },
+      Object.entries(options).map(([k, text]) => h('option', { value: k, selected: k === value }, text))));
+  const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  page('Analytics',
+    h('div', { class: 'toolbar' },
+      select('group-by', 'Group by', Object.fromEntries(Object.entries(GROUPS).map(([k, [t]]) => [k, t])), group),
+      select('range', 'Over', { '15m': 'the last 15 minutes', '1h': 'the last hour', '24h': 'the last 24 hours' }, range)),
+    body);
+  return every(10000, async () => {
+    try {
+      // Whole minutes, as the store keeps them: buckets that share no minute.
+      const end = Math.floor(Date.now() / 60000) * 60 + 60;
+      const start = end - RANGES[range];
+      const buckets = range === '15m' ? 15 : 12;
+      const width = RANGES[range] / buckets;
+      const [totals, grouped, billing, ...series] = await Promise.all([
+        api(`/analytics?start=${start}&end=${end - 1}`),
+        api(`/analytics?start=${start}&end=${end - 1}&group_by=${group}`),
+        api('/analytics/billing'),
+        ...Array.from({ length: buckets }, (_, i) => api(`/analytics?start=${Math.floor(start + i * width)}&end=${Math.floor(start + (i + 1) * width) - 1}&group_by=${group}`)),
+      ]);
+      const [title, nameOf] = GROUPS[group];
+      const all = totals.data[0] || { calls: 0, status: {}, latency_ms: {} };
+      const top = grouped.data.slice(0, 5).map((row) => nameOf(row[group]));
+      const overTime = series.map((answer, i) => ({
+        label: new Date((start + i * width) * 1000).toISOString().slice(11, 16),
+        values: Object.fromEntries(answer.data.map((row) => [top.includes(nameOf(row[group])) ? nameOf(row[group]) : 'other', row.calls])),
+      }));
+      const other = overTime.some((b) => b.values.other);
+      const names = other ? [...top, 'other'] : top;
+      const legend = h('ul', { class: 'legend' }, names.map((name, k) => h('li', {}, h('span', { class: 'swatch', 'data-colour': k % SERIES.length }), name)));
+      body.replaceChildren(
+        h('div', { class: 'cards' },
+          card('Requests', String(all.calls), 'total-calls'),
+          card('2xx', String(all.status['2xx'] || 0), 'total-2xx'),
+          card('4xx', String(all.status['4xx'] || 0), 'total-4xx'),
+          card('5xx', String(all.status['5xx'] || 0), 'total-5xx'),
+          card('p95 latency', all.latency_ms.p95 === null || all.latency_ms.p95 === undefined ? '—' : `${all.latency_ms.p95} ms`, 'total-p95'),
+          card('Dropped records', String(totals.dropped || 0), 'dropped')),
+        h('h2', {}, `Requests over time, by ${title.toLowerCase()}`),
+        stackedBars('chart-over-time', `Requests per ${Math.round(width / 60)} minutes by ${title.toLowerCase()}: ${all.calls} in all`, overTime, names),
+        legend,
+        h('h2', {}, 'Status classes'),
+        horizontalBars('chart-status', `Status classes: ${['2xx', '3xx', '4xx', '5xx'].map((c) => `${c} ${all.status[c] || 0}`).join(', ')}`,
+          ['2xx', '3xx', '4xx', '5xx'].map((c, i) => ({ label: c, value: all.status[c] || 0, colour: ['var(--ok)', 'var(--accent)', 'var(--warn)', 'var(--bad)'][i] }))),
+        h('h2', {}, `Latency percentiles (p95), by ${title.toLowerCase()}`),
+        horizontalBars('chart-latency', `p95 latency by ${title.toLowerCase()}`,
+          grouped.data.slice(0, 10).map((row) => ({ label: nameOf(row[group]), value: row.latency_ms.p95 })), ' ms'),
+        h('h2', {}, `By ${title.toLowerCase()}`),
+        table([
+          { title, key: 'group', cell: (row) => nameOf(row[group]) },
+          { title: 'Requests', key: 'calls', cell: (row) => String(row.calls) },
+          ...['2xx', '3xx', '4xx', '5xx'].map((c) => ({ title: c, key: c, cell: (row) => String(row.status[c] || 0) })),
+          ...['p50', 'p95', 'p99'].map((p) => ({ title: `${p} ms`, key: p, cell: (row) => (row.latency_ms[p] === null ? '—' : String(row.latency_ms[p])) })),
+          { title: 'Bytes out', key: 'bytes_out', cell: (row) => String(row.bytes_out) },
+        ], grouped.data, (row) => ({ 'data-group': nameOf(row[group]) })),
+        h('h2', {}, 'Billing, per month'),
+        horizontalBars('chart-billing', `API calls per month: ${billing.data.map((m) => `${m.month} ${m.api_calls}`).join(', ') || 'none yet'}`,
+          billing.data.map((m) => ({ label: m.month, value: m.api_calls }))),
+        table([
+          { title: 'Month', key: 'month', cell: (m) => m.month },
+          { title: 'API calls', key: 'api_calls', cell: (m) => String(m.api_calls) },
+          { title: 'Services', key: 'services', cell: (m) => String(m.services) },
+        ], billing.data, (m) => ({ 'data-month': m.month })));
+    } catch (error) {
+      body.replaceChildren(error.status === 404
+        ? h('p', { class: 'notice' }, 'This node keeps no analytics (analytics = off).')
+        : failure(error));
+    }
+  });
+}
+
 /** What each list shows, and the field an item is named by. */
 const KINDS = {
   services: {
@@ -760,6 +918,7 @@ const PAGES = [
   [/^\/$/, () => overview()],
   [/^\/data-planes\/?$/, () => (node.configuration.role === 'control_plane' ? dataPlanes() : notFound())],
   [/^\/certificates\/?$/, () => certificates()],
+  [/^\/analytics\/?$/, () => analytics()],
   [/^\/data-planes\/new\/?$/, () => (node.configuration.role === 'control_plane' ? newDataPlane() : notFound())],
   [/^\/(services|routes|consumers|plugins|upstreams)\/?$/, (m) => list(m[1])],
   [/^\/(services|routes|consumers|plugins|upstreams)\/([^/]+)\/?$/, (m) => item(m[1], decodeURIComponent(m[2]))],
