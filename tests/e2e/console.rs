@@ -227,6 +227,90 @@ fn a_service_and_a_route_made_through_the_forms_are_served_by_a_data_plane() {
     poll("the data plane to serve /changed", SYNC_DEADLINE, || {
         (http_send(dp.proxy, "GET", "/changed/x", &[], None).ok()?.status == 200).then_some(())
     });
+
+    // A plugin through its schema's form: a bad config value is refused next to its field...
+    browser.goto(&format!("http://{listen}/plugins"));
+    browser.wait_for("the plugin list", "document.body.dataset.ready === 'true' && document.querySelector('#new')");
+    browser.click("#new");
+    browser.wait_for("the plugin form", "document.querySelector('#plugin-name')");
+    browser.eval("const s = document.querySelector('#plugin-name'); s.value = 'rate-limiting'; s.dispatchEvent(new Event('change'))");
+    browser.wait_for("rate-limiting's fields", "document.querySelector('#plugin-config-second')");
+    browser.type_into("#plugin-route", "made-route");
+    browser.type_into("#plugin-config-second", "-1");
+    browser.click("#new-entity button[type=submit]");
+    let error = browser.wait_for(
+        "the field's error",
+        "document.querySelector('#plugin-config-second-error:not([hidden])')?.textContent",
+    );
+    assert!(!error.as_str().unwrap().is_empty());
+    browser.screenshot(&shots().join("plugin-form-error.png"));
+    assert_eq!(send(cp.admin, "GET", "/plugins", &[], None).json()["data"], json!([]), "nothing written");
+    // ...and key-auth on the route, then a consumer with a key made on its page: the data plane
+    // refuses the request without the key and lets it through with it.
+    browser.goto(&format!("http://{listen}/plugins"));
+    browser.wait_for("the plugin list", "document.body.dataset.ready === 'true' && document.querySelector('#new')");
+    browser.click("#new");
+    browser.wait_for("the plugin form", "document.querySelector('#plugin-name')");
+    browser.eval(
+        "const s = document.querySelector('#plugin-name'); s.value = 'key-auth'; s.dispatchEvent(new Event('change'))",
+    );
+    browser.wait_for("key-auth's fields", "document.querySelector('#plugin-config-key_names')");
+    browser.type_into("#plugin-route", "made-route");
+    browser.click("#new-entity button[type=submit]");
+    browser.wait_for(
+        "the plugin's page",
+        "location.pathname.startsWith('/plugins/') && document.querySelector('dl.fields')",
+    );
+    poll("the data plane to ask for a key", SYNC_DEADLINE, || {
+        (http_send(dp.proxy, "GET", "/changed/x", &[], None).ok()?.status == 401).then_some(())
+    });
+    browser.goto(&format!("http://{listen}/consumers"));
+    browser.wait_for("the consumer list", "document.body.dataset.ready === 'true' && document.querySelector('#new')");
+    browser.click("#new");
+    browser.type_into("#field-username", "alice");
+    browser.click("#new-entity button[type=submit]");
+    browser.wait_for(
+        "alice's page",
+        "location.pathname === '/consumers/alice' && document.querySelector('#key-auth-key')",
+    );
+    browser.type_into("#key-auth-key", "alice-secret-key");
+    browser.click("#key-auth button[type=submit]");
+    browser.wait_for(
+        "the key listed",
+        "document.querySelector('#key-auth td[data-column=key]')?.textContent === 'alice-secret-key'",
+    );
+    browser.type_into("#acls-group", "admins");
+    browser.click("#acls button[type=submit]");
+    browser.wait_for(
+        "the group listed",
+        "document.querySelector('#acls td[data-column=group]')?.textContent === 'admins'",
+    );
+    browser.screenshot(&shots().join("consumer.png"));
+    let through = poll("the key to let the request through", SYNC_DEADLINE, || {
+        let answer = http_send(dp.proxy, "GET", "/changed/x", &[("apikey", "alice-secret-key")], None).ok()?;
+        (answer.status == 200).then_some(answer)
+    });
+    assert_eq!(through.json()["headers"]["x-consumer-username"], "alice");
+
+    // An upstream and a target, through the upstream's form and page.
+    browser.goto(&format!("http://{listen}/upstreams"));
+    browser.wait_for("the upstream list", "document.body.dataset.ready === 'true' && document.querySelector('#new')");
+    browser.click("#new");
+    browser.type_into("#field-name", "pool.internal");
+    browser.click("#new-entity button[type=submit]");
+    browser.wait_for(
+        "the upstream's page",
+        "location.pathname === '/upstreams/pool.internal' && document.querySelector('#targets-target')",
+    );
+    browser.type_into("#targets-target", &echo.addr.to_string());
+    browser.type_into("#targets-weight", "50");
+    browser.click("#targets button[type=submit]");
+    browser.wait_for(
+        "the target listed",
+        "document.querySelector('#targets td[data-column=weight]')?.textContent === '50'",
+    );
+    let targets = send(cp.admin, "GET", "/upstreams/pool.internal/targets", &[], None).json();
+    assert_eq!(targets["data"][0]["target"], echo.addr.to_string(), "{targets}");
 }
 
 #[test]

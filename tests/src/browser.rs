@@ -172,10 +172,13 @@ impl Browser {
             if truthy {
                 return value;
             }
-            assert!(
-                started.elapsed() < DEADLINE,
-                "timed out after {DEADLINE:?} waiting for {what} ({expression}); last script error: {last_error}"
-            );
+            if started.elapsed() >= DEADLINE {
+                let shown = self.eval("location.href + '\\n' + (document.body?.innerText || '').slice(0, 3000)");
+                panic!(
+                    "timed out after {DEADLINE:?} waiting for {what} ({expression}); last script error: {last_error}; the page:\n{}",
+                    shown.as_str().unwrap_or_default()
+                );
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }

@@ -727,12 +727,21 @@ function fieldMessages(fields) {
  *  `done(saved)` runs once the Admin API took it. Kong's field errors are shown next to their
  *  fields; nothing is written unless the whole entity is accepted. */
 function entityForm(kind, entity, done) {
-  const spec = FORMS[kind];
+  return formFor({
+    spec: FORMS[kind], entity, done,
+    url: entity ? `/${kind}/${entity.id}` : `/${kind}`,
+  });
+}
+
+/** A form of `spec`'s fields that writes `url` (PATCH when it changes `entity`, else POST), ids
+ *  `${prefix}-${field}`; `done(saved)` once the Admin API took it. `password` fields are never
+ *  filled in from what exists. */
+function formFor({ spec, entity, url, done, prefix = 'field', submitLabel }) {
   const inputs = {};
   const errors = {};
   const formError = h('p', { class: 'notice bad', role: 'alert', hidden: true });
   const rows = spec.map(([field, label, type, options]) => {
-    const id = `field-${field}`;
+    const id = `${prefix}-${field}`;
     const value = entity ? entity[field] : undefined;
     let input;
     if (type === 'bool') {
@@ -741,6 +750,11 @@ function entityForm(kind, entity, done) {
     } else if (type === 'select') {
       input = h('select', { id, name: field }, h('option', { value: '' }, '(default)'),
         options.map((o) => h('option', { value: o, selected: value === o }, o)));
+    } else if (type === 'textarea') {
+      input = h('textarea', { id, name: field, rows: '4', spellcheck: 'false' });
+      input.value = value || '';
+    } else if (type === 'password') {
+      input = h('input', { id, name: field, type: 'password', autocomplete: 'new-password' });
     } else {
       const shown = value === null || value === undefined ? ''
         : type === 'list' ? value.join(', ')
@@ -754,7 +768,7 @@ function entityForm(kind, entity, done) {
       type === 'bool' ? [input, h('label', { for: id }, label)] : [h('label', { for: id }, label), input],
       errors[field]);
   });
-  const submit = h('button', { type: 'submit' }, entity ? 'Save' : 'Create');
+  const submit = h('button', { type: 'submit' }, submitLabel || (entity ? 'Save' : 'Create'));
   const form = h('form', { class: 'entity-form', novalidate: true }, formError, h('div', { class: 'fields-grid' }, rows),
     h('div', { class: 'toolbar' }, submit));
   form.addEventListener('submit', async (event) => {
@@ -765,9 +779,9 @@ function entityForm(kind, entity, done) {
         body[field] = input.checked;
         continue;
       }
-      const raw = input.value.trim();
+      const raw = type === 'password' ? input.value : input.value.trim();
       if (raw === '') {
-        if (entity && entity[field] !== null && entity[field] !== undefined) body[field] = null;
+        if (entity && type !== 'password' && entity[field] !== null && entity[field] !== undefined) body[field] = null;
         continue;
       }
       if (type === 'number') body[field] = Number(raw);
@@ -784,7 +798,7 @@ function entityForm(kind, entity, done) {
     formError.hidden = true;
     submit.disabled = true;
     try {
-      const saved = await api(entity ? `/${kind}/${entity.id}` : `/${kind}`, { method: entity ? 'PATCH' : 'POST', body });
+      const saved = await api(url, { method: entity ? 'PATCH' : 'POST', body });
       done(saved);
     } catch (error) {
       const messages = fieldMessages(error.body && error.body.fields);
@@ -811,6 +825,223 @@ function entityForm(kind, entity, done) {
   return form;
 }
 
+/** The inputs of a plugin's `config` record from its schema (`/plugins/schema/{name}`), nested
+ *  records as fieldsets; ids and error paths are `config.a.b`. */
+function configFields(fields, values, path, inputs, errors) {
+  return fields.map((entry) => {
+    const [name, spec] = Object.entries(entry)[0];
+    const key = `${path}.${name}`;
+    const id = `plugin-${key.replace(/\./g, '-')}`;
+    const value = values ? values[name] : undefined;
+    if (spec.type === 'record') {
+      return h('fieldset', {}, h('legend', {}, name), configFields(spec.fields || [], value || {}, key, inputs, errors));
+    }
+    const error = h('span', { class: 'field-error', id: `${id}-error`, hidden: true });
+    errors[key] = error;
+    let input;
+    if (spec.type === 'boolean') {
+      input = h('input', { id, type: 'checkbox' });
+      input.checked = value === undefined ? Boolean(spec.default) : Boolean(value);
+      inputs[key] = [input, 'bool'];
+      return h('div', { class: 'field check' }, input, h('label', { for: id }, name), error);
+    }
+    const shown = value === undefined || value === null ? '' : Array.isArray(value) ? value.join(', ') : String(value);
+    const placeholder = spec.default === undefined || spec.default === null ? (spec.required ? 'required' : '')
+      : Array.isArray(spec.default) ? spec.default.join(', ') : String(spec.default);
+    input = h('input', { id, type: spec.type === 'integer' || spec.type === 'number' ? 'number' : 'text', value: shown, placeholder });
+    // A field whose default is null says nothing of its type: what is typed is read as JSON
+    // when it reads as a number, boolean, list or object, else as text.
+    const loose = spec.default === undefined || spec.default === null;
+    inputs[key] = [input, spec.type === 'array' ? 'list' : spec.type === 'integer' || spec.type === 'number' ? 'number' : loose ? 'loose' : 'text'];
+    return h('div', { class: 'field' }, h('label', { for: id }, name), input,
+      spec.description ? h('span', { class: 'muted help' }, spec.description) : null, error);
+  });
+}
+
+/** `5` → 5, `true` → true, `[1, 2]` → [1, 2], anything else as the text it is. */
+function looseValue(raw) {
+  if (/^-?\d+(\.\d+)?$/.test(raw) || raw === 'true' || raw === 'false' || /^[[{]/.test(raw)) {
+    try {
+      return JSON.parse(raw);
+    } catch {
+      return raw;
+    }
+  }
+  return raw;
+}
+
+/** Kong's nested `fields` of a 400 as `path → message` (`config.minute`). */
+function fieldPaths(fields, path = '') {
+  const out = {};
+  for (const [name, value] of Object.entries(fields || {})) {
+    const key = path ? `${path}.${name}` : name;
+    if (value && typeof value === 'object' && !Array.isArray(value)) Object.assign(out, fieldPaths(value, key));
+    else out[key] = Array.isArray(value) ? value.filter(Boolean).join('; ') : String(value);
+  }
+  return out;
+}
+
+/** A plugin entity's form: which plugin (new ones only), what it applies to, and its `config`
+ *  built from the plugin's own schema. */
+async function pluginForm(entity, done) {
+  const holder = h('div', {});
+  const formError = h('p', { class: 'notice bad', role: 'alert', hidden: true });
+  let inputs = {};
+  let errors = {};
+  const configBox = h('div', {});
+  const plain = {};
+  const scope = ['route', 'service', 'consumer'].map((k) => {
+    const id = `plugin-${k}`;
+    const input = h('input', { id, placeholder: 'name or id; empty: all', value: entity && entity[k] ? entity[k].id : '' });
+    const error = h('span', { class: 'field-error', id: `${id}-error`, hidden: true });
+    plain[k] = [input, error];
+    return h('div', { class: 'field' }, h('label', { for: id }, `Applies to ${k}`), input, error);
+  });
+  const enabled = h('input', { id: 'plugin-enabled', type: 'checkbox' });
+  enabled.checked = entity ? entity.enabled !== false : true;
+  const load = async (name) => {
+    const schema = await api(`/plugins/schema/${encodeURIComponent(name)}`);
+    const config = schema.fields.find((f) => f.config).config;
+    inputs = {};
+    errors = {};
+    configBox.replaceChildren(h('fieldset', {}, h('legend', {}, `${name}: config`),
+      h('div', { class: 'fields-grid' }, configFields(config.fields || [], entity ? entity.config : null, 'config', inputs, errors))));
+  };
+  let nameSelect = null;
+  if (!entity) {
+    const enabledPlugins = (await api('/plugins/enabled')).enabled_plugins.slice().sort();
+    nameSelect = h('select', { id: 'plugin-name' }, enabledPlugins.map((n) => h('option', { value: n }, n)));
+    nameSelect.addEventListener('change', () => load(nameSelect.value).catch((e) => configBox.replaceChildren(failure(e))));
+    await load(enabledPlugins[0]);
+  } else {
+    await load(entity.name);
+  }
+  const submit = h('button', { type: 'submit' }, entity ? 'Save' : 'Create');
+  const form = h('form', { class: 'entity-form', novalidate: true }, formError,
+    h('div', { class: 'fields-grid' },
+      nameSelect ? h('div', { class: 'field' }, h('label', { for: 'plugin-name' }, 'Plugin'), nameSelect) : null,
+      scope,
+      h('div', { class: 'field check' }, enabled, h('label', { for: 'plugin-enabled' }, 'Enabled'))),
+    configBox, h('div', { class: 'toolbar' }, submit));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const body = { enabled: enabled.checked, config: {} };
+    if (nameSelect) body.name = nameSelect.value;
+    for (const [k, [input]] of Object.entries(plain)) {
+      const raw = input.value.trim();
+      if (raw) body[k] = /^[0-9a-f-]{36}$/i.test(raw) ? { id: raw } : { name: raw };
+      else if (entity && entity[k]) body[k] = null;
+    }
+    for (const [key, [input, type]] of Object.entries(inputs)) {
+      const parts = key.split('.').slice(1);
+      let target = body.config;
+      for (const part of parts.slice(0, -1)) target = target[part] = target[part] || {};
+      const last = parts[parts.length - 1];
+      if (type === 'bool') { target[last] = input.checked; continue; }
+      const raw = input.value.trim();
+      if (raw === '') continue;
+      target[last] = type === 'number' ? Number(raw) : type === 'list' ? raw.split(',').map((v) => v.trim()).filter(Boolean)
+        : type === 'loose' ? looseValue(raw) : raw;
+    }
+    for (const error of [...Object.values(errors), ...Object.values(plain).map(([, e]) => e)]) { error.hidden = true; error.textContent = ''; }
+    for (const input of form.querySelectorAll('[aria-invalid]')) input.removeAttribute('aria-invalid');
+    formError.hidden = true;
+    submit.disabled = true;
+    try {
+      done(await api(entity ? `/plugins/${entity.id}` : '/plugins', { method: entity ? 'PATCH' : 'POST', body }));
+    } catch (error) {
+      const messages = fieldPaths(error.body && error.body.fields);
+      const unplaced = [];
+      let first = null;
+      for (const [path, message] of Object.entries(messages)) {
+        const top = path.split('.')[0];
+        const [input, span] = errors[path] ? [inputs[path][0], errors[path]] : plain[top] ? plain[top] : [null, null];
+        if (!span) { unplaced.push(`${path}: ${message}`); continue; }
+        span.textContent = message;
+        span.hidden = false;
+        input.setAttribute('aria-invalid', 'true');
+        first = first || input;
+      }
+      formError.textContent = [error.message, ...unplaced].join(' — ');
+      formError.hidden = false;
+      (first || submit).focus();
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  holder.append(form);
+  return holder;
+}
+
+/** A list of what belongs to an entity (a consumer's credentials, an upstream's targets), with a
+ *  form to add one and a button to remove each. */
+function subList({ id, title, path, columns, spec, describe }) {
+  const section = h('section', { id, class: 'sub-list' });
+  const refresh = async () => {
+    try {
+      const list = await api(`${path}?size=1000`);
+      const rows = list.data;
+      section.replaceChildren(h('h2', {}, title),
+        rows.length ? table([...columns, {
+          title: '', key: 'remove',
+          cell: (row) => h('button', {
+            type: 'button', class: 'danger', 'aria-label': `Remove ${describe(row)}`,
+            onclick: async () => {
+              if (!window.confirm(`Remove ${describe(row)}?`)) return;
+              try {
+                await api(`${path}/${row.id}`, { method: 'DELETE' });
+                refresh();
+              } catch (error) {
+                section.append(failure(error));
+              }
+            },
+          }, 'Remove'),
+        }], rows, (row) => ({ 'data-id': row.id })) : h('p', { class: 'muted' }, 'None.'),
+        formFor({ spec, url: path, prefix: id, submitLabel: 'Add', done: () => refresh() }));
+    } catch (error) {
+      section.replaceChildren(h('h2', {}, title), failure(error));
+    }
+  };
+  refresh();
+  return section;
+}
+
+/** What an item page shows under its fields, by kind. */
+const BELOW = {
+  consumers: (entity) => {
+    const base = `/consumers/${entity.id}`;
+    return [
+      subList({
+        id: 'key-auth', title: 'API keys (key-auth)', path: `${base}/key-auth`, describe: (c) => `key ${c.id}`,
+        columns: [{ title: 'Key', key: 'key', mono: true, cell: (c) => c.key }, { title: 'Tags', key: 'tags', cell: (c) => (c.tags || []).join(', ') }],
+        spec: [['key', 'Key (empty: generated)', 'text'], ['tags', 'Tags', 'list']],
+      }),
+      subList({
+        id: 'basic-auth', title: 'Usernames and passwords (basic-auth)', path: `${base}/basic-auth`, describe: (c) => `username ${c.username}`,
+        columns: [{ title: 'Username', key: 'username', cell: (c) => c.username }],
+        spec: [['username', 'Username', 'text'], ['password', 'Password', 'password']],
+      }),
+      subList({
+        id: 'jwt', title: 'JWT credentials (jwt)', path: `${base}/jwt`, describe: (c) => `JWT key ${c.key}`,
+        columns: [{ title: 'Key (iss)', key: 'key', mono: true, cell: (c) => c.key }, { title: 'Algorithm', key: 'algorithm', cell: (c) => c.algorithm }],
+        spec: [['key', 'Key (empty: generated)', 'text'],
+          ['algorithm', 'Algorithm', 'select', ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'ES256', 'ES384']],
+          ['secret', 'Secret (HS*; empty: generated)', 'password'], ['rsa_public_key', 'Public key (RS*, ES*; PEM)', 'textarea']],
+      }),
+      subList({
+        id: 'acls', title: 'ACL groups (acl)', path: `${base}/acls`, describe: (c) => `group ${c.group}`,
+        columns: [{ title: 'Group', key: 'group', cell: (c) => c.group }],
+        spec: [['group', 'Group', 'text'], ['tags', 'Tags', 'list']],
+      }),
+    ];
+  },
+  upstreams: (entity) => [subList({
+    id: 'targets', title: 'Targets', path: `/upstreams/${entity.id}/targets`, describe: (t) => `target ${t.target}`,
+    columns: [{ title: 'Target', key: 'target', mono: true, cell: (t) => t.target }, { title: 'Weight', key: 'weight', cell: (t) => String(t.weight) }],
+    spec: [['target', 'Target (host:port)', 'text'], ['weight', 'Weight', 'number'], ['tags', 'Tags', 'list']],
+  })],
+};
+
 async function list(kind) {
   const spec = KINDS[kind];
   const query = new URLSearchParams(location.search);
@@ -818,16 +1049,21 @@ async function list(kind) {
   const search = h('input', { id: 'search', type: 'search', placeholder: 'Name, id, tag…', value: query.get('q') || '' });
   const body = h('div', {});
   const creating = h('section', { id: 'new-entity', hidden: true, 'aria-label': `New ${spec.title.replace(/s$/, '').toLowerCase()}` });
-  const open = FORMS[kind] ? h('button', {
+  const open = FORMS[kind] || kind === 'plugins' ? h('button', {
     type: 'button', id: 'new', 'aria-expanded': 'false', 'aria-controls': 'new-entity',
-    onclick: () => {
+    onclick: async () => {
       creating.hidden = !creating.hidden;
       open.setAttribute('aria-expanded', String(!creating.hidden));
       if (!creating.hidden && !creating.firstChild) {
-        creating.append(h('h2', {}, `New ${spec.title.replace(/s$/, '').toLowerCase()}`),
-          entityForm(kind, null, (saved) => go(`/${kind}/${encodeURIComponent(spec.name(saved))}`)));
+        const done = (saved) => go(`/${kind}/${encodeURIComponent(spec.name(saved))}`);
+        creating.append(h('h2', {}, `New ${spec.title.replace(/s$/, '').toLowerCase()}`));
+        try {
+          creating.append(kind === 'plugins' ? await pluginForm(null, done) : entityForm(kind, null, done));
+        } catch (error) {
+          creating.append(failure(error));
+        }
       }
-      if (!creating.hidden) creating.querySelector('input, select').focus();
+      if (!creating.hidden) creating.querySelector('input, select')?.focus();
     },
   }, `New ${spec.title.replace(/s$/, '').toLowerCase()}`) : null;
   page(spec.title,
@@ -883,17 +1119,22 @@ async function item(kind, key) {
     },
   }, 'Delete');
   const editing = h('section', { id: 'edit-entity', hidden: true, 'aria-label': 'Edit' });
-  const edit = FORMS[kind] ? h('button', {
+  const edit = FORMS[kind] || kind === 'plugins' ? h('button', {
     type: 'button', class: 'ghost', id: 'edit', 'aria-expanded': 'false', 'aria-controls': 'edit-entity',
-    onclick: () => {
+    onclick: async () => {
       editing.hidden = !editing.hidden;
       edit.setAttribute('aria-expanded', String(!editing.hidden));
       if (!editing.hidden && !editing.firstChild) {
-        editing.append(entityForm(kind, entity, (saved) => {
+        const done = (saved) => {
           const path = `/${kind}/${encodeURIComponent(spec.name(saved))}`;
           if (path === location.pathname) show();
           else go(path);
-        }));
+        };
+        try {
+          editing.append(kind === 'plugins' ? await pluginForm(entity, done) : entityForm(kind, entity, done));
+        } catch (error) {
+          editing.append(failure(error));
+        }
       }
     },
   }, 'Edit') : null;
@@ -905,7 +1146,8 @@ async function item(kind, key) {
         value === null ? '—' : typeof value === 'object' ? JSON.stringify(value) : String(value)),
     ])),
     h('div', { class: 'toolbar' }, edit, remove),
-    editing);
+    editing,
+    ...(BELOW[kind] ? BELOW[kind](entity) : []));
   return null;
 }
 
