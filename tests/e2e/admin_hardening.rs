@@ -272,7 +272,7 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
 }
 
 /// `GET path` over TLS with HTTP/1.1; the status code.
-fn tls_get(addr: SocketAddr, name: &str, config: rustls::ClientConfig, path: &str) -> Result<u16, String> {
+pub(crate) fn tls_get(addr: SocketAddr, name: &str, config: rustls::ClientConfig, path: &str) -> Result<u16, String> {
     let mut tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let server = ServerName::try_from(name.to_string()).unwrap();

@@ -309,6 +309,12 @@ fn a_service_and_a_route_made_through_the_forms_are_served_by_a_data_plane() {
         "the target listed",
         "document.querySelector('#targets td[data-column=weight]')?.textContent === '50'",
     );
+    browser.screenshot(&shots().join("upstream.png"));
+    for list in ["consumers", "plugins", "upstreams"] {
+        browser.goto(&format!("http://{listen}/{list}"));
+        browser.wait_for("the list", "document.body.dataset.ready === 'true' && document.querySelector('tr[data-id]')");
+        browser.screenshot(&shots().join(format!("{list}.png")));
+    }
     let targets = send(cp.admin, "GET", "/upstreams/pool.internal/targets", &[], None).json();
     assert_eq!(targets["data"][0]["target"], echo.addr.to_string(), "{targets}");
 }
@@ -443,6 +449,17 @@ fn the_new_data_plane_wizards_files_start_a_node_that_syncs() {
     browser.click("#dp-cert-add");
     browser.wait_for("the CA listed", "document.querySelectorAll('#dp-certificates tbody tr').length === 2");
     assert!(browser.eval("document.querySelector('#dp-certificates').textContent").as_str().unwrap().contains("CA"));
+    // A proxy certificate for an SNI, added the same way, and listed with it.
+    let proxy_pem = ca.server(&["shop.test"]);
+    browser.type_into("#proxy-certificates-list-cert", &proxy_pem.cert);
+    browser.type_into("#proxy-certificates-list-key", &proxy_pem.key);
+    browser.type_into("#proxy-certificates-list-snis", "shop.test");
+    browser.click("#proxy-certificates-list button[type=submit]");
+    browser.wait_for(
+        "the proxy certificate listed",
+        "document.querySelector('#proxy-certificates-list td[data-column=snis]')?.textContent === 'shop.test'",
+    );
+    assert_eq!(send(admin, "GET", "/snis/shop.test", &[], None).status, 200);
     browser.screenshot(&shots().join("certificates.png"));
     browser.eval("window.confirm = () => true");
     browser.click("#dp-certificates button[aria-label='Remove CN=dp-wizard']");
@@ -615,4 +632,42 @@ fn data_planes_and_nodes_without_an_admin_api_serve_no_console() {
     node.wait_for_log("gateway started");
     assert!(node.log().contains("the console (admin_gui_listen) is not served"), "{}", node.log());
     assert!(std::net::TcpStream::connect(at(gui)).is_err());
+    drop(node);
+
+    // `admin_gui_listen = off` on a node with an Admin API: no console.
+    let admin = free_port();
+    let (dir, _) = conf_dir(&[
+        "prefix = servroot".into(),
+        "proxy_listen = off".into(),
+        "status_listen = off".into(),
+        format!("admin_listen = 127.0.0.1:{admin}"),
+        "admin_gui_listen = off".into(),
+    ]);
+    let mut node = Gateway::start(dir.path(), &["-c", "kong.conf"], &[]);
+    node.wait_for_log("Admin API listening");
+    node.wait_for_log("gateway started");
+    assert!(!node.log().contains("console"), "{}", node.log());
+}
+
+#[test]
+fn an_ssl_console_address_serves_its_certificate() {
+    let ca = gateway_tests::pki::TestCa::new("console test CA");
+    let pem = ca.server(&["console.test"]);
+    let (admin, plain, tls) = (free_port(), free_port(), free_port());
+    let (dir, _) = conf_dir(&[
+        "prefix = servroot".into(),
+        "proxy_listen = off".into(),
+        "status_listen = off".into(),
+        format!("admin_listen = 127.0.0.1:{admin}"),
+        format!("admin_gui_ssl_cert = {}", pem.cert.replace('\n', "\\n")),
+        format!("admin_gui_ssl_cert_key = {}", pem.key.replace('\n', "\\n")),
+        "admin_allowed_hosts = console.test".into(),
+    ]);
+    let listen = format!("127.0.0.1:{plain}, 127.0.0.1:{tls} ssl");
+    let mut node = Gateway::start(dir.path(), &["-c", "kong.conf"], &[("KONG_ADMIN_GUI_LISTEN", &listen)]);
+    node.wait_for_log("gateway started");
+    let config = ca.client_config(&["http/1.1"]);
+    assert_eq!(crate::admin_hardening::tls_get(at(tls), "console.test", config.clone(), "/data-planes"), Ok(200));
+    assert_eq!(crate::admin_hardening::tls_get(at(tls), "console.test", config, "/api/status"), Ok(200));
+    assert_eq!(send(at(plain), "GET", "/", &[], None).status, 200);
 }

@@ -393,21 +393,18 @@ async function certificates() {
   const planes = h('section', { id: 'dp-certificates' });
   const proxy = h('section', { id: 'proxy-certificates' });
   page('Certificates', role === 'control_plane' ? planes : null, proxy);
-  const showProxy = async () => {
-    try {
-      const list = await api('/certificates?size=1000');
-      proxy.replaceChildren(h('h2', {}, 'Proxy certificates (served by SNI)'),
-        list.data.length ? table([
-          { title: 'ID', key: 'id', mono: true, cell: (c) => short(c.id) },
-          { title: 'SNIs', key: 'snis', cell: (c) => (c.snis || []).join(', ') },
-          { title: 'Tags', key: 'tags', cell: (c) => (c.tags || []).map((t) => badge(t)) },
-          { title: 'Created', key: 'created_at', cell: (c) => (c.created_at ? date(c.created_at) : '') },
-        ], list.data, (c) => ({ 'data-id': c.id })) : h('p', { class: 'notice' }, 'None: the proxy serves its default certificate.'));
-    } catch (error) {
-      proxy.replaceChildren(failure(error));
-    }
-  };
-  showProxy();
+  proxy.replaceChildren(subList({
+    id: 'proxy-certificates-list', title: 'Proxy certificates (served by SNI)', path: '/certificates',
+    describe: (c) => `certificate ${c.id}`,
+    columns: [
+      { title: 'ID', key: 'id', mono: true, cell: (c) => short(c.id) },
+      { title: 'SNIs', key: 'snis', cell: (c) => (c.snis || []).join(', ') },
+      { title: 'Tags', key: 'tags', cell: (c) => (c.tags || []).map((t) => badge(t)) },
+      { title: 'Created', key: 'created_at', cell: (c) => (c.created_at ? date(c.created_at) : '') },
+    ],
+    spec: [['cert', 'Certificate (PEM, with its chain)', 'textarea'], ['key', 'Private key (PEM)', 'textarea'],
+      ['snis', 'SNIs', 'list'], ['tags', 'Tags', 'list']],
+  }));
   if (role !== 'control_plane') return null;
   if (!pki) {
     planes.replaceChildren(h('h2', {}, 'Data plane certificates'),
