@@ -237,7 +237,10 @@ fn a_data_plane_starts_from_its_cache_then_declarative_config_then_nothing() {
         let mut dp = start_dp(dir.path(), "dp", cluster, &[]);
         add_route(&cp, &echo, "s", "r", "/cached");
         wait_status(&dp, "/cached", 200);
-        dp.gateway.wait_for_log("configuration cached");
+        // The configuration with the route is the one cached (the empty one pushed at connect was
+        // cached first, and stopping before the second write would leave that one).
+        let hash = cp_hash(&cp);
+        dp.gateway.wait_for_log(&format!("configuration cached hash={}", hash.as_str().unwrap()));
     }
     // Control plane gone: the restarted data plane serves its cache.
     let mut dp = start_dp(dir.path(), "dp", cluster, &[]);
