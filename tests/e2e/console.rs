@@ -20,6 +20,16 @@ fn at(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// Opens the list page `list` and its "New ..." form.
+fn open_new_form(browser: &mut Browser, listen: &str, list: &str) {
+    browser.goto(&format!("http://{listen}/{list}"));
+    browser.wait_for(
+        &format!("the {list} list"),
+        "document.body.dataset.ready === 'true' && document.querySelector('#new')",
+    );
+    browser.click("#new");
+}
+
 fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Exchange {
     http_send(addr, method, path, headers, body.map(str::as_bytes)).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
@@ -175,9 +185,7 @@ fn a_service_and_a_route_made_through_the_forms_are_served_by_a_data_plane() {
     let mut browser = Browser::start(1280, 900);
 
     // A service with a port out of range: the error shows next to the port, and nothing is written.
-    browser.goto(&format!("http://{listen}/services"));
-    browser.wait_for("the service list", "document.body.dataset.ready === 'true' && document.querySelector('#new')");
-    browser.click("#new");
+    open_new_form(&mut browser, &listen, "services");
     browser.type_into("#field-name", "made-in-console");
     browser.type_into("#field-host", &echo.addr.ip().to_string());
     browser.type_into("#field-port", "70000");
@@ -200,9 +208,7 @@ fn a_service_and_a_route_made_through_the_forms_are_served_by_a_data_plane() {
     );
 
     // A route for it, through the routes' form.
-    browser.goto(&format!("http://{listen}/routes"));
-    browser.wait_for("the route list", "document.body.dataset.ready === 'true' && document.querySelector('#new')");
-    browser.click("#new");
+    open_new_form(&mut browser, &listen, "routes");
     browser.type_into("#field-name", "made-route");
     browser.type_into("#field-service", "made-in-console");
     browser.type_into("#field-paths", "/made");
@@ -229,9 +235,7 @@ fn a_service_and_a_route_made_through_the_forms_are_served_by_a_data_plane() {
     });
 
     // A plugin through its schema's form: a bad config value is refused next to its field...
-    browser.goto(&format!("http://{listen}/plugins"));
-    browser.wait_for("the plugin list", "document.body.dataset.ready === 'true' && document.querySelector('#new')");
-    browser.click("#new");
+    open_new_form(&mut browser, &listen, "plugins");
     browser.wait_for("the plugin form", "document.querySelector('#plugin-name')");
     browser.eval("const s = document.querySelector('#plugin-name'); s.value = 'rate-limiting'; s.dispatchEvent(new Event('change'))");
     browser.wait_for("rate-limiting's fields", "document.querySelector('#plugin-config-second')");
@@ -247,9 +251,7 @@ fn a_service_and_a_route_made_through_the_forms_are_served_by_a_data_plane() {
     assert_eq!(send(cp.admin, "GET", "/plugins", &[], None).json()["data"], json!([]), "nothing written");
     // ...and key-auth on the route, then a consumer with a key made on its page: the data plane
     // refuses the request without the key and lets it through with it.
-    browser.goto(&format!("http://{listen}/plugins"));
-    browser.wait_for("the plugin list", "document.body.dataset.ready === 'true' && document.querySelector('#new')");
-    browser.click("#new");
+    open_new_form(&mut browser, &listen, "plugins");
     browser.wait_for("the plugin form", "document.querySelector('#plugin-name')");
     browser.eval(
         "const s = document.querySelector('#plugin-name'); s.value = 'key-auth'; s.dispatchEvent(new Event('change'))",
@@ -264,9 +266,7 @@ fn a_service_and_a_route_made_through_the_forms_are_served_by_a_data_plane() {
     poll("the data plane to ask for a key", SYNC_DEADLINE, || {
         (http_send(dp.proxy, "GET", "/changed/x", &[], None).ok()?.status == 401).then_some(())
     });
-    browser.goto(&format!("http://{listen}/consumers"));
-    browser.wait_for("the consumer list", "document.body.dataset.ready === 'true' && document.querySelector('#new')");
-    browser.click("#new");
+    open_new_form(&mut browser, &listen, "consumers");
     browser.type_into("#field-username", "alice");
     browser.click("#new-entity button[type=submit]");
     browser.wait_for(
@@ -293,9 +293,7 @@ fn a_service_and_a_route_made_through_the_forms_are_served_by_a_data_plane() {
     assert_eq!(through.json()["headers"]["x-consumer-username"], "alice");
 
     // An upstream and a target, through the upstream's form and page.
-    browser.goto(&format!("http://{listen}/upstreams"));
-    browser.wait_for("the upstream list", "document.body.dataset.ready === 'true' && document.querySelector('#new')");
-    browser.click("#new");
+    open_new_form(&mut browser, &listen, "upstreams");
     browser.type_into("#field-name", "pool.internal");
     browser.click("#new-entity button[type=submit]");
     browser.wait_for(
@@ -605,23 +603,8 @@ fn data_planes_and_nodes_without_an_admin_api_serve_no_console() {
     let (cluster, gui) = (free_port(), free_port());
     let cp = start_cp_env(dir.path(), cluster, &[], &[]);
     let listen = format!("127.0.0.1:{gui}");
-    let dp_conf = crate::hybrid::write_conf(
-        dir.path(),
-        "dp.conf",
-        &[
-            "role = data_plane".into(),
-            "database = off".into(),
-            "cluster_cert = cluster.crt".into(),
-            "cluster_cert_key = cluster.key".into(),
-            format!("cluster_control_plane = 127.0.0.1:{cluster}"),
-            format!("cluster_telemetry_endpoint = 127.0.0.1:{}", free_port()),
-            "prefix = dp".into(),
-            format!("proxy_listen = 127.0.0.1:{}", free_port()),
-            "status_listen = off".into(),
-        ],
-    );
-    let mut dp = Gateway::start(dir.path(), &["-c", dp_conf.to_str().unwrap()], &[("KONG_ADMIN_GUI_LISTEN", &listen)]);
-    dp.wait_for_log("gateway started");
+    let dp = crate::hybrid::start_dp_env(dir.path(), "dp", cluster, &[], &[("KONG_ADMIN_GUI_LISTEN", &listen)]);
+    let dp = dp.gateway;
     poll("the data plane connected", SYNC_DEADLINE, || (data_planes(&cp).len() == 1).then_some(()));
     assert!(std::net::TcpStream::connect(at(gui)).is_err(), "nothing listens on a data plane's admin_gui_listen");
     assert!(!dp.log().contains("console listening"), "{}", dp.log());

@@ -72,6 +72,11 @@ pub(crate) struct Dp {
 
 /// A data plane named `name` (its prefix and conf file) dialing `cluster`.
 pub(crate) fn start_dp(dir: &Path, name: &str, cluster: u16, extra: &[String]) -> Dp {
+    start_dp_env(dir, name, cluster, extra, &[])
+}
+
+/// [`start_dp`] with `env` in its environment.
+pub(crate) fn start_dp_env(dir: &Path, name: &str, cluster: u16, extra: &[String], env: &[(&str, &str)]) -> Dp {
     let (proxy, status) = (free_port(), free_port());
     let mut lines = vec![
         "role = data_plane".into(),
@@ -87,7 +92,7 @@ pub(crate) fn start_dp(dir: &Path, name: &str, cluster: u16, extra: &[String]) -
     lines.extend_from_slice(extra);
     let conf = format!("{name}.conf");
     write_conf(dir, &conf, &lines);
-    let mut gateway = Gateway::start(dir, &["-c", &conf], &[]);
+    let mut gateway = Gateway::start(dir, &["-c", &conf], env);
     gateway.wait_for_log("gateway started");
     Dp { gateway, proxy: at(proxy), status: at(status) }
 }
