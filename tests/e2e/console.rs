@@ -292,6 +292,26 @@ fn a_service_and_a_route_made_through_the_forms_are_served_by_a_data_plane() {
     });
     assert_eq!(through.json()["headers"]["x-consumer-username"], "alice");
 
+    // The plugin edited on its page: only the edited field changes.
+    let plugins = send(cp.admin, "GET", "/plugins", &[], None).json();
+    let before = plugins["data"][0].clone();
+    browser.goto(&format!("http://{listen}/plugins/{}", before["id"].as_str().unwrap()));
+    browser.wait_for("the plugin's page", "document.body.dataset.ready === 'true' && document.querySelector('#edit')");
+    browser.click("#edit");
+    browser.wait_for("the plugin's form", "document.querySelector('#plugin-config-key_names')");
+    browser.type_into("#plugin-config-key_names", "x-api-key");
+    browser.click("#edit-entity button[type=submit]");
+    browser.wait_for("the saved plugin", "document.querySelector('dl.fields')?.textContent.includes('x-api-key')");
+    let after = send(cp.admin, "GET", &format!("/plugins/{}", before["id"].as_str().unwrap()), &[], None).json();
+    let mut expected = before.clone();
+    expected["config"]["key_names"] = json!(["x-api-key"]);
+    expected["updated_at"] = after["updated_at"].clone();
+    assert_eq!(after, expected, "nothing but key_names changed");
+    poll("the new key name enforced", SYNC_DEADLINE, || {
+        let answer = http_send(dp.proxy, "GET", "/changed/x", &[("x-api-key", "alice-secret-key")], None).ok()?;
+        (answer.status == 200).then_some(())
+    });
+
     // An upstream and a target, through the upstream's form and page.
     open_new_form(&mut browser, &listen, "upstreams");
     browser.type_into("#field-name", "pool.internal");

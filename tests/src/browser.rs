@@ -5,6 +5,7 @@
 
 use std::io::ErrorKind;
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,6 +33,8 @@ impl Browser {
     pub fn start(width: u32, height: u32) -> Browser {
         let profile = tempfile::tempdir().unwrap();
         let child = Command::new(chromium())
+            // Its own process group, so stopping it stops its helper processes too.
+            .process_group(0)
             .args([
                 "--headless=new",
                 // Tests run as root in CI, where Chromium's sandbox cannot start.
@@ -54,6 +57,8 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e} (.ci/setup installs chromium)", chromium().display()));
+        // Stopped by its pid whatever happens before the browser is ready.
+        let mut guard = Stopper(Some(child));
         let active = profile.path().join("DevToolsActivePort");
         let (port, path) = crate::poll("chromium's DevTools port", DEADLINE, || {
             let text = std::fs::read_to_string(&active).ok()?;
@@ -65,6 +70,7 @@ impl Browser {
         stream.set_read_timeout(Some(COMMAND_DEADLINE)).unwrap();
         let (socket, _) =
             tungstenite::client(format!("ws://127.0.0.1:{port}{path}"), stream).expect("chromium's DevTools WebSocket");
+        let child = guard.0.take().expect("the child is kept until here");
         let mut browser = Browser { child, socket, session: String::new(), next_id: 0, _profile: profile };
         let target = browser.command(None, "Target.createTarget", json!({"url": "about:blank"}));
         let target = target["targetId"].as_str().expect("a target id").to_string();
@@ -85,6 +91,11 @@ impl Browser {
     }
 
     fn command(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        self.try_command(session, method, params).unwrap_or_else(|error| panic!("{method}: {error}"))
+    }
+
+    /// A command's result, or the error DevTools answered with.
+    fn try_command(&mut self, session: Option<&str>, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut message = json!({"id": id, "method": method, "params": params});
@@ -106,9 +117,9 @@ impl Browser {
                 continue; // an event, or another command's answer
             }
             if let Some(error) = answer.get("error") {
-                panic!("{method}: {error}");
+                return Err(error.clone());
             }
-            return answer["result"].clone();
+            return Ok(answer["result"].clone());
         }
     }
 
@@ -158,7 +169,13 @@ impl Browser {
         );
         let mut last_error = Value::Null;
         loop {
-            let answer = self.eval(&guarded);
+            // A page between two documents answers with an error (its context is gone): not yet.
+            let session = self.session.clone();
+            let params = json!({"expression": guarded, "returnByValue": true, "awaitPromise": true});
+            let answer = match self.try_command(Some(&session), "Runtime.evaluate", params) {
+                Ok(result) => result["result"]["value"].clone(),
+                Err(error) => json!({ "error": error }),
+            };
             if !answer["error"].is_null() {
                 last_error = answer["error"].clone();
             }
@@ -197,6 +214,24 @@ impl Browser {
     }
 }
 
+/// Stops a browser process that never became a [`Browser`] (a start that failed half way).
+struct Stopper(Option<Child>);
+
+impl Drop for Stopper {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            stop_group(child);
+        }
+    }
+}
+
+/// SIGKILL to the process group the browser leads (it and its helpers), then reaped by pid.
+fn stop_group(child: &mut Child) {
+    let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 impl Drop for Browser {
     /// Asks Chromium to close (it stops its own helper processes), then makes sure of its pid.
     fn drop(&mut self) {
@@ -204,14 +239,11 @@ impl Drop for Browser {
         let close = json!({"id": self.next_id, "method": "Browser.close", "params": {}});
         let _ = self.socket.send(Message::text(close.to_string()));
         let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(5) {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
+        while started.elapsed() < Duration::from_secs(5) && !matches!(self.child.try_wait(), Ok(Some(_))) {
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Whatever of its group is left (its helpers, or all of it if it did not close).
+        stop_group(&mut self.child);
     }
 }
 

@@ -62,7 +62,7 @@ pub const KEYS: &[Key] = &[
         name: "admin_gui_listen",
         default: Some("127.0.0.1:8002, 127.0.0.1:8445 ssl"),
         kind: LISTEN,
-        doc: "Addresses of the console, a web page for the node and its cluster (data planes, certificates, entities, analytics), with the flags of `proxy_listen` (`ssl` serves `admin_gui_ssl_cert`). The page reaches the Admin API through its own origin (`/api/...`, with the Admin API's guards against other sites and DNS rebinding; `admin_allowed_hosts` applies), so it is served only where the Admin API is (`admin_listen` not `off`), never on a data plane. Loopback by default (Kong's is `0.0.0.0`): the console can change everything the Admin API can. `off` disables it.",
+        doc: "Addresses of the console, a web page for the node and its cluster (data planes, certificates, entities, analytics), with the flags of `proxy_listen` (`ssl` serves `admin_gui_ssl_cert`). The page reaches the Admin API through its own origin (`/api/...`, with the Admin API's guards against other sites and DNS rebinding; `admin_allowed_hosts` applies), so it is served only where the Admin API is (`admin_listen` not `off`), never on a data plane, and its `/api` answers loopback clients only while `admin_listen` is loopback only. Loopback by default (Kong's is `0.0.0.0`): the console can change everything the Admin API can. `off` disables it.",
     },
     Key {
         name: "cluster_listen",

@@ -35,20 +35,57 @@ const PAGES: &[&str] =
 /// Only the console's own origin, for everything; no inline script or style.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// Whom the console's `/api` answers: the Admin API must not become reachable from further away
+/// through its console than through `admin_listen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiPeers {
+    /// The Admin API listens beyond loopback too: whoever reaches the console.
+    Any,
+    /// The Admin API listens on loopback only: so does the console's `/api`, whatever address
+    /// its pages are served on (Kong's default `admin_gui_listen` is `0.0.0.0:8002`, where Kong
+    /// Manager is static files that call `admin_listen` from the browser).
+    LoopbackOnly,
+}
+
+impl ApiPeers {
+    /// What `admin_listen`'s addresses allow: loopback only when every one of them is.
+    pub fn of(admin_listen: &[crate::conf::ListenSpec]) -> ApiPeers {
+        if admin_listen.iter().all(|spec| is_loopback(&spec.host)) { ApiPeers::LoopbackOnly } else { ApiPeers::Any }
+    }
+
+    fn admits(self, peer: std::net::IpAddr) -> bool {
+        let peer = match peer {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self == ApiPeers::Any || peer.is_loopback()
+    }
+}
+
+/// Whether a listen host is a loopback address (or `localhost`).
+pub fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 #[derive(Clone)]
 pub struct Console {
     api: AdminApi,
     edge: std::sync::Arc<Edge>,
+    peers: ApiPeers,
 }
 
 impl Console {
-    /// The console for `api`, behind `edge` (the names of `admin_gui_listen`).
-    pub fn new(api: &AdminApi, edge: Edge) -> Console {
-        Console { api: api.behind(edge.clone()), edge: std::sync::Arc::new(edge) }
+    /// The console for `api`, behind `edge` (the names of `admin_gui_listen`), its `/api`
+    /// answering `peers`.
+    pub fn new(api: &AdminApi, edge: Edge, peers: ApiPeers) -> Console {
+        Console { api: api.behind(edge.clone()), edge: std::sync::Arc::new(edge), peers }
     }
 
+    /// The service for one connection from `peer`.
     pub fn service(
         &self,
+        peer: std::net::SocketAddr,
     ) -> impl hyper::service::Service<
         Request<Incoming>,
         Response = Response<Full<Bytes>>,
@@ -64,22 +101,33 @@ impl Console {
         hyper::service::service_fn(move |req| {
             let console = console.clone();
             async move {
-                let mut response = console.respond(req).await;
+                let mut response = console.respond(req, peer).await;
                 secure(response.headers_mut());
                 Ok(response)
             }
         })
     }
 
-    async fn respond(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn respond(&self, req: Request<Incoming>, peer: std::net::SocketAddr) -> Response<Full<Bytes>> {
         let path = req.uri().path();
         if path == "/api" || path.starts_with("/api/") {
+            if !self.peers.admits(peer.ip()) {
+                tracing::warn!(%peer, "console: an Admin API call from beyond loopback refused (admin_listen is loopback only)");
+                let message = r#"{"message":"the Admin API listens on loopback only (admin_listen): the console calls it for loopback clients only"}"#;
+                return Response::builder()
+                    .status(StatusCode::FORBIDDEN)
+                    .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+                    .header(header::CACHE_CONTROL, "no-store")
+                    .body(Full::new(Bytes::from_static(message.as_bytes())))
+                    .expect("a static response is valid");
+            }
             return match to_admin(req) {
                 Ok(req) => self.api.respond(req).await,
                 Err(status) => plain(status, "invalid request target\n"),
             };
         }
         if let Err(refused) = self.edge.admit_host(req.uri().authority(), req.headers()) {
+            tracing::info!(%peer, %refused, "console: a page request refused");
             let status =
                 if matches!(refused, crate::admin::edge::EdgeError::NoHost | crate::admin::edge::EdgeError::BadHost(_))
                 {
@@ -94,14 +142,14 @@ impl Console {
             answer.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return answer;
         }
-        let head = req.method() == Method::HEAD;
         let (status, content_type, body, cache) = match ASSETS.iter().find(|(p, _, _)| *p == path) {
             Some((_, content_type, body)) => (StatusCode::OK, *content_type, *body, "no-cache"),
             None if is_page(path) => (StatusCode::OK, "text/html; charset=utf-8", INDEX, "no-store"),
             // The page still loads, and says that nothing is there.
             None => (StatusCode::NOT_FOUND, "text/html; charset=utf-8", INDEX, "no-store"),
         };
-        let body = if head { Bytes::new() } else { Bytes::from_static(body.as_bytes()) };
+        // HEAD too: hyper sends the head with the body's length and leaves the body out.
+        let body = Bytes::from_static(body.as_bytes());
         Response::builder()
             .status(status)
             .header(header::CONTENT_TYPE, content_type)
@@ -169,6 +217,21 @@ mod tests {
         for other in ["/nowhere", "/services/a/b", "/services//", "/assetsx", "/api-docs"] {
             assert!(!is_page(other), "{other}");
         }
+    }
+
+    #[test]
+    fn the_api_answers_beyond_loopback_only_where_the_admin_api_does() {
+        let of = |list: &str| ApiPeers::of(&crate::conf::listen::parse_listen_list(list).unwrap());
+        assert_eq!(of("127.0.0.1:8001, [::1]:8001, localhost:8444 ssl"), ApiPeers::LoopbackOnly);
+        assert_eq!(of("127.0.0.1:8001, 0.0.0.0:8444 ssl"), ApiPeers::Any);
+        assert_eq!(of("admin.internal:8001"), ApiPeers::Any);
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(ApiPeers::LoopbackOnly.admits(ip("127.0.0.1")));
+        assert!(ApiPeers::LoopbackOnly.admits(ip("::1")));
+        assert!(ApiPeers::LoopbackOnly.admits(ip("::ffff:127.0.0.1")));
+        assert!(!ApiPeers::LoopbackOnly.admits(ip("10.0.0.5")));
+        assert!(!ApiPeers::LoopbackOnly.admits(ip("::ffff:10.0.0.5")));
+        assert!(ApiPeers::Any.admits(ip("10.0.0.5")));
     }
 
     #[test]

@@ -570,7 +570,13 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
         if let Some(store) = &analytics_store {
             admin.serve_analytics(store.clone());
         }
-        let console = crate::console::Console::new(&admin, api_edge(&settings, &settings.admin_gui_listen));
+        let peers = crate::console::ApiPeers::of(&settings.admin_listen);
+        for spec in settings.admin_gui_listen.iter().filter(|s| !crate::console::is_loopback(&s.host)) {
+            if peers == crate::console::ApiPeers::LoopbackOnly {
+                tracing::warn!(listen = %spec, "admin_gui_listen reaches beyond this machine while admin_listen is loopback only: the console's pages are served there, its Admin API calls only to loopback clients");
+            }
+        }
+        let console = crate::console::Console::new(&admin, api_edge(&settings, &settings.admin_gui_listen), peers);
         let door = ApiListener {
             name: "console",
             label: "console",
@@ -580,7 +586,7 @@ pub async fn run(settings: Settings) -> Result<(), NodeError> {
             pair: settings.admin_gui_ssl.as_ref(),
             access_log: access_logs.console.clone(),
         };
-        door.serve(&settings, &on_control, &mut tasks, move |_| console.service(), &shutdown).await?;
+        door.serve(&settings, &on_control, &mut tasks, move |conn| console.service(conn.peer), &shutdown).await?;
         let door = ApiListener {
             name: "admin",
             label: "Admin API",

@@ -547,6 +547,9 @@ impl self::gateway::api::http::HostResponse for Sandbox {
 impl self::gateway::api::http::Host for Sandbox {}
 impl self::gateway::api::types::Host for Sandbox {}
 
+/// The longest message an `error-answer` carries (longer ones are cut).
+const MAX_ERROR_MESSAGE: usize = 4096;
+
 /// Headers one request may have set ahead of its response, by all its plugins together.
 const MAX_RESPONSE_HEADERS: usize = 256;
 
@@ -722,7 +725,20 @@ impl self::gateway::api::host::Host for Sandbox {
         }
         let request = self.request(&req);
         let kind = answers::error_format(answers::Wishes::of(&request.headers).accept.as_ref().map(|v| v.as_bytes()));
-        let message = message.map_or_else(|| answers::status_message(status), std::borrow::Cow::Owned);
+        let message = match message {
+            None => answers::status_message(status),
+            Some(mut text) => {
+                // The host writes it out (escaped, in a template) in its own memory: bounded.
+                if text.len() > MAX_ERROR_MESSAGE {
+                    let mut end = MAX_ERROR_MESSAGE;
+                    while !text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    text.truncate(end);
+                }
+                std::borrow::Cow::Owned(text)
+            }
+        };
         let id = self.plugin.call.request_id.unwrap_or(crate::logs::RequestId(0));
         let (content_type, body) = answers::render(&self.plugin.shared.errors, kind, &message, &id);
         Ok(self::gateway::api::types::Exit {

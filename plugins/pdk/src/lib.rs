@@ -104,7 +104,13 @@ pub fn error_answer(
     headers: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Flow, String> {
     let mut exit = host::error_answer(req, status, message)?;
-    exit.headers.extend(headers);
+    for (name, value) in headers {
+        // A plugin's own `Content-Type` replaces the host's (one header, not two).
+        if name.eq_ignore_ascii_case("content-type") {
+            exit.headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+        }
+        exit.headers.push((name, value));
+    }
     Ok(Flow::Respond(exit))
 }
 

@@ -121,6 +121,7 @@ function every(ms, work) {
 function page(title, ...children) {
   document.title = `${title} · gateway console`;
   main.replaceChildren(h('h1', { tabindex: '-1' }, title), ...children);
+  main.dataset.generation = String(generation);
 }
 
 async function overview() {
@@ -560,8 +561,8 @@ const RANGES = { '15m': 15 * 60, '1h': 3600, '24h': 86400 };
 
 async function analytics() {
   const query = new URLSearchParams(location.search);
-  const group = GROUPS[query.get('group_by')] ? query.get('group_by') : 'service';
-  const range = RANGES[query.get('range')] ? query.get('range') : '1h';
+  const group = Object.hasOwn(GROUPS, query.get('group_by') || '') ? query.get('group_by') : 'service';
+  const range = Object.hasOwn(RANGES, query.get('range') || '') ? query.get('range') : '1h';
   const select = (id, label, options, value) => h('div', {}, h('label', { for: id }, label),
     h('select', { id, onchange: (e) => go(`/analytics?group_by=${e.target.id === 'group-by' ? e.target.value : group}&range=${e.target.id === 'range' ? e.target.value : range}`) },
       Object.entries(options).map(([k, text]) => h('option', { value: k, selected: k === value }, text))));
@@ -839,8 +840,19 @@ function configFields(fields, values, path, inputs, errors) {
     if (spec.type === 'boolean') {
       input = h('input', { id, type: 'checkbox' });
       input.checked = value === undefined ? Boolean(spec.default) : Boolean(value);
-      inputs[key] = [input, 'bool'];
+      inputs[key] = [input, 'bool', input.checked];
       return h('div', { class: 'field check' }, input, h('label', { for: id }, name), error);
+    }
+    // A list whose items are not plain words (records, or text with commas), or a value of
+    // another shape than the schema says, is edited as JSON, so it comes back as it was.
+    const plainList = (list) => list.every((v) => (typeof v === 'string' && !v.includes(',')) || typeof v === 'number');
+    const asJson = (value !== undefined && value !== null && typeof value === 'object' && !(Array.isArray(value) && plainList(value)))
+      || (Array.isArray(spec.default) && !plainList(spec.default));
+    if (asJson) {
+      input = h('textarea', { id, rows: '3', spellcheck: 'false' });
+      input.value = value === undefined || value === null ? '' : JSON.stringify(value);
+      inputs[key] = [input, 'json', input.value];
+      return h('div', { class: 'field' }, h('label', { for: id }, `${name} (JSON)`), input, error);
     }
     const shown = value === undefined || value === null ? '' : Array.isArray(value) ? value.join(', ') : String(value);
     const placeholder = spec.default === undefined || spec.default === null ? (spec.required ? 'required' : '')
@@ -849,7 +861,7 @@ function configFields(fields, values, path, inputs, errors) {
     // A field whose default is null says nothing of its type: what is typed is read as JSON
     // when it reads as a number, boolean, list or object, else as text.
     const loose = spec.default === undefined || spec.default === null;
-    inputs[key] = [input, spec.type === 'array' ? 'list' : spec.type === 'integer' || spec.type === 'number' ? 'number' : loose ? 'loose' : 'text'];
+    inputs[key] = [input, spec.type === 'array' ? 'list' : spec.type === 'integer' || spec.type === 'number' ? 'number' : loose ? 'loose' : 'text', shown];
     return h('div', { class: 'field' }, h('label', { for: id }, name), input,
       spec.description ? h('span', { class: 'muted help' }, spec.description) : null, error);
   });
@@ -929,20 +941,44 @@ async function pluginForm(entity, done) {
       if (raw) body[k] = /^[0-9a-f-]{36}$/i.test(raw) ? { id: raw } : { name: raw };
       else if (entity && entity[k]) body[k] = null;
     }
-    for (const [key, [input, type]] of Object.entries(inputs)) {
+    const unreadable = [];
+    for (const [key, [input, type, initial]] of Object.entries(inputs)) {
+      // A change sends only what was edited: the rest stays as it is.
+      const current = type === 'bool' ? input.checked : input.value;
+      if (entity && current === initial) continue;
       const parts = key.split('.').slice(1);
       let target = body.config;
       for (const part of parts.slice(0, -1)) target = target[part] = target[part] || {};
       const last = parts[parts.length - 1];
       if (type === 'bool') { target[last] = input.checked; continue; }
       const raw = input.value.trim();
-      if (raw === '') continue;
+      if (raw === '') {
+        if (entity) target[last] = null;
+        continue;
+      }
+      if (type === 'json') {
+        try {
+          target[last] = JSON.parse(raw);
+        } catch {
+          unreadable.push([key, 'is not JSON']);
+        }
+        continue;
+      }
       target[last] = type === 'number' ? Number(raw) : type === 'list' ? raw.split(',').map((v) => v.trim()).filter(Boolean)
         : type === 'loose' ? looseValue(raw) : raw;
     }
     for (const error of [...Object.values(errors), ...Object.values(plain).map(([, e]) => e)]) { error.hidden = true; error.textContent = ''; }
     for (const input of form.querySelectorAll('[aria-invalid]')) input.removeAttribute('aria-invalid');
     formError.hidden = true;
+    if (unreadable.length) {
+      for (const [key, message] of unreadable) {
+        errors[key].textContent = message;
+        errors[key].hidden = false;
+        inputs[key][0].setAttribute('aria-invalid', 'true');
+      }
+      inputs[unreadable[0][0]][0].focus();
+      return;
+    }
     submit.disabled = true;
     try {
       done(await api(entity ? `/plugins/${entity.id}` : '/plugins', { method: entity ? 'PATCH' : 'POST', body }));
@@ -1096,13 +1132,18 @@ async function list(kind) {
 
 async function item(kind, key) {
   const spec = KINDS[kind];
+  // Drawn at once, filled when the entity arrives: if another page was asked for meanwhile, this
+  // one is no longer in the document and what it draws goes nowhere.
+  const holder = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  page(spec.title, holder);
   let entity;
   try {
     entity = await api(`/${kind}/${encodeURIComponent(key)}`);
   } catch (error) {
-    page(spec.title, error.status === 404 ? h('p', { class: 'notice' }, `No such entity: ${key}.`) : failure(error));
+    holder.replaceChildren(error.status === 404 ? h('p', { class: 'notice' }, `No such entity: ${key}.`) : failure(error));
     return null;
   }
+  if (!holder.isConnected) return null;
   const remove = h('button', {
     class: 'danger', type: 'button',
     onclick: async () => {
@@ -1135,7 +1176,10 @@ async function item(kind, key) {
       }
     },
   }, 'Edit') : null;
-  page(`${spec.title.replace(/s$/, '')} ${spec.name(entity)}`,
+  const title = `${spec.title.replace(/s$/, '')} ${spec.name(entity)}`;
+  document.title = `${title} · gateway console`;
+  main.querySelector('h1').textContent = title;
+  holder.replaceChildren(
     h('p', {}, h('a', { href: `/${kind}` }, `All ${spec.title.toLowerCase()}`)),
     h('dl', { class: 'fields' }, Object.entries(entity).flatMap(([field, value]) => [
       h('dt', {}, field),
@@ -1160,12 +1204,25 @@ const PAGES = [
   [/^\/analytics\/?$/, () => analytics()],
   [/^\/data-planes\/new\/?$/, () => (node.configuration.role === 'control_plane' ? newDataPlane() : notFound())],
   [/^\/(services|routes|consumers|plugins|upstreams)\/?$/, (m) => list(m[1])],
-  [/^\/(services|routes|consumers|plugins|upstreams)\/([^/]+)\/?$/, (m) => item(m[1], decodeURIComponent(m[2]))],
+  [/^\/(services|routes|consumers|plugins|upstreams)\/([^/]+)\/?$/, (m) => {
+    let key;
+    try {
+      key = decodeURIComponent(m[2]);
+    } catch {
+      return notFound();
+    }
+    return item(m[1], key);
+  }],
 ];
+
+/** Which navigation is current: a page that finishes loading after another was asked for is
+ *  stopped at once instead of drawn. */
+let generation = 0;
 
 async function show() {
   if (leave) leave();
   leave = null;
+  const mine = ++generation;
   const path = location.pathname;
   for (const link of document.querySelectorAll('nav a')) {
     const href = link.getAttribute('href');
@@ -1174,7 +1231,12 @@ async function show() {
     else link.removeAttribute('aria-current');
   }
   const found = PAGES.map(([pattern, render]) => [path.match(pattern), render]).find(([m]) => m);
-  leave = found ? await found[1](found[0]) : notFound();
+  const stop = found ? await found[1](found[0]) : notFound();
+  if (mine !== generation) {
+    if (stop) stop();
+    return;
+  }
+  leave = stop;
   const heading = main.querySelector('h1');
   if (heading && document.activeElement !== document.body) heading.focus();
 }
