@@ -112,6 +112,15 @@ fn the_data_plane_list_shows_running_nodes_in_sync_and_a_stopped_one_goes_stale(
     browser.goto(&format!("http://{listen}/services"));
     browser.wait_for("the service list", "document.querySelector('tr[data-id] a')?.textContent === 'echo'");
     browser.screenshot(&shots().join("services.png"));
+    // A search filters the page; a name not on it can be opened directly.
+    browser.type_into("#search", "elsewhere");
+    browser.wait_for(
+        "the filtered list",
+        "document.querySelector('#lookup a')?.getAttribute('href') === '/services/elsewhere'",
+    );
+    assert_eq!(browser.eval("document.querySelectorAll('tr[data-id]').length"), json!(0));
+    browser.type_into("#search", "ech");
+    browser.wait_for("the match", "document.querySelectorAll('tr[data-id]').length === 1");
     browser.eval("document.querySelector('tr[data-id] a').click()");
     browser.wait_for(
         "the service's page",

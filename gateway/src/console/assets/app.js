@@ -1123,7 +1123,13 @@ async function list(kind) {
       offset ? h('a', { href: `/${kind}` }, 'First page') : null,
       data.next ? h('a', { href: `/${kind}?offset=${encodeURIComponent(data.offset)}`, rel: 'next' }, 'Next page') : null,
       h('span', { class: 'muted' }, `${rows.length} shown`));
-    body.replaceChildren(rows.length ? table(columns, rows, (e) => ({ 'data-id': e.id })) : h('p', { class: 'notice' }, 'Nothing here.'), pager);
+    // The Admin API has no search: the page shown is filtered, and a name or id not on it can
+    // still be looked up directly.
+    const lookup = needle && !rows.some((e) => spec.name(e).toLowerCase() === needle || e.id === needle)
+      ? h('p', { class: 'muted', id: 'lookup' }, 'Not on this page? ',
+        h('a', { href: `/${kind}/${encodeURIComponent(search.value.trim())}` }, `Open “${search.value.trim()}” by its name or id`), '.')
+      : null;
+    body.replaceChildren(rows.length ? table(columns, rows, (e) => ({ 'data-id': e.id })) : h('p', { class: 'notice' }, 'Nothing here.'), lookup, pager);
   };
   search.addEventListener('input', show);
   show();
