@@ -193,6 +193,20 @@ fn request_phases(c: &mut Criterion) {
         }
         black_box((req, res, ctx));
     };
+    // A fixed number of requests on one route, timed, then out (A/B comparisons of two builds).
+    if let (Ok(name), Ok(count)) = (std::env::var("PLUGIN_BENCH_ROUTE"), std::env::var("PLUGIN_BENCH_COUNT")) {
+        let route = snapshot.routes.iter().position(|(r, _)| r.name.as_deref() == Some(name.as_str())).unwrap();
+        let count = count.parse::<u32>().unwrap();
+        for _ in 0..count / 10 {
+            one(&name, route);
+        }
+        let start = std::time::Instant::now();
+        for _ in 0..count {
+            one(&name, route);
+        }
+        println!("{name} {:.0}", start.elapsed().as_nanos() as f64 / f64::from(count));
+        std::process::exit(0);
+    }
     // Hot: request after request, everything in the caches. Cold: the caches evicted before each
     // request (not timed), as requests through the network find them.
     for (group, cold) in [("plugin-request", false), ("plugin-request-cold", true)] {

@@ -119,10 +119,15 @@ pub struct CallContext {
 impl CallContext {
     /// The consumer with this id, for `set-consumer` and `authenticate`.
     fn consumer_by_id(&self, id: &str) -> Result<Arc<crate::entities::Consumer>, String> {
+        self.known(id).map(|known| known.consumer.clone())
+    }
+
+    /// The consumer with this id and its upstream header values.
+    fn known(&self, id: &str) -> Result<&Known, String> {
         let Some(directory) = &self.directory else {
             return Err(format!("no request is in progress to associate consumer {id} with"));
         };
-        directory.consumer(id).ok_or_else(|| format!("no consumer has id {id}"))
+        directory.consumers.get(id).ok_or_else(|| format!("no consumer has id {id}"))
     }
 
     /// The request now belongs to `consumer`, proved by the credential `credential` (if any).
@@ -135,37 +140,60 @@ impl CallContext {
 
 /// A configuration version's consumers and their credentials, indexed for plugins that identify
 /// them: by consumer id and username, by (credential kind, key), and by (kind, consumer). Built
-/// once per configuration version, so a request looks up instead of scanning.
+/// once per configuration version, so a request looks up instead of scanning, and Kong's upstream
+/// header values of each consumer and credential are made here rather than per request.
 #[derive(Debug, Default)]
 pub struct Directory {
-    consumers: HashMap<String, Arc<crate::entities::Consumer>>,
+    consumers: HashMap<String, Known>,
     usernames: HashMap<String, Arc<crate::entities::Consumer>>,
-    credentials: HashMap<(&'static str, String), Arc<Credential>>,
+    /// By kind, then key.
+    credentials: HashMap<&'static str, HashMap<String, Arc<Credential>>>,
     by_consumer: HashMap<(&'static str, String), Vec<Arc<Credential>>>,
     /// The plugin entities of the configuration, as plugins are told about them (`host::entity`).
     pub entities: Vec<PluginEntity>,
 }
 
+/// A consumer and the values of Kong's upstream headers that name it (`authenticate`).
+#[derive(Debug)]
+struct Known {
+    consumer: Arc<crate::entities::Consumer>,
+    id: Result<hyper::header::HeaderValue, String>,
+    custom_id: Option<Result<hyper::header::HeaderValue, String>>,
+    username: Option<Result<hyper::header::HeaderValue, String>>,
+}
+
+impl Known {
+    fn new(consumer: &crate::entities::Consumer) -> Known {
+        Known {
+            consumer: Arc::new(consumer.clone()),
+            id: header_value(&consumer.id.to_string()),
+            custom_id: consumer.custom_id.as_deref().map(header_value),
+            username: consumer.username.as_deref().map(header_value),
+        }
+    }
+}
+
 impl Directory {
     pub fn new(config: &crate::entities::Config) -> Directory {
         let mut directory = Directory {
-            consumers: config.consumers.iter().map(|c| (c.id.to_string(), Arc::new(c.clone()))).collect(),
+            consumers: config.consumers.iter().map(|c| (c.id.to_string(), Known::new(c))).collect(),
             ..Directory::default()
         };
-        for consumer in directory.consumers.values() {
-            if let Some(username) = &consumer.username {
-                directory.usernames.insert(username.clone(), consumer.clone());
+        for known in directory.consumers.values() {
+            if let Some(username) = &known.consumer.username {
+                directory.usernames.insert(username.clone(), known.consumer.clone());
             }
         }
         for found in config.credentials() {
-            let Some(consumer) = directory.consumers.get(&found.consumer.to_string()) else { continue };
+            let Some(known) = directory.consumers.get(&found.consumer.to_string()) else { continue };
+            let consumer = &known.consumer;
             let credential = Arc::new(Credential {
                 id: found.id.to_string(),
                 consumer: EntityRef { id: consumer.id.to_string(), name: consumer.username.clone() },
                 fields: found.fields.to_string(),
             });
             if let Some(key) = found.key {
-                directory.credentials.insert((found.kind.name(), key.to_string()), credential.clone());
+                directory.credentials.entry(found.kind.name()).or_default().insert(key.to_string(), credential.clone());
             }
             directory
                 .by_consumer
@@ -182,17 +210,18 @@ impl Directory {
     }
 
     pub fn consumer(&self, id: &str) -> Option<Arc<crate::entities::Consumer>> {
-        self.consumers.get(id).cloned()
+        self.consumers.get(id).map(|known| known.consumer.clone())
     }
 
     /// A consumer by id, else by username.
     pub fn consumer_by_id_or_username(&self, key: &str) -> Option<Arc<crate::entities::Consumer>> {
-        self.consumers.get(key).or_else(|| self.usernames.get(key)).cloned()
+        self.consumer(key).or_else(|| self.usernames.get(key).cloned())
     }
 
-    pub fn credential(&self, kind: &str, key: &str) -> Option<Arc<Credential>> {
+    /// A credential by its kind's name (`keyauth_credentials`, ...) and key; no allocation.
+    pub fn credential(&self, kind: &str, key: &str) -> Option<&Arc<Credential>> {
         let kind = crate::entities::Kind::from_name(kind)?.name();
-        self.credentials.get(&(kind, key.to_string())).cloned()
+        self.credentials.get(kind)?.get(key)
     }
 
     pub fn credentials_of(&self, kind: &str, consumer: &str) -> &[Arc<Credential>] {
@@ -316,7 +345,34 @@ mod auth_headers {
     pub const ANONYMOUS: HeaderName = HeaderName::from_static("x-anonymous-consumer");
 }
 
+/// Names Kong's bundled plugins set on most requests and that `http` does not know: one of these,
+/// in any case, costs no allocation (any other name not among `http`'s standard ones is lowered
+/// into a copy of its own).
+static KNOWN_NAMES: [hyper::header::HeaderName; 15] = {
+    use hyper::header::HeaderName as N;
+    [
+        N::from_static("ratelimit-limit"),
+        N::from_static("ratelimit-remaining"),
+        N::from_static("ratelimit-reset"),
+        N::from_static("x-ratelimit-limit-second"),
+        N::from_static("x-ratelimit-limit-minute"),
+        N::from_static("x-ratelimit-limit-hour"),
+        N::from_static("x-ratelimit-limit-day"),
+        N::from_static("x-ratelimit-limit-month"),
+        N::from_static("x-ratelimit-limit-year"),
+        N::from_static("x-ratelimit-remaining-second"),
+        N::from_static("x-ratelimit-remaining-minute"),
+        N::from_static("x-ratelimit-remaining-hour"),
+        N::from_static("x-ratelimit-remaining-day"),
+        N::from_static("x-ratelimit-remaining-month"),
+        N::from_static("x-ratelimit-remaining-year"),
+    ]
+};
+
 fn header_name(name: &str) -> Result<hyper::header::HeaderName, String> {
+    if let Some(known) = KNOWN_NAMES.iter().find(|known| known.as_str().eq_ignore_ascii_case(name)) {
+        return Ok(known.clone());
+    }
     hyper::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("{name:?} is not a header name"))
 }
 
@@ -370,6 +426,50 @@ fn set_many(headers: &mut hyper::HeaderMap, edits: Vec<(String, Option<String>)>
 }
 
 impl Sandbox {
+    /// `authenticate`'s work: the request now belongs to the consumer `consumer_id`, proved by
+    /// `proof` (the credential's id and `X-Credential-Identifier`'s value) or, without one, the
+    /// anonymous consumer; Kong's upstream headers follow. Nothing is changed when it fails.
+    fn authenticate_as(
+        &mut self,
+        req: &Resource<RequestHandle>,
+        consumer_id: &str,
+        proof: Option<(String, Option<hyper::header::HeaderValue>)>,
+    ) -> Result<(), String> {
+        let known = self.plugin.call.known(consumer_id)?;
+        // A copy per request rather than a clone: a clone would count references in the
+        // directory's bytes, a cache line every worker then writes.
+        let checked = |name: &hyper::header::HeaderName, value: Option<&Result<hyper::header::HeaderValue, String>>| {
+            value
+                .map(|v| match v {
+                    Ok(v) => Ok(hyper::header::HeaderValue::from_bytes(v.as_bytes()).unwrap_or_else(|_| v.clone())),
+                    Err(e) => Err(format!("{}: {e}", name.as_str())),
+                })
+                .transpose()
+        };
+        let (credential, identifier) = match proof {
+            Some((id, identifier)) => (Some(id), identifier),
+            None => (None, None),
+        };
+        let anonymous = credential.is_none().then(|| hyper::header::HeaderValue::from_static("true"));
+        let headers = [
+            (auth_headers::CONSUMER_ID, checked(&auth_headers::CONSUMER_ID, Some(&known.id))?),
+            (auth_headers::CONSUMER_CUSTOM_ID, checked(&auth_headers::CONSUMER_CUSTOM_ID, known.custom_id.as_ref())?),
+            (auth_headers::CONSUMER_USERNAME, checked(&auth_headers::CONSUMER_USERNAME, known.username.as_ref())?),
+            (auth_headers::CREDENTIAL_IDENTIFIER, identifier),
+            (auth_headers::ANONYMOUS, anonymous),
+        ];
+        let consumer = known.consumer.clone();
+        let request = self.request(req);
+        for (name, value) in headers {
+            match value {
+                Some(value) => request.headers.insert(name, value),
+                None => request.headers.remove(name),
+            };
+        }
+        self.plugin.call.associate(&consumer, credential);
+        Ok(())
+    }
+
     fn request(&mut self, handle: &Resource<RequestHandle>) -> &mut RequestHandle {
         self.table.get_mut(handle).expect("the host hands out only live request handles")
     }
@@ -638,29 +738,22 @@ impl self::gateway::api::host::Host for Sandbox {
         consumer_id: String,
         proof: Option<Proof>,
     ) -> Result<(), String> {
-        let consumer = self.plugin.call.consumer_by_id(&consumer_id)?;
-        let id = consumer.id.to_string();
-        let headers = [
-            (auth_headers::CONSUMER_ID, Some(id.as_str())),
-            (auth_headers::CONSUMER_CUSTOM_ID, consumer.custom_id.as_deref()),
-            (auth_headers::CONSUMER_USERNAME, consumer.username.as_deref()),
-            (auth_headers::CREDENTIAL_IDENTIFIER, proof.as_ref().map(|p| p.identifier.as_str())),
-            (auth_headers::ANONYMOUS, proof.is_none().then_some("true")),
-        ];
-        let mut checked = Vec::with_capacity(headers.len());
-        for (name, value) in headers {
-            let value = value.map(header_value).transpose().map_err(|e| format!("{}: {e}", name.as_str()))?;
-            checked.push((name, value));
-        }
-        let request = self.request(&req);
-        for (name, value) in checked {
-            match value {
-                Some(value) => request.headers.insert(name, value),
-                None => request.headers.remove(name),
-            };
-        }
-        self.plugin.call.associate(&consumer, proof.map(|p| p.id));
-        Ok(())
+        let identifier = match &proof {
+            Some(proof) => Some(
+                header_value(&proof.identifier).map_err(|e| format!("{}: {e}", auth_headers::CREDENTIAL_IDENTIFIER))?,
+            ),
+            None => None,
+        };
+        self.authenticate_as(&req, &consumer_id, proof.map(|p| (p.id, identifier)))
+    }
+
+    fn authenticate_key(&mut self, req: Resource<RequestHandle>, kind: String, key: String) -> Result<bool, String> {
+        let Some(directory) = self.plugin.call.directory.clone() else { return Ok(false) };
+        let Some(credential) = directory.credential(&kind, &key) else { return Ok(false) };
+        let identifier =
+            header_value(&credential.id).map_err(|e| format!("{}: {e}", auth_headers::CREDENTIAL_IDENTIFIER))?;
+        self.authenticate_as(&req, &credential.consumer.id, Some((credential.id.clone(), Some(identifier))))?;
+        Ok(true)
     }
 
     fn credential_id(&mut self) -> Option<String> {
@@ -669,7 +762,7 @@ impl self::gateway::api::host::Host for Sandbox {
 
     fn find_credential(&mut self, kind: String, key: String) -> Option<Credential> {
         let directory = self.plugin.call.directory.as_ref()?;
-        directory.credential(&kind, &key).map(|c| Credential::clone(&c))
+        directory.credential(&kind, &key).map(|c| Credential::clone(c))
     }
 
     fn consumer_credentials(&mut self, kind: String, consumer_id: String) -> Vec<Credential> {
@@ -1185,6 +1278,59 @@ mod tests {
 
         sandbox.plugin.call.directory = None;
         assert!(sandbox.authenticate(borrow(), id_of("a-1"), None).is_err(), "outside a request");
+    }
+
+    #[test]
+    fn authenticate_key_finds_the_credential_and_authenticates_with_it_or_changes_nothing() {
+        use self::gateway::api::host::Host;
+        let doc = serde_json::json!({
+            "_format_version": "3.0",
+            "consumers": [{"username": "alice", "keyauth_credentials": [{"key": "k-1"}],
+                           "basicauth_credentials": [{"username": "al", "password": "p"}]}],
+        });
+        let config = crate::entities::parse_value(&doc).unwrap();
+        let alice = config.consumers[0].id.to_string();
+        let credential = config.credentials().find(|c| c.key == Some("k-1")).unwrap().id.to_string();
+        let mut sandbox = Sandbox::new();
+        sandbox.plugin.call.directory = Some(Arc::new(Directory::new(&config)));
+        let mut forged = hyper::HeaderMap::new();
+        forged.insert("x-anonymous-consumer", "true".parse().unwrap());
+        let handle = sandbox.table.push(RequestHandle { headers: forged, ..RequestHandle::default() }).unwrap();
+        let borrow = || Resource::<RequestHandle>::new_borrow(handle.rep());
+
+        // No such key, or a key of another kind: nothing changes.
+        let before = sandbox.table.get(&handle).unwrap().headers.clone();
+        assert_eq!(sandbox.authenticate_key(borrow(), "keyauth_credentials".into(), "k-2".into()), Ok(false));
+        assert_eq!(sandbox.authenticate_key(borrow(), "keyauth_credentials".into(), "al".into()), Ok(false));
+        assert_eq!(sandbox.authenticate_key(borrow(), "no-such-kind".into(), "k-1".into()), Ok(false));
+        assert_eq!(sandbox.table.get(&handle).unwrap().headers, before);
+        assert!(sandbox.plugin.call.consumer.is_none() && !sandbox.plugin.call.consumer_changed);
+
+        assert_eq!(sandbox.authenticate_key(borrow(), "keyauth_credentials".into(), "k-1".into()), Ok(true));
+        let headers = &sandbox.table.get(&handle).unwrap().headers;
+        let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(header("x-consumer-id"), Some(alice.clone()));
+        assert_eq!(header("x-consumer-username").as_deref(), Some("alice"));
+        assert_eq!(header("x-credential-identifier"), Some(credential.clone()), "key-auth's identifier is the id");
+        assert_eq!(header("x-anonymous-consumer"), None, "a forged header is removed");
+        let call = &sandbox.plugin.call;
+        assert_eq!(call.consumer.as_ref().map(|c| c.id.clone()), Some(alice));
+        assert_eq!(call.credential, Some(credential));
+        assert!(call.consumer_changed);
+
+        sandbox.plugin.call.directory = None;
+        assert_eq!(sandbox.authenticate_key(borrow(), "keyauth_credentials".into(), "k-1".into()), Ok(false));
+    }
+
+    #[test]
+    fn known_header_names_are_found_in_any_case_and_others_parsed() {
+        for name in ["RateLimit-Limit", "x-ratelimit-remaining-minute", "X-RATELIMIT-LIMIT-YEAR"] {
+            assert_eq!(header_name(name).unwrap().as_str(), name.to_ascii_lowercase());
+        }
+        assert_eq!(header_name("X-Custom").unwrap().as_str(), "x-custom");
+        assert_eq!(header_name("retry-after").unwrap(), hyper::header::RETRY_AFTER);
+        assert!(header_name("bad name").is_err());
+        assert!(header_name("").is_err());
     }
 
     #[test]

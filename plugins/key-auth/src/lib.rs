@@ -7,7 +7,7 @@
 mod body;
 mod query;
 
-use gateway_pdk::auth::{self, Proof};
+use gateway_pdk::auth;
 use gateway_pdk::{Body, FieldError, Flow, HeaderName, Phase, Plugin, Request, host};
 use serde::{Deserialize, Serialize};
 
@@ -141,9 +141,7 @@ impl Plugin for KeyAuth {
                 }
                 if key.is_empty() {
                     NO_KEY
-                } else if let Some(credential) = host::find_credential("keyauth_credentials", &key) {
-                    let proof = Proof { id: &credential.id, identifier: &credential.id };
-                    auth::set_consumer(req, &credential.consumer.id, Some(proof))?;
+                } else if auth::authenticate_key(req, "keyauth_credentials", &key)? {
                     return Ok(Flow::Proceed);
                 } else {
                     UNAUTHORIZED

@@ -78,17 +78,51 @@ pub trait Plugin: Sized + 'static {
 /// An id from the contract's `uuid` shape (`host::ids`) in the form
 /// the Admin API shows: lower-case hex, hyphenated.
 pub fn uuid_string((high, low): (u64, u64)) -> String {
-    let hex = hex(&[high.to_be_bytes(), low.to_be_bytes()].concat());
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    let mut out = String::with_capacity(36);
+    let bytes = (u128::from(high) << 64 | u128::from(low)).to_be_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        push_hex(&mut out, *b);
+    }
+    out
+}
+
+/// One byte as two lower-case hexadecimal digits.
+fn push_hex(out: &mut String, b: u8) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.push(char::from(DIGITS[usize::from(b >> 4)]));
+    out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+}
+
+/// Appends `n` in decimal, without the formatting machinery (a plugin's hot path writes numbers
+/// into headers and keys on every request).
+pub fn push_int(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for d in &digits[at..] {
+        out.push(char::from(*d));
+    }
 }
 
 /// Bytes as lower-case hexadecimal (a digest as Kong prints it).
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+        push_hex(&mut out, *b);
     }
     out
 }
@@ -204,5 +238,15 @@ mod tests {
         let id = (0x0123_4567_89ab_cdef_u64, 0xfedc_ba98_7654_3210_u64);
         assert_eq!(super::uuid_string(id), "01234567-89ab-cdef-fedc-ba9876543210");
         assert_eq!(super::uuid_string((0, 1)), "00000000-0000-0000-0000-000000000001");
+        assert_eq!(super::uuid_string((u64::MAX, u64::MAX)), "ffffffff-ffff-ffff-ffff-ffffffffffff");
+    }
+
+    #[test]
+    fn integers_print_as_display_does() {
+        for n in [0, 1, -1, 9, 10, 1_709_214_330, i64::MAX, i64::MIN, -1_000_000] {
+            let mut out = "x".to_string();
+            super::push_int(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
     }
 }

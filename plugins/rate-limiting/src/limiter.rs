@@ -5,7 +5,7 @@
 //! that is the same; with requests racing on other workers it cannot let two through for the
 //! last unit, as read-then-count can. Kept apart from the host so it is tested on its own.
 
-use gateway_pdk::hex;
+use gateway_pdk::{hex, push_int};
 use sha2::{Digest, Sha256};
 
 use crate::calendar::Period;
@@ -86,7 +86,16 @@ impl Limiter {
         let mut allowed = true;
         for limit in &self.limits {
             let (start, end) = limit.period.window(now);
-            let key = format!("{}{}:{start}:{scope}|{identifier}", self.prefix, limit.period.name());
+            let name = limit.period.name();
+            let mut key = String::with_capacity(self.prefix.len() + name.len() + scope.len() + identifier.len() + 24);
+            key.push_str(&self.prefix);
+            key.push_str(name);
+            key.push(':');
+            push_int(&mut key, start);
+            key.push(':');
+            key.push_str(scope);
+            key.push('|');
+            key.push_str(&identifier);
             let window = u32::try_from(end.saturating_sub(now)).unwrap_or(u32::MAX).max(1);
             let used_before = counters.incr(&key, 1, window).saturating_sub(1);
             let remaining = limit.limit - used_before as f64;
@@ -114,7 +123,8 @@ impl Limiter {
             headers.push((limit.remaining_header.clone(), number(left)));
         }
         if let Some((limit, left, end)) = tightest {
-            let reset = end.saturating_sub(now).max(1).to_string();
+            let mut reset = String::new();
+            push_int(&mut reset, end.saturating_sub(now).max(1));
             headers.push((RATELIMIT_LIMIT.into(), limit.text.clone()));
             headers.push((RATELIMIT_REMAINING.into(), number(left)));
             headers.push((RATELIMIT_RESET.into(), reset.clone()));
@@ -136,7 +146,13 @@ fn short(identifier: &str) -> std::borrow::Cow<'_, str> {
 
 /// A number as Kong (Lua) prints it: whole numbers without a fraction.
 pub fn number(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 { format!("{}", value as i64) } else { value.to_string() }
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        let mut out = String::new();
+        push_int(&mut out, value as i64);
+        out
+    } else {
+        value.to_string()
+    }
 }
 
 #[cfg(test)]
