@@ -41,14 +41,14 @@ fn request() -> RequestHandle {
         headers.insert(name, value.parse().unwrap());
     }
     RequestHandle {
-        method: "GET".into(),
-        scheme: "http".into(),
+        method: hyper::Method::GET,
+        scheme: "http",
         host: "api.example.com".into(),
         port: 8000,
         path: "/items".into(),
         query: String::new(),
         headers,
-        client_ip: "127.0.0.1".into(),
+        client_ip: gateway::wasm::plugin::ClientIp::Ip(std::net::Ipv4Addr::LOCALHOST.into()),
         body_settable: true,
         ..RequestHandle::default()
     }

@@ -65,20 +65,42 @@ pub const MEMORY_LIMIT: usize = 64 << 20;
 /// A request as a plugin sees it, owned by the host.
 #[derive(Debug, Default)]
 pub struct RequestHandle {
-    pub method: String,
-    pub scheme: String,
+    pub method: hyper::Method,
+    /// `http` or `https`.
+    pub scheme: &'static str,
     pub host: String,
     pub port: u16,
     pub path: String,
     pub query: String,
     pub headers: hyper::HeaderMap,
-    pub client_ip: String,
+    /// Printed only when a plugin asks (`client-ip`).
+    pub client_ip: ClientIp,
     /// The body, when a plugin asked for it.
     pub body: BodyState,
     /// What a plugin put in place of the body (`set-body`); only in `rewrite` and `access`.
     pub new_body: Option<hyper::body::Bytes>,
     /// Whether `set-body` is allowed (the request has not gone upstream yet).
     pub body_settable: bool,
+}
+
+/// The client's address as a plugin is told it: an IP address, or (`gateway plugin run`, which
+/// tests what a plugin does with a client that has none, such as a unix socket's) any text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ClientIp {
+    #[default]
+    Unknown,
+    Ip(std::net::IpAddr),
+    Text(String),
+}
+
+impl ClientIp {
+    fn text(&self) -> String {
+        match self {
+            ClientIp::Unknown => String::new(),
+            ClientIp::Ip(ip) => ip.to_string(),
+            ClientIp::Text(text) => text.clone(),
+        }
+    }
 }
 
 /// A response as a plugin sees it, owned by the host.
@@ -95,9 +117,11 @@ pub struct CallContext {
     pub plugin: String,
     /// The plugin entity the call runs for: its index in the directory's entities.
     pub entity: Option<usize>,
-    pub route: Option<EntityRef>,
-    pub service: Option<EntityRef>,
-    pub consumer: Option<EntityRef>,
+    /// The ids of the request's route, service and consumer; their names are the directory's
+    /// (nothing is formatted per request unless a plugin asks).
+    pub route: Option<uuid::Uuid>,
+    pub service: Option<uuid::Uuid>,
+    pub consumer: Option<uuid::Uuid>,
     /// The plugin called `set-consumer` (the runner then updates the request's consumer).
     pub consumer_changed: bool,
     /// The credential the consumer was identified by, if the plugin named one.
@@ -127,12 +151,22 @@ impl CallContext {
         let Some(directory) = &self.directory else {
             return Err(format!("no request is in progress to associate consumer {id} with"));
         };
-        directory.consumers.get(id).ok_or_else(|| format!("no consumer has id {id}"))
+        directory.known(id).ok_or_else(|| format!("no consumer has id {id}"))
+    }
+
+    /// An entity as the contract names it: its id and its name in the directory.
+    fn named(
+        &self,
+        id: Option<uuid::Uuid>,
+        name: impl Fn(&Directory, uuid::Uuid) -> Option<String>,
+    ) -> Option<EntityRef> {
+        let id = id?;
+        Some(EntityRef { id: id.to_string(), name: self.directory.as_deref().and_then(|d| name(d, id)) })
     }
 
     /// The request now belongs to `consumer`, proved by the credential `credential` (if any).
     fn associate(&mut self, consumer: &crate::entities::Consumer, credential: Option<String>) {
-        self.consumer = Some(EntityRef { id: consumer.id.to_string(), name: consumer.username.clone() });
+        self.consumer = Some(consumer.id);
         self.credential = credential;
         self.consumer_changed = true;
     }
@@ -144,13 +178,17 @@ impl CallContext {
 /// header values of each consumer and credential are made here rather than per request.
 #[derive(Debug, Default)]
 pub struct Directory {
-    consumers: HashMap<String, Known>,
+    consumers: HashMap<uuid::Uuid, Known>,
+    /// Routes' and services' names by id (`host::route`, `host::service`).
+    names: HashMap<uuid::Uuid, String>,
     usernames: HashMap<String, Arc<crate::entities::Consumer>>,
     /// By kind, then key.
     credentials: HashMap<&'static str, HashMap<String, Arc<Credential>>>,
     by_consumer: HashMap<(&'static str, String), Vec<Arc<Credential>>>,
     /// The plugin entities of the configuration, as plugins are told about them (`host::entity`).
     pub entities: Vec<PluginEntity>,
+    /// Their ids as numbers (`host::ids`), by the same index.
+    entity_ids: Vec<Option<(u64, u64)>>,
 }
 
 /// A consumer and the values of Kong's upstream headers that name it (`authenticate`).
@@ -176,7 +214,10 @@ impl Known {
 impl Directory {
     pub fn new(config: &crate::entities::Config) -> Directory {
         let mut directory = Directory {
-            consumers: config.consumers.iter().map(|c| (c.id.to_string(), Known::new(c))).collect(),
+            consumers: config.consumers.iter().map(|c| (c.id, Known::new(c))).collect(),
+            names: (config.routes.iter().filter_map(|r| Some((r.id, r.name.clone()?))))
+                .chain(config.services.iter().filter_map(|s| Some((s.id, s.name.clone()?))))
+                .collect(),
             ..Directory::default()
         };
         for known in directory.consumers.values() {
@@ -185,7 +226,7 @@ impl Directory {
             }
         }
         for found in config.credentials() {
-            let Some(known) = directory.consumers.get(&found.consumer.to_string()) else { continue };
+            let Some(known) = directory.consumers.get(&found.consumer) else { continue };
             let consumer = &known.consumer;
             let credential = Arc::new(Credential {
                 id: found.id.to_string(),
@@ -206,11 +247,25 @@ impl Directory {
 
     /// The directory, with the plugin entities calls are told about by index.
     pub fn with_entities(self, entities: Vec<PluginEntity>) -> Directory {
-        Directory { entities, ..self }
+        let entity_ids = entities.iter().map(|e| uuid(&e.id)).collect();
+        Directory { entities, entity_ids, ..self }
     }
 
     pub fn consumer(&self, id: &str) -> Option<Arc<crate::entities::Consumer>> {
-        self.consumers.get(id).map(|known| known.consumer.clone())
+        self.known(id).map(|known| known.consumer.clone())
+    }
+
+    pub fn consumer_by_uuid(&self, id: uuid::Uuid) -> Option<Arc<crate::entities::Consumer>> {
+        self.consumers.get(&id).map(|known| known.consumer.clone())
+    }
+
+    fn known(&self, id: &str) -> Option<&Known> {
+        self.consumers.get(&uuid::Uuid::parse_str(id).ok()?)
+    }
+
+    /// A route's or service's name.
+    fn name(&self, id: uuid::Uuid) -> Option<String> {
+        self.names.get(&id).cloned()
     }
 
     /// A consumer by id, else by username.
@@ -481,17 +536,17 @@ impl Sandbox {
 
 impl self::gateway::api::http::HostRequest for Sandbox {
     fn method(&mut self, r: Resource<RequestHandle>) -> String {
-        self.request(&r).method.clone()
+        self.request(&r).method.as_str().to_string()
     }
 
     fn set_method(&mut self, r: Resource<RequestHandle>, method: String) {
-        if hyper::Method::from_bytes(method.as_bytes()).is_ok() {
+        if let Ok(method) = hyper::Method::from_bytes(method.as_bytes()) {
             self.request(&r).method = method;
         }
     }
 
     fn scheme(&mut self, r: Resource<RequestHandle>) -> String {
-        self.request(&r).scheme.clone()
+        self.request(&r).scheme.to_string()
     }
 
     fn host(&mut self, r: Resource<RequestHandle>) -> String {
@@ -560,7 +615,7 @@ impl self::gateway::api::http::HostRequest for Sandbox {
     }
 
     fn client_ip(&mut self, r: Resource<RequestHandle>) -> String {
-        self.request(&r).client_ip.clone()
+        self.request(&r).client_ip.text()
     }
 
     fn header_names(&mut self, r: Resource<RequestHandle>) -> Vec<String> {
@@ -701,12 +756,12 @@ impl self::gateway::api::host::Host for Sandbox {
 
     fn ids(&mut self) -> CallIds {
         let call = &self.plugin.call;
-        let plugin = call.entity.and_then(|i| call.directory.as_ref()?.entities.get(i)).and_then(|e| uuid(&e.id));
+        let plugin = call.entity.and_then(|i| call.directory.as_ref()?.entity_ids.get(i).copied().flatten());
         CallIds {
             plugin,
-            route: call.route.as_ref().and_then(|r| uuid(&r.id)),
-            service: call.service.as_ref().and_then(|s| uuid(&s.id)),
-            consumer: call.consumer.as_ref().and_then(|c| uuid(&c.id)),
+            route: call.route.map(|id| id.as_u64_pair()),
+            service: call.service.map(|id| id.as_u64_pair()),
+            consumer: call.consumer.map(|id| id.as_u64_pair()),
             credential: call.credential.as_deref().and_then(uuid),
             now_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -715,15 +770,18 @@ impl self::gateway::api::host::Host for Sandbox {
     }
 
     fn route(&mut self) -> Option<EntityRef> {
-        self.plugin.call.route.clone()
+        let call = &self.plugin.call;
+        call.named(call.route, Directory::name)
     }
 
     fn service(&mut self) -> Option<EntityRef> {
-        self.plugin.call.service.clone()
+        let call = &self.plugin.call;
+        call.named(call.service, Directory::name)
     }
 
     fn consumer(&mut self) -> Option<EntityRef> {
-        self.plugin.call.consumer.clone()
+        let call = &self.plugin.call;
+        call.named(call.consumer, |d, id| d.consumers.get(&id)?.consumer.username.clone())
     }
 
     fn set_consumer(&mut self, consumer_id: String, credential_id: Option<String>) -> Result<(), String> {
@@ -972,6 +1030,8 @@ pub struct PluginInstance {
     bindings: PluginComponent,
     instance: wasmtime::component::ResourceAny,
     budget: super::engine::CpuBudget,
+    /// The request's and response's places in the store's resource table (see `with_slots`).
+    slots: (Resource<RequestHandle>, Resource<ResponseHandle>),
 }
 
 impl LoadedPlugin {
@@ -1004,7 +1064,17 @@ impl LoadedPlugin {
             Ok(Err(reason)) => return Err(PluginFailure::Configure { plugin: self.name.clone(), reason }),
             Err(e) => return Err(trapped(e, &store)),
         };
-        Ok(PluginInstance { plugin: self.name.clone(), store, bindings, instance, budget })
+        let table = &mut store.data_mut().table;
+        let failed = |e: wasmtime::component::ResourceTableError| PluginFailure::Failed {
+            plugin: self.name.clone(),
+            phase: "configure",
+            reason: e.to_string(),
+        };
+        let slots = (
+            table.push(RequestHandle::default()).map_err(failed)?,
+            table.push(ResponseHandle::default()).map_err(failed)?,
+        );
+        Ok(PluginInstance { plugin: self.name.clone(), store, bindings, instance, budget, slots })
     }
 }
 
@@ -1034,83 +1104,77 @@ impl PluginInstance {
         PluginFailure::Failed { plugin: self.plugin.clone(), phase, reason }
     }
 
+    /// Runs `call` with the request (and response) in this instance's slots: entries of its
+    /// resource table made once, the request and response swapped in before the call and back out
+    /// after it (no allocation per call), borrowed by the plugin for the call only.
+    fn with_slots<R>(
+        &mut self,
+        phase: &'static str,
+        req: Option<&mut RequestHandle>,
+        res: Option<&mut ResponseHandle>,
+        call: impl FnOnce(&mut Self, Resource<RequestHandle>, Resource<ResponseHandle>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginFailure> {
+        let (rq, rs) = (self.slots.0.rep(), self.slots.1.rep());
+        let swap = |this: &mut Self, req: &mut Option<&mut RequestHandle>, res: &mut Option<&mut ResponseHandle>| {
+            let table = &mut this.store.data_mut().table;
+            if let Some(req) = req.as_deref_mut() {
+                std::mem::swap(table.get_mut(&this.slots.0)?, req);
+            }
+            if let Some(res) = res.as_deref_mut() {
+                std::mem::swap(table.get_mut(&this.slots.1)?, res);
+            }
+            Ok::<_, wasmtime::component::ResourceTableError>(())
+        };
+        let (mut req, mut res) = (req, res);
+        swap(self, &mut req, &mut res).map_err(|e| self.failed(phase, e.to_string()))?;
+        self.budget.start(&mut self.store);
+        let result = call(self, Resource::new_borrow(rq), Resource::new_borrow(rs));
+        swap(self, &mut req, &mut res).map_err(|e| self.failed(phase, e.to_string()))?;
+        result.map_err(|e| self.failure(phase, e))
+    }
+
     /// Runs `rewrite` or `access` on `req`, which the plugin may change.
     pub fn request_phase(&mut self, phase: Phase, req: &mut RequestHandle) -> Result<Flow, PluginFailure> {
         let name = phase_name(phase);
-        let handle =
-            self.store.data_mut().table.push(std::mem::take(req)).map_err(|e| self.failed(name, e.to_string()))?;
-        self.budget.start(&mut self.store);
-        let borrowed = Resource::new_borrow(handle.rep());
-        let api = self.bindings.gateway_api_plugin().instance();
-        let result = match phase {
-            Phase::Rewrite => api.call_rewrite(&mut self.store, self.instance, borrowed),
-            _ => api.call_access(&mut self.store, self.instance, borrowed),
-        };
-        *req = self.store.data_mut().table.delete(handle).map_err(|e| self.failed(name, e.to_string()))?;
-        match result {
-            Ok(Ok(flow)) => Ok(flow),
-            Ok(Err(reason)) => Err(self.failed(name, reason)),
-            Err(e) => Err(self.failure(name, e)),
-        }
+        let result = self.with_slots(name, Some(req), None, |this, rq, _| {
+            let api = this.bindings.gateway_api_plugin().instance();
+            match phase {
+                Phase::Rewrite => api.call_rewrite(&mut this.store, this.instance, rq),
+                _ => api.call_access(&mut this.store, this.instance, rq),
+            }
+        })?;
+        result.map_err(|reason| self.failed(name, reason))
     }
 
     /// Runs `header-filter` on the response head (and the request, read-only in spirit).
     pub fn header_filter(&mut self, req: &mut RequestHandle, res: &mut ResponseHandle) -> Result<(), PluginFailure> {
         let name = "header_filter";
-        let table = &mut self.store.data_mut().table;
-        let rq = table.push(std::mem::take(req)).map_err(|e| self.failed(name, e.to_string()))?;
-        let rs = self.store.data_mut().table.push(std::mem::take(res)).map_err(|e| self.failed(name, e.to_string()))?;
-        self.budget.start(&mut self.store);
-        let result = self.bindings.gateway_api_plugin().instance().call_header_filter(
-            &mut self.store,
-            self.instance,
-            Resource::new_borrow(rq.rep()),
-            Resource::new_borrow(rs.rep()),
-        );
-        *req = self.store.data_mut().table.delete(rq).map_err(|e| self.failed(name, e.to_string()))?;
-        *res = self.store.data_mut().table.delete(rs).map_err(|e| self.failed(name, e.to_string()))?;
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => Err(self.failed(name, reason)),
-            Err(e) => Err(self.failure(name, e)),
-        }
+        let result = self.with_slots(name, Some(req), Some(res), |this, rq, rs| {
+            this.bindings.gateway_api_plugin().instance().call_header_filter(&mut this.store, this.instance, rq, rs)
+        })?;
+        result.map_err(|reason| self.failed(name, reason))
     }
 
     /// Runs `body-filter` on one chunk; returns the chunk to send instead.
     pub fn body_filter(&mut self, res: &mut ResponseHandle, chunk: &[u8], eof: bool) -> Result<Vec<u8>, PluginFailure> {
         let name = "body_filter";
-        let rs = self.store.data_mut().table.push(std::mem::take(res)).map_err(|e| self.failed(name, e.to_string()))?;
-        self.budget.start(&mut self.store);
-        let result = self.bindings.gateway_api_plugin().instance().call_body_filter(
-            &mut self.store,
-            self.instance,
-            Resource::new_borrow(rs.rep()),
-            chunk,
-            eof,
-        );
-        *res = self.store.data_mut().table.delete(rs).map_err(|e| self.failed(name, e.to_string()))?;
-        match result {
-            Ok(Ok(chunk)) => Ok(chunk),
-            Ok(Err(reason)) => Err(self.failed(name, reason)),
-            Err(e) => Err(self.failure(name, e)),
-        }
+        let result = self.with_slots(name, None, Some(res), |this, _, rs| {
+            this.bindings.gateway_api_plugin().instance().call_body_filter(
+                &mut this.store,
+                this.instance,
+                rs,
+                chunk,
+                eof,
+            )
+        })?;
+        result.map_err(|reason| self.failed(name, reason))
     }
 
     /// Runs `log` once the response is done.
     pub fn log(&mut self, req: &mut RequestHandle, res: &mut ResponseHandle) -> Result<(), PluginFailure> {
-        let name = "log";
-        let rq = self.store.data_mut().table.push(std::mem::take(req)).map_err(|e| self.failed(name, e.to_string()))?;
-        let rs = self.store.data_mut().table.push(std::mem::take(res)).map_err(|e| self.failed(name, e.to_string()))?;
-        self.budget.start(&mut self.store);
-        let result = self.bindings.gateway_api_plugin().instance().call_log(
-            &mut self.store,
-            self.instance,
-            Resource::new_borrow(rq.rep()),
-            Resource::new_borrow(rs.rep()),
-        );
-        *req = self.store.data_mut().table.delete(rq).map_err(|e| self.failed(name, e.to_string()))?;
-        *res = self.store.data_mut().table.delete(rs).map_err(|e| self.failed(name, e.to_string()))?;
-        result.map_err(|e| self.failure(name, e))
+        self.with_slots("log", Some(req), Some(res), |this, rq, rs| {
+            this.bindings.gateway_api_plugin().instance().call_log(&mut this.store, this.instance, rq, rs)
+        })
     }
 }
 
@@ -1176,7 +1240,7 @@ mod tests {
         let shared = Arc::new(NodeShared::default());
         let config = r#"{"header_name":"X-Test","header_value":"yes"}"#;
         let mut instance = plugin.configure(config, Duration::from_millis(100), MEMORY_LIMIT, shared.clone()).unwrap();
-        let mut req = RequestHandle { method: "GET".into(), path: "/".into(), ..RequestHandle::default() };
+        let mut req = RequestHandle { path: "/".into(), ..RequestHandle::default() };
         for _ in 0..3 {
             let flow = instance.request_phase(Phase::Access, &mut req).unwrap();
             assert!(matches!(flow, Flow::Proceed));
@@ -1252,8 +1316,10 @@ mod tests {
         assert_eq!(header("x-consumer-username").as_deref(), Some("alice"));
         assert_eq!(header("x-credential-identifier").as_deref(), Some("key-1"));
         assert_eq!(header("x-anonymous-consumer"), None, "a forged header is removed");
+        let named = sandbox.consumer().unwrap();
+        assert_eq!((named.id, named.name), (alice.clone(), Some("alice".into())));
         let call = &sandbox.plugin.call;
-        assert_eq!(call.consumer.as_ref().map(|c| (c.id.clone(), c.name.clone())), Some((alice, Some("alice".into()))));
+        assert_eq!(call.consumer.map(|c| c.to_string()), Some(alice.clone()));
         assert_eq!(call.credential.as_deref(), Some("cred-1"));
         assert!(call.consumer_changed);
 
@@ -1274,7 +1340,7 @@ mod tests {
         let refused = sandbox.authenticate(borrow(), id_of("a-1"), Some(bad)).unwrap_err();
         assert!(refused.contains("x-credential-identifier"), "{refused}");
         assert_eq!(sandbox.table.get(&handle).unwrap().headers, before);
-        assert_eq!(sandbox.plugin.call.consumer.as_ref().map(|c| c.id.clone()), Some(nameless));
+        assert_eq!(sandbox.plugin.call.consumer.map(|c| c.to_string()), Some(nameless));
 
         sandbox.plugin.call.directory = None;
         assert!(sandbox.authenticate(borrow(), id_of("a-1"), None).is_err(), "outside a request");
@@ -1314,7 +1380,7 @@ mod tests {
         assert_eq!(header("x-credential-identifier"), Some(credential.clone()), "key-auth's identifier is the id");
         assert_eq!(header("x-anonymous-consumer"), None, "a forged header is removed");
         let call = &sandbox.plugin.call;
-        assert_eq!(call.consumer.as_ref().map(|c| c.id.clone()), Some(alice));
+        assert_eq!(call.consumer.map(|c| c.to_string()), Some(alice));
         assert_eq!(call.credential, Some(credential));
         assert!(call.consumer_changed);
 
@@ -1358,7 +1424,7 @@ mod tests {
         sandbox.plugin.call.entity = Some(0);
         let credential = sandbox.find_credential("keyauth_credentials".into(), "k1".into()).unwrap();
 
-        sandbox.plugin.call.consumer = Some(EntityRef { id: alice.to_string(), name: None });
+        sandbox.plugin.call.consumer = Some(alice);
         sandbox.plugin.call.credential = Some(credential.id.clone());
         let ids = sandbox.ids();
         let entity = uuid::Uuid::parse_str("7d2f9ab0-5b5e-4f37-9e39-0c7a4e1b2c3d").unwrap();

@@ -188,7 +188,7 @@ pub fn run(runtime: &WasmRuntime, name: &str, wasm: &[u8], input: RunInput) -> R
             let found = directory
                 .consumer_by_id_or_username(key)
                 .ok_or_else(|| RunError::Input(format!("consumer {key:?} is not one of `consumers`")))?;
-            Some(super::plugin::EntityRef { id: found.id.to_string(), name: found.username.clone() })
+            Some(found.id)
         }
     };
     let call = CallContext {
@@ -203,14 +203,22 @@ pub fn run(runtime: &WasmRuntime, name: &str, wasm: &[u8], input: RunInput) -> R
     instance.set_call(call);
     let r = input.request;
     let mut request = RequestHandle {
-        method: r.method,
-        scheme: r.scheme,
+        method: hyper::Method::from_bytes(r.method.as_bytes())
+            .map_err(|_| RunError::Input(format!("request.method: {:?} is not a method", r.method)))?,
+        scheme: match r.scheme.as_str() {
+            "http" => "http",
+            "https" => "https",
+            other => return Err(RunError::Input(format!("request.scheme: {other:?} is neither http nor https"))),
+        },
         host: r.host,
         port: r.port,
         path: r.path,
         query: r.query,
         headers: headers_of(&r.headers).map_err(RunError::Input)?,
-        client_ip: r.client_ip,
+        client_ip: match r.client_ip.parse() {
+            Ok(ip) => super::plugin::ClientIp::Ip(ip),
+            Err(_) => super::plugin::ClientIp::Text(r.client_ip),
+        },
         body: crate::proxy::phases::BodyState::Unread,
         new_body: None,
         body_settable: true,
@@ -284,7 +292,7 @@ pub fn run(runtime: &WasmRuntime, name: &str, wasm: &[u8], input: RunInput) -> R
                 _ => None,
             };
             out.request = Some(OutMessage {
-                method: Some(request.method.clone()),
+                method: Some(request.method.to_string()),
                 path: Some(request.path.clone()),
                 query: Some(request.query.clone()),
                 headers: list_of(&request.headers),
@@ -335,7 +343,7 @@ pub fn run(runtime: &WasmRuntime, name: &str, wasm: &[u8], input: RunInput) -> R
         out.error.get_or_insert_with(|| format!("log: {failure}"));
     }
     let call = instance.take_call();
-    out.consumer = call.consumer.map(|c| c.id);
+    out.consumer = call.consumer.map(|c| c.to_string());
     out.credential = call.credential;
     out.logs = call.logs.unwrap_or_default();
     out.shared = call.shared;

@@ -30,7 +30,7 @@ use hyper::{HeaderMap, StatusCode};
 use uuid::Uuid;
 
 use super::plugin::{
-    CallContext, Directory, EntityRef, Flow as WasmFlow, LoadedPlugin, NodeShared, Phase as WasmPhase, PluginEntity,
+    CallContext, Directory, Flow as WasmFlow, LoadedPlugin, NodeShared, Phase as WasmPhase, PluginEntity,
     PluginFailure, PluginInstance, RequestHandle, ResponseHandle,
 };
 use super::plugin_set::Limits;
@@ -340,8 +340,10 @@ type Scope = (Option<Uuid>, Option<Uuid>, Option<Uuid>);
 
 /// One plugin name and its entities by scope.
 struct Slot {
-    /// Entries by scope, as indexes into [`WasmPhases::entries`].
-    entries: HashMap<Scope, usize>,
+    /// Entries by scope, as indexes into [`WasmPhases::entries`]. Looked up for every plugin of
+    /// every request, with keys the configuration alone makes: a fast hash, not std's
+    /// flood-resistant one.
+    entries: HashMap<Scope, usize, foldhash::fast::RandomState>,
     /// Which of the eight precedence levels have an entity (bit `i` for [`LEVELS`]`[i]`).
     levels: u8,
 }
@@ -404,8 +406,9 @@ impl WasmPhases {
             }
             let scope = (entity.consumer.map(|r| r.id), entity.route.map(|r| r.id), entity.service.map(|r| r.id));
             let priority = c.plugin.descriptor.priority;
-            let (_, slot) =
-                by_name.entry(&entity.name).or_insert_with(|| (priority, Slot { entries: HashMap::new(), levels: 0 }));
+            let (_, slot) = by_name
+                .entry(&entity.name)
+                .or_insert_with(|| (priority, Slot { entries: HashMap::default(), levels: 0 }));
             slot.levels |= 1 << level_of(&scope);
             about.push(PluginEntity {
                 id: entity.id.to_string(),
@@ -440,9 +443,9 @@ impl WasmPhases {
     fn call_context(&self, ctx: &mut RequestContext) -> CallContext {
         CallContext {
             plugin: String::new(),
-            route: ctx.route().map(|r| EntityRef { id: r.id.to_string(), name: r.name.clone() }),
-            service: ctx.service().map(|s| EntityRef { id: s.id.to_string(), name: s.name.clone() }),
-            consumer: ctx.consumer.as_ref().map(|c| EntityRef { id: c.id.to_string(), name: c.username.clone() }),
+            route: ctx.route().map(|r| r.id),
+            service: ctx.service().map(|s| s.id),
+            consumer: ctx.consumer.as_ref().map(|c| c.id),
             credential: ctx.credential.clone(),
             shared: std::mem::take(&mut ctx.shared),
             directory: Some(self.directory.clone()),
@@ -513,7 +516,7 @@ impl WasmPhases {
             };
             if call.consumer_changed {
                 call.consumer_changed = false;
-                ctx.consumer = call.consumer.as_ref().and_then(|c| self.directory.consumer(&c.id));
+                ctx.consumer = call.consumer.and_then(|id| self.directory.consumer_by_uuid(id));
                 ctx.credential = call.credential.clone();
             }
             match flow {
@@ -782,14 +785,14 @@ fn request_handle(ctx: &RequestContext, req: &mut request::Parts) -> RequestHand
 fn request_view(ctx: &RequestContext, req: &request::Parts) -> RequestHandle {
     let host = crate::proxy::forwarding::request_host(&req.uri, &req.headers, req.version).unwrap_or_default();
     RequestHandle {
-        method: req.method.as_str().to_string(),
-        scheme: if ctx.conn.tls.is_some() { "https" } else { "http" }.to_string(),
+        method: req.method.clone(),
+        scheme: if ctx.conn.tls.is_some() { "https" } else { "http" },
         host: strip_port(&host).to_string(),
         port: ctx.conn.local.port(),
         path: req.uri.path().to_string(),
         query: req.uri.query().unwrap_or_default().to_string(),
         headers: hyper::HeaderMap::new(),
-        client_ip: ctx.client_ip.unwrap_or_else(|| ctx.conn.peer.ip()).to_string(),
+        client_ip: super::plugin::ClientIp::Ip(ctx.client_ip.unwrap_or_else(|| ctx.conn.peer.ip())),
         body: ctx.body.clone(),
         new_body: ctx.body_replacement.clone(),
         body_settable: true,
@@ -799,8 +802,8 @@ fn request_view(ctx: &RequestContext, req: &request::Parts) -> RequestHandle {
 /// Puts what the plugins left back into `req`: headers always, method, path and query when changed.
 fn restore(handle: &mut RequestHandle, req: &mut request::Parts) -> Result<(), String> {
     req.headers = std::mem::take(&mut handle.headers);
-    if handle.method != req.method.as_str() {
-        req.method = hyper::Method::from_bytes(handle.method.as_bytes()).map_err(|e| e.to_string())?;
+    if handle.method != req.method {
+        req.method = handle.method.clone();
     }
     if handle.path != req.uri.path() || handle.query != req.uri.query().unwrap_or_default() {
         let target =
