@@ -36,3 +36,36 @@ write_section() {
 export KONG_PROXY_ERROR_LOG=${KONG_PROXY_ERROR_LOG:-/dev/stderr}
 export KONG_ADMIN_ERROR_LOG=${KONG_ADMIN_ERROR_LOG:-/dev/stderr}
 export KONG_STATUS_ERROR_LOG=${KONG_STATUS_ERROR_LOG:-/dev/stderr}
+
+# bench_workdir: a temporary directory in $work, and an EXIT trap that stops every process whose
+# pid was added to `pids` (by its own pid, then waited for) and removes the directory.
+bench_workdir() {
+  work=$(mktemp -d)
+  pids=()
+  trap bench_cleanup EXIT
+}
+bench_cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+
+# upstream_conf DIR PORT writes DIR/nginx.conf: the upstream the proxy benches load, nginx with one
+# worker answering `200 ok` on 127.0.0.1:PORT over keep-alive, its files under DIR.
+upstream_conf() {
+  mkdir -p "$1"
+  cat >"$1/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1;
+  uwsgi_temp_path $1; scgi_temp_path $1;
+  server { listen 127.0.0.1:$2; location / { return 200 'ok'; } }
+}
+EOF
+}

@@ -34,31 +34,11 @@ fi
 gateway_core=$((cores - 1))
 load_cores="0-$((cores - 2))"
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir
 
 UPSTREAM=$(free_port); GW=$(free_port)
-mkdir -p "$work/upstream" "$work/gateway"
-cat >"$work/upstream/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $work/upstream/nginx.pid;
-error_log $work/upstream/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $work/upstream; proxy_temp_path $work/upstream; fastcgi_temp_path $work/upstream;
-  uwsgi_temp_path $work/upstream; scgi_temp_path $work/upstream;
-  server { listen 127.0.0.1:$UPSTREAM; location / { return 200 'ok'; } }
-}
-EOF
+mkdir -p "$work/gateway"
+upstream_conf "$work/upstream" "$UPSTREAM"
 cat >"$work/gateway/kong.yml" <<EOF
 _format_version: "3.0"
 services:

@@ -22,31 +22,11 @@ cargo build --release -p gateway --quiet
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 GATEWAY="$target_dir/release/gateway"
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir
 
 UPSTREAM=$(free_port); GW=$(free_port)
-mkdir -p "$work/upstream" "$work/gateway"
-cat >"$work/upstream/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $work/upstream/nginx.pid;
-error_log $work/upstream/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $work/upstream; proxy_temp_path $work/upstream; fastcgi_temp_path $work/upstream;
-  uwsgi_temp_path $work/upstream; scgi_temp_path $work/upstream;
-  server { listen 127.0.0.1:$UPSTREAM; location / { return 200 'ok'; } }
-}
-EOF
+mkdir -p "$work/gateway"
+upstream_conf "$work/upstream" "$UPSTREAM"
 # The same routes as bench/proxy.sh's "gateway" and "key-auth + rate-limiting" runs.
 cat >"$work/gateway/kong.yml" <<EOF
 _format_version: "3.0"
