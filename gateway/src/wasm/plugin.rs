@@ -141,11 +141,6 @@ pub struct CallContext {
 }
 
 impl CallContext {
-    /// The consumer with this id, for `set-consumer` and `authenticate`.
-    fn consumer_by_id(&self, id: &str) -> Result<Arc<crate::entities::Consumer>, String> {
-        self.known(id).map(|known| known.consumer.clone())
-    }
-
     /// The consumer with this id and its upstream header values.
     fn known(&self, id: &str) -> Result<&Known, String> {
         let Some(directory) = &self.directory else {
@@ -165,8 +160,8 @@ impl CallContext {
     }
 
     /// The request now belongs to `consumer`, proved by the credential `credential` (if any).
-    fn associate(&mut self, consumer: &crate::entities::Consumer, credential: Option<String>) {
-        self.consumer = Some(consumer.id);
+    fn associate(&mut self, consumer: uuid::Uuid, credential: Option<String>) {
+        self.consumer = Some(consumer);
         self.credential = credential;
         self.consumer_changed = true;
     }
@@ -513,7 +508,7 @@ impl Sandbox {
             (auth_headers::CREDENTIAL_IDENTIFIER, identifier),
             (auth_headers::ANONYMOUS, anonymous),
         ];
-        let consumer = known.consumer.clone();
+        let consumer = known.consumer.id;
         let request = self.request(req);
         for (name, value) in headers {
             match value {
@@ -521,7 +516,7 @@ impl Sandbox {
                 None => request.headers.remove(name),
             };
         }
-        self.plugin.call.associate(&consumer, credential);
+        self.plugin.call.associate(consumer, credential);
         Ok(())
     }
 
@@ -785,8 +780,8 @@ impl self::gateway::api::host::Host for Sandbox {
     }
 
     fn set_consumer(&mut self, consumer_id: String, credential_id: Option<String>) -> Result<(), String> {
-        let consumer = self.plugin.call.consumer_by_id(&consumer_id)?;
-        self.plugin.call.associate(&consumer, credential_id);
+        let consumer = self.plugin.call.known(&consumer_id)?.consumer.id;
+        self.plugin.call.associate(consumer, credential_id);
         Ok(())
     }
 
@@ -806,11 +801,12 @@ impl self::gateway::api::host::Host for Sandbox {
     }
 
     fn authenticate_key(&mut self, req: Resource<RequestHandle>, kind: String, key: String) -> Result<bool, String> {
-        let Some(directory) = self.plugin.call.directory.clone() else { return Ok(false) };
-        let Some(credential) = directory.credential(&kind, &key) else { return Ok(false) };
-        let identifier =
-            header_value(&credential.id).map_err(|e| format!("{}: {e}", auth_headers::CREDENTIAL_IDENTIFIER))?;
-        self.authenticate_as(&req, &credential.consumer.id, Some((credential.id.clone(), Some(identifier))))?;
+        // Two strings copied rather than the directory's reference count written: that count is a
+        // cache line every worker would write.
+        let found = self.plugin.call.directory.as_deref().and_then(|d| d.credential(&kind, &key));
+        let Some((id, consumer)) = found.map(|c| (c.id.clone(), c.consumer.id.clone())) else { return Ok(false) };
+        let identifier = header_value(&id).map_err(|e| format!("{}: {e}", auth_headers::CREDENTIAL_IDENTIFIER))?;
+        self.authenticate_as(&req, &consumer, Some((id, Some(identifier))))?;
         Ok(true)
     }
 
