@@ -112,6 +112,20 @@ fn evict_caches() {
     });
 }
 
+/// Evicts the TLBs and little else: touches a byte of each of 4096 pages (16 MiB), one cache line
+/// per page.
+fn evict_pages() {
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![1; 16 << 20]);
+    }
+    BUFFER.with(|b| {
+        let mut b = b.borrow_mut();
+        for i in (0..b.len()).step_by(4096) {
+            b[i] = b[i].wrapping_add(1);
+        }
+    });
+}
+
 /// Every plugin phase of one proxied request, as the pipeline runs them (`access`, then
 /// `header_filter`, `body_filter` and `log` when wanted) on a configuration version's runner:
 /// what plugins cost a request beyond the proxying itself. The route with no plugin is the floor
@@ -200,11 +214,32 @@ fn request_phases(c: &mut Criterion) {
         for _ in 0..count / 10 {
             one(&name, route);
         }
-        let start = std::time::Instant::now();
-        for _ in 0..count {
-            one(&name, route);
+        // PLUGIN_BENCH_EVICT=caches (8 MiB written) or pages (a byte of each of 4096 pages: the
+        // TLBs, little of the caches) before each request, untimed.
+        let evict: Option<fn()> = match std::env::var("PLUGIN_BENCH_EVICT").as_deref() {
+            Ok("caches") => Some(evict_caches),
+            Ok("pages") => Some(evict_pages),
+            _ => None,
+        };
+        let mut elapsed = std::time::Duration::ZERO;
+        match evict {
+            None => {
+                let start = std::time::Instant::now();
+                for _ in 0..count {
+                    one(&name, route);
+                }
+                elapsed = start.elapsed();
+            }
+            Some(evict) => {
+                for _ in 0..count {
+                    evict();
+                    let start = std::time::Instant::now();
+                    one(&name, route);
+                    elapsed += start.elapsed();
+                }
+            }
         }
-        println!("{name} {:.0}", start.elapsed().as_nanos() as f64 / f64::from(count));
+        println!("{name} {:.0}", elapsed.as_nanos() as f64 / f64::from(count));
         std::process::exit(0);
     }
     // Hot: request after request, everything in the caches. Cold: the caches evicted before each

@@ -430,6 +430,12 @@ fn header_value(value: &str) -> Result<hyper::header::HeaderValue, String> {
     hyper::header::HeaderValue::from_str(value).map_err(|_| "the value is not a valid header value".to_string())
 }
 
+/// `value` as a header value, in the string's own allocation (no copy).
+fn owned_header_value(value: String) -> Result<hyper::header::HeaderValue, String> {
+    hyper::header::HeaderValue::from_maybe_shared(hyper::body::Bytes::from(value))
+        .map_err(|_| "the value is not a valid header value".to_string())
+}
+
 fn first(headers: &hyper::HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
@@ -443,8 +449,8 @@ fn names(headers: &hyper::HeaderMap) -> Vec<String> {
     headers.keys().map(|k| k.as_str().to_string()).collect()
 }
 
-fn set(headers: &mut hyper::HeaderMap, name: &str, value: &str, append: bool) -> Result<(), String> {
-    let (name, value) = (header_name(name)?, header_value(value)?);
+fn set(headers: &mut hyper::HeaderMap, name: &str, value: String, append: bool) -> Result<(), String> {
+    let (name, value) = (header_name(name)?, owned_header_value(value)?);
     if append {
         headers.append(name, value);
     } else {
@@ -510,6 +516,7 @@ impl Sandbox {
         ];
         let consumer = known.consumer.id;
         let request = self.request(req);
+        request.headers.reserve(headers.len());
         for (name, value) in headers {
             match value {
                 Some(value) => request.headers.insert(name, value),
@@ -590,11 +597,11 @@ impl self::gateway::api::http::HostRequest for Sandbox {
     }
 
     fn set_header(&mut self, r: Resource<RequestHandle>, name: String, value: String) -> Result<(), String> {
-        set(&mut self.request(&r).headers, &name, &value, false)
+        set(&mut self.request(&r).headers, &name, value, false)
     }
 
     fn add_header(&mut self, r: Resource<RequestHandle>, name: String, value: String) -> Result<(), String> {
-        set(&mut self.request(&r).headers, &name, &value, true)
+        set(&mut self.request(&r).headers, &name, value, true)
     }
 
     fn remove_header(&mut self, r: Resource<RequestHandle>, name: String) {
@@ -665,11 +672,11 @@ impl self::gateway::api::http::HostResponse for Sandbox {
     }
 
     fn set_header(&mut self, r: Resource<ResponseHandle>, name: String, value: String) -> Result<(), String> {
-        set(&mut self.response(&r).headers, &name, &value, false)
+        set(&mut self.response(&r).headers, &name, value, false)
     }
 
     fn add_header(&mut self, r: Resource<ResponseHandle>, name: String, value: String) -> Result<(), String> {
-        set(&mut self.response(&r).headers, &name, &value, true)
+        set(&mut self.response(&r).headers, &name, value, true)
     }
 
     fn remove_header(&mut self, r: Resource<ResponseHandle>, name: String) {
@@ -848,9 +855,9 @@ impl self::gateway::api::host::Host for Sandbox {
             return Err("the response head has been sent: set its headers in rewrite, access or header_filter".into());
         }
         let mut checked = Vec::with_capacity(headers.len());
-        for (name, value) in &headers {
-            let name = header_name(name)?;
-            let value = header_value(value).map_err(|e| format!("{name}: {e}"))?;
+        for (name, value) in headers {
+            let name = header_name(&name)?;
+            let value = owned_header_value(value).map_err(|e| format!("{name}: {e}"))?;
             checked.push((name, value));
         }
         if call.response_headers.len() + checked.len() > MAX_RESPONSE_HEADERS {
@@ -1087,9 +1094,12 @@ impl PluginInstance {
     }
 
     /// The request's shared context after the calls (to carry to the next plugin or phase).
+    /// The plugin's name stays with the instance (its log lines carry it): the context returned has
+    /// none, and nothing is allocated per call.
     pub fn take_call(&mut self) -> CallContext {
-        let plugin = self.plugin.clone();
-        std::mem::replace(&mut self.store.data_mut().plugin.call, CallContext { plugin, ..CallContext::default() })
+        let call = &mut self.store.data_mut().plugin.call;
+        let plugin = std::mem::take(&mut call.plugin);
+        std::mem::replace(call, CallContext { plugin, ..CallContext::default() })
     }
 
     fn failure(&self, phase: &'static str, e: wasmtime::Error) -> PluginFailure {

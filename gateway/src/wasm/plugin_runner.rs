@@ -662,6 +662,7 @@ impl PhaseRunner for WasmPhases {
 
     fn header_filter(&self, ctx: &mut RequestContext, res: &mut response::Parts) -> Result<(), PhaseError> {
         let Some(mut state) = ctx.plugins.take() else { return Ok(()) };
+        res.headers.reserve(state.response_headers.len());
         for (name, value) in state.response_headers.drain(..) {
             res.headers.insert(name, value);
         }
