@@ -12,8 +12,18 @@ use std::time::{Duration, Instant};
 use hyper::StatusCode;
 
 use super::snapshot::Snapshot;
-use crate::entities::{Consumer, Route, Service};
+use crate::entities::{Route, Service};
 use crate::server::Conn;
+
+/// The consumer a request was authenticated as, in this request's own memory: its id, and the name
+/// its metrics carry (its username, else its id). Not the configuration's `Consumer` behind an
+/// `Arc`: cloning that writes a reference count every worker shares, once per authenticated
+/// request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRef {
+    pub id: uuid::Uuid,
+    pub label: Arc<str>,
+}
 
 pub struct RequestContext {
     /// The client's connection: peer, local address, TLS and SNI.
@@ -26,7 +36,7 @@ pub struct RequestContext {
     /// plugins run, else the peer's is used.
     pub client_ip: Option<std::net::IpAddr>,
     /// The authenticated consumer: set by an auth plugin in `access`.
-    pub consumer: Option<Arc<Consumer>>,
+    pub consumer: Option<ConsumerRef>,
     /// The id of the credential that identified the consumer, when the auth plugin named one.
     pub credential: Option<String>,
     /// The request body, once a plugin asked for it.

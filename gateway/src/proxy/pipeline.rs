@@ -80,7 +80,7 @@ fn facts(ctx: &RequestContext, source: Source, method: Option<hyper::Method>) ->
     Facts {
         service,
         route,
-        consumer: ctx.consumer.as_ref().map(|c| Arc::from(c.username.as_deref().unwrap_or(&c.id.to_string()))),
+        consumer: ctx.consumer.as_ref().map(|c| c.label.clone()),
         source,
         start: t.start,
         upstream: t.first_byte.zip(t.upstream_connected.or(t.upstream_start)).map(|(head, sent)| head - sent),

@@ -250,8 +250,16 @@ impl Directory {
         self.known(id).map(|known| known.consumer.clone())
     }
 
-    pub fn consumer_by_uuid(&self, id: uuid::Uuid) -> Option<Arc<crate::entities::Consumer>> {
-        self.consumers.get(&id).map(|known| known.consumer.clone())
+    /// The consumer with this id, as a request refers to it (see [`ConsumerRef`]).
+    ///
+    /// [`ConsumerRef`]: crate::proxy::context::ConsumerRef
+    pub fn consumer_ref(&self, id: uuid::Uuid) -> Option<crate::proxy::context::ConsumerRef> {
+        let consumer = &self.consumers.get(&id)?.consumer;
+        let label = match &consumer.username {
+            Some(username) => Arc::from(username.as_str()),
+            None => Arc::from(id.to_string()),
+        };
+        Some(crate::proxy::context::ConsumerRef { id, label })
     }
 
     fn known(&self, id: &str) -> Option<&Known> {
@@ -854,16 +862,25 @@ impl self::gateway::api::host::Host for Sandbox {
         if call.head_sent {
             return Err("the response head has been sent: set its headers in rewrite, access or header_filter".into());
         }
-        let mut checked = Vec::with_capacity(headers.len());
-        for (name, value) in headers {
-            let name = header_name(&name)?;
-            let value = owned_header_value(value).map_err(|e| format!("{name}: {e}"))?;
-            checked.push((name, value));
-        }
-        if call.response_headers.len() + checked.len() > MAX_RESPONSE_HEADERS {
+        if call.response_headers.len() + headers.len() > MAX_RESPONSE_HEADERS {
             return Err(format!("a request keeps at most {MAX_RESPONSE_HEADERS} headers set ahead of its response"));
         }
-        call.response_headers.extend(checked);
+        // All or none: checked into place, and taken back out if one is refused.
+        let before = call.response_headers.len();
+        call.response_headers.reserve(headers.len());
+        for (name, value) in headers {
+            let checked = header_name(&name).and_then(|name| match owned_header_value(value) {
+                Ok(value) => Ok((name, value)),
+                Err(e) => Err(format!("{name}: {e}")),
+            });
+            match checked {
+                Ok(header) => call.response_headers.push(header),
+                Err(e) => {
+                    call.response_headers.truncate(before);
+                    return Err(e);
+                }
+            }
+        }
         Ok(())
     }
 

@@ -516,7 +516,7 @@ impl WasmPhases {
             };
             if call.consumer_changed {
                 call.consumer_changed = false;
-                ctx.consumer = call.consumer.and_then(|id| self.directory.consumer_by_uuid(id));
+                ctx.consumer = call.consumer.and_then(|id| self.directory.consumer_ref(id));
                 ctx.credential = call.credential.clone();
             }
             match flow {
@@ -555,7 +555,11 @@ impl WasmPhases {
             RequestHandle { headers: req.headers.clone(), body_settable: false, ..view }
         });
         let state = ctx.plugins.get_or_insert_with(Box::default);
-        state.response_headers.append(&mut ahead);
+        if state.response_headers.is_empty() {
+            state.response_headers = ahead;
+        } else {
+            state.response_headers.append(&mut ahead);
+        }
         if !matches!(outcome, Ok(Flow::ReadBody(_))) {
             state.list = list;
             state.request = kept;
