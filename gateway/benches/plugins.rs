@@ -77,7 +77,7 @@ fn access(c: &mut Criterion) {
         let shared = Arc::new(NodeShared::default());
         let mut instance = plugin.configure(&config, Duration::from_millis(100), MEMORY_LIMIT, shared).unwrap();
         instance.set_call(CallContext {
-            directory: Some(directory.clone()),
+            directory: Some(Arc::new(gateway::wasm::plugin::LocalDirectory(directory.clone()))),
             entity: Some(0),
             ..CallContext::default()
         });

@@ -128,7 +128,7 @@ pub struct CallContext {
     pub credential: Option<String>,
     pub shared: HashMap<String, String>,
     /// The configuration's consumers, for `set-consumer`; `None` outside a request.
-    pub directory: Option<Arc<Directory>>,
+    pub directory: Option<DirectoryHandle>,
     /// Headers set ahead of the response (`set-response-headers`), for the runner to put on it.
     pub response_headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
     /// The response head has gone to the client (`body_filter`, `log`): too late for headers.
@@ -139,6 +139,23 @@ pub struct CallContext {
     /// (`gateway plugin run`).
     pub logs: Option<Vec<String>>,
 }
+
+/// A configuration's directory as one thread holds it: an `Arc` of its own around the shared one.
+/// A call context clones this per request; cloning the shared `Arc` would write a reference count
+/// every worker writes too. Aligned to its own cache lines so two threads' handles never share one.
+#[repr(align(128))]
+#[derive(Debug)]
+pub struct LocalDirectory(pub Arc<Directory>);
+
+impl std::ops::Deref for LocalDirectory {
+    type Target = Directory;
+    fn deref(&self) -> &Directory {
+        &self.0
+    }
+}
+
+/// See [`LocalDirectory`].
+pub type DirectoryHandle = Arc<LocalDirectory>;
 
 impl CallContext {
     /// The consumer with this id and its upstream header values.
@@ -238,6 +255,12 @@ impl Directory {
                 .push(credential);
         }
         directory
+    }
+
+    /// This directory as a single thread's handle (tools and tests; the runner makes one per
+    /// worker).
+    pub fn handle(self) -> DirectoryHandle {
+        Arc::new(LocalDirectory(Arc::new(self)))
     }
 
     /// The directory, with the plugin entities calls are told about by index.
@@ -1322,7 +1345,7 @@ mod tests {
         };
         let (alice, nameless) = (id_of("a-1"), id_of("c-2"));
         let mut sandbox = Sandbox::new();
-        sandbox.plugin.call.directory = Some(Arc::new(Directory::new(&config)));
+        sandbox.plugin.call.directory = Some(Directory::new(&config).handle());
         let mut forged = hyper::HeaderMap::new();
         for name in ["x-consumer-username", "x-anonymous-consumer", "x-credential-identifier"] {
             forged.insert(name, "forged".parse().unwrap());
@@ -1381,7 +1404,7 @@ mod tests {
         let alice = config.consumers[0].id.to_string();
         let credential = config.credentials().find(|c| c.key == Some("k-1")).unwrap().id.to_string();
         let mut sandbox = Sandbox::new();
-        sandbox.plugin.call.directory = Some(Arc::new(Directory::new(&config)));
+        sandbox.plugin.call.directory = Some(Directory::new(&config).handle());
         let mut forged = hyper::HeaderMap::new();
         forged.insert("x-anonymous-consumer", "true".parse().unwrap());
         let handle = sandbox.table.push(RequestHandle { headers: forged, ..RequestHandle::default() }).unwrap();
@@ -1443,7 +1466,7 @@ mod tests {
             service: None,
             consumer: None,
         }]);
-        sandbox.plugin.call.directory = Some(Arc::new(directory));
+        sandbox.plugin.call.directory = Some(directory.handle());
         sandbox.plugin.call.entity = Some(0);
         let credential = sandbox.find_credential("keyauth_credentials".into(), "k1".into()).unwrap();
 

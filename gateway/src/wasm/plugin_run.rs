@@ -195,7 +195,7 @@ pub fn run(runtime: &WasmRuntime, name: &str, wasm: &[u8], input: RunInput) -> R
         entity: Some(0),
         consumer,
         credential: input.credential.clone(),
-        directory: Some(directory),
+        directory: Some(Arc::new(super::plugin::LocalDirectory(directory))),
         logs: Some(Vec::new()),
         request_id: Some(crate::logs::RequestId::new()),
         ..CallContext::default()

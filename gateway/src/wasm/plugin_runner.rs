@@ -30,8 +30,8 @@ use hyper::{HeaderMap, StatusCode};
 use uuid::Uuid;
 
 use super::plugin::{
-    CallContext, Directory, Flow as WasmFlow, LoadedPlugin, NodeShared, Phase as WasmPhase, PluginEntity,
-    PluginFailure, PluginInstance, RequestHandle, ResponseHandle,
+    CallContext, Directory, DirectoryHandle, Flow as WasmFlow, LoadedPlugin, LocalDirectory, NodeShared,
+    Phase as WasmPhase, PluginEntity, PluginFailure, PluginInstance, RequestHandle, ResponseHandle,
 };
 use super::plugin_set::Limits;
 use crate::entities::{Config, PluginProtocol};
@@ -388,6 +388,8 @@ pub struct WasmPhases {
     /// The global entities, in run order: `rewrite`, and the set of a request never routed.
     globals: Vec<Running>,
     directory: Arc<Directory>,
+    /// The directory as each thread slot hands it to calls (see `LocalDirectory`).
+    local_directories: Vec<DirectoryHandle>,
 }
 
 impl WasmPhases {
@@ -436,7 +438,8 @@ impl WasmPhases {
             }
         }
         let directory = Arc::new(Directory::new(config).with_entities(about));
-        WasmPhases { entries, slots, globals, directory }
+        let local_directories = (0..LOCAL_SLOTS).map(|_| Arc::new(LocalDirectory(directory.clone()))).collect();
+        WasmPhases { entries, slots, globals, directory, local_directories }
     }
 
     /// What the plugins are told about the request: its route, service, consumer and shared map.
@@ -448,7 +451,7 @@ impl WasmPhases {
             consumer: ctx.consumer.as_ref().map(|c| c.id),
             credential: ctx.credential.clone(),
             shared: std::mem::take(&mut ctx.shared),
-            directory: Some(self.directory.clone()),
+            directory: Some(self.local_directories[local_slot()].clone()),
             request_id: Some(ctx.request_id),
             ..CallContext::default()
         }
