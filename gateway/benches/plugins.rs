@@ -101,26 +101,23 @@ fn access(c: &mut Criterion) {
 /// per-core caches (8 MiB), as a proxied request's network and HTTP work does between two plugin
 /// calls.
 fn evict_caches() {
-    thread_local! {
-        static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![1; 8 << 20]);
-    }
-    BUFFER.with(|b| {
-        let mut b = b.borrow_mut();
-        for i in (0..b.len()).step_by(64) {
-            b[i] = b[i].wrapping_add(1);
-        }
-    });
+    touch(8 << 20, 64);
 }
 
 /// Evicts the TLBs and little else: touches a byte of each of 4096 pages (16 MiB), one cache line
 /// per page.
 fn evict_pages() {
+    touch(16 << 20, 4096);
+}
+
+/// Writes a byte every `stride` bytes of the first `len` bytes of this thread's 16 MiB buffer.
+fn touch(len: usize, stride: usize) {
     thread_local! {
         static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![1; 16 << 20]);
     }
     BUFFER.with(|b| {
         let mut b = b.borrow_mut();
-        for i in (0..b.len()).step_by(4096) {
+        for i in (0..len.min(b.len())).step_by(stride) {
             b[i] = b[i].wrapping_add(1);
         }
     });
