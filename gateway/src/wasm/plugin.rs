@@ -1270,6 +1270,13 @@ mod tests {
         assert_eq!(directory.consumer_by_id_or_username("alice").map(|c| c.id), Some(alice.id));
         assert_eq!(directory.consumer_by_id_or_username(&alice.id.to_string()).map(|c| c.id), Some(alice.id));
         assert!(directory.consumer_by_id_or_username("a-1").is_none(), "custom_id is not a username");
+        // A request's reference to its consumer: the id, and the username (else the id) as label.
+        let named = directory.consumer_ref(alice.id).unwrap();
+        assert_eq!((named.id, &*named.label), (alice.id, "alice"));
+        let nameless = config.consumers.iter().find(|c| c.username.is_none()).unwrap();
+        let unnamed = directory.consumer_ref(nameless.id).unwrap();
+        assert_eq!(&*unnamed.label, nameless.id.to_string());
+        assert!(directory.consumer_ref(uuid::Uuid::new_v4()).is_none());
     }
 
     /// The template plugin gateway/build.rs builds beside the bundled components.
