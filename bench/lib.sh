@@ -50,12 +50,13 @@ bench_cleanup() {
   rm -rf "$work"
 }
 
-# upstream_conf DIR PORT writes DIR/nginx.conf: the upstream the proxy benches load, nginx with one
-# worker answering `200 ok` on 127.0.0.1:PORT over keep-alive, its files under DIR.
-upstream_conf() {
+# nginx_conf DIR WORKERS HTTP_BLOCK writes DIR/nginx.conf: nginx in the foreground with WORKERS
+# workers, no access log, keep-alive without limit, its files under DIR, and HTTP_BLOCK (servers,
+# upstreams) inside `http`.
+nginx_conf() {
   mkdir -p "$1"
   cat >"$1/nginx.conf" <<EOF
-worker_processes 1;
+worker_processes $2;
 daemon off;
 pid $1/nginx.pid;
 error_log $1/error.log warn;
@@ -63,9 +64,14 @@ events { worker_connections 4096; }
 http {
   access_log off;
   keepalive_requests 1000000;
-  client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1;
-  uwsgi_temp_path $1; scgi_temp_path $1;
-  server { listen 127.0.0.1:$2; location / { return 200 'ok'; } }
+  client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;
+  $3
 }
 EOF
+}
+
+# upstream_conf DIR PORT writes DIR/nginx.conf: the upstream the proxy benches load, nginx with one
+# worker answering `200 ok` on 127.0.0.1:PORT over keep-alive, its files under DIR.
+upstream_conf() {
+  nginx_conf "$1" 1 "server { listen 127.0.0.1:$2; location / { return 200 'ok'; } }"
 }

@@ -47,24 +47,7 @@ NGINXLOG=$(free_port); GWLOG=$(free_port); NGINXTLS=$(free_port); GWTLS=$(free_p
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
   -addext subjectAltName=DNS:localhost -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
 
-nginx_conf() { # DIR WORKERS SERVER_BLOCK
-  mkdir -p "$1"
-  cat >"$1/nginx.conf" <<EOF
-worker_processes $2;
-daemon off;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;
-  $3
-}
-EOF
-}
-
-nginx_conf "$work/upstream" 1 "server { listen 127.0.0.1:$UPSTREAM; location / { return 200 'ok'; } }"
+upstream_conf "$work/upstream" "$UPSTREAM"
 nginx_conf "$work/nginx" "$NGINX_WORKERS" "upstream u { server 127.0.0.1:$UPSTREAM; keepalive 64; }
   server { listen 127.0.0.1:$NGINX; location / { proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }
   server { listen 127.0.0.1:$NGINXLOG; access_log $work/nginx/access.log;
