@@ -19,7 +19,9 @@ fn credentials_are_served_nested_and_top_level_with_kongs_errors() {
     let alice = http_json(node.admin, "POST", "/consumers", &json!({"username": "alice", "custom_id": "a-1"}));
     assert_eq!(alice.status, 201);
     let alice_id = alice.json()["id"].as_str().unwrap().to_string();
-    assert_eq!(http_json(node.admin, "POST", "/consumers", &json!({"username": "bob"})).status, 201);
+    let bob = http_json(node.admin, "POST", "/consumers", &json!({"username": "bob"}));
+    assert_eq!(bob.status, 201);
+    let bob_id = bob.json()["id"].as_str().unwrap().to_string();
 
     // key-auth: a key given, a key generated, a taken key (409), an unknown consumer (404), a bad
     // field (400).
@@ -65,6 +67,17 @@ fn credentials_are_served_nested_and_top_level_with_kongs_errors() {
     assert_eq!(repassed.status, 200, "{repassed:?}");
     let rehashed = repassed.json()["password"].as_str().unwrap().to_string();
     assert!(rehashed.starts_with("sha256$") && rehashed != hashed, "{rehashed}");
+    // A password that looks like Kong's stored hash (40 hex digits, as `openssl rand -hex 20`
+    // makes) is still a clear password when written here: hashed like any other.
+    let hexlike = "0123456789abcdef0123456789abcdef01234567";
+    let hexed =
+        http_json(node.admin, "POST", "/consumers/bob/basic-auth", &json!({"username": "bo", "password": hexlike}));
+    assert_eq!(hexed.status, 201, "{hexed:?}");
+    assert!(hexed.json()["password"].as_str().unwrap().starts_with("sha256$"), "{hexed:?}");
+    let put = http_json(node.admin, "PUT", "/consumers/bob/basic-auth/bo", &json!({"password": hexlike}));
+    assert_eq!(put.status, 200, "{put:?}");
+    assert!(put.json()["password"].as_str().unwrap().starts_with("sha256$"), "{put:?}");
+    assert_eq!(http_request(node.admin, "DELETE", "/consumers/bob/basic-auth/bo", &[]).unwrap().status, 204);
     let untouched = http_json(node.admin, "PATCH", "/consumers/alice/basic-auth/al", &json!({"tags": ["t"]}));
     assert_eq!(
         untouched.json()["password"],
@@ -91,6 +104,13 @@ fn credentials_are_served_nested_and_top_level_with_kongs_errors() {
     assert_eq!(http_json(node.admin, "POST", "/consumers/alice/acls", &json!({"group": "gold"})).status, 409);
     assert_eq!(get(node.admin, "/consumers/alice/acls/gold").json()["group"], "gold");
     assert_eq!(data(&get(node.admin, "/acls").json()).len(), 2);
+    // A group names an ACL only within its consumer: at the top level, only the id does (both
+    // consumers have `gold`).
+    assert_eq!(get(node.admin, "/acls/gold").status, 404);
+    assert_eq!(http_request(node.admin, "DELETE", "/acls/gold", &[]).unwrap().status, 204, "nothing named so");
+    let bobs_gold = get(node.admin, "/consumers/bob/acls/gold").json()["id"].as_str().unwrap().to_string();
+    assert_eq!(get(node.admin, &format!("/acls/{bobs_gold}")).json()["consumer"]["id"], bob_id);
+    assert_eq!(data(&get(node.admin, "/acls").json()).len(), 2, "both groups are still there");
 
     // `/config` carries them; into a fresh node, the same configuration: the hash is not hashed
     // again, the generated key is kept.

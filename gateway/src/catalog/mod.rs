@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 pub use error::ApiError;
 
+use crate::entities::kind::KeyScope;
 use crate::entities::{Config, ErrorKind, FieldError, Kind, OnDelete, PluginRegistry, config_hash, parse_value_with};
 use crate::store::{Change, Record, Store, StoreError};
 
@@ -88,7 +89,12 @@ impl State {
             let sni = self.list(Kind::Snis, None).into_iter().find(|(_, s)| s.entity["name"] == key)?;
             return ref_id(&sni.1.entity, "certificate").and_then(within);
         }
-        let fields = kind.descriptor().keys;
+        let descriptor = kind.descriptor();
+        if parent.is_none() && descriptor.key_scope == KeyScope::Parent {
+            // `/acls/gold` could be any consumer's: only the id names one at the top level.
+            return None;
+        }
+        let fields = descriptor.keys;
         self.list(kind, parent)
             .into_iter()
             .find(|(_, s)| fields.iter().any(|f| s.entity.get(*f).and_then(Value::as_str) == Some(key)))
@@ -207,6 +213,7 @@ impl Catalog {
         if let Some((field, parent)) = target.parent {
             entity.insert(field.into(), json!({ "id": parent.to_string() }));
         }
+        crate::entities::secrets::seal_written(target.kind, &mut entity);
         let snis = take_snis(target.kind, &mut entity)?;
         let mut records = state.records.clone();
         let time = now();
@@ -248,6 +255,7 @@ impl Catalog {
         if let Some((field, parent)) = target.parent {
             entity.insert(field.into(), json!({ "id": parent.to_string() }));
         }
+        crate::entities::secrets::seal_written(target.kind, &mut entity);
         let snis = take_snis(target.kind, &mut entity)?;
         let mut records = state.records.clone();
         let time = now();
@@ -280,6 +288,7 @@ impl Catalog {
         {
             return Err(ApiError::schema(&[("id".into(), "cannot be changed".into())]));
         }
+        crate::entities::secrets::seal_written(target.kind, &mut patch);
         let snis = take_snis(target.kind, &mut patch)?;
         let mut records = state.records.clone();
         let stored = records.get_mut(&(target.kind, id)).expect("found above");

@@ -43,6 +43,17 @@ pub struct Link {
     pub on_delete: OnDelete,
 }
 
+/// Where a kind's key fields are unique.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyScope {
+    /// In the whole configuration (a key-auth `key`, a service `name`): a top-level URL may name
+    /// the entity by one.
+    Whole,
+    /// Only within the parent (an ACL's `group` per consumer, a target per upstream): only a URL
+    /// under the parent may name the entity by one; at the top level, only the id does.
+    Parent,
+}
+
 #[derive(Debug)]
 pub struct Descriptor {
     /// The plural name: declarative key, store key prefix, and the URL segment unless
@@ -54,6 +65,8 @@ pub struct Descriptor {
     /// The fields besides `id` whose value names one entity, in the order a bare string
     /// reference or a URL tries them (Kong's unique fields and endpoint key).
     pub keys: &'static [&'static str],
+    /// Whether `keys` name one entity in the whole configuration or only within its parent.
+    pub key_scope: KeyScope,
     /// The fields that point at other entities. Each gives a nested endpoint
     /// (`/services/{id}/routes` from the routes' `service` link).
     pub links: &'static [Link],
@@ -80,63 +93,95 @@ impl Kind {
         use Kind::*;
         use OnDelete::*;
         match self {
-            Services => &Descriptor { name: "services", endpoints: None, keys: &["name"], links: &[] },
+            Services => &Descriptor {
+                name: "services",
+                endpoints: None,
+                keys: &["name"],
+                key_scope: KeyScope::Whole,
+                links: &[],
+            },
             Routes => &Descriptor {
                 name: "routes",
                 endpoints: None,
                 keys: &["name"],
+                key_scope: KeyScope::Whole,
                 links: &[Link { field: "service", to: Services, on_delete: Restrict }],
             },
-            Consumers => {
-                &Descriptor { name: "consumers", endpoints: None, keys: &["username", "custom_id"], links: &[] }
-            }
+            Consumers => &Descriptor {
+                name: "consumers",
+                endpoints: None,
+                keys: &["username", "custom_id"],
+                key_scope: KeyScope::Whole,
+                links: &[],
+            },
             Plugins => &Descriptor {
                 name: "plugins",
                 endpoints: None,
                 keys: &["instance_name"],
+                key_scope: KeyScope::Whole,
                 links: &[
                     Link { field: "service", to: Services, on_delete: Cascade },
                     Link { field: "route", to: Routes, on_delete: Cascade },
                     Link { field: "consumer", to: Consumers, on_delete: Cascade },
                 ],
             },
-            Upstreams => &Descriptor { name: "upstreams", endpoints: None, keys: &["name"], links: &[] },
+            Upstreams => &Descriptor {
+                name: "upstreams",
+                endpoints: None,
+                keys: &["name"],
+                key_scope: KeyScope::Whole,
+                links: &[],
+            },
             Targets => &Descriptor {
                 name: "targets",
                 endpoints: None,
                 keys: &["target"],
+                key_scope: KeyScope::Parent,
                 links: &[Link { field: "upstream", to: Upstreams, on_delete: Cascade }],
             },
-            Certificates => &Descriptor { name: "certificates", endpoints: None, keys: &[], links: &[] },
+            Certificates => {
+                &Descriptor { name: "certificates", endpoints: None, keys: &[], key_scope: KeyScope::Whole, links: &[] }
+            }
             Snis => &Descriptor {
                 name: "snis",
                 endpoints: None,
                 keys: &["name"],
+                key_scope: KeyScope::Whole,
                 links: &[Link { field: "certificate", to: Certificates, on_delete: Cascade }],
             },
-            CaCertificates => &Descriptor { name: "ca_certificates", endpoints: None, keys: &[], links: &[] },
+            CaCertificates => &Descriptor {
+                name: "ca_certificates",
+                endpoints: None,
+                keys: &[],
+                key_scope: KeyScope::Whole,
+                links: &[],
+            },
             KeyauthCredentials => &Descriptor {
                 name: "keyauth_credentials",
                 endpoints: Some(("key-auths", "key-auth")),
                 keys: &["key"],
+                key_scope: KeyScope::Whole,
                 links: &[Link { field: "consumer", to: Consumers, on_delete: Cascade }],
             },
             BasicauthCredentials => &Descriptor {
                 name: "basicauth_credentials",
                 endpoints: Some(("basic-auths", "basic-auth")),
                 keys: &["username"],
+                key_scope: KeyScope::Whole,
                 links: &[Link { field: "consumer", to: Consumers, on_delete: Cascade }],
             },
             JwtSecrets => &Descriptor {
                 name: "jwt_secrets",
                 endpoints: Some(("jwts", "jwt")),
                 keys: &["key"],
+                key_scope: KeyScope::Whole,
                 links: &[Link { field: "consumer", to: Consumers, on_delete: Cascade }],
             },
             Acls => &Descriptor {
                 name: "acls",
                 endpoints: None,
                 keys: &["group"],
+                key_scope: KeyScope::Parent,
                 links: &[Link { field: "consumer", to: Consumers, on_delete: Cascade }],
             },
         }

@@ -5,10 +5,12 @@
 //! consumer id): it is checked on every request, and the configuration that holds it also holds
 //! keys and JWT secrets in clear, so it must be kept secret either way (docs/security.md).
 //!
-//! Kong's own stored form, 40 lowercase hex digits (SHA-1 of the password and the consumer's id), is
-//! kept as it is too, so a configuration exported from Kong moves here with its passwords working
-//! (the `basic-auth` plugin checks both forms). A clear password that happens to look like one is
-//! then not usable as given: the check fails closed.
+//! In a configuration read whole (a declarative file, `POST /config`, the Admin API's own records),
+//! a password already in a stored form is kept: ours, or Kong's (40 lowercase hex digits, SHA-1 of
+//! the password and the consumer's id), so a configuration exported from Kong moves here with its
+//! passwords working (the `basic-auth` plugin checks both forms). A password written through the
+//! Admin API's credential endpoints is always a clear one and is hashed whatever it looks like
+//! ([`seal_written`]), as Kong's Admin API does.
 
 use sha2::{Digest, Sha256};
 
@@ -57,6 +59,17 @@ fn digest(salt: &str, password: &str) -> String {
 pub fn hash_password(password: &str) -> String {
     let salt = hex(&random_bytes(16));
     format!("{PREFIX}{salt}${}", digest(&salt, password))
+}
+
+/// What an Admin API write (`POST`, `PUT`, `PATCH` of one entity) says in clear and the store must
+/// not keep so: a basic-auth `password`, hashed here whatever it looks like. Anything that is not
+/// a string is left for the schema to refuse.
+pub fn seal_written(kind: super::Kind, entity: &mut serde_json::Map<String, serde_json::Value>) {
+    if kind == super::Kind::BasicauthCredentials
+        && let Some(serde_json::Value::String(password)) = entity.get_mut("password")
+    {
+        *password = hash_password(password);
+    }
 }
 
 /// Whether `value` is already a stored hash, ours or Kong's (a configuration exported and read back

@@ -329,14 +329,24 @@ impl NodeShared {
 }
 
 /// Entries with an expiry, at most [`SHARED_CAPACITY`] of them. When full, expired entries are
-/// swept, at most once a second (a sweep walks them all; under a flood of new keys it must not run
-/// per request).
+/// swept (at most once a second: a sweep walks them all, and under a flood of new keys it must not
+/// run per request); when that is not enough, the least recently used sixteenth is dropped, as
+/// nginx's shared dictionaries (Kong's `local` counters) drop their least recently used entries.
+/// So a client that makes up keys costs other clients their counts, never their requests.
 #[derive(Debug)]
 struct Bounded<T> {
-    entries: HashMap<String, (T, Instant)>,
+    entries: HashMap<String, Kept<T>>,
     swept: Option<Instant>,
     /// When the node last said it was full (said at most once a minute).
     warned: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Kept<T> {
+    value: T,
+    until: Instant,
+    /// When it was last read or written.
+    used: Instant,
 }
 
 impl<T> Default for Bounded<T> {
@@ -346,28 +356,36 @@ impl<T> Default for Bounded<T> {
 }
 
 impl<T> Bounded<T> {
-    /// Whether `key` may be added (or is there): false when full even after a sweep.
-    fn room_for(&mut self, key: &str, now: Instant, what: &str) -> bool {
+    /// Makes room for `key` if it is not there and the store is full: expired entries go first,
+    /// then the least recently used.
+    fn make_room(&mut self, key: &str, now: Instant, what: &str) {
         if self.entries.len() < SHARED_CAPACITY || self.entries.contains_key(key) {
-            return true;
+            return;
         }
         if self.swept.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
             self.swept = Some(now);
-            self.entries.retain(|_, (_, until)| *until > now);
+            self.entries.retain(|_, kept| kept.until > now);
+            if self.entries.len() < SHARED_CAPACITY {
+                return;
+            }
         }
-        let room = self.entries.len() < SHARED_CAPACITY;
-        if !room && self.warned.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
+        let mut used: Vec<Instant> = self.entries.values().map(|kept| kept.used).collect();
+        let (_, &mut oldest_kept, _) = used.select_nth_unstable(EVICTED - 1);
+        self.entries.retain(|_, kept| kept.used > oldest_kept);
+        if self.warned.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
             self.warned = Some(now);
-            tracing::warn!(capacity = SHARED_CAPACITY, "the plugins' shared {what} are full: new ones are not kept");
+            tracing::warn!(
+                capacity = SHARED_CAPACITY,
+                "the plugins' shared {what} are full: the least recently used are dropped (their counts restart)"
+            );
         }
-        room
     }
 }
 
-/// Entries kept at most; past it, expired entries are swept and, if that is not enough, the
-/// write is dropped (a new counter then answers `i64::MAX`, so a limit on it fails closed), so no
-/// plugin can grow the node's memory without bound.
+/// Entries kept at most, so that no plugin can grow the node's memory without bound.
 const SHARED_CAPACITY: usize = 100_000;
+/// How many of the least recently used entries go when the store is full of live ones.
+const EVICTED: usize = SHARED_CAPACITY / 16;
 /// The largest value the key-value store keeps.
 const MAX_VALUE: usize = 64 * 1024;
 
@@ -375,20 +393,23 @@ impl NodeShared {
     fn incr(&self, key: String, delta: i64, window: Duration) -> i64 {
         let now = Instant::now();
         let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        if !counters.room_for(&key, now, "counters") {
-            return i64::MAX;
+        counters.make_room(&key, now, "counters");
+        let entry = counters.entries.entry(key).or_insert(Kept { value: 0, until: now + window, used: now });
+        if entry.until <= now {
+            entry.value = 0;
+            entry.until = now + window;
         }
-        let entry = counters.entries.entry(key).or_insert((0, now + window));
-        if entry.1 <= now {
-            *entry = (0, now + window);
-        }
-        entry.0 = entry.0.saturating_add(delta);
-        entry.0
+        entry.used = now;
+        entry.value = entry.value.saturating_add(delta);
+        entry.value
     }
 
     fn get(&self, key: &str) -> Option<Vec<u8>> {
-        let values = self.values.lock().unwrap_or_else(|p| p.into_inner());
-        values.entries.get(key).filter(|(_, until)| *until > Instant::now()).map(|(v, _)| v.clone())
+        let now = Instant::now();
+        let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = values.entries.get_mut(key).filter(|kept| kept.until > now)?;
+        kept.used = now;
+        Some(kept.value.clone())
     }
 
     fn set(&self, key: String, value: Vec<u8>, ttl: Duration) {
@@ -397,9 +418,8 @@ impl NodeShared {
         }
         let now = Instant::now();
         let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
-        if values.room_for(&key, now, "values") {
-            values.entries.insert(key, (value, now + ttl));
-        }
+        values.make_room(&key, now, "values");
+        values.entries.insert(key, Kept { value, until: now + ttl, used: now });
     }
 }
 
@@ -1509,17 +1529,30 @@ mod tests {
     }
 
     #[test]
-    fn the_shared_state_is_bounded() {
+    fn the_shared_state_is_bounded_and_drops_the_least_recently_used_when_full() {
         let shared = NodeShared::default();
         for i in 0..SHARED_CAPACITY {
             shared.incr(format!("k{i}"), 1, Duration::from_secs(60));
         }
+        // k0 is used again: it is now among the most recently used.
+        assert_eq!(shared.incr("k0".into(), 1, Duration::from_secs(60)), 2);
         assert_eq!(
             shared.incr("one-more".into(), 7, Duration::from_secs(60)),
-            i64::MAX,
-            "a counter the node cannot keep is over any limit (fails closed)"
+            7,
+            "a full store makes room: a new counter counts (Kong's counters never refuse either)"
         );
-        assert_eq!(shared.counters.lock().unwrap().entries.len(), SHARED_CAPACITY);
-        assert_eq!(shared.incr("k1".into(), 1, Duration::from_secs(60)), 2, "the ones kept still count");
+        let counters = shared.counters.lock().unwrap();
+        assert!(counters.entries.len() <= SHARED_CAPACITY - EVICTED + 1, "{}", counters.entries.len());
+        assert!(!counters.entries.contains_key("k1"), "the least recently used went");
+        assert!(counters.entries.contains_key("k0") && counters.entries.contains_key("one-more"));
+        assert!(counters.entries.contains_key(&format!("k{}", SHARED_CAPACITY - 1)), "recent ones stay");
+        drop(counters);
+        assert_eq!(shared.incr("k0".into(), 1, Duration::from_secs(60)), 3, "the ones kept still count");
+        // Values too.
+        for i in 0..SHARED_CAPACITY + 1 {
+            shared.set(format!("v{i}"), vec![1], Duration::from_secs(60));
+        }
+        assert_eq!(shared.get(&format!("v{SHARED_CAPACITY}")), Some(vec![1]));
+        assert!(shared.values.lock().unwrap().entries.len() <= SHARED_CAPACITY);
     }
 }
