@@ -1,5 +1,6 @@
-//! The body edits: the fields of a JSON object or of a form (`application/x-www-form-urlencoded`),
-//! in Kong's order (remove, rename, replace, add, append). A body that does not parse is left as
+//! The body edits: the fields of a JSON object, of a form (`application/x-www-form-urlencoded`) or
+//! of a `multipart/form-data` body, in Kong's order (remove, rename, replace, add, append; for
+//! multipart Kong renames first). A body that does not parse is left as
 //! it is; an empty one starts as an empty object or form, so `add` and `append` still apply.
 
 use crate::args::{Args, Val};
@@ -31,6 +32,9 @@ pub enum Unedited {
     Unchanged,
     /// Too big to edit within a plugin call's budget: it must not go upstream unedited.
     TooBig,
+    /// Not the multipart body its `Content-Type` says (or an edit would break its framing): it
+    /// must not go upstream unedited either, since an upstream's parser may read it anyway.
+    Malformed,
 }
 
 /// The edited JSON body.
@@ -107,6 +111,55 @@ pub fn form(body: &[u8], ops: &BodyOps<'_>, env: &dyn Env) -> Result<Vec<u8>, Un
         changed = true;
     }
     if changed { Ok(args.encode()) } else { Err(Unedited::Unchanged) }
+}
+
+/// The edited `multipart/form-data` body, whose `Content-Type` is `content_type`. As in Kong,
+/// a field an edit writes becomes a simple text field; parts left alone keep their bytes.
+pub fn multipart(body: &[u8], content_type: &str, ops: &BodyOps<'_>, env: &dyn Env) -> Result<Vec<u8>, Unedited> {
+    let boundary = crate::multipart::boundary(content_type).ok_or(Unedited::Malformed)?;
+    let had_body = !body.is_empty();
+    let mut parts = if had_body {
+        crate::multipart::Multipart::parse(body, boundary).map_err(|_| Unedited::Malformed)?
+    } else {
+        crate::multipart::Multipart::empty(boundary)
+    };
+    let mut changed = false;
+    if had_body {
+        for (old, new) in rendered(&ops.rename.body, env) {
+            if old != new
+                && let Some(value) = parts.value(old)
+            {
+                parts.set(&new, value);
+                parts.remove(old);
+                changed = true;
+            }
+        }
+        for op in &ops.remove.body {
+            parts.remove(&op.name);
+            changed = true;
+        }
+        for (name, value) in rendered(&ops.replace.body, env) {
+            if parts.has(name) {
+                parts.remove(name);
+                parts.set(name, value.into_bytes());
+                changed = true;
+            }
+        }
+    }
+    for (name, value) in rendered(&ops.add.body, env) {
+        if !parts.has(name) {
+            parts.set(name, value.into_bytes());
+            changed = true;
+        }
+    }
+    for (name, value) in rendered(&ops.append.body, env) {
+        parts.push(name, value.into_bytes());
+        changed = true;
+    }
+    if !changed {
+        return Err(Unedited::Unchanged);
+    }
+    parts.encode().map_err(|_| Unedited::Malformed)
 }
 
 /// The form fields of `body`, for Kong's method change to GET, HEAD or TRACE, which copies them to

@@ -1,12 +1,13 @@
 //! Kong's `request-transformer` plugin: in `access`, edits the request before it goes upstream,
 //! in Kong's order: the path (`replace.uri`), the method (`http_method`), the headers, the body
-//! (JSON or form fields), then the query string; within each, remove, rename, replace, add,
+//! (JSON, form or multipart fields), then the query string; within each, remove, rename, replace, add,
 //! append. Values may read the request's headers and query arguments (see [`entry`]). The body is
 //! read only when body edits are configured and the request's `Content-Type` is one they apply to.
 
 mod args;
 mod body;
 mod entry;
+mod multipart;
 mod object;
 
 use std::collections::HashSet;
@@ -18,7 +19,7 @@ use args::Args;
 use entry::{Env, Template};
 
 /// The most body this plugin reads to edit: a body this size is edited well within a plugin
-/// call's time budget (docs/plugins.d/request-transformer.md has the measurements).
+/// call's time budget (docs/plugins.md, request-transformer, has the measurements).
 pub const BODY_CAP: u32 = 2 << 20;
 
 /// The `body`, `headers` and `querystring` lists of one operation.
@@ -298,7 +299,7 @@ impl Plugin for RequestTransformer {
         let kind = kind(req.header("content-type").as_deref());
         let to_query =
             self.method.as_deref().is_some_and(|m| matches!(m, "GET" | "HEAD" | "TRACE")) && kind == Some(Kind::Form);
-        let edit_body = self.body_edits && matches!(kind, Some(Kind::Json | Kind::Form));
+        let edit_body = self.body_edits && kind.is_some();
         let body = if to_query || edit_body {
             match req.body() {
                 Body::Unread => return Ok(Flow::ReadBody(BODY_CAP)),
@@ -340,12 +341,16 @@ impl Plugin for RequestTransformer {
             };
             let edited = match kind {
                 Some(Kind::Json) => body::json(body, &ops, &env),
+                Some(Kind::Multipart) => {
+                    body::multipart(body, req.header("content-type").as_deref().unwrap_or_default(), &ops, &env)
+                }
                 _ => body::form(body, &ops, &env),
             };
             match edited {
                 Ok(edited) => req.set_body(&edited)?,
                 Err(body::Unedited::Unchanged) => {}
                 Err(body::Unedited::TooBig) => return Ok(Flow::Respond(too_large())),
+                Err(body::Unedited::Malformed) => return Ok(Flow::Respond(malformed())),
             }
         }
         if self.query_edits {
@@ -468,6 +473,17 @@ fn too_large() -> Exit {
         status: 413,
         headers: vec![("Content-Type".into(), "application/json; charset=utf-8".into())],
         body: br#"{"message":"Request body too large to transform"}"#.to_vec(),
+    }
+}
+
+/// The answer to a `multipart/form-data` body that body edits apply to but that cannot be read as
+/// one (or that an edit's value would break): sent on unedited, an upstream's lenient parser could
+/// still find a field a `remove` was to take out.
+fn malformed() -> Exit {
+    Exit {
+        status: 400,
+        headers: vec![("Content-Type".into(), "application/json; charset=utf-8".into())],
+        body: br#"{"message":"Invalid multipart/form-data body"}"#.to_vec(),
     }
 }
 

@@ -2,7 +2,8 @@
 //! `header_filter`, the headers (remove, rename, replace, add, append, in Kong's order); in
 //! `body_filter`, the top-level fields of a JSON object body. A JSON body is buffered in the
 //! instance (which serves one request at a time) up to [`BODY_CAP`], edited at its end, and sent
-//! in one piece; past the cap it goes through unedited.
+//! in one piece; past the cap (or past [`MAX_FIELDS`] fields) the response fails rather than go
+//! out unedited.
 
 // The request-transformer's JSON object editing, shared as a file rather than a crate of its own.
 #[path = "../../request-transformer/src/object.rs"]
@@ -12,13 +13,13 @@ mod parse;
 use std::cell::RefCell;
 use std::collections::HashSet;
 
-use gateway_pdk::{FieldError, LogLevel, Phase, Plugin, Request, Response};
+use gateway_pdk::{FieldError, Phase, Plugin, Request, Response};
 use object::{Field, Object};
 use parse::{JsonType, json_value, split};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The most response body buffered for JSON edits: a body this size is edited well within a
-/// plugin call's time budget (docs/plugins.d/response-transformer.md has the measurements).
+/// plugin call's time budget (docs/plugins.md, response-transformer).
 pub const BODY_CAP: usize = 2 << 20;
 /// The most top-level fields a body may have to be edited, for the same reason.
 pub const MAX_FIELDS: usize = 10_000;
@@ -223,19 +224,17 @@ impl Plugin for ResponseTransformer {
         Ok(match step {
             Step::Pass(chunk) => chunk,
             Step::Hold => Vec::new(),
-            Step::Overflow(bytes) => {
-                gateway_pdk::log(LogLevel::Warn, &format!("JSON response body over {BODY_CAP} bytes: sent unedited"));
-                bytes
+            // A body that cannot be edited is not sent unedited (a `remove` would leak what it
+            // removes): the response fails, cut short after its head.
+            Step::Overflow => {
+                return Err(format!("the JSON response body is over {BODY_CAP} bytes: too large to transform"));
             }
             Step::Whole(body) => match self.edit_json(&body) {
                 Ok(edited) => edited,
+                // Not an object: no top-level fields to edit (Kong's edits do nothing to it either).
                 Err(Unedited::NotAnObject) => body,
                 Err(Unedited::TooManyFields) => {
-                    gateway_pdk::log(
-                        LogLevel::Warn,
-                        &format!("JSON response body has over {MAX_FIELDS} fields: sent unedited"),
-                    );
-                    body
+                    return Err(format!("the JSON response body has over {MAX_FIELDS} fields: too many to transform"));
                 }
             },
         })
@@ -249,8 +248,8 @@ enum Step {
     Pass(Vec<u8>),
     /// Keep it: the body is being gathered.
     Hold,
-    /// The body outgrew `cap`: send what was gathered and this chunk, and the rest as it comes.
-    Overflow(Vec<u8>),
+    /// The body outgrew `cap`: it cannot be edited (what was gathered is dropped).
+    Overflow,
     /// The whole body, to edit and send.
     Whole(Vec<u8>),
 }
@@ -258,10 +257,8 @@ enum Step {
 fn feed(state: &mut Body, chunk: Vec<u8>, eof: bool, cap: usize) -> Step {
     let Body::Buffering(buffer) = state else { return Step::Pass(chunk) };
     if buffer.len() + chunk.len() > cap {
-        let mut out = std::mem::take(buffer);
-        out.extend_from_slice(&chunk);
         *state = Body::Through;
-        return Step::Overflow(out);
+        return Step::Overflow;
     }
     buffer.extend_from_slice(&chunk);
     if !eof {
@@ -454,7 +451,7 @@ mod tests {
 
         let mut state = Body::Buffering(Vec::new());
         assert_eq!(feed(&mut state, b"123456".to_vec(), false, 10), Step::Hold);
-        assert_eq!(feed(&mut state, b"7890x".to_vec(), false, 10), Step::Overflow(b"1234567890x".to_vec()));
+        assert_eq!(feed(&mut state, b"7890x".to_vec(), false, 10), Step::Overflow);
         assert_eq!(feed(&mut state, b"rest".to_vec(), true, 10), Step::Pass(b"rest".to_vec()));
 
         let mut state = Body::Through;

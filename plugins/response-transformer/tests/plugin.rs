@@ -119,3 +119,23 @@ fn configurations_kong_refuses_are_refused() {
     let errors = refused(json!({"replace": {"body": ["a:b"]}}));
     assert_eq!((errors[0].path.as_str(), errors[0].message.as_str()), ("replace.body", "unknown field"));
 }
+
+/// A JSON body too large to edit fails the response rather than go out with what `remove` was to
+/// take out of it.
+#[test]
+fn a_json_body_over_the_cap_is_not_sent_unedited() {
+    let filler = "x".repeat(1 << 20);
+    let first = format!("{{\"internal_id\":\"secret\",\"a\":\"{filler}\",");
+    let second = format!("\"b\":\"{filler}\",");
+    let third = format!("\"c\":\"{filler}\"}}");
+    let input = json!({
+        "config": {"remove": {"json": ["internal_id"]}},
+        "request": Request::get("/").input(),
+        "upstream": {"status": 200, "headers": [JSON], "chunks": [first, second, third]},
+    });
+    let outcome = Plugin::built().unwrap().run_input(input).unwrap();
+    let error = outcome.error.expect("the response fails");
+    assert!(error.contains("too large to transform"), "{error}");
+    let body = outcome.response.and_then(|r| r.body).unwrap_or_default();
+    assert!(!body.contains("secret"), "nothing of the body went out: {} bytes", body.len());
+}
