@@ -110,6 +110,13 @@ fn credentials_are_served_nested_and_top_level_with_kongs_errors() {
     assert_eq!(http_request(node.admin, "DELETE", "/acls/gold", &[]).unwrap().status, 204, "nothing named so");
     let bobs_gold = get(node.admin, "/consumers/bob/acls/gold").json()["id"].as_str().unwrap().to_string();
     assert_eq!(get(node.admin, &format!("/acls/{bobs_gold}")).json()["consumer"]["id"], bob_id);
+    // Kong's `/{credentials}/{id}/consumer`: the consumer a credential belongs to.
+    assert_eq!(get(node.admin, &format!("/acls/{bobs_gold}/consumer")).json()["username"], "bob");
+    assert_eq!(get(node.admin, "/key-auths/renamed/consumer").json()["id"], alice_id);
+    assert_eq!(get(node.admin, "/basic-auths/al/consumer").json()["username"], "alice");
+    assert_eq!(get(node.admin, "/key-auths/nothing/consumer").status, 404);
+    let write = http_json(node.admin, "PATCH", "/key-auths/renamed/consumer", &json!({"username": "x"}));
+    assert_eq!(write.status, 405, "{write:?}");
     assert_eq!(data(&get(node.admin, "/acls").json()).len(), 2, "both groups are still there");
 
     // `/config` carries them; into a fresh node, the same configuration: the hash is not hashed

@@ -253,6 +253,18 @@ impl AdminApi {
                 let kind = Kind::from_endpoint(k).ok_or_else(ApiError::not_found)?;
                 self.item(&method, Target { kind, parent: None, key: Some(key) }, content_type.as_deref(), &bytes).await
             }
+            [p, key, field]
+                if let Some(kind) = Kind::from_endpoint(p)
+                    && let Some(link) = kind.descriptor().links.iter().find(|l| l.field == *field) =>
+            {
+                // Kong's `/routes/{r}/service`, `/key-auths/{k}/consumer`: the entity a link
+                // points at.
+                only_get(&method)?;
+                let state = self.inner.catalog.current();
+                let id = state.find(kind, key, None).ok_or_else(ApiError::not_found)?;
+                let linked = state.linked(kind, id, link.field).ok_or_else(ApiError::not_found)?;
+                Ok((StatusCode::OK, Some(state.render(link.to, linked).ok_or_else(ApiError::not_found)?)))
+            }
             [p, parent_key, c] => {
                 let (parent, kind) = self.nested(p, parent_key, c)?;
                 // Pages of a nested list link to the same nested list, by the parent's id.

@@ -72,6 +72,11 @@ impl State {
             .collect()
     }
 
+    /// The id of the entity that the `field` link of the `kind` entity `id` points at.
+    pub fn linked(&self, kind: Kind, id: Uuid, field: &str) -> Option<Uuid> {
+        ref_id(&self.records.get(&(kind, id))?.entity, field)
+    }
+
     /// The id of the `kind` entity that `key` names (an id, or one of the kind's key fields),
     /// within `parent` when given.
     pub fn find(&self, kind: Kind, key: &str, parent: Option<(&str, Uuid)>) -> Option<Uuid> {
