@@ -98,6 +98,7 @@ services:
   - name: limited
     paths: [/limited]
     plugins: [{{name: key-auth}}, {{name: rate-limiting, config: {{hour: 3, limit_by: consumer}}}}]
+  - {{name: scoped, paths: [/scoped], plugins: [{{name: key-auth}}]}}
   - {{name: limited-ip, paths: [/limited-ip], plugins: [{{name: rate-limiting, config: {{hour: 2, limit_by: ip}}}}]}}
   - {{name: per-second, paths: [/per-second], plugins: [{{name: rate-limiting, config: {{second: 1}}}}]}}
   - name: limited-then-terminated
@@ -156,6 +157,7 @@ consumers:
     algorithm: RS256
     rsa_public_key: |{rsa_public}
   acls: [{{group: silver}}]
+  plugins: [{{name: rate-limiting, route: scoped, config: {{hour: 1}}}}]
 - username: guest
 "#
     )
@@ -273,6 +275,14 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
     assert!(limited.header("retry-after").and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| s <= 3600));
     assert!(limited.header("ratelimit-reset").is_some());
     assert_eq!(get(proxy, "/limited", &[("apikey", "bob-key")]).status, 200, "bob has his own count");
+    // A limit scoped to one consumer on a route applies once key-auth has said who it is.
+    for _ in 0..3 {
+        let alice = get(proxy, "/scoped", &[("apikey", "alice-key")]);
+        assert_eq!((alice.status, alice.header("x-ratelimit-limit-hour")), (200, None), "not alice's: {alice:?}");
+    }
+    let first = get(proxy, "/scoped", &[("apikey", "bob-key")]);
+    assert_eq!((first.status, first.header("x-ratelimit-limit-hour")), (200, Some("1")), "{first:?}");
+    assert_eq!(get(proxy, "/scoped", &[("apikey", "bob-key")]).status, 429, "bob's second in the hour");
     for _ in 0..2 {
         assert_eq!(get(proxy, "/limited-ip", &[("X-Forwarded-For", "10.9.9.9")]).status, 200);
     }
@@ -352,6 +362,18 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
     assert!(path.contains("keep=2") && path.contains("added=1") && !path.contains("drop"), "{path}");
     let sent: Value = serde_json::from_str(rt.json()["body"].as_str().unwrap()).unwrap();
     assert_eq!(sent, json!({"a": 1, "added": "b"}));
+    let multipart = "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--XyZ--\r\n";
+    let rt = send(proxy, "POST", "/rt", &[("Content-Type", "multipart/form-data; boundary=XyZ")], Some(multipart));
+    assert_eq!(
+        rt.json()["body"].as_str(),
+        Some(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n\
+             --XyZ\r\nContent-Disposition: form-data; name=\"added\"\r\n\r\nb\r\n--XyZ--\r\n"
+        ),
+        "{rt:?}"
+    );
+    let broken = send(proxy, "POST", "/rt", &[("Content-Type", "multipart/form-data; boundary=XyZ")], Some("--XyZ"));
+    assert_eq!((broken.status, message(&broken)), (400, json!("Invalid multipart/form-data body")), "{broken:?}");
 
     // Kong's priorities, whatever the order configured: cors (2000) answers a preflight before
     // key-auth (1250) asks for a key; request-transformer (801) edits what key-auth let through.
