@@ -125,11 +125,15 @@ services:
     plugins:
     - name: request-transformer
       config:
-        remove: {{headers: [x-drop], querystring: [drop]}}
-        rename: {{headers: ["x-old:x-new"]}}
-        replace: {{headers: ["x-rep:new"]}}
+        remove: {{headers: [x-drop], querystring: [drop], body: [secret]}}
+        rename: {{headers: ["x-old:x-new"], querystring: ["old:new"], body: ["user:username"]}}
+        replace: {{headers: ["x-rep:new"], querystring: ["rep:new"], body: ["role:guest"]}}
         add: {{headers: ["x-added:yes"], querystring: ["added:1"], body: ["added:b"]}}
-        append: {{headers: ["x-app:2"]}}
+        append: {{headers: ["x-app:2"], querystring: ["app:2"], body: ["tag:new"]}}
+  - name: rt-method
+    paths: [/rt-method]
+    plugins:
+    - {{name: request-transformer, config: {{http_method: GET, replace: {{uri: /elsewhere}}}}}}
   - name: ordered
     paths: [/ordered]
     plugins:
@@ -141,8 +145,11 @@ services:
     plugins:
     - name: response-transformer
       config:
-        remove: {{json: [port]}}
-        add: {{headers: ["x-resp:added"], json: ["extra:1"]}}
+        remove: {{headers: [x-r-remove], json: [port]}}
+        rename: {{headers: ["x-r-old:x-r-new"], json: ["body_len:received"]}}
+        replace: {{headers: ["x-r-rep:new"], json: ["method:replaced"]}}
+        add: {{headers: ["x-resp:added"], json: ["extra:1"], json_types: [number]}}
+        append: {{headers: ["x-r-app:2"], json: ["path:more"]}}
 consumers:
 - username: alice
   custom_id: a-1
@@ -248,6 +255,21 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
         (401, json!("No credentials found for given 'iss'")),
         "{unknown:?}"
     );
+    // RS256 too: expired, a signature over other claims, a key no consumer has.
+    let expired = bearer(tokens.rs256(json!({"iss": "bob-iss", "exp": Tokens::now() - 60})));
+    assert_eq!((expired.status, expired.json()["exp"].clone()), (401, json!("token expired")), "{expired:?}");
+    let signed = tokens.rs256(json!({"iss": "bob-iss", "exp": exp}));
+    let (head, rest) = signed.split_once('.').unwrap();
+    let signature = rest.split_once('.').unwrap().1;
+    let other_claims = b64url(json!({"iss": "bob-iss", "exp": exp, "admin": true}).to_string().as_bytes());
+    let forged = bearer(format!("{head}.{other_claims}.{signature}"));
+    assert_eq!((forged.status, message(&forged)), (401, json!("Invalid signature")), "{forged:?}");
+    let unknown = bearer(tokens.rs256(json!({"iss": "nobody", "exp": exp})));
+    assert_eq!(
+        (unknown.status, message(&unknown)),
+        (401, json!("No credentials found for given 'iss'")),
+        "{unknown:?}"
+    );
     let confused = bearer(tokens.hs256(&tokens.rsa_public, json!({"iss": "bob-iss", "exp": exp})));
     assert_eq!((confused.status, message(&confused)), (401, json!("Invalid algorithm")), "{confused:?}");
     let no_exp = bearer(tokens.hs256("alice-secret", json!({"iss": "alice-iss"})));
@@ -344,13 +366,13 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
     assert_eq!(other.status, 200);
     assert_ne!(other.header("access-control-allow-origin"), Some("https://evil.example"));
 
-    // request-transformer: each operation.
+    // request-transformer: each operation, on headers, the query string and the body.
     let rt = send(
         proxy,
         "POST",
-        "/rt?drop=1&keep=2",
+        "/rt?drop=1&keep=2&old=o&rep=r&app=1",
         &[("x-drop", "1"), ("x-old", "moved"), ("x-rep", "old"), ("x-app", "1"), ("Content-Type", "application/json")],
-        Some(r#"{"a":1}"#),
+        Some(r#"{"a":1,"secret":"s","user":"alice","role":"admin","tag":"old"}"#),
     );
     assert_eq!(upstream(&rt, "x-drop"), None);
     assert_eq!(upstream(&rt, "x-new").as_deref(), Some("moved"));
@@ -359,16 +381,27 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
     assert_eq!(upstream(&rt, "x-added").as_deref(), Some("yes"));
     assert_eq!(upstream(&rt, "x-app").as_deref(), Some("1, 2"));
     let path = rt.json()["path"].as_str().unwrap().to_string();
-    assert!(path.contains("keep=2") && path.contains("added=1") && !path.contains("drop"), "{path}");
+    let (_, query) = path.split_once('?').unwrap();
+    let mut args: Vec<&str> = query.split('&').collect();
+    args.sort_unstable();
+    assert_eq!(args, ["added=1", "app=1", "app=2", "keep=2", "new=o", "rep=new"], "{path}");
     let sent: Value = serde_json::from_str(rt.json()["body"].as_str().unwrap()).unwrap();
-    assert_eq!(sent, json!({"a": 1, "added": "b"}));
+    assert_eq!(sent, json!({"a": 1, "username": "alice", "role": "guest", "tag": ["old", "new"], "added": "b"}));
+    // The method and the path: a form body's fields go to the query of a GET, as in Kong.
+    let moved =
+        send(proxy, "POST", "/rt-method", &[("Content-Type", "application/x-www-form-urlencoded")], Some("a=1&b=two"));
+    assert_eq!(
+        (moved.json()["method"].as_str(), moved.json()["path"].as_str()),
+        (Some("GET"), Some("/elsewhere?a=1&b=two"))
+    );
     let multipart = "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--XyZ--\r\n";
     let rt = send(proxy, "POST", "/rt", &[("Content-Type", "multipart/form-data; boundary=XyZ")], Some(multipart));
     assert_eq!(
         rt.json()["body"].as_str(),
         Some(
             "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n\
-             --XyZ\r\nContent-Disposition: form-data; name=\"added\"\r\n\r\nb\r\n--XyZ--\r\n"
+             --XyZ\r\nContent-Disposition: form-data; name=\"added\"\r\n\r\nb\r\n\
+             --XyZ\r\nContent-Disposition: form-data; name=\"tag\"\r\n\r\nnew\r\n--XyZ--\r\n"
         ),
         "{rt:?}"
     );
@@ -390,12 +423,33 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
     assert_eq!(upstream(&through, "apikey"), None, "removed after key-auth read it");
     assert_eq!(get(proxy, "/ordered", &[]).status, 401);
 
-    // response-transformer: a header added, the JSON body edited (and its length with it).
-    let resp = get(proxy, "/resp", &[]);
+    // response-transformer: each operation on the upstream's headers and its JSON body (and the
+    // body's length with it).
+    let resp = get(
+        proxy,
+        "/resp",
+        &[
+            ("X-Echo-Set-X-R-Remove", "1"),
+            ("X-Echo-Set-X-R-Old", "moved"),
+            ("X-Echo-Set-X-R-Rep", "old"),
+            ("X-Echo-Set-X-R-App", "1"),
+        ],
+    );
     assert_eq!(resp.status, 200, "{resp:?}");
-    assert_eq!(resp.header("x-resp"), Some("added"));
+    let values = |name: &str| -> Vec<&str> {
+        resp.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    };
+    assert!(values("x-r-remove").is_empty() && values("x-r-old").is_empty(), "{resp:?}");
+    assert_eq!(values("x-r-new"), ["moved"]);
+    assert_eq!(values("x-r-rep"), ["new"]);
+    assert_eq!(values("x-resp"), ["added"]);
+    assert_eq!(values("x-r-app"), ["1", "2"]);
     let body = resp.json();
-    assert!(body.get("port").is_none() && body["extra"] == "1" && body["method"] == "GET", "{body}");
+    assert_eq!(body.get("port"), None, "{body}");
+    assert_eq!(body.get("body_len"), None, "{body}");
+    assert_eq!((&body["received"], &body["method"], &body["extra"]), (&json!(0), &json!("replaced"), &json!(1)));
+    assert_eq!(body["path"], json!(["/", "more"]));
+    assert!(values("content-length").is_empty() || values("content-length") == [resp.body.len().to_string()]);
 }
 
 #[test]

@@ -472,8 +472,15 @@ fn echo_connection(stream: Box<dyn ReadWrite>, port: u16, seen: &std::sync::atom
         let body = String::from_utf8_lossy(&kept.0).into_owned();
         let json = serde_json::json!({ "port": port, "method": method, "path": path, "headers": headers, "body_len": received, "body": body });
         let json = json.to_string();
+        // `X-Echo-Set-<name>: <value>` asks for a response header `<name>: <value>` (response
+        // plugins' tests need headers from the upstream).
+        let extra: String = headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.strip_prefix("x-echo-set-")?, value.as_str()?)))
+            .map(|(name, value)| format!("{name}: {value}\r\n"))
+            .collect();
         let response = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{json}",
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\n\r\n{json}",
             json.len()
         );
         if reader.get_mut().write_all(response.as_bytes()).is_err() {
