@@ -88,6 +88,8 @@ services:
   - {{name: key-hidden, paths: [/key-hidden], plugins: [{{name: key-auth, config: {{hide_credentials: true}}}}]}}
   - {{name: key-anon, paths: [/key-anon], plugins: [{{name: key-auth, config: {{anonymous: guest}}}}]}}
   - {{name: basic, paths: [/basic], plugins: [{{name: basic-auth}}]}}
+  - {{name: basic-hidden, paths: [/basic-hidden], plugins: [{{name: basic-auth, config: {{hide_credentials: true}}}}]}}
+  - {{name: basic-anon, paths: [/basic-anon], plugins: [{{name: basic-auth, config: {{anonymous: guest}}}}]}}
   - {{name: jwt, paths: [/jwt], plugins: [{{name: jwt, config: {{claims_to_verify: [exp]}}}}]}}
   - name: gold
     paths: [/gold]
@@ -100,6 +102,13 @@ services:
     plugins: [{{name: key-auth}}, {{name: rate-limiting, config: {{hour: 3, limit_by: consumer}}}}]
   - {{name: scoped, paths: [/scoped], plugins: [{{name: key-auth}}]}}
   - {{name: limited-ip, paths: [/limited-ip], plugins: [{{name: rate-limiting, config: {{hour: 2, limit_by: ip}}}}]}}
+  - name: rl-header
+    paths: [/rl-header]
+    plugins: [{{name: rate-limiting, config: {{hour: 1, limit_by: header, header_name: X-Client}}}}]
+  - {{name: rl-service, paths: [/rl-service], plugins: [{{name: rate-limiting, config: {{hour: 2, limit_by: service}}}}]}}
+  - name: rl-hidden
+    paths: [/rl-hidden]
+    plugins: [{{name: rate-limiting, config: {{hour: 5, hide_client_headers: true}}}}]
   - {{name: per-second, paths: [/per-second], plugins: [{{name: rate-limiting, config: {{second: 1}}}}]}}
   - name: limited-then-terminated
     paths: [/limited-then-terminated]
@@ -120,6 +129,12 @@ services:
     plugins:
     - name: cors
       config: {{origins: ["https://a.example"], credentials: true, max_age: 600, exposed_headers: [X-Exposed]}}
+  - name: cors-regex
+    paths: [/cors-regex]
+    plugins: [{{name: cors, config: {{origins: ['[a-z]+\.example\.org']}}}}]
+  - name: cors-continue
+    paths: [/cors-continue]
+    plugins: [{{name: cors, config: {{origins: ["https://a.example"], preflight_continue: true}}}}]
   - name: rt
     paths: [/rt]
     plugins:
@@ -166,6 +181,9 @@ consumers:
   acls: [{{group: silver}}]
   plugins: [{{name: rate-limiting, route: scoped, config: {{hour: 1}}}}]
 - username: guest
+- username: carol
+keyauth_credentials:
+- {{key: carol-key, consumer: carol}}
 "#
     )
 }
@@ -219,6 +237,8 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
     let anon = get(proxy, "/key-anon", &[]);
     assert_eq!(upstream(&anon, "x-consumer-username").as_deref(), Some("guest"));
     assert_eq!(upstream(&anon, "x-anonymous-consumer").as_deref(), Some("true"));
+    let top_level = get(proxy, "/key", &[("apikey", "carol-key")]);
+    assert_eq!(upstream(&top_level, "x-consumer-username").as_deref(), Some("carol"), "a top-level credential");
     let forged = get(proxy, "/key", &[("apikey", "bob-key"), ("X-Consumer-Username", "alice")]);
     assert_eq!(upstream(&forged, "x-consumer-username").as_deref(), Some("bob"), "a client cannot forge who it is");
 
@@ -234,6 +254,13 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
     assert_eq!((wrong.status, message(&wrong)), (401, json!("Unauthorized")), "{wrong:?}");
     assert_eq!(wrong.header("www-authenticate"), Some(r#"Basic realm="service""#));
     assert_eq!(get(proxy, "/basic", &[]).status, 401);
+    let encoded = String::from_utf8(openssl(&["base64", "-A"], b"alice:s3cret")).unwrap();
+    let hidden = get(proxy, "/basic-hidden", &[("Authorization", &format!("Basic {encoded}"))]);
+    assert_eq!(upstream(&hidden, "x-consumer-username").as_deref(), Some("alice"));
+    assert_eq!(upstream(&hidden, "authorization"), None, "hide_credentials");
+    let anon = get(proxy, "/basic-anon", &[]);
+    assert_eq!(upstream(&anon, "x-consumer-username").as_deref(), Some("guest"));
+    assert_eq!(upstream(&anon, "x-anonymous-consumer").as_deref(), Some("true"));
 
     // jwt: HS256 and RS256, good, expired, wrong signature, unknown key.
     let exp = Tokens::now() + 600;
@@ -310,6 +337,18 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
     }
     assert_eq!(get(proxy, "/limited-ip", &[("X-Forwarded-For", "10.9.9.9")]).status, 429);
     assert_eq!(get(proxy, "/limited-ip", &[("X-Forwarded-For", "10.9.9.10")]).status, 200, "another address");
+    // limit_by header: each X-Client value its own count.
+    assert_eq!(get(proxy, "/rl-header", &[("X-Client", "c1")]).status, 200);
+    assert_eq!(get(proxy, "/rl-header", &[("X-Client", "c1")]).status, 429);
+    assert_eq!(get(proxy, "/rl-header", &[("X-Client", "c2")]).status, 200, "another header value");
+    // limit_by service: one count, whoever sends.
+    assert_eq!(get(proxy, "/rl-service", &[("X-Forwarded-For", "10.7.0.1")]).status, 200);
+    assert_eq!(get(proxy, "/rl-service", &[("X-Forwarded-For", "10.7.0.2")]).status, 200);
+    assert_eq!(get(proxy, "/rl-service", &[("X-Forwarded-For", "10.7.0.3")]).status, 429, "the service's third");
+    // hide_client_headers: counted, not told.
+    let quiet = get(proxy, "/rl-hidden", &[]);
+    assert_eq!(quiet.status, 200);
+    assert!(quiet.headers.iter().all(|(n, _)| !n.to_ascii_lowercase().contains("ratelimit")), "{quiet:?}");
     // A window that ends lets requests through again.
     let mut limited = false;
     for _ in 0..50 {
@@ -365,6 +404,20 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
     let other = get(proxy, "/cors", &[("Origin", "https://evil.example")]);
     assert_eq!(other.status, 200);
     assert_ne!(other.header("access-control-allow-origin"), Some("https://evil.example"));
+
+    // An origin matched by a regex (against the host); a preflight passed on to the upstream.
+    let matched = get(proxy, "/cors-regex", &[("Origin", "https://api.example.org")]);
+    assert_eq!(matched.header("access-control-allow-origin"), Some("https://api.example.org"), "{matched:?}");
+    let unmatched = get(proxy, "/cors-regex", &[("Origin", "https://api.example.com")]);
+    assert_eq!(unmatched.header("access-control-allow-origin"), None, "{unmatched:?}");
+    let continued = send(
+        proxy,
+        "OPTIONS",
+        "/cors-continue",
+        &[("Origin", "https://a.example"), ("Access-Control-Request-Method", "PUT")],
+        None,
+    );
+    assert_eq!((continued.status, continued.json()["method"].as_str()), (200, Some("OPTIONS")), "{continued:?}");
 
     // request-transformer: each operation, on headers, the query string and the body.
     let rt = send(

@@ -85,6 +85,26 @@ fn credentials_are_served_nested_and_top_level_with_kongs_errors() {
         "a PATCH without a password keeps the hash, unhashed again"
     );
 
+    // Every kind's error classes: a taken unique field 409, an unknown consumer 404, a bad field 400.
+    let taken = http_json(node.admin, "POST", "/consumers/bob/basic-auth", &json!({"username": "al", "password": "x"}));
+    assert_eq!((taken.status, taken.json()["fields"].clone()), (409, json!({"username": "al"})), "{taken:?}");
+    assert_eq!(http_json(node.admin, "POST", "/consumers/alice/jwt", &json!({"key": "alice-iss"})).status, 201);
+    let taken = http_json(node.admin, "POST", "/consumers/bob/jwt", &json!({"key": "alice-iss"}));
+    assert_eq!((taken.status, taken.json()["fields"].clone()), (409, json!({"key": "alice-iss"})), "{taken:?}");
+    for path in ["/consumers/nobody/basic-auth", "/consumers/nobody/jwt", "/consumers/nobody/acls"] {
+        let unknown = http_json(node.admin, "POST", path, &json!({"username": "u", "password": "p", "group": "g"}));
+        assert_eq!(unknown.status, 404, "{path}: {unknown:?}");
+    }
+    for (path, body, field) in [
+        ("/consumers/bob/basic-auth", json!({"username": 7, "password": "p"}), "username"),
+        ("/consumers/bob/jwt", json!({"secret": ["not", "a", "string"]}), "secret"),
+        ("/consumers/bob/acls", json!({}), "group"),
+    ] {
+        let bad = http_json(node.admin, "POST", path, &body);
+        assert_eq!((bad.status, bad.json()["name"].as_str()), (400, Some("schema violation")), "{path}: {bad:?}");
+        assert!(bad.json()["fields"][field].is_string(), "{path}: {bad:?}");
+    }
+
     // jwt: key and secret generated; an asymmetric algorithm needs a usable public key.
     let jwt = http_json(node.admin, "POST", "/consumers/alice/jwt", &json!({}));
     assert_eq!(jwt.status, 201, "{jwt:?}");
@@ -96,7 +116,7 @@ fn credentials_are_served_nested_and_top_level_with_kongs_errors() {
     assert!(rs.json()["fields"]["rsa_public_key"].as_str().unwrap().starts_with("invalid key"), "{rs:?}");
     let unsupported = http_json(node.admin, "POST", "/consumers/alice/jwt", &json!({"algorithm": "EdDSA"}));
     assert_eq!(unsupported.status, 400, "{unsupported:?}");
-    assert_eq!(data(&get(node.admin, "/jwts").json()).len(), 1);
+    assert_eq!(data(&get(node.admin, "/jwts").json()).len(), 2);
 
     // acls: by group within the consumer; a group twice for one consumer is a clash.
     assert_eq!(http_json(node.admin, "POST", "/consumers/alice/acls", &json!({"group": "gold"})).status, 201);
