@@ -124,6 +124,10 @@ services:
   - name: size
     paths: [/size]
     plugins: [{{name: request-size-limiting, config: {{allowed_payload_size: 1, size_unit: kilobytes}}}}]
+  - name: size-strict
+    paths: [/size-strict]
+    plugins:
+    - {{name: request-size-limiting, config: {{allowed_payload_size: 1, size_unit: kilobytes, require_content_length: true}}}}
   - name: cors
     paths: [/cors]
     plugins:
@@ -196,6 +200,33 @@ fn extra() -> Vec<String> {
 
 fn send(proxy: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Exchange {
     http_send(proxy, method, path, headers, body.map(str::as_bytes)).unwrap()
+}
+
+/// A POST whose body goes in `chunks` (`Transfer-Encoding: chunked`, no `Content-Length`).
+fn send_chunked(proxy: SocketAddr, path: &str, chunks: &[String]) -> Exchange {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(proxy).unwrap();
+    stream.set_read_timeout(Some(gateway_tests::DEADLINE)).unwrap();
+    let mut request =
+        format!("POST {path} HTTP/1.1\r\nHost: {proxy}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    for chunk in chunks {
+        request.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    request.push_str("0\r\n\r\n");
+    // A refusal may come (and the connection close) before the whole body is written.
+    let _ = stream.write_all(request.as_bytes());
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{raw:?}"));
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().into(), v.trim().into()))
+        .collect();
+    Exchange { status, headers, body: body.to_string() }
 }
 
 fn get(proxy: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Exchange {
@@ -384,6 +415,20 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
     assert_eq!(send(proxy, "POST", "/size", &[], Some(&"x".repeat(1000))).status, 200);
     let large = send(proxy, "POST", "/size", &[], Some(&"x".repeat(2000)));
     assert_eq!((large.status, message(&large)), (413, json!("Request size limit exceeded")), "{large:?}");
+
+    // A chunked body is measured as it comes (no Content-Length to judge by); with
+    // require_content_length, a request with neither gets Kong's 411.
+    assert_eq!(send_chunked(proxy, "/size", &["x".repeat(500), "y".repeat(400)]).status, 200);
+    let large = send_chunked(proxy, "/size", &["x".repeat(800), "y".repeat(800)]);
+    assert_eq!((large.status, message(&large)), (413, json!("Request size limit exceeded")), "{large:?}");
+    let lengthless = get(proxy, "/size-strict", &[]);
+    assert_eq!(
+        (lengthless.status, message(&lengthless)),
+        (411, json!("A valid Content-Length header is required")),
+        "{lengthless:?}"
+    );
+    assert_eq!(send_chunked(proxy, "/size-strict", &["x".repeat(10)]).status, 200, "chunked is a length");
+    assert_eq!(send(proxy, "POST", "/size-strict", &[], Some("x")).status, 200);
 
     // cors: a preflight answered by the gateway, a simple request decorated.
     let preflight = send(
