@@ -3,7 +3,7 @@
 //! `/basic-auths`, `/jwts`, `/acls`); generated keys and secrets, hashed passwords, every error
 //! class, the cascade when the consumer goes, and `/config` round trips.
 
-use gateway_tests::{http_json, http_request};
+use gateway_tests::{http_json, http_request, poll};
 use serde_json::{Value, json};
 
 use crate::admin::{get, start};
@@ -37,10 +37,18 @@ fn credentials_are_served_nested_and_top_level_with_kongs_errors() {
     assert_eq!(taken.json()["name"], "unique constraint violation");
     assert_eq!(taken.json()["fields"], json!({"key": "alice-key"}));
     assert_eq!(http_json(node.admin, "POST", "/consumers/nobody/key-auth", &json!({})).status, 404);
-    let bad = http_json(node.admin, "POST", "/consumers/bob/key-auth", &json!({"key": 42, "ttl": 10}));
+    let bad = http_json(node.admin, "POST", "/consumers/bob/key-auth", &json!({"key": 42, "colour": "red"}));
     assert_eq!(bad.status, 400, "{bad:?}");
     assert_eq!(bad.json()["name"], "schema violation");
-    assert!(bad.json()["fields"]["key"].is_string() && bad.json()["fields"]["ttl"].is_string(), "{bad:?}");
+    assert!(bad.json()["fields"]["key"].is_string() && bad.json()["fields"]["colour"].is_string(), "{bad:?}");
+    for ttl in [json!(-1), json!(100_000_001), json!("10"), json!(1.5)] {
+        let bad = http_json(node.admin, "POST", "/consumers/bob/key-auth", &json!({"ttl": ttl}));
+        assert_eq!(
+            (bad.status, bad.json()["fields"]["ttl"].as_str()),
+            (400, Some("must be an integer between 0 and 100000000")),
+            "{ttl}: {bad:?}"
+        );
+    }
 
     // Items by id or key, within the consumer; the top-level list has them all.
     assert_eq!(get(node.admin, "/consumers/alice/key-auth/alice-key").json()["key"], "alice-key");
@@ -184,4 +192,43 @@ fn credentials_are_served_nested_and_top_level_with_kongs_errors() {
     assert!(data(&get(node.admin, "/basic-auths").json()).is_empty());
     assert!(data(&get(node.admin, "/jwts").json()).is_empty());
     assert_eq!(data(&get(node.admin, "/acls").json()).len(), 1, "bob's stays");
+}
+
+/// Kong's `ttl` on keys: given in seconds, shown as the seconds left, and once it runs out the key
+/// neither authenticates nor is listed, and another may take it.
+#[test]
+fn a_key_with_a_ttl_stops_working_when_it_runs_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), &[]);
+    assert_eq!(http_json(node.admin, "POST", "/consumers", &json!({"username": "tmp"})).status, 201);
+    assert_eq!(
+        http_json(node.admin, "POST", "/services", &json!({"name": "s", "url": "http://127.0.0.1:9"})).status,
+        201
+    );
+    assert_eq!(http_json(node.admin, "POST", "/services/s/routes", &json!({"name": "r", "paths": ["/r"]})).status, 201);
+    for plugin in [json!({"name": "key-auth"}), json!({"name": "request-termination", "config": {"status_code": 200}})]
+    {
+        assert_eq!(http_json(node.admin, "POST", "/routes/r/plugins", &plugin).status, 201);
+    }
+    let key = http_json(node.admin, "POST", "/consumers/tmp/key-auth", &json!({"key": "brief", "ttl": 2}));
+    assert_eq!(key.status, 201, "{key:?}");
+    let left = key.json()["ttl"].as_i64().unwrap();
+    assert!((1..=2).contains(&left), "the seconds left: {key:?}");
+    let forever = http_json(node.admin, "POST", "/consumers/tmp/key-auth", &json!({"key": "lasting", "ttl": 0}));
+    assert_eq!((forever.status, forever.json().get("ttl").cloned()), (201, None), "0: it never expires");
+    let through = |key: &str| http_request(node.proxy, "GET", "/r", &[("apikey", key)]).unwrap().status;
+    poll("the key to work on the proxy", gateway_tests::DEADLINE, || (through("brief") == 200).then_some(()));
+
+    poll("the key to run out", gateway_tests::DEADLINE, || (through("brief") == 401).then_some(()));
+    assert_eq!(get(node.admin, "/key-auths/brief").status, 404);
+    assert_eq!(data(&get(node.admin, "/consumers/tmp/key-auth").json()).len(), 1, "only the lasting one");
+    assert_eq!(through("lasting"), 200);
+    // The next write sweeps it from the store and the configuration.
+    let expired_id = key.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(http_json(node.admin, "PATCH", "/consumers/tmp", &json!({"tags": ["t"]})).status, 200);
+    let exported = get(node.admin, "/config").json()["config"].as_str().unwrap().to_string();
+    assert!(!exported.contains(&expired_id), "{exported}");
+    let again = http_json(node.admin, "POST", "/consumers/tmp/key-auth", &json!({"key": "brief"}));
+    assert_eq!(again.status, 201, "the expired key's value is free again: {again:?}");
+    assert_eq!(through("brief"), 200);
 }

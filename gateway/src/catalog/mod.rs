@@ -47,9 +47,16 @@ pub struct State {
 }
 
 impl State {
-    /// The entity as the Admin API shows it: its fields plus `created_at` and `updated_at`.
+    /// The entity as the Admin API shows it: its fields plus `created_at` and `updated_at`, and
+    /// for one that expires, `ttl` as the seconds it has left (Kong's Admin API). One that has
+    /// expired is not there.
     pub fn render(&self, kind: Kind, id: Uuid) -> Option<Value> {
-        let mut value = self.records.get(&(kind, id)).map(render)?;
+        let now = now();
+        let stored = self.records.get(&(kind, id)).filter(|s| !s.expired(kind, now))?;
+        let mut value = render(stored);
+        if let Some(at) = stored.expires_at(kind) {
+            value["ttl"] = json!((at - now).max(0));
+        }
         if kind == Kind::Certificates {
             // Kong shows a certificate with the names of its SNIs, sorted.
             let mut names: Vec<&str> = self
@@ -63,10 +70,13 @@ impl State {
         Some(value)
     }
 
-    /// Records of one kind in id order, optionally only those whose `parent_field` is `parent`.
+    /// Records of one kind in id order, optionally only those whose `parent_field` is `parent`;
+    /// those that have expired left out.
     pub fn list(&self, kind: Kind, parent: Option<(&str, Uuid)>) -> Vec<(Uuid, &Stored)> {
+        let now = now();
         self.records
             .range((kind, Uuid::nil())..=(kind, Uuid::max()))
+            .filter(|(_, s)| !s.expired(kind, now))
             .filter(|(_, s)| parent.is_none_or(|(field, id)| ref_id(&s.entity, field) == Some(id)))
             .map(|((_, id), s)| (*id, s))
             .collect()
@@ -80,8 +90,9 @@ impl State {
     /// The id of the `kind` entity that `key` names (an id, or one of the kind's key fields),
     /// within `parent` when given.
     pub fn find(&self, kind: Kind, key: &str, parent: Option<(&str, Uuid)>) -> Option<Uuid> {
+        let now = now();
         let within = |id: Uuid| {
-            let stored = self.records.get(&(kind, id))?;
+            let stored = self.records.get(&(kind, id)).filter(|s| !s.expired(kind, now))?;
             parent.is_none_or(|(field, p)| ref_id(&stored.entity, field) == Some(p)).then_some(id)
         };
         if let Ok(id) = Uuid::parse_str(key)
@@ -106,6 +117,46 @@ impl State {
             .map(|(id, _)| id)
     }
 }
+
+impl Stored {
+    /// When it expires (seconds since the Unix epoch), for a kind whose entities may.
+    fn expires_at(&self, kind: Kind) -> Option<i64> {
+        if !kind.descriptor().ttl {
+            return None;
+        }
+        self.entity.get("ttl").and_then(Value::as_i64).filter(|&at| at > 0)
+    }
+
+    fn expired(&self, kind: Kind, now: i64) -> bool {
+        self.expires_at(kind).is_some_and(|at| at <= now)
+    }
+}
+
+/// What an Admin API write of one `kind` entity says that the store keeps otherwise: a basic-auth
+/// password in clear (hashed here), and Kong's `ttl` option, seconds from now (kept as the time
+/// it runs out; 0 or `null`: never).
+fn written(kind: Kind, entity: &mut Map<String, Value>) -> Result<(), ApiError> {
+    crate::entities::secrets::seal_written(kind, entity);
+    let Some(ttl) = entity.get("ttl") else { return Ok(()) };
+    if !kind.descriptor().ttl {
+        return Ok(()); // the schema refuses the unknown field
+    }
+    let seconds = match ttl {
+        Value::Null => None,
+        value => match value.as_i64().filter(|s| (0..=MAX_TTL).contains(s)) {
+            Some(seconds) => Some(seconds),
+            None => {
+                return Err(ApiError::schema(&[("ttl".into(), format!("must be an integer between 0 and {MAX_TTL}"))]));
+            }
+        },
+    };
+    let at = seconds.filter(|&s| s > 0).map(|s| now() + s);
+    entity.insert("ttl".into(), at.map_or(Value::Null, |at| json!(at)));
+    Ok(())
+}
+
+/// Kong's largest `ttl` (about three years).
+const MAX_TTL: i64 = 100_000_000;
 
 fn render(stored: &Stored) -> Value {
     let mut value = stored.entity.clone();
@@ -218,7 +269,7 @@ impl Catalog {
         if let Some((field, parent)) = target.parent {
             entity.insert(field.into(), json!({ "id": parent.to_string() }));
         }
-        crate::entities::secrets::seal_written(target.kind, &mut entity);
+        written(target.kind, &mut entity)?;
         let snis = take_snis(target.kind, &mut entity)?;
         let mut records = state.records.clone();
         let time = now();
@@ -260,7 +311,7 @@ impl Catalog {
         if let Some((field, parent)) = target.parent {
             entity.insert(field.into(), json!({ "id": parent.to_string() }));
         }
-        crate::entities::secrets::seal_written(target.kind, &mut entity);
+        written(target.kind, &mut entity)?;
         let snis = take_snis(target.kind, &mut entity)?;
         let mut records = state.records.clone();
         let time = now();
@@ -293,7 +344,7 @@ impl Catalog {
         {
             return Err(ApiError::schema(&[("id".into(), "cannot be changed".into())]));
         }
-        crate::entities::secrets::seal_written(target.kind, &mut patch);
+        written(target.kind, &mut patch)?;
         let snis = take_snis(target.kind, &mut patch)?;
         let mut records = state.records.clone();
         let stored = records.get_mut(&(target.kind, id)).expect("found above");
@@ -357,6 +408,9 @@ impl Catalog {
         mut records: BTreeMap<Key, Stored>,
         touched: Option<Key>,
     ) -> Result<Arc<State>, ApiError> {
+        // What has expired goes with this change (from the store too), so its unique key is free.
+        let now = now();
+        records.retain(|(kind, _), stored| !stored.expired(*kind, now));
         let config = match build(&records, &self.plugins) {
             Ok(config) => config,
             Err((errors, paths)) => {

@@ -790,15 +790,18 @@ impl<'r> Builder<'r> {
         };
         let credential = match kind {
             Kind::KeyauthCredentials => {
-                if obj.raw("ttl").is_some() {
-                    self.errors.push(obj.path_of("ttl"), "keys with a time to live are not supported: leave ttl out");
-                }
+                // Kong's DB-less form: when the key expires, in seconds since the epoch (0: never).
+                let expires_at = match obj.raw("ttl") {
+                    None | Some(Value::Null) => None,
+                    Some(_) => Some(obj.int("ttl", 0, i64::from(u32::MAX) * 4, 0, &mut self.errors)).filter(|&t| t > 0),
+                };
                 let key = generated(self, &mut obj, "key");
                 let id = self.id(&mut obj, kind, || format!("{consumer_key}|{key}"));
                 Credential::Key(KeyauthCredential {
                     id,
                     consumer: Ref { id: Uuid::nil() },
                     key,
+                    expires_at,
                     tags: self.tags(&mut obj),
                 })
             }

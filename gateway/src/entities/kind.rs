@@ -67,6 +67,9 @@ pub struct Descriptor {
     pub keys: &'static [&'static str],
     /// Whether `keys` name one entity in the whole configuration or only within its parent.
     pub key_scope: KeyScope,
+    /// Whether its entities may expire (Kong's `ttl = true`): `ttl` is then when, in seconds since
+    /// the Unix epoch, as Kong's DB-less configurations hold it.
+    pub ttl: bool,
     /// The fields that point at other entities. Each gives a nested endpoint
     /// (`/services/{id}/routes` from the routes' `service` link).
     pub links: &'static [Link],
@@ -98,6 +101,7 @@ impl Kind {
                 endpoints: None,
                 keys: &["name"],
                 key_scope: KeyScope::Whole,
+                ttl: false,
                 links: &[],
             },
             Routes => &Descriptor {
@@ -105,6 +109,7 @@ impl Kind {
                 endpoints: None,
                 keys: &["name"],
                 key_scope: KeyScope::Whole,
+                ttl: false,
                 links: &[Link { field: "service", to: Services, on_delete: Restrict }],
             },
             Consumers => &Descriptor {
@@ -112,6 +117,7 @@ impl Kind {
                 endpoints: None,
                 keys: &["username", "custom_id"],
                 key_scope: KeyScope::Whole,
+                ttl: false,
                 links: &[],
             },
             Plugins => &Descriptor {
@@ -119,6 +125,7 @@ impl Kind {
                 endpoints: None,
                 keys: &["instance_name"],
                 key_scope: KeyScope::Whole,
+                ttl: false,
                 links: &[
                     Link { field: "service", to: Services, on_delete: Cascade },
                     Link { field: "route", to: Routes, on_delete: Cascade },
@@ -130,6 +137,7 @@ impl Kind {
                 endpoints: None,
                 keys: &["name"],
                 key_scope: KeyScope::Whole,
+                ttl: false,
                 links: &[],
             },
             Targets => &Descriptor {
@@ -137,16 +145,23 @@ impl Kind {
                 endpoints: None,
                 keys: &["target"],
                 key_scope: KeyScope::Parent,
+                ttl: false,
                 links: &[Link { field: "upstream", to: Upstreams, on_delete: Cascade }],
             },
-            Certificates => {
-                &Descriptor { name: "certificates", endpoints: None, keys: &[], key_scope: KeyScope::Whole, links: &[] }
-            }
+            Certificates => &Descriptor {
+                name: "certificates",
+                endpoints: None,
+                keys: &[],
+                key_scope: KeyScope::Whole,
+                ttl: false,
+                links: &[],
+            },
             Snis => &Descriptor {
                 name: "snis",
                 endpoints: None,
                 keys: &["name"],
                 key_scope: KeyScope::Whole,
+                ttl: false,
                 links: &[Link { field: "certificate", to: Certificates, on_delete: Cascade }],
             },
             CaCertificates => &Descriptor {
@@ -154,6 +169,7 @@ impl Kind {
                 endpoints: None,
                 keys: &[],
                 key_scope: KeyScope::Whole,
+                ttl: false,
                 links: &[],
             },
             KeyauthCredentials => &Descriptor {
@@ -161,6 +177,7 @@ impl Kind {
                 endpoints: Some(("key-auths", "key-auth")),
                 keys: &["key"],
                 key_scope: KeyScope::Whole,
+                ttl: true,
                 links: &[Link { field: "consumer", to: Consumers, on_delete: Cascade }],
             },
             BasicauthCredentials => &Descriptor {
@@ -168,6 +185,7 @@ impl Kind {
                 endpoints: Some(("basic-auths", "basic-auth")),
                 keys: &["username"],
                 key_scope: KeyScope::Whole,
+                ttl: false,
                 links: &[Link { field: "consumer", to: Consumers, on_delete: Cascade }],
             },
             JwtSecrets => &Descriptor {
@@ -175,6 +193,7 @@ impl Kind {
                 endpoints: Some(("jwts", "jwt")),
                 keys: &["key"],
                 key_scope: KeyScope::Whole,
+                ttl: false,
                 links: &[Link { field: "consumer", to: Consumers, on_delete: Cascade }],
             },
             Acls => &Descriptor {
@@ -182,6 +201,7 @@ impl Kind {
                 endpoints: None,
                 keys: &["group"],
                 key_scope: KeyScope::Parent,
+                ttl: false,
                 links: &[Link { field: "consumer", to: Consumers, on_delete: Cascade }],
             },
         }

@@ -259,6 +259,10 @@ pub struct KeyauthCredential {
     pub id: Uuid,
     pub consumer: Ref,
     pub key: String,
+    /// When the key stops working, in seconds since the Unix epoch: Kong's `ttl` as its exports
+    /// and DB-less configurations write it (the Admin API takes and shows seconds from now).
+    #[serde(rename = "ttl", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
 }
@@ -377,6 +381,8 @@ pub struct CredentialRef<'a> {
     pub key: Option<&'a str>,
     /// The entity as JSON.
     pub fields: Value,
+    /// When it stops working (seconds since the Unix epoch), if it does.
+    pub expires_at: Option<i64>,
 }
 
 /// A whole, valid configuration. Each list is sorted by id, so equal configurations are equal
@@ -460,6 +466,7 @@ impl Config {
             consumer: c.consumer.id,
             key: Some(&c.key),
             fields: json(c),
+            expires_at: c.expires_at,
         });
         let basic = self.basicauth_credentials.iter().map(|c| CredentialRef {
             kind: Kind::BasicauthCredentials,
@@ -467,6 +474,7 @@ impl Config {
             consumer: c.consumer.id,
             key: Some(&c.username),
             fields: json(c),
+            expires_at: None,
         });
         let jwt = self.jwt_secrets.iter().map(|c| CredentialRef {
             kind: Kind::JwtSecrets,
@@ -474,6 +482,7 @@ impl Config {
             consumer: c.consumer.id,
             key: Some(&c.key),
             fields: json(c),
+            expires_at: None,
         });
         let acls = self.acls.iter().map(|c| CredentialRef {
             kind: Kind::Acls,
@@ -481,6 +490,7 @@ impl Config {
             consumer: c.consumer.id,
             key: None,
             fields: json(c),
+            expires_at: None,
         });
         keys.chain(basic).chain(jwt).chain(acls)
     }

@@ -195,12 +195,33 @@ pub struct Directory {
     names: HashMap<uuid::Uuid, String>,
     usernames: HashMap<String, Arc<crate::entities::Consumer>>,
     /// By kind, then key.
-    credentials: HashMap<&'static str, HashMap<String, Arc<Credential>>>,
-    by_consumer: HashMap<(&'static str, String), Vec<Arc<Credential>>>,
+    credentials: HashMap<&'static str, HashMap<String, Indexed>>,
+    by_consumer: HashMap<(&'static str, String), Vec<Indexed>>,
     /// The plugin entities of the configuration, as plugins are told about them (`host::entity`).
     pub entities: Vec<PluginEntity>,
     /// Their ids as numbers (`host::ids`), by the same index.
     entity_ids: Vec<Option<(u64, u64)>>,
+}
+
+/// A credential as the directory holds it: with when it stops working (a key-auth `ttl`).
+#[derive(Debug, Clone)]
+struct Indexed {
+    credential: Arc<Credential>,
+    /// Seconds since the Unix epoch.
+    expires_at: Option<i64>,
+}
+
+impl Indexed {
+    /// Whether it still works: the clock is read only for a credential that expires.
+    fn live(&self) -> bool {
+        self.expires_at.is_none_or(|at| unix_now() < at)
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A consumer and the values of Kong's upstream headers that name it (`authenticate`).
@@ -245,14 +266,15 @@ impl Directory {
                 consumer: EntityRef { id: consumer.id.to_string(), name: consumer.username.clone() },
                 fields: found.fields.to_string(),
             });
+            let indexed = Indexed { credential, expires_at: found.expires_at };
             if let Some(key) = found.key {
-                directory.credentials.entry(found.kind.name()).or_default().insert(key.to_string(), credential.clone());
+                directory.credentials.entry(found.kind.name()).or_default().insert(key.to_string(), indexed.clone());
             }
             directory
                 .by_consumer
-                .entry((found.kind.name(), credential.consumer.id.clone()))
+                .entry((found.kind.name(), indexed.credential.consumer.id.clone()))
                 .or_default()
-                .push(credential);
+                .push(indexed);
         }
         directory
     }
@@ -299,15 +321,18 @@ impl Directory {
         self.consumer(key).or_else(|| self.usernames.get(key).cloned())
     }
 
-    /// A credential by its kind's name (`keyauth_credentials`, ...) and key; no allocation.
+    /// A credential by its kind's name (`keyauth_credentials`, ...) and key, unless it has
+    /// expired; no allocation.
     pub fn credential(&self, kind: &str, key: &str) -> Option<&Arc<Credential>> {
         let kind = crate::entities::Kind::from_name(kind)?.name();
-        self.credentials.get(kind)?.get(key)
+        self.credentials.get(kind)?.get(key).filter(|found| found.live()).map(|found| &found.credential)
     }
 
-    pub fn credentials_of(&self, kind: &str, consumer: &str) -> &[Arc<Credential>] {
-        let Some(kind) = crate::entities::Kind::from_name(kind) else { return &[] };
-        self.by_consumer.get(&(kind.name(), consumer.to_string())).map_or(&[], Vec::as_slice)
+    /// A consumer's credentials of a kind, those that have expired left out.
+    pub fn credentials_of(&self, kind: &str, consumer: &str) -> Vec<Arc<Credential>> {
+        let Some(kind) = crate::entities::Kind::from_name(kind) else { return Vec::new() };
+        let found = self.by_consumer.get(&(kind.name(), consumer.to_string())).map_or(&[][..], Vec::as_slice);
+        found.iter().filter(|c| c.live()).map(|c| c.credential.clone()).collect()
     }
 }
 
@@ -1506,6 +1531,24 @@ mod tests {
         assert_eq!(ids.credential, Some(uuid::Uuid::parse_str(&credential.id).unwrap().as_u64_pair()));
         sandbox.plugin.call.credential = Some("not-a-uuid".into());
         assert_eq!(sandbox.ids().credential, None, "a credential id that is no UUID has no number");
+    }
+
+    #[test]
+    fn an_expired_key_is_not_found() {
+        let doc = serde_json::json!({
+            "_format_version": "3.0",
+            "consumers": [{"username": "a", "keyauth_credentials": [
+                {"key": "old", "ttl": 1},
+                {"key": "young", "ttl": unix_now() + 3600},
+                {"key": "ageless"},
+            ]}],
+        });
+        let directory = Directory::new(&crate::entities::parse_value(&doc).unwrap());
+        assert!(directory.credential("keyauth_credentials", "old").is_none(), "expired in 1970");
+        assert!(directory.credential("keyauth_credentials", "young").is_some());
+        assert!(directory.credential("keyauth_credentials", "ageless").is_some());
+        let consumer = directory.consumer_by_id_or_username("a").unwrap().id.to_string();
+        assert_eq!(directory.credentials_of("keyauth_credentials", &consumer).len(), 2);
     }
 
     #[test]
