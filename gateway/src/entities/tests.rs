@@ -516,7 +516,7 @@ consumers:
   - key: same
   - key: ""
   - key: k
-    ttl: 60
+    ttl: -60
   basicauth_credentials:
   - username: alice
   jwt_secrets:
@@ -540,7 +540,7 @@ keyauth_credentials:
     let want = [
         "consumers[0].keyauth_credentials[1].key: keyauth_credential key \"same\" is already used at consumers[0].keyauth_credentials[0]",
         "consumers[0].keyauth_credentials[2].key: length must be at least 1",
-        "consumers[0].keyauth_credentials[3].ttl: keys with a time to live are not supported: leave ttl out",
+        "consumers[0].keyauth_credentials[3].ttl: value should be between 0 and",
         "consumers[0].basicauth_credentials[0].password: required field missing",
         "consumers[0].jwt_secrets[0].algorithm: expected one of",
         "consumers[0].jwt_secrets[1].rsa_public_key: required field missing (algorithm RS256)",
