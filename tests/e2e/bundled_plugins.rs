@@ -202,31 +202,9 @@ fn send(proxy: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], b
     http_send(proxy, method, path, headers, body.map(str::as_bytes)).unwrap()
 }
 
-/// A POST whose body goes in `chunks` (`Transfer-Encoding: chunked`, no `Content-Length`).
-fn send_chunked(proxy: SocketAddr, path: &str, chunks: &[String]) -> Exchange {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(proxy).unwrap();
-    stream.set_read_timeout(Some(gateway_tests::DEADLINE)).unwrap();
-    let mut request =
-        format!("POST {path} HTTP/1.1\r\nHost: {proxy}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
-    for chunk in chunks {
-        request.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
-    }
-    request.push_str("0\r\n\r\n");
-    // A refusal may come (and the connection close) before the whole body is written.
-    let _ = stream.write_all(request.as_bytes());
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{raw:?}"));
-    let headers = head
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().into(), v.trim().into()))
-        .collect();
-    Exchange { status, headers, body: body.to_string() }
+fn chunked(proxy: SocketAddr, path: &str, chunks: &[String]) -> Exchange {
+    let chunks: Vec<&str> = chunks.iter().map(String::as_str).collect();
+    gateway_tests::http_send_chunked(proxy, path, &chunks).unwrap()
 }
 
 fn get(proxy: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Exchange {
@@ -418,8 +396,8 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
 
     // A chunked body is measured as it comes (no Content-Length to judge by); with
     // require_content_length, a request with neither gets Kong's 411.
-    assert_eq!(send_chunked(proxy, "/size", &["x".repeat(500), "y".repeat(400)]).status, 200);
-    let large = send_chunked(proxy, "/size", &["x".repeat(800), "y".repeat(800)]);
+    assert_eq!(chunked(proxy, "/size", &["x".repeat(500), "y".repeat(400)]).status, 200);
+    let large = chunked(proxy, "/size", &["x".repeat(800), "y".repeat(800)]);
     assert_eq!((large.status, message(&large)), (413, json!("Request size limit exceeded")), "{large:?}");
     let lengthless = get(proxy, "/size-strict", &[]);
     assert_eq!(
@@ -427,7 +405,7 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
         (411, json!("A valid Content-Length header is required")),
         "{lengthless:?}"
     );
-    assert_eq!(send_chunked(proxy, "/size-strict", &["x".repeat(10)]).status, 200, "chunked is a length");
+    assert_eq!(chunked(proxy, "/size-strict", &["x".repeat(10)]).status, 200, "chunked is a length");
     assert_eq!(send(proxy, "POST", "/size-strict", &[], Some("x")).status, 200);
 
     // cors: a preflight answered by the gateway, a simple request decorated.

@@ -383,27 +383,7 @@ fn hostile_plugins_fail_only_their_own_requests_under_parallel_load() {
 
 /// Sends a chunked request carrying `chunks` and reads the whole answer.
 fn send_chunked(addr: SocketAddr, path: &str, chunks: &[&str]) -> Exchange {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    let mut raw =
-        format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
-    for chunk in chunks {
-        raw.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
-    }
-    raw.push_str("0\r\n\r\n");
-    stream.write_all(raw.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let headers = head
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().into(), v.trim().into()))
-        .collect();
-    Exchange { status, headers, body: body.to_string() }
+    gateway_tests::http_send_chunked(addr, path, chunks).unwrap()
 }
 
 #[test]

@@ -613,7 +613,30 @@ pub fn http_send(
     }
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
-    let raw = String::from_utf8_lossy(&raw).into_owned();
+    exchange_of(&raw)
+}
+
+/// A `POST` to `path` whose body goes in `chunks` (`Transfer-Encoding: chunked`, no
+/// `Content-Length`), and the whole answer. A refusal may come, and the connection close, before
+/// all of the body is written: the answer is read all the same.
+pub fn http_send_chunked(addr: SocketAddr, path: &str, chunks: &[&str]) -> std::io::Result<Exchange> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(DEADLINE))?;
+    let mut request =
+        format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    for chunk in chunks {
+        request.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    request.push_str("0\r\n\r\n");
+    let _ = stream.write_all(request.as_bytes());
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    exchange_of(&raw)
+}
+
+/// An HTTP/1.1 answer as read off the wire: status, headers, and the body (de-chunked).
+fn exchange_of(raw: &[u8]) -> std::io::Result<Exchange> {
+    let raw = String::from_utf8_lossy(raw).into_owned();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
     let mut lines = head.lines();
     let status = lines

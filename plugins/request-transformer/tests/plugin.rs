@@ -118,15 +118,20 @@ fn json_body_operations() {
     assert_eq!(upstream(config, array).body.as_deref(), Some("[1,2]"));
 }
 
-#[test]
-fn form_body_operations() {
-    let config = json!({
+/// One of each body edit.
+fn body_edits() -> Value {
+    json!({
         "remove": {"body": ["password"]},
         "rename": {"body": ["user:username"]},
         "replace": {"body": ["role:guest"]},
         "add": {"body": ["added:a b", "role:ignored"]},
         "append": {"body": ["tag:new"]},
-    });
+    })
+}
+
+#[test]
+fn form_body_operations() {
+    let config = body_edits();
     let request = Request::new("POST", "/")
         .header("Content-Type", "application/x-www-form-urlencoded")
         .body("password=p&user=alice&role=admin&tag=old&other=%7E");
@@ -138,13 +143,7 @@ fn form_body_operations() {
 /// out for multipart); parts left alone, files too, keep their bytes.
 #[test]
 fn multipart_body_operations() {
-    let config = json!({
-        "remove": {"body": ["password"]},
-        "rename": {"body": ["user:username"]},
-        "replace": {"body": ["role:guest"]},
-        "add": {"body": ["added:a b", "role:ignored"]},
-        "append": {"body": ["tag:new"]},
-    });
+    let config = body_edits();
     let part = |head: &str, value: &str| format!("--b\r\n{head}\r\n\r\n{value}\r\n");
     let field = |name: &str| format!("Content-Disposition: form-data; name=\"{name}\"");
     let file = "Content-Disposition: form-data; name=\"doc\"; filename=\"a.txt\"\r\nContent-Type: text/plain";
