@@ -210,18 +210,24 @@ fn a_key_with_a_ttl_stops_working_when_it_runs_out() {
     {
         assert_eq!(http_json(node.admin, "POST", "/routes/r/plugins", &plugin).status, 201);
     }
-    let key = http_json(node.admin, "POST", "/consumers/tmp/key-auth", &json!({"key": "brief", "ttl": 2}));
-    assert_eq!(key.status, 201, "{key:?}");
-    let left = key.json()["ttl"].as_i64().unwrap();
-    assert!((1..=2).contains(&left), "the seconds left: {key:?}");
     let forever = http_json(node.admin, "POST", "/consumers/tmp/key-auth", &json!({"key": "lasting", "ttl": 0}));
     assert_eq!((forever.status, forever.json().get("ttl").cloned()), (201, None), "0: it never expires");
     let through = |key: &str| http_request(node.proxy, "GET", "/r", &[("apikey", key)]).unwrap().status;
-    poll("the key to work on the proxy", gateway_tests::DEADLINE, || (through("brief") == 200).then_some(()));
+    poll("the route's plugins to be ready", gateway_tests::DEADLINE, || (through("lasting") == 200).then_some(()));
+    // A form's ttl is a number too, as in Kong.
+    let formed = gateway_tests::http_form(node.admin, "POST", "/consumers/tmp/key-auth", "key=formed&ttl=3600");
+    assert_eq!(formed.status, 201, "{formed:?}");
+    assert!(formed.json()["ttl"].as_i64().is_some_and(|left| (3598..=3600).contains(&left)), "{formed:?}");
+
+    let key = http_json(node.admin, "POST", "/consumers/tmp/key-auth", &json!({"key": "brief", "ttl": 4}));
+    assert_eq!(key.status, 201, "{key:?}");
+    let left = key.json()["ttl"].as_i64().unwrap();
+    assert!((3..=4).contains(&left), "the seconds left: {key:?}");
+    assert_eq!(through("brief"), 200, "it works while it lasts");
 
     poll("the key to run out", gateway_tests::DEADLINE, || (through("brief") == 401).then_some(()));
     assert_eq!(get(node.admin, "/key-auths/brief").status, 404);
-    assert_eq!(data(&get(node.admin, "/consumers/tmp/key-auth").json()).len(), 1, "only the lasting one");
+    assert_eq!(data(&get(node.admin, "/consumers/tmp/key-auth").json()).len(), 2, "the lasting and the formed");
     assert_eq!(through("lasting"), 200);
     // The next write sweeps it from the store and the configuration.
     let expired_id = key.json()["id"].as_str().unwrap().to_string();

@@ -314,6 +314,8 @@ fn field_type(kind: &str, field: &str) -> FieldType {
         ("plugins", "enabled") => Boolean,
         ("upstreams", "slots") => Integer,
         ("targets", "weight") => Integer,
+        // Kong reads a form's `ttl` as a number.
+        ("keyauth_credentials", "ttl") => Integer,
         ("certificates", "snis") => Array,
         _ => Text,
     }

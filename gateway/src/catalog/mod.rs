@@ -408,9 +408,11 @@ impl Catalog {
         mut records: BTreeMap<Key, Stored>,
         touched: Option<Key>,
     ) -> Result<Arc<State>, ApiError> {
-        // What has expired goes with this change (from the store too), so its unique key is free.
+        // What has expired goes with this change (from the store too), so its unique key is free;
+        // except the entity written, which may have run out since it was found (a `PATCH` at its
+        // last second): it is written, and the next change sweeps it.
         let now = now();
-        records.retain(|(kind, _), stored| !stored.expired(*kind, now));
+        records.retain(|key, stored| Some(*key) == touched || !stored.expired(key.0, now));
         let config = match build(&records, &self.plugins) {
             Ok(config) => config,
             Err((errors, paths)) => {

@@ -329,10 +329,10 @@ impl Directory {
     }
 
     /// A consumer's credentials of a kind, those that have expired left out.
-    pub fn credentials_of(&self, kind: &str, consumer: &str) -> Vec<Arc<Credential>> {
-        let Some(kind) = crate::entities::Kind::from_name(kind) else { return Vec::new() };
-        let found = self.by_consumer.get(&(kind.name(), consumer.to_string())).map_or(&[][..], Vec::as_slice);
-        found.iter().filter(|c| c.live()).map(|c| c.credential.clone()).collect()
+    pub fn credentials_of(&self, kind: &str, consumer: &str) -> impl Iterator<Item = &Credential> {
+        let kind = crate::entities::Kind::from_name(kind).map(|k| k.name());
+        let found = kind.and_then(|kind| self.by_consumer.get(&(kind, consumer.to_string())));
+        found.map_or(&[][..], Vec::as_slice).iter().filter(|c| c.live()).map(|c| &*c.credential)
     }
 }
 
@@ -904,7 +904,7 @@ impl self::gateway::api::host::Host for Sandbox {
 
     fn consumer_credentials(&mut self, kind: String, consumer_id: String) -> Vec<Credential> {
         let Some(directory) = self.plugin.call.directory.as_ref() else { return Vec::new() };
-        directory.credentials_of(&kind, &consumer_id).iter().map(|c| Credential::clone(c)).collect()
+        directory.credentials_of(&kind, &consumer_id).cloned().collect()
     }
 
     fn find_consumer(&mut self, id_or_username: String) -> Option<ConsumerInfo> {
@@ -1304,14 +1304,13 @@ mod tests {
         assert_eq!(jwt.consumer.name, None);
         let groups: Vec<String> = directory
             .credentials_of("acls", &alice.id.to_string())
-            .iter()
             .map(|c| {
                 serde_json::from_str::<serde_json::Value>(&c.fields).unwrap()["group"].as_str().unwrap().to_string()
             })
             .collect();
         assert_eq!(groups.len(), 2);
         assert!(groups.contains(&"gold".to_string()) && groups.contains(&"silver".to_string()));
-        assert!(directory.credentials_of("acls", "someone-else").is_empty());
+        assert_eq!(directory.credentials_of("acls", "someone-else").count(), 0);
         assert_eq!(directory.consumer_by_id_or_username("alice").map(|c| c.id), Some(alice.id));
         assert_eq!(directory.consumer_by_id_or_username(&alice.id.to_string()).map(|c| c.id), Some(alice.id));
         assert!(directory.consumer_by_id_or_username("a-1").is_none(), "custom_id is not a username");
@@ -1548,7 +1547,7 @@ mod tests {
         assert!(directory.credential("keyauth_credentials", "young").is_some());
         assert!(directory.credential("keyauth_credentials", "ageless").is_some());
         let consumer = directory.consumer_by_id_or_username("a").unwrap().id.to_string();
-        assert_eq!(directory.credentials_of("keyauth_credentials", &consumer).len(), 2);
+        assert_eq!(directory.credentials_of("keyauth_credentials", &consumer).count(), 2);
     }
 
     #[test]

@@ -117,6 +117,7 @@ pub fn form(body: &[u8], ops: &BodyOps<'_>, env: &dyn Env) -> Result<Vec<u8>, Un
 /// a field an edit writes becomes a simple text field; parts left alone keep their bytes.
 pub fn multipart(body: &[u8], content_type: &str, ops: &BodyOps<'_>, env: &dyn Env) -> Result<Vec<u8>, Unedited> {
     let boundary = crate::multipart::boundary(content_type).ok_or(Unedited::Malformed)?;
+    let boundary = boundary.as_str();
     let had_body = !body.is_empty();
     let mut parts = if had_body {
         crate::multipart::Multipart::parse(body, boundary).map_err(|_| Unedited::Malformed)?

@@ -42,19 +42,78 @@ pub enum Malformed {
     /// An edit's name or value holds the boundary: written as is, it would split into parts the
     /// client chose.
     Injection,
+    /// A part that parsers may read differently: two `Content-Disposition` headers, two `name`
+    /// parameters, or a `name*` one. An upstream might find under another name a field an edit
+    /// was to remove.
+    Ambiguous,
 }
 
-/// The `boundary` parameter of a `multipart/form-data` content type (1 to 70 characters).
-pub fn boundary(content_type: &str) -> Option<&str> {
-    content_type.split(';').skip(1).find_map(|param| {
-        let (key, value) = param.split_once('=')?;
-        if !key.trim().eq_ignore_ascii_case("boundary") {
-            return None;
+/// The `boundary` parameter of a `multipart/form-data` content type: exactly one, of 1 to 70 of
+/// RFC 2046's boundary characters (parsers differ on which of two they take).
+pub fn boundary(content_type: &str) -> Option<String> {
+    let (_, params) = params(content_type)?;
+    let mut found = params.into_iter().filter(|(key, _)| key == "boundary").map(|(_, value)| value);
+    let boundary = found.next()?;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "'()+_,-./:=? ".contains(c);
+    let good = found.next().is_none()
+        && (1..=70).contains(&boundary.len())
+        && boundary.chars().all(allowed)
+        && !boundary.ends_with(' ');
+    good.then_some(boundary)
+}
+
+/// A header value's first item and its parameters (names lower-cased, values unquoted), split at
+/// the `;` outside quoted strings; `None` when a quote is left open.
+fn params(value: &str) -> Option<(String, Vec<(String, String)>)> {
+    let mut items = Vec::new();
+    let mut current = String::new();
+    let (mut quoted, mut escaped) = (false, false);
+    for c in value.chars() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' && quoted {
+            escaped = true;
+        } else if c == '"' {
+            quoted = !quoted;
+        } else if c == ';' && !quoted {
+            items.push(std::mem::take(&mut current));
+            continue;
         }
-        let value = value.trim();
-        let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
-        (1..=70).contains(&value.len()).then_some(value)
-    })
+        current.push(c);
+    }
+    if quoted {
+        return None;
+    }
+    items.push(current);
+    let mut items = items.into_iter();
+    let first = items.next()?.trim().to_ascii_lowercase();
+    let params = items
+        .filter_map(|item| {
+            let (key, value) = item.split_once('=')?;
+            Some((key.trim().to_ascii_lowercase(), unquote(value.trim())))
+        })
+        .collect();
+    Some((first, params))
+}
+
+/// A parameter's value without its quotes and escapes.
+fn unquote(value: &str) -> String {
+    match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+        Some(inner) => {
+            let mut out = String::with_capacity(inner.len());
+            let mut escaped = false;
+            for c in inner.chars() {
+                if !escaped && c == '\\' {
+                    escaped = true;
+                    continue;
+                }
+                escaped = false;
+                out.push(c);
+            }
+            out
+        }
+        None => value.to_string(),
+    }
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -100,12 +159,16 @@ impl<'a> Multipart<'a> {
             let at = find(raw, b"\r\n\r\n").ok_or(Malformed::Body)?;
             (&raw[..at], &raw[at + 4..])
         };
-        let name = head
-            .split(|&b| b == b'\n')
-            .filter_map(|line| std::str::from_utf8(line).ok())
-            .filter_map(|line| line.trim_end_matches('\r').split_once(':'))
-            .find(|(header, _)| header.trim().eq_ignore_ascii_case("content-disposition"))
-            .and_then(|(_, value)| disposition_name(value));
+        let mut dispositions =
+            head.split(|&b| b == b'\n').map(|line| String::from_utf8_lossy(line)).filter_map(|line| {
+                let (header, value) = line.trim_end_matches('\r').split_once(':')?;
+                header.trim().eq_ignore_ascii_case("content-disposition").then(|| value.to_string())
+            });
+        let name = match (dispositions.next(), dispositions.next()) {
+            (None, _) => None,
+            (Some(_), Some(_)) => return Err(Malformed::Ambiguous),
+            (Some(value), None) => disposition_name(&value)?,
+        };
         Ok(Part::Sent { name, raw, content })
     }
 
@@ -169,20 +232,21 @@ impl<'a> Multipart<'a> {
     }
 }
 
-/// The `name` parameter of a `Content-Disposition: form-data` value.
-fn disposition_name(value: &str) -> Option<String> {
-    let mut params = value.split(';');
-    if !params.next()?.trim().eq_ignore_ascii_case("form-data") {
-        return None;
+/// The `name` parameter of a `Content-Disposition: form-data` value (none for another
+/// disposition); two of them, or a `name*`, are refused.
+fn disposition_name(value: &str) -> Result<Option<String>, Malformed> {
+    let (disposition, params) = params(value).ok_or(Malformed::Ambiguous)?;
+    if disposition != "form-data" {
+        return Ok(None);
     }
-    params.find_map(|param| {
-        let (key, value) = param.split_once('=')?;
-        if !key.trim().eq_ignore_ascii_case("name") {
-            return None;
-        }
-        let value = value.trim();
-        Some(value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value).to_string())
-    })
+    if params.iter().any(|(key, _)| key == "name*") {
+        return Err(Malformed::Ambiguous);
+    }
+    let mut names = params.into_iter().filter(|(key, _)| key == "name").map(|(_, value)| value);
+    match (names.next(), names.next()) {
+        (_, Some(_)) => Err(Malformed::Ambiguous),
+        (name, None) => Ok(name),
+    }
 }
 
 /// A field name as browsers write it in a `Content-Disposition` header (the HTML standard's
@@ -202,8 +266,8 @@ line1\r\nline2\r\n--XyZ\r\ncontent-disposition: form-data; name=password\r\n\r\n
 
     #[test]
     fn parts_are_found_by_name_and_kept_byte_for_byte() {
-        assert_eq!(boundary("multipart/form-data; boundary=XyZ"), Some("XyZ"));
-        assert_eq!(boundary("multipart/form-data; charset=utf-8; Boundary=\"a b\""), Some("a b"));
+        assert_eq!(boundary("multipart/form-data; boundary=XyZ").as_deref(), Some("XyZ"));
+        assert_eq!(boundary("multipart/form-data; charset=utf-8; Boundary=\"a b\"").as_deref(), Some("a b"));
         assert_eq!(boundary("multipart/form-data"), None);
         let mut body = Multipart::parse(BODY, "XyZ").unwrap();
         assert!(body.has("user") && body.has("file") && body.has("password"));
@@ -235,6 +299,35 @@ line1\r\nline2\r\n--XyZ\r\nContent-Disposition: form-data; name=\"role\"\r\n\r\n
         let mut body = Multipart::parse(b"--XyZ--\r\n", "XyZ").unwrap();
         body.push("a", b"x\r\n--XyZ\r\nContent-Disposition: form-data; name=\"is_admin\"\r\n\r\ntrue".to_vec());
         assert_eq!(body.encode().unwrap_err(), Malformed::Injection);
+    }
+
+    /// What parsers read differently is refused rather than guessed at.
+    #[test]
+    fn ambiguous_boundaries_and_names_are_refused() {
+        assert_eq!(boundary("multipart/form-data; boundary=A; boundary=B"), None, "two boundaries");
+        assert_eq!(
+            boundary("multipart/form-data; foo=\"x; boundary=A\"; boundary=B").as_deref(),
+            Some("B"),
+            "a quoted ; is not a separator"
+        );
+        assert_eq!(boundary("multipart/form-data; boundary=\"a<b\""), None, "not a boundary character");
+        assert_eq!(boundary("multipart/form-data; boundary=\"open"), None);
+        let body = |disposition: &str| format!("--b\r\n{disposition}\r\n\r\nv\r\n--b--\r\n");
+        let parse = |text: String| Multipart::parse(text.as_bytes(), "b").map(|m| m.value("password").is_some());
+        assert_eq!(
+            parse(body("Content-Disposition: form-data; name=\"x\"; name=\"password\"")),
+            Err(Malformed::Ambiguous)
+        );
+        assert_eq!(parse(body("Content-Disposition: form-data; name*=UTF-8''password")), Err(Malformed::Ambiguous));
+        assert_eq!(
+            parse(body(
+                "Content-Disposition: form-data; name=\"x\"\r\nContent-Disposition: form-data; name=\"password\""
+            )),
+            Err(Malformed::Ambiguous)
+        );
+        assert_eq!(parse(body("Content-Disposition: form-data; name=\"pass\\\"word\"")), Ok(false));
+        assert_eq!(parse(body("Content-Disposition: form-data; name=\"a;b\"; filename=\"f\"")), Ok(false));
+        assert_eq!(parse(body("content-disposition: form-data; NAME=password")), Ok(true));
     }
 
     proptest! {
