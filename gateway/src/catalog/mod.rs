@@ -262,7 +262,8 @@ impl Catalog {
             }
             None => Uuid::new_v4(),
         };
-        if state.records.contains_key(&(target.kind, id)) {
+        // An expired entity's id is free again (this write replaces it).
+        if state.records.get(&(target.kind, id)).is_some_and(|s| !s.expired(target.kind, now())) {
             return Err(ApiError::unique("id", &json!(id.to_string())));
         }
         entity.insert("id".into(), json!(id.to_string()));
