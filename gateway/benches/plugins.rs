@@ -6,7 +6,8 @@
 //!   Kong's everyday pair: key-auth (a key found, its credential and consumer looked up, Kong's
 //!   upstream headers set) and rate-limiting (a counter per period, its headers set ahead);
 //! - `plugin-request`: every plugin phase of one proxied request through a configuration's runner,
-//!   for routes with no plugin, the no-op plugin, key-auth, rate-limiting, and both.
+//!   for routes with no plugin, the no-op plugin, key-auth, rate-limiting (and with
+//!   `hide_client_headers`: what its headers cost), and both.
 //!
 //! `cargo bench -p gateway --bench plugins`; `bench/plugins.sh` runs it and writes the results to
 //! docs/benchmarks.md. The plugins come from the components' target dir (gateway/build.rs builds
@@ -152,6 +153,8 @@ fn request_phases(c: &mut Criterion) {
             {"name": "ka", "paths": ["/ka"], "plugins": [{"name": "key-auth"}]},
             {"name": "rl", "paths": ["/rl"], "plugins": [
                 {"name": "rate-limiting", "config": {"hour": 1000000000, "limit_by": "ip"}}]},
+            {"name": "rl-quiet", "paths": ["/rl-quiet"], "plugins": [
+                {"name": "rate-limiting", "config": {"hour": 1000000000, "limit_by": "ip", "hide_client_headers": true}}]},
             {"name": "ka-rl", "paths": ["/ka-rl"], "plugins": [
                 {"name": "key-auth"},
                 {"name": "rate-limiting", "config": {"hour": 1000000000, "limit_by": "consumer"}}]},

@@ -23,6 +23,8 @@ pub struct RateLimiting {
     error_code: u16,
     /// The refusal's message (`None`: Kong's text for `error_code`).
     error_message: Option<String>,
+    /// Kong's headers, written over by each request (an instance serves one call at a time).
+    headers: std::cell::RefCell<limiter::Headers>,
 }
 
 impl Plugin for RateLimiting {
@@ -48,6 +50,7 @@ impl Plugin for RateLimiting {
             path: config.path,
             error_code: config.error_code,
             error_message: config.error_message,
+            headers: Default::default(),
         })
     }
 
@@ -59,14 +62,16 @@ impl Plugin for RateLimiting {
         let ids = host::ids();
         let entity = ids.plugin.map(uuid_string).unwrap_or_default();
         let now = i64::try_from(ids.now_ms / 1000).unwrap_or(i64::MAX);
-        let verdict =
-            self.limiter.check_in(&mut HostCounters, &entity, &self.identifier(&Caller { req, ids: &ids }), now);
-        if !verdict.allowed {
-            return gateway_pdk::error_answer(req, self.error_code, self.error_message.as_deref(), verdict.headers);
+        let identifier = self.identifier(&Caller { req, ids: &ids });
+        let mut headers = self.headers.borrow_mut();
+        let allowed = self.limiter.check_into(&mut HostCounters, &entity, &identifier, now, &mut headers);
+        if !allowed {
+            let headers = headers.list.clone();
+            return gateway_pdk::error_answer(req, self.error_code, self.error_message.as_deref(), headers);
         }
-        if !verdict.headers.is_empty() {
+        if !headers.list.is_empty() {
             // Kong sets them in `access` too (`kong.response.set_headers`): no header_filter call.
-            host::set_response_headers(&verdict.headers)?;
+            host::set_response_headers(&headers.list)?;
         }
         Ok(Flow::Proceed)
     }

@@ -45,7 +45,8 @@ pub struct Limiter {
     headers: bool,
 }
 
-/// What to do with a request.
+/// What to do with a request (the tests' view of [`Limiter::check_into`]).
+#[cfg(test)]
 #[derive(Debug, PartialEq)]
 pub struct Verdict {
     pub allowed: bool,
@@ -80,7 +81,24 @@ impl Limiter {
     /// Counts a request from `identifier` within `scope` (the plugin entity: trusted, short) at
     /// `now` against every limit. Only the identifier, which a client may choose, is digested when
     /// long.
+    #[cfg(test)]
     pub fn check_in(&self, counters: &mut impl Counters, scope: &str, identifier: &str, now: i64) -> Verdict {
+        let mut headers = Headers::default();
+        let allowed = self.check_into(counters, scope, identifier, now, &mut headers);
+        Verdict { allowed, headers: headers.list }
+    }
+
+    /// [`Limiter::check_in`], Kong's headers written into `headers` (whose strings are reused
+    /// from call to call: a plugin instance keeps one, and a request allocates none for them).
+    /// Returns whether the request is allowed.
+    pub fn check_into(
+        &self,
+        counters: &mut impl Counters,
+        scope: &str,
+        identifier: &str,
+        now: i64,
+        headers: &mut Headers,
+    ) -> bool {
         let identifier = short(identifier);
         let mut counted = Vec::with_capacity(self.limits.len());
         let mut allowed = true;
@@ -107,10 +125,11 @@ impl Limiter {
                 counters.incr(key, -1, *window);
             }
         }
+        headers.used = 0;
         if !self.headers {
-            return Verdict { allowed, headers: Vec::new() };
+            headers.list.truncate(0);
+            return allowed;
         }
-        let mut headers = Vec::with_capacity(2 * self.limits.len() + 4);
         // The limit nearest to refusing is the one the RateLimit-* headers describe; on a tie,
         // the longer period (Kong's order).
         let mut tightest: Option<(&Limit, f64, i64)> = None;
@@ -119,20 +138,45 @@ impl Limiter {
             if tightest.is_none_or(|(_, least, _)| left <= least) {
                 tightest = Some((limit, left, *end));
             }
-            headers.push((limit.limit_header.clone(), limit.text.clone()));
-            headers.push((limit.remaining_header.clone(), number(left)));
+            headers.put(&limit.limit_header, |v| v.push_str(&limit.text));
+            headers.put(&limit.remaining_header, |v| push_number(v, left));
         }
         if let Some((limit, left, end)) = tightest {
-            let mut reset = String::new();
-            push_int(&mut reset, end.saturating_sub(now).max(1));
-            headers.push((RATELIMIT_LIMIT.into(), limit.text.clone()));
-            headers.push((RATELIMIT_REMAINING.into(), number(left)));
-            headers.push((RATELIMIT_RESET.into(), reset.clone()));
+            let reset = end.saturating_sub(now).max(1);
+            headers.put(RATELIMIT_LIMIT, |v| v.push_str(&limit.text));
+            headers.put(RATELIMIT_REMAINING, |v| push_number(v, left));
+            headers.put(RATELIMIT_RESET, |v| push_int(v, reset));
             if !allowed {
-                headers.push((RETRY_AFTER.into(), reset));
+                headers.put(RETRY_AFTER, |v| push_int(v, reset));
             }
         }
-        Verdict { allowed, headers }
+        headers.list.truncate(headers.used);
+        allowed
+    }
+}
+
+/// Kong's headers for one request, in its order (empty with `hide_client_headers`; `Retry-After`
+/// last when refused). The strings stay allocated between requests and are written over.
+#[derive(Debug, Default)]
+pub struct Headers {
+    pub list: Vec<(String, String)>,
+    /// How many of `list` this request has written so far.
+    used: usize,
+}
+
+impl Headers {
+    fn put(&mut self, name: &str, value: impl FnOnce(&mut String)) {
+        if self.used == self.list.len() {
+            self.list.push((String::new(), String::new()));
+        }
+        let (n, v) = &mut self.list[self.used];
+        if n != name {
+            n.clear();
+            n.push_str(name);
+        }
+        v.clear();
+        value(v);
+        self.used += 1;
     }
 }
 
@@ -146,12 +190,18 @@ fn short(identifier: &str) -> std::borrow::Cow<'_, str> {
 
 /// A number as Kong (Lua) prints it: whole numbers without a fraction.
 pub fn number(value: f64) -> String {
+    let mut out = String::new();
+    push_number(&mut out, value);
+    out
+}
+
+/// [`number`], onto `out`.
+fn push_number(out: &mut String, value: f64) {
     if value.fract() == 0.0 && value.abs() < 1e15 {
-        let mut out = String::new();
-        push_int(&mut out, value as i64);
-        out
+        push_int(out, value as i64);
     } else {
-        value.to_string()
+        use std::fmt::Write;
+        let _ = write!(out, "{value}");
     }
 }
 
@@ -181,6 +231,26 @@ mod tests {
 
     /// 2024-02-29T13:45:30Z.
     const NOW: i64 = 1_709_214_330;
+
+    /// A plugin instance's one `Headers`, written over request after request (allowed, refused
+    /// with `Retry-After`, allowed again), holds what a fresh one would each time.
+    #[test]
+    fn reused_headers_are_written_over_exactly() {
+        let limiter = Limiter::new("i", [(Period::Second, 5.0), (Period::Minute, 2.0)], true);
+        let (mut reused_counters, mut fresh_counters) =
+            (Clocked { now: NOW, ..Clocked::default() }, Clocked { now: NOW, ..Clocked::default() });
+        let mut reused = Headers::default();
+        for (i, now) in [NOW, NOW, NOW, NOW + 1, NOW + 61].into_iter().enumerate() {
+            reused_counters.now = now;
+            fresh_counters.now = now;
+            let allowed = limiter.check_into(&mut reused_counters, "s", "a", now, &mut reused);
+            let fresh = limiter.check_in(&mut fresh_counters, "s", "a", now);
+            assert_eq!((allowed, &reused.list), (fresh.allowed, &fresh.headers), "request {i}");
+        }
+        let quiet = Limiter::new("q", [(Period::Second, 5.0)], false);
+        assert!(quiet.check_into(&mut reused_counters, "s", "a", NOW + 61, &mut reused));
+        assert!(reused.list.is_empty(), "hide_client_headers leaves none behind");
+    }
 
     fn header<'a>(verdict: &'a Verdict, name: &str) -> Option<&'a str> {
         verdict.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
