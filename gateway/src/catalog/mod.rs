@@ -9,7 +9,6 @@ pub mod error;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
@@ -20,6 +19,7 @@ use uuid::Uuid;
 pub use error::ApiError;
 
 use crate::entities::kind::KeyScope;
+use crate::entities::unix_now as now;
 use crate::entities::{Config, ErrorKind, FieldError, Kind, OnDelete, PluginRegistry, config_hash, parse_value_with};
 use crate::store::{Change, Record, Store, StoreError};
 
@@ -170,10 +170,6 @@ fn render(stored: &Stored) -> Value {
 /// `entity[field].id` as a UUID.
 fn ref_id(entity: &Value, field: &str) -> Option<Uuid> {
     entity.get(field)?.get("id")?.as_str().and_then(|s| Uuid::parse_str(s).ok())
-}
-
-fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 #[derive(Debug, thiserror::Error)]

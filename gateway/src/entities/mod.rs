@@ -24,3 +24,10 @@ pub use types::*;
 mod proptests;
 #[cfg(test)]
 mod tests;
+
+/// Seconds since the Unix epoch: the clock entities' times (`created_at`, a key's `ttl`) are on.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

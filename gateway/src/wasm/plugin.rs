@@ -214,14 +214,8 @@ struct Indexed {
 impl Indexed {
     /// Whether it still works: the clock is read only for a credential that expires.
     fn live(&self) -> bool {
-        self.expires_at.is_none_or(|at| unix_now() < at)
+        self.expires_at.is_none_or(|at| crate::entities::unix_now() < at)
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A consumer and the values of Kong's upstream headers that name it (`authenticate`).
@@ -1538,7 +1532,7 @@ mod tests {
             "_format_version": "3.0",
             "consumers": [{"username": "a", "keyauth_credentials": [
                 {"key": "old", "ttl": 1},
-                {"key": "young", "ttl": unix_now() + 3600},
+                {"key": "young", "ttl": crate::entities::unix_now() + 3600},
                 {"key": "ageless"},
             ]}],
         });
