@@ -157,13 +157,34 @@ impl std::ops::Deref for LocalDirectory {
 /// See [`LocalDirectory`].
 pub type DirectoryHandle = Arc<LocalDirectory>;
 
+/// A consumer's id as the host is given it: text from a plugin, or a credential's consumer as the
+/// directory holds it (no text to parse).
+#[derive(Debug, Clone, Copy)]
+enum ConsumerId<'a> {
+    Text(&'a str),
+    Id(uuid::Uuid),
+}
+
+impl std::fmt::Display for ConsumerId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConsumerId::Text(text) => f.write_str(text),
+            ConsumerId::Id(id) => id.fmt(f),
+        }
+    }
+}
+
 impl CallContext {
     /// The consumer with this id and its upstream header values.
-    fn known(&self, id: &str) -> Result<&Known, String> {
+    fn known(&self, id: ConsumerId<'_>) -> Result<&Known, String> {
         let Some(directory) = &self.directory else {
             return Err(format!("no request is in progress to associate consumer {id} with"));
         };
-        directory.known(id).ok_or_else(|| format!("no consumer has id {id}"))
+        let found = match id {
+            ConsumerId::Text(text) => directory.known(text),
+            ConsumerId::Id(id) => directory.consumers.get(&id),
+        };
+        found.ok_or_else(|| format!("no consumer has id {id}"))
     }
 
     /// An entity as the contract names it: its id and its name in the directory.
@@ -174,6 +195,25 @@ impl CallContext {
     ) -> Option<EntityRef> {
         let id = id?;
         Some(EntityRef { id: id.to_string(), name: self.directory.as_deref().and_then(|d| name(d, id)) })
+    }
+
+    /// `authenticate-key`'s lookup: the id of the live credential of `kind` whose key is `key`,
+    /// and its consumer's. The id copied rather than the directory's reference count written: that
+    /// count is a cache line every worker would write.
+    fn key_owner(&self, kind: &str, key: &str) -> Option<(String, uuid::Uuid)> {
+        let found = self.directory.as_deref()?.credential(kind, key)?;
+        Some((found.id.clone(), uuid::Uuid::parse_str(&found.consumer.id).ok()?))
+    }
+
+    /// Whether `count` more headers may be set ahead of the response now.
+    fn may_set_ahead(&self, count: usize) -> Result<(), String> {
+        if self.head_sent {
+            return Err("the response head has been sent: set its headers in rewrite, access or header_filter".into());
+        }
+        if self.response_headers.len().saturating_add(count) > MAX_RESPONSE_HEADERS {
+            return Err(format!("a request keeps at most {MAX_RESPONSE_HEADERS} headers set ahead of its response"));
+        }
+        Ok(())
     }
 
     /// The request now belongs to `consumer`, proved by the credential `credential` (if any).
@@ -188,20 +228,26 @@ impl CallContext {
 /// them: by consumer id and username, by (credential kind, key), and by (kind, consumer). Built
 /// once per configuration version, so a request looks up instead of scanning, and Kong's upstream
 /// header values of each consumer and credential are made here rather than per request.
+///
+/// Its maps hash with a fast hash, not std's flood-resistant one: their keys are the operator's
+/// (a client only looks up, and a lookup cannot lengthen a probe sequence), and a request looks
+/// up a consumer and a credential in them.
 #[derive(Debug, Default)]
 pub struct Directory {
-    consumers: HashMap<uuid::Uuid, Known>,
+    consumers: FastMap<uuid::Uuid, Known>,
     /// Routes' and services' names by id (`host::route`, `host::service`).
-    names: HashMap<uuid::Uuid, String>,
-    usernames: HashMap<String, Arc<crate::entities::Consumer>>,
+    names: FastMap<uuid::Uuid, String>,
+    usernames: FastMap<String, Arc<crate::entities::Consumer>>,
     /// By kind, then key.
-    credentials: HashMap<&'static str, HashMap<String, Indexed>>,
-    by_consumer: HashMap<(&'static str, String), Vec<Indexed>>,
+    credentials: FastMap<&'static str, FastMap<String, Indexed>>,
+    by_consumer: FastMap<(&'static str, String), Vec<Indexed>>,
     /// The plugin entities of the configuration, as plugins are told about them (`host::entity`).
     pub entities: Vec<PluginEntity>,
     /// Their ids as numbers (`host::ids`), by the same index.
     entity_ids: Vec<Option<(u64, u64)>>,
 }
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A credential as the directory holds it: with when it stops working (a key-auth `ttl`).
 #[derive(Debug, Clone)]
@@ -409,11 +455,16 @@ const EVICTED: usize = SHARED_CAPACITY / 16;
 const MAX_VALUE: usize = 64 * 1024;
 
 impl NodeShared {
-    fn incr(&self, key: String, delta: i64, window: Duration) -> i64 {
+    /// Adds `delta` to the counter `key` (made, at zero, if it is not there: the only case that
+    /// copies the key).
+    fn incr(&self, key: &str, delta: i64, window: Duration) -> i64 {
         let now = Instant::now();
         let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        counters.make_room(&key, now, "counters");
-        let entry = counters.entries.entry(key).or_insert(Kept { value: 0, until: now + window, used: now });
+        counters.make_room(key, now, "counters");
+        if !counters.entries.contains_key(key) {
+            counters.entries.insert(key.to_string(), Kept { value: 0, until: now + window, used: now });
+        }
+        let entry = counters.entries.get_mut(key).expect("the counter was just made if it was not there");
         if entry.until <= now {
             entry.value = 0;
             entry.until = now + window;
@@ -455,6 +506,8 @@ fn uuid(id: &str) -> Option<(u64, u64)> {
 }
 
 /// Kong's upstream headers for an authenticated request (`authenticate`).
+mod imports;
+
 mod auth_headers {
     use hyper::header::HeaderName;
 
@@ -504,6 +557,18 @@ fn header_value(value: &str) -> Result<hyper::header::HeaderValue, String> {
 fn owned_header_value(value: String) -> Result<hyper::header::HeaderValue, String> {
     hyper::header::HeaderValue::from_maybe_shared(hyper::body::Bytes::from(value))
         .map_err(|_| "the value is not a valid header value".to_string())
+}
+
+/// A header set ahead of the response (`set-response-headers`), checked.
+fn ahead_header(name: &str, value: &str) -> Result<(hyper::header::HeaderName, hyper::header::HeaderValue), String> {
+    let name = header_name(name)?;
+    let value = header_value(value).map_err(|e| format!("{name}: {e}"))?;
+    Ok((name, value))
+}
+
+/// A counter's window (`incr`): at least a second.
+fn counter_window(seconds: u32) -> Duration {
+    Duration::from_secs(u64::from(seconds.max(1)))
 }
 
 fn first(headers: &hyper::HeaderMap, name: &str) -> Option<String> {
@@ -558,7 +623,7 @@ impl Sandbox {
     fn authenticate_as(
         &mut self,
         req: &Resource<RequestHandle>,
-        consumer_id: &str,
+        consumer_id: ConsumerId<'_>,
         proof: Option<(String, Option<hyper::header::HeaderValue>)>,
     ) -> Result<(), String> {
         let known = self.plugin.call.known(consumer_id)?;
@@ -595,6 +660,17 @@ impl Sandbox {
         }
         self.plugin.call.associate(consumer, credential);
         Ok(())
+    }
+
+    /// `authenticate-key` once the key's credential is found: `(credential id, consumer id)`.
+    fn authenticate_by_key(
+        &mut self,
+        req: &Resource<RequestHandle>,
+        (id, consumer): (String, uuid::Uuid),
+    ) -> Result<bool, String> {
+        let identifier = header_value(&id).map_err(|e| format!("{}: {e}", auth_headers::CREDENTIAL_IDENTIFIER))?;
+        self.authenticate_as(req, ConsumerId::Id(consumer), Some((id, Some(identifier))))?;
+        Ok(true)
     }
 
     fn request(&mut self, handle: &Resource<RequestHandle>) -> &mut RequestHandle {
@@ -857,7 +933,7 @@ impl self::gateway::api::host::Host for Sandbox {
     }
 
     fn set_consumer(&mut self, consumer_id: String, credential_id: Option<String>) -> Result<(), String> {
-        let consumer = self.plugin.call.known(&consumer_id)?.consumer.id;
+        let consumer = self.plugin.call.known(ConsumerId::Text(&consumer_id))?.consumer.id;
         self.plugin.call.associate(consumer, credential_id);
         Ok(())
     }
@@ -874,17 +950,14 @@ impl self::gateway::api::host::Host for Sandbox {
             ),
             None => None,
         };
-        self.authenticate_as(&req, &consumer_id, proof.map(|p| (p.id, identifier)))
+        self.authenticate_as(&req, ConsumerId::Text(&consumer_id), proof.map(|p| (p.id, identifier)))
     }
 
     fn authenticate_key(&mut self, req: Resource<RequestHandle>, kind: String, key: String) -> Result<bool, String> {
-        // Two strings copied rather than the directory's reference count written: that count is a
-        // cache line every worker would write.
-        let found = self.plugin.call.directory.as_deref().and_then(|d| d.credential(&kind, &key));
-        let Some((id, consumer)) = found.map(|c| (c.id.clone(), c.consumer.id.clone())) else { return Ok(false) };
-        let identifier = header_value(&id).map_err(|e| format!("{}: {e}", auth_headers::CREDENTIAL_IDENTIFIER))?;
-        self.authenticate_as(&req, &consumer, Some((id, Some(identifier))))?;
-        Ok(true)
+        match self.plugin.call.key_owner(&kind, &key) {
+            Some(found) => self.authenticate_by_key(&req, found),
+            None => Ok(false),
+        }
     }
 
     fn credential_id(&mut self) -> Option<String> {
@@ -912,7 +985,7 @@ impl self::gateway::api::host::Host for Sandbox {
     }
 
     fn incr(&mut self, key: String, delta: i64, window_seconds: u32) -> i64 {
-        self.plugin.shared.incr(key, delta, Duration::from_secs(u64::from(window_seconds.max(1))))
+        self.plugin.shared.incr(&key, delta, counter_window(window_seconds))
     }
 
     fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
@@ -921,21 +994,10 @@ impl self::gateway::api::host::Host for Sandbox {
 
     fn set_response_headers(&mut self, headers: Vec<(String, String)>) -> Result<(), String> {
         let call = &mut self.plugin.call;
-        if call.head_sent {
-            return Err("the response head has been sent: set its headers in rewrite, access or header_filter".into());
-        }
-        if call.response_headers.len() + headers.len() > MAX_RESPONSE_HEADERS {
-            return Err(format!("a request keeps at most {MAX_RESPONSE_HEADERS} headers set ahead of its response"));
-        }
-        // All or none: checked into place, and taken back out if one is refused.
+        call.may_set_ahead(headers.len())?;
         let before = call.response_headers.len();
-        call.response_headers.reserve(headers.len());
         for (name, value) in headers {
-            let checked = header_name(&name).and_then(|name| match owned_header_value(value) {
-                Ok(value) => Ok((name, value)),
-                Err(e) => Err(format!("{name}: {e}")),
-            });
-            match checked {
+            match ahead_header(&name, &value) {
                 Ok(header) => call.response_headers.push(header),
                 Err(e) => {
                     call.response_headers.truncate(before);
@@ -1027,6 +1089,7 @@ impl LoadedPlugin {
         let instantiate = |e: wasmtime::Error| WasmError::Instantiate { component: name.into(), cause: chain(&e) };
         let mut linker = Sandbox::linker(&engine).map_err(instantiate)?;
         PluginComponent::add_to_linker::<Sandbox, HasSelf<Sandbox>>(&mut linker, |s| s).map_err(instantiate)?;
+        imports::link_by_hand(&mut linker).map_err(instantiate)?;
         let pre = linker.instantiate_pre(&component).map_err(instantiate)?;
         let pre = PluginComponentPre::new(pre).map_err(|e| WasmError::Instantiate {
             component: name.into(),
@@ -1547,10 +1610,10 @@ mod tests {
     #[test]
     fn counters_add_up_within_their_window_and_restart_after_it() {
         let shared = NodeShared::default();
-        assert_eq!(shared.incr("k".into(), 2, Duration::from_secs(60)), 2);
-        assert_eq!(shared.incr("k".into(), 3, Duration::from_secs(60)), 5);
-        assert_eq!(shared.incr("short".into(), 1, Duration::ZERO), 1);
-        assert_eq!(shared.incr("short".into(), 1, Duration::ZERO), 1, "an expired window starts again at zero");
+        assert_eq!(shared.incr("k", 2, Duration::from_secs(60)), 2);
+        assert_eq!(shared.incr("k", 3, Duration::from_secs(60)), 5);
+        assert_eq!(shared.incr("short", 1, Duration::ZERO), 1);
+        assert_eq!(shared.incr("short", 1, Duration::ZERO), 1, "an expired window starts again at zero");
     }
 
     #[test]
@@ -1568,12 +1631,12 @@ mod tests {
     fn the_shared_state_is_bounded_and_drops_the_least_recently_used_when_full() {
         let shared = NodeShared::default();
         for i in 0..SHARED_CAPACITY {
-            shared.incr(format!("k{i}"), 1, Duration::from_secs(60));
+            shared.incr(&format!("k{i}"), 1, Duration::from_secs(60));
         }
         // k0 is used again: it is now among the most recently used.
-        assert_eq!(shared.incr("k0".into(), 1, Duration::from_secs(60)), 2);
+        assert_eq!(shared.incr("k0", 1, Duration::from_secs(60)), 2);
         assert_eq!(
-            shared.incr("one-more".into(), 7, Duration::from_secs(60)),
+            shared.incr("one-more", 7, Duration::from_secs(60)),
             7,
             "a full store makes room: a new counter counts (Kong's counters never refuse either)"
         );
@@ -1583,7 +1646,7 @@ mod tests {
         assert!(counters.entries.contains_key("k0") && counters.entries.contains_key("one-more"));
         assert!(counters.entries.contains_key(&format!("k{}", SHARED_CAPACITY - 1)), "recent ones stay");
         drop(counters);
-        assert_eq!(shared.incr("k0".into(), 1, Duration::from_secs(60)), 3, "the ones kept still count");
+        assert_eq!(shared.incr("k0", 1, Duration::from_secs(60)), 3, "the ones kept still count");
         // Values too.
         for i in 0..SHARED_CAPACITY + 1 {
             shared.set(format!("v{i}"), vec![1], Duration::from_secs(60));

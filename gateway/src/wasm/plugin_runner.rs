@@ -795,7 +795,7 @@ fn request_view(ctx: &RequestContext, req: &request::Parts) -> RequestHandle {
     RequestHandle {
         method: req.method.clone(),
         scheme: if ctx.conn.tls.is_some() { "https" } else { "http" },
-        host: strip_port(&host).to_string(),
+        host: without_port(host),
         port: ctx.conn.local.port(),
         path: req.uri.path().to_string(),
         query: req.uri.query().unwrap_or_default().to_string(),
@@ -821,6 +821,18 @@ fn restore(handle: &mut RequestHandle, req: &mut request::Parts) -> Result<(), S
         req.uri = hyper::Uri::from_parts(parts).map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// `host` without its port, in its own allocation.
+fn without_port(mut host: String) -> String {
+    let range = {
+        let name = strip_port(&host);
+        let start = name.as_ptr() as usize - host.as_ptr() as usize;
+        start..start + name.len()
+    };
+    host.truncate(range.end);
+    host.drain(..range.start);
+    host
 }
 
 fn strip_port(host: &str) -> &str {
@@ -851,6 +863,9 @@ mod tests {
 
     #[test]
     fn ports_come_off_hosts() {
+        for host in ["example.com:8000", "example.com", "[::1]:8000", "[::1]", "", "[", "a:b:c", "[::1]x"] {
+            assert_eq!(without_port(host.to_string()), strip_port(host), "{host}");
+        }
         assert_eq!(strip_port("example.com:8000"), "example.com");
         assert_eq!(strip_port("example.com"), "example.com");
         assert_eq!(strip_port("[::1]:8000"), "::1");

@@ -6,6 +6,10 @@
 //! context's `probe`; `log` writes `probe log status=<status> tag=<tag>` at info. With
 //! `read_body: N` it asks for the request body (up to N bytes) and tells the upstream what it got
 //! in `X-Probe-Body` (`<length>`, or `too-large <n>`); with `set_body` it replaces the body.
+//! With `response_headers` (`[[name, value], ...]`) it sets them ahead of the response in one
+//! `set-response-headers` call, and a refusal goes upstream in `X-Probe-Refused`; with `counter`
+//! it adds one to that node counter and sends the count upstream in `X-Probe-Count`; with
+//! `key` it authenticates by that key-auth key and sends `X-Probe-Key: found` or `unknown`.
 
 use gateway_pdk::{Body, Exit, FieldError, Flow, LogLevel, Phase, Plugin, Request, Response, host};
 use serde::{Deserialize, Serialize};
@@ -18,6 +22,9 @@ pub struct Probe {
     tag: Option<String>,
     read_body: Option<u32>,
     set_body: Option<String>,
+    response_headers: Option<Vec<(String, String)>>,
+    counter: Option<String>,
+    key: Option<String>,
 }
 
 impl Plugin for Probe {
@@ -55,6 +62,18 @@ impl Plugin for Probe {
         }
         if let Some(body) = &self.set_body {
             req.set_body(body.as_bytes())?;
+        }
+        if let Some(headers) = &self.response_headers
+            && let Err(refused) = host::set_response_headers(headers)
+        {
+            req.set_header("X-Probe-Refused", &refused)?;
+        }
+        if let Some(counter) = &self.counter {
+            req.set_header("X-Probe-Count", &host::incr(counter, 1, 60).to_string())?;
+        }
+        if let Some(key) = &self.key {
+            let found = host::authenticate_key(req, "keyauth_credentials", key)?;
+            req.set_header("X-Probe-Key", if found { "found" } else { "unknown" })?;
         }
         Ok(match self.exit_status {
             Some(status) => Flow::Respond(Exit {
