@@ -4,7 +4,9 @@
 # upstream (nginx `return 200`) share the other cores, so the gateway's core is saturated and its
 # throughput is the inverse of its CPU per request. Routes: none, key-auth alone, rate-limiting
 # alone (`limit_by: ip`), the pair (`limit_by: consumer`), and, as the reference for what a
-# plugin call costs at least, the no-op plugin. Interleaved rounds; per round, each route's
+# plugin call costs at least, the no-op plugin; and the pair cut down to its common path
+# (plugins/testing/pair-shared) as two components and as one, for what running a chain in one
+# component would save. Interleaved rounds; per round, each route's
 # throughput ÷ the route without plugins and its CPU per request beyond it. Replaces the "The pair
 # on one core" section of docs/benchmarks.md. Needs nginx, wrk and taskset (.ci/setup installs
 # nginx and wrk; taskset is util-linux) and at least 2 cores.
@@ -66,6 +68,15 @@ services:
     - name: key-auth
     - name: rate-limiting
       config: {hour: 1000000000, limit_by: consumer}
+  - name: split
+    paths: [/split]
+    plugins:
+    - name: pair-auth
+    - name: pair-limit
+  - name: fused
+    paths: [/fused]
+    plugins:
+    - name: pair-fused
 consumers:
 - username: bench
   keyauth_credentials:
@@ -82,23 +93,28 @@ admin_gui_listen = off
 status_listen = off
 log_level = warn
 nginx_worker_processes = 1
-plugins = bundled, noop
-wasm_plugins_path = $target_dir/wasm-plugins/wasm32-wasip2/release
+plugins = bundled, noop, pair-auth, pair-limit, pair-fused
+wasm_plugins_path = $work/plugins
 wasm_cache_path = $work/wasm-cache
 EOF
+# Plugins load from NAME.wasm; cargo names the artifacts with _ for -.
+mkdir -p "$work/plugins"
+for name in noop pair-auth pair-limit pair-fused; do
+  ln -s "$target_dir/wasm-plugins/wasm32-wasip2/release/${name//-/_}.wasm" "$work/plugins/$name.wasm"
+done
 taskset -c "$load_cores" nginx -p "$work/upstream" -c "$work/upstream/nginx.conf" & pids+=($!)
 "$GATEWAY" precompile -c "$work/gateway/kong.conf" 2>"$work/precompile.log" ||
   { echo "gateway precompile failed:" >&2; cat "$work/precompile.log" >&2; exit 1; }
 taskset -c "$gateway_core" "$GATEWAY" -c "$work/gateway/kong.conf" 2>"$work/gateway/log" & pids+=($!); gateway_pid=$!
 status() { curl -s -o /dev/null -w '%{http_code}' -H 'apikey: bench-key' "http://127.0.0.1:$GW$1"; }
 for _ in $(seq 300); do [ "$(status /ka-rl)" = 200 ] && break; sleep 0.1; done
-for path in / /noop /ka /rl /ka-rl; do
+for path in / /noop /ka /rl /ka-rl /split /fused; do
   [ "$(status $path)" = 200 ] || { echo "$path did not answer 200:" >&2; cat "$work/gateway/log" >&2; exit 1; }
 done
 
 ticks() { awk '{print $14 + $15}' "/proc/$gateway_pid/stat"; }
 HZ=$(getconf CLK_TCK)
-routes="none:/ noop:/noop key-auth:/ka rate-limiting:/rl pair:/ka-rl"
+routes="none:/ noop:/noop key-auth:/ka rate-limiting:/rl pair:/ka-rl split:/split fused:/fused"
 results="$work/results"
 : >"$results"
 load() { taskset -c "$load_cores" wrk -t1 -c"$CONNECTIONS" -d"$1" -H 'apikey: bench-key' "http://127.0.0.1:$GW$2"; }
@@ -141,10 +157,12 @@ section="$work/section.md"
   echo "| route | requests/s ÷ no plugins | CPU µs per request beyond no plugins |"
   echo "|---|---:|---:|"
   echo "| no plugins ($(awk -F'\t' '$2 == "none" {print $4}' "$results" | median) µs per request) | 1.00 | — |"
-  for name in noop key-auth rate-limiting pair; do
+  for name in noop key-auth rate-limiting pair split fused; do
     label=$name
     [ "$name" = noop ] && label="a plugin that does nothing (noop)"
     [ "$name" = pair ] && label="**key-auth + rate-limiting**"
+    [ "$name" = split ] && label="the pair cut down, as two components (pair-auth + pair-limit)"
+    [ "$name" = fused ] && label="the same in one component and one call (pair-fused)"
     printf '| %s | %s | %s |\n' "$label" "$(per_round "$name" ratio | median)" "$(per_round "$name" extra | median)"
   done
   echo
@@ -157,6 +175,9 @@ section="$work/section.md"
   echo "$(awk -v a="$(fastest noop)" -v b="$(fastest none)" 'BEGIN {printf "%.2f", a - b}') µs, key-auth $(awk -v a="$(fastest key-auth)" -v b="$(fastest none)" 'BEGIN {printf "%.2f", a - b}') µs,"
   echo "rate-limiting $(awk -v a="$(fastest rate-limiting)" -v b="$(fastest none)" 'BEGIN {printf "%.2f", a - b}') µs, the pair $(awk -v a="$(fastest pair)" -v b="$(fastest none)" 'BEGIN {printf "%.2f", a - b}') µs (throughput, as the inverse of CPU on a saturated core:"
   echo "$(awk -v a="$(fastest none)" -v b="$(fastest pair)" 'BEGIN {printf "%.2f", a / b}') × no plugins)."
+  echo
+  echo "One component instead of two, for the same work (the cut-down pair: split − fused), per round:"
+  echo "$(awk -F'\t' '$2 == "split" {s[$1] = $4} $2 == "fused" {f[$1] = $4} END {for (i = 1; i in s; i++) printf "%.2f ", s[i] - f[i]}' "$results")µs of CPU per request."
   echo "Failed requests (non-2xx or socket errors) over all runs: $(awk -F'\t' '{n += $5} END {print n + 0}' "$results")."
   echo
   echo "Every run (round, route, requests/s, CPU µs per request):"

@@ -31,7 +31,18 @@ const BUNDLED_PLUGINS: &[&str] = &[
 
 /// Crates of `plugins/testing/` built alongside for the end-to-end tests, never embedded; they land in
 /// `<target dir>/wasm-plugins/wasm32-wasip2/release/`.
-const TEST_FIXTURES: &[&str] = &["trap-router", "template", "hostile", "probe", "noop", "who", "analytics-flat"];
+const TEST_FIXTURES: &[&str] = &[
+    "trap-router",
+    "template",
+    "hostile",
+    "probe",
+    "noop",
+    "who",
+    "analytics-flat",
+    "pair-auth",
+    "pair-limit",
+    "pair-fused",
+];
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 

@@ -133,14 +133,21 @@ fn request_phases(c: &mut Criterion) {
     use gateway::proxy::phases::{Flow, Phase as P};
 
     let runtime = WasmRuntime::new().unwrap();
-    let enabled: Vec<String> = ["noop", "key-auth", "rate-limiting"].map(String::from).to_vec();
+    let enabled: Vec<String> =
+        ["noop", "key-auth", "rate-limiting", "pair-auth", "pair-limit", "pair-fused"].map(String::from).to_vec();
     let exe = std::env::current_exe().unwrap();
     let target = exe.ancestors().find(|d| d.join("CACHEDIR.TAG").is_file()).expect("a cargo target dir");
-    let fixtures = target.join("wasm-plugins/wasm32-wasip2/release");
+    // Plugins load from `<name>.wasm`; cargo names the artifacts with `_` for `-`.
+    let built = target.join("wasm-plugins/wasm32-wasip2/release");
+    let fixtures = tempfile::tempdir().unwrap();
+    for name in ["noop", "pair-auth", "pair-limit", "pair-fused"] {
+        let artifact = built.join(format!("{}.wasm", name.replace('-', "_")));
+        std::os::unix::fs::symlink(artifact, fixtures.path().join(format!("{name}.wasm"))).unwrap();
+    }
     let set = gateway::wasm::plugin_set::PluginSet::load(
         &runtime,
         &enabled,
-        Some(&fixtures),
+        Some(fixtures.path()),
         (Default::default(), 1),
         Default::default(),
     )
@@ -158,6 +165,10 @@ fn request_phases(c: &mut Criterion) {
             {"name": "ka-rl", "paths": ["/ka-rl"], "plugins": [
                 {"name": "key-auth"},
                 {"name": "rate-limiting", "config": {"hour": 1000000000, "limit_by": "consumer"}}]},
+            // The pair cut down to its common path (plugins/testing/pair-shared): the same work
+            // in two components, and in one.
+            {"name": "split", "paths": ["/split"], "plugins": [{"name": "pair-auth"}, {"name": "pair-limit"}]},
+            {"name": "fused", "paths": ["/fused"], "plugins": [{"name": "pair-fused"}]},
         ]}],
         "consumers": [{"username": "bench", "keyauth_credentials": [{"key": "bench-key"}]}],
     });
