@@ -157,6 +157,7 @@ fn request_phases(c: &mut Criterion) {
         "services": [{"name": "s", "url": "http://127.0.0.1:9", "routes": [
             {"name": "none", "paths": ["/none"]},
             {"name": "noop", "paths": ["/noop"], "plugins": [{"name": "noop"}]},
+            {"name": "noop-calls", "paths": ["/noop-calls"], "plugins": [{"name": "noop", "config": {"host_calls": true}}]},
             {"name": "ka", "paths": ["/ka"], "plugins": [{"name": "key-auth"}]},
             {"name": "rl", "paths": ["/rl"], "plugins": [
                 {"name": "rate-limiting", "config": {"hour": 1000000000, "limit_by": "ip"}}]},

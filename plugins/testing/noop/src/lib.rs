@@ -1,8 +1,10 @@
 //! A plugin that declares `access` and does nothing there (never bundled): the cost of a plugin
 //! call itself, for the benchmarks. Its one field, `data`, takes any JSON and is kept as given (for
-//! the tests of deeply nested configurations).
+//! the tests of deeply nested configurations). With `host_calls: true` its `access` makes four
+//! host calls that do next to nothing (`ids`, `monotonic-ns`, `now`, `credential-id`): what a
+//! crossing to the host costs, for the benchmarks.
 
-use gateway_pdk::{Phase, Plugin};
+use gateway_pdk::{Flow, Phase, Plugin, Request, host};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize, Serialize)]
@@ -10,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub struct Noop {
     #[serde(default)]
     data: Option<serde_json::Value>,
+    #[serde(default)]
+    host_calls: bool,
 }
 
 impl Plugin for Noop {
@@ -20,6 +24,13 @@ impl Plugin for Noop {
 
     fn configure(config: Self) -> Result<Self, String> {
         Ok(config)
+    }
+
+    fn access(&self, _req: &Request) -> Result<Flow, String> {
+        if self.host_calls {
+            std::hint::black_box((host::ids(), host::monotonic_ns(), host::now(), host::credential_id()));
+        }
+        Ok(Flow::Proceed)
     }
 }
 
