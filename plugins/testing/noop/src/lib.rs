@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 pub struct Noop {
     #[serde(default)]
     data: Option<serde_json::Value>,
-    #[serde(default)]
+    /// Left out of the configuration as shown when false, so the fixture's configurations read
+    /// back as they were written.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     host_calls: bool,
 }
 
