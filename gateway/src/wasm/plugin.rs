@@ -460,18 +460,18 @@ impl NodeShared {
     fn incr(&self, key: &str, delta: i64, window: Duration) -> i64 {
         let now = Instant::now();
         let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = counters.entries.get_mut(key) {
+            if entry.until <= now {
+                entry.value = 0;
+                entry.until = now + window;
+            }
+            entry.used = now;
+            entry.value = entry.value.saturating_add(delta);
+            return entry.value;
+        }
         counters.make_room(key, now, "counters");
-        if !counters.entries.contains_key(key) {
-            counters.entries.insert(key.to_string(), Kept { value: 0, until: now + window, used: now });
-        }
-        let entry = counters.entries.get_mut(key).expect("the counter was just made if it was not there");
-        if entry.until <= now {
-            entry.value = 0;
-            entry.until = now + window;
-        }
-        entry.used = now;
-        entry.value = entry.value.saturating_add(delta);
-        entry.value
+        counters.entries.insert(key.to_string(), Kept { value: delta, until: now + window, used: now });
+        delta
     }
 
     fn get(&self, key: &str) -> Option<Vec<u8>> {
