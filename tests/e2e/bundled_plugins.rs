@@ -101,11 +101,20 @@ services:
     paths: [/limited]
     plugins: [{{name: key-auth}}, {{name: rate-limiting, config: {{hour: 3, limit_by: consumer}}}}]
   - {{name: scoped, paths: [/scoped], plugins: [{{name: key-auth}}]}}
-  - {{name: limited-ip, paths: [/limited-ip], plugins: [{{name: rate-limiting, config: {{hour: 2, limit_by: ip}}}}]}}
+  # As Kong exports a local rate-limiting: the deprecated redis_* fields filled in from redis.
+  - name: limited-ip
+    paths: [/limited-ip]
+    plugins:
+    - name: rate-limiting
+      config: {{hour: 2, limit_by: ip, redis_port: 6379, redis_timeout: 2000, redis_database: 0, redis_ssl: false,
+        redis_ssl_verify: false, redis_host: null}}
   - name: rl-header
     paths: [/rl-header]
     plugins: [{{name: rate-limiting, config: {{hour: 1, limit_by: header, header_name: X-Client}}}}]
   - {{name: rl-service, paths: [/rl-service], plugins: [{{name: rate-limiting, config: {{hour: 2, limit_by: service}}}}]}}
+  - name: rl-path
+    paths: [/rl-path]
+    plugins: [{{name: rate-limiting, config: {{hour: 2, limit_by: path, path: /rl-path}}}}]
   - name: rl-hidden
     paths: [/rl-hidden]
     plugins: [{{name: rate-limiting, config: {{hour: 5, hide_client_headers: true}}}}]
@@ -120,7 +129,11 @@ services:
     plugins: [{{name: ip-restriction, config: {{allow: [10.0.0.0/8, "2001:db8::/32"]}}}}]
   - name: ip-deny
     paths: [/ip-deny]
-    plugins: [{{name: ip-restriction, config: {{deny: [10.1.2.3, "2001:db8::1"], status: 451, message: Go away}}}}]
+    # As Kong exports it: its default protocols name tcp and tls.
+    plugins:
+    - name: ip-restriction
+      protocols: [grpc, grpcs, http, https, tcp, tls]
+      config: {{deny: [10.1.2.3, "2001:db8::1"], status: 451, message: Go away}}
   - name: size
     paths: [/size]
     plugins: [{{name: request-size-limiting, config: {{allowed_payload_size: 1, size_unit: kilobytes}}}}]
@@ -153,6 +166,9 @@ services:
     paths: [/rt-method]
     plugins:
     - {{name: request-transformer, config: {{http_method: GET, replace: {{uri: /elsewhere}}}}}}
+  - name: rt-host
+    paths: [/rt-host]
+    plugins: [{{name: request-transformer, config: {{replace: {{headers: ["host:api.internal.example"]}}}}}}]
   - name: ordered
     paths: [/ordered]
     plugins:
@@ -354,6 +370,11 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
     assert_eq!(get(proxy, "/rl-service", &[("X-Forwarded-For", "10.7.0.1")]).status, 200);
     assert_eq!(get(proxy, "/rl-service", &[("X-Forwarded-For", "10.7.0.2")]).status, 200);
     assert_eq!(get(proxy, "/rl-service", &[("X-Forwarded-For", "10.7.0.3")]).status, 429, "the service's third");
+    // limit_by path: the path as the router normalises it (as Kong's get_path() does), so other
+    // spellings of it from other addresses share its count.
+    assert_eq!(get(proxy, "/rl-path", &[("X-Forwarded-For", "10.8.0.1")]).status, 200);
+    assert_eq!(get(proxy, "//rl-path", &[("X-Forwarded-For", "10.8.0.2")]).status, 200);
+    assert_eq!(get(proxy, "/%72l-path", &[("X-Forwarded-For", "10.8.0.3")]).status, 429, "the path's third");
     // hide_client_headers: counted, not told.
     let quiet = get(proxy, "/rl-hidden", &[]);
     assert_eq!(quiet.status, 200);
@@ -481,6 +502,11 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
         ),
         "{rt:?}"
     );
+    // A Host a plugin sets is the Host sent upstream (Kong's `upstream_host`), where the service's
+    // host would go otherwise.
+    let moved_host = get(proxy, "/rt-host", &[]);
+    assert_eq!(upstream(&moved_host, "host").as_deref(), Some("api.internal.example"), "{moved_host:?}");
+    assert_ne!(upstream(&get(proxy, "/rt", &[]), "host").as_deref(), Some("api.internal.example"));
     let broken = send(proxy, "POST", "/rt", &[("Content-Type", "multipart/form-data; boundary=XyZ")], Some("--XyZ"));
     assert_eq!((broken.status, message(&broken)), (400, json!("Invalid multipart/form-data body")), "{broken:?}");
 

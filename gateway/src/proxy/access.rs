@@ -21,10 +21,18 @@ pub fn access(
         return Ok(Step::Proceed);
     }
     let before = req.uri.clone();
+    let host_before = req.headers.get(hyper::header::HOST).cloned();
     match phases.access(ctx, req).map_err(Failure::plugin)? {
         Flow::Respond(exit) => Ok(Step::Answer(exit.into_response())),
         Flow::ReadBody(max) => Ok(Step::ReadBody(max)),
         Flow::Continue => {
+            // A Host a plugin set is the one sent upstream, as Kong's `set_header("host", …)`
+            // sets `upstream_host`.
+            if let Some(host) = req.headers.get(hyper::header::HOST)
+                && host_before.as_ref() != Some(host)
+            {
+                routed.upstream_host = Some(host.clone());
+            }
             let path = req.uri.path();
             if path != before.path() {
                 router_core::check_request_path(path).map_err(|e| {

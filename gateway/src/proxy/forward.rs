@@ -41,7 +41,14 @@ pub async fn forward(
 
     let upgrade = is_websocket_upgrade(&parts.headers);
     let client_upgrade = if upgrade { parts.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
-    let target = Target { route, service, upstream_path: &routed.upstream_path, client_host: host, upgrade };
+    let target = Target {
+        route,
+        service,
+        upstream_path: &routed.upstream_path,
+        upstream_host: routed.upstream_host.as_ref(),
+        client_host: host,
+        upgrade,
+    };
     let mut upstream_req = upstream_request(proxy, parts, body, conn, &target, received.clone())?;
     if proxy.presentation.upstream_request_id {
         upstream_req
@@ -123,6 +130,8 @@ struct Target<'a> {
     route: &'a Route,
     service: &'a Service,
     upstream_path: &'a str,
+    /// A `Host` a plugin set, sent as it is.
+    upstream_host: Option<&'a HeaderValue>,
     client_host: &'a str,
     upgrade: bool,
 }
@@ -135,7 +144,7 @@ fn upstream_request(
     target: &Target<'_>,
     received: Option<Arc<AtomicU64>>,
 ) -> Result<Request<ProxyBody>, Failure> {
-    let Target { route, service, upstream_path, client_host, upgrade } = *target;
+    let Target { route, service, upstream_path, upstream_host, client_host, upgrade } = *target;
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("{upstream_path}?{q}"),
         None => upstream_path.to_string(),
@@ -149,16 +158,21 @@ fn upstream_request(
     if parts.version == hyper::Version::HTTP_2 {
         forwarding::join_cookies(&mut headers);
     }
-    let host = if route.preserve_host && !client_host.is_empty() {
-        client_host.to_string()
-    } else if service.port == service.protocol.default_port() {
-        service.host.clone()
-    } else {
-        format!("{}:{}", service.host, service.port)
+    let host = match upstream_host {
+        Some(set) => set.clone(),
+        None => {
+            let host = if route.preserve_host && !client_host.is_empty() {
+                client_host.to_string()
+            } else if service.port == service.protocol.default_port() {
+                service.host.clone()
+            } else {
+                format!("{}:{}", service.host, service.port)
+            };
+            HeaderValue::from_str(&host).map_err(|_| {
+                Failure::new(StatusCode::BAD_GATEWAY, Blame::Gateway, format!("{host:?} cannot be a Host header"))
+            })?
+        }
     };
-    let host = HeaderValue::from_str(&host).map_err(|_| {
-        Failure::new(StatusCode::BAD_GATEWAY, Blame::Gateway, format!("{host:?} cannot be a Host header"))
-    })?;
     headers.insert(header::HOST, host);
     forwarding::set_forwarding_headers(
         &mut headers,

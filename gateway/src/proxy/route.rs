@@ -25,6 +25,9 @@ pub struct Routed {
     pub service: Arc<Service>,
     /// The path to send upstream, as the router computed it (`strip_path`, the service's path).
     pub upstream_path: String,
+    /// The `Host` a plugin set in `access` (Kong's `upstream_host`): sent upstream in place of the
+    /// service's host or the client's.
+    pub upstream_host: Option<hyper::header::HeaderValue>,
 }
 
 pub enum Routing {
@@ -107,7 +110,7 @@ pub fn route(proxy: &Proxy, ctx: &mut RequestContext, req: &request::Parts, host
             format!("Content-Length {length} is over nginx_http_client_max_body_size ({limit} bytes)"),
         ));
     }
-    Ok(Routing::Routed(Routed { index, service, upstream_path: decision.upstream_path }))
+    Ok(Routing::Routed(Routed { index, service, upstream_path: decision.upstream_path, upstream_host: None }))
 }
 
 /// The body length a request declares, if it declares one.

@@ -7,7 +7,7 @@ mod cidr;
 
 use std::net::IpAddr;
 
-use gateway_pdk::{FieldError, Flow, LogLevel, Phase, Plugin, Request};
+use gateway_pdk::{FieldError, Flow, LogLevel, Phase, Plugin, Protocol, Request};
 use serde::{Deserialize, Serialize};
 
 use cidr::{Cidr, Matcher};
@@ -36,6 +36,12 @@ impl Plugin for IpRestriction {
     const NAME: &'static str = "ip-restriction";
     const PRIORITY: i32 = 990;
     const PHASES: &'static [Phase] = &[Phase::Access];
+    /// Kong's: its schema's default lists `tcp` and `tls` too, so every export of this plugin
+    /// names them. Routes here refuse those protocols, so no such traffic reaches a plugin: they
+    /// are accepted as written and enforce nothing that exists. (A stream proxy would have to
+    /// give this plugin its `preread` check first.)
+    const PROTOCOLS: &'static [Protocol] =
+        &[Protocol::Grpc, Protocol::Grpcs, Protocol::Http, Protocol::Https, Protocol::Tcp, Protocol::Tls];
 
     fn validate(config: &Config) -> Vec<FieldError> {
         validate(config)

@@ -29,7 +29,9 @@ pub struct Config {
     pub error_code: u16,
     pub error_message: Option<String>,
     pub sync_rate: Number,
-    // Kong's deprecated shorthands for `redis.*`: taken only when null, never written back.
+    // Kong's deprecated shorthands for `redis.*`: taken only when null or equal to the field's
+    // default (Kong writes them, filled in from `redis.*`, into every export and Admin API
+    // answer), never written back.
     #[serde(skip_serializing)]
     pub redis_host: Option<Value>,
     #[serde(skip_serializing)]
@@ -171,11 +173,17 @@ impl Redis {
             ("ssl_verify", &self.ssl_verify, &default.ssl_verify),
             ("server_name", &self.server_name, &default.server_name),
         ];
-        fields
-            .into_iter()
-            .filter(|(_, value, default)| !value.is_null() && value != default)
-            .map(|(n, _, _)| n)
-            .collect()
+        fields.into_iter().filter(|(_, value, default)| !inert(value, default)).map(|(n, _, _)| n).collect()
+    }
+}
+
+/// Whether a Redis setting is null or its default (numbers compared as numbers: `6379.0` is
+/// `6379`), which the local policy may accept because it has nothing to enforce.
+fn inert(value: &Value, default: &Value) -> bool {
+    match (value, default) {
+        (Value::Null, _) => true,
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        _ => value == default,
     }
 }
 
@@ -204,19 +212,20 @@ pub fn validate(config: &Config) -> Vec<FieldError> {
     for field in config.redis.set_fields() {
         errors.push(FieldError::new(format!("redis.{field}"), REDIS_UNUSED));
     }
+    let default = Redis::default();
     let shorthands = [
-        ("redis_host", &config.redis_host),
-        ("redis_port", &config.redis_port),
-        ("redis_password", &config.redis_password),
-        ("redis_username", &config.redis_username),
-        ("redis_ssl", &config.redis_ssl),
-        ("redis_ssl_verify", &config.redis_ssl_verify),
-        ("redis_server_name", &config.redis_server_name),
-        ("redis_timeout", &config.redis_timeout),
-        ("redis_database", &config.redis_database),
+        ("redis_host", &config.redis_host, &default.host),
+        ("redis_port", &config.redis_port, &default.port),
+        ("redis_password", &config.redis_password, &default.password),
+        ("redis_username", &config.redis_username, &default.username),
+        ("redis_ssl", &config.redis_ssl, &default.ssl),
+        ("redis_ssl_verify", &config.redis_ssl_verify, &default.ssl_verify),
+        ("redis_server_name", &config.redis_server_name, &default.server_name),
+        ("redis_timeout", &config.redis_timeout, &default.timeout),
+        ("redis_database", &config.redis_database, &default.database),
     ];
-    for (name, value) in shorthands {
-        if value.as_ref().is_some_and(|v| !v.is_null()) {
+    for (name, value, default) in shorthands {
+        if value.as_ref().is_some_and(|v| !inert(v, default)) {
             errors.push(FieldError::new(name, REDIS_UNUSED));
         }
     }
@@ -369,11 +378,18 @@ mod tests {
             check(json!({"second": 1, "policy": "memory"})),
             err("policy", "expected one of: local, cluster, redis")
         );
-        // What a Kong export writes for a local policy.
+        // What a Kong export (or a GET of the plugin) writes for a local policy: the shorthands
+        // filled in from `redis` (kong/db/schema/init.lua, `is_select`).
         let export = json!({"second": 1, "redis": {"host": null, "port": 6379, "timeout": 2000, "username": null,
             "password": null, "database": 0, "ssl": false, "ssl_verify": false, "server_name": null},
-            "redis_host": null, "redis_port": null});
+            "redis_host": null, "redis_port": 6379, "redis_timeout": 2000, "redis_username": null,
+            "redis_password": null, "redis_database": 0, "redis_ssl": false, "redis_ssl_verify": false,
+            "redis_server_name": null});
         assert!(check(export).is_ok());
+        assert!(check(json!({"second": 1, "redis_port": 6379.0, "redis": {"port": 6379.0}})).is_ok());
+        assert_eq!(check(json!({"second": 1, "redis_port": 6380})), err("redis_port", REDIS_UNUSED));
+        assert_eq!(check(json!({"second": 1, "redis_ssl": true})), err("redis_ssl", REDIS_UNUSED));
+        assert_eq!(check(json!({"second": 1, "redis_timeout": "2000"})), err("redis_timeout", REDIS_UNUSED));
         assert!(check(json!({"second": 1, "redis": null})).is_ok());
         assert_eq!(check(json!({"second": 1, "redis": {"host": "redis.internal"}})), err("redis.host", REDIS_UNUSED));
         assert_eq!(check(json!({"second": 1, "redis": {"ssl": true}})), err("redis.ssl", REDIS_UNUSED));

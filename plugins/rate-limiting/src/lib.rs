@@ -88,7 +88,11 @@ impl RateLimiting {
             LimitBy::Header => self.header_name.as_ref().and_then(|(name, dashed)| {
                 client.header(name).or_else(|| dashed.as_deref().and_then(|dashed| client.header(dashed)))
             }),
-            LimitBy::Path => Some(client.path()).filter(|path| Some(path) == self.path.as_ref()),
+            // Normalised as Kong's `kong.request.get_path()` (and the router) normalise it:
+            // `/%72eq`, `//req` and `/x/../req` are `/req`, so none escapes the path's budget.
+            LimitBy::Path => {
+                Some(router_core::normalize_path(&client.path())).filter(|path| Some(path) == self.path.as_ref())
+            }
         };
         found.unwrap_or_else(|| client.ip())
     }
@@ -101,6 +105,7 @@ trait Client {
     fn consumer(&self) -> Option<String>;
     fn credential(&self) -> Option<String>;
     fn header(&self, name: &str) -> Option<String>;
+    /// As received (not normalised).
     fn path(&self) -> String;
     fn ip(&self) -> String;
 }
@@ -190,6 +195,7 @@ mod tests {
         consumer: Option<&'static str>,
         credential: Option<&'static str>,
         header: Option<(&'static str, &'static str)>,
+        path: Option<&'static str>,
     }
 
     impl Client for Known {
@@ -206,7 +212,7 @@ mod tests {
             self.header.filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.to_string())
         }
         fn path(&self) -> String {
-            "/limited".into()
+            self.path.unwrap_or("/limited").into()
         }
         fn ip(&self) -> String {
             "10.0.0.1".into()
@@ -225,6 +231,7 @@ mod tests {
             consumer: Some("alice"),
             credential: Some("cred"),
             header: Some(("X-Client", "c1")),
+            path: None,
         };
         let nothing = Known::default();
         let cases = [
@@ -242,6 +249,15 @@ mod tests {
             assert_eq!(plugin.identifier(&everything), with_everything, "{config}");
             assert_eq!(plugin.identifier(&nothing), with_nothing, "{config}");
         }
+        // The path is compared as Kong's `get_path()` gives it, normalised: spellings of the
+        // limited path the router matches the same way share its budget.
+        for spelling in ["/%6Cimited", "//limited", "/x/../limited", "/./limited"] {
+            let client = Known { path: Some(spelling), ..Known::default() };
+            let plugin = plugin(r#"{"second": 1, "limit_by": "path", "path": "/limited"}"#);
+            assert_eq!(plugin.identifier(&client), "/limited", "{spelling}");
+        }
+        let other = Known { path: Some("/limited/x"), ..Known::default() };
+        assert_eq!(plugin(r#"{"second": 1, "limit_by": "path", "path": "/limited"}"#).identifier(&other), "10.0.0.1");
         // A consumer-less request identified by a credential alone is counted by the credential.
         let credential_only = Known { credential: Some("cred"), ..Known::default() };
         assert_eq!(plugin(r#"{"second": 1}"#).identifier(&credential_only), "cred");

@@ -150,8 +150,14 @@ fn header_ops(entries: &[String]) -> Vec<HeaderOp> {
     entries
         .iter()
         .filter_map(|entry| split(entry))
-        .map(|(name, value)| HeaderOp { name: name.to_ascii_lowercase(), value: value.to_string() })
+        .map(|(name, value)| HeaderOp { name: header_key(name), value: value.to_string() })
         .collect()
+}
+
+/// A configured header name as Kong's response headers take it (`ngx.header`): lower case here,
+/// and `_` for `-`, so `x_powered_by` names `X-Powered-By`.
+fn header_key(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
 }
 
 fn json_ops(values: &Values) -> Vec<JsonOp> {
@@ -186,8 +192,11 @@ impl Plugin for ResponseTransformer {
                 .iter()
                 .any(|list| !list.is_empty());
         Ok(ResponseTransformer {
-            remove_headers: names(&config.remove.headers).iter().map(|n| n.to_ascii_lowercase()).collect(),
-            rename_headers: header_ops(&config.rename.headers),
+            remove_headers: names(&config.remove.headers).iter().map(|n| header_key(n)).collect(),
+            rename_headers: header_ops(&config.rename.headers)
+                .into_iter()
+                .map(|op| HeaderOp { value: header_key(&op.value), ..op })
+                .collect(),
             replace_headers: header_ops(&config.replace.headers),
             add_headers: header_ops(&config.add.headers),
             append_headers: header_ops(&config.append.headers),

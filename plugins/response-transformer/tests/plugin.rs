@@ -60,6 +60,26 @@ fn header_operations_in_kongs_order() {
     assert_eq!(res.body.as_deref(), Some("ok"));
 }
 
+/// Kong's response headers are set through `ngx.header`, which reads `_` in a name as `-`.
+#[test]
+fn underscores_in_configured_names_are_dashes() {
+    let config = json!({
+        "remove": {"headers": ["x_powered_by"]},
+        "rename": {"headers": ["x_old:x_new"]},
+        "replace": {"headers": ["x_replaced:new"]},
+        "add": {"headers": ["x_added:added"]},
+        "append": {"headers": ["x_list:one"]},
+    });
+    let headers = [("X-Powered-By", "php"), ("X-Old", "o"), ("X-Replaced", "before")];
+    let res = respond(config, &headers, &["ok"]);
+    assert_eq!(values(&res, "x-powered-by"), Vec::<&str>::new(), "{res:?}");
+    assert_eq!((values(&res, "x-old"), values(&res, "x-new")), (vec![], vec!["o"]), "{res:?}");
+    assert_eq!(values(&res, "x-replaced"), ["new"]);
+    assert_eq!(values(&res, "x-added"), ["added"]);
+    assert_eq!(values(&res, "x-list"), ["one"]);
+    assert!(res.headers.iter().all(|(n, _)| !n.contains('_')), "{res:?}");
+}
+
 #[test]
 fn json_operations_on_a_body_sent_in_chunks() {
     let config = json!({
