@@ -673,6 +673,10 @@ impl PhaseRunner for WasmPhases {
         for (name, value) in state.response_headers.drain(..) {
             res.headers.insert(name, value);
         }
+        // The response's framing is the gateway's: a `Transfer-Encoding` a plugin sets is dropped,
+        // as Kong's `kong.response.set_header` ignores it (the upstream's went with the other
+        // hop-by-hop headers).
+        res.headers.remove(hyper::header::TRANSFER_ENCODING);
         if !state.list.iter().any(|&c| self.phases(c).has(Phase::HeaderFilter)) {
             if state.list.iter().any(|&c| self.phases(c).has(Phase::BodyFilter) || self.phases(c).has(Phase::Log)) {
                 state.response = Some(ResponseHandle { status: res.status.as_u16(), headers: res.headers.clone() });
@@ -706,6 +710,7 @@ impl PhaseRunner for WasmPhases {
         }
         ctx.shared = std::mem::take(&mut call.shared);
         res.headers = response.headers;
+        res.headers.remove(hyper::header::TRANSFER_ENCODING);
         if let Ok(status) = StatusCode::from_u16(response.status) {
             res.status = status;
         }

@@ -255,7 +255,10 @@ pub fn validate(config: &Config) -> Vec<FieldError> {
     }
     for (field, list) in [("headers", &config.headers), ("exposed_headers", &config.exposed_headers)] {
         for (i, value) in list.iter().flatten().enumerate() {
-            if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            if value.is_empty() {
+                // Kong's default for every string in a schema.
+                errors.push(FieldError::new(format!("{field}[{i}]"), "length must be at least 1"));
+            } else if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
                 errors.push(FieldError::new(format!("{field}[{i}]"), "must not contain control characters"));
             }
         }
@@ -300,6 +303,13 @@ mod tests {
         assert_eq!(check(json!({"methods": ["GET", "FETCH"]})).unwrap_err()[0].0, "methods[1]");
         assert_eq!(check(json!({"headers": ["X-A", "X-B\r\nSet-Cookie: a=b"]})).unwrap_err()[0].0, "headers[1]");
         assert_eq!(check(json!({"max_age": "1h"})).unwrap_err()[0].0, "max_age");
+        let empty = |field: &str| vec![(format!("{field}[0]"), "length must be at least 1".to_string())];
+        for field in ["origins", "headers", "exposed_headers"] {
+            assert_eq!(check(json!({field: [""]})).unwrap_err(), empty(field), "{field}");
+        }
+        // Checked as it is matched (anchored), so what passes here also loads.
+        assert_eq!(check(json!({"origins": ["(?x)a#c"]})).unwrap_err()[0].0, "origins[0]");
+        assert!(Origins::new(&["(?x)a # a comment\n".to_string()]).is_ok());
         assert_eq!(
             check(json!({"credentials": null})).unwrap_err()[0],
             ("credentials".into(), "required field missing".into())

@@ -47,10 +47,21 @@ fn is_plain(entry: &str) -> bool {
 
 /// An `origins` entry as Kong's schema checks it: `*` or a regex.
 pub fn check_entry(entry: &str) -> Result<(), String> {
-    if entry == "*" || compile(entry).is_ok() {
+    if entry.is_empty() {
+        return Err("length must be at least 1".into());
+    }
+    // Checked as written (Kong's test) and as it is matched, anchored: an entry whose anchored
+    // form does not compile (`(?x)a#c`, where `#` comments out the closing parenthesis) would
+    // otherwise pass here and break the plugin when it loads.
+    if entry == "*" || (compile(entry).is_ok() && compile(&anchored(entry)).is_ok()) {
         return Ok(());
     }
     Err(format!("'{entry}' is not a valid regex"))
+}
+
+/// A regex entry as it is matched: the whole origin (or host).
+fn anchored(entry: &str) -> String {
+    format!("^(?:{entry})$")
 }
 
 fn compile(pattern: &str) -> Result<Regex, regex::Error> {
@@ -74,7 +85,7 @@ impl Origins {
             } else if is_plain(entry) {
                 list.push(Entry::Exact(normalize(entry).domain));
             } else {
-                let regex = compile(&format!("^(?:{entry})$")).map_err(|e| format!("origin '{entry}': {e}"))?;
+                let regex = compile(&anchored(entry)).map_err(|e| format!("origin '{entry}': {e}"))?;
                 list.push(Entry::Regex { regex, by_host: !entry.contains(':') });
             }
         }

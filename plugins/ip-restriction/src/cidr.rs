@@ -43,6 +43,10 @@ fn parse_range(text: &str) -> Option<Range> {
         Some((ip, prefix)) => (ip, Some(prefix)),
         None => (text, None),
     };
+    // Kong's matcher (lua-resty-ipmatcher) takes an IPv6 address in brackets too: `[::1]`.
+    if let Some(inner) = ip.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')) {
+        return Some(Range::v6(inner.parse::<Ipv6Addr>().ok()?, prefix_of(prefix, 128)?));
+    }
     match ip.parse::<IpAddr>().ok()? {
         IpAddr::V4(v4) => Some(Range::v4(v4, prefix_of(prefix, 32)?)),
         IpAddr::V6(v6) => Some(Range::v6(v6, prefix_of(prefix, 128)?)),
@@ -175,6 +179,10 @@ mod tests {
             "example.com",
             "10.0.0.1/ 8",
             "::1/1000",
+            "[10.0.0.1]",
+            "[::1",
+            "::1]",
+            "[::1]/129",
         ] {
             assert_eq!(Cidr::parse(bad).unwrap_err(), format!("invalid ip or cidr range: '{bad}'"));
         }
@@ -193,6 +201,9 @@ mod tests {
         assert_eq!(mapped, Cidr::parse("192.168.0.0/16").unwrap().range());
         assert!(Cidr::parse("0.0.0.0/0").unwrap().range().contains(ip("255.255.255.255")));
         assert!(Cidr::parse("::/0").unwrap().range().contains(ip("ffff::")));
+        // Brackets, as Kong's matcher takes them.
+        assert_eq!(Cidr::parse("[::1]").unwrap().range(), Cidr::parse("::1").unwrap().range());
+        assert_eq!(Cidr::parse("[2001:db8::]/32").unwrap().range(), v6);
     }
 
     #[test]

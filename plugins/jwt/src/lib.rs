@@ -111,7 +111,9 @@ pub fn validate(config: &Config) -> Vec<FieldError> {
     if !(0.0..=MAX_EXPIRATION).contains(&config.maximum_expiration) {
         errors.push(FieldError::new("maximum_expiration", "value should be between 0 and 31536000"));
     } else if config.maximum_expiration > 0.0
-        && !config.claims_to_verify.as_ref().is_some_and(|claims| claims.contains(&Claim::Exp))
+        // Kong's conditional rule: only a list that is there must name `exp`. Without one the
+        // limit still holds: a token without `exp` exceeds it (see `access`).
+        && config.claims_to_verify.as_ref().is_some_and(|claims| !claims.contains(&Claim::Exp))
     {
         errors.push(FieldError::new("claims_to_verify", "expected to contain: exp"));
     }
@@ -397,7 +399,7 @@ mod tests {
             check(r#"{"maximum_expiration": 60, "claims_to_verify": ["nbf"]}"#),
             err("claims_to_verify", "expected to contain: exp")
         );
-        assert_eq!(check(r#"{"maximum_expiration": 60}"#), err("claims_to_verify", "expected to contain: exp"));
+        assert!(check(r#"{"maximum_expiration": 60}"#).is_ok(), "Kong takes it: only a list there must name exp");
         assert_eq!(check(r#"{"claims_to_verify": ["iat"]}"#), err("claims_to_verify[0]", "expected one of: exp, nbf"));
         assert_eq!(check(r#"{"secret_is_base64": null}"#), err("secret_is_base64", "required field missing"));
         assert_eq!(check(r#"{"run_on_preflight": "yes"}"#), err("run_on_preflight", "expected a boolean"));

@@ -203,6 +203,13 @@ fn a_token_living_beyond_maximum_expiration_is_refused() {
     assert_eq!(denied(&run(config.clone(), bearer(&long))).0, json!({"exp": "exceeds maximum allowed expiration"}));
     let short = alice_token(json!({"iss": "alice-key", "exp": now() + 60}));
     assert_passed_as(&run(config, bearer(&short)), ALICE, "alice", "alice-key");
+    // Without claims_to_verify (Kong takes that configuration) the limit still holds, and a token
+    // without `exp` exceeds it, as in Kong.
+    let config = json!({"maximum_expiration": 600});
+    assert_eq!(denied(&run(config.clone(), bearer(&long))).0, json!({"exp": "exceeds maximum allowed expiration"}));
+    let endless = alice_token(json!({"iss": "alice-key"}));
+    assert_eq!(denied(&run(config.clone(), bearer(&endless))).0, json!({"exp": "exceeds maximum allowed expiration"}));
+    assert_passed_as(&run(config, bearer(&short)), ALICE, "alice", "alice-key");
 }
 
 #[test]
@@ -316,7 +323,7 @@ fn preflight_requests_pass_when_configured() {
 #[test]
 fn kongs_schema_is_checked_at_write_time() {
     let plugin = Plugin::built().unwrap();
-    let errors = plugin.check(json!({"maximum_expiration": 60})).unwrap().unwrap_err();
+    let errors = plugin.check(json!({"maximum_expiration": 60, "claims_to_verify": ["nbf"]})).unwrap().unwrap_err();
     assert_eq!((errors[0].path.as_str(), errors[0].message.as_str()), ("claims_to_verify", "expected to contain: exp"));
     let errors = plugin.check(json!({"claims_to_verify": ["iat"]})).unwrap().unwrap_err();
     assert_eq!(errors[0].path, "claims_to_verify[0]");

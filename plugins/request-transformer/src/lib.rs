@@ -176,13 +176,16 @@ pub struct Ops {
 }
 
 impl Ops {
-    fn parse(lists: &Lists) -> Result<Ops, String> {
+    /// `lists` parsed; with `values` false (`remove`), anything after a `:` is left unread, as
+    /// Kong renders it and then ignores it (and the config check does not look at it).
+    fn parse(lists: &Lists, values: bool) -> Result<Ops, String> {
         let ops = |entries: &[String]| -> Result<Vec<Op>, String> {
             entries
                 .iter()
                 .map(|entry| {
                     let (name, value) = entry::split(entry).ok_or_else(|| format!("invalid entry {entry:?}"))?;
-                    let value = Template::parse(value).map_err(|e| e.to_string())?;
+                    let value =
+                        if values { Template::parse(value).map_err(|e| e.to_string())? } else { Template(Vec::new()) };
                     Ok(Op { name: name.to_string(), value })
                 })
                 .collect()
@@ -267,11 +270,11 @@ impl Plugin for RequestTransformer {
         let mut plugin = RequestTransformer {
             method: config.http_method,
             uri: config.replace.uri.as_deref().map(Template::parse).transpose().map_err(|e| e.to_string())?,
-            remove: Ops::parse(&config.remove)?,
-            rename: Ops::parse(&config.rename)?,
-            replace: Ops::parse(&replace_lists)?,
-            add: Ops::parse(&config.add)?,
-            append: Ops::parse(&config.append)?,
+            remove: Ops::parse(&config.remove, false)?,
+            rename: Ops::parse(&config.rename, true)?,
+            replace: Ops::parse(&replace_lists, true)?,
+            add: Ops::parse(&config.add, true)?,
+            append: Ops::parse(&config.append, true)?,
             template_headers: Vec::new(),
             template_query: false,
             body_edits: false,
