@@ -317,7 +317,7 @@ impl Plugin for RequestTransformer {
         };
         let env = self.snapshot(req);
         if let Some(uri) = &self.uri {
-            req.set_path(&uri.render(&env))?;
+            req.set_path(&escape_path(&uri.render(&env)))?;
         }
         if let Some(method) = &self.method {
             req.set_method(method);
@@ -497,6 +497,26 @@ fn set_rendered(req: &Request, name: &str, value: &str, add: bool) {
     if done.is_err() {
         gateway_pdk::log(LogLevel::Debug, &format!("header {name}: the rendered value is not a header value"));
     }
+}
+
+/// The path as Kong's `set_path` sends it (`kong.tools.uri.escape`): every byte outside
+/// `A-Za-z0-9-._~!#$&'()*+,/:;=?@[]%` percent-encoded, so a space or a non-ASCII character in
+/// `replace.uri` (or in what a template put there) goes upstream escaped rather than failing the
+/// request.
+fn escape_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let kept = |b: u8| b.is_ascii_alphanumeric() || b"-._~!#$&'()*+,/:;=?@[]%".contains(&b);
+    if path.bytes().all(kept) {
+        return path.into();
+    }
+    let mut out = String::with_capacity(path.len() + 8);
+    for b in path.bytes() {
+        if kept(b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.into()
 }
 
 gateway_pdk::plugin!(RequestTransformer);

@@ -210,6 +210,10 @@ fn the_method_and_path_change() {
     assert_eq!(sent.query.as_deref(), Some("a=1&b=2&a=3"), "a form body's fields join the query for GET");
     let put = upstream(json!({"http_method": "PUT"}), Request::new("POST", "/"));
     assert_eq!(put.method.as_deref(), Some("PUT"));
+    // The new path goes upstream escaped as Kong's set_path escapes it, whatever a template put in.
+    let config = json!({"replace": {"uri": "/a b/\u{e9}/$(headers.x_user)"}});
+    let sent = upstream(config, Request::get("/").header("X-User", "x\"y"));
+    assert_eq!(sent.path.as_deref(), Some("/a%20b/%C3%A9/x%22y"));
 }
 
 #[test]
