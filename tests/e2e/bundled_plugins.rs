@@ -185,6 +185,9 @@ services:
         replace: {{headers: ["x-r-rep:new"], json: ["method:replaced"]}}
         add: {{headers: ["x-resp:added", "transfer-encoding:gzip"], json: ["extra:1"], json_types: [number]}}
         append: {{headers: ["x-r-app:2"], json: ["path:more"]}}
+  - name: resp-headers
+    paths: [/resp-headers]
+    plugins: [{{name: response-transformer, config: {{add: {{headers: ["x-resp:added"]}}}}}}]
 consumers:
 - username: alice
   custom_id: a-1
@@ -546,6 +549,12 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
     assert_eq!(values("x-r-rep"), ["new"]);
     assert_eq!(values("x-resp"), ["added"]);
     assert_eq!(values("x-r-app"), ["1", "2"]);
+    // A body the plugin edits goes out without the upstream's Content-Length; one it leaves
+    // alone (no JSON edits: `pass-body`) keeps it, as Kong keeps it.
+    assert!(values("content-length").is_empty(), "{resp:?}");
+    let untouched = get(proxy, "/resp-headers", &[]);
+    assert_eq!((untouched.status, untouched.header("x-resp")), (200, Some("added")), "{untouched:?}");
+    assert_eq!(untouched.header("content-length"), Some(untouched.body.len().to_string().as_str()), "{untouched:?}");
     // The framing stays the gateway's: a Transfer-Encoding set by a plugin is dropped, as Kong's
     // set_header drops it.
     assert!(values("transfer-encoding").iter().all(|v| v.eq_ignore_ascii_case("chunked")), "{resp:?}");

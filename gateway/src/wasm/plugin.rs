@@ -133,6 +133,9 @@ pub struct CallContext {
     pub response_headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
     /// The response head has gone to the client (`body_filter`, `log`): too late for headers.
     pub head_sent: bool,
+    /// In `header_filter` only: whether the plugin called `pass-body` (it leaves this response's
+    /// body alone). `None` in every other phase, where `pass-body` fails.
+    pub body_passed: Option<bool>,
     /// The request's id (Kong's `request_id` in error answers); `None` outside a request.
     pub request_id: Option<crate::logs::RequestId>,
     /// When set, the plugin's log lines are kept here (`LEVEL message`) instead of logged
@@ -1008,6 +1011,16 @@ impl self::gateway::api::host::Host for Sandbox {
         Ok(())
     }
 
+    fn pass_body(&mut self) -> Result<(), String> {
+        match &mut self.plugin.call.body_passed {
+            Some(passed) => {
+                *passed = true;
+                Ok(())
+            }
+            None => Err("pass-body is for header_filter: the body's filters are decided with the head".into()),
+        }
+    }
+
     fn error_answer(
         &mut self,
         req: Resource<RequestHandle>,
@@ -1438,6 +1451,16 @@ mod tests {
         assert_eq!(sandbox.plugin.call.response_headers.len(), 2);
         sandbox.plugin.call.head_sent = true;
         assert!(sandbox.set_response_headers(vec![pair("X-Late", "1")]).unwrap_err().contains("has been sent"));
+    }
+
+    #[test]
+    fn pass_body_is_taken_in_header_filter_only() {
+        use self::gateway::api::host::Host;
+        let mut sandbox = Sandbox::new();
+        assert!(sandbox.pass_body().unwrap_err().contains("header_filter"), "outside header_filter");
+        sandbox.plugin.call.body_passed = Some(false);
+        sandbox.pass_body().unwrap();
+        assert_eq!(sandbox.plugin.call.body_passed, Some(true));
     }
 
     #[test]

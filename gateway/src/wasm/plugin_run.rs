@@ -307,19 +307,23 @@ pub fn run(runtime: &WasmRuntime, name: &str, wasm: &[u8], input: RunInput) -> R
             }
         };
         ahead(&mut instance, &mut response);
+        instance.call_mut().body_passed = Some(false);
         if declared(Phase::HeaderFilter)
             && let Err(failure) = instance.header_filter(&mut request, &mut response)
         {
             out.error = failed("header_filter", failure);
         }
         ahead(&mut instance, &mut response);
+        // `pass-body`: the body goes out as it came, as the proxy sends it.
+        let filtered = declared(Phase::BodyFilter) && instance.call_mut().body_passed != Some(true);
+        instance.call_mut().body_passed = None;
         instance.call_mut().head_sent = true;
         let last = chunks.len().saturating_sub(1);
         for (i, chunk) in chunks.into_iter().enumerate() {
             if out.error.is_some() {
                 break;
             }
-            if !declared(Phase::BodyFilter) {
+            if !filtered {
                 body.extend_from_slice(&chunk);
                 continue;
             }

@@ -594,6 +594,9 @@ pub struct RequestPlugins {
     /// Headers plugins set ahead of the response (`set-response-headers`), put on its head before
     /// `header_filter`.
     response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The plugins (by their place in `list`) that called `pass-body` in `header_filter`: their
+    /// `body_filter` is not called for this response.
+    body_passed: Vec<usize>,
     /// The instances of the plugins (by their place in `list`) that filter the response body:
     /// the one that ran a plugin's `header_filter` runs each of its `body_filter` calls for this
     /// response and no other request's, so it may keep the response's state; back to the pool
@@ -642,6 +645,9 @@ impl PhaseRunner for WasmPhases {
                         phases.has(Phase::HeaderFilter) || phases.has(Phase::BodyFilter) || phases.has(Phase::Log)
                     })
             }
+            Phase::BodyFilter => ctx.plugins.as_deref().is_some_and(|p| {
+                p.list.iter().enumerate().any(|(at, &c)| self.phases(c).has(phase) && !p.body_passed.contains(&at))
+            }),
             _ => WasmPhases::list(ctx).iter().any(|&c| self.phases(c).has(phase)),
         }
     }
@@ -694,12 +700,23 @@ impl PhaseRunner for WasmPhases {
                 continue;
             }
             call.entity = Some(c.entity);
+            call.body_passed = Some(false);
             let run = |i: &mut PluginInstance| i.header_filter(&mut request, &mut response);
             let done = if c.configured.phases.has(Phase::BodyFilter) {
-                c.configured.call_in(state.pinned(at), Phase::HeaderFilter, &mut call, run)
+                let slot = state.pinned(at);
+                let done = c.configured.call_in(slot, Phase::HeaderFilter, &mut call, run);
+                if call.body_passed == Some(true) {
+                    // No body_filter call will need this instance: back to the pool now.
+                    if let Some(instance) = slot.take() {
+                        c.configured.put(instance);
+                    }
+                    state.body_passed.push(at);
+                }
+                done
             } else {
                 c.configured.call(Phase::HeaderFilter, &mut call, run)
             };
+            call.body_passed = None;
             for (name, value) in call.response_headers.drain(..) {
                 response.headers.insert(name, value);
             }
@@ -730,7 +747,7 @@ impl PhaseRunner for WasmPhases {
         let mut outcome = Ok(());
         for at in 0..state.list.len() {
             let c = &self.entries[state.list[at].0];
-            if !c.configured.phases.has(Phase::BodyFilter) {
+            if !c.configured.phases.has(Phase::BodyFilter) || state.body_passed.contains(&at) {
                 continue;
             }
             call.entity = Some(c.entity);

@@ -13,7 +13,7 @@ mod parse;
 use std::cell::RefCell;
 use std::collections::HashSet;
 
-use gateway_pdk::{FieldError, Phase, Plugin, Request, Response};
+use gateway_pdk::{FieldError, Phase, Plugin, Request, Response, host};
 use object::{Field, Object};
 use parse::{JsonType, json_value, split};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -225,6 +225,11 @@ impl Plugin for ResponseTransformer {
             res.remove_header("content-length");
         }
         *self.body.borrow_mut() = if edit_body { Body::Buffering(Vec::new()) } else { Body::Through };
+        if !edit_body {
+            // Nothing to edit in this body: no body_filter calls, and the upstream's
+            // Content-Length stays (Kong keeps it unless it edits JSON).
+            host::pass_body()?;
+        }
         Ok(())
     }
 

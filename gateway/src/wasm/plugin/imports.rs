@@ -16,7 +16,7 @@ use super::{RequestHandle, Sandbox, ahead_header, counter_window};
 /// The plugin contract's version (`package gateway:api@…` in `wit/plugin.wit`): the host
 /// interface is linked under its name with this version, and plugins built against an earlier
 /// 0.3 release find it by semver.
-pub(super) const API_VERSION: &str = "0.3.4";
+pub(super) const API_VERSION: &str = "0.3.5";
 
 /// Defines the hand-linked functions over the generated ones in `linker`, which must hold the
 /// plugin world's imports already.
