@@ -4,6 +4,7 @@
 //! with a bounded buffer whose drops are counted and reported.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use gateway_tests::{EchoServer, free_port, http_get, http_json, http_request, poll};
@@ -72,6 +73,11 @@ struct Sent {
 /// Sends `n` requests over `dps` in turn: to `/a` and `/b` alternately in pairs, with key `k1`
 /// every third time and `k2` otherwise.
 fn load(dps: &[&Dp], n: usize) -> Sent {
+    load_counting(dps, n, &AtomicUsize::new(0))
+}
+
+/// [`load`], counting the requests answered in `done` as it goes.
+fn load_counting(dps: &[&Dp], n: usize, done: &AtomicUsize) -> Sent {
     let (mut services, mut consumers, mut per_dp) = ([0u64; 2], [0u64; 2], vec![0u64; dps.len()]);
     for i in 0..n {
         let dp = i % dps.len();
@@ -84,6 +90,7 @@ fn load(dps: &[&Dp], n: usize) -> Sent {
         services[service] += 1;
         consumers[consumer] += 1;
         per_dp[dp] += 1;
+        done.fetch_add(1, Ordering::Relaxed);
     }
     Sent {
         services: vec![("s1".into(), services[0]), ("s2".into(), services[1])],
@@ -270,11 +277,14 @@ fn a_control_plane_killed_under_load_counts_nothing_twice() {
     let (before, _) = by(&cp, "service");
 
     let Cp { mut gateway, cluster, .. } = cp;
+    let answered = AtomicUsize::new(0);
     let (first, second) = std::thread::scope(|scope| {
-        let load = scope.spawn(|| load(&[&dp], 300));
-        // Killed while the load runs, so batches are in flight.
-        poll("the load to be under way", Duration::from_secs(10), || {
-            (metric(&dp, "gateway_analytics_buffered_records") > 0.0).then_some(())
+        let load = scope.spawn(|| load_counting(&[&dp], 300, &answered));
+        // Killed a third of the way into the load: several flushes (one per 0.1 s) have gone and
+        // more are coming, so batches are in flight. A load that fails stops the wait too, and
+        // its own panic is the one reported (the join below).
+        poll("a third of the load to be answered", SYNC_DEADLINE, || {
+            (answered.load(Ordering::Relaxed) >= 100 || load.is_finished()).then_some(())
         });
         gateway.signal("KILL");
         let _ = gateway.wait_exit(Duration::from_secs(10));
