@@ -15,16 +15,43 @@ use std::time::{Duration, Instant};
 /// How long any single wait in a test may take before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// The compile cache the nodes of this build's tests share: `<target>/<profile>/e2e-wasm-cache`.
+/// The compile cache the nodes of this build's tests share: `<target>/<profile>/e2e-wasm-cache`,
+/// holding every bundled component before the first node of this test process starts.
 pub fn shared_wasm_cache() -> PathBuf {
     use std::os::unix::fs::DirBuilderExt;
-    let dir = gateway_bin().parent().expect("the binary lives in a directory").join("e2e-wasm-cache");
-    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => panic!("creating {}: {e}", dir.display()),
-    }
-    dir
+    static CACHE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CACHE
+        .get_or_init(|| {
+            let dir = gateway_bin().parent().expect("the binary lives in a directory").join("e2e-wasm-cache");
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => panic!("creating {}: {e}", dir.display()),
+            }
+            precompile_into(&dir);
+            dir
+        })
+        .clone()
+}
+
+/// `gateway precompile` on the built-in defaults into `cache`, once per test process. Without it,
+/// the first nodes that tests start together after a plugin changed would each compile every
+/// bundled component at once, on a machine busy with the other tests, against their start-up
+/// deadline. With the cache warm this takes a few milliseconds per component.
+fn precompile_into(cache: &Path) {
+    let prefix = tempfile::tempdir().expect("a prefix for gateway precompile");
+    let out = Command::new(gateway_bin())
+        .arg("precompile")
+        .current_dir(prefix.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("KONG_PREFIX", prefix.path())
+        .env("KONG_WASM_CACHE_PATH", cache)
+        .envs(ERROR_LOGS_TO_STDERR)
+        .envs(NODE_DEFAULTS)
+        .output()
+        .expect("running gateway precompile");
+    assert!(out.status.success(), "gateway precompile into {}: {}", cache.display(), stderr(&out));
 }
 
 /// The `gateway` binary of this build. `cargo test --workspace` builds it before any test runs
