@@ -35,7 +35,7 @@ use super::client_body::Inbound;
 use super::context::RequestContext;
 use super::forwarding::request_host;
 use super::phases::{PhaseRunner, Step};
-use super::route::Routing;
+use super::route::{Routed, Routing};
 use super::upstream::ProxyBody;
 use super::{access, forward, response, rewrite, route};
 use crate::metrics::{Facts, Source};
@@ -107,9 +107,10 @@ async fn run(
         ctx.client_ip = Some(super::forwarding::client_ip(&parts.headers, &proxy.trust, ctx.conn.peer.ip()));
     }
     let mut body = Inbound::new(body);
+    let mut upstream_host = None;
     if let Some(phases) = phases {
         loop {
-            match rewrite::rewrite(phases, ctx, &mut parts, &mut host)? {
+            match rewrite::rewrite(phases, ctx, &mut parts, &mut host, &mut upstream_host)? {
                 Step::Proceed => break,
                 Step::Answer(exit) => {
                     ctx.exited = true;
@@ -120,7 +121,7 @@ async fn run(
         }
     }
     let mut routed = match route::route(proxy, ctx, &parts, &host)? {
-        Routing::Routed(routed) => routed,
+        Routing::Routed(routed) => Routed { upstream_host, ..routed },
         Routing::Answered(response) => return Ok(response),
     };
     if let Some(phases) = phases {

@@ -25,8 +25,8 @@ pub struct Routed {
     pub service: Arc<Service>,
     /// The path to send upstream, as the router computed it (`strip_path`, the service's path).
     pub upstream_path: String,
-    /// The `Host` a plugin set in `access` (Kong's `upstream_host`): sent upstream in place of the
-    /// service's host or the client's.
+    /// The `Host` a plugin set in `rewrite` or `access` (Kong's `upstream_host`): sent upstream in
+    /// place of the service's host or the client's.
     pub upstream_host: Option<hyper::header::HeaderValue>,
 }
 

@@ -34,6 +34,8 @@ const WAIT: Duration = Duration::from_secs(10);
 struct Script {
     wants: HashSet<Phase>,
     rewrite_to: Option<&'static str>,
+    /// `rewrite` sets the request's Host to this.
+    rewrite_host: Option<&'static str>,
     access_exit: Option<Exit>,
     fail_in: Option<Phase>,
     upper_body: bool,
@@ -95,6 +97,9 @@ impl PhaseRunner for Recorder {
         self.fail(Phase::Rewrite)?;
         if let Some(path) = self.script.rewrite_to {
             req.uri = path.parse().unwrap();
+        }
+        if let Some(host) = self.script.rewrite_host {
+            req.headers.insert(hyper::header::HOST, HeaderValue::from_static(host));
         }
         Ok(Flow::Continue)
     }
@@ -179,10 +184,12 @@ impl Body for Endless {
 }
 
 /// An upstream on a free port: `/chunks` answers `a`, `b`, `c` chunked, `/stream` one chunk and
-/// then nothing, anything else `hello` with an `x-upstream` header. It records the paths it saw.
+/// then nothing, anything else `hello` with an `x-upstream` header. It records the paths and the
+/// Host headers it saw.
 struct Upstream {
     address: SocketAddr,
     paths: Arc<Mutex<Vec<String>>>,
+    hosts: Arc<Mutex<Vec<String>>>,
 }
 
 impl Upstream {
@@ -190,13 +197,16 @@ impl Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let paths: Arc<Mutex<Vec<String>>> = Arc::default();
-        let seen = paths.clone();
+        let hosts: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (seen, seen_hosts) = (paths.clone(), hosts.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let seen = seen.clone();
+                let (seen, seen_hosts) = (seen.clone(), seen_hosts.clone());
                 let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                     let path = req.uri().path().to_string();
                     seen.lock().unwrap().push(path.clone());
+                    let host = req.headers().get(hyper::header::HOST).map(|h| h.to_str().unwrap().to_string());
+                    seen_hosts.lock().unwrap().push(host.unwrap_or_default());
                     async move {
                         let body: TestBody = match path.as_str() {
                             "/chunks" => {
@@ -215,7 +225,7 @@ impl Upstream {
                 );
             }
         });
-        Upstream { address, paths }
+        Upstream { address, paths, hosts }
     }
 
     fn hits(&self) -> usize {
@@ -346,6 +356,20 @@ async fn rewrite_runs_before_routing_and_changes_what_is_routed() {
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(upstream.paths.lock().unwrap()[..], ["/here"], "routed by the rewritten path, on route moved");
     assert_eq!(recorder.events(), ["rewrite /old/here routed=false"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_set_in_rewrite_is_routed_and_sent_upstream() {
+    let upstream = Upstream::start().await;
+    let plain = proxy(&upstream, None).await;
+    assert_eq!(get(plain, "/r/x").await.status, StatusCode::OK);
+    assert_eq!(upstream.hosts.lock().unwrap()[..], [upstream.address.to_string()], "the service's host");
+
+    let wants = [Phase::Rewrite].into();
+    let (recorder, _logged) = Recorder::new(Script { wants, rewrite_host: Some("b.test"), ..Script::default() });
+    let with = proxy(&upstream, Some(recorder)).await;
+    assert_eq!(get(with, "/r/x").await.status, StatusCode::OK);
+    assert_eq!(upstream.hosts.lock().unwrap()[1..], ["b.test"], "Kong's upstream_host, without preserve_host");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
