@@ -15,7 +15,7 @@ use std::collections::HashSet;
 
 use gateway_pdk::{FieldError, Phase, Plugin, Request, Response, host};
 use object::{Field, Object};
-use parse::{JsonType, json_value, split};
+use parse::{JsonType, json_text, split};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The most response body buffered for JSON edits: a body this size is edited well within a
@@ -168,7 +168,7 @@ fn json_ops(values: &Values) -> Vec<JsonOp> {
         .filter_map(|(i, entry)| split(entry).map(|(name, value)| (i, name, value)))
         .map(|(i, name, value)| JsonOp {
             name: name.to_string(),
-            value: json_value(value, values.json_types.get(i).copied()).map(|v| v.to_string()),
+            value: json_text(value, values.json_types.get(i).copied()),
         })
         .collect()
 }

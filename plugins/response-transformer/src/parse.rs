@@ -2,7 +2,7 @@
 //! types (is the response JSON?). All take input
 //! from the configuration or the upstream; none panics (see the property tests).
 
-use serde_json::{Number, Value};
+use serde_json::Value;
 
 /// Kong's `^([^:]+):*(.-)$`: the name up to the first `:`, the value after every `:` that follows.
 pub fn split(entry: &str) -> Option<(&str, &str)> {
@@ -22,20 +22,22 @@ pub enum JsonType {
     String,
 }
 
-/// The JSON value an entry's value stands for: a string, unless its `json_types` says otherwise;
-/// `boolean` is `true` for the text `true` and `false` for anything else, `number` is Lua's
-/// `tonumber` (`None` if the text is not a number: the entry is then skipped, as in Kong).
-pub fn json_value(text: &str, json_type: Option<JsonType>) -> Option<Value> {
+/// The JSON text of the value an entry's value stands for: a string, unless its `json_types` says
+/// otherwise; `boolean` is `true` for the text `true` and `false` for anything else, `number` is
+/// Lua's `tonumber` printed as Kong's cjson prints numbers (`%.14g`: `1e3` is `1000`, not
+/// `1000.0`), and `None` if the text is not a number (the entry is then skipped, as in Kong).
+pub fn json_text(text: &str, json_type: Option<JsonType>) -> Option<String> {
     match json_type.unwrap_or(JsonType::String) {
-        JsonType::String => Some(Value::String(text.to_string())),
-        JsonType::Boolean => Some(Value::Bool(text == "true")),
-        JsonType::Number => number(text).map(Value::Number),
+        JsonType::String => Some(Value::String(text.to_string()).to_string()),
+        JsonType::Boolean => Some((text == "true").to_string()),
+        JsonType::Number => number(text).map(g14),
     }
 }
 
-/// Lua's `tonumber` on a string: decimal (integer, fraction, exponent) or `0x` hexadecimal,
-/// surrounding whitespace allowed.
-fn number(text: &str) -> Option<Number> {
+/// Lua's `tonumber` on a string (a double, as every LuaJIT number is): decimal (integer,
+/// fraction, exponent) or `0x` hexadecimal, surrounding whitespace allowed; `None` for anything
+/// else and for what is not finite.
+fn number(text: &str) -> Option<f64> {
     let text = text.trim();
     let (negative, digits) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -43,16 +45,37 @@ fn number(text: &str) -> Option<Number> {
     };
     if let Some(hex) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
         let value = i64::from_str_radix(hex, 16).ok().filter(|_| !hex.starts_with(['+', '-']))?;
-        return Some(Number::from(if negative { -value } else { value }));
+        return Some(if negative { -value } else { value } as f64);
     }
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
     {
         return None;
     }
-    if let Ok(integer) = text.parse::<i64>() {
-        return Some(Number::from(integer));
+    text.parse::<f64>().ok().filter(|n| n.is_finite())
+}
+
+/// C's `%.14g` of a finite number, cjson's default for the numbers it writes: 14 significant
+/// digits, no trailing zeros, an exponent (`e+20`, `e-05`) below 1e-4 and from 1e14 up.
+fn g14(n: f64) -> String {
+    const DIGITS: i32 = 14;
+    if n == 0.0 {
+        return if n.is_sign_negative() { "-0" } else { "0" }.to_string();
     }
-    text.parse::<f64>().ok().and_then(Number::from_f64)
+    // Rounded to 14 significant digits first: the exponent is the rounded number's.
+    let scientific = format!("{:.*e}", (DIGITS - 1) as usize, n);
+    let (mantissa, exponent) = scientific.split_once('e').expect("`{:e}` writes an exponent");
+    let exponent: i32 = exponent.parse().expect("`{:e}` writes a decimal exponent");
+    if !(-4..DIGITS).contains(&exponent) {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        return format!("{}e{sign}{:02}", trim_zeros(mantissa), exponent.abs());
+    }
+    let decimals = usize::try_from(DIGITS - 1 - exponent).unwrap_or(0);
+    trim_zeros(&format!("{n:.decimals$}")).to_string()
+}
+
+/// `1.500` → `1.5`, `2.000` → `2`; a number without a point stays.
+fn trim_zeros(number: &str) -> &str {
+    if number.contains('.') { number.trim_end_matches('0').trim_end_matches('.') } else { number }
 }
 
 /// Kong's test for a JSON response: one of the comma-separated media types of `Content-Type` is
@@ -112,7 +135,6 @@ fn media_type(text: &str) -> Option<(&str, &str)> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use serde_json::json;
 
     #[test]
     fn entries_split_as_kongs_pattern() {
@@ -124,18 +146,33 @@ mod tests {
 
     #[test]
     fn json_values_by_type() {
-        assert_eq!(json_value("v", None), Some(json!("v")));
-        assert_eq!(json_value("a\"b/c", Some(JsonType::String)), Some(json!("a\"b/c")));
-        assert_eq!(json_value("true", Some(JsonType::Boolean)), Some(json!(true)));
-        assert_eq!(json_value("yes", Some(JsonType::Boolean)), Some(json!(false)));
-        assert_eq!(json_value("42", Some(JsonType::Number)), Some(json!(42)));
-        assert_eq!(json_value(" -1.5e3 ", Some(JsonType::Number)), Some(json!(-1500.0)));
-        assert_eq!(json_value("0x1F", Some(JsonType::Number)), Some(json!(31)));
-        assert_eq!(json_value("-0x10", Some(JsonType::Number)), Some(json!(-16)));
-        assert_eq!(json_value("abc", Some(JsonType::Number)), None);
-        assert_eq!(json_value("", Some(JsonType::Number)), None);
-        assert_eq!(json_value("inf", Some(JsonType::Number)), None);
-        assert_eq!(json_value("1e999", Some(JsonType::Number)), None);
+        assert_eq!(json_text("v", None).as_deref(), Some("\"v\""));
+        assert_eq!(json_text("a\"b/c", Some(JsonType::String)).as_deref(), Some(r#""a\"b/c""#));
+        assert_eq!(json_text("true", Some(JsonType::Boolean)).as_deref(), Some("true"));
+        assert_eq!(json_text("yes", Some(JsonType::Boolean)).as_deref(), Some("false"));
+        for (text, kong) in [
+            ("42", "42"),
+            (" -1.5e3 ", "-1500"),
+            ("1000.0", "1000"),
+            ("0x1F", "31"),
+            ("-0x10", "-16"),
+            ("0.1", "0.1"),
+            ("1.25", "1.25"),
+            ("3.14159265358979", "3.1415926535898"),
+            ("0.0001", "0.0001"),
+            ("0.00001", "1e-05"),
+            ("99999999999999", "99999999999999"),
+            ("100000000000000", "1e+14"),
+            ("12345678901234567", "1.2345678901235e+16"),
+            ("1e300", "1e+300"),
+            ("-0", "-0"),
+            ("0", "0"),
+        ] {
+            assert_eq!(json_text(text, Some(JsonType::Number)).as_deref(), Some(kong), "{text}");
+        }
+        for not in ["abc", "", "inf", "nan", "1e999", "0x", "--1"] {
+            assert_eq!(json_text(not, Some(JsonType::Number)), None, "{not}");
+        }
     }
 
     #[test]
@@ -173,12 +210,19 @@ mod tests {
         fn parsers_never_panic(text in ".{0,80}") {
             let _ = split(&text);
             let _ = is_json(&text);
-            let _ = json_value(&text, Some(JsonType::Number));
+            let _ = json_text(&text, Some(JsonType::Number));
         }
 
         #[test]
-        fn numbers_read_back(n in any::<i64>()) {
-            prop_assert_eq!(json_value(&n.to_string(), Some(JsonType::Number)), Some(json!(n)));
+        fn numbers_print_as_valid_json_within_14_digits(n in any::<f64>().prop_filter("finite", |n| n.is_finite())) {
+            let text = json_text(&format!("{n:e}"), Some(JsonType::Number)).unwrap();
+            let back: f64 = serde_json::from_str(&text).unwrap();
+            prop_assert!((back - n).abs() <= n.abs() * 1e-13, "{n} printed {text}");
+        }
+
+        #[test]
+        fn integers_below_1e14_print_as_integers(n in -99_999_999_999_999i64..100_000_000_000_000) {
+            prop_assert_eq!(json_text(&n.to_string(), Some(JsonType::Number)), Some(n.to_string()));
         }
 
         #[test]

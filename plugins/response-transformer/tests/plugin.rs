@@ -107,6 +107,14 @@ fn json_types_make_numbers_and_booleans() {
     assert_eq!(body_json(&res), json!({"n": 12.5, "b": true, "s": "12"}));
 }
 
+/// Written as Kong's cjson writes numbers: a typed client reading `limit` as an integer gets one.
+#[test]
+fn numbers_are_written_as_kong_writes_them() {
+    let config = json!({"add": {"json": ["limit:1e3", "mask:0x1F", "tiny:0.00001"], "json_types": ["number", "number", "number"]}});
+    let res = respond(config, &[JSON], &["{}"]);
+    assert_eq!(res.body.as_deref(), Some(r#"{"limit":1000,"mask":31,"tiny":1e-05}"#));
+}
+
 #[test]
 fn other_bodies_pass_unedited() {
     let config = json!({"add": {"json": ["a:b"]}});
