@@ -207,6 +207,7 @@ consumers:
 - username: carol
 keyauth_credentials:
 - {{key: carol-key, consumer: carol}}
+- {{key: "carol-clé", consumer: carol}}
 "#
     )
 }
@@ -267,6 +268,12 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
     assert_eq!(upstream(&anon, "x-anonymous-consumer").as_deref(), Some("true"));
     let top_level = get(proxy, "/key", &[("apikey", "carol-key")]);
     assert_eq!(upstream(&top_level, "x-consumer-username").as_deref(), Some("carol"), "a top-level credential");
+    let utf8 = get(proxy, "/key", &[("apikey", "carol-clé")]);
+    assert_eq!(
+        upstream(&utf8, "x-consumer-username").as_deref(),
+        Some("carol"),
+        "a key in UTF-8, read as Kong reads it"
+    );
     let forged = get(proxy, "/key", &[("apikey", "bob-key"), ("X-Consumer-Username", "alice")]);
     assert_eq!(upstream(&forged, "x-consumer-username").as_deref(), Some("bob"), "a client cannot forge who it is");
 

@@ -574,12 +574,18 @@ fn counter_window(seconds: u32) -> Duration {
     Duration::from_secs(u64::from(seconds.max(1)))
 }
 
+/// A header value as the contract hands it over: any value that is UTF-8 (`HeaderValue::to_str`
+/// would take visible ASCII only, and hide a key or a name written in UTF-8 from the plugin).
+fn text(value: &hyper::header::HeaderValue) -> Option<&str> {
+    std::str::from_utf8(value.as_bytes()).ok()
+}
+
 fn first(headers: &hyper::HeaderMap, name: &str) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    headers.get(name).and_then(text).map(str::to_string)
 }
 
 fn all(headers: &hyper::HeaderMap, name: &str) -> Vec<String> {
-    headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect()
+    headers.get_all(name).iter().filter_map(text).map(str::to_string).collect()
 }
 
 /// Header names, each once, in the order first seen.
@@ -1451,6 +1457,18 @@ mod tests {
         assert_eq!(sandbox.plugin.call.response_headers.len(), 2);
         sandbox.plugin.call.head_sent = true;
         assert!(sandbox.set_response_headers(vec![pair("X-Late", "1")]).unwrap_err().contains("has been sent"));
+    }
+
+    #[test]
+    fn header_values_in_utf8_reach_the_plugin_and_other_bytes_do_not() {
+        let mut headers = hyper::HeaderMap::new();
+        headers.append("apikey", hyper::header::HeaderValue::from_bytes("clé-1".as_bytes()).unwrap());
+        headers.append("apikey", hyper::header::HeaderValue::from_bytes(b"cl\xe9-2").unwrap());
+        headers.append("apikey", hyper::header::HeaderValue::from_static("plain"));
+        assert_eq!(first(&headers, "apikey").as_deref(), Some("clé-1"));
+        assert_eq!(all(&headers, "apikey"), ["clé-1", "plain"], "Latin-1 is not a string the contract can carry");
+        headers.insert("x-latin", hyper::header::HeaderValue::from_bytes(b"\xe9").unwrap());
+        assert_eq!(first(&headers, "x-latin"), None);
     }
 
     #[test]
