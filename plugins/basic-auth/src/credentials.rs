@@ -13,10 +13,13 @@ use subtle::ConstantTimeEq;
 /// The longest credentials part read (nginx's default limit for one header line is 8 KiB).
 const MAX_ENCODED: usize = 8 * 1024;
 
-/// Standard base64, with or without its padding (nginx's decoder takes both).
+/// Standard base64 as nginx's decoder (Kong's `ngx.decode_base64`) reads it: padding optional,
+/// and the unused low bits of the last character ignored rather than required to be zero.
 const BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
 );
 
 /// A username and password a client sent.
@@ -150,6 +153,20 @@ mod tests {
         assert!(verify(&kong, b"s3cret", CONSUMER));
         assert!(!verify(&kong, b"s3cret", "another-consumer"));
         assert!(!verify(&kong, kong.as_bytes(), CONSUMER), "the hash itself is not the password");
+    }
+
+    #[test]
+    fn base64_is_read_as_nginx_reads_it() {
+        let given = |value: &str| parse(value).map(|g| (g.username, g.password));
+        let alice = Some(("alice".to_string(), b"pw".to_vec()));
+        // base64("alice:pw") is YWxpY2U6cHc=; its last character carries two unused bits.
+        assert_eq!(given("Basic YWxpY2U6cHc="), alice);
+        assert_eq!(given("Basic YWxpY2U6cHc"), alice, "padding is optional");
+        assert_eq!(given("Basic YWxpY2U6cHd="), alice, "unused bits that are not zero are ignored");
+        assert_eq!(given("Basic YWxpY2U6cHc=anything"), None, "nginx ignores what follows the first =; refused here");
+        assert_eq!(given("Basic YWxpY2U6cH"), Some(("alice".to_string(), b"p".to_vec())), "two characters make a byte");
+        assert_eq!(given("Basic YWxpY2U6c"), None, "a dangling character is not base64");
+        assert_eq!(given("Basic YWxp*2U6cHc="), None);
     }
 
     proptest! {
