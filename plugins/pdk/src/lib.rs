@@ -118,6 +118,51 @@ pub fn push_int(out: &mut String, n: i64) {
     }
 }
 
+/// Appends `n` as Lua writes a number (`tostring`, and cjson's default precision: C's `%.14g`):
+/// 14 significant digits, no trailing zeros, an exponent (`1e+14`, `1e-05`) below 1e-4 and from
+/// 1e14 up. Whole numbers below 1e14, the common case, go through [`push_int`] and allocate
+/// nothing.
+pub fn push_lua_number(out: &mut String, n: f64) {
+    const DIGITS: i32 = 14;
+    if n.fract() == 0.0 && n.abs() < 1e14 {
+        if n == 0.0 && n.is_sign_negative() {
+            out.push('-');
+        }
+        push_int(out, n as i64);
+        return;
+    }
+    if !n.is_finite() {
+        out.push_str(if n.is_nan() {
+            "nan"
+        } else if n > 0.0 {
+            "inf"
+        } else {
+            "-inf"
+        });
+        return;
+    }
+    // Rounded to 14 significant digits first: the exponent is the rounded number's.
+    let scientific = format!("{:.*e}", (DIGITS - 1) as usize, n);
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    if !(-4..DIGITS).contains(&exponent) {
+        out.push_str(trim_zeros(mantissa));
+        out.push_str(if exponent < 0 { "e-" } else { "e+" });
+        if exponent.abs() < 10 {
+            out.push('0');
+        }
+        push_int(out, i64::from(exponent.abs()));
+        return;
+    }
+    let decimals = usize::try_from(DIGITS - 1 - exponent).unwrap_or(0);
+    out.push_str(trim_zeros(&format!("{n:.decimals$}")));
+}
+
+/// `1.500` → `1.5`, `2.000` → `2`; a number without a point stays.
+fn trim_zeros(number: &str) -> &str {
+    if number.contains('.') { number.trim_end_matches('0').trim_end_matches('.') } else { number }
+}
+
 /// Bytes as lower-case hexadecimal (a digest as Kong prints it).
 pub fn hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -239,6 +284,33 @@ mod tests {
         assert_eq!(super::uuid_string(id), "01234567-89ab-cdef-fedc-ba9876543210");
         assert_eq!(super::uuid_string((0, 1)), "00000000-0000-0000-0000-000000000001");
         assert_eq!(super::uuid_string((u64::MAX, u64::MAX)), "ffffffff-ffff-ffff-ffff-ffffffffffff");
+    }
+
+    #[test]
+    fn numbers_print_as_lua_prints_them() {
+        for (n, lua) in [
+            (42.0, "42"),
+            (-1500.0, "-1500"),
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (0.1, "0.1"),
+            (1.1 - 1.0, "0.1"),
+            (2.5, "2.5"),
+            (std::f64::consts::PI, "3.1415926535898"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (99_999_999_999_999.0, "99999999999999"),
+            (1e14, "1e+14"),
+            (12_345_678_901_234_567.0, "1.2345678901235e+16"),
+            (99_999_999_999_999.5, "1e+14"),
+            (1e300, "1e+300"),
+            (-2.5e-300, "-2.5e-300"),
+            (f64::INFINITY, "inf"),
+        ] {
+            let mut out = String::new();
+            super::push_lua_number(&mut out, n);
+            assert_eq!(out, lua, "{n:e}");
+        }
     }
 
     #[test]

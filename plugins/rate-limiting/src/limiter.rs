@@ -139,12 +139,12 @@ impl Limiter {
                 tightest = Some((limit, left, *end));
             }
             headers.put(&limit.limit_header, |v| v.push_str(&limit.text));
-            headers.put(&limit.remaining_header, |v| push_number(v, left));
+            headers.put(&limit.remaining_header, |v| gateway_pdk::push_lua_number(v, left));
         }
         if let Some((limit, left, end)) = tightest {
             let reset = end.saturating_sub(now).max(1);
             headers.put(RATELIMIT_LIMIT, |v| v.push_str(&limit.text));
-            headers.put(RATELIMIT_REMAINING, |v| push_number(v, left));
+            headers.put(RATELIMIT_REMAINING, |v| gateway_pdk::push_lua_number(v, left));
             headers.put(RATELIMIT_RESET, |v| push_int(v, reset));
             if !allowed {
                 headers.put(RETRY_AFTER, |v| push_int(v, reset));
@@ -188,21 +188,12 @@ fn short(identifier: &str) -> std::borrow::Cow<'_, str> {
     format!("sha256:{}", hex(&Sha256::digest(identifier.as_bytes()))).into()
 }
 
-/// A number as Kong (Lua) prints it: whole numbers without a fraction.
+/// A number as Kong (Lua) prints it: whole numbers without a fraction, others with 14
+/// significant digits (`%.14g`).
 pub fn number(value: f64) -> String {
     let mut out = String::new();
-    push_number(&mut out, value);
+    gateway_pdk::push_lua_number(&mut out, value);
     out
-}
-
-/// [`number`], onto `out`.
-fn push_number(out: &mut String, value: f64) {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
-        push_int(out, value as i64);
-    } else {
-        use std::fmt::Write;
-        let _ = write!(out, "{value}");
-    }
 }
 
 #[cfg(test)]
@@ -377,5 +368,9 @@ mod tests {
         assert_eq!(header(&verdict, "RateLimit-Remaining"), Some("0.5"));
         assert!(fractional.check(&mut counters, "a", NOW).allowed, "0.5 left is still some");
         assert!(!fractional.check(&mut counters, "a", NOW).allowed);
+        // As Lua prints it (%.14g): 1.1 - 1 is 0.1, not 0.10000000000000009.
+        let tenth = Limiter::new("t", [(Period::Minute, 1.1)], true);
+        let verdict = tenth.check(&mut counters, "a", NOW);
+        assert_eq!(header(&verdict, "X-RateLimit-Remaining-Minute"), Some("0.1"));
     }
 }

@@ -30,7 +30,11 @@ pub fn json_text(text: &str, json_type: Option<JsonType>) -> Option<String> {
     match json_type.unwrap_or(JsonType::String) {
         JsonType::String => Some(Value::String(text.to_string()).to_string()),
         JsonType::Boolean => Some((text == "true").to_string()),
-        JsonType::Number => number(text).map(g14),
+        JsonType::Number => number(text).map(|n| {
+            let mut text = String::new();
+            gateway_pdk::push_lua_number(&mut text, n);
+            text
+        }),
     }
 }
 
@@ -52,30 +56,6 @@ fn number(text: &str) -> Option<f64> {
         return None;
     }
     text.parse::<f64>().ok().filter(|n| n.is_finite())
-}
-
-/// C's `%.14g` of a finite number, cjson's default for the numbers it writes: 14 significant
-/// digits, no trailing zeros, an exponent (`e+20`, `e-05`) below 1e-4 and from 1e14 up.
-fn g14(n: f64) -> String {
-    const DIGITS: i32 = 14;
-    if n == 0.0 {
-        return if n.is_sign_negative() { "-0" } else { "0" }.to_string();
-    }
-    // Rounded to 14 significant digits first: the exponent is the rounded number's.
-    let scientific = format!("{:.*e}", (DIGITS - 1) as usize, n);
-    let (mantissa, exponent) = scientific.split_once('e').expect("`{:e}` writes an exponent");
-    let exponent: i32 = exponent.parse().expect("`{:e}` writes a decimal exponent");
-    if !(-4..DIGITS).contains(&exponent) {
-        let sign = if exponent < 0 { '-' } else { '+' };
-        return format!("{}e{sign}{:02}", trim_zeros(mantissa), exponent.abs());
-    }
-    let decimals = usize::try_from(DIGITS - 1 - exponent).unwrap_or(0);
-    trim_zeros(&format!("{n:.decimals$}")).to_string()
-}
-
-/// `1.500` → `1.5`, `2.000` → `2`; a number without a point stays.
-fn trim_zeros(number: &str) -> &str {
-    if number.contains('.') { number.trim_end_matches('0').trim_end_matches('.') } else { number }
 }
 
 /// Kong's test for a JSON response: one of the comma-separated media types of `Content-Type` is
