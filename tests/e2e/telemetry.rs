@@ -286,9 +286,12 @@ fn a_control_plane_killed_under_load_counts_nothing_twice() {
         poll("a third of the load to be answered", SYNC_DEADLINE, || {
             (answered.load(Ordering::Relaxed) >= 100 || load.is_finished()).then_some(())
         });
+        let at_kill = answered.load(Ordering::Relaxed);
         gateway.signal("KILL");
         let _ = gateway.wait_exit(Duration::from_secs(10));
-        (load.join().unwrap(), load_after(&dp))
+        let first = load.join().unwrap();
+        assert!(at_kill < 300, "the load was over before the kill: nothing was in flight");
+        (first, load_after(&dp))
     });
     let cp = start_cp_with(dir.path(), cluster, &cp_lines);
     poll("the totals to be exact after the kill", SYNC_DEADLINE, || {

@@ -109,8 +109,9 @@ async fn run(
     let mut body = Inbound::new(body);
     let mut upstream_host = None;
     if let Some(phases) = phases {
+        let received = rewrite::received_host(phases, ctx, &parts);
         loop {
-            match rewrite::rewrite(phases, ctx, &mut parts, &mut host, &mut upstream_host)? {
+            match rewrite::rewrite(phases, ctx, &mut parts, &mut host)? {
                 Step::Proceed => break,
                 Step::Answer(exit) => {
                     ctx.exited = true;
@@ -119,6 +120,7 @@ async fn run(
                 Step::ReadBody(max) => read_body(proxy, ctx, &parts, &mut body, max).await?,
             }
         }
+        upstream_host = rewrite::host_set(received, &parts, &mut host)?;
     }
     let mut routed = match route::route(proxy, ctx, &parts, &host)? {
         Routing::Routed(routed) => Routed { upstream_host, ..routed },

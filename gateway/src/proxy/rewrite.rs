@@ -2,23 +2,21 @@
 //! is routed. What it leaves is checked again as a client's request would be.
 
 use hyper::StatusCode;
-use hyper::header::HeaderValue;
+use hyper::header::{HOST, HeaderValue};
 use hyper::http::request;
 
 use super::answers::{Blame, Failure};
 use super::context::RequestContext;
+use super::forwarding::valid_authority;
 use super::phases::{Flow, Phase, PhaseRunner, Step};
 use super::pipeline::admitted_host;
 
-/// Runs `rewrite`. `host` follows a changed request. A host a plugin changed is also put in
-/// `upstream_host`: it is the Host sent upstream, with `preserve_host` or without, as Kong's
-/// `set_header("host", …)` sets `upstream_host` in `rewrite` as in `access`.
+/// Runs `rewrite`. `host` follows a changed request.
 pub fn rewrite(
     phases: &dyn PhaseRunner,
     ctx: &mut RequestContext,
     req: &mut request::Parts,
     host: &mut String,
-    upstream_host: &mut Option<HeaderValue>,
 ) -> Result<Step, Failure> {
     if !phases.wants(Phase::Rewrite, ctx) {
         return Ok(Step::Proceed);
@@ -27,23 +25,47 @@ pub fn rewrite(
         Flow::Respond(exit) => Ok(Step::Answer(exit.into_response())),
         Flow::ReadBody(max) => Ok(Step::ReadBody(max)),
         Flow::Continue => {
-            let left = admitted_host(req).map_err(|refused| {
+            *host = admitted_host(req).map_err(|refused| {
                 Failure::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     Blame::Plugin,
                     format!("rewrite left a request that cannot be routed: {}", refused.detail),
                 )
             })?;
-            if left != *host {
-                // The Host header as the plugin wrote it; an HTTP/2 request may carry its host
-                // in the authority alone, and an admitted host is a valid header value.
-                *upstream_host = match req.headers.get(hyper::header::HOST) {
-                    Some(set) => Some(set.clone()),
-                    None => HeaderValue::from_str(&left).ok(),
-                };
-                *host = left;
-            }
             Ok(Step::Proceed)
         }
     }
+}
+
+/// The Host header as received, when `rewrite` is about to run (`None` when it will not): what
+/// [`host_set`] compares with once every plugin has had its turn.
+pub fn received_host(
+    phases: &dyn PhaseRunner,
+    ctx: &RequestContext,
+    req: &request::Parts,
+) -> Option<Option<HeaderValue>> {
+    phases.wants(Phase::Rewrite, ctx).then(|| req.headers.get(HOST).cloned())
+}
+
+/// After `rewrite`: a Host header a plugin set is the host the request is routed by (`host`),
+/// over an HTTP/2 or absolute-form authority too, and the Host sent upstream, which is returned
+/// (Kong's `set_header("host", …)` sets `upstream_host` in `rewrite` as in `access`).
+pub fn host_set(
+    received: Option<Option<HeaderValue>>,
+    req: &request::Parts,
+    host: &mut String,
+) -> Result<Option<HeaderValue>, Failure> {
+    let Some(received) = received else { return Ok(None) };
+    let Some(set) = req.headers.get(HOST).filter(|now| Some(*now) != received.as_ref()) else {
+        return Ok(None);
+    };
+    let text = set.to_str().ok().filter(|text| valid_authority(text)).ok_or_else(|| {
+        Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Blame::Plugin,
+            format!("rewrite set the Host {set:?}, which is not a host with an optional port"),
+        )
+    })?;
+    text.clone_into(host);
+    Ok(Some(set.clone()))
 }

@@ -313,6 +313,34 @@ mod tests {
         }
     }
 
+    /// C's own `%.14g` of `n`, which Lua's `tostring` and cjson call.
+    fn c_g14(n: f64) -> String {
+        let mut buffer = [0u8; 64];
+        // SAFETY: the buffer is writable for its length, which snprintf is told; the format takes
+        // exactly one double.
+        let written = unsafe { libc::snprintf(buffer.as_mut_ptr().cast(), buffer.len(), c"%.14g".as_ptr(), n) };
+        String::from_utf8(buffer[..usize::try_from(written).unwrap()].to_vec()).unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn numbers_print_as_c_prints_them(bits in proptest::prelude::any::<u64>()) {
+            let n = f64::from_bits(bits);
+            proptest::prop_assume!(n.is_finite());
+            let mut out = String::new();
+            super::push_lua_number(&mut out, n);
+            proptest::prop_assert_eq!(out, c_g14(n), "{:e}", n);
+        }
+
+        #[test]
+        fn short_decimals_print_as_c_prints_them(mantissa in -10_000_000i64..10_000_000, exponent in -12i32..20) {
+            let n = mantissa as f64 * 10f64.powi(exponent - 6);
+            let mut out = String::new();
+            super::push_lua_number(&mut out, n);
+            proptest::prop_assert_eq!(out, c_g14(n), "{:e}", n);
+        }
+    }
+
     #[test]
     fn integers_print_as_display_does() {
         for n in [0, 1, -1, 9, 10, 1_709_214_330, i64::MAX, i64::MIN, -1_000_000] {

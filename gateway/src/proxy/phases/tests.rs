@@ -370,6 +370,10 @@ async fn a_host_set_in_rewrite_is_routed_and_sent_upstream() {
     let with = proxy(&upstream, Some(recorder)).await;
     assert_eq!(get(with, "/r/x").await.status, StatusCode::OK);
     assert_eq!(upstream.hosts.lock().unwrap()[1..], ["b.test"], "Kong's upstream_host, without preserve_host");
+    // An absolute-form request names its host in the URI, as HTTP/2 does in `:authority`: the
+    // Host the plugin set still wins.
+    assert_eq!(get(with, "http://a.test/r/x").await.status, StatusCode::OK);
+    assert_eq!(upstream.hosts.lock().unwrap()[2..], ["b.test"], "over the request's authority");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
