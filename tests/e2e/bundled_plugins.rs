@@ -274,8 +274,18 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
         Some("carol"),
         "a key in UTF-8, read as Kong reads it"
     );
-    let forged = get(proxy, "/key", &[("apikey", "bob-key"), ("X-Consumer-Username", "alice")]);
+    let forged = get(
+        proxy,
+        "/key",
+        &[("apikey", "bob-key"), ("X-Consumer-Username", "alice"), ("X_Consumer_Username", "alice"), ("X_Other", "1")],
+    );
     assert_eq!(upstream(&forged, "x-consumer-username").as_deref(), Some("bob"), "a client cannot forge who it is");
+    assert_eq!(
+        upstream(&forged, "x_consumer_username"),
+        None,
+        "not with underscores either (HTTP_X_CONSUMER_USERNAME)"
+    );
+    assert_eq!(upstream(&forged, "x_other").as_deref(), Some("1"), "other underscored headers go through");
 
     // basic-auth.
     let basic = |user_pass: &str| {

@@ -521,6 +521,41 @@ mod auth_headers {
     pub const ANONYMOUS: HeaderName = HeaderName::from_static("x-anonymous-consumer");
 }
 
+/// The headers that tell the upstream who the consumer is: the five `authenticate` sets, and
+/// acl's groups.
+const IDENTITY: [&str; 6] = [
+    "x-consumer-id",
+    "x-consumer-custom-id",
+    "x-consumer-username",
+    "x-credential-identifier",
+    "x-anonymous-consumer",
+    "x-consumer-groups",
+];
+
+/// Removes a client's spelling of an identity header with `_` for `-` (`X_Consumer_Username`).
+/// Upstreams that read headers CGI-style (`HTTP_X_CONSUMER_USERNAME`) cannot tell it from the
+/// header the gateway set, so it could stand in for it. Kong forwards such a header; here it goes
+/// once a consumer is set. Names without `_`, nearly all, cost one scan.
+fn remove_underscored_identity(headers: &mut hyper::HeaderMap) {
+    let dashed_is_identity = |name: &str| {
+        IDENTITY.iter().any(|identity| {
+            identity.len() == name.len()
+                && identity.bytes().zip(name.bytes()).all(|(i, n)| i == n || (i == b'-' && n == b'_'))
+        })
+    };
+    if !headers.keys().any(|name| name.as_str().contains('_')) {
+        return;
+    }
+    let forged: Vec<hyper::header::HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().contains('_') && dashed_is_identity(name.as_str()))
+        .cloned()
+        .collect();
+    for name in forged {
+        headers.remove(name);
+    }
+}
+
 /// Names Kong's bundled plugins set on most requests and that `http` does not know: one of these,
 /// in any case, costs no allocation (any other name not among `http`'s standard ones is lowered
 /// into a copy of its own).
@@ -667,6 +702,7 @@ impl Sandbox {
                 None => request.headers.remove(name),
             };
         }
+        remove_underscored_identity(&mut request.headers);
         self.plugin.call.associate(consumer, credential);
         Ok(())
     }
@@ -1457,6 +1493,20 @@ mod tests {
         assert_eq!(sandbox.plugin.call.response_headers.len(), 2);
         sandbox.plugin.call.head_sent = true;
         assert!(sandbox.set_response_headers(vec![pair("X-Late", "1")]).unwrap_err().contains("has been sent"));
+    }
+
+    #[test]
+    fn identity_headers_spelled_with_underscores_are_removed() {
+        let mut headers = hyper::HeaderMap::new();
+        for name in
+            ["x_consumer_username", "x-consumer_id", "X_Anonymous_Consumer", "x_consumer_groups", "x_other", "apikey"]
+        {
+            headers.insert(hyper::header::HeaderName::from_bytes(name.as_bytes()).unwrap(), "v".parse().unwrap());
+        }
+        remove_underscored_identity(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["apikey", "x_other"]);
     }
 
     #[test]
