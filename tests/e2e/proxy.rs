@@ -137,6 +137,28 @@ fn the_upstream_gets_the_service_host_path_and_forwarding_headers() {
     drop(node.gateway);
 }
 
+/// An `ipv6only=off` listener takes IPv4 clients as `::ffff:a.b.c.d`: each is still its IPv4
+/// address to the forwarding headers and to ip-restriction, so a deny of 127.0.0.1 holds.
+#[test]
+fn an_ipv4_client_of_a_dual_stack_listener_is_its_ipv4_address() {
+    let echo = EchoServer::start();
+    let port = free_port();
+    let yaml = format!(
+        "_format_version: '3.0'\nservices:\n- name: api\n  url: http://{}\n  routes:\n  - {{name: open, paths: [/open]}}\n  - name: shut\n    paths: [/shut]\n    plugins: [{{name: ip-restriction, config: {{deny: [127.0.0.1]}}}}]\n",
+        echo.addr
+    );
+    // The IPv4-mapped loopback address: an IPv6 socket that clients of 127.0.0.1 reach, when it
+    // is not v6-only (nginx's default, and so this gateway's, is v6-only).
+    let node = DbLess::start_at(port, &yaml, &[format!("proxy_listen = [::ffff:127.0.0.1]:{port} ipv6only=off")]);
+    let open = http_request(node.proxy, "GET", "/open", &[]).unwrap();
+    assert_eq!(open.status, 200, "{open:?}");
+    let seen = open.json();
+    assert_eq!(seen["headers"]["x-real-ip"], "127.0.0.1", "{seen}");
+    assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1", "{seen}");
+    let shut = http_request(node.proxy, "GET", "/shut", &[]).unwrap();
+    assert_eq!(shut.status, 403, "{shut:?}");
+}
+
 #[test]
 fn kong_answers_when_nothing_fits() {
     let echo = EchoServer::start();

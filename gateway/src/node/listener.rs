@@ -53,13 +53,16 @@ fn socket(spec: &ListenSpec, addr: SocketAddr) -> std::io::Result<std::net::TcpL
     }
     match (spec.ipv6only, addr) {
         (Some(only), SocketAddr::V6(_)) => socket.set_only_v6(only)?,
+        // nginx's default: an IPv6 listener takes IPv6 only. Linux's own default (dual stack)
+        // would let a `[::]` listener take IPv4 clients too, unasked.
+        (None, SocketAddr::V6(_)) => socket.set_only_v6(true)?,
         (Some(_), SocketAddr::V4(v4)) => {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!("the `ipv6only` flag applies to IPv6 addresses only, and {} is {}", spec.host, v4.ip()),
             ));
         }
-        (None, _) => {}
+        (None, SocketAddr::V4(_)) => {}
     }
     match spec.so_keepalive {
         None => {}
@@ -145,6 +148,10 @@ mod tests {
             let v6 = bound(&format!("[::]:0 ipv6only={flag}")).await.unwrap();
             assert_eq!(SockRef::from(&v6).only_v6().unwrap(), only);
         }
+        // Without the flag, as nginx: v6-only (read back on a loopback socket, which reports the
+        // option as set even though one address makes it moot).
+        let v6 = bound("[::1]:0").await.unwrap();
+        assert!(SockRef::from(&v6).only_v6().unwrap(), "ipv6only=on is the default");
         // A name that resolves to IPv4 cannot honour ipv6only: the bind says so.
         let mut spec = parse_listen("localhost:1").unwrap();
         spec.host = "127.0.0.1.nip.invalid".into();

@@ -103,8 +103,11 @@ pub async fn serve<M, S, B>(
             accepted = listener.accept(), if !waiting => match accepted {
                 Ok((stream, peer)) => {
                     backoff.accepted();
+                    // An IPv4 client of an `ipv6only=off` listener arrives as `::ffff:a.b.c.d`:
+                    // it is that IPv4 client to trusted_ips, ip-restriction, rate limits and logs.
+                    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                     let _ = stream.set_nodelay(true);
-                    let local = stream.local_addr().unwrap_or(peer);
+                    let local = stream.local_addr().map_or(peer, |a| SocketAddr::new(a.ip().to_canonical(), a.port()));
                     let (stream, assigned) = match &options.workers {
                         None => (Accepted::Here(stream), None),
                         // Off this runtime's reactor, to be registered with the worker's.

@@ -139,6 +139,8 @@ impl ControlPlane {
                 },
                 () = shutdown.wait() => return,
             };
+            // A data plane's IPv4 address as itself, on an `ipv6only=off` listener too.
+            let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
             let cp = self.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
