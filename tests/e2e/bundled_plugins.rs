@@ -526,6 +526,9 @@ fn answers_as_kong(proxy: SocketAddr, tokens: &Tokens) {
     // host would go otherwise.
     let moved_host = get(proxy, "/rt-host", &[]);
     assert_eq!(upstream(&moved_host, "host").as_deref(), Some("api.internal.example"), "{moved_host:?}");
+    // Set to the value the client sent, it is still the Host sent upstream (set, not changed).
+    let same_host = get(proxy, "/rt-host", &[("Host", "api.internal.example")]);
+    assert_eq!(upstream(&same_host, "host").as_deref(), Some("api.internal.example"), "{same_host:?}");
     assert_ne!(upstream(&get(proxy, "/rt", &[]), "host").as_deref(), Some("api.internal.example"));
     let broken = send(proxy, "POST", "/rt", &[("Content-Type", "multipart/form-data; boundary=XyZ")], Some("--XyZ"));
     assert_eq!((broken.status, message(&broken)), (400, json!("Invalid multipart/form-data body")), "{broken:?}");

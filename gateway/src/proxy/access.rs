@@ -27,9 +27,10 @@ pub fn access(
         Flow::ReadBody(max) => Ok(Step::ReadBody(max)),
         Flow::Continue => {
             // A Host a plugin set is the one sent upstream, as Kong's `set_header("host", …)`
-            // sets `upstream_host`.
+            // sets `upstream_host`: changed, or set to the value it had.
+            let flagged = std::mem::take(&mut ctx.host_set);
             if let Some(host) = req.headers.get(hyper::header::HOST)
-                && host_before.as_ref() != Some(host)
+                && (flagged || host_before.as_ref() != Some(host))
             {
                 routed.upstream_host = Some(host.clone());
             }

@@ -43,6 +43,9 @@ pub struct RequestContext {
     pub body: super::phases::BodyState,
     /// What a plugin put in place of the client's body (`request.set-body`).
     pub body_replacement: Option<hyper::body::Bytes>,
+    /// A plugin set the Host header in the phase now running, possibly to the value it had: the
+    /// Host goes upstream (Kong's `upstream_host`). Taken by `rewrite` and `access`.
+    pub host_set: bool,
     pub timings: Timings,
     /// The status sent to the client, once the head is final (set when phases run).
     pub status: Option<StatusCode>,
@@ -93,6 +96,7 @@ impl RequestContext {
             credential: None,
             body: super::phases::BodyState::Unread,
             body_replacement: None,
+            host_set: false,
             timings: Timings {
                 start: Instant::now(),
                 routed: None,

@@ -120,7 +120,7 @@ async fn run(
                 Step::ReadBody(max) => read_body(proxy, ctx, &parts, &mut body, max).await?,
             }
         }
-        upstream_host = rewrite::host_set(received, &parts, &mut host)?;
+        upstream_host = rewrite::host_set(received, ctx, &parts, &mut host)?;
     }
     let mut routed = match route::route(proxy, ctx, &parts, &host)? {
         Routing::Routed(routed) => Routed { upstream_host, ..routed },

@@ -81,6 +81,9 @@ pub struct RequestHandle {
     pub new_body: Option<hyper::body::Bytes>,
     /// Whether `set-body` is allowed (the request has not gone upstream yet).
     pub body_settable: bool,
+    /// A plugin set the Host header (to any value, the one it had included): Kong's
+    /// `upstream_host`, which the proxy then sends upstream.
+    pub host_set: bool,
 }
 
 /// The client's address as a plugin is told it: an IP address, or (`gateway plugin run`, which
@@ -640,6 +643,11 @@ fn set(headers: &mut hyper::HeaderMap, name: &str, value: String, append: bool) 
 
 /// Sets (or, with no value, removes) each header in order; checks them all first, so either every
 /// edit is made or none is.
+/// Whether a header name a plugin gave is `Host` (which, set, is Kong's `upstream_host`).
+fn is_host(name: &str) -> bool {
+    name.eq_ignore_ascii_case("host")
+}
+
 fn set_many(headers: &mut hyper::HeaderMap, edits: Vec<(String, Option<String>)>) -> Result<(), String> {
     let mut checked = Vec::with_capacity(edits.len());
     for (name, value) in &edits {
@@ -788,11 +796,19 @@ impl self::gateway::api::http::HostRequest for Sandbox {
     }
 
     fn set_header(&mut self, r: Resource<RequestHandle>, name: String, value: String) -> Result<(), String> {
-        set(&mut self.request(&r).headers, &name, value, false)
+        let request = self.request(&r);
+        let host = is_host(&name);
+        set(&mut request.headers, &name, value, false)?;
+        request.host_set |= host;
+        Ok(())
     }
 
     fn add_header(&mut self, r: Resource<RequestHandle>, name: String, value: String) -> Result<(), String> {
-        set(&mut self.request(&r).headers, &name, value, true)
+        let request = self.request(&r);
+        let host = is_host(&name);
+        set(&mut request.headers, &name, value, true)?;
+        request.host_set |= host;
+        Ok(())
     }
 
     fn remove_header(&mut self, r: Resource<RequestHandle>, name: String) {
@@ -804,7 +820,11 @@ impl self::gateway::api::http::HostRequest for Sandbox {
         r: Resource<RequestHandle>,
         headers: Vec<(String, Option<String>)>,
     ) -> Result<(), String> {
-        set_many(&mut self.request(&r).headers, headers)
+        let request = self.request(&r);
+        let host = headers.iter().any(|(name, value)| value.is_some() && is_host(name));
+        set_many(&mut request.headers, headers)?;
+        request.host_set |= host;
+        Ok(())
     }
 
     fn client_ip(&mut self, r: Resource<RequestHandle>) -> String {
@@ -1493,6 +1513,23 @@ mod tests {
         assert_eq!(sandbox.plugin.call.response_headers.len(), 2);
         sandbox.plugin.call.head_sent = true;
         assert!(sandbox.set_response_headers(vec![pair("X-Late", "1")]).unwrap_err().contains("has been sent"));
+    }
+
+    #[test]
+    fn setting_the_host_is_remembered_whatever_its_value() {
+        use self::gateway::api::http::HostRequest;
+        let mut sandbox = Sandbox::new();
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert(hyper::header::HOST, "a.test".parse().unwrap());
+        let handle = sandbox.table.push(RequestHandle { headers, ..RequestHandle::default() }).unwrap();
+        let again = || Resource::<RequestHandle>::new_borrow(handle.rep());
+        sandbox.set_headers(again(), vec![("Host".into(), None)]).unwrap();
+        sandbox.remove_header(again(), "host".into());
+        assert!(!sandbox.request(&handle).host_set, "removing is not setting (Kong's clear_header)");
+        sandbox.set_header(again(), "x-other".into(), "1".into()).unwrap();
+        assert!(!sandbox.request(&handle).host_set);
+        sandbox.set_header(again(), "HOST".into(), "a.test".into()).unwrap();
+        assert!(sandbox.request(&handle).host_set, "the value it had, set again");
     }
 
     #[test]

@@ -222,6 +222,7 @@ pub fn run(runtime: &WasmRuntime, name: &str, wasm: &[u8], input: RunInput) -> R
         body: crate::proxy::phases::BodyState::Unread,
         new_body: None,
         body_settable: true,
+        host_set: false,
     };
     let client_body = r.body.map(String::into_bytes).unwrap_or_default();
     let phases = plugin.descriptor.phases.clone();

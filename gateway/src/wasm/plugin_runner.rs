@@ -545,6 +545,7 @@ impl WasmPhases {
                 if let Some(body) = handle.new_body.take() {
                     ctx.body_replacement = Some(body);
                 }
+                ctx.host_set |= std::mem::take(&mut handle.host_set);
                 restore(handle, req)
             }
             None => Ok(()),
@@ -826,6 +827,7 @@ fn request_view(ctx: &RequestContext, req: &request::Parts) -> RequestHandle {
         body: ctx.body.clone(),
         new_body: ctx.body_replacement.clone(),
         body_settable: true,
+        host_set: false,
     }
 }
 

@@ -100,6 +100,8 @@ impl PhaseRunner for Recorder {
         }
         if let Some(host) = self.script.rewrite_host {
             req.headers.insert(hyper::header::HOST, HeaderValue::from_static(host));
+            // As the Wasm runner reports a plugin's `set-header("host", …)`.
+            ctx.host_set = true;
         }
         Ok(Flow::Continue)
     }
@@ -374,6 +376,13 @@ async fn a_host_set_in_rewrite_is_routed_and_sent_upstream() {
     // Host the plugin set still wins.
     assert_eq!(get(with, "http://a.test/r/x").await.status, StatusCode::OK);
     assert_eq!(upstream.hosts.lock().unwrap()[2..], ["b.test"], "over the request's authority");
+
+    // Set to the value the client sent: still Kong's upstream_host (set, not changed).
+    let wants = [Phase::Rewrite].into();
+    let (recorder, _logged) = Recorder::new(Script { wants, rewrite_host: Some("a.test"), ..Script::default() });
+    let same = proxy(&upstream, Some(recorder)).await;
+    assert_eq!(get(same, "/r/x").await.status, StatusCode::OK);
+    assert_eq!(upstream.hosts.lock().unwrap()[3..], ["a.test"], "the client's host, set by the plugin");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
