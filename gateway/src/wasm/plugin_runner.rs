@@ -680,11 +680,11 @@ impl PhaseRunner for WasmPhases {
         for (name, value) in state.response_headers.drain(..) {
             res.headers.insert(name, value);
         }
-        // The response's framing is the gateway's: a `Transfer-Encoding` a plugin sets is dropped,
-        // as Kong's `kong.response.set_header` ignores it (the upstream's went with the other
-        // hop-by-hop headers).
-        res.headers.remove(hyper::header::TRANSFER_ENCODING);
         if !state.list.iter().any(|&c| self.phases(c).has(Phase::HeaderFilter)) {
+            // The response's framing is the gateway's: a `Transfer-Encoding` a plugin sets is
+            // dropped, as Kong's `kong.response.set_header` ignores it (the upstream's went with
+            // the other hop-by-hop headers). Below, once every header_filter has run.
+            res.headers.remove(hyper::header::TRANSFER_ENCODING);
             if state.list.iter().any(|&c| self.phases(c).has(Phase::BodyFilter) || self.phases(c).has(Phase::Log)) {
                 state.response = Some(ResponseHandle { status: res.status.as_u16(), headers: res.headers.clone() });
             }
@@ -728,6 +728,7 @@ impl PhaseRunner for WasmPhases {
         }
         ctx.shared = std::mem::take(&mut call.shared);
         res.headers = response.headers;
+        // As above: the framing stays the gateway's.
         res.headers.remove(hyper::header::TRANSFER_ENCODING);
         if let Ok(status) = StatusCode::from_u16(response.status) {
             res.status = status;
