@@ -21,16 +21,14 @@ pub fn access(
         return Ok(Step::Proceed);
     }
     let before = req.uri.clone();
-    let host_before = req.headers.get(hyper::header::HOST).cloned();
     match phases.access(ctx, req).map_err(Failure::plugin)? {
         Flow::Respond(exit) => Ok(Step::Answer(exit.into_response())),
         Flow::ReadBody(max) => Ok(Step::ReadBody(max)),
         Flow::Continue => {
-            // A Host a plugin set is the one sent upstream, as Kong's `set_header("host", …)`
-            // sets `upstream_host`: changed, or set to the value it had.
-            let flagged = std::mem::take(&mut ctx.host_set);
-            if let Some(host) = req.headers.get(hyper::header::HOST)
-                && (flagged || host_before.as_ref() != Some(host))
+            // A Host a plugin set (to a new value or the one it had) is the one sent upstream,
+            // as Kong's `set_header("host", …)` sets `upstream_host`.
+            if std::mem::take(&mut ctx.host_set)
+                && let Some(host) = req.headers.get(hyper::header::HOST)
             {
                 routed.upstream_host = Some(host.clone());
             }

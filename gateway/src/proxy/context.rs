@@ -44,7 +44,8 @@ pub struct RequestContext {
     /// What a plugin put in place of the client's body (`request.set-body`).
     pub body_replacement: Option<hyper::body::Bytes>,
     /// A plugin set the Host header in the phase now running, possibly to the value it had: the
-    /// Host goes upstream (Kong's `upstream_host`). Taken by `rewrite` and `access`.
+    /// Host goes upstream (Kong's `upstream_host`). Set by the phase runner, taken by `rewrite`
+    /// and `access`.
     pub host_set: bool,
     pub timings: Timings,
     /// The status sent to the client, once the head is final (set when phases run).

@@ -110,7 +110,9 @@ pub trait PhaseRunner: Send + Sync {
     /// all.
     fn wants(&self, phase: Phase, ctx: &RequestContext) -> bool;
 
-    /// Before routing; may change what is routed (method, path, headers).
+    /// Before routing; may change what is routed (method, path, headers). A runner that sets the
+    /// Host header, in `rewrite` or `access`, says so in `ctx.host_set`: that Host is then routed
+    /// by (in `rewrite`) and sent upstream.
     fn rewrite(&self, ctx: &mut RequestContext, req: &mut request::Parts) -> Result<Flow, PhaseError>;
 
     /// After routing, before the upstream. A changed path is sent upstream as it is.

@@ -109,7 +109,6 @@ async fn run(
     let mut body = Inbound::new(body);
     let mut upstream_host = None;
     if let Some(phases) = phases {
-        let received = rewrite::received_host(phases, ctx, &parts);
         loop {
             match rewrite::rewrite(phases, ctx, &mut parts, &mut host)? {
                 Step::Proceed => break,
@@ -120,7 +119,7 @@ async fn run(
                 Step::ReadBody(max) => read_body(proxy, ctx, &parts, &mut body, max).await?,
             }
         }
-        upstream_host = rewrite::host_set(received, ctx, &parts, &mut host)?;
+        upstream_host = rewrite::host_set(ctx, &parts, &mut host)?;
     }
     let mut routed = match route::route(proxy, ctx, &parts, &host)? {
         Routing::Routed(routed) => Routed { upstream_host, ..routed },

@@ -37,31 +37,19 @@ pub fn rewrite(
     }
 }
 
-/// The Host header as received, when `rewrite` is about to run (`None` when it will not): what
-/// [`host_set`] compares with once every plugin has had its turn.
-pub fn received_host(
-    phases: &dyn PhaseRunner,
-    ctx: &RequestContext,
-    req: &request::Parts,
-) -> Option<Option<HeaderValue>> {
-    phases.wants(Phase::Rewrite, ctx).then(|| req.headers.get(HOST).cloned())
-}
-
-/// After `rewrite`: a Host header a plugin set (changed, or set to the value it had) is the host
-/// the request is routed by (`host`), over an HTTP/2 or absolute-form authority too, and the Host
-/// sent upstream, which is returned (Kong's `set_header("host", …)` sets `upstream_host` in
-/// `rewrite` as in `access`).
+/// After `rewrite`: a Host header a plugin set (to a new value or the one it had) is the host the
+/// request is routed by (`host`), over an HTTP/2 or absolute-form authority too, and the Host sent
+/// upstream, which is returned (Kong's `set_header("host", …)` sets `upstream_host` in `rewrite`
+/// as in `access`).
 pub fn host_set(
-    received: Option<Option<HeaderValue>>,
     ctx: &mut RequestContext,
     req: &request::Parts,
     host: &mut String,
 ) -> Result<Option<HeaderValue>, Failure> {
-    let Some(received) = received else { return Ok(None) };
-    let flagged = std::mem::take(&mut ctx.host_set);
-    let Some(set) = req.headers.get(HOST).filter(|now| flagged || Some(*now) != received.as_ref()) else {
+    if !std::mem::take(&mut ctx.host_set) {
         return Ok(None);
-    };
+    }
+    let Some(set) = req.headers.get(HOST) else { return Ok(None) };
     let text = set.to_str().ok().filter(|text| valid_authority(text)).ok_or_else(|| {
         Failure::new(
             StatusCode::INTERNAL_SERVER_ERROR,
